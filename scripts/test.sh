@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run execs this):
+#   1. scripts/install-test-deps.sh   (kcat, .deps/venv, Kafka Java tools)
+#   2. cargo fmt --all -- --check
+#   3. cargo clippy --all-targets -- -D warnings
+#   4. cargo test --all-targets        (all Rust tiers)
+#   5. cargo build --release
+#   6. pytest tests/interop             (real clients against target/release/chronik-server)
+# Every step runs even if an earlier one failed (the interop step needs step 5); the exit code is
+# non-zero if any step failed. A summary of the steps and their durations is printed at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+T0=$SECONDS
+FAILED=()
+SUMMARY=()
+
+run_step() {  # NAME CMD...
+    local name=$1; shift
+    local t=$SECONDS
+    echo
+    echo "==== [${name}] $* (at +$((SECONDS - T0))s)"
+    if "$@"; then
+        SUMMARY+=("ok      $((SECONDS - t))s  $name")
+        return 0
+    else
+        local rc=$?
+        SUMMARY+=("FAILED  $((SECONDS - t))s  $name (exit $rc)")
+        FAILED+=("$name")
+        return "$rc"
+    fi
+}
+
+ensure_rust_component() {  # COMPONENT PROBE-CMD...
+    local comp=$1; shift
+    "$@" --version >/dev/null 2>&1 && return 0
+    echo "---- $comp missing: rustup component add $comp"
+    timeout 300 rustup component add "$comp" || true
+    "$@" --version >/dev/null 2>&1
+}
+
+run_step install-test-deps bash scripts/install-test-deps.sh
+
+if ensure_rust_component rustfmt cargo fmt; then
+    run_step fmt cargo fmt --all -- --check
+else
+    echo "!!!! SKIPPING cargo fmt --check: rustfmt is not installed and rustup could not install it"
+    SUMMARY+=("SKIPPED      fmt (rustfmt unavailable)")
+fi
+if ensure_rust_component clippy cargo clippy; then
+    run_step clippy cargo clippy --all-targets -- -D warnings
+else
+    echo "!!!! SKIPPING cargo clippy: clippy is not installed and rustup could not install it"
+    SUMMARY+=("SKIPPED      clippy (clippy unavailable)")
+fi
+
+run_step cargo-test cargo test --all-targets
+
+if run_step build-release cargo build --release; then
+    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+    export CHRONIK_BIN=${CHRONIK_BIN:-$TARGET_DIR/release/chronik-server}
+    if [ -n "${EXTERNAL_BOOTSTRAP:-}" ]; then
+        echo "!!!! EXTERNAL_BOOTSTRAP=$EXTERNAL_BOOTSTRAP is set: interop tests run against that broker"
+    fi
+    rm -rf tests/interop/.work
+    run_step interop "$ROOT/.deps/venv/bin/python" -m pytest -v tests/interop \
+        --basetemp="$ROOT/tests/interop/.work"
+else
+    echo "!!!! not running tests/interop: the release build failed"
+    SUMMARY+=("FAILED       interop (not run: no release build)")
+    FAILED+=("interop")
+fi
+
+echo
+echo "==== summary ($((SECONDS - T0))s in all)"
+printf '  %s\n' "${SUMMARY[@]}"
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "FAILED steps: ${FAILED[*]}"
+    exit 1
+fi
+echo "all steps passed"

@@ -1,0 +1,39 @@
+//! AlterConfigs (key 33), the legacy form: the given configs replace all of a topic's configs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::{incremental_alter_configs::apply_topic_change, sb, BrokerCtx};
+use crate::error::code;
+
+pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let base = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        if r.resource_type != RESOURCE_TOPIC {
+            responses.push(
+                base.with_error_code(code::INVALID_REQUEST)
+                    .with_error_message(Some(sb("only topic configs can be altered"))),
+            );
+            continue;
+        }
+        let mut set = BTreeMap::new();
+        for c in &r.configs {
+            if let Some(v) = &c.value {
+                set.insert(c.name.to_string(), v.to_string());
+            }
+        }
+        let outcome = apply_topic_change(&ctx, r.resource_name.as_str(), set, vec![], true, req.validate_only).await;
+        responses.push(match outcome {
+            Ok(()) => base,
+            Err((c, m)) => base.with_error_code(c).with_error_message(Some(sb(m))),
+        });
+    }
+    Some(AlterConfigsResponse::default().with_responses(responses))
+}

@@ -1,0 +1,101 @@
+//! CreateTopics (key 19): validates each topic, proposes it to `__meta` (unless validate-only),
+//! and answers once every new partition has a leader or the request's timeout has passed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+use uuid::Uuid;
+
+use super::topics::{self, NewTopic};
+use super::{sb, BrokerCtx};
+use crate::error::code;
+
+pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
+    let version = h.request_api_version;
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 600_000) as u64);
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        let mut configs = BTreeMap::new();
+        let mut bad_config = None;
+        for c in &t.configs {
+            match &c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                None => bad_config = Some(format!("config {} has no value", c.name.as_str())),
+            }
+        }
+        let outcome = if let Some(m) = bad_config {
+            Err((code::INVALID_CONFIG, m))
+        } else if !t.assignments.is_empty() {
+            Err((code::INVALID_REQUEST, "manual replica assignment is not supported".to_string()))
+        } else {
+            let new = NewTopic {
+                name: name.clone(),
+                partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+                configs,
+            };
+            if req.validate_only {
+                topics::validate(&ctx, &new).map(|(p, rf)| (None, p, rf))
+            } else {
+                let (p, rf) = match topics::validate(&ctx, &new) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        results.push(error_result(result, e, version));
+                        continue;
+                    }
+                };
+                topics::create(&ctx, new, timeout).await.map(|id| (Some(id), p, rf))
+            }
+        };
+        match outcome {
+            Ok((id, p, rf)) => {
+                if let (Some(id), true) = (id, version >= 7) {
+                    result.topic_id = Uuid::from_bytes(id);
+                }
+                if version < 5 {
+                    results.push(result);
+                    continue;
+                }
+                result.num_partitions = p as i32;
+                result.replication_factor = rf as i16;
+                let image = ctx.image();
+                let info = image.topics.get(&name).cloned();
+                result.configs = Some(
+                    crate::meta::state::TOPIC_CONFIGS
+                        .iter()
+                        .map(|(k, default)| {
+                            let v = info
+                                .as_ref()
+                                .and_then(|i| i.configs.get(*k))
+                                .cloned()
+                                .unwrap_or_else(|| default.to_string());
+                            CreatableTopicConfigs::default()
+                                .with_name(sb(*k))
+                                .with_value(Some(sb(v)))
+                                .with_config_source(5)
+                        })
+                        .collect(),
+                );
+                results.push(result);
+            }
+            Err(e) => results.push(error_result(result, e, version)),
+        }
+    }
+    Some(CreateTopicsResponse::default().with_topics(results))
+}
+
+fn error_result(r: CreatableTopicResult, (c, msg): (i16, String), version: i16) -> CreatableTopicResult {
+    let r = r.with_error_code(c).with_error_message(Some(sb(msg)));
+    if version >= 5 {
+        r.with_num_partitions(-1).with_replication_factor(-1)
+    } else {
+        r
+    }
+}

@@ -1,0 +1,137 @@
+//! Fetch (key 1): reads committed batches from each requested partition's leader.
+//!
+//! Long poll: when fewer than `min_bytes` are available, the handler waits on the partitions'
+//! change notifications (high watermark moved, leader changed) until `max_wait_ms`, then reads
+//! again. It never polls in a loop. `max_bytes` bounds the response, but the first non-empty
+//! partition always returns at least one whole batch (KIP-74). Fetch sessions are not kept:
+//! every response is a full response with session id 0, which clients accept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
+use tokio::sync::oneshot;
+
+use super::{BrokerCtx, PartitionHandle};
+use crate::error::{code, PartitionError};
+use crate::partition::actor::FetchData;
+use crate::partition::PartitionMsg;
+
+struct Slot {
+    topic: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    handle: Option<PartitionHandle>,
+}
+
+async fn read(handle: &PartitionHandle, offset: i64, max_bytes: usize) -> Result<FetchData, PartitionError> {
+    let (tx, rx) = oneshot::channel();
+    handle.addr.do_send(PartitionMsg::Fetch { offset, max_bytes, reply: tx });
+    rx.await.unwrap_or(Err(PartitionError::ShuttingDown))
+}
+
+pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) -> Option<FetchResponse> {
+    let v5 = h.request_api_version >= 5;
+    let names: Vec<String> = req.topics.iter().map(|t| t.topic.0.to_string()).collect();
+    let slots: Vec<Slot> = req
+        .topics
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, t)| {
+            let ctx = &ctx;
+            let name = &names[ti];
+            t.partitions.iter().map(move |p| Slot {
+                topic: ti,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                handle: ctx.partition(name, p.partition),
+            })
+        })
+        .collect();
+    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
+
+    let results = loop {
+        // Arm the wake-ups before reading, so a commit between the read and the wait is not lost.
+        let mut notified: Vec<_> =
+            slots.iter().filter_map(|s| s.handle.as_ref()).map(|h| Box::pin(h.shared.changed.notified())).collect();
+        for n in notified.iter_mut() {
+            n.as_mut().enable();
+        }
+        let mut remaining = max_bytes;
+        let mut total = 0usize;
+        let mut any_error = false;
+        let mut results = Vec::with_capacity(slots.len());
+        for s in &slots {
+            let r = match &s.handle {
+                None => Err(PartitionError::UnknownTopicOrPartition),
+                Some(h) if remaining == 0 => Ok(FetchData {
+                    records: Bytes::new(),
+                    high_watermark: h.shared.high_watermark(),
+                    log_start: h.shared.log_start(),
+                }),
+                Some(h) => read(h, s.offset, s.max_bytes.min(remaining)).await.map(|mut d| {
+                    if total > 0 && d.records.len() > remaining {
+                        d.records = Bytes::new();
+                    }
+                    d
+                }),
+            };
+            match &r {
+                Ok(d) => {
+                    total += d.records.len();
+                    remaining = remaining.saturating_sub(d.records.len());
+                }
+                Err(_) => any_error = true,
+            }
+            results.push(r);
+        }
+        let now = tokio::time::Instant::now();
+        if total >= min_bytes || any_error || now >= deadline || notified.is_empty() {
+            break results;
+        }
+        if tokio::time::timeout_at(deadline, select_all(notified)).await.is_err() {
+            // Deadline passed without a change: answer with what we have (nothing new).
+            break results;
+        }
+    };
+
+    let mut topics: Vec<FetchableTopicResponse> = req
+        .topics
+        .iter()
+        .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id))
+        .collect();
+    for (s, r) in slots.iter().zip(results) {
+        let part = match r {
+            Ok(d) => PartitionData::default()
+                .with_partition_index(s.partition)
+                .with_high_watermark(d.high_watermark)
+                .with_last_stable_offset(d.high_watermark)
+                .with_log_start_offset(if v5 { d.log_start } else { -1 })
+                .with_aborted_transactions(Some(vec![]))
+                .with_records(Some(d.records)),
+            Err(e) => {
+                let (hw, ls) =
+                    s.handle.as_ref().map(|h| (h.shared.high_watermark(), h.shared.log_start())).unwrap_or((-1, -1));
+                if e.kafka_code() != code::OFFSET_OUT_OF_RANGE {
+                    slog::debug!(ctx.logger, "fetch error"; "topic" => &names[s.topic], "partition" => s.partition, "error" => %e);
+                }
+                PartitionData::default()
+                    .with_partition_index(s.partition)
+                    .with_error_code(e.kafka_code())
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(if v5 { ls } else { -1 })
+                    .with_records(Some(Bytes::new()))
+            }
+        };
+        topics[s.topic].partitions.push(part);
+    }
+    Some(FetchResponse::default().with_session_id(0).with_responses(topics))
+}

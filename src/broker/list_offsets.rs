@@ -1,0 +1,44 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1, the high watermark), max timestamp (-3),
+//! or the first offset whose batch has a timestamp at or after the one given.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+use tokio::sync::oneshot;
+
+use super::BrokerCtx;
+use crate::error::PartitionError;
+use crate::partition::PartitionMsg;
+
+pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let result = match ctx.partition(&name, p.partition_index) {
+                None => Err(PartitionError::UnknownTopicOrPartition),
+                Some(h) => {
+                    let (tx, rx) = oneshot::channel();
+                    h.addr.do_send(PartitionMsg::ListOffset { timestamp: p.timestamp, reply: tx });
+                    rx.await.unwrap_or(Err(PartitionError::ShuttingDown)).map(|r| (r, h.shared.term()))
+                }
+            };
+            parts.push(match result {
+                Ok(((offset, ts), term)) => ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_offset(offset)
+                    .with_timestamp(ts)
+                    .with_leader_epoch(if h.request_api_version >= 4 { term as i32 } else { -1 }),
+                Err(e) => ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(e.kafka_code())
+                    .with_offset(-1)
+                    .with_timestamp(-1),
+            });
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(parts));
+    }
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,112 @@
+//! The Kafka API layer: one file per API, and the route table that dispatches requests by API
+//! key and builds the ApiVersions response from the same table.
+//!
+//! Handlers are `async fn handle(ctx, header, request) -> Option<response>` (`None`: no response,
+//! as for Produce with acks=0). They read metadata from the published `__meta` image and reach
+//! partitions through their actors; the produce fan-out is the [`produce::ProduceHandler`] actor.
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod routes;
+pub mod topics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use actix::Addr;
+use kafka_protocol::protocol::StrBytes;
+use slog::Logger;
+use tokio::sync::{oneshot, watch};
+
+use crate::clock::SharedClock;
+use crate::meta::actor::MetaError;
+use crate::meta::command::MetaCommand;
+use crate::meta::state::MetaResult;
+use crate::meta::{MetaActor, MetaMsg, MetaState};
+use crate::partition::{PartitionActor, PartitionShared};
+use crate::raft::GroupId;
+
+/// A running partition group on this node.
+#[derive(Clone)]
+pub struct PartitionHandle {
+    pub addr: Addr<PartitionActor>,
+    pub shared: Arc<PartitionShared>,
+    pub group: GroupId,
+}
+
+/// Partition groups running on this node, by topic and partition index.
+pub type PartitionTable = HashMap<String, BTreeMap<i32, PartitionHandle>>;
+
+/// Limits and defaults the handlers apply (from the configuration).
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub max_message_bytes: usize,
+    pub auto_create_topics: bool,
+    pub default_partitions: u32,
+    pub default_replication_factor: u32,
+}
+
+/// What every handler can reach.
+pub struct BrokerCtx {
+    pub node_id: u64,
+    pub settings: BrokerSettings,
+    pub logger: Logger,
+    pub meta: Addr<MetaActor>,
+    pub image: watch::Receiver<Arc<MetaState>>,
+    pub partitions: watch::Receiver<Arc<PartitionTable>>,
+    pub produce: Addr<produce::ProduceHandler>,
+    pub clock: SharedClock,
+}
+
+impl BrokerCtx {
+    /// The latest applied metadata.
+    pub fn image(&self) -> Arc<MetaState> {
+        self.image.borrow().clone()
+    }
+
+    /// The partition groups running here now.
+    pub fn partition_table(&self) -> Arc<PartitionTable> {
+        self.partitions.borrow().clone()
+    }
+
+    /// The partition's handle, if it runs here.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
+        self.partitions.borrow().get(topic).and_then(|p| p.get(&partition)).cloned()
+    }
+
+    /// Proposes a metadata command and waits until it is applied.
+    pub async fn propose(&self, cmd: MetaCommand) -> Result<MetaResult, MetaError> {
+        let (tx, rx) = oneshot::channel();
+        self.meta.do_send(MetaMsg::Propose { cmd, reply: tx });
+        rx.await.unwrap_or(Err(MetaError::Dropped))
+    }
+
+    /// The id to report as controller: the lowest registered broker id (always a listed broker).
+    pub fn controller_id(&self, image: &MetaState) -> i32 {
+        image.brokers.keys().next().copied().unwrap_or(self.node_id) as i32
+    }
+}
+
+/// `StrBytes` from any string.
+pub fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Maps a metadata failure to a Kafka error code a client will retry on.
+pub fn meta_error_code(e: &MetaError) -> i16 {
+    match e {
+        MetaError::NotLeader(_) | MetaError::Dropped => crate::error::code::REQUEST_TIMED_OUT,
+        MetaError::Storage(_) => crate::error::code::KAFKA_STORAGE_ERROR,
+    }
+}

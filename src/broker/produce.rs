@@ -1,0 +1,210 @@
+//! Produce (key 0) and the produce handler actor.
+//!
+//! The handler actor takes a whole request, validates each partition's record batches (CRC-32C,
+//! size, structure), sends each batch to its partition actor, and gathers the partitions'
+//! acknowledgements in a spawned future, so one slow partition never holds up other requests.
+//! A failure in one partition becomes that partition's error code. With acks=0 nothing is
+//! answered. Responses still leave the connection in request order (the connection keeps them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use futures::future::join_all;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use slog::Logger;
+use tokio::sync::oneshot;
+
+use super::{BrokerCtx, PartitionTable};
+use crate::error::{code, PartitionError};
+use crate::log::batch::validate_batches;
+use crate::meta::state::valid_topic_name;
+use crate::partition::actor::ProduceAck;
+use crate::partition::PartitionMsg;
+
+/// The produce handler's one message enum.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum ProduceMsg {
+    /// A decoded request, the partition table to use, and where to send the response (or
+    /// `None` for acks=0).
+    Request {
+        req: ProduceRequest,
+        table: Arc<PartitionTable>,
+        version: i16,
+        reply: Option<oneshot::Sender<ProduceResponse>>,
+    },
+}
+
+/// The produce fan-out actor.
+pub struct ProduceHandler {
+    max_message_bytes: usize,
+    logger: Logger,
+}
+
+impl ProduceHandler {
+    pub fn new(max_message_bytes: usize, logger: Logger) -> Self {
+        ProduceHandler { max_message_bytes, logger }
+    }
+}
+
+impl Actor for ProduceHandler {
+    type Context = Context<Self>;
+}
+
+type PartitionReply = (i32, Result<ProduceAck, PartitionError>);
+
+impl Handler<ProduceMsg> for ProduceHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProduceMsg, ctx: &mut Self::Context) {
+        let ProduceMsg::Request { req, table, version, reply } = msg;
+        let v5 = version >= 5;
+        let v8 = version >= 8;
+        let acks_ok = (-1..=1).contains(&req.acks);
+        let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 300_000) as u64);
+        let mut topics: Vec<(String, Vec<futures::future::BoxFuture<'static, PartitionReply>>)> = Vec::new();
+        for topic in req.topic_data {
+            let name = topic.name.0.to_string();
+            let mut parts = Vec::new();
+            for p in topic.partition_data {
+                let index = p.index;
+                let result = if !acks_ok {
+                    Err(PartitionError::InvalidBatch(
+                        format!("acks={} is not 0, 1 or -1", req.acks),
+                        code::INVALID_REQUIRED_ACKS,
+                    ))
+                } else if !valid_topic_name(&name) {
+                    Err(PartitionError::InvalidBatch(
+                        format!("invalid topic name {name:?}"),
+                        code::INVALID_TOPIC_EXCEPTION,
+                    ))
+                } else {
+                    match table.get(&name).and_then(|ps| ps.get(&index)) {
+                        None => Err(PartitionError::UnknownTopicOrPartition),
+                        Some(handle) => self.dispatch(&name, index, p.records, &handle.addr),
+                    }
+                };
+                parts.push(match result {
+                    Ok(rxs) => Box::pin(gather(index, rxs, timeout)) as futures::future::BoxFuture<'static, PartitionReply>,
+                    Err(e) => {
+                        slog::debug!(self.logger, "produce rejected"; "topic" => &name, "partition" => index, "error" => %e);
+                        Box::pin(async move { (index, Err(e)) })
+                    }
+                });
+            }
+            topics.push((name, parts));
+        }
+        let Some(reply) = reply else {
+            // acks=0: the batches are on their way; nobody waits for the outcome.
+            for (_, parts) in topics {
+                for p in parts {
+                    actix::spawn(async move {
+                        let _ = p.await;
+                    });
+                }
+            }
+            return;
+        };
+        ctx.spawn(
+            async move {
+                let mut responses = Vec::with_capacity(topics.len());
+                for (name, parts) in topics {
+                    let results = join_all(parts).await;
+                    let partition_responses = results
+                        .into_iter()
+                        .map(|(index, r)| match r {
+                            Ok(ack) => PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_base_offset(ack.base_offset)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(if v5 { ack.log_start } else { -1 }),
+                            Err(e) => PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_error_code(e.kafka_code())
+                                .with_error_message(v8.then(|| super::sb(e.to_string())))
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1),
+                        })
+                        .collect();
+                    responses.push(
+                        TopicProduceResponse::default()
+                            .with_name(kafka_protocol::messages::TopicName(super::sb(name)))
+                            .with_partition_responses(partition_responses),
+                    );
+                }
+                let _ = reply.send(ProduceResponse::default().with_responses(responses));
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl ProduceHandler {
+    /// Validates a partition's records and sends each batch to the partition actor.
+    fn dispatch(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Option<bytes::Bytes>,
+        addr: &Addr<crate::partition::PartitionActor>,
+    ) -> Result<Vec<oneshot::Receiver<Result<ProduceAck, PartitionError>>>, PartitionError> {
+        let records = records.unwrap_or_default();
+        let batches = validate_batches(&records, self.max_message_bytes).map_err(|e| {
+            slog::warn!(self.logger, "invalid record batch rejected"; "topic" => topic, "partition" => partition, "error" => %e);
+            PartitionError::InvalidBatch(e.to_string(), e.kafka_code())
+        })?;
+        if batches.is_empty() {
+            return Err(PartitionError::InvalidBatch("no record batch".into(), code::INVALID_RECORD));
+        }
+        let mut rxs = Vec::with_capacity(batches.len());
+        for (range, header) in batches {
+            slog::debug!(self.logger, "produce batch"; "topic" => topic, "partition" => partition,
+                "bytes" => range.len(), "records" => header.record_count, "crc" => header.crc);
+            let (tx, rx) = oneshot::channel();
+            addr.do_send(PartitionMsg::Produce { batch: BytesMut::from(&records[range]), header, reply: tx });
+            rxs.push(rx);
+        }
+        Ok(rxs)
+    }
+}
+
+/// Waits for every batch of one partition; the first batch's offset is the answer.
+async fn gather(
+    index: i32,
+    rxs: Vec<oneshot::Receiver<Result<ProduceAck, PartitionError>>>,
+    timeout: Duration,
+) -> PartitionReply {
+    let all = join_all(rxs);
+    let results = match tokio::time::timeout(timeout, all).await {
+        Ok(r) => r,
+        Err(_) => return (index, Err(PartitionError::Timeout)),
+    };
+    let mut first: Option<ProduceAck> = None;
+    for r in results {
+        match r {
+            Ok(Ok(ack)) => {
+                first.get_or_insert(ack);
+            }
+            Ok(Err(e)) => return (index, Err(e)),
+            Err(_) => return (index, Err(PartitionError::ShuttingDown)),
+        }
+    }
+    (index, first.ok_or(PartitionError::ShuttingDown))
+}
+
+/// The Produce API entry point.
+pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) -> Option<ProduceResponse> {
+    let table = ctx.partition_table();
+    let version = h.request_api_version;
+    if req.acks == 0 {
+        ctx.produce.do_send(ProduceMsg::Request { req, table, version, reply: None });
+        return None;
+    }
+    let (tx, rx) = oneshot::channel();
+    ctx.produce.do_send(ProduceMsg::Request { req, table, version, reply: Some(tx) });
+    rx.await.ok()
+}

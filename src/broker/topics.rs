@@ -1,0 +1,104 @@
+//! Topic creation shared by CreateTopics and Metadata's auto-creation: validation, the
+//! `__meta` proposal, and waiting until every new partition has a leader, so a client never
+//! sees LEADER_NOT_AVAILABLE right after a successful create.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::BrokerCtx;
+use crate::error::code;
+use crate::meta::command::{Cmd, CreateTopic, MetaCommand};
+use crate::meta::state::{valid_topic_name, validate_topic_config, MetaResult};
+
+/// A failed topic operation: Kafka error code and message.
+pub type TopicError = (i16, String);
+
+/// What to create.
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Checks a create request without proposing it. Returns the effective (partitions, rf).
+pub fn validate(ctx: &BrokerCtx, t: &NewTopic) -> Result<(u32, u32), TopicError> {
+    if !valid_topic_name(&t.name) {
+        return Err((code::INVALID_TOPIC_EXCEPTION, format!("invalid topic name {:?}", t.name)));
+    }
+    let partitions = match t.partitions {
+        -1 => ctx.settings.default_partitions,
+        p if p >= 1 => p as u32,
+        p => return Err((code::INVALID_PARTITIONS, format!("invalid partition count {p}"))),
+    };
+    let rf = match t.replication_factor {
+        -1 => ctx.settings.default_replication_factor,
+        r if r >= 1 => r as u32,
+        r => return Err((code::INVALID_REPLICATION_FACTOR, format!("invalid replication factor {r}"))),
+    };
+    let image = ctx.image();
+    if image.topics.contains_key(&t.name) {
+        return Err((code::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", t.name)));
+    }
+    if rf as usize > image.brokers.len().max(1) {
+        return Err((
+            code::INVALID_REPLICATION_FACTOR,
+            format!("replication factor {rf} is larger than the {} available brokers", image.brokers.len()),
+        ));
+    }
+    for (k, v) in &t.configs {
+        validate_topic_config(k, v).map_err(|m| (code::INVALID_CONFIG, m))?;
+    }
+    Ok((partitions, rf))
+}
+
+/// Creates a topic and waits (up to `timeout`) until every partition has a leader.
+pub async fn create(ctx: &BrokerCtx, t: NewTopic, timeout: Duration) -> Result<[u8; 16], TopicError> {
+    let (partitions, rf) = validate(ctx, &t)?;
+    let id = *uuid::Uuid::new_v4().as_bytes();
+    let cmd = MetaCommand::new(Cmd::CreateTopic(CreateTopic {
+        name: t.name.clone(),
+        topic_id: id.to_vec(),
+        partitions,
+        replication_factor: rf,
+        configs: t.configs,
+    }));
+    match ctx.propose(cmd).await {
+        Ok(MetaResult::Done) => {}
+        Ok(MetaResult::Rejected { code, message }) => return Err((code, message)),
+        Ok(other) => return Err((code::UNKNOWN_SERVER_ERROR, format!("unexpected result {other:?}"))),
+        Err(e) => return Err((super::meta_error_code(&e), e.to_string())),
+    }
+    wait_for_leaders(ctx, &t.name, partitions as i32, timeout).await;
+    Ok(id)
+}
+
+/// Waits until partitions 0..count of `topic` run here with a known leader, or until `timeout`.
+pub async fn wait_for_leaders(ctx: &BrokerCtx, topic: &str, count: i32, timeout: Duration) {
+    let mut table = ctx.partitions.clone();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let pending = {
+            let t = table.borrow_and_update();
+            (0..count)
+                .map(|p| t.get(topic).and_then(|ps| ps.get(&p)).cloned())
+                .find(|h| h.as_ref().is_none_or(|h| h.shared.leader() == 0))
+        };
+        let waited = match pending {
+            None => return,
+            Some(None) => tokio::time::timeout_at(deadline, table.changed()).await.map(|_| ()),
+            Some(Some(h)) => {
+                let notified = h.shared.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if h.shared.leader() != 0 {
+                    continue;
+                }
+                tokio::time::timeout_at(deadline, notified).await
+            }
+        };
+        if waited.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! # chronik
+//!
+//! A Kafka-compatible message broker in which every topic partition is its own Raft group
+//! (tikv's raft-rs) and cluster metadata lives in the `__meta` Raft group. Standalone mode is a
+//! one-voter cluster on the same code path.
+//!
+//! ## Module map
+//! | module | responsibility |
+//! | --- | --- |
+//! | [`config`], [`cli`] | TOML + env configuration with `validate()`; the command line |
+//! | [`clock`] | injected time and randomness; backoff schedules |
+//! | [`node`] | starts the actors of one node; starts/stops partition groups as `__meta` assigns them |
+//! | [`net`] | Kafka listener and connections (responses in request order) |
+//! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
+//! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
+//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads) and its actor shell |
+//! | [`meta`] | the `__meta` state machine, its commands and its actor |
+//! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the syncer and the ticker |
+//! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
+//! | [`error`] | cross-actor error types and Kafka error codes |
+//!
+//! ## Actors and messages
+//! ```text
+//!                       Kafka clients
+//!                            │ TCP frames
+//!        ┌───────────────────▼────────────────────┐  network arbiter
+//!        │ listener ──► connection (one task each) │
+//!        │     │  route table by API key           │
+//!        │     ├─ Produce ─► ProduceHandler actor ─┼──── PartitionMsg::Produce ─────┐
+//!        │     ├─ Fetch / ListOffsets ─────────────┼──── PartitionMsg::Fetch ───────┤
+//!        │     └─ admin APIs ──────────────────────┼──── MetaMsg::Propose ──┐       │
+//!        └─────────────────────────────────────────┘                       │       │
+//!                                                                          ▼       ▼
+//!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)
+//!                                 └─► PartitionActor …               │ write entries to its log
+//!   MetaActor ── watch(MetaState) ──► Node actor ── start/stop ──►   │ SyncRequest
+//!                                     │ watch(PartitionTable)        ▼
+//!                                     ▼                            Syncer thread: one fsync round
+//!                              Kafka handlers read                 for all waiting groups, then
+//!                                                                  Synced ──► back to each group
+//! ```
+//! A tick never waits for apply or the disk: the ticker only `do_send`s; groups append to the
+//! page cache and hand fsyncs to the syncer; committed entries are applied in order on the
+//! group's own actor. See `docs/architecture.md`.
+
+pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod logging;
+pub mod meta;
+pub mod net;
+pub mod node;
+pub mod partition;
+pub mod protocol;
+pub mod raft;

@@ -1,0 +1,564 @@
+//! One segment of a partition log: its three files (`.log`, `.index`, `.timeindex`), the
+//! in-memory entry table, the frame format, appends (without fsync), truncation, positional
+//! reads and per-file dirty tracking for group commit.
+//!
+//! Frame layout in `.log` (big-endian, 36-byte header):
+//! `frame_len u32 | crc32c u32 | term u64 | index u64 | entry_type u8 | version u8 (=1) |
+//!  reserved u16 | data_len u32 | ctx_len u32 | data | context`
+//! `frame_len` is the whole frame (header included) and must equal `36 + data_len + ctx_len`; the
+//! CRC-32C covers every byte after the CRC field (term .. end of context), so it detects torn
+//! writes and flipped bits in the header and the payload alike.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use protobuf::ProtobufEnum;
+use raft::eraftpb::{Entry, EntryType};
+
+use super::index::{
+    encode_index_record, encode_time_record, EntryMeta, TimeEntry, TimeIndexBuilder, INDEX_RECORD_LEN, TIME_RECORD_LEN,
+};
+use super::{be_u32, be_u64, IoContext, LogError, Result};
+
+/// Size of the frame header.
+pub const FRAME_HEADER_LEN: usize = 36;
+const FRAME_VERSION: u8 = 1;
+
+/// Name of the segment file with first raft index `base` and extension `ext`.
+pub fn file_name(base: u64, ext: &str) -> String {
+    format!("{base:020}.{ext}")
+}
+
+/// Parses a segment `.log` file name back into its base index.
+pub fn parse_log_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub frame_len: u32,
+    pub crc: u32,
+    pub term: u64,
+    pub index: u64,
+    pub entry_type: u8,
+    pub data_len: u32,
+    pub ctx_len: u32,
+}
+
+impl FrameHeader {
+    /// Decodes and sanity-checks a header (not the CRC, which needs the payload).
+    pub fn decode(h: &[u8]) -> std::result::Result<FrameHeader, String> {
+        if h.len() < FRAME_HEADER_LEN {
+            return Err(format!("short frame header ({} bytes)", h.len()));
+        }
+        let f = FrameHeader {
+            frame_len: be_u32(h, 0),
+            crc: be_u32(h, 4),
+            term: be_u64(h, 8),
+            index: be_u64(h, 16),
+            entry_type: h[24],
+            data_len: be_u32(h, 28),
+            ctx_len: be_u32(h, 32),
+        };
+        let expect = FRAME_HEADER_LEN as u64 + u64::from(f.data_len) + u64::from(f.ctx_len);
+        if u64::from(f.frame_len) != expect {
+            return Err(format!("frame length {} does not match its parts", f.frame_len));
+        }
+        if h[25] != FRAME_VERSION || f.entry_type > 2 {
+            return Err(format!("unknown frame version {} or entry type {}", h[25], f.entry_type));
+        }
+        Ok(f)
+    }
+}
+
+/// Encodes the frame header of `e` (CRC computed over header fields, data and context).
+pub fn encode_header(e: &Entry) -> [u8; FRAME_HEADER_LEN] {
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    let len = FRAME_HEADER_LEN + e.data.len() + e.context.len();
+    h[0..4].copy_from_slice(&(len as u32).to_be_bytes());
+    h[8..16].copy_from_slice(&e.term.to_be_bytes());
+    h[16..24].copy_from_slice(&e.index.to_be_bytes());
+    h[24] = e.entry_type.value() as u8;
+    h[25] = FRAME_VERSION;
+    h[28..32].copy_from_slice(&(e.data.len() as u32).to_be_bytes());
+    h[32..36].copy_from_slice(&(e.context.len() as u32).to_be_bytes());
+    let crc = frame_crc(&h, &e.data, &e.context);
+    h[4..8].copy_from_slice(&crc.to_be_bytes());
+    h
+}
+
+/// CRC-32C of a frame: header bytes after the CRC field, then data, then context.
+pub fn frame_crc(header: &[u8], data: &[u8], ctx: &[u8]) -> u32 {
+    let c = crc32c::crc32c(&header[8..FRAME_HEADER_LEN]);
+    crc32c::crc32c_append(crc32c::crc32c_append(c, data), ctx)
+}
+
+/// Offsets and timestamp of an entry about to be appended (its `EntryMeta` minus the position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryOffsets {
+    pub offset_start: i64,
+    pub offset_end: i64,
+    pub max_ts: i64,
+}
+
+/// One open segment.
+#[derive(Debug)]
+pub struct Segment {
+    pub base_index: u64,
+    pub log_path: PathBuf,
+    pub index_path: PathBuf,
+    pub time_path: PathBuf,
+    log: File,
+    index: File,
+    time: File,
+    /// Bytes of `.log`.
+    pub size: u64,
+    /// One entry per raft index `base_index + slot`.
+    pub metas: Vec<EntryMeta>,
+    pub time_entries: Vec<TimeEntry>,
+    time_builder: TimeIndexBuilder,
+    interval: u64,
+    log_dirty: bool,
+    index_dirty: bool,
+    time_dirty: bool,
+}
+
+fn open_rw(path: &Path, truncate: bool) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).create(true);
+    if truncate {
+        o.write(true).truncate(true);
+    } else {
+        o.append(true);
+    }
+    o.open(path).ctx(path)
+}
+
+impl Segment {
+    /// Creates a new empty segment (any stale files with the same name are truncated).
+    pub fn create(dir: &Path, base_index: u64, interval: u64) -> Result<Segment> {
+        let mut s = Segment::open(dir, base_index, interval, Vec::new())?;
+        for (f, p) in [(&s.log, &s.log_path), (&s.index, &s.index_path), (&s.time, &s.time_path)] {
+            f.set_len(0).ctx(p)?;
+        }
+        s.size = 0;
+        s.log_dirty = true;
+        s.index_dirty = true;
+        s.time_dirty = true;
+        Ok(s)
+    }
+
+    /// Opens the files of an existing segment whose entry table is `metas` (already validated
+    /// against the `.log`). The `.log` keeps its size; `.index` is not touched; `.timeindex` is
+    /// rewritten when its length does not match the records derived from `metas`.
+    pub fn open(dir: &Path, base_index: u64, interval: u64, metas: Vec<EntryMeta>) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_index, "log"));
+        let index_path = dir.join(file_name(base_index, "index"));
+        let time_path = dir.join(file_name(base_index, "timeindex"));
+        let log = open_rw(&log_path, false)?;
+        let index = open_rw(&index_path, false)?;
+        let time = open_rw(&time_path, false)?;
+        let size = metas.last().map_or(0, |m| m.pos + m.frame_len());
+        let (time_builder, time_entries) = TimeIndexBuilder::rebuild(interval, &metas);
+        let mut s = Segment {
+            base_index,
+            log_path,
+            index_path,
+            time_path,
+            log,
+            index,
+            time,
+            size,
+            metas,
+            time_entries,
+            time_builder,
+            interval,
+            log_dirty: false,
+            index_dirty: false,
+            time_dirty: false,
+        };
+        let want = (s.time_entries.len() * TIME_RECORD_LEN) as u64;
+        if s.time.metadata().ctx(&s.time_path)?.len() != want {
+            s.rewrite_time_index()?;
+        }
+        Ok(s)
+    }
+
+    /// Rewrites `.index` from the entry table (after a rebuild by scanning).
+    pub fn rewrite_index(&mut self) -> Result<()> {
+        let mut buf = Vec::with_capacity(self.metas.len() * INDEX_RECORD_LEN);
+        for (slot, m) in self.metas.iter().enumerate() {
+            encode_index_record(self.base_index + slot as u64, m, &mut buf);
+        }
+        self.index.set_len(0).ctx(&self.index_path)?;
+        self.index.write_all(&buf).ctx(&self.index_path)?;
+        self.index_dirty = true;
+        Ok(())
+    }
+
+    /// Rewrites `.timeindex` from the in-memory records.
+    pub fn rewrite_time_index(&mut self) -> Result<()> {
+        let mut buf = Vec::with_capacity(self.time_entries.len() * TIME_RECORD_LEN);
+        for t in &self.time_entries {
+            encode_time_record(t, &self.metas[t.slot], &mut buf);
+        }
+        self.time.set_len(0).ctx(&self.time_path)?;
+        self.time.write_all(&buf).ctx(&self.time_path)?;
+        self.time_dirty = true;
+        Ok(())
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// Raft index the next appended entry must have.
+    pub fn next_index(&self) -> u64 {
+        self.base_index + self.metas.len() as u64
+    }
+
+    /// Entry table slot of raft index `index`, if it is in this segment.
+    pub fn slot(&self, index: u64) -> Option<usize> {
+        let slot = index.checked_sub(self.base_index)? as usize;
+        (slot < self.metas.len()).then_some(slot)
+    }
+
+    /// Largest batch max timestamp in the segment ([`super::index::NO_TIMESTAMP`] if none).
+    pub fn largest_timestamp(&self) -> i64 {
+        self.time_builder.running_max()
+    }
+
+    /// Appends `entries` (contiguous, starting at `next_index()`) with their offsets. Writes the
+    /// frames with vectored writes, then the index records; never fsyncs. On failure the files
+    /// are cut back to their previous length (best effort) and nothing is added to the table.
+    pub fn append(&mut self, entries: &[Entry], offsets: &[EntryOffsets]) -> Result<()> {
+        debug_assert_eq!(entries.len(), offsets.len());
+        let headers: Vec<[u8; FRAME_HEADER_LEN]> = entries.iter().map(encode_header).collect();
+        let mut new_metas = Vec::with_capacity(entries.len());
+        let mut pos = self.size;
+        for (e, o) in entries.iter().zip(offsets) {
+            let m = EntryMeta {
+                term: e.term,
+                pos,
+                data_len: e.data.len() as u32,
+                ctx_len: e.context.len() as u32,
+                entry_type: e.entry_type.value() as u8,
+                offset_start: o.offset_start,
+                offset_end: o.offset_end,
+                max_ts: o.max_ts,
+            };
+            pos += m.frame_len();
+            new_metas.push(m);
+        }
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(entries.len() * 3);
+        for (h, e) in headers.iter().zip(entries) {
+            slices.push(IoSlice::new(h));
+            for part in [&e.data[..], &e.context[..]] {
+                if !part.is_empty() {
+                    slices.push(IoSlice::new(part));
+                }
+            }
+        }
+        let old_size = self.size;
+        let old_index_len = (self.metas.len() * INDEX_RECORD_LEN) as u64;
+        self.log_dirty = true;
+        if let Err(e) = write_all_vectored(&mut self.log, &mut slices) {
+            let _ = self.log.set_len(old_size);
+            return Err(LogError::io(&self.log_path, e));
+        }
+        let mut idx = Vec::with_capacity(entries.len() * INDEX_RECORD_LEN);
+        for (e, m) in entries.iter().zip(&new_metas) {
+            encode_index_record(e.index, m, &mut idx);
+        }
+        self.index_dirty = true;
+        if let Err(e) = self.index.write_all(&idx) {
+            let _ = self.log.set_len(old_size);
+            let _ = self.index.set_len(old_index_len);
+            return Err(LogError::io(&self.index_path, e));
+        }
+        self.size = pos;
+        let mut time_buf = Vec::new();
+        for m in new_metas {
+            let slot = self.metas.len();
+            if let Some(t) = self.time_builder.observe(slot, &m) {
+                encode_time_record(&t, &m, &mut time_buf);
+                self.time_entries.push(t);
+            }
+            self.metas.push(m);
+        }
+        if !time_buf.is_empty() {
+            // The time index is derived and rebuilt on open, so a failure here is not fatal to
+            // the append; report it anyway so that the caller notices a failing disk.
+            self.time_dirty = true;
+            self.time.write_all(&time_buf).ctx(&self.time_path)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps only the first `keep` entries, cutting all three files accordingly.
+    pub fn truncate(&mut self, keep: usize) -> Result<()> {
+        if keep >= self.metas.len() {
+            return Ok(());
+        }
+        let new_size = self.metas[keep].pos;
+        self.log.set_len(new_size).ctx(&self.log_path)?;
+        self.log_dirty = true;
+        self.index.set_len((keep * INDEX_RECORD_LEN) as u64).ctx(&self.index_path)?;
+        self.index_dirty = true;
+        self.metas.truncate(keep);
+        self.size = new_size;
+        let (builder, recs) = TimeIndexBuilder::rebuild(self.interval, &self.metas);
+        self.time_builder = builder;
+        self.time_entries = recs;
+        self.time.set_len((self.time_entries.len() * TIME_RECORD_LEN) as u64).ctx(&self.time_path)?;
+        self.time_dirty = true;
+        Ok(())
+    }
+
+    /// Reads the frames of slots `[lo, hi)` with one positional read.
+    pub fn read_frames(&self, lo: usize, hi: usize) -> Result<Bytes> {
+        if lo >= hi || hi > self.metas.len() {
+            return Ok(Bytes::new());
+        }
+        let start = self.metas[lo].pos;
+        let end = self.metas[hi - 1].pos + self.metas[hi - 1].frame_len();
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.log.read_exact_at(&mut buf, start).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                LogError::corrupt(&self.log_path, start, "log file shorter than its entry table")
+            } else {
+                LogError::io(&self.log_path, e)
+            }
+        })?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Checks the frame of `slot` at byte `at` of `span` (as returned by [`Self::read_frames`])
+    /// and returns its (data, context) as zero-copy slices of `span`.
+    pub fn check_frame(&self, span: &Bytes, at: usize, slot: usize) -> Result<(Bytes, Bytes)> {
+        let m = &self.metas[slot];
+        let fail = |why: String| LogError::corrupt(&self.log_path, m.pos, why);
+        let end = at + m.frame_len() as usize;
+        if end > span.len() {
+            return Err(fail("frame beyond the bytes read".into()));
+        }
+        let h = FrameHeader::decode(&span[at..at + FRAME_HEADER_LEN]).map_err(fail)?;
+        let index = self.base_index + slot as u64;
+        if h.index != index || h.term != m.term || h.data_len != m.data_len || h.ctx_len != m.ctx_len {
+            return Err(fail(format!("frame header does not match entry {index}")));
+        }
+        let d0 = at + FRAME_HEADER_LEN;
+        let d1 = d0 + m.data_len as usize;
+        if frame_crc(&span[at..d0], &span[d0..d1], &span[d1..end]) != h.crc {
+            return Err(fail(format!("frame of entry {index} fails its crc")));
+        }
+        Ok((span.slice(d0..d1), span.slice(d1..end)))
+    }
+
+    /// Reads and checks entries of slots `[lo, hi)`.
+    pub fn read_entries(&self, lo: usize, hi: usize, out: &mut Vec<Entry>) -> Result<()> {
+        let span = self.read_frames(lo, hi)?;
+        let base_pos = self.metas.get(lo).map_or(0, |m| m.pos);
+        for slot in lo..hi {
+            let m = &self.metas[slot];
+            let (data, context) = self.check_frame(&span, (m.pos - base_pos) as usize, slot)?;
+            out.push(Entry {
+                entry_type: EntryType::from_i32(i32::from(m.entry_type)).unwrap_or_default(),
+                term: m.term,
+                index: self.base_index + slot as u64,
+                data,
+                context,
+                ..Default::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether any file has writes that are not fsynced yet.
+    pub fn is_dirty(&self) -> bool {
+        self.log_dirty || self.index_dirty || self.time_dirty
+    }
+
+    /// Clones the handles of dirty files into `out` and clears their flags. A handle that
+    /// cannot be cloned stays dirty and its error is returned (after collecting the others).
+    pub fn take_dirty(&mut self, out: &mut Vec<File>) -> Result<()> {
+        let mut first_err = None;
+        for (dirty, f, p) in [
+            (&mut self.log_dirty, &self.log, &self.log_path),
+            (&mut self.index_dirty, &self.index, &self.index_path),
+            (&mut self.time_dirty, &self.time, &self.time_path),
+        ] {
+            if *dirty {
+                match f.try_clone() {
+                    Ok(c) => {
+                        out.push(c);
+                        *dirty = false;
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(LogError::io(p, e));
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// fsyncs the dirty files on this thread.
+    pub fn sync(&mut self) -> Result<()> {
+        for (dirty, f, p) in [
+            (&mut self.log_dirty, &self.log, &self.log_path),
+            (&mut self.index_dirty, &self.index, &self.index_path),
+            (&mut self.time_dirty, &self.time, &self.time_path),
+        ] {
+            if *dirty {
+                f.sync_data().ctx(p)?;
+                *dirty = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the segment's files (`.log` first: orphan index files are removed on open).
+    pub fn delete(&self) -> Result<()> {
+        for p in [&self.log_path, &self.index_path, &self.time_path] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Modification time of the `.log` in ms since the epoch (fallback age for retention).
+    pub fn modified_ms(&self) -> Option<i64> {
+        let t = self.log.metadata().ok()?.modified().ok()?;
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(d.as_millis()).ok()
+    }
+}
+
+/// `write_all` for vectored writes (partial writes advance through the slices).
+fn write_all_vectored(f: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match f.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64, data: &[u8], ctx: &[u8]) -> Entry {
+        Entry {
+            index,
+            term,
+            data: Bytes::copy_from_slice(data),
+            context: Bytes::copy_from_slice(ctx),
+            ..Default::default()
+        }
+    }
+
+    fn offs(n: usize) -> Vec<EntryOffsets> {
+        (0..n).map(|_| EntryOffsets { offset_start: 0, offset_end: 0, max_ts: -1 }).collect()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(file_name(1, "log"), "00000000000000000001.log");
+        assert_eq!(parse_log_name("00000000000000000001.log"), Some(1));
+        assert_eq!(parse_log_name("00000000000000000001.index"), None);
+        assert_eq!(parse_log_name("1.log"), None);
+        assert_eq!(parse_log_name("0000000000000000000x.log"), None);
+    }
+
+    #[test]
+    fn header_round_trip_and_crc() {
+        let e = entry(9, 3, b"hello", b"ctx");
+        let h = encode_header(&e);
+        let d = FrameHeader::decode(&h).unwrap();
+        assert_eq!((d.index, d.term, d.data_len, d.ctx_len), (9, 3, 5, 3));
+        assert_eq!(d.frame_len as usize, FRAME_HEADER_LEN + 8);
+        assert_eq!(frame_crc(&h, b"hello", b"ctx"), d.crc);
+        assert_ne!(frame_crc(&h, b"hellO", b"ctx"), d.crc);
+        let mut bad = h;
+        bad[3] ^= 1;
+        assert!(FrameHeader::decode(&bad).is_err());
+        assert!(FrameHeader::decode(&h[..10]).is_err());
+    }
+
+    #[test]
+    fn append_read_truncate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segment::create(dir.path(), 5, 1 << 20).unwrap();
+        let ents: Vec<Entry> =
+            (5..10).map(|i| entry(i, 2, format!("data-{i}").as_bytes(), if i == 7 { b"c" } else { b"" })).collect();
+        s.append(&ents, &offs(5)).unwrap();
+        assert_eq!(s.next_index(), 10);
+        assert_eq!(s.slot(7), Some(2));
+        assert_eq!(s.slot(4), None);
+        assert_eq!(s.slot(10), None);
+        assert_eq!(std::fs::metadata(&s.log_path).unwrap().len(), s.size);
+        let mut out = Vec::new();
+        s.read_entries(0, 5, &mut out).unwrap();
+        assert_eq!(out, ents);
+        s.truncate(2).unwrap();
+        assert_eq!(s.next_index(), 7);
+        assert_eq!(std::fs::metadata(&s.log_path).unwrap().len(), s.size);
+        assert_eq!(std::fs::metadata(&s.index_path).unwrap().len(), 2 * 64);
+        // Appending after a truncation lands at the new end (O_APPEND).
+        s.append(&ents[2..3], &offs(1)).unwrap();
+        let mut out = Vec::new();
+        s.read_entries(0, 3, &mut out).unwrap();
+        assert_eq!(out, ents[..3].to_vec());
+    }
+
+    #[test]
+    fn flipped_byte_is_detected_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segment::create(dir.path(), 1, 1 << 20).unwrap();
+        s.append(&[entry(1, 1, b"abcdef", b"")], &offs(1)).unwrap();
+        let mut raw = std::fs::read(&s.log_path).unwrap();
+        raw[FRAME_HEADER_LEN + 2] ^= 0x40;
+        std::fs::write(&s.log_path, &raw).unwrap();
+        let mut out = Vec::new();
+        let err = s.read_entries(0, 1, &mut out).unwrap_err();
+        assert!(matches!(err, LogError::Corrupt { position: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn dirty_handles_are_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segment::create(dir.path(), 1, 1).unwrap();
+        let mut v = Vec::new();
+        s.take_dirty(&mut v).unwrap();
+        assert_eq!(v.len(), 3);
+        assert!(!s.is_dirty());
+        v.clear();
+        s.take_dirty(&mut v).unwrap();
+        assert!(v.is_empty());
+        s.append(&[entry(1, 1, b"x", b"")], &offs(1)).unwrap();
+        assert!(s.is_dirty());
+        s.sync().unwrap();
+        assert!(!s.is_dirty());
+    }
+}

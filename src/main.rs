@@ -1,0 +1,30 @@
+//! `chronik-server`: parses the command line, loads and validates the configuration, logs the
+//! node's identity and effective configuration, and runs the node's actors in an actix System.
+
+use anyhow::Context as _;
+use chronik::cli::{self, Command};
+
+fn main() {
+    let command = cli::parse();
+    if let Err(e) = run(command) {
+        eprintln!("chronik-server: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let Some(config) = command.load_config().context("configuration")? else {
+        anyhow::bail!("`cluster status` needs a running cluster; it arrives with the cluster work (issue 4)");
+    };
+    let logger = chronik::logging::terminal(config.log_level.as_str());
+    let mode = if matches!(command, Command::Standalone(_)) { "standalone" } else { "raft-cluster" };
+    slog::info!(logger, "chronik starting"; "mode" => mode, "node_id" => config.node_id,
+        "data_dir" => %config.data_dir.display(), "kafka_listen" => &config.kafka.listen, "raft_listen" => &config.raft.listen,
+        "peers" => ?config.raft.peers.iter().map(|p| format!("{}@{}", p.id, p.addr)).collect::<Vec<_>>());
+    slog::info!(logger, "effective configuration:\n{}", config.describe());
+    let system = actix::System::new();
+    let started = system.block_on(chronik::node::start(config, logger.clone()));
+    let _node = started.context("starting the node")?;
+    system.run().context("actor system")?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Cluster metadata, kept by the `__meta` Raft group.
+//!
+//! - [`command`]: the log entries of `__meta` (prost messages).
+//! - [`state`]: the metadata state machine, a plain struct with deterministic tests.
+//! - [`actor`]: the metadata actor, which runs the `__meta` group, answers proposals once they
+//!   are applied, and publishes each new [`state::MetaState`] image to readers.
+
+pub mod actor;
+pub mod command;
+pub mod state;
+
+pub use actor::{MetaActor, MetaMsg};
+pub use state::{MetaState, TopicInfo};

@@ -1,0 +1,322 @@
+//! The metadata state machine: brokers, topics (with ids, configs and partition assignments),
+//! and the producer-id counter. A plain struct: [`MetaState::apply`] is deterministic, so every
+//! `__meta` replica that applies the same log holds the same state.
+
+use std::collections::BTreeMap;
+
+use crate::error::code;
+use crate::meta::command::{Cmd, MetaCommand};
+use crate::raft::GroupId;
+
+/// A broker's Kafka address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub host: String,
+    pub port: i32,
+}
+
+/// One partition: its Raft group and the replicas (the group's voters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub group: GroupId,
+    pub replicas: Vec<u64>,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub id: [u8; 16],
+    pub partitions: Vec<PartitionInfo>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The outcome of applying one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaResult {
+    Done,
+    ProducerIds { start: i64 },
+    Rejected { code: i16, message: String },
+}
+
+/// Everything `__meta` knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaState {
+    pub cluster_id: String,
+    pub brokers: BTreeMap<u64, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicInfo>,
+    pub next_group_id: GroupId,
+    pub next_producer_id: i64,
+}
+
+/// The topic configs chronik understands, with their Kafka defaults.
+pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("retention.ms", "604800000"),
+    ("retention.bytes", "-1"),
+    ("segment.bytes", "1073741824"),
+    ("max.message.bytes", "1048588"),
+];
+
+/// Checks one topic config; the message says what is wrong.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "cleanup.policy" => match value {
+            "delete" => Ok(()),
+            other => Err(format!("cleanup.policy={other} is not supported (only delete)")),
+        },
+        "retention.ms" | "retention.bytes" => match value.parse::<i64>() {
+            Ok(v) if v >= -1 => Ok(()),
+            _ => Err(format!("{key} must be an integer >= -1, got {value:?}")),
+        },
+        "segment.bytes" => match value.parse::<i64>() {
+            Ok(v) if v >= 1024 => Ok(()),
+            _ => Err(format!("segment.bytes must be an integer >= 1024, got {value:?}")),
+        },
+        "max.message.bytes" => match value.parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(()),
+            _ => Err(format!("max.message.bytes must be an integer >= 0, got {value:?}")),
+        },
+        other => Err(format!("unknown or unsupported topic config {other:?}")),
+    }
+}
+
+/// Kafka's topic-name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+impl MetaState {
+    /// A new state: group ids start after `__meta` (0), producer ids at 0.
+    pub fn new() -> Self {
+        MetaState { next_group_id: 1, ..Default::default() }
+    }
+
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: &MetaCommand) -> MetaResult {
+        let Some(cmd) = &cmd.cmd else {
+            return reject(code::INVALID_REQUEST, "empty metadata command");
+        };
+        match cmd {
+            Cmd::RegisterBroker(b) => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = b.cluster_id.clone();
+                }
+                self.brokers.insert(b.node_id, BrokerInfo { host: b.host.clone(), port: b.port });
+                MetaResult::Done
+            }
+            Cmd::CreateTopic(t) => {
+                if !valid_topic_name(&t.name) {
+                    return reject(code::INVALID_TOPIC_EXCEPTION, format!("invalid topic name {:?}", t.name));
+                }
+                if self.topics.contains_key(&t.name) {
+                    return reject(code::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", t.name));
+                }
+                if t.partitions == 0 {
+                    return reject(code::INVALID_PARTITIONS, "partitions must be at least 1");
+                }
+                if t.replication_factor == 0 || t.replication_factor as usize > self.brokers.len() {
+                    return reject(
+                        code::INVALID_REPLICATION_FACTOR,
+                        format!("replication factor {} with {} brokers", t.replication_factor, self.brokers.len()),
+                    );
+                }
+                let Ok(id) = <[u8; 16]>::try_from(t.topic_id.as_slice()) else {
+                    return reject(code::INVALID_REQUEST, "topic id must be 16 bytes");
+                };
+                let seed = self.topics.len();
+                let partitions = (0..t.partitions as usize)
+                    .map(|p| self.new_partition(seed + p, t.replication_factor as usize))
+                    .collect();
+                self.topics.insert(t.name.clone(), TopicInfo { id, partitions, configs: t.configs.clone() });
+                MetaResult::Done
+            }
+            Cmd::DeleteTopic(t) => match self.topics.remove(&t.name) {
+                Some(_) => MetaResult::Done,
+                None => reject(code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {:?}", t.name)),
+            },
+            Cmd::CreatePartitions(c) => {
+                let Some(topic) = self.topics.get(&c.name) else {
+                    return reject(code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {:?}", c.name));
+                };
+                let have = topic.partitions.len();
+                if (c.total as usize) <= have {
+                    return reject(
+                        code::INVALID_PARTITIONS,
+                        format!("topic has {have} partitions; {} is not more", c.total),
+                    );
+                }
+                let rf = topic.partitions.first().map(|p| p.replicas.len()).unwrap_or(1);
+                let new: Vec<_> = (have..c.total as usize).map(|p| self.new_partition(p, rf)).collect();
+                self.topics.get_mut(&c.name).expect("checked").partitions.extend(new);
+                MetaResult::Done
+            }
+            Cmd::AlterTopicConfigs(a) => {
+                let Some(topic) = self.topics.get_mut(&a.name) else {
+                    return reject(code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {:?}", a.name));
+                };
+                if a.replace_all {
+                    topic.configs = a.set.clone();
+                } else {
+                    topic.configs.extend(a.set.clone());
+                    for k in &a.delete {
+                        topic.configs.remove(k);
+                    }
+                }
+                MetaResult::Done
+            }
+            Cmd::AllocateProducerIds(a) => {
+                let start = self.next_producer_id;
+                self.next_producer_id += i64::from(a.count.max(1));
+                MetaResult::ProducerIds { start }
+            }
+        }
+    }
+
+    /// Places a new partition: replicas are consecutive brokers in id order, starting at a
+    /// different broker for each partition so that replicas and first leaders spread evenly.
+    fn new_partition(&mut self, seed: usize, rf: usize) -> PartitionInfo {
+        let ids: Vec<u64> = self.brokers.keys().copied().collect();
+        let replicas = (0..rf).map(|i| ids[(seed + i) % ids.len()]).collect();
+        let group = self.next_group_id;
+        self.next_group_id += 1;
+        PartitionInfo { group, replicas }
+    }
+
+    /// Effective config value of a topic: its own setting or the default.
+    pub fn topic_config<'a>(&'a self, topic: &'a TopicInfo, key: &str) -> Option<&'a str> {
+        topic
+            .configs
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| TOPIC_CONFIGS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+    }
+}
+
+fn reject(code: i16, message: impl Into<String>) -> MetaResult {
+    MetaResult::Rejected { code, message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::command::*;
+
+    fn with_brokers(n: u64) -> MetaState {
+        let mut s = MetaState::new();
+        for id in 1..=n {
+            let cmd = MetaCommand::new(Cmd::RegisterBroker(RegisterBroker {
+                node_id: id,
+                host: "127.0.0.1".into(),
+                port: 9091 + id as i32,
+                cluster_id: format!("c{id}"),
+            }));
+            assert_eq!(s.apply(&cmd), MetaResult::Done);
+        }
+        s
+    }
+
+    fn create(name: &str, partitions: u32, rf: u32) -> MetaCommand {
+        MetaCommand::new(Cmd::CreateTopic(CreateTopic {
+            name: name.into(),
+            topic_id: vec![7; 16],
+            partitions,
+            replication_factor: rf,
+            configs: Default::default(),
+        }))
+    }
+
+    #[test]
+    fn first_registration_fixes_cluster_id() {
+        assert_eq!(with_brokers(3).cluster_id, "c1");
+    }
+
+    #[test]
+    fn replicas_and_leaders_spread_evenly() {
+        let mut s = with_brokers(3);
+        assert_eq!(s.apply(&create("t", 9, 3)), MetaResult::Done);
+        let t = &s.topics["t"];
+        let mut first = [0; 4];
+        for p in &t.partitions {
+            assert_eq!(p.replicas.len(), 3);
+            first[p.replicas[0] as usize] += 1;
+        }
+        assert_eq!(&first[1..], &[3, 3, 3]);
+        let groups: std::collections::BTreeSet<_> = t.partitions.iter().map(|p| p.group).collect();
+        assert_eq!(groups.len(), 9, "every partition has its own group");
+        assert!(!groups.contains(&0), "group 0 is __meta");
+    }
+
+    #[test]
+    fn create_rejections() {
+        let mut s = with_brokers(1);
+        assert_eq!(s.apply(&create("t", 1, 1)), MetaResult::Done);
+        assert!(matches!(s.apply(&create("t", 1, 1)), MetaResult::Rejected { code: code::TOPIC_ALREADY_EXISTS, .. }));
+        assert!(matches!(
+            s.apply(&create("u", 1, 2)),
+            MetaResult::Rejected { code: code::INVALID_REPLICATION_FACTOR, .. }
+        ));
+        assert!(matches!(
+            s.apply(&create("bad name", 1, 1)),
+            MetaResult::Rejected { code: code::INVALID_TOPIC_EXCEPTION, .. }
+        ));
+        assert!(matches!(s.apply(&create("z", 0, 1)), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
+    }
+
+    #[test]
+    fn create_partitions_delete_and_configs() {
+        let mut s = with_brokers(1);
+        s.apply(&create("t", 2, 1));
+        let grow = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: 5 }));
+        assert_eq!(s.apply(&grow), MetaResult::Done);
+        assert_eq!(s.topics["t"].partitions.len(), 5);
+        assert!(matches!(s.apply(&grow), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
+        let alter = MetaCommand::new(Cmd::AlterTopicConfigs(AlterTopicConfigs {
+            name: "t".into(),
+            set: [("retention.ms".to_string(), "10".to_string())].into(),
+            delete: vec![],
+            replace_all: false,
+        }));
+        s.apply(&alter);
+        let t = s.topics["t"].clone();
+        assert_eq!(s.topic_config(&t, "retention.ms"), Some("10"));
+        assert_eq!(s.topic_config(&t, "segment.bytes"), Some("1073741824"));
+        let del = MetaCommand::new(Cmd::DeleteTopic(DeleteTopic { name: "t".into() }));
+        assert_eq!(s.apply(&del), MetaResult::Done);
+        assert!(s.topics.is_empty());
+    }
+
+    #[test]
+    fn producer_ids_are_unique() {
+        let mut s = with_brokers(1);
+        let a = MetaCommand::new(Cmd::AllocateProducerIds(AllocateProducerIds { count: 1 }));
+        assert_eq!(s.apply(&a), MetaResult::ProducerIds { start: 0 });
+        assert_eq!(s.apply(&a), MetaResult::ProducerIds { start: 1 });
+    }
+
+    #[test]
+    fn same_log_same_state() {
+        let log = [create("a", 3, 1), create("b", 2, 1)];
+        let (mut x, mut y) = (with_brokers(1), with_brokers(1));
+        for c in &log {
+            x.apply(c);
+            y.apply(c);
+        }
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn topic_names_and_configs() {
+        assert!(valid_topic_name("a.b_c-1"));
+        for bad in ["", ".", "..", "bad name!", "bad/name", &"x".repeat(250)] {
+            assert!(!valid_topic_name(bad), "{bad:?}");
+        }
+        assert!(validate_topic_config("retention.ms", "1000").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("retention.ms", "soon").is_err());
+        assert!(validate_topic_config("flux.capacitor", "1").is_err());
+    }
+}

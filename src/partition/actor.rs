@@ -1,0 +1,326 @@
+//! The partition actor: the shell around [`PartitionCore`]. It owns the mailbox, registers with
+//! the ticker, hands fsyncs to the syncer, runs the retention timer, and keeps the produce
+//! acknowledgements that wait for the high watermark. All Raft work happens in
+//! [`PartitionActor::drive`], which runs once after a burst of messages, so many produce
+//! requests share one Ready, one write and one fsync.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use slog::Logger;
+use tokio::sync::oneshot;
+
+use crate::clock::SharedClock;
+use crate::error::PartitionError;
+use crate::log::batch::BatchHeader;
+use crate::partition::core::{Appended, PartitionCore};
+use crate::partition::shared::PartitionShared;
+use crate::raft::syncer::{SyncRequest, Syncer};
+use crate::raft::ticker::{Ticker, TickerMsg};
+use crate::raft::{GroupId, GroupSettings};
+
+/// A produce acknowledgement: the batch's first offset and the log start offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceAck {
+    pub base_offset: i64,
+    pub log_start: i64,
+}
+
+/// The result of a read.
+#[derive(Debug, Clone)]
+pub struct FetchData {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start: i64,
+}
+
+/// Topic-level settings a partition applies (from the topic's configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionSettings {
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<u64>,
+}
+
+/// Everything a partition actor does, one enum.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum PartitionMsg {
+    /// One Raft tick (from the ticker).
+    Tick,
+    /// Run the Ready loop (self-sent after a burst of messages).
+    Drive,
+    /// Append one validated batch; `reply` answers once it is committed.
+    Produce { batch: BytesMut, header: BatchHeader, reply: oneshot::Sender<Result<ProduceAck, PartitionError>> },
+    /// Read committed batches.
+    Fetch { offset: i64, max_bytes: usize, reply: oneshot::Sender<Result<FetchData, PartitionError>> },
+    /// Look up an offset by timestamp (or -1/-2/-3).
+    ListOffset { timestamp: i64, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
+    /// The syncer finished the fsync of Ready `number`.
+    Synced { number: u64, result: Result<(), String> },
+    /// New retention settings.
+    Retention(RetentionSettings),
+    /// Stop the group (topic deleted); the node removes the data afterwards.
+    Stop,
+}
+
+type AckWaiter = (i64, oneshot::Sender<Result<ProduceAck, PartitionError>>);
+
+/// The actor shell of one partition group.
+pub struct PartitionActor {
+    core: PartitionCore,
+    shared: Arc<PartitionShared>,
+    syncer: Syncer,
+    ticker: Addr<Ticker>,
+    clock: SharedClock,
+    retention: RetentionSettings,
+    retention_check: Duration,
+    flush_interval: Option<Duration>,
+    /// Acknowledgements waiting for the high watermark to pass their last offset.
+    waiters: BTreeMap<i64, Vec<AckWaiter>>,
+    drive_scheduled: bool,
+    failed: bool,
+    logger: Logger,
+    pub dir: PathBuf,
+}
+
+/// What the node needs to start a partition actor.
+pub struct PartitionSpec {
+    pub group: GroupId,
+    pub dir: PathBuf,
+    pub voters: Vec<u64>,
+    pub settings: GroupSettings,
+    pub retention: RetentionSettings,
+    pub retention_check: Duration,
+    /// With the page-cache durability policy, how often written data is fsynced.
+    pub flush_interval: Duration,
+}
+
+impl PartitionActor {
+    /// Opens the partition's log and builds the actor (not yet started).
+    pub fn open(
+        spec: PartitionSpec,
+        shared: Arc<PartitionShared>,
+        syncer: Syncer,
+        ticker: Addr<Ticker>,
+        clock: SharedClock,
+        logger: Logger,
+    ) -> Result<Self, crate::raft::core::OpenError> {
+        std::fs::create_dir_all(&spec.dir).map_err(|e| crate::log::LogError::io(&spec.dir, e))?;
+        let core = PartitionCore::open(&spec.dir, spec.group, &spec.voters, &spec.settings, logger.clone())?;
+        Ok(PartitionActor {
+            core,
+            shared,
+            syncer,
+            ticker,
+            clock,
+            retention: spec.retention,
+            retention_check: spec.retention_check,
+            flush_interval: (spec.settings.durability == crate::raft::core::Durability::PageCache)
+                .then_some(spec.flush_interval),
+            waiters: BTreeMap::new(),
+            drive_scheduled: false,
+            failed: false,
+            logger,
+            dir: spec.dir,
+        })
+    }
+
+    fn schedule_drive(&mut self, ctx: &mut Context<Self>) {
+        if !self.drive_scheduled {
+            self.drive_scheduled = true;
+            ctx.notify(PartitionMsg::Drive);
+        }
+    }
+
+    /// Runs the Ready loop until raft has nothing more to do right now.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        self.drive_scheduled = false;
+        if self.failed {
+            return;
+        }
+        loop {
+            let out = match self.core.handle_ready() {
+                Ok(out) => out,
+                Err(e) => {
+                    slog::error!(self.logger, "partition storage failed; the group stops serving"; "group" => self.core.raft.group(), "error" => %e);
+                    self.failed = true;
+                    self.fail_waiters(PartitionError::Storage(e.to_string()));
+                    return;
+                }
+            };
+            // Standalone groups have no peers; the peer transport (issue 4) takes out.messages.
+            drop(out.messages);
+            if let Some(job) = out.sync {
+                let addr = ctx.address();
+                let number = job.number;
+                self.syncer.sync(SyncRequest {
+                    files: job.files,
+                    done: Box::new(move |result| addr.do_send(PartitionMsg::Synced { number, result })),
+                });
+            }
+            if let Some(role) = out.role {
+                self.shared.set_role(role.leader, role.term);
+                if role.role != raft::StateRole::Leader {
+                    self.fail_waiters(PartitionError::NotLeader { leader: Some(role.leader).filter(|l| *l != 0) });
+                }
+            }
+            if out.applied.is_some() {
+                self.publish_offsets();
+            }
+            if !self.core.raft.node.has_ready() {
+                break;
+            }
+        }
+    }
+
+    fn publish_offsets(&mut self) {
+        let hw = self.core.high_watermark();
+        let log_start = self.core.log_start();
+        self.shared.set_offsets(hw, log_start);
+        let still_waiting = self.waiters.split_off(&hw);
+        let done = std::mem::replace(&mut self.waiters, still_waiting);
+        for (_, waiters) in done {
+            for (base_offset, reply) in waiters {
+                let _ = reply.send(Ok(ProduceAck { base_offset, log_start }));
+            }
+        }
+    }
+
+    fn fail_waiters(&mut self, err: PartitionError) {
+        for (_, waiters) in std::mem::take(&mut self.waiters) {
+            for (_, reply) in waiters {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+
+    fn produce(
+        &mut self,
+        batch: BytesMut,
+        header: BatchHeader,
+        reply: oneshot::Sender<Result<ProduceAck, PartitionError>>,
+    ) {
+        if self.failed {
+            let _ = reply.send(Err(PartitionError::Storage("partition storage failed".into())));
+            return;
+        }
+        match self.core.produce(batch, header) {
+            Ok(Appended { base_offset, last_offset, .. }) => {
+                if last_offset < self.core.high_watermark() {
+                    let _ = reply.send(Ok(ProduceAck { base_offset, log_start: self.core.log_start() }));
+                } else {
+                    self.waiters.entry(last_offset).or_default().push((base_offset, reply));
+                }
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Page-cache policy: hand what was written since the last flush to the syncer.
+    fn flush(&mut self) {
+        let (files, _) = self.core.raft.node.mut_store().log_mut().take_dirty();
+        if files.is_empty() {
+            return;
+        }
+        let logger = self.logger.clone();
+        self.syncer.sync(SyncRequest {
+            files,
+            done: Box::new(move |r| {
+                if let Err(e) = r {
+                    slog::error!(logger, "periodic fsync failed"; "error" => e);
+                }
+            }),
+        });
+    }
+
+    fn run_retention(&mut self) {
+        let now = self.clock.unix_millis();
+        let r = self.retention;
+        if r.retention_ms.is_none() && r.retention_bytes.is_none() {
+            return;
+        }
+        match self.core.apply_retention(now, r.retention_ms, r.retention_bytes) {
+            Ok(0) => {}
+            Ok(n) => {
+                slog::info!(self.logger, "retention deleted segments"; "group" => self.core.raft.group(), "segments" => n, "log_start" => self.core.log_start());
+                self.publish_offsets();
+            }
+            Err(e) => slog::warn!(self.logger, "retention failed"; "group" => self.core.raft.group(), "error" => %e),
+        }
+    }
+}
+
+impl Actor for PartitionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let addr = ctx.address();
+        self.ticker.do_send(TickerMsg::Register(
+            self.core.raft.group(),
+            Box::new(move |/* tick */| {
+                addr.do_send(PartitionMsg::Tick);
+                addr.connected()
+            }),
+        ));
+        ctx.run_interval(self.retention_check, |act, _| act.run_retention());
+        if let Some(every) = self.flush_interval {
+            ctx.run_interval(every, |act, _| act.flush());
+        }
+        self.schedule_drive(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
+        self.fail_waiters(PartitionError::ShuttingDown);
+        let _ = self.core.raft.node.mut_store().log_mut().sync();
+    }
+}
+
+impl Handler<PartitionMsg> for PartitionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PartitionMsg, ctx: &mut Self::Context) {
+        match msg {
+            PartitionMsg::Tick => {
+                if self.core.raft.tick() || self.core.raft.node.has_ready() {
+                    self.schedule_drive(ctx);
+                }
+            }
+            PartitionMsg::Drive => self.drive(ctx),
+            PartitionMsg::Produce { batch, header, reply } => {
+                self.produce(batch, header, reply);
+                self.schedule_drive(ctx);
+            }
+            PartitionMsg::Fetch { offset, max_bytes, reply } => {
+                let result = self.core.read(offset, max_bytes).map(|records| FetchData {
+                    records,
+                    high_watermark: self.core.high_watermark(),
+                    log_start: self.core.log_start(),
+                });
+                let _ = reply.send(result);
+            }
+            PartitionMsg::ListOffset { timestamp, reply } => {
+                let _ = reply.send(self.core.offset_for(timestamp));
+            }
+            PartitionMsg::Synced { number, result } => match result {
+                Ok(()) => {
+                    let _msgs = self.core.raft.on_synced(number);
+                    self.schedule_drive(ctx);
+                }
+                Err(e) => {
+                    slog::error!(self.logger, "fsync failed; the group stops serving"; "group" => self.core.raft.group(), "error" => e.clone());
+                    self.failed = true;
+                    self.fail_waiters(PartitionError::Storage(e));
+                }
+            },
+            PartitionMsg::Retention(r) => self.retention = r,
+            PartitionMsg::Stop => ctx.stop(),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! One partition's logic, free of actix: its Raft core, offset stamping, idempotent-producer
+//! checks, reads and retention.
+//!
+//! The leader stamps each incoming batch with the next Kafka offset and proposes the batch bytes
+//! unchanged otherwise (the CRC covers attributes to the end, so stamping the base offset and the
+//! leader epoch keeps it valid). The committed producer table is built only by applying committed
+//! entries; while leading, a second table (`leader_view`) also holds the batches proposed but not
+//! yet committed, so a retry of an in-flight batch is recognised as a duplicate.
+
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use raft::eraftpb::Entry;
+use raft::StateRole;
+use slog::Logger;
+
+use crate::error::PartitionError;
+use crate::log::batch::{stamp_base_offset, stamp_leader_epoch, BatchHeader};
+use crate::log::{LogError, LogKind, LogOptions};
+use crate::partition::producer_state::{ProducerBatch, ProducerStateTable, SeqCheck};
+use crate::raft::core::{OpenError, RaftCore, ReadyOutcome, StateMachine};
+use crate::raft::storage::GroupStorage;
+use crate::raft::{GroupId, GroupSettings};
+
+/// The state built by applying committed entries.
+#[derive(Default)]
+pub struct PartitionSm {
+    /// Offset after the last committed batch.
+    pub high_watermark: i64,
+    /// Producer state of committed batches.
+    pub producers: ProducerStateTable,
+}
+
+impl StateMachine for PartitionSm {
+    fn apply(&mut self, entry: &Entry) {
+        if let Ok(h) = BatchHeader::parse(&entry.data) {
+            self.high_watermark = h.next_offset();
+            if h.has_producer_id() {
+                self.producers.apply(&producer_batch(&h));
+            }
+        }
+    }
+}
+
+fn producer_batch(h: &BatchHeader) -> ProducerBatch {
+    ProducerBatch {
+        producer_id: h.producer_id,
+        producer_epoch: h.producer_epoch,
+        base_sequence: h.base_sequence,
+        last_sequence: h.last_sequence(),
+        base_offset: h.base_offset,
+        last_offset: h.next_offset() - 1,
+        timestamp: h.max_timestamp,
+    }
+}
+
+/// Where an accepted batch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// False for a retried batch already in the log: it is acknowledged with its first offsets.
+    pub new: bool,
+}
+
+/// One partition: Raft core plus the leader's Kafka view.
+pub struct PartitionCore {
+    pub raft: RaftCore<PartitionSm>,
+    leader_view: Option<ProducerStateTable>,
+    next_offset: i64,
+    max_message_bytes: usize,
+    logger: Logger,
+}
+
+impl PartitionCore {
+    /// Opens (or creates) the partition's log in `dir`. A new group gets `voters` as its
+    /// configuration. A single voter campaigns at once, so standalone needs no election timeout.
+    pub fn open(
+        dir: &Path,
+        group: GroupId,
+        voters: &[u64],
+        settings: &GroupSettings,
+        logger: Logger,
+    ) -> Result<Self, OpenError> {
+        let opts = LogOptions {
+            segment_bytes: settings.segment_bytes,
+            index_interval_bytes: settings.index_interval_bytes,
+            kind: LogKind::KafkaBatches,
+        };
+        let (mut storage, report) = GroupStorage::open(dir, opts, &logger)?;
+        if report.truncated_bytes > 0 {
+            slog::warn!(logger, "recovered partition log"; "group" => group, "truncated_bytes" => report.truncated_bytes);
+        }
+        if storage.is_new() {
+            storage.initialize_voters(voters)?;
+        }
+        let applied = storage.log().first_index().saturating_sub(1);
+        let sm = PartitionSm { high_watermark: storage.log().log_start_offset(), producers: ProducerStateTable::new() };
+        let cfg = settings.raft_config(applied);
+        let single = storage.conf_state().voters == [settings.node_id];
+        let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
+        if single {
+            let _ = raft.node.campaign();
+        }
+        Ok(PartitionCore {
+            raft,
+            leader_view: None,
+            next_offset: 0,
+            max_message_bytes: settings.max_message_bytes,
+            logger,
+        })
+    }
+
+    /// Handles a Ready and keeps the leader view in step with the role.
+    pub fn handle_ready(&mut self) -> Result<ReadyOutcome, LogError> {
+        let out = self.raft.handle_ready()?;
+        if let Some(role) = out.role {
+            if role.role == StateRole::Leader {
+                if self.leader_view.is_none() {
+                    self.become_leader()?;
+                }
+            } else {
+                self.leader_view = None;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the leader's view: committed producer state plus every entry after it.
+    fn become_leader(&mut self) -> Result<(), LogError> {
+        let mut view = self.raft.sm.producers.clone();
+        let store = self.raft.storage();
+        let (lo, hi) = (self.raft.applied() + 1, store.log().last_index() + 1);
+        if lo < hi {
+            for e in store.log().entries(lo, hi, None)? {
+                if let Ok(h) = BatchHeader::parse(&e.data) {
+                    if h.has_producer_id() {
+                        view.apply(&producer_batch(&h));
+                    }
+                }
+            }
+        }
+        self.next_offset = store.log().next_offset();
+        self.leader_view = Some(view);
+        slog::debug!(self.logger, "became leader"; "group" => self.raft.group(), "term" => self.raft.role().term, "next_offset" => self.next_offset);
+        Ok(())
+    }
+
+    /// The high watermark.
+    pub fn high_watermark(&self) -> i64 {
+        self.raft.sm.high_watermark
+    }
+
+    /// The log start offset.
+    pub fn log_start(&self) -> i64 {
+        self.raft.storage().log().log_start_offset()
+    }
+
+    fn not_leader(&self) -> PartitionError {
+        let leader = self.raft.role().leader;
+        if leader == 0 {
+            PartitionError::LeaderNotAvailable
+        } else {
+            PartitionError::NotLeader { leader: Some(leader) }
+        }
+    }
+
+    /// Accepts one validated batch: checks the producer sequence, stamps offset and leader
+    /// epoch, and proposes it. Duplicates are not proposed again.
+    pub fn produce(&mut self, mut batch: BytesMut, header: BatchHeader) -> Result<Appended, PartitionError> {
+        let Some(view) = self.leader_view.as_ref() else {
+            return Err(self.not_leader());
+        };
+        if batch.len() > self.max_message_bytes {
+            return Err(PartitionError::InvalidBatch(
+                format!("batch of {} bytes exceeds max message bytes {}", batch.len(), self.max_message_bytes),
+                crate::error::code::MESSAGE_TOO_LARGE,
+            ));
+        }
+        let base_offset = self.next_offset;
+        let count = i64::from(header.last_offset_delta) + 1;
+        let mut pb = producer_batch(&header);
+        pb.base_offset = base_offset;
+        pb.last_offset = base_offset + count - 1;
+        if header.has_producer_id() {
+            match view.check(&pb) {
+                Ok(SeqCheck::Append) => {}
+                Ok(SeqCheck::Duplicate { base_offset, last_offset, .. }) => {
+                    return Ok(Appended { base_offset, last_offset, new: false });
+                }
+                Err(e) => return Err(PartitionError::Producer(e.to_string(), e.kafka_code())),
+            }
+        }
+        let term = self.raft.role().term;
+        stamp_base_offset(&mut batch, base_offset);
+        stamp_leader_epoch(&mut batch, term as i32);
+        if self.raft.propose(batch.to_vec()).is_err() {
+            return Err(self.not_leader());
+        }
+        if header.has_producer_id() {
+            if let Some(view) = self.leader_view.as_mut() {
+                view.apply(&pb);
+            }
+        }
+        self.next_offset = base_offset + count;
+        Ok(Appended { base_offset, last_offset: base_offset + count - 1, new: true })
+    }
+
+    /// Reads committed batches from `offset`, at most about `max_bytes` (always one whole batch).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, PartitionError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        let hw = self.high_watermark();
+        let log = self.raft.storage().log();
+        if offset == hw && offset >= log.log_start_offset() {
+            return Ok(Bytes::new());
+        }
+        if offset > hw || offset < log.log_start_offset() {
+            return Err(PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw });
+        }
+        log.read(offset, max_bytes, hw).map_err(|e| match e {
+            LogError::OffsetOutOfRange { .. } => {
+                PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw }
+            }
+            other => PartitionError::Storage(other.to_string()),
+        })
+    }
+
+    /// ListOffsets for one timestamp: -1 latest, -2 earliest, -3 max timestamp, else the first
+    /// committed batch with a timestamp at or after `ts`. Returns (offset, timestamp).
+    pub fn offset_for(&self, ts: i64) -> Result<(i64, i64), PartitionError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        let hw = self.high_watermark();
+        let log = self.raft.storage().log();
+        Ok(match ts {
+            -1 => (hw, -1),
+            -2 | -4 => (log.log_start_offset(), -1),
+            -3 => log.max_timestamp_batch(hw).unwrap_or((-1, -1)),
+            ts => match log.offset_for_timestamp(ts) {
+                Some((off, t)) if off < hw => (off, t),
+                _ => (-1, -1),
+            },
+        })
+    }
+
+    /// Applies retention; returns how many segments were deleted.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<u64>,
+    ) -> Result<usize, LogError> {
+        let applied = self.raft.applied();
+        self.raft.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::build_batch;
+
+    fn logger() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    /// Drives the core until idle, fsyncing inline.
+    fn settle(core: &mut PartitionCore) {
+        for _ in 0..100 {
+            let out = core.handle_ready().unwrap();
+            let idle = out.sync.is_none() && out.messages.is_empty() && out.applied.is_none();
+            if let Some(job) = out.sync {
+                for f in &job.files {
+                    f.sync_data().unwrap();
+                }
+                core.raft.on_synced(job.number);
+            }
+            if idle && !core.raft.node.has_ready() {
+                return;
+            }
+        }
+        panic!("core did not settle");
+    }
+
+    fn batch(pid: i64, seq: i32, n: usize) -> (BytesMut, BatchHeader) {
+        let recs: Vec<crate::log::batch::KeyValue> = (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
+        let b = build_batch(0, pid, 0, seq, 1000, &recs);
+        let h = BatchHeader::parse(&b).unwrap();
+        (BytesMut::from(&b[..]), h)
+    }
+
+    fn open(dir: &Path) -> PartitionCore {
+        let mut c = PartitionCore::open(dir, 7, &[1], &GroupSettings::for_tests(), logger()).unwrap();
+        settle(&mut c);
+        c
+    }
+
+    #[test]
+    fn single_voter_leads_and_commits_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        assert!(c.raft.is_leader());
+        let (b, h) = batch(-1, -1, 3);
+        assert_eq!(c.produce(b, h).unwrap(), Appended { base_offset: 0, last_offset: 2, new: true });
+        let (b, h) = batch(-1, -1, 2);
+        assert_eq!(c.produce(b, h).unwrap().base_offset, 3);
+        assert_eq!(c.high_watermark(), 0, "nothing is committed before the fsync");
+        settle(&mut c);
+        assert_eq!(c.high_watermark(), 5);
+        let data = c.read(4, 1 << 20).unwrap();
+        let h = BatchHeader::parse(&data).unwrap();
+        assert_eq!(h.base_offset, 3, "an offset inside a batch returns that batch");
+    }
+
+    #[test]
+    fn idempotent_retry_is_acknowledged_with_original_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        let (b, h) = batch(9, 0, 2);
+        c.produce(b.clone(), h).unwrap();
+        let dup = c.produce(b, h).unwrap();
+        assert_eq!(dup, Appended { base_offset: 0, last_offset: 1, new: false });
+        let (b, h) = batch(9, 5, 1);
+        let err = c.produce(b, h).unwrap_err();
+        assert_eq!(err.kafka_code(), crate::error::code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+        settle(&mut c);
+        assert_eq!(c.high_watermark(), 2, "the duplicate was not appended twice");
+    }
+
+    #[test]
+    fn state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = open(dir.path());
+            let (b, h) = batch(9, 0, 4);
+            c.produce(b, h).unwrap();
+            settle(&mut c);
+        }
+        let mut c = open(dir.path());
+        settle(&mut c);
+        assert_eq!(c.high_watermark(), 4);
+        let (b, h) = batch(9, 0, 4);
+        assert!(!c.produce(b, h).unwrap().new, "producer state was rebuilt from the log");
+        let (b, h) = batch(9, 4, 1);
+        assert_eq!(c.produce(b, h).unwrap().base_offset, 4);
+    }
+}

@@ -1,0 +1,51 @@
+//! What a partition publishes for readers on other actors without a message round trip: its
+//! leader, term, high watermark and log start offset, as atomics, and a `Notify` that fetch long
+//! polls wait on. Only the partition's own actor writes these.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+
+/// Published state of one partition.
+#[derive(Debug, Default)]
+pub struct PartitionShared {
+    leader: AtomicU64,
+    term: AtomicU64,
+    high_watermark: AtomicI64,
+    log_start: AtomicI64,
+    /// Woken whenever the high watermark moves or leadership changes.
+    pub changed: Notify,
+}
+
+impl PartitionShared {
+    /// The current leader's node id, 0 when unknown.
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+    /// The current Raft term (the Kafka leader epoch).
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+    /// The high watermark: the offset after the last committed record.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    /// The log start offset.
+    pub fn log_start(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_role(&self, leader: u64, term: u64) {
+        self.leader.store(leader, Ordering::Release);
+        self.term.store(term, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn set_offsets(&self, hw: i64, log_start: i64) {
+        let old = self.high_watermark.swap(hw, Ordering::AcqRel);
+        self.log_start.store(log_start, Ordering::Release);
+        if old != hw {
+            self.changed.notify_waiters();
+        }
+    }
+}

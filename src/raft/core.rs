@@ -1,0 +1,304 @@
+//! The Ready loop of one Raft group, written once for every kind of group and free of actix.
+//!
+//! [`RaftCore`] owns a raft-rs `RawNode` over a [`GroupStorage`] and a [`StateMachine`]. Its
+//! shell (the partition actor or the metadata actor) calls [`RaftCore::tick`],
+//! [`RaftCore::step`] and proposes, then calls [`RaftCore::handle_ready`] and carries out the
+//! returned [`ReadyOutcome`]: send `messages` now, hand `sync` to the syncer, and when the syncer
+//! answers, call [`RaftCore::on_synced`] and send the messages it returns.
+//!
+//! # The Ready contract (raft-rs `RawNode`), as implemented here
+//! 1. `ready()` is taken only when `has_ready()`.
+//! 2. Messages of the Ready (`messages`) go out at once: a leader may replicate before its own
+//!    append is durable (Raft thesis 10.2.1).
+//! 3. A snapshot, then the new entries, are written to the log, and the HardState is recorded;
+//!    a changed term or vote is made durable before anything else happens.
+//! 4. Committed entries are applied in order, here, on the group's one actor, and
+//!    `advance_apply_to` records the applied index.
+//! 5. `advance_append_async` hands the Ready back. The written entries are then fsynced by the
+//!    syncer (grouped with other groups' fsyncs); only when that fsync is done are the
+//!    `persisted_messages` (votes, append responses) sent and `on_persist_ready` called, which
+//!    lets the leader count its own copy toward the commit quorum.
+//!
+//! With the `interval` fsync policy, step 5 treats the page-cache write as persisted and a timer
+//! fsyncs later; that trades durability of the last interval for latency, as Kafka's default does.
+
+use std::fs::File;
+
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
+use raft::{RawNode, StateRole};
+use slog::Logger;
+
+use crate::log::LogError;
+use crate::raft::storage::GroupStorage;
+use crate::raft::GroupId;
+
+/// What a group does with its committed entries.
+pub trait StateMachine {
+    /// Applies one committed entry that carries data (not a leader no-op, not a conf change).
+    fn apply(&mut self, entry: &Entry);
+}
+
+/// A batch of files to fsync for one group, and what to do after.
+pub struct SyncJob {
+    pub group: GroupId,
+    pub number: u64,
+    pub files: Vec<File>,
+}
+
+/// Role information, published when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub role: StateRole,
+    pub leader: u64,
+    pub term: u64,
+}
+
+/// What the shell must do after one round of Ready handling.
+#[derive(Default)]
+pub struct ReadyOutcome {
+    /// Raft messages to hand to the transport now.
+    pub messages: Vec<Message>,
+    /// Files to fsync; when done, call `on_synced(job.number)`.
+    pub sync: Option<SyncJob>,
+    /// Set when the role, leader or term changed.
+    pub role: Option<RoleInfo>,
+    /// The highest index applied in this round, if any entry was applied.
+    pub applied: Option<u64>,
+}
+
+/// Whether appends wait for fsync before they count as persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Persisted means fsynced (the default).
+    Fsync,
+    /// Persisted means written to the page cache; a timer fsyncs.
+    PageCache,
+}
+
+/// One Raft group: `RawNode` + state machine + the persisted-message backlog.
+pub struct RaftCore<M: StateMachine> {
+    pub node: RawNode<GroupStorage>,
+    pub sm: M,
+    group: GroupId,
+    durability: Durability,
+    /// Messages that may only leave after the fsync of the Ready with this number.
+    pending_persisted: std::collections::VecDeque<(u64, Vec<Message>)>,
+    last_role: Option<RoleInfo>,
+    applied: u64,
+    logger: Logger,
+}
+
+impl<M: StateMachine> RaftCore<M> {
+    /// Builds the core. `applied` is where the state machine starts: the core re-applies every
+    /// committed entry after it, so a state machine rebuilt at start sees the whole retained log.
+    pub fn new(
+        group: GroupId,
+        cfg: &raft::Config,
+        storage: GroupStorage,
+        sm: M,
+        durability: Durability,
+        logger: Logger,
+    ) -> raft::Result<Self> {
+        let applied = cfg.applied;
+        let node = RawNode::new(cfg, storage, &logger)?;
+        Ok(RaftCore {
+            node,
+            sm,
+            group,
+            durability,
+            pending_persisted: Default::default(),
+            last_role: None,
+            applied,
+            logger,
+        })
+    }
+
+    /// The group id.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// The index of the last applied entry.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Current role, leader and term.
+    pub fn role(&self) -> RoleInfo {
+        RoleInfo { role: self.node.raft.state, leader: self.node.raft.leader_id, term: self.node.raft.term }
+    }
+
+    /// True when this node leads the group.
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The index of the last entry in the log (including entries not yet persisted).
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+
+    /// The commit index.
+    pub fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
+    /// The group's storage.
+    pub fn storage(&self) -> &GroupStorage {
+        self.node.store()
+    }
+
+    /// Advances the logical clock by one tick.
+    pub fn tick(&mut self) -> bool {
+        self.node.tick()
+    }
+
+    /// Steps a message from a peer into the group.
+    pub fn step(&mut self, m: Message) -> raft::Result<()> {
+        self.node.step(m)
+    }
+
+    /// Proposes `data` and returns the (index, term) it was given in the leader's log.
+    pub fn propose(&mut self, data: Vec<u8>) -> raft::Result<(u64, u64)> {
+        self.node.propose(vec![], data)?;
+        Ok((self.last_index(), self.node.raft.term))
+    }
+
+    /// Handles one Ready, following the contract in the module docs.
+    pub fn handle_ready(&mut self) -> Result<ReadyOutcome, LogError> {
+        let mut out = ReadyOutcome::default();
+        if !self.node.has_ready() {
+            self.note_role(&mut out);
+            return Ok(out);
+        }
+        let mut rd = self.node.ready();
+        out.messages = rd.take_messages();
+
+        if !rd.snapshot().is_empty() {
+            // A snapshot of a partition is only "the log restarts here": its data is the Kafka
+            // offset that follows the snapshot index (8 bytes, big-endian).
+            let snap = rd.snapshot().clone();
+            let meta = snap.get_metadata();
+            let next_offset =
+                snap.data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
+            let store = self.node.mut_store();
+            store.log_mut().reset_to(meta.index, meta.term, next_offset)?;
+            store.set_conf_state(meta.get_conf_state())?;
+        }
+        let entries = rd.take_entries();
+        let wrote_entries = !entries.is_empty();
+        if wrote_entries {
+            self.node.mut_store().log_mut().append(&entries)?;
+        }
+        if let Some(hs) = rd.hs() {
+            self.record_hard_state(hs.clone())?;
+        }
+        self.apply_entries(rd.take_committed_entries(), &mut out)?;
+        let persisted = rd.take_persisted_messages();
+        let number = rd.number();
+
+        let needs_fsync = self.durability == Durability::Fsync && (wrote_entries || !rd.snapshot().is_empty());
+        if needs_fsync {
+            self.node.advance_append_async(rd);
+            let (files, _) = self.node.mut_store().log_mut().take_dirty();
+            self.pending_persisted.push_back((number, persisted));
+            out.sync = Some(SyncJob { group: self.group, number, files });
+        } else {
+            out.messages.extend(persisted);
+            let mut light = self.node.advance_append(rd);
+            out.messages.extend(light.take_messages());
+            self.apply_entries(light.take_committed_entries(), &mut out)?;
+        }
+        self.note_role(&mut out);
+        Ok(out)
+    }
+
+    /// Called when the syncer has made the Ready `number` (and every earlier one) durable.
+    /// Returns the messages that were waiting for that fsync; the shell sends them and then
+    /// calls `handle_ready` again, since the leader may now commit.
+    pub fn on_synced(&mut self, number: u64) -> Vec<Message> {
+        let mut msgs = Vec::new();
+        while let Some((n, _)) = self.pending_persisted.front() {
+            if *n > number {
+                break;
+            }
+            let (_, m) = self.pending_persisted.pop_front().expect("front exists");
+            msgs.extend(m);
+        }
+        self.node.on_persist_ready(number);
+        msgs
+    }
+
+    fn record_hard_state(&mut self, hs: HardState) -> Result<(), LogError> {
+        let old = self.node.store().hard_state().clone();
+        let durable = old.term != hs.term || old.vote != hs.vote;
+        self.node.mut_store().set_hard_state(&hs, durable)
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>, out: &mut ReadyOutcome) -> Result<(), LogError> {
+        for entry in entries {
+            let index = entry.index;
+            if index <= self.applied {
+                continue;
+            }
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if !entry.data.is_empty() {
+                        self.sm.apply(&entry);
+                    }
+                }
+                EntryType::EntryConfChange => {
+                    let mut cc = ConfChange::default();
+                    if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
+                        let cs = self.node.apply_conf_change(&cc);
+                        self.record_conf_state(cs)?;
+                    } else {
+                        slog::error!(self.logger, "undecodable conf change"; "group" => self.group, "index" => index);
+                    }
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let mut cc = ConfChangeV2::default();
+                    if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
+                        let cs = self.node.apply_conf_change(&cc);
+                        self.record_conf_state(cs)?;
+                    } else {
+                        slog::error!(self.logger, "undecodable conf change v2"; "group" => self.group, "index" => index);
+                    }
+                }
+            }
+            self.applied = index;
+            out.applied = Some(index);
+        }
+        if let Some(a) = out.applied {
+            self.node.advance_apply_to(a);
+        }
+        Ok(())
+    }
+
+    fn record_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>) -> Result<(), LogError> {
+        match cs {
+            Ok(cs) => self.node.mut_store().set_conf_state(&cs),
+            Err(e) => {
+                slog::error!(self.logger, "conf change rejected"; "group" => self.group, "error" => %e);
+                Ok(())
+            }
+        }
+    }
+
+    fn note_role(&mut self, out: &mut ReadyOutcome) {
+        let now = self.role();
+        if self.last_role != Some(now) {
+            self.last_role = Some(now);
+            out.role = Some(now);
+        }
+    }
+}
+
+/// Why a group could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("raft refused the stored state: {0}")]
+    Raft(#[from] raft::Error),
+}

@@ -1,0 +1,137 @@
+//! Shared helpers for chronik's in-process tests: start a standalone node inside the test
+//! process on a free loopback port, and a minimal blocking Kafka client that encodes requests
+//! and decodes responses with the `kafka-protocol` crate.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use chronik::config::Config;
+
+/// A node running on its own thread with its own actix System.
+pub struct TestNode {
+    pub addr: SocketAddr,
+    system: actix::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Configuration of a test node storing its data in `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config { data_dir: dir.to_path_buf(), ..Default::default() };
+    config.kafka.listen = format!("127.0.0.1:{}", free_port());
+    config.validate().expect("test config is valid");
+    config
+}
+
+/// Starts a standalone node with `config`.
+pub fn start_node(config: Config) -> TestNode {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let system = actix::System::new();
+        let logger = chronik::logging::discard();
+        let started = system.block_on(chronik::node::start(config, logger));
+        match started {
+            Ok(handle) => {
+                tx.send(Ok((handle.kafka_addr, actix::System::current()))).unwrap();
+                let _keep = handle;
+                system.run().unwrap();
+            }
+            Err(e) => tx.send(Err(e.to_string())).unwrap(),
+        }
+    });
+    let (addr, system) = rx.recv_timeout(Duration::from_secs(30)).expect("node start").expect("node started");
+    TestNode { addr, system, thread: Some(thread) }
+}
+
+/// A blocking Kafka client for tests.
+pub struct Client {
+    pub stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { stream, next_correlation: 1 }
+    }
+
+    /// Encodes and sends a request; returns its correlation id.
+    pub fn send<R: Encodable>(&mut self, key: ApiKey, version: i16, req: &R) -> i32 {
+        let correlation = self.next_correlation;
+        self.next_correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(StrBytes::from_static_str("chronik-test")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, key.request_header_version(version)).unwrap();
+        req.encode(&mut body, version).unwrap();
+        self.send_raw(&body);
+        correlation
+    }
+
+    /// Sends a frame body with its size prefix.
+    pub fn send_raw(&mut self, body: &[u8]) {
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    /// Reads one response frame body (after the size prefix), or None if the broker closed.
+    pub fn recv_raw(&mut self) -> Option<BytesMut> {
+        let mut len = [0u8; 4];
+        if self.stream.read_exact(&mut len).is_err() {
+            return None;
+        }
+        let mut buf = BytesMut::zeroed(i32::from_be_bytes(len) as usize);
+        self.stream.read_exact(&mut buf).ok()?;
+        Some(buf)
+    }
+
+    /// Reads and decodes one response.
+    pub fn recv<R: Decodable>(&mut self, key: ApiKey, version: i16) -> (i32, R) {
+        let mut buf = self.recv_raw().expect("response");
+        let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
+        let resp = R::decode(&mut buf, version).unwrap_or_else(|e| panic!("decode {key:?} v{version}: {e}"));
+        assert_eq!(buf.remaining(), 0, "{key:?} v{version}: trailing bytes");
+        (header.correlation_id, resp)
+    }
+
+    /// Sends a request and waits for its response.
+    pub fn call<Req: Encodable, Resp: Decodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> Resp {
+        let c = self.send(key, version, req);
+        let (got, resp) = self.recv(key, version);
+        assert_eq!(got, c, "correlation id");
+        resp
+    }
+
+    /// True once the broker has closed the connection (reads EOF within the timeout).
+    pub fn closed_by_broker(&mut self) -> bool {
+        self.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+}

@@ -1,0 +1,141 @@
+"""Helpers shared by the interop tests: running the Java Kafka tools and kcat with bounded timeouts,
+unique topic names, topic creation and high-watermark queries.
+
+A missing tool is a test FAILURE (pytest.fail), never a skip: install everything with
+scripts/install-test-deps.sh.
+"""
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEPS = REPO / ".deps"
+TOOLS_LIB = DEPS / "kafka-tools" / "lib"
+INSTALL_HINT = "install it with scripts/install-test-deps.sh"
+
+TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
+CONSUMER_PERFORMANCE = "org.apache.kafka.tools.ConsumerPerformance"
+
+# Flags for every Java tool JVM: small heap, one GC thread, clients' own logging at WARN.
+JAVA_OPTS = ["-Xmx512m", "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+
+
+def unique_topic(prefix="t"):
+    """A topic name no other test (or earlier run against the same external broker) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def need_module(name):
+    """Import a Python client library or FAIL the test saying how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        pytest.fail(f"Python module {name!r} is missing ({e}); {INSTALL_HINT} and run pytest "
+                    f"with .deps/venv/bin/python", pytrace=False)
+
+
+class Result:
+    """Outcome of a tool run: returncode, raw stdout/stderr bytes and decoded .out/.err text."""
+
+    def __init__(self, cmd, returncode, stdout, stderr, seconds):
+        self.cmd, self.returncode, self.stdout, self.stderr = cmd, returncode, stdout, stderr
+        self.out = stdout.decode("utf-8", "replace")
+        self.err = stderr.decode("utf-8", "replace")
+        self.seconds = seconds
+
+    def describe(self, limit=4000):
+        return (f"command: {' '.join(self.cmd)}\nexit code: {self.returncode} after {self.seconds:.1f}s\n"
+                f"--- stdout (tail) ---\n{self.out[-limit:]}\n--- stderr (tail) ---\n{self.err[-limit:]}")
+
+
+def run(cmd, input=None, timeout=60, check=True, env=None):
+    """Run a command with a hard timeout (the child is killed when it expires: a test failure)."""
+    if isinstance(input, str):
+        input = input.encode()
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
+                           env=env, stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        r = Result(cmd, None, e.stdout or b"", e.stderr or b"", time.monotonic() - t0)
+        pytest.fail(f"timed out after {timeout}s (killed)\n{r.describe()}", pytrace=False)
+    r = Result(cmd, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+    if check and p.returncode != 0:
+        pytest.fail(f"command failed\n{r.describe()}", pytrace=False)
+    return r
+
+
+def java_tool(cls, *args, input=None, timeout=120, check=True):
+    """Run one of the Apache Kafka Java tools (a class from .deps/kafka-tools/lib)."""
+    java = shutil.which("java")
+    if not java:
+        pytest.fail(f"`java` is not on PATH; {INSTALL_HINT}", pytrace=False)
+    if not list(TOOLS_LIB.glob("kafka-tools-*.jar")):
+        pytest.fail(f"Kafka Java tools missing from {TOOLS_LIB}; {INSTALL_HINT}", pytrace=False)
+    cmd = [java, *JAVA_OPTS, "-cp", f"{TOOLS_LIB}/*", cls, *map(str, args)]
+    return run(cmd, input=input, timeout=timeout, check=check)
+
+
+def kcat(*args, input=None, timeout=60, check=True):
+    """Run kcat (Debian package, librdkafka 2.0.x)."""
+    exe = shutil.which("kcat")
+    if not exe:
+        pytest.fail(f"`kcat` is not on PATH; {INSTALL_HINT}", pytrace=False)
+    return run([exe, *map(str, args)], input=input, timeout=timeout, check=check)
+
+
+def high_watermark(bootstrap, topic, partition=0, timeout=30):
+    """The partition's end offset, via `kcat -Q` (ListOffsets; no consumer group involved)."""
+    r = kcat("-b", bootstrap, "-Q", "-t", f"{topic}:{partition}:-1", timeout=timeout)
+    m = re.search(rf"^{re.escape(topic)} \[{partition}\] offset (-?\d+)\s*$", r.out, re.M)
+    assert m, f"could not parse kcat -Q output\n{r.describe()}"
+    return int(m.group(1))
+
+
+def wait_topic_ready(bootstrap, topic, partitions, timeout=30):
+    """Poll Metadata (confluent-kafka AdminClient) until `topic` has `partitions` partitions, each with
+    a leader. Returns the TopicMetadata."""
+    ck_admin = need_module("confluent_kafka.admin")
+    admin = ck_admin.AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            md = admin.list_topics(topic=topic, timeout=5)
+            tm = md.topics.get(topic)
+            last = tm
+            if (tm is not None and tm.error is None and len(tm.partitions) == partitions
+                    and all(p.leader >= 0 and p.error is None for p in tm.partitions.values())):
+                return tm
+        except Exception as e:  # a transient metadata error: retry until the deadline
+            last = e
+        time.sleep(0.2)
+    pytest.fail(f"topic {topic} not ready with {partitions} partitions after {timeout}s: {last!r}",
+                pytrace=False)
+
+
+def create_topic(bootstrap, topic, partitions=1, config=None, timeout=30):
+    """CreateTopics via confluent-kafka's AdminClient, then wait until every partition has a leader."""
+    ck_admin = need_module("confluent_kafka.admin")
+    admin = ck_admin.AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [ck_admin.NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})],
+        request_timeout=timeout, operation_timeout=timeout)
+    futures[topic].result(timeout=timeout)
+    return wait_topic_ready(bootstrap, topic, partitions, timeout=timeout)
+
+
+def env_with(**kv):
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in kv.items()})
+    return env

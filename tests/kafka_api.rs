@@ -1,0 +1,365 @@
+//! In-process tests of the Kafka API layer: every advertised version of every API against a
+//! running standalone node, request pipelining, long-poll fetch, idempotent produce and the
+//! answers to bad requests.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use chronik::broker::routes::{route_for, ROUTES};
+use chronik::log::batch::build_batch;
+use common::{start_node, test_config, Client};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ]);
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0].error_message);
+}
+
+fn produce_req(topic: &str, partition: i32, batch: Vec<u8>, acks: i16) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+            produce_request::PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(batch))),
+        ]),
+    ])
+}
+
+fn fetch_req(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    FetchRequest::default().with_max_wait_ms(max_wait_ms).with_min_bytes(min_bytes).with_max_bytes(1 << 20).with_topics(
+        vec![fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+            fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20),
+        ])],
+    )
+}
+
+fn values(n: usize) -> Vec<chronik::log::batch::KeyValue<'static>> {
+    (0..n).map(|_| (Some(&b"key"[..]), Some(&b"value"[..]))).collect()
+}
+
+#[test]
+fn every_advertised_version_of_every_api_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "t", 1);
+    create_topic(&mut c, "grow", 1);
+    let mut produced = 0i64;
+    for route in ROUTES {
+        for v in route.min..=route.max {
+            match route.key {
+                ApiKey::ApiVersions => {
+                    let r: ApiVersionsResponse = c.call(route.key, v, &ApiVersionsRequest::default());
+                    assert_eq!(r.error_code, 0);
+                    assert_eq!(r.api_keys.len(), ROUTES.len());
+                }
+                ApiKey::Metadata => {
+                    let req = MetadataRequest::default().with_topics(Some(vec![
+                        metadata_request::MetadataRequestTopic::default().with_name(Some(name("t"))),
+                    ]));
+                    let r: MetadataResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.brokers.len(), 1);
+                    assert_eq!(r.topics[0].error_code, 0);
+                    assert_eq!(r.topics[0].partitions[0].leader_id.0, 1);
+                    if v >= 10 {
+                        assert!(!r.topics[0].topic_id.is_nil(), "topic ids are real");
+                    }
+                }
+                ApiKey::Produce => {
+                    let r: ProduceResponse =
+                        c.call(route.key, v, &produce_req("t", 0, build_batch(0, -1, -1, -1, 1000, &values(2)), -1));
+                    let p = &r.responses[0].partition_responses[0];
+                    assert_eq!(p.error_code, 0, "produce v{v}");
+                    assert_eq!(p.base_offset, produced);
+                    produced += 2;
+                }
+                ApiKey::Fetch => {
+                    let r: FetchResponse = c.call(route.key, v, &fetch_req("t", 0, 0, 0));
+                    let p = &r.responses[0].partitions[0];
+                    assert_eq!(p.error_code, 0);
+                    assert_eq!(p.high_watermark, produced);
+                    assert!(!p.records.as_ref().unwrap().is_empty());
+                }
+                ApiKey::ListOffsets => {
+                    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                        list_offsets_request::ListOffsetsTopic::default().with_name(name("t")).with_partitions(vec![
+                            list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1),
+                        ]),
+                    ]);
+                    let r: ListOffsetsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+                    assert_eq!(r.topics[0].partitions[0].offset, produced);
+                }
+                ApiKey::CreateTopics => {
+                    let topic = format!("created-{v}");
+                    let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+                        create_topics_request::CreatableTopic::default()
+                            .with_name(name(&topic))
+                            .with_num_partitions(2)
+                            .with_replication_factor(1),
+                    ]);
+                    let r: CreateTopicsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.topics[0].error_code, 0, "create v{v}: {:?}", r.topics[0].error_message);
+                }
+                ApiKey::DeleteTopics => {
+                    let topic = format!("created-{}", 2 + (v - route.min) % 6);
+                    let req = if v >= 6 {
+                        DeleteTopicsRequest::default().with_topics(vec![
+                            delete_topics_request::DeleteTopicState::default().with_name(Some(name(&topic))),
+                        ])
+                    } else {
+                        DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
+                    };
+                    let r: DeleteTopicsResponse = c.call(route.key, v, &req.with_timeout_ms(10_000));
+                    assert_eq!(r.responses[0].error_code, 0, "delete v{v}");
+                }
+                ApiKey::InitProducerId => {
+                    let r: InitProducerIdResponse = c.call(
+                        route.key,
+                        v,
+                        &InitProducerIdRequest::default()
+                            .with_transactional_id(None)
+                            .with_transaction_timeout_ms(60_000),
+                    );
+                    assert_eq!(r.error_code, 0);
+                    assert!(r.producer_id.0 >= 0);
+                }
+                ApiKey::DescribeConfigs => {
+                    let req = DescribeConfigsRequest::default().with_resources(vec![
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("t")),
+                    ]);
+                    let r: DescribeConfigsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.results[0].error_code, 0);
+                    assert!(r.results[0].configs.iter().any(|c| c.name.as_str() == "retention.ms"));
+                }
+                ApiKey::AlterConfigs => {
+                    let req = AlterConfigsRequest::default().with_resources(vec![
+                        alter_configs_request::AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("t"))
+                            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_static_str("retention.ms"))
+                                .with_value(Some(StrBytes::from_static_str("86400000")))]),
+                    ]);
+                    let r: AlterConfigsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.responses[0].error_code, 0);
+                }
+                ApiKey::IncrementalAlterConfigs => {
+                    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                        incremental_alter_configs_request::AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("t"))
+                            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                                .with_name(StrBytes::from_static_str("retention.bytes"))
+                                .with_config_operation(0)
+                                .with_value(Some(StrBytes::from_static_str("1000000000")))]),
+                    ]);
+                    let r: IncrementalAlterConfigsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.responses[0].error_code, 0);
+                }
+                ApiKey::CreatePartitions => {
+                    let count = 2 + v as i32;
+                    let req = CreatePartitionsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+                        create_partitions_request::CreatePartitionsTopic::default()
+                            .with_name(name("grow"))
+                            .with_count(count),
+                    ]);
+                    let r: CreatePartitionsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+                }
+                ApiKey::DescribeCluster => {
+                    let r: DescribeClusterResponse = c.call(route.key, v, &DescribeClusterRequest::default());
+                    assert_eq!(r.error_code, 0);
+                    assert_eq!(r.brokers.len(), 1);
+                    assert_eq!(r.controller_id.0, 1);
+                }
+                other => panic!("no test for {other:?}"),
+            }
+        }
+    }
+    // The retention change and partition growth are visible.
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t")),
+    ]);
+    let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &req);
+    let get = |k: &str| {
+        r.results[0].configs.iter().find(|c| c.name.as_str() == k).and_then(|c| c.value.clone()).map(|v| v.to_string())
+    };
+    assert_eq!(get("retention.bytes").as_deref(), Some("1000000000"));
+}
+
+#[test]
+fn unsupported_api_versions_request_gets_error_35_in_v0_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    // api key 18, version 99, correlation id 7, null client id, no body
+    c.send_raw(&[0, 18, 0, 99, 0, 0, 0, 7, 0xff, 0xff]);
+    let mut buf = c.recv_raw().unwrap();
+    use bytes::Buf;
+    assert_eq!(buf.get_i32(), 7);
+    let resp = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut buf, 0).unwrap();
+    assert_eq!(resp.error_code, 35);
+    assert!(resp.api_keys.iter().any(|k| k.api_key == 18));
+}
+
+#[test]
+fn unknown_api_key_and_bad_frames_close_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    c.send_raw(&[0x27, 0x0f, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    assert!(c.closed_by_broker(), "unknown api key closes");
+
+    let mut c = Client::connect(node.addr);
+    use std::io::Write;
+    c.stream.write_all(&(200 * 1024 * 1024i32).to_be_bytes()).unwrap();
+    assert!(c.closed_by_broker(), "oversized frame closes");
+
+    let mut c = Client::connect(node.addr);
+    c.stream.write_all(&[0, 0, 0, 100, 0, 3]).unwrap();
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(c.closed_by_broker(), "truncated frame closes");
+
+    let mut c = Client::connect(node.addr);
+    let r: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0, "the broker is still serving");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "p", 1);
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let id = if i % 3 == 0 {
+            c.send(ApiKey::Produce, 9, &produce_req("p", 0, build_batch(0, -1, -1, -1, 1, &values(1)), -1))
+        } else if i % 3 == 1 {
+            c.send(ApiKey::Metadata, 12, &MetadataRequest::default())
+        } else {
+            c.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        };
+        sent.push((id, i % 3));
+    }
+    for (id, kind) in sent {
+        let got = match kind {
+            0 => c.recv::<ProduceResponse>(ApiKey::Produce, 9).0,
+            1 => c.recv::<MetadataResponse>(ApiKey::Metadata, 12).0,
+            _ => c.recv::<ApiVersionsResponse>(ApiKey::ApiVersions, 3).0,
+        };
+        assert_eq!(got, id);
+    }
+}
+
+#[test]
+fn fetch_long_poll_wakes_on_produce_and_times_out_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "lp", 1);
+    // Idle: the fetch waits out max_wait and returns nothing.
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("lp", 0, 300, 1));
+    assert!(r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+    // A waiting fetch is answered by a produce from another connection.
+    let addr = node.addr;
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut p = Client::connect(addr);
+        let r: ProduceResponse =
+            p.call(ApiKey::Produce, 9, &produce_req("lp", 0, build_batch(0, -1, -1, -1, 1, &values(3)), -1));
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    });
+    let started = Instant::now();
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("lp", 0, 20_000, 1));
+    producer.join().unwrap();
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 3);
+    assert!(!p.records.as_ref().unwrap().is_empty());
+    assert!(started.elapsed() < Duration::from_secs(20), "answered by the produce, not by max_wait");
+}
+
+#[test]
+fn idempotent_retry_is_not_appended_twice_and_gap_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "idem", 1);
+    let pid: InitProducerIdResponse = c.call(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000),
+    );
+    let pid = pid.producer_id.0;
+    let first = build_batch(0, pid, 0, 0, 1, &values(5));
+    let r1: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("idem", 0, first.clone(), -1));
+    let r2: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("idem", 0, first, -1));
+    assert_eq!(r1.responses[0].partition_responses[0].base_offset, 0);
+    assert_eq!(r2.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(
+        r2.responses[0].partition_responses[0].base_offset, 0,
+        "duplicate acknowledged with its original offset"
+    );
+    let gap = build_batch(0, pid, 0, 7, 1, &values(1));
+    let r3: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("idem", 0, gap, -1));
+    assert_eq!(r3.responses[0].partition_responses[0].error_code, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    let next = build_batch(0, pid, 0, 5, 1, &values(1));
+    let r4: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("idem", 0, next, -1));
+    assert_eq!(r4.responses[0].partition_responses[0].base_offset, 5);
+}
+
+#[test]
+fn corrupt_and_oversized_batches_are_rejected_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "bad", 1);
+    let mut batch = build_batch(0, -1, -1, -1, 1, &values(2));
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("bad", 0, batch, -1));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 2, "CORRUPT_MESSAGE");
+    let big = vec![7u8; 1_200_000];
+    let recs = [(None, Some(&big[..]))];
+    let r: ProduceResponse =
+        c.call(ApiKey::Produce, 9, &produce_req("bad", 0, build_batch(0, -1, -1, -1, 1, &recs), -1));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 10, "MESSAGE_TOO_LARGE");
+    let r: ProduceResponse =
+        c.call(ApiKey::Produce, 9, &produce_req("bad/name", 0, build_batch(0, -1, -1, -1, 1, &values(1)), -1));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 17, "INVALID_TOPIC_EXCEPTION");
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("bad", 0, 0, 0));
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 0, "nothing was written");
+}
+
+#[test]
+fn produce_request_v0_to_v2_is_advertised_but_refused() {
+    let r = route_for(ApiKey::Produce as i16).unwrap();
+    assert_eq!((r.advertised_min, r.min), (0, 3));
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    c.send_raw(&[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 0, 0, 0x13, 0x88, 0, 0, 0, 0]);
+    assert!(c.closed_by_broker());
+}
