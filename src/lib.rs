@@ -16,6 +16,7 @@
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads) and its actor shell |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the syncer and the ticker |
+//! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //!
@@ -54,5 +55,6 @@ pub mod meta;
 pub mod net;
 pub mod node;
 pub mod partition;
+pub mod peer;
 pub mod protocol;
 pub mod raft;

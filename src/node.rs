@@ -20,10 +20,13 @@ use crate::broker::produce::ProduceHandler;
 use crate::broker::{BrokerCtx, BrokerSettings, PartitionHandle, PartitionTable};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, FsyncPolicy};
+use crate::meta::actor::MetaSpec;
 use crate::meta::command::RegisterBroker;
 use crate::meta::{MetaActor, MetaState};
-use crate::partition::actor::{PartitionSpec, RetentionSettings};
+use crate::partition::actor::{Links, PartitionSpec, RetentionSettings};
 use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
+use crate::peer::actor::PeerActor;
+use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
 use crate::raft::syncer::Syncer;
 use crate::raft::ticker::Ticker;
@@ -53,9 +56,11 @@ pub struct Node {
     flush_interval: Duration,
     syncer: Syncer,
     ticker: Addr<Ticker>,
+    links: Links,
     clock: SharedClock,
     running: HashMap<GroupId, Running>,
     table: watch::Sender<Arc<PartitionTable>>,
+    groups: watch::Sender<Arc<HashMap<GroupId, Addr<PartitionActor>>>>,
     logger: Logger,
 }
 
@@ -112,10 +117,12 @@ impl Node {
                 }
                 continue;
             }
+            let campaign = voters.first() == Some(&me);
             let spec = PartitionSpec {
                 group: g,
                 dir: self.group_dir(g),
                 voters,
+                campaign,
                 settings: self.settings.clone(),
                 retention,
                 retention_check: self.retention_check,
@@ -128,6 +135,7 @@ impl Node {
                 shared.clone(),
                 self.syncer.clone(),
                 self.ticker.clone(),
+                self.links.clone(),
                 self.clock.clone(),
                 logger,
             ) {
@@ -151,6 +159,8 @@ impl Node {
                 table.entry(r.topic.clone()).or_default().insert(r.index, r.handle.clone());
             }
             self.table.send_replace(Arc::new(table));
+            let groups = self.running.iter().map(|(g, r)| (*g, r.handle.addr.clone())).collect();
+            self.groups.send_replace(Arc::new(groups));
         }
     }
 }
@@ -186,7 +196,10 @@ pub enum StartError {
 pub struct NodeHandle {
     pub kafka_addr: std::net::SocketAddr,
     pub ctx: Arc<BrokerCtx>,
+    /// Fault injection on this node's peer transport (tests).
+    pub faults: Arc<Faults>,
     _net: Arbiter,
+    _peers: Arbiter,
 }
 
 /// Starts all actors of one node inside the running actix System.
@@ -218,18 +231,37 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let ticker = Ticker::new(ticks.tick).start();
     let me =
         RegisterBroker { node_id, host, port: i32::from(port), cluster_id: uuid::Uuid::new_v4().simple().to_string() };
+
+    // One peer actor per remote node, on their own arbiter: network I/O apart from the groups.
+    let faults = Arc::new(Faults::default());
+    let peer_arbiter = Arbiter::new();
+    let mut peers = HashMap::new();
+    for p in &config.raft.peers {
+        let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
+        let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
+        peers.insert(
+            id,
+            PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog)),
+        );
+    }
+    let transport = Transport::new(node_id, peers, faults.clone());
+
     let (meta, mut image_rx) = MetaActor::open(
-        &config.data_dir.join("meta"),
-        &voters,
-        &settings,
-        me,
-        syncer.clone(),
-        ticker.clone(),
+        MetaSpec {
+            dir: &config.data_dir.join("meta"),
+            voters: &voters,
+            settings: &settings,
+            me,
+            syncer: syncer.clone(),
+            ticker: ticker.clone(),
+            transport: transport.clone(),
+        },
         logger.new(slog::o!("group" => "__meta")),
     )?;
     let meta = meta.start();
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
+    let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
     let node = Node {
         settings: settings.clone(),
         data_dir: config.data_dir.clone(),
@@ -241,9 +273,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         flush_interval: config.storage.flush_interval,
         syncer,
         ticker,
+        links: Links { transport, meta: (!config.raft.peers.is_empty()).then(|| meta.clone()) },
         clock: clock.clone(),
         running: HashMap::new(),
         table: table_tx,
+        groups: groups_tx,
         logger: logger.clone(),
     }
     .start();
@@ -259,6 +293,24 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 }
             }
         });
+    }
+
+    // Peers' Raft traffic comes in here (clusters only; standalone has no peers).
+    if !config.raft.peers.is_empty() {
+        let raft_addr = config.raft.listen.clone();
+        let l = std::net::TcpListener::bind(&raft_addr)
+            .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
+        l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
+        let router = Router::new(meta.clone(), groups_rx);
+        let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
+        let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
+        peer_arbiter.spawn(async move {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => crate::peer::listener::run(l, node_id, known, router, f, plog).await,
+                Err(e) => slog::crit!(plog, "cannot serve the raft port"; "error" => %e),
+            }
+        });
+        slog::info!(logger, "raft listener"; "listen" => raft_addr);
     }
 
     // Serve clients only once this broker is in the metadata it will hand out.
@@ -315,5 +367,5 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         }
     });
     slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
-    Ok(NodeHandle { kafka_addr, ctx, _net: net })
+    Ok(NodeHandle { kafka_addr, ctx, faults, _net: net, _peers: peer_arbiter })
 }

@@ -46,7 +46,14 @@ pub struct MetaState {
     pub topics: BTreeMap<String, TopicInfo>,
     pub next_group_id: GroupId,
     pub next_producer_id: i64,
+    /// The last reported leader and term of each partition group.
+    pub leaders: BTreeMap<GroupId, (u64, u64)>,
+    /// Recently applied proposal ids per node (bounded), so a retried proposal applies once.
+    pub seen: BTreeMap<u64, std::collections::VecDeque<u64>>,
 }
+
+/// How many proposal ids per node are remembered for de-duplication.
+const SEEN_PER_NODE: usize = 1024;
 
 /// The topic configs chronik understands, with their Kafka defaults.
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
@@ -95,6 +102,26 @@ impl MetaState {
         MetaState { next_group_id: 1, ..Default::default() }
     }
 
+    /// Applies a command that carries a proposal id: a retry of an id already applied returns
+    /// `None` and changes nothing.
+    pub fn apply_once(
+        &mut self,
+        id: Option<crate::meta::command::ProposalId>,
+        cmd: &MetaCommand,
+    ) -> Option<MetaResult> {
+        if let Some(id) = id {
+            let seen = self.seen.entry(id.node).or_default();
+            if seen.contains(&id.seq) {
+                return None;
+            }
+            seen.push_back(id.seq);
+            if seen.len() > SEEN_PER_NODE {
+                seen.pop_front();
+            }
+        }
+        Some(self.apply(cmd))
+    }
+
     /// Applies one command.
     pub fn apply(&mut self, cmd: &MetaCommand) -> MetaResult {
         let Some(cmd) = &cmd.cmd else {
@@ -135,7 +162,12 @@ impl MetaState {
                 MetaResult::Done
             }
             Cmd::DeleteTopic(t) => match self.topics.remove(&t.name) {
-                Some(_) => MetaResult::Done,
+                Some(info) => {
+                    for p in &info.partitions {
+                        self.leaders.remove(&p.group);
+                    }
+                    MetaResult::Done
+                }
                 None => reject(code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {:?}", t.name)),
             },
             Cmd::CreatePartitions(c) => {
@@ -165,6 +197,13 @@ impl MetaState {
                     for k in &a.delete {
                         topic.configs.remove(k);
                     }
+                }
+                MetaResult::Done
+            }
+            Cmd::SetLeader(l) => {
+                let newer = self.leaders.get(&l.group).is_none_or(|(_, term)| l.term >= *term);
+                if newer {
+                    self.leaders.insert(l.group, (l.leader, l.term));
                 }
                 MetaResult::Done
             }
@@ -295,6 +334,22 @@ mod tests {
         let a = MetaCommand::new(Cmd::AllocateProducerIds(AllocateProducerIds { count: 1 }));
         assert_eq!(s.apply(&a), MetaResult::ProducerIds { start: 0 });
         assert_eq!(s.apply(&a), MetaResult::ProducerIds { start: 1 });
+    }
+
+    #[test]
+    fn retried_proposal_applies_once_and_leaders_only_move_forward() {
+        use crate::meta::command::ProposalId;
+        let mut s = with_brokers(1);
+        let id = Some(ProposalId { node: 1, seq: 9 });
+        let alloc = MetaCommand::new(Cmd::AllocateProducerIds(AllocateProducerIds { count: 1 }));
+        assert_eq!(s.apply_once(id, &alloc), Some(MetaResult::ProducerIds { start: 0 }));
+        assert_eq!(s.apply_once(id, &alloc), None);
+        assert_eq!(s.next_producer_id, 1);
+        let lead = |leader, term| MetaCommand::new(Cmd::SetLeader(SetLeader { group: 5, leader, term }));
+        s.apply(&lead(2, 3));
+        s.apply(&lead(1, 2));
+        assert_eq!(s.leaders[&5], (2, 3), "an older term does not overwrite a newer leader");
+        assert_eq!(ProposalId::decode(&ProposalId { node: 3, seq: 4 }.encode()), Some(ProposalId { node: 3, seq: 4 }));
     }
 
     #[test]

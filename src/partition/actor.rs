@@ -59,6 +59,8 @@ pub enum PartitionMsg {
     Fetch { offset: i64, max_bytes: usize, reply: oneshot::Sender<Result<FetchData, PartitionError>> },
     /// Look up an offset by timestamp (or -1/-2/-3).
     ListOffset { timestamp: i64, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
+    /// A Raft message from a peer.
+    Raft(raft::eraftpb::Message),
     /// The syncer finished the fsync of Ready `number`.
     Synced { number: u64, result: Result<(), String> },
     /// New retention settings.
@@ -75,6 +77,7 @@ pub struct PartitionActor {
     shared: Arc<PartitionShared>,
     syncer: Syncer,
     ticker: Addr<Ticker>,
+    links: Links,
     clock: SharedClock,
     retention: RetentionSettings,
     retention_check: Duration,
@@ -87,11 +90,20 @@ pub struct PartitionActor {
     pub dir: PathBuf,
 }
 
+/// How a partition reaches the rest of the node: peers, and `__meta` for leader reports.
+#[derive(Clone)]
+pub struct Links {
+    pub transport: crate::peer::Transport,
+    pub meta: Option<Addr<crate::meta::MetaActor>>,
+}
+
 /// What the node needs to start a partition actor.
 pub struct PartitionSpec {
     pub group: GroupId,
     pub dir: PathBuf,
     pub voters: Vec<u64>,
+    /// Campaign at once (the preferred leader of a new group).
+    pub campaign: bool,
     pub settings: GroupSettings,
     pub retention: RetentionSettings,
     pub retention_check: Duration,
@@ -106,16 +118,19 @@ impl PartitionActor {
         shared: Arc<PartitionShared>,
         syncer: Syncer,
         ticker: Addr<Ticker>,
+        links: Links,
         clock: SharedClock,
         logger: Logger,
     ) -> Result<Self, crate::raft::core::OpenError> {
         std::fs::create_dir_all(&spec.dir).map_err(|e| crate::log::LogError::io(&spec.dir, e))?;
-        let core = PartitionCore::open(&spec.dir, spec.group, &spec.voters, &spec.settings, logger.clone())?;
+        let core =
+            PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
         Ok(PartitionActor {
             core,
             shared,
             syncer,
             ticker,
+            links,
             clock,
             retention: spec.retention,
             retention_check: spec.retention_check,
@@ -152,8 +167,7 @@ impl PartitionActor {
                     return;
                 }
             };
-            // Standalone groups have no peers; the peer transport (issue 4) takes out.messages.
-            drop(out.messages);
+            self.links.transport.send(self.core.raft.group(), out.messages);
             if let Some(job) = out.sync {
                 let addr = ctx.address();
                 let number = job.number;
@@ -164,6 +178,9 @@ impl PartitionActor {
             }
             if let Some(role) = out.role {
                 self.shared.set_role(role.leader, role.term);
+                if role.role == raft::StateRole::Leader {
+                    self.report_leader(role.term);
+                }
                 if role.role != raft::StateRole::Leader {
                     self.fail_waiters(PartitionError::NotLeader { leader: Some(role.leader).filter(|l| *l != 0) });
                 }
@@ -171,9 +188,24 @@ impl PartitionActor {
             if out.applied.is_some() {
                 self.publish_offsets();
             }
+            self.shared.set_in_sync(self.core.in_sync_replicas());
             if !self.core.raft.node.has_ready() {
                 break;
             }
+        }
+    }
+
+    /// Tells `__meta` that this node now leads the group (retried until it applies), so every
+    /// node can answer Metadata for partitions it does not host.
+    fn report_leader(&self, term: u64) {
+        if let Some(meta) = &self.links.meta {
+            use crate::meta::command::{Cmd, MetaCommand, SetLeader};
+            let cmd = MetaCommand::new(Cmd::SetLeader(SetLeader {
+                group: self.core.raft.group(),
+                leader: self.links.transport.me(),
+                term,
+            }));
+            meta.do_send(crate::meta::MetaMsg::Propose { cmd, reply: None });
         }
     }
 
@@ -310,7 +342,8 @@ impl Handler<PartitionMsg> for PartitionActor {
             }
             PartitionMsg::Synced { number, result } => match result {
                 Ok(()) => {
-                    let _msgs = self.core.raft.on_synced(number);
+                    let msgs = self.core.raft.on_synced(number);
+                    self.links.transport.send(self.core.raft.group(), msgs);
                     self.schedule_drive(ctx);
                 }
                 Err(e) => {
@@ -319,6 +352,12 @@ impl Handler<PartitionMsg> for PartitionActor {
                     self.fail_waiters(PartitionError::Storage(e));
                 }
             },
+            PartitionMsg::Raft(m) => {
+                if let Err(e) = self.core.raft.step(m) {
+                    slog::debug!(self.logger, "raft rejected a message"; "group" => self.core.raft.group(), "error" => %e);
+                }
+                self.schedule_drive(ctx);
+            }
             PartitionMsg::Retention(r) => self.retention = r,
             PartitionMsg::Stop => ctx.stop(),
         }

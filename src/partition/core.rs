@@ -74,11 +74,13 @@ pub struct PartitionCore {
 
 impl PartitionCore {
     /// Opens (or creates) the partition's log in `dir`. A new group gets `voters` as its
-    /// configuration. A single voter campaigns at once, so standalone needs no election timeout.
+    /// configuration. A single voter campaigns at once, so standalone needs no election timeout;
+    /// in a cluster the preferred replica (`campaign`) does, so first leaders are balanced.
     pub fn open(
         dir: &Path,
         group: GroupId,
         voters: &[u64],
+        campaign: bool,
         settings: &GroupSettings,
         logger: Logger,
     ) -> Result<Self, OpenError> {
@@ -98,8 +100,9 @@ impl PartitionCore {
         let sm = PartitionSm { high_watermark: storage.log().log_start_offset(), producers: ProducerStateTable::new() };
         let cfg = settings.raft_config(applied);
         let single = storage.conf_state().voters == [settings.node_id];
+        let campaign = campaign && storage.log().last_index() == 0;
         let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
-        if single {
+        if single || campaign {
             let _ = raft.node.campaign();
         }
         Ok(PartitionCore {
@@ -144,6 +147,26 @@ impl PartitionCore {
         self.leader_view = Some(view);
         slog::debug!(self.logger, "became leader"; "group" => self.raft.group(), "term" => self.raft.role().term, "next_offset" => self.next_offset);
         Ok(())
+    }
+
+    /// The replicas in contact with the leader (itself included); empty when not leading.
+    /// raft-rs marks a follower active when it has heard from it within an election timeout.
+    pub fn in_sync_replicas(&self) -> Vec<u64> {
+        if !self.raft.is_leader() {
+            return Vec::new();
+        }
+        let me = self.raft.node.raft.id;
+        let mut ids: Vec<u64> = self
+            .raft
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, pr)| **id == me || pr.recent_active)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The high watermark.
@@ -293,7 +316,7 @@ mod tests {
     }
 
     fn open(dir: &Path) -> PartitionCore {
-        let mut c = PartitionCore::open(dir, 7, &[1], &GroupSettings::for_tests(), logger()).unwrap();
+        let mut c = PartitionCore::open(dir, 7, &[1], false, &GroupSettings::for_tests(), logger()).unwrap();
         settle(&mut c);
         c
     }

@@ -164,6 +164,12 @@ impl<M: StateMachine> RaftCore<M> {
         Ok((self.last_index(), self.node.raft.term))
     }
 
+    /// Proposes `data` with a `context` that identifies it when applied. On a follower raft-rs
+    /// forwards the proposal to the leader, so the index is not known here.
+    pub fn propose_with_context(&mut self, context: Vec<u8>, data: Vec<u8>) -> raft::Result<()> {
+        self.node.propose(context, data)
+    }
+
     /// Handles one Ready, following the contract in the module docs.
     pub fn handle_ready(&mut self) -> Result<ReadyOutcome, LogError> {
         let mut out = ReadyOutcome::default();
