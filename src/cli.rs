@@ -137,6 +137,9 @@ pub struct ClusterStatusArgs {
     /// Kafka address of any node of the cluster, as HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap)]
     pub bootstrap: String,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The nodes given to `--peers`, in command-line order, ids unique.
@@ -590,7 +593,10 @@ mod tests {
         let cmd = ok(&["cluster", "status", "--bootstrap", "127.0.0.1:9092"]);
         assert_eq!(
             cmd,
-            Command::Cluster(ClusterCommand::Status(ClusterStatusArgs { bootstrap: "127.0.0.1:9092".into() }))
+            Command::Cluster(ClusterCommand::Status(ClusterStatusArgs {
+                bootstrap: "127.0.0.1:9092".into(),
+                json: false
+            }))
         );
         assert!(!cmd.is_server());
         assert_eq!(cmd.config_file(), None);

@@ -19,6 +19,8 @@
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
+//! | [`metrics`] | process-wide counters (`deserialization_failures_total`) |
+//! | [`admin`] | the `cluster status` client |
 //!
 //! ## Actors and messages
 //! ```text
@@ -44,6 +46,7 @@
 //! page cache and hand fsyncs to the syncer; committed entries are applied in order on the
 //! group's own actor. See `docs/architecture.md`.
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -52,6 +55,7 @@ pub mod error;
 pub mod log;
 pub mod logging;
 pub mod meta;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod partition;

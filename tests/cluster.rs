@@ -95,6 +95,30 @@ fn three_nodes_form_replicate_and_answer_not_leader() {
     for p in &r.topics[0].partitions {
         assert_eq!(p.replica_nodes.len(), 3);
     }
+    // Every replica of every partition holds byte-identical data once it has applied it all.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = chronik::admin::cluster_status(&nodes[0].addr.to_string()).unwrap();
+        for n in status["nodes"].as_array().unwrap() {
+            assert_eq!(n["deserialization_failures_total"], 0, "{n}");
+        }
+        let mut by_partition: std::collections::BTreeMap<i64, Vec<(String, i64)>> = Default::default();
+        for g in status["groups"].as_array().unwrap().iter().filter(|g| g["topic"] == "rep") {
+            by_partition
+                .entry(g["partition"].as_i64().unwrap())
+                .or_default()
+                .push((g["checksum"].as_str().unwrap().to_string(), g["high_watermark"].as_i64().unwrap()));
+        }
+        let converged = by_partition.len() == 6
+            && by_partition
+                .values()
+                .all(|copies| copies.len() == 3 && copies.iter().all(|c| *c == copies[0] && c.1 == 5));
+        if converged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas did not converge: {by_partition:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

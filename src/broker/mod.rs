@@ -19,6 +19,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod routes;
+pub mod status;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};

@@ -96,6 +96,10 @@ pub fn route_for(key: i16) -> Option<&'static Route> {
 /// Dispatches one frame (without its size prefix). `Err` means: log it and close the connection.
 pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError> {
     let peek = crate::protocol::peek_request(&frame)?;
+    if peek.api_key == super::status::STATUS_API_KEY {
+        let (ctx, id) = (ctx.clone(), peek.correlation_id);
+        return Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, id).await)) }));
+    }
     let Some(route) = route_for(peek.api_key) else {
         return Err(ProtocolError::UnknownApiKey(peek.api_key));
     };

@@ -94,6 +94,10 @@ pub enum MetaMsg {
         cmd: MetaCommand,
         reply: Option<oneshot::Sender<Result<MetaResult, MetaError>>>,
     },
+    /// Report progress for `cluster status`.
+    Status {
+        reply: oneshot::Sender<crate::raft::core::GroupStatus>,
+    },
     /// The retrier: check proposal `id` after its attempt `attempt` and propose again if needed.
     Retry {
         id: ProposalId,
@@ -383,6 +387,9 @@ impl Handler<MetaMsg> for MetaActor {
                 self.start_proposal(cmd, reply, forever, ctx);
             }
             MetaMsg::Retry { id, attempt } => self.retry(id, attempt, ctx),
+            MetaMsg::Status { reply } => {
+                let _ = reply.send(self.core.status());
+            }
         }
     }
 }

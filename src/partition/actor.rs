@@ -38,6 +38,16 @@ pub struct FetchData {
     pub log_start: i64,
 }
 
+/// A partition's progress and checksum, for `cluster status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionStatus {
+    #[serde(flatten)]
+    pub raft: crate::raft::core::GroupStatus,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    pub checksum: String,
+}
+
 /// Topic-level settings a partition applies (from the topic's configs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RetentionSettings {
@@ -61,6 +71,8 @@ pub enum PartitionMsg {
     ListOffset { timestamp: i64, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
     /// A Raft message from a peer.
     Raft(raft::eraftpb::Message),
+    /// Report progress for `cluster status`.
+    Status { reply: oneshot::Sender<PartitionStatus> },
     /// The syncer finished the fsync of Ready `number`.
     Synced { number: u64, result: Result<(), String> },
     /// New retention settings.
@@ -357,6 +369,18 @@ impl Handler<PartitionMsg> for PartitionActor {
                     slog::debug!(self.logger, "raft rejected a message"; "group" => self.core.raft.group(), "error" => %e);
                 }
                 self.schedule_drive(ctx);
+            }
+            PartitionMsg::Status { reply } => {
+                let checksum = match self.core.checksum() {
+                    Ok(c) => format!("{c:#010x}"),
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = reply.send(PartitionStatus {
+                    raft: self.core.raft.status(),
+                    high_watermark: self.core.high_watermark(),
+                    log_start: self.core.log_start(),
+                    checksum,
+                });
             }
             PartitionMsg::Retention(r) => self.retention = r,
             PartitionMsg::Stop => ctx.stop(),

@@ -66,6 +66,21 @@ pub struct ReadyOutcome {
     pub applied: Option<u64>,
 }
 
+/// A group's Raft progress, for `cluster status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    pub role: String,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+    /// Match index of each replica, as the leader sees it (empty on followers).
+    #[serde(rename = "match")]
+    pub match_index: std::collections::BTreeMap<u64, u64>,
+}
+
 /// Whether appends wait for fsync before they count as persisted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -146,6 +161,26 @@ impl<M: StateMachine> RaftCore<M> {
     /// The group's storage.
     pub fn storage(&self) -> &GroupStorage {
         self.node.store()
+    }
+
+    /// The group's progress, for `cluster status`.
+    pub fn status(&self) -> GroupStatus {
+        let role = self.role();
+        let match_index = if self.is_leader() {
+            self.node.raft.prs().iter().map(|(id, pr)| (*id, pr.matched)).collect()
+        } else {
+            Default::default()
+        };
+        GroupStatus {
+            group: self.group,
+            role: format!("{:?}", role.role),
+            leader: role.leader,
+            term: role.term,
+            commit: self.commit_index(),
+            applied: self.applied,
+            last_index: self.last_index(),
+            match_index,
+        }
     }
 
     /// Advances the logical clock by one tick.
