@@ -689,7 +689,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 + 9 + 1);
+        assert_eq!(checked, 5 + 9 + 2);
     }
 
     #[test]
