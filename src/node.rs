@@ -88,12 +88,17 @@ impl Node {
 
     fn reconcile(&mut self, image: &MetaState) {
         let me = self.settings.node_id;
-        let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings)> = BTreeMap::new();
+        let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings, u64)> = BTreeMap::new();
         for (name, topic) in &image.topics {
             let retention = self.retention_of(image, topic);
+            let segment_bytes = topic
+                .configs
+                .get("segment.bytes")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(self.settings.segment_bytes);
             for (i, p) in topic.partitions.iter().enumerate() {
                 if p.replicas.contains(&me) {
-                    wanted.insert(p.group, (name.clone(), i as i32, p.replicas.clone(), retention));
+                    wanted.insert(p.group, (name.clone(), i as i32, p.replicas.clone(), retention, segment_bytes));
                 }
             }
         }
@@ -109,7 +114,7 @@ impl Node {
                 let _ = std::fs::remove_dir_all(dir);
             });
         }
-        for (g, (topic, index, voters, retention)) in wanted {
+        for (g, (topic, index, voters, retention, segment_bytes)) in wanted {
             if let Some(r) = self.running.get_mut(&g) {
                 if r.retention != retention {
                     r.retention = retention;
@@ -123,7 +128,7 @@ impl Node {
                 dir: self.group_dir(g),
                 voters,
                 campaign,
-                settings: self.settings.clone(),
+                settings: GroupSettings { segment_bytes, ..self.settings.clone() },
                 retention,
                 retention_check: self.retention_check,
                 flush_interval: self.flush_interval,

@@ -163,3 +163,76 @@ fn a_leader_cut_off_is_replaced_and_the_majority_keeps_serving() {
         }
     }
 }
+
+#[test]
+fn a_follower_behind_retention_catches_up_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = cluster_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.storage.retention_check_interval = Duration::from_millis(100);
+    }
+    let nodes = start_cluster(configs);
+    let mut c1 = Client::connect(nodes[0].addr);
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("snap"))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("segment.bytes"))
+                    .with_value(Some(StrBytes::from_static_str("4096"))),
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.bytes"))
+                    .with_value(Some(StrBytes::from_static_str("8192"))),
+            ]),
+    ]);
+    let r: CreateTopicsResponse = c1.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+    let leader = wait_leaders(&nodes[0], "snap", 1, Duration::from_secs(20))[0] as u64;
+    let lagging = leader % 3 + 1;
+    // Cut the lagging follower off, write enough to roll and delete segments on the others.
+    for (i, n) in nodes.iter().enumerate() {
+        let id = i as u64 + 1;
+        if id == lagging {
+            (1..=3).filter(|p| *p != id).for_each(|p| n.faults.partition(p, true));
+        } else {
+            n.faults.partition(lagging, true);
+        }
+    }
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].addr);
+    for _ in 0..40 {
+        let r = produce(&mut lc, "snap", 0, 20);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    // Wait until the leader's log start has moved past what the follower has.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = chronik::admin::fetch_status(&nodes[(leader - 1) as usize].addr.to_string()).unwrap();
+        let g = &status["groups"].as_array().unwrap().iter().find(|g| g["topic"] == "snap").unwrap().clone();
+        if g["log_start"].as_i64().unwrap() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention never moved the leader's log start: {g}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for n in &nodes {
+        (1..=3u64).for_each(|p| n.faults.partition(p, false));
+    }
+    // The follower is sent a snapshot and then the rest of the log.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lead = chronik::admin::fetch_status(&nodes[(leader - 1) as usize].addr.to_string()).unwrap();
+        let lag = chronik::admin::fetch_status(&nodes[(lagging - 1) as usize].addr.to_string()).unwrap();
+        let pick = |s: &serde_json::Value| {
+            s["groups"].as_array().unwrap().iter().find(|g| g["topic"] == "snap").unwrap().clone()
+        };
+        let (l, f) = (pick(&lead), pick(&lag));
+        if f["high_watermark"] == l["high_watermark"] && f["applied"] == l["applied"] {
+            assert_eq!(l["high_watermark"], 800);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lagging follower did not catch up: leader {l} follower {f}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

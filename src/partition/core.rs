@@ -32,6 +32,13 @@ pub struct PartitionSm {
 }
 
 impl StateMachine for PartitionSm {
+    /// A snapshot from the leader: this replica's log now starts where the leader's does.
+    /// Producer state before that point is gone, as after retention.
+    fn restore(&mut self, _index: u64, next_offset: i64) {
+        self.high_watermark = next_offset;
+        self.producers.clear();
+    }
+
     /// Diagnostic point 3: every committed batch is re-checked (length, CRC-32C) on apply. A
     /// failure logs the entry's index and term and a dump of its first bytes, and counts in
     /// `deserialization_failures_total`.

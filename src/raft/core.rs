@@ -36,6 +36,10 @@ use crate::raft::GroupId;
 pub trait StateMachine {
     /// Applies one committed entry that carries data (not a leader no-op, not a conf change).
     fn apply(&mut self, entry: &Entry);
+
+    /// The log was replaced by a snapshot ending at `index`; for a partition, the next Kafka
+    /// offset is `next_offset`. The default keeps the state (for logs that are never compacted).
+    fn restore(&mut self, _index: u64, _next_offset: i64) {}
 }
 
 /// A batch of files to fsync for one group, and what to do after.
@@ -222,9 +226,9 @@ impl<M: StateMachine> RaftCore<M> {
             let meta = snap.get_metadata();
             let next_offset =
                 snap.data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
-            let store = self.node.mut_store();
-            store.log_mut().reset_to(meta.index, meta.term, next_offset)?;
-            store.set_conf_state(meta.get_conf_state())?;
+            self.node.mut_store().apply_snapshot(meta, next_offset)?;
+            self.sm.restore(meta.index, next_offset);
+            self.applied = self.applied.max(meta.index);
         }
         let entries = rd.take_entries();
         let wrote_entries = !entries.is_empty();
