@@ -203,8 +203,7 @@ pub struct NodeHandle {
     pub ctx: Arc<BrokerCtx>,
     /// Fault injection on this node's peer transport (tests).
     pub faults: Arc<Faults>,
-    _net: Arbiter,
-    _peers: Arbiter,
+    _arbiters: Vec<Arbiter>,
 }
 
 /// Starts all actors of one node inside the running actix System.
@@ -233,7 +232,15 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
 
     let clock: SharedClock = Arc::new(SystemClock);
     let syncer = Syncer::start(logger.new(slog::o!("actor" => "syncer")));
-    let ticker = Ticker::new(ticks.tick).start();
+    // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
+    let tick_arbiter = Arbiter::new();
+    let tick = ticks.tick;
+    let ticker = Ticker::start_in_arbiter(&tick_arbiter.handle(), move |_| Ticker::new(tick));
+    // Apply actors share another thread, so a slow apply never holds up a group's Raft work.
+    let apply_arbiter = Arbiter::new();
+    if !config.faults.apply_delay.is_zero() {
+        slog::warn!(logger, "fault injection: every committed batch is applied with a delay"; "apply_delay" => ?config.faults.apply_delay);
+    }
     let me =
         RegisterBroker { node_id, host, port: i32::from(port), cluster_id: uuid::Uuid::new_v4().simple().to_string() };
 
@@ -278,7 +285,12 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         flush_interval: config.storage.flush_interval,
         syncer,
         ticker,
-        links: Links { transport, meta: (!config.raft.peers.is_empty()).then(|| meta.clone()) },
+        links: Links {
+            transport,
+            meta: (!config.raft.peers.is_empty()).then(|| meta.clone()),
+            apply_arbiter: Some(apply_arbiter.handle()),
+            apply_delay: config.faults.apply_delay,
+        },
         clock: clock.clone(),
         running: HashMap::new(),
         table: table_tx,
@@ -372,5 +384,5 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         }
     });
     slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
-    Ok(NodeHandle { kafka_addr, ctx, faults, _net: net, _peers: peer_arbiter })
+    Ok(NodeHandle { kafka_addr, ctx, faults, _arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter] })
 }

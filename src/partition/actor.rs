@@ -73,6 +73,8 @@ pub enum PartitionMsg {
     Raft(raft::eraftpb::Message),
     /// Report progress for `cluster status`.
     Status { reply: oneshot::Sender<PartitionStatus> },
+    /// The apply actor has applied up to `index`.
+    Applied { index: u64, high_watermark: i64 },
     /// The syncer finished the fsync of Ready `number`.
     Synced { number: u64, result: Result<(), String> },
     /// New retention settings.
@@ -90,6 +92,7 @@ pub struct PartitionActor {
     syncer: Syncer,
     ticker: Addr<Ticker>,
     links: Links,
+    apply: Option<Addr<super::apply::ApplyActor>>,
     clock: SharedClock,
     retention: RetentionSettings,
     retention_check: Duration,
@@ -107,6 +110,10 @@ pub struct PartitionActor {
 pub struct Links {
     pub transport: crate::peer::Transport,
     pub meta: Option<Addr<crate::meta::MetaActor>>,
+    /// Where apply actors run (None: on the group's own arbiter).
+    pub apply_arbiter: Option<actix::dev::ArbiterHandle>,
+    /// Fault injection: how long each committed batch takes to apply.
+    pub apply_delay: Duration,
 }
 
 /// What the node needs to start a partition actor.
@@ -143,6 +150,7 @@ impl PartitionActor {
             syncer,
             ticker,
             links,
+            apply: None,
             clock,
             retention: spec.retention,
             retention_check: spec.retention_check,
@@ -197,8 +205,11 @@ impl PartitionActor {
                     self.fail_waiters(PartitionError::NotLeader { leader: Some(role.leader).filter(|l| *l != 0) });
                 }
             }
-            if out.applied.is_some() {
-                self.publish_offsets();
+            let items = self.core.raft.sm.take_pending();
+            if !items.is_empty() {
+                if let Some(apply) = &self.apply {
+                    apply.do_send(super::apply::ApplyMsg::Apply(items));
+                }
             }
             self.shared.set_in_sync(self.core.in_sync_replicas());
             if !self.core.raft.node.has_ready() {
@@ -304,6 +315,16 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let me = ctx.address();
+        let state = crate::partition::core::ApplyState::new(self.core.high_watermark(), self.logger.clone());
+        let delay = self.links.apply_delay;
+        let apply = match &self.links.apply_arbiter {
+            Some(arbiter) => super::apply::ApplyActor::start_in_arbiter(arbiter, move |_| {
+                super::apply::ApplyActor::new(state, me, delay)
+            }),
+            None => super::apply::ApplyActor::new(state, me, delay).start(),
+        };
+        self.apply = Some(apply);
         let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
             self.core.raft.group(),
@@ -381,6 +402,10 @@ impl Handler<PartitionMsg> for PartitionActor {
                     log_start: self.core.log_start(),
                     checksum,
                 });
+            }
+            PartitionMsg::Applied { index, high_watermark } => {
+                self.core.set_applied(index, high_watermark);
+                self.publish_offsets();
             }
             PartitionMsg::Retention(r) => self.retention = r,
             PartitionMsg::Stop => ctx.stop(),

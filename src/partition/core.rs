@@ -22,39 +22,88 @@ use crate::raft::core::{OpenError, RaftCore, ReadyOutcome, StateMachine};
 use crate::raft::storage::GroupStorage;
 use crate::raft::{GroupId, GroupSettings};
 
-/// The state built by applying committed entries.
+/// One committed item for the apply actor, in log order.
+#[derive(Debug, Clone)]
+pub enum ApplyItem {
+    /// A committed entry carrying a record batch.
+    Batch { index: u64, term: u64, data: Bytes },
+    /// The log was replaced by a snapshot; the next offset is `next_offset`.
+    Restore { index: u64, next_offset: i64 },
+}
+
+/// The group actor's side of apply: committed entries are handed to the apply actor in order,
+/// and the committed producer state (needed when this node becomes leader) is kept here from
+/// the batch headers. The high watermark comes back from the apply actor.
 pub struct PartitionSm {
-    /// Offset after the last committed batch.
+    /// Offset after the last batch the apply actor has confirmed.
     pub high_watermark: i64,
+    /// Highest index the apply actor has confirmed.
+    pub confirmed: u64,
     /// Producer state of committed batches.
     pub producers: ProducerStateTable,
-    logger: Logger,
+    pending: Vec<ApplyItem>,
+}
+
+impl PartitionSm {
+    /// Items handed out since the last call, for the apply actor.
+    pub fn take_pending(&mut self) -> Vec<ApplyItem> {
+        std::mem::take(&mut self.pending)
+    }
 }
 
 impl StateMachine for PartitionSm {
-    /// A snapshot from the leader: this replica's log now starts where the leader's does.
-    /// Producer state before that point is gone, as after retention.
-    fn restore(&mut self, _index: u64, next_offset: i64) {
-        self.high_watermark = next_offset;
-        self.producers.clear();
+    fn apply(&mut self, entry: &Entry) {
+        if let Ok(h) = BatchHeader::parse(&entry.data) {
+            if h.has_producer_id() {
+                self.producers.apply(&producer_batch(&h));
+            }
+        }
+        self.pending.push(ApplyItem::Batch { index: entry.index, term: entry.term, data: entry.data.clone() });
     }
 
-    /// Diagnostic point 3: every committed batch is re-checked (length, CRC-32C) on apply. A
-    /// failure logs the entry's index and term and a dump of its first bytes, and counts in
-    /// `deserialization_failures_total`.
-    fn apply(&mut self, entry: &Entry) {
-        match check_batch(&entry.data) {
-            Ok(h) => {
-                slog::debug!(self.logger, "apply batch"; "index" => entry.index, "term" => entry.term, "base_offset" => h.base_offset, "records" => h.record_count);
-                self.high_watermark = h.next_offset();
-                if h.has_producer_id() {
-                    self.producers.apply(&producer_batch(&h));
+    /// A snapshot from the leader: this replica's log now starts where the leader's does.
+    /// Producer state before that point is gone, as after retention.
+    fn restore(&mut self, index: u64, next_offset: i64) {
+        self.producers.clear();
+        self.pending.push(ApplyItem::Restore { index, next_offset });
+    }
+}
+
+/// The apply actor's state: the high watermark, computed from committed batches in order.
+#[derive(Debug)]
+pub struct ApplyState {
+    pub high_watermark: i64,
+    pub applied: u64,
+    logger: Logger,
+}
+
+impl ApplyState {
+    pub fn new(high_watermark: i64, logger: Logger) -> Self {
+        ApplyState { high_watermark, applied: 0, logger }
+    }
+
+    /// Diagnostic point 3: every committed batch is re-checked (length, CRC-32C). A failure
+    /// logs the entry's index and term and a dump of its first bytes, and counts in
+    /// `deserialization_failures_total`; the high watermark does not move past it.
+    pub fn apply(&mut self, item: &ApplyItem) {
+        match item {
+            ApplyItem::Batch { index, term, data } => {
+                match check_batch(data) {
+                    Ok(h) => {
+                        slog::debug!(self.logger, "apply batch"; "index" => index, "term" => term, "base_offset" => h.base_offset, "records" => h.record_count);
+                        self.high_watermark = h.next_offset();
+                    }
+                    Err(e) => {
+                        crate::metrics::count_deserialization_failure();
+                        slog::error!(self.logger, "committed entry is not a valid record batch"; "index" => index, "term" => term,
+                            "len" => data.len(), "error" => %e, "dump" => crate::metrics::hex_dump(data, 64));
+                    }
                 }
+                self.applied = *index;
             }
-            Err(e) => {
-                crate::metrics::count_deserialization_failure();
-                slog::error!(self.logger, "committed entry is not a valid record batch"; "index" => entry.index, "term" => entry.term,
-                    "len" => entry.data.len(), "error" => %e, "dump" => crate::metrics::hex_dump(&entry.data, 64));
+            ApplyItem::Restore { index, next_offset } => {
+                self.high_watermark = *next_offset;
+                self.applied = *index;
             }
         }
     }
@@ -130,8 +179,9 @@ impl PartitionCore {
         let applied = storage.log().first_index().saturating_sub(1);
         let sm = PartitionSm {
             high_watermark: storage.log().log_start_offset(),
+            confirmed: applied,
             producers: ProducerStateTable::new(),
-            logger: logger.clone(),
+            pending: Vec::new(),
         };
         let cfg = settings.raft_config(applied);
         let single = storage.conf_state().voters == [settings.node_id];
@@ -207,6 +257,19 @@ impl PartitionCore {
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
         self.raft.sm.high_watermark
+    }
+
+    /// Where the apply actor has got to: the index it confirmed and the high watermark.
+    pub fn set_applied(&mut self, index: u64, high_watermark: i64) {
+        if index >= self.raft.sm.confirmed {
+            self.raft.sm.confirmed = index;
+            self.raft.sm.high_watermark = high_watermark;
+        }
+    }
+
+    /// The highest index the apply actor has confirmed.
+    pub fn confirmed_applied(&self) -> u64 {
+        self.raft.sm.confirmed
     }
 
     /// The log start offset.
@@ -346,7 +409,7 @@ impl PartitionCore {
         retention_ms: Option<i64>,
         retention_bytes: Option<u64>,
     ) -> Result<usize, LogError> {
-        let applied = self.raft.applied();
+        let applied = self.confirmed_applied();
         self.raft.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
     }
 }
@@ -360,10 +423,15 @@ mod tests {
         Logger::root(slog::Discard, slog::o!())
     }
 
-    /// Drives the core until idle, fsyncing inline.
+    /// Drives the core until idle, fsyncing and applying inline.
     fn settle(core: &mut PartitionCore) {
+        let mut apply = ApplyState::new(core.high_watermark(), logger());
         for _ in 0..100 {
             let out = core.handle_ready().unwrap();
+            for item in core.raft.sm.take_pending() {
+                apply.apply(&item);
+                core.set_applied(apply.applied, apply.high_watermark);
+            }
             let idle = out.sync.is_none() && out.messages.is_empty() && out.applied.is_none();
             if let Some(job) = out.sync {
                 for f in &job.files {

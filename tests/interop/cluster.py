@@ -456,3 +456,74 @@ def formation_check(cluster, topic, partitions, idle_seconds, leader_timeout=10.
                         "\n".join(f"  node {i}: {l[:220]}" for i, l in lines[:30]))
     log(f"elections per group (whole run), max term {max_term}:\n{whole.table(groups)}")
     return whole, idle, problems
+
+
+# --- Metadata v1 straight to one node (no client-side caching or broker hopping) --------------------
+class TopicMeta:
+    def __init__(self, name, error, partitions):
+        self.name, self.error, self.partitions = name, error, partitions  # {p: PartitionMeta}
+
+    def leaders(self):
+        return {p: pm.leader for p, pm in self.partitions.items()}
+
+    def all_led(self, count=None):
+        return (self.error == 0 and (count is None or len(self.partitions) == count)
+                and all(pm.error == 0 and pm.leader >= 0 for pm in self.partitions.values()))
+
+    def __repr__(self):
+        return (f"TopicMeta({self.name}, error={self.error}, "
+                + ", ".join(f"{p}: leader {pm.leader} replicas {pm.replicas} isr {pm.isr} err {pm.error}"
+                            for p, pm in sorted(self.partitions.items())) + ")")
+
+
+class PartitionMeta:
+    def __init__(self, error, leader, replicas, isr):
+        self.error, self.leader, self.replicas, self.isr = error, leader, replicas, isr
+
+
+def metadata(bootstrap, topics=None, timeout=5.0):
+    """Metadata v1 sent to exactly `bootstrap` -> (brokers {id: (host, port)}, controller id,
+    {topic: TopicMeta}). topics=None asks for all topics.
+    v1 request: topics [string] (null = all). v1 response: brokers [node_id i32, host string,
+    port i32, rack nullable string], controller_id i32, topics [error i16, name string,
+    is_internal i8, partitions [error i16, index i32, leader i32, replicas [i32], isr [i32]]]."""
+    w = kafka_wire
+    body = w.i32(-1) if topics is None else w.array([w.string(t) for t in topics])
+    r = w.Reader(w.roundtrip(bootstrap, 3, 1, body, timeout=timeout))
+    brokers = {}
+    for _ in range(r.i32()):
+        nid, host, port = r.i32(), r.string(), r.i32()
+        r.string()  # rack
+        brokers[nid] = (host, port)
+    controller = r.i32()
+    out = {}
+    for _ in range(r.i32()):
+        err, name = r.i16(), r.string()
+        r.pos += 1  # is_internal
+        parts = {}
+        for _ in range(r.i32()):
+            perr, idx, leader = r.i16(), r.i32(), r.i32()
+            replicas = [r.i32() for _ in range(r.i32())]
+            isr = [r.i32() for _ in range(r.i32())]
+            parts[idx] = PartitionMeta(perr, leader, replicas, isr)
+        out[name] = TopicMeta(name, err, parts)
+    return brokers, controller, out
+
+
+def wait_led(bootstrap, topic, partitions, timeout, poll=0.1):
+    """Poll Metadata on one node until `topic` has `partitions` partitions, each with a leader.
+    Returns (seconds waited, TopicMeta); raises ClusterError with the last answer at the deadline."""
+    t0 = time.monotonic()
+    last = None
+    while True:
+        try:
+            _, _, topics = metadata(bootstrap, [topic], timeout=min(5.0, timeout))
+            last = topics.get(topic)
+            if last is not None and last.all_led(partitions):
+                return time.monotonic() - t0, last
+        except (OSError, AssertionError, ValueError, IndexError) as e:
+            last = repr(e)
+        if time.monotonic() - t0 >= timeout:
+            raise ClusterError(f"{topic}: not all {partitions} partitions led through {bootstrap} "
+                               f"after {timeout}s; last answer: {last}")
+        time.sleep(poll)
