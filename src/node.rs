@@ -29,7 +29,7 @@ use crate::peer::actor::PeerActor;
 use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
 use crate::raft::syncer::Syncer;
-use crate::raft::ticker::Ticker;
+use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::{GroupId, GroupSettings};
 
 /// The node actor's one message enum.
@@ -125,6 +125,7 @@ impl Node {
             let campaign = voters.first() == Some(&me);
             let spec = PartitionSpec {
                 group: g,
+                name: format!("{topic}/{index}"),
                 dir: self.group_dir(g),
                 voters,
                 campaign,
@@ -231,7 +232,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     voters.sort_unstable();
 
     let clock: SharedClock = Arc::new(SystemClock);
-    let syncer = Syncer::start(logger.new(slog::o!("actor" => "syncer")));
+    let syncer = Syncer::start(node_id, logger.new(slog::o!("actor" => "syncer")));
     // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
     let tick_arbiter = Arbiter::new();
     let tick = ticks.tick;
@@ -251,10 +252,14 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
         let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
-        peers.insert(
-            id,
-            PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog)),
-        );
+        let peer =
+            PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog));
+        let beat = peer.clone();
+        ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |_| {
+            beat.do_send(crate::peer::actor::PeerMsg::FlushHeartbeats);
+            beat.connected()
+        })));
+        peers.insert(id, peer);
     }
     let transport = Transport::new(node_id, peers, faults.clone());
 
@@ -330,6 +335,20 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         slog::info!(logger, "raft listener"; "listen" => raft_addr);
     }
 
+    if let Some(addr) = config.metrics.listen.clone() {
+        let l =
+            std::net::TcpListener::bind(&addr).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+        l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+        let mlog = logger.new(slog::o!("actor" => "metrics"));
+        peer_arbiter.spawn(async move {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => crate::metrics::serve(l, mlog).await,
+                Err(e) => slog::crit!(mlog, "cannot serve metrics"; "error" => %e),
+            }
+        });
+        slog::info!(logger, "metrics endpoint"; "listen" => addr, "path" => "/metrics");
+    }
+
     // Serve clients only once this broker is in the metadata it will hand out.
     let wait = Duration::from_secs(30);
     let registered = tokio::time::timeout(wait, async {
@@ -351,7 +370,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = settings.max_message_bytes;
     let produce = ProduceHandler::start_in_arbiter(&net.handle(), move |_| {
-        ProduceHandler::new(max_message_bytes, produce_logger)
+        ProduceHandler::new(node_id, max_message_bytes, produce_logger)
     });
     let ctx = Arc::new(BrokerCtx {
         node_id,

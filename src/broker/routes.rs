@@ -101,8 +101,10 @@ pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static,
         return Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, id).await)) }));
     }
     let Some(route) = route_for(peek.api_key) else {
+        crate::metrics::registry().request(ctx.node_id, peek.api_key, Some(crate::error::code::UNSUPPORTED_VERSION));
         return Err(ProtocolError::UnknownApiKey(peek.api_key));
     };
+    crate::metrics::registry().request(ctx.node_id, peek.api_key, None);
     if peek.api_version < route.min || peek.api_version > route.max {
         if route.key == ApiKey::ApiVersions {
             // Tell the client what we support, in the v0 layout it can always read.

@@ -81,7 +81,7 @@ impl StateMachine for MetaSm {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum MetaMsg {
-    Tick,
+    Tick(u64),
     Drive,
     Synced {
         number: u64,
@@ -167,6 +167,7 @@ impl MetaActor {
             spec.settings.durability,
             logger.clone(),
         )?;
+        core.set_metrics_name("__meta".to_string());
         if first_voter {
             let _ = core.node.campaign();
         }
@@ -340,8 +341,8 @@ impl Actor for MetaActor {
         let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
             META_GROUP,
-            Box::new(move || {
-                addr.do_send(MetaMsg::Tick);
+            Box::new(move |n| {
+                addr.do_send(MetaMsg::Tick(n));
                 addr.connected()
             }),
         ));
@@ -358,8 +359,8 @@ impl Handler<MetaMsg> for MetaActor {
 
     fn handle(&mut self, msg: MetaMsg, ctx: &mut Self::Context) {
         match msg {
-            MetaMsg::Tick => {
-                if self.core.tick() || self.core.node.has_ready() {
+            MetaMsg::Tick(n) => {
+                if self.core.tick_at(n) || self.core.node.has_ready() {
                     self.schedule_drive(ctx);
                 }
             }

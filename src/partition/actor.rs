@@ -60,7 +60,7 @@ pub struct RetentionSettings {
 #[rtype(result = "()")]
 pub enum PartitionMsg {
     /// One Raft tick (from the ticker).
-    Tick,
+    Tick(u64),
     /// Run the Ready loop (self-sent after a burst of messages).
     Drive,
     /// Append one validated batch; `reply` answers once it is committed.
@@ -101,6 +101,8 @@ pub struct PartitionActor {
     waiters: BTreeMap<i64, Vec<AckWaiter>>,
     drive_scheduled: bool,
     failed: bool,
+    /// `topic/partition`, for metrics and logs.
+    name: String,
     logger: Logger,
     pub dir: PathBuf,
 }
@@ -119,6 +121,8 @@ pub struct Links {
 /// What the node needs to start a partition actor.
 pub struct PartitionSpec {
     pub group: GroupId,
+    /// `topic/partition`.
+    pub name: String,
     pub dir: PathBuf,
     pub voters: Vec<u64>,
     /// Campaign at once (the preferred leader of a new group).
@@ -159,6 +163,7 @@ impl PartitionActor {
             waiters: BTreeMap::new(),
             drive_scheduled: false,
             failed: false,
+            name: spec.name,
             logger,
             dir: spec.dir,
         })
@@ -315,6 +320,7 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.core.raft.set_metrics_name(self.name.clone());
         let me = ctx.address();
         let state = crate::partition::core::ApplyState::new(self.core.high_watermark(), self.logger.clone());
         let delay = self.links.apply_delay;
@@ -328,8 +334,8 @@ impl Actor for PartitionActor {
         let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
             self.core.raft.group(),
-            Box::new(move |/* tick */| {
-                addr.do_send(PartitionMsg::Tick);
+            Box::new(move |n| {
+                addr.do_send(PartitionMsg::Tick(n));
                 addr.connected()
             }),
         ));
@@ -341,6 +347,7 @@ impl Actor for PartitionActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
         self.fail_waiters(PartitionError::ShuttingDown);
         let _ = self.core.raft.node.mut_store().log_mut().sync();
@@ -352,8 +359,8 @@ impl Handler<PartitionMsg> for PartitionActor {
 
     fn handle(&mut self, msg: PartitionMsg, ctx: &mut Self::Context) {
         match msg {
-            PartitionMsg::Tick => {
-                if self.core.raft.tick() || self.core.raft.node.has_ready() {
+            PartitionMsg::Tick(n) => {
+                if self.core.raft.tick_at(n) || self.core.raft.node.has_ready() {
                     self.schedule_drive(ctx);
                 }
             }
@@ -406,6 +413,8 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Applied { index, high_watermark } => {
                 self.core.set_applied(index, high_watermark);
                 self.publish_offsets();
+                let lag = self.core.raft.commit_index().saturating_sub(index);
+                crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.apply_lag = lag);
             }
             PartitionMsg::Retention(r) => self.retention = r,
             PartitionMsg::Stop => ctx.stop(),

@@ -1,6 +1,8 @@
 //! One actor per remote node: it owns the outbound TCP connection to that node and a bounded
 //! queue of Raft messages. Groups `do_send` messages; the actor flushes everything queued as one
-//! frame after each burst. A slow or dead peer only fills its own queue: when the queue or the
+//! frame after each burst. Heartbeats and heartbeat responses wait for the ticker's beat (half a
+//! tick after each tick), so the heartbeats of every group bound to this peer leave in one frame
+//! per heartbeat interval; their send intervals are recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
 //! writer's buffer is full, messages are dropped and Raft retransmits them. The connection is
 //! re-established with exponential backoff.
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use slog::Logger;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -31,6 +33,8 @@ pub enum PeerMsg {
     Send(GroupId, Vec<Message>),
     /// Write everything queued (self-sent after a burst).
     Flush,
+    /// Write the queued heartbeats (from the ticker, half a tick after each tick).
+    FlushHeartbeats,
     /// The connection is up; frames go to this writer.
     Connected(mpsc::Sender<Bytes>),
     /// The connection attempt or the connection failed.
@@ -53,6 +57,9 @@ pub struct PeerActor {
     peer: u64,
     addr: String,
     queue: Vec<(GroupId, Message)>,
+    /// Heartbeats and their responses, sent together on the ticker's beat.
+    heartbeats: Vec<(GroupId, Message)>,
+    last_heartbeat_frame: Option<std::time::Instant>,
     writer: Option<mpsc::Sender<Bytes>>,
     connecting: bool,
     backoff: Duration,
@@ -69,6 +76,8 @@ impl PeerActor {
             peer,
             addr,
             queue: Vec::new(),
+            heartbeats: Vec::new(),
+            last_heartbeat_frame: None,
             writer: None,
             connecting: false,
             backoff: Duration::from_millis(50),
@@ -109,18 +118,32 @@ impl PeerActor {
         });
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
+    fn flush(&mut self, ctx: &mut Context<Self>, with_heartbeats: bool) {
         self.flush_scheduled = false;
-        if self.queue.is_empty() {
+        let mut msgs = std::mem::take(&mut self.queue);
+        if with_heartbeats && !self.heartbeats.is_empty() {
+            let carries_heartbeat = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
+            msgs.append(&mut self.heartbeats);
+            if carries_heartbeat {
+                let now = std::time::Instant::now();
+                let interval = self.last_heartbeat_frame.replace(now).map(|t| now - t);
+                crate::metrics::registry().peer(self.me, self.peer, |p| {
+                    p.heartbeat_frames += 1;
+                    if let Some(i) = interval {
+                        p.heartbeat_interval.record(i.as_secs_f64());
+                    }
+                });
+            }
+        }
+        if msgs.is_empty() {
             return;
         }
-        let msgs = std::mem::take(&mut self.queue);
         if self.faults.dropping_to(self.peer) {
-            self.stats.dropped_messages += msgs.len() as u64;
+            self.count_dropped(msgs.len());
             return;
         }
         let Some(writer) = self.writer.clone() else {
-            self.stats.dropped_messages += msgs.len() as u64;
+            self.count_dropped(msgs.len());
             self.connect(ctx);
             return;
         };
@@ -131,19 +154,28 @@ impl PeerActor {
             Some(d) => {
                 ctx.run_later(d, move |act, _| {
                     if writer.try_send(bytes).is_err() {
-                        act.stats.dropped_messages += count;
+                        act.count_dropped(count as usize);
                     }
                 });
             }
             None => {
                 if writer.try_send(bytes).is_err() {
-                    self.stats.dropped_messages += count;
+                    self.count_dropped(count as usize);
                     return;
                 }
             }
         }
         self.stats.frames += 1;
         self.stats.bytes += size;
+        crate::metrics::registry().peer(self.me, self.peer, |p| {
+            p.frames += 1;
+            p.bytes += size;
+        });
+    }
+
+    fn count_dropped(&mut self, n: usize) {
+        self.stats.dropped_messages += n as u64;
+        crate::metrics::registry().peer(self.me, self.peer, |p| p.dropped_messages += n as u64);
     }
 }
 
@@ -161,19 +193,25 @@ impl Handler<PeerMsg> for PeerActor {
     fn handle(&mut self, msg: PeerMsg, ctx: &mut Self::Context) {
         match msg {
             PeerMsg::Send(group, msgs) => {
+                let mut urgent = false;
                 for m in msgs {
-                    if self.queue.len() >= MAX_QUEUED {
-                        self.stats.dropped_messages += 1;
+                    let heartbeat =
+                        matches!(m.get_msg_type(), MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse);
+                    let queue = if heartbeat { &mut self.heartbeats } else { &mut self.queue };
+                    if queue.len() >= MAX_QUEUED {
+                        self.count_dropped(1);
                     } else {
-                        self.queue.push((group, m));
+                        queue.push((group, m));
+                        urgent |= !heartbeat;
                     }
                 }
-                if !self.flush_scheduled {
+                if urgent && !self.flush_scheduled {
                     self.flush_scheduled = true;
                     ctx.notify(PeerMsg::Flush);
                 }
             }
-            PeerMsg::Flush => self.flush(ctx),
+            PeerMsg::Flush => self.flush(ctx, false),
+            PeerMsg::FlushHeartbeats => self.flush(ctx, true),
             PeerMsg::Connected(tx) => {
                 slog::info!(self.logger, "connected to peer"; "peer" => self.peer, "addr" => &self.addr);
                 self.connecting = false;

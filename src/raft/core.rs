@@ -104,10 +104,19 @@ pub struct RaftCore<M: StateMachine> {
     pending_persisted: std::collections::VecDeque<(u64, Vec<Message>)>,
     last_role: Option<RoleInfo>,
     applied: u64,
+    /// A new leader waits for its next tick to bring its heartbeats in phase.
+    align_pending: bool,
+    /// The name the group's figures are published under (`__meta`, `topic/partition`).
+    metrics_name: Option<String>,
     logger: Logger,
 }
 
 impl<M: StateMachine> RaftCore<M> {
+    /// Publishes this group's role, term and election counts under `name`.
+    pub fn set_metrics_name(&mut self, name: String) {
+        self.metrics_name = Some(name);
+    }
+
     /// Builds the core. `applied` is where the state machine starts: the core re-applies every
     /// committed entry after it, so a state machine rebuilt at start sees the whole retained log.
     pub fn new(
@@ -128,6 +137,8 @@ impl<M: StateMachine> RaftCore<M> {
             pending_persisted: Default::default(),
             last_role: None,
             applied,
+            align_pending: false,
+            metrics_name: None,
             logger,
         })
     }
@@ -190,6 +201,35 @@ impl<M: StateMachine> RaftCore<M> {
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) -> bool {
         self.node.tick()
+    }
+
+    /// Advances the logical clock by node-wide tick `n`.
+    pub fn tick_at(&mut self, n: u64) -> bool {
+        let mut ready = self.node.tick();
+        if self.align_pending && self.is_leader() {
+            self.align_pending = false;
+            ready |= self.align_heartbeats(n);
+        }
+        ready
+    }
+
+    /// A new leader's heartbeat clock starts at zero whenever it was elected; on its next tick
+    /// it is advanced so that its heartbeats fall on node-wide ticks that are multiples of the
+    /// heartbeat tick, like every other leader's of this node. Then all groups' heartbeats to a
+    /// peer leave on the same tick and share one frame. The extra ticks are fewer than one
+    /// heartbeat interval, far below any election timeout.
+    fn align_heartbeats(&mut self, n: u64) -> bool {
+        let hb = self.node.raft.heartbeat_timeout() as u64;
+        if hb <= 1 {
+            return false;
+        }
+        let target = n % hb;
+        let elapsed = self.node.raft.heartbeat_elapsed() as u64 % hb;
+        let extra = (target + hb - elapsed) % hb;
+        for _ in 0..extra {
+            self.node.tick();
+        }
+        extra > 0
     }
 
     /// Steps a message from a peer into the group.
@@ -332,9 +372,30 @@ impl<M: StateMachine> RaftCore<M> {
 
     fn note_role(&mut self, out: &mut ReadyOutcome) {
         let now = self.role();
-        if self.last_role != Some(now) {
-            self.last_role = Some(now);
-            out.role = Some(now);
+        if self.last_role == Some(now) {
+            return;
+        }
+        let before = self.last_role.replace(now);
+        out.role = Some(now);
+        if now.role == StateRole::Leader && before.is_none_or(|b| b.role != StateRole::Leader) {
+            self.align_pending = true;
+        }
+        if let Some(name) = &self.metrics_name {
+            let campaigning = |r: StateRole| matches!(r, StateRole::Candidate | StateRole::PreCandidate);
+            let won = now.role == StateRole::Leader && before.is_none_or(|b| b.role != StateRole::Leader);
+            // An election that started and ended between two Readies still counts as started.
+            let started = (campaigning(now.role) || won) && !before.is_some_and(|b| campaigning(b.role));
+            let leader_changed = now.leader != 0 && before.is_none_or(|b| b.leader != now.leader);
+            crate::metrics::registry().group(self.node.raft.id, name, |g| {
+                g.role = format!("{:?}", now.role);
+                g.term = now.term;
+                g.elections_started += u64::from(started);
+                g.elections_won += u64::from(won);
+                g.leader_changes += u64::from(leader_changed);
+            });
+            if won {
+                slog::info!(self.logger, "leader elected"; "group" => self.group, "name" => name.as_str(), "term" => now.term);
+            }
         }
     }
 }

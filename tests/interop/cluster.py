@@ -431,10 +431,16 @@ def formation_check(cluster, topic, partitions, idle_seconds, leader_timeout=10.
     the idle window, problems found)."""
     mark = cluster.log_marks()
     t_idle = time.monotonic()
-    step = 10
+    step, next_note = 10, 60
     while time.monotonic() - t_idle < idle_seconds:
         time.sleep(min(step, max(0.0, idle_seconds - (time.monotonic() - t_idle))))
         cluster.check_alive()
+        waited = time.monotonic() - t_idle
+        if waited >= next_note and waited < idle_seconds:
+            so_far = election_stats(cluster, since=mark)
+            log(f"idle {waited:.0f}/{idle_seconds:.0f} s: {sum(so_far.started.values())} elections "
+                f"started, {sum(so_far.won.values())} won so far")
+            next_note += 60
     idle = election_stats(cluster, since=mark)
     whole = election_stats(cluster)
     groups = [META] + [f"{topic}/{p}" for p in range(partitions)]
