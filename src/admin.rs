@@ -94,21 +94,26 @@ pub fn render(status: &Value) -> String {
         "{:<24} {:>5} {:>5} {:>9} {:>6} {:>5} {:>8} {:>8} {:>10} {:>10}  match\n",
         "group", "node", "grp", "role", "leader", "term", "commit", "applied", "hw", "checksum"
     ));
+    let s = |v: &Value| match v {
+        Value::String(x) => x.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
     for g in status["groups"].as_array().into_iter().flatten() {
-        let name = format!("{}/{}", g["topic"].as_str().unwrap_or("?"), g["partition"]);
+        let name = format!("{}/{}", s(&g["topic"]), s(&g["partition"]));
         out.push_str(&format!(
             "{:<24} {:>5} {:>5} {:>9} {:>6} {:>5} {:>8} {:>8} {:>10} {:>10}  {}\n",
             name,
-            g["node"],
-            g["group"],
-            g["role"].as_str().unwrap_or("?"),
-            g["leader"],
-            g["term"],
-            g["commit"],
-            g["applied"],
-            g.get("high_watermark").map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            g.get("checksum").and_then(|v| v.as_str()).unwrap_or("-"),
-            g["match"],
+            s(&g["node"]),
+            s(&g["group"]),
+            s(&g["role"]),
+            s(&g["leader"]),
+            s(&g["term"]),
+            s(&g["commit"]),
+            s(&g["applied"]),
+            s(&g["high_watermark"]),
+            s(&g["checksum"]),
+            s(&g["match"]),
         ));
     }
     out

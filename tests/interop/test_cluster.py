@@ -224,7 +224,12 @@ def test_2_java_topic_command_console_producer_consumer(cluster):
         assert sorted(isr.split(",")) == ["1", "2", "3"], f"partition {p}: Isr {isr} (replicas {replicas})"
         assert leader in replicas.split(","), f"partition {p}: leader {leader} not a replica"
     leaders = sorted(int(l) for _, l, _, _ in rows)
-    assert leaders == [1, 2, 3], f"leaders {leaders}: not one on each of the three nodes\n{r.out}"
+    if leaders != [1, 2, 3]:
+        why = "\n".join(_first_election_lines(c, t, int(p)) for p, l, rep, _ in rows
+                        if l != rep.split(",")[0])
+        pytest.fail(f"leaders {leaders}: not one on each of the three nodes\n{r.out}\n"
+                    f"first elections of the partitions not led by their first replica:\n{why}",
+                    pytrace=False)
 
     msgs = [f"cluster-java-{i}-{t}" for i in range(3)]
     r = java(CONSOLE_PRODUCER, "--bootstrap-server", c.bootstrap, "--topic", t,
@@ -250,6 +255,17 @@ def test_2_java_topic_command_console_producer_consumer(cluster):
     for what, res in outputs:
         clean_output(res, what)
     c.check_alive()
+
+
+def _first_election_lines(c, topic, partition):
+    """The log lines that tell how a partition's first election went, on every node."""
+    gid = group_ids_from_logs(c, topic).get(partition)
+    rx = (rf"(partition started|starting a new election|became leader|cast vote).*partition: "
+          rf"{partition}, topic: {re.escape(topic)}\b")
+    if gid is not None:
+        rx += rf"|dropping messages for a group this node does not host.*group: {gid}\b"
+    lines = sorted(c.grep(rx), key=lambda x: x[1][:22])
+    return f"-- {topic}[{partition}] (group {gid}):\n" + "\n".join(f"node {i}: {l[:230]}" for i, l in lines)
 
 
 # --- 3. data integrity ---------------------------------------------------------------------------------
