@@ -28,6 +28,9 @@ from cluster import (META, Cluster, ClusterError, cluster_status, election_stats
 from helpers import (CONSOLE_CONSUMER, CONSOLE_PRODUCER, PRODUCER_PERFORMANCE, TOPIC_COMMAND,
                      java_tool, kcat, report, unique_topic)
 
+# Every test here starts chronik processes and reads their logs: deselected with EXTERNAL_BOOTSTRAP.
+pytestmark = pytest.mark.chronik_only
+
 IDLE_SECONDS = float(os.environ.get("CLUSTER_IDLE_SECONDS", "60"))
 LEADER_DEADLINE = 10.0  # seconds: every group led within this (issue 4, test 1)
 LATE_SECONDS = 20.0     # test 5: how late the last node starts
