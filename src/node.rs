@@ -405,6 +405,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             auto_create_topics: config.topics.auto_create,
             default_partitions: config.topics.default_partitions,
             default_replication_factor: u32::from(config.topics.default_replication_factor),
+            runtime_faults: config.faults.runtime,
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,
@@ -412,6 +413,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         partitions: table_rx,
         produce,
         clock,
+        faults: faults.clone(),
     });
     let addr = config.kafka.listen.clone();
     let listen_err = |source| StartError::Listen { addr: addr.clone(), source };

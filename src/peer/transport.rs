@@ -64,10 +64,10 @@ impl Faults {
         self.drop_to(node, on);
         self.drop_from(node, on);
     }
-    pub(crate) fn dropping_to(&self, node: u64) -> bool {
+    pub fn dropping_to(&self, node: u64) -> bool {
         self.state.read().expect("faults lock").drop_to.contains(&node)
     }
-    pub(crate) fn dropping_from(&self, node: u64) -> bool {
+    pub fn dropping_from(&self, node: u64) -> bool {
         self.state.read().expect("faults lock").drop_from.contains(&node)
     }
     pub(crate) fn delay(&self, node: u64) -> Option<Duration> {
