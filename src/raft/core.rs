@@ -49,6 +49,19 @@ pub struct SyncJob {
     pub files: Vec<File>,
 }
 
+impl SyncJob {
+    /// Hands the job to the syncer; `done(number, result)` runs on the syncer's thread when the
+    /// files are durable (it should only `do_send` back to the group).
+    pub fn submit(
+        self,
+        syncer: &crate::raft::syncer::Syncer,
+        done: impl FnOnce(u64, Result<(), String>) + Send + 'static,
+    ) {
+        let number = self.number;
+        syncer.sync(crate::raft::syncer::SyncRequest { files: self.files, done: Box::new(move |r| done(number, r)) });
+    }
+}
+
 /// Role information, published when it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleInfo {
