@@ -350,6 +350,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         let router = Router::new(meta.clone(), groups_rx);
+        peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
         peer_arbiter.spawn(async move {
