@@ -392,6 +392,25 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     if registered.is_err() {
         return Err(StartError::NotRegistered(wait));
     }
+    // After a restart, open the partitions this node already hosts before serving clients, so
+    // they see their data rather than a moment of "not leader" (bounded: a huge node serves
+    // early and clients retry).
+    let hosted = {
+        let image = image_rx.borrow();
+        image.topics.values().flat_map(|t| t.partitions.iter()).filter(|p| p.replicas.contains(&node_id)).count()
+    };
+    let mut opened = table_rx.clone();
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if opened.borrow_and_update().values().map(|ps| ps.len()).sum::<usize>() >= hosted {
+                return;
+            }
+            if opened.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
 
     let net = Arbiter::new();
     let produce_logger = logger.new(slog::o!("actor" => "produce"));

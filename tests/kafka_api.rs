@@ -379,3 +379,120 @@ fn runtime_fault_injection_is_refused_unless_enabled() {
     chronik::admin::send_faults(&node.addr.to_string(), &change).unwrap();
     assert!(node.faults.dropping_to(2) && node.faults.dropping_from(2));
 }
+
+fn list_offset(c: &mut Client, topic: &str, ts: i64) -> (i64, i64) {
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(ts)]),
+    ]);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (p.offset, p.timestamp)
+}
+
+#[test]
+fn list_offsets_by_timestamp_earliest_latest_and_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "ts", 1);
+    for ts in [1000, 2000, 3000] {
+        let r: ProduceResponse =
+            c.call(ApiKey::Produce, 9, &produce_req("ts", 0, build_batch(0, -1, -1, -1, ts, &values(2)), -1));
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    assert_eq!(list_offset(&mut c, "ts", -2).0, 0, "earliest");
+    assert_eq!(list_offset(&mut c, "ts", -1).0, 6, "latest is the high watermark");
+    assert_eq!(list_offset(&mut c, "ts", 1500), (2, 2000), "first batch at or after the timestamp");
+    assert_eq!(list_offset(&mut c, "ts", 3000), (4, 3000));
+    assert_eq!(list_offset(&mut c, "ts", 9999).0, -1, "nothing that late");
+    assert_eq!(list_offset(&mut c, "ts", -3), (5, 3000), "max timestamp");
+}
+
+#[test]
+fn acks_zero_is_not_answered_but_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "fire", 1);
+    c.send(ApiKey::Produce, 9, &produce_req("fire", 0, build_batch(0, -1, -1, -1, 1, &values(4)), 0));
+    // The next answer on the connection belongs to the next request.
+    let id = c.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let (got, _): (i32, ApiVersionsResponse) = c.recv(ApiKey::ApiVersions, 3);
+    assert_eq!(got, id, "no response was sent for acks=0");
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("fire", 0, 5_000, 1));
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 4);
+}
+
+#[test]
+fn producer_state_and_data_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let batch;
+    {
+        let node = start_node(config.clone());
+        let mut c = Client::connect(node.addr);
+        create_topic(&mut c, "keep", 1);
+        let pid: InitProducerIdResponse = c.call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000),
+        );
+        batch = build_batch(0, pid.producer_id.0, 0, 0, 1, &values(3));
+        let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("keep", 0, batch.clone(), -1));
+        assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+    }
+    let node = start_node(config);
+    let mut c = Client::connect(node.addr);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req("keep", 0, batch, -1));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "the retried batch is known after the restart");
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("keep", 0, 0, 0));
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 3, "and it was not appended twice");
+}
+
+#[test]
+fn retention_by_size_deletes_segments_and_moves_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.storage.retention_check_interval = std::time::Duration::from_millis(100);
+    let node = start_node(config);
+    let mut c = Client::connect(node.addr);
+    let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("small"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("segment.bytes"))
+                    .with_value(Some(StrBytes::from_static_str("2048"))),
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.bytes"))
+                    .with_value(Some(StrBytes::from_static_str("4096"))),
+            ]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+    for _ in 0..30 {
+        let r: ProduceResponse =
+            c.call(ApiKey::Produce, 9, &produce_req("small", 0, build_batch(0, -1, -1, -1, 1, &values(10)), -1));
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (earliest, _) = list_offset(&mut c, "small", -2);
+        if earliest > 0 {
+            // Reading below the log start is out of range; from it, data comes back.
+            let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("small", 0, 0, 0));
+            assert_eq!(r.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE below the log start");
+            let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_req("small", earliest, 0, 0));
+            assert!(!r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention never moved the log start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

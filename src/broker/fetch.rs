@@ -70,7 +70,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         let mut results = Vec::with_capacity(slots.len());
         for s in &slots {
             let r = match &s.handle {
-                None => Err(PartitionError::UnknownTopicOrPartition),
+                None => Err(ctx.missing_partition(&names[s.topic], s.partition)),
                 Some(h) if remaining == 0 => Ok(FetchData {
                     records: Bytes::new(),
                     high_watermark: h.shared.high_watermark(),

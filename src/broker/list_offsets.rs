@@ -18,7 +18,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListOffsetsReque
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let result = match ctx.partition(&name, p.partition_index) {
-                None => Err(PartitionError::UnknownTopicOrPartition),
+                None => Err(ctx.missing_partition(&name, p.partition_index)),
                 Some(h) => {
                     let (tx, rx) = oneshot::channel();
                     h.addr.do_send(PartitionMsg::ListOffset { timestamp: p.timestamp, reply: tx });

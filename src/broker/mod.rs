@@ -31,6 +31,7 @@ use slog::Logger;
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::SharedClock;
+use crate::error::PartitionError;
 use crate::meta::actor::MetaError;
 use crate::meta::command::MetaCommand;
 use crate::meta::state::MetaResult;
@@ -88,6 +89,16 @@ impl BrokerCtx {
     /// The partition's handle, if it runs here.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
         self.partitions.borrow().get(topic).and_then(|p| p.get(&partition)).cloned()
+    }
+
+    /// Why a partition that does not run here cannot be served: unknown if the metadata has no
+    /// such partition, otherwise not the leader (the client refreshes its metadata and retries).
+    pub fn missing_partition(&self, topic: &str, partition: i32) -> PartitionError {
+        let image = self.image();
+        match image.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)) {
+            None => PartitionError::UnknownTopicOrPartition,
+            Some(p) => PartitionError::NotLeader { leader: image.leaders.get(&p.group).map(|(l, _)| *l) },
+        }
     }
 
     /// Proposes a metadata command and waits until it is applied.

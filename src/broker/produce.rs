@@ -33,6 +33,8 @@ pub enum ProduceMsg {
     Request {
         req: ProduceRequest,
         table: Arc<PartitionTable>,
+        /// Why partitions not in `table` cannot be served (unknown, or led elsewhere).
+        missing: Vec<(String, i32, PartitionError)>,
         version: i16,
         reply: Option<oneshot::Sender<ProduceResponse>>,
     },
@@ -61,7 +63,7 @@ impl Handler<ProduceMsg> for ProduceHandler {
     type Result = ();
 
     fn handle(&mut self, msg: ProduceMsg, ctx: &mut Self::Context) {
-        let ProduceMsg::Request { req, table, version, reply } = msg;
+        let ProduceMsg::Request { req, table, missing, version, reply } = msg;
         let v5 = version >= 5;
         let v8 = version >= 8;
         let acks_ok = (-1..=1).contains(&req.acks);
@@ -84,7 +86,11 @@ impl Handler<ProduceMsg> for ProduceHandler {
                     ))
                 } else {
                     match table.get(&name).and_then(|ps| ps.get(&index)) {
-                        None => Err(PartitionError::UnknownTopicOrPartition),
+                        None => Err(missing
+                            .iter()
+                            .find(|(t, p, _)| *t == name && *p == index)
+                            .map(|(_, _, e)| e.clone())
+                            .unwrap_or(PartitionError::UnknownTopicOrPartition)),
                         Some(handle) => self.dispatch(&name, index, p.records, &handle.addr),
                     }
                 };
@@ -211,11 +217,21 @@ async fn gather(
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) -> Option<ProduceResponse> {
     let table = ctx.partition_table();
     let version = h.request_api_version;
+    let missing = req
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.to_string(), p.index)))
+        .filter(|(t, p)| table.get(t).and_then(|ps| ps.get(p)).is_none())
+        .map(|(t, p)| {
+            let e = ctx.missing_partition(&t, p);
+            (t, p, e)
+        })
+        .collect();
     if req.acks == 0 {
-        ctx.produce.do_send(ProduceMsg::Request { req, table, version, reply: None });
+        ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, reply: None });
         return None;
     }
     let (tx, rx) = oneshot::channel();
-    ctx.produce.do_send(ProduceMsg::Request { req, table, version, reply: Some(tx) });
+    ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, reply: Some(tx) });
     rx.await.ok()
 }

@@ -81,6 +81,8 @@ class Node:
         self.starts = 0
         self.killed_on_purpose = False
         self.paused = False
+        self.node_env = {}  # CHRONIK_* entries for this node only (e.g. its metrics port)
+        self.metrics_port = None  # set by enable_metrics()
 
     def command(self):
         return [str(self.cluster.bin), "raft-cluster", "--node-id", str(self.id),
@@ -98,6 +100,7 @@ class Node:
         cmd = self.command()
         env = {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
         env.update(self.cluster.env)
+        env.update(self.node_env)
         self.starts += 1
         self.killed_on_purpose = False
         with open(self.log_path, "ab") as log:
@@ -536,3 +539,229 @@ def wait_led(bootstrap, topic, partitions, timeout, poll=0.1):
             raise ClusterError(f"{topic}: not all {partitions} partitions led through {bootstrap} "
                                f"after {timeout}s; last answer: {last}")
         time.sleep(poll)
+
+
+# --- metrics, runtime faults and process figures (test_stability.py, scripts/soak-stability.sh) ----
+# Each node serves Prometheus text at http://127.0.0.1:METRICS_PORT/metrics once enable_metrics()
+# has given it a port (CHRONIK_METRICS__LISTEN, set on that node's process only).
+_SAMPLE_RX = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)\s*$")
+_LABEL_RX = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def enable_metrics(cluster):
+    """Gives every node of a not yet started cluster its own metrics port."""
+    ports = free_ports(len(cluster.nodes))
+    for n, port in zip(cluster.nodes.values(), ports):
+        n.metrics_port = port
+        n.node_env["CHRONIK_METRICS__LISTEN"] = f"127.0.0.1:{port}"
+    return cluster
+
+
+class Metrics:
+    """One scrape of one node's /metrics: `samples` is a list of (name, {label: value}, float)."""
+
+    def __init__(self, node_id, text, at=None):
+        self.node = node_id
+        self.text = text
+        self.at = time.monotonic() if at is None else at
+        self.samples = []
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = _SAMPLE_RX.match(line)
+            if not m:
+                continue
+            labels = dict(_LABEL_RX.findall(m.group(2) or ""))
+            try:
+                value = float(m.group(3))
+            except ValueError:
+                continue
+            self.samples.append((m.group(1), labels, value))
+
+    def series(self, name, **match):
+        """[(labels, value)] of metric `name` whose labels include every `match` item."""
+        want = {k: str(v) for k, v in match.items()}
+        return [(l, v) for n, l, v in self.samples
+                if n == name and all(l.get(k) == x for k, x in want.items())]
+
+    def by(self, name, key, **match):
+        """{labels[key]: value} of metric `name` (filtered by `match`)."""
+        return {l.get(key): v for l, v in self.series(name, **match)}
+
+    def total(self, name, **match):
+        return sum(v for _, v in self.series(name, **match))
+
+    def groups(self):
+        """{group: {term, leader (0/1), role, started, won, leader_changes, apply_lag}} of this node."""
+        out = defaultdict(dict)
+        for key, name in (("term", "chronik_raft_term"), ("started", "chronik_raft_elections_started_total"),
+                          ("won", "chronik_raft_elections_won_total"),
+                          ("leader_changes", "chronik_raft_leader_changes_total"),
+                          ("apply_lag", "chronik_apply_lag_entries")):
+            for l, v in self.series(name, node=self.node):
+                out[l.get("group")][key] = int(v)
+        for l, v in self.series("chronik_raft_is_leader", node=self.node):
+            out[l.get("group")]["leader"] = int(v)
+            out[l.get("group")]["role"] = l.get("role")
+        return dict(out)
+
+    def peers(self):
+        """{peer id: {frames, bytes, heartbeat_frames, dropped, p50, p99, max (seconds), count, sum}}
+        of this node's links. The heartbeat quantiles cover the last 4096 heartbeat frames."""
+        out = defaultdict(dict)
+        for key, name in (("frames", "chronik_peer_frames_total"), ("bytes", "chronik_peer_bytes_total"),
+                          ("heartbeat_frames", "chronik_peer_heartbeat_frames_total"),
+                          ("dropped", "chronik_peer_dropped_messages_total"),
+                          ("count", "chronik_heartbeat_interval_seconds_count"),
+                          ("sum", "chronik_heartbeat_interval_seconds_sum")):
+            for l, v in self.series(name, node=self.node):
+                out[int(l["peer"])][key] = v
+        for l, v in self.series("chronik_heartbeat_interval_seconds", node=self.node):
+            q = {"0.5": "p50", "0.99": "p99", "1": "max", "1.0": "max"}.get(l.get("quantile"))
+            if q:
+                out[int(l["peer"])][q] = v
+        return dict(out)
+
+
+def scrape(node, timeout=5.0):
+    """GET /metrics from one node (it must run with enable_metrics()). Raises ClusterError."""
+    import urllib.request
+    if node.metrics_port is None:
+        raise ClusterError(f"node {node.id} has no metrics port: call enable_metrics() before start")
+    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            text = r.read().decode("utf-8", "replace")
+    except OSError as e:
+        raise ClusterError(f"node {node.id}: GET {url} failed: {e!r}")
+    return Metrics(node.id, text)
+
+
+def scrape_all(cluster, ids=None, timeout=5.0):
+    """{node id: Metrics} of the running nodes (or of `ids`)."""
+    ids = [i for i in (ids or cluster.nodes) if cluster.nodes[i].alive()]
+    return {i: scrape(cluster.nodes[i], timeout=timeout) for i in ids}
+
+
+def wait_metrics(cluster, timeout=20.0):
+    """Bounded wait until every running node's metrics endpoint answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return scrape_all(cluster)
+        except ClusterError as e:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"metrics endpoints not answering after {timeout}s: {e}")
+        time.sleep(0.2)
+
+
+def election_counters(scrapes, groups=None):
+    """{(node, group): (elections started, elections won, leader changes, term)} from scrapes."""
+    out = {}
+    for i, m in scrapes.items():
+        for g, f in m.groups().items():
+            if groups is None or g in groups:
+                out[(i, g)] = (f.get("started", 0), f.get("won", 0), f.get("leader_changes", 0),
+                               f.get("term", 0))
+    return out
+
+
+def counter_changes(before, after):
+    """[(node, group, field, before, after)] where an election counter or the term moved. Groups
+    absent from `before` count from 0 (a group created in between)."""
+    fields = ("elections_started", "elections_won", "leader_changes", "term")
+    out = []
+    for key, vals in sorted(after.items()):
+        old = before.get(key)
+        if old is None:
+            continue
+        for f, a, b in zip(fields, old, vals):
+            if a != b:
+                out.append((key[0], key[1], f, a, b))
+    return out
+
+
+def leaders_from_metrics(scrapes, topic=None):
+    """{group: [node ids reporting themselves leader]} from chronik_raft_is_leader."""
+    out = defaultdict(list)
+    for i, m in scrapes.items():
+        for g, f in m.groups().items():
+            if topic is not None and not g.startswith(topic + "/"):
+                continue
+            if f.get("leader"):
+                out[g].append(i)
+    return dict(out)
+
+
+def heartbeat_table(scrapes):
+    """Text table of heartbeat send intervals (ms) and frames per link; also returns the rows
+    [(node, peer, figures)]."""
+    rows = []
+    for i, m in sorted(scrapes.items()):
+        for p, f in sorted(m.peers().items()):
+            rows.append((i, p, f))
+    lines = [f"{'link':<8} {'hb p50':>8} {'hb p99':>8} {'hb max':>8} {'samples':>8} {'frames':>9} "
+             f"{'hb frames':>10} {'MB':>8} {'dropped':>8}"]
+    ms = lambda f, k: f"{f[k] * 1000:.1f}" if k in f else "-"
+    for i, p, f in rows:
+        lines.append(f"{i}->{p:<5} {ms(f, 'p50'):>8} {ms(f, 'p99'):>8} {ms(f, 'max'):>8} "
+                     f"{int(f.get('count', 0)):>8} {int(f.get('frames', 0)):>9} "
+                     f"{int(f.get('heartbeat_frames', 0)):>10} {f.get('bytes', 0) / 1e6:>8.1f} "
+                     f"{int(f.get('dropped', 0)):>8}")
+    return "\n".join(lines), rows
+
+
+def run_faults(node, cut=(), heal=(), delay_ms=None, delay_to=(), timeout=20):
+    """`chronik-server cluster faults --bootstrap NODE ...` (the node needs
+    CHRONIK_FAULTS__RUNTIME=true). Raises ClusterError on failure."""
+    cmd = [str(chronik_bin()), "cluster", "faults", "--bootstrap", node.bootstrap]
+    if cut:
+        cmd += ["--cut", ",".join(map(str, cut))]
+    if heal:
+        cmd += ["--heal", ",".join(map(str, heal))]
+    if delay_ms is not None:
+        cmd += ["--delay-ms", str(delay_ms), "--delay-to", ",".join(map(str, delay_to))]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_cli_env())
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"`{' '.join(cmd)}` timed out after {timeout}s")
+    if p.returncode != 0:
+        raise ClusterError(f"`{' '.join(cmd)}` exited {p.returncode}\nstdout: {p.stdout[-2000:]}\n"
+                           f"stderr: {p.stderr[-2000:]}")
+    return p
+
+
+def isolate(cluster, node_id, heal=False):
+    """Cuts node `node_id` off from every other node in both directions, on both sides (the node
+    drops frames to and from the others, and they drop frames to and from it); heal=True undoes it."""
+    others = [i for i in cluster.nodes if i != node_id]
+    key = "heal" if heal else "cut"
+    run_faults(cluster.nodes[node_id], **{key: others})
+    for i in others:
+        run_faults(cluster.nodes[i], **{key: [node_id]})
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_figures(node):
+    """(CPU seconds used so far = utime + stime, RSS bytes) of a running node, from /proc."""
+    pid = node.proc.pid
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()  # fields from `state` (field 3) on
+    cpu = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime (14), stime (15)
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+    return cpu, rss
+
+
+def status_by_group(doc, topic=None):
+    """{(topic, partition): {node: row}} from a cluster status document."""
+    out = defaultdict(dict)
+    for r in status_groups(doc, topic):
+        out[(r.get("topic"), r.get("partition"))][r.get("node")] = r
+    return dict(out)
