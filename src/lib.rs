@@ -48,6 +48,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod logging;
 pub mod meta;

@@ -20,6 +20,7 @@ use crate::broker::produce::ProduceHandler;
 use crate::broker::{BrokerCtx, BrokerSettings, PartitionHandle, PartitionTable};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, FsyncPolicy};
+use crate::group::{CoordinatorSettings, GroupCoordinator};
 use crate::meta::command::RegisterBroker;
 use crate::meta::{MetaActor, MetaState};
 use crate::partition::actor::{PartitionSpec, RetentionSettings};
@@ -278,6 +279,14 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         return Err(StartError::NotRegistered(wait));
     }
 
+    let groups = GroupCoordinator::new(
+        CoordinatorSettings::default(),
+        clock.clone(),
+        Box::new(crate::clock::ThreadRandom),
+        logger.new(slog::o!("actor" => "groups")),
+    )
+    .start();
+
     let net = Arbiter::new();
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = settings.max_message_bytes;
@@ -298,6 +307,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         partitions: table_rx,
         produce,
         clock,
+        groups,
     });
     let addr = config.kafka.listen.clone();
     let listen_err = |source| StartError::Listen { addr: addr.clone(), source };

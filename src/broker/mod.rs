@@ -9,16 +9,27 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod groups;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod produce;
 pub mod routes;
+pub mod sync_group;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +78,8 @@ pub struct BrokerCtx {
     pub partitions: watch::Receiver<Arc<PartitionTable>>,
     pub produce: Addr<produce::ProduceHandler>,
     pub clock: SharedClock,
+    /// The consumer group coordinator of this node.
+    pub groups: Addr<crate::group::GroupCoordinator>,
 }
 
 impl BrokerCtx {

@@ -189,6 +189,8 @@ impl MetaActor {
     }
 
     fn finish_applied(&mut self) {
+        // Publish first: a client that got its answer must see the change in its next request.
+        self.image.send_replace(Arc::new(self.core.sm.state.clone()));
         for (index, term, result) in std::mem::take(&mut self.core.sm.results) {
             if let Some((want_term, reply)) = self.pending.remove(&index) {
                 let _ = reply.send(if want_term == term { Ok(result) } else { Err(MetaError::Dropped) });
@@ -200,7 +202,6 @@ impl MetaActor {
         for (_, (_, reply)) in std::mem::replace(&mut self.pending, later) {
             let _ = reply.send(Err(MetaError::Dropped));
         }
-        self.image.send_replace(Arc::new(self.core.sm.state.clone()));
     }
 
     fn fail_pending(&mut self, err: MetaError) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 16, 17")]
     pub cmd: Option<Cmd>,
 }
 
@@ -26,6 +26,11 @@ pub enum Cmd {
     AlterTopicConfigs(AlterTopicConfigs),
     #[prost(message, tag = "6")]
     AllocateProducerIds(AllocateProducerIds),
+    // Consumer groups (tags from 16).
+    #[prost(message, tag = "16")]
+    CommitOffsets(CommitOffsets),
+    #[prost(message, tag = "17")]
+    DeleteGroups(DeleteGroups),
 }
 
 /// A broker announces its Kafka address. The first registration also fixes the cluster id.
@@ -93,6 +98,40 @@ pub struct AllocateProducerIds {
     pub count: u32,
 }
 
+/// Store a group's committed offsets. The proposer stamps the commit time, so that every
+/// replica stores the same value.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitOffsets {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(message, repeated, tag = "2")]
+    pub offsets: Vec<OffsetEntry>,
+    #[prost(int64, tag = "3")]
+    pub commit_timestamp: i64,
+}
+
+/// One committed offset.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OffsetEntry {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(int32, tag = "2")]
+    pub partition: i32,
+    #[prost(int64, tag = "3")]
+    pub offset: i64,
+    #[prost(int32, tag = "4")]
+    pub leader_epoch: i32,
+    #[prost(string, tag = "5")]
+    pub metadata: String,
+}
+
+/// Forget the committed offsets of these groups.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteGroups {
+    #[prost(string, repeated, tag = "1")]
+    pub groups: Vec<String>,
+}
+
 impl MetaCommand {
     /// Wraps a command.
     pub fn new(cmd: Cmd) -> Self {
@@ -124,6 +163,24 @@ mod tests {
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
         }));
         assert_eq!(MetaCommand::decode(&c.encode_to_vec()).unwrap(), c);
+    }
+
+    #[test]
+    fn commit_offsets_round_trip() {
+        let c = MetaCommand::new(Cmd::CommitOffsets(CommitOffsets {
+            group: "g".into(),
+            offsets: vec![OffsetEntry {
+                topic: "t".into(),
+                partition: 2,
+                offset: 42,
+                leader_epoch: -1,
+                metadata: "m".into(),
+            }],
+            commit_timestamp: 1_700_000_000_000,
+        }));
+        assert_eq!(MetaCommand::decode(&c.encode_to_vec()).unwrap(), c);
+        let d = MetaCommand::new(Cmd::DeleteGroups(DeleteGroups { groups: vec!["a".into(), "b".into()] }));
+        assert_eq!(MetaCommand::decode(&d.encode_to_vec()).unwrap(), d);
     }
 
     #[test]
