@@ -15,6 +15,7 @@
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads) and its actor shell |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
+//! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the syncer and the ticker |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
@@ -28,7 +29,10 @@
 //!        │     │  route table by API key           │
 //!        │     ├─ Produce ─► ProduceHandler actor ─┼──── PartitionMsg::Produce ─────┐
 //!        │     ├─ Fetch / ListOffsets ─────────────┼──── PartitionMsg::Fetch ───────┤
-//!        │     └─ admin APIs ──────────────────────┼──── MetaMsg::Propose ──┐       │
+//!        │     ├─ group APIs ──────────────────────┼── GroupMsg ─► GroupCoordinator │
+//!        │     │   (OffsetCommit: checked there,   │     (all groups, 100 ms        │
+//!        │     │    then proposed to __meta)       │      timer, parked requests)   │
+//!        │     └─ admin APIs, OffsetCommit ────────┼──── MetaMsg::Propose ──┐       │
 //!        └─────────────────────────────────────────┘                       │       │
 //!                                                                          ▼       ▼
 //!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)

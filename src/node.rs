@@ -281,6 +281,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
 
     let groups = GroupCoordinator::new(
         CoordinatorSettings::default(),
+        meta.clone(),
+        image_rx.clone(),
         clock.clone(),
         Box::new(crate::clock::ThreadRandom),
         logger.new(slog::o!("actor" => "groups")),

@@ -1,6 +1,6 @@
 //! Consumer groups over the wire against an in-process node: two members join, sync,
 //! heartbeat and leave; committed offsets are fetched back, survive a restart, and go away with
-//! their topic.
+//! their topic; group membership survives a restart.
 
 mod common;
 
@@ -236,7 +236,7 @@ fn committed_offsets_survive_a_restart_and_go_with_their_topic() {
 }
 
 #[test]
-fn a_member_of_a_group_from_before_a_restart_must_rejoin() {
+fn group_membership_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (id, generation) = {
         let node = start_node(test_config(dir.path()));
@@ -251,7 +251,13 @@ fn a_member_of_a_group_from_before_a_restart_must_rejoin() {
     };
     let node = start_node(test_config(dir.path()));
     let mut c = Client::connect(node.addr);
-    assert_eq!(heartbeat(&mut c, "rg", &id, generation), 25, "membership is not persisted: rejoin");
-    assert_eq!(commit(&mut c, "rg", &id, generation, &[("r", 0, 4)]), vec![22], "ILLEGAL_GENERATION");
-    assert_eq!(fetch(&mut c, "rg", "r", &[0]), vec![3], "the committed offset is still there");
+    // The member keeps its id, generation and assignment: it never notices the restart.
+    assert_eq!(heartbeat(&mut c, "rg", &id, generation), 0);
+    assert_eq!(commit(&mut c, "rg", &id, generation, &[("r", 0, 4)]), vec![0]);
+    assert_eq!(fetch(&mut c, "rg", "r", &[0]), vec![4]);
+    let s = sync(&mut c, "rg", &id, generation, &[]);
+    assert_eq!(s.assignment, Bytes::from_static(b"x"));
+    let d = describe(&mut c, "rg");
+    assert_eq!((d.group_state.as_str(), d.members.len()), ("Stable", 1));
+    assert_eq!(heartbeat(&mut c, "rg", "someone-else", generation), 25);
 }

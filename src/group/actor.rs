@@ -1,20 +1,28 @@
 //! The group coordinator actor: the shell around [`Coordinator`]. It owns the mailbox, the reply
 //! channels of parked JoinGroup and SyncGroup requests (by waiter number), and a timer that
-//! fires the groups' session, join and sync deadlines. Nothing here waits on the disk: offsets
-//! are committed by the OffsetCommit handler through `__meta` after this actor has checked the
-//! member's generation.
+//! fires the groups' session, join and sync deadlines.
+//!
+//! Nothing here waits on the disk. A group's membership is stored in `__meta` after each
+//! rebalance ([`Effect::Store`]): the actor proposes it and answers the requests that depend on
+//! it when the proposal comes back, as a message, meanwhile serving everything else. A group
+//! that is not in memory is read back from the published `__meta` image on first use (after a
+//! restart). Offsets are committed by the OffsetCommit handler through `__meta` after this
+//! actor has checked the member's generation.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use slog::Logger;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::coordinator::Coordinator;
 use super::types::*;
 use crate::clock::{RandomSource, SharedClock};
 use crate::error::code;
+use crate::meta::command::{Cmd, MetaCommand};
+use crate::meta::{MetaActor, MetaMsg, MetaState};
 
 /// How often group timers are checked.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
@@ -65,6 +73,8 @@ pub enum GroupMsg {
 /// The group coordinator of this node (one actor for all groups).
 pub struct GroupCoordinator {
     core: Coordinator,
+    meta: Addr<MetaActor>,
+    image: watch::Receiver<Arc<MetaState>>,
     clock: SharedClock,
     next_waiter: Waiter,
     joins: HashMap<Waiter, (String, oneshot::Sender<JoinResponse>)>,
@@ -75,12 +85,16 @@ pub struct GroupCoordinator {
 impl GroupCoordinator {
     pub fn new(
         settings: CoordinatorSettings,
+        meta: Addr<MetaActor>,
+        image: watch::Receiver<Arc<MetaState>>,
         clock: SharedClock,
         random: Box<dyn RandomSource>,
         logger: Logger,
     ) -> Self {
         GroupCoordinator {
             core: Coordinator::new(settings, random),
+            meta,
+            image,
             clock,
             next_waiter: 0,
             joins: HashMap::new(),
@@ -94,9 +108,34 @@ impl GroupCoordinator {
         self.next_waiter
     }
 
-    /// Delivers the answers the core produced.
-    fn deliver(&mut self) {
-        for effect in self.core.take_effects() {
+    /// Reads a group stored in `__meta` into memory if it is not there yet.
+    fn load(&mut self, group: &str) {
+        if self.core.group(group).is_none() {
+            let image = self.image.borrow().clone();
+            if let Some(stored) = image.consumer_groups.get(group) {
+                slog::info!(self.logger, "group restored from __meta";
+                    "group" => group, "generation" => stored.generation, "members" => stored.members.len());
+                self.core.restore(self.clock.now(), stored);
+            }
+        }
+    }
+
+    /// Reads every group stored in `__meta` into memory (for listing).
+    fn load_all(&mut self) {
+        let image = self.image.borrow().clone();
+        for g in image.consumer_groups.keys() {
+            self.load(g);
+        }
+    }
+
+    /// Carries out what the core produced.
+    fn deliver(&mut self, ctx: &mut Context<Self>) {
+        let effects = self.core.take_effects();
+        self.deliver_effects(effects, ctx);
+    }
+
+    fn deliver_effects(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        for effect in effects {
             match effect {
                 Effect::Join { waiter, response } => {
                     let Some((group, reply)) = self.joins.remove(&waiter) else { continue };
@@ -115,8 +154,39 @@ impl GroupCoordinator {
                         let _ = reply.send(response);
                     }
                 }
+                Effect::Store { snapshot, then } => self.store(snapshot, then, ctx),
             }
         }
+    }
+
+    /// Proposes a group's membership to `__meta`; `then` is delivered once it is applied. If it
+    /// cannot be stored, those requests are answered COORDINATOR_NOT_AVAILABLE (the client
+    /// retries; the coordinator still has the state in memory).
+    fn store(&mut self, snapshot: crate::meta::command::StoreGroup, then: Vec<Effect>, ctx: &mut Context<Self>) {
+        let (tx, rx) = oneshot::channel();
+        let group = snapshot.group.clone();
+        self.meta.do_send(MetaMsg::Propose { cmd: MetaCommand::new(Cmd::StoreGroup(snapshot)), reply: tx });
+        ctx.spawn(rx.into_actor(self).map(move |result, act, ctx| {
+            let stored = matches!(result, Ok(Ok(_)));
+            if !stored {
+                slog::warn!(act.logger, "group membership not stored"; "group" => &group, "result" => ?result.ok());
+            }
+            let then = then
+                .into_iter()
+                .map(|e| match e {
+                    e if stored => e,
+                    Effect::Join { waiter, response } => Effect::Join {
+                        waiter,
+                        response: JoinResponse::error(code::COORDINATOR_NOT_AVAILABLE, response.member_id),
+                    },
+                    Effect::Sync { waiter, .. } => {
+                        Effect::Sync { waiter, response: SyncResponse::error(code::COORDINATOR_NOT_AVAILABLE) }
+                    }
+                    other => other,
+                })
+                .collect();
+            act.deliver_effects(then, ctx);
+        }));
     }
 }
 
@@ -124,9 +194,9 @@ impl Actor for GroupCoordinator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(TICK_INTERVAL, |act, _| {
+        ctx.run_interval(TICK_INTERVAL, |act, ctx| {
             act.core.tick(act.clock.now());
-            act.deliver();
+            act.deliver(ctx);
         });
     }
 }
@@ -134,8 +204,17 @@ impl Actor for GroupCoordinator {
 impl Handler<GroupMsg> for GroupCoordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: GroupMsg, _: &mut Self::Context) {
+    fn handle(&mut self, msg: GroupMsg, ctx: &mut Self::Context) {
         let now = self.clock.now();
+        match &msg {
+            GroupMsg::Join { req, .. } => self.load(&req.group_id),
+            GroupMsg::Sync { req, .. } => self.load(&req.group_id),
+            GroupMsg::Heartbeat { who, .. } | GroupMsg::ValidateCommit { who, .. } => self.load(&who.group_id),
+            GroupMsg::Leave { group_id, .. } => self.load(group_id),
+            GroupMsg::Describe { groups, .. } => groups.iter().for_each(|g| self.load(g)),
+            GroupMsg::Delete { groups, .. } => groups.iter().for_each(|(g, _)| self.load(g)),
+            GroupMsg::List { .. } => self.load_all(),
+        }
         match msg {
             GroupMsg::Join { req, reply } => {
                 let waiter = self.waiter();
@@ -168,6 +247,6 @@ impl Handler<GroupMsg> for GroupCoordinator {
                 let _ = reply.send(groups.iter().map(|(g, has_offsets)| self.core.delete(g, *has_offsets)).collect());
             }
         }
-        self.deliver();
+        self.deliver(ctx);
     }
 }

@@ -10,6 +10,7 @@ use super::state::Group;
 use super::types::*;
 use crate::clock::RandomSource;
 use crate::error::code;
+use crate::meta::command::StoreGroup;
 
 /// All groups coordinated by this node.
 pub struct Coordinator {
@@ -35,6 +36,14 @@ impl Coordinator {
 
     pub fn group(&self, id: &str) -> Option<&Group> {
         self.groups.get(id)
+    }
+
+    /// Takes a group stored in `__meta` into memory, unless it is already there (this node's
+    /// copy is then the newer one).
+    pub fn restore(&mut self, now: Instant, stored: &StoreGroup) {
+        if !self.groups.contains_key(&stored.group) && !stored.group.is_empty() {
+            self.groups.insert(stored.group.clone(), Group::restore(stored, now));
+        }
     }
 
     /// Handles a JoinGroup; the answer comes as an effect for `waiter`.

@@ -3,6 +3,10 @@
 //! parked requests go out as [`Effect`]s, so the tests drive it with a manual clock and no
 //! threads.
 //!
+//! This file holds the group, its members and the join phase; `session.rs` the requests of
+//! joined members (SyncGroup, Heartbeat, LeaveGroup, OffsetCommit checks) and the timers;
+//! `snapshot.rs` what DescribeGroups/ListGroups report and what is stored in `__meta`.
+//!
 //! States: `Empty` (no members) → `PreparingRebalance` (waiting for members to (re)join, until
 //! all have or the rebalance timeout passes) → `CompletingRebalance` (joined; waiting for the
 //! leader's SyncGroup) → `Stable`; any membership change goes back to `PreparingRebalance`.
@@ -38,12 +42,12 @@ pub struct Member {
 }
 
 impl Member {
-    fn metadata_for(&self, protocol: &str) -> Bytes {
+    pub(super) fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols.iter().find(|p| p.name == protocol).map(|p| p.metadata.clone()).unwrap_or_default()
     }
 
     /// Whether the session has expired at `now` (parked members are kept alive).
-    fn expired(&self, now: Instant, settings: &CoordinatorSettings) -> bool {
+    pub(super) fn expired(&self, now: Instant, settings: &CoordinatorSettings) -> bool {
         if self.join_waiter.is_some() {
             self.is_new && now >= self.last_heartbeat + settings.new_member_join_timeout
         } else if self.sync_waiter.is_some() {
@@ -56,32 +60,32 @@ impl Member {
 
 /// The first rebalance of an empty group waits `initial_rebalance_delay` for more members.
 #[derive(Debug, Clone, Copy)]
-struct InitialDelay {
+pub(super) struct InitialDelay {
     /// How much of the rebalance timeout is left for further extensions.
-    remaining: Duration,
+    pub(super) remaining: Duration,
 }
 
 /// One classic group.
 #[derive(Debug)]
 pub struct Group {
     pub id: String,
-    state: GroupState,
-    generation: i32,
-    protocol_type: Option<String>,
-    protocol: Option<String>,
-    leader: Option<String>,
-    members: BTreeMap<String, Member>,
+    pub(super) state: GroupState,
+    pub(super) generation: i32,
+    pub(super) protocol_type: Option<String>,
+    pub(super) protocol: Option<String>,
+    pub(super) leader: Option<String>,
+    pub(super) members: BTreeMap<String, Member>,
     /// group.instance.id → member id.
-    static_members: BTreeMap<String, String>,
+    pub(super) static_members: BTreeMap<String, String>,
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the deadline to rejoin.
-    pending: BTreeMap<String, Instant>,
+    pub(super) pending: BTreeMap<String, Instant>,
     /// Members of the current generation that have not sent SyncGroup yet.
-    pending_sync: BTreeSet<String>,
-    sync_deadline: Option<Instant>,
-    join_deadline: Option<Instant>,
-    initial: Option<InitialDelay>,
-    new_member_added: bool,
-    empty_since: Option<Instant>,
+    pub(super) pending_sync: BTreeSet<String>,
+    pub(super) sync_deadline: Option<Instant>,
+    pub(super) join_deadline: Option<Instant>,
+    pub(super) initial: Option<InitialDelay>,
+    pub(super) new_member_added: bool,
+    pub(super) empty_since: Option<Instant>,
 }
 
 impl Group {
@@ -147,19 +151,19 @@ impl Group {
         self.state = GroupState::Dead;
     }
 
-    fn transition(&mut self, to: GroupState, now: Instant) {
+    pub(super) fn transition(&mut self, to: GroupState, now: Instant) {
         self.state = to;
         self.empty_since = (to == GroupState::Empty).then_some(now);
     }
 
-    fn rebalance_timeout(&self) -> Duration {
+    pub(super) fn rebalance_timeout(&self) -> Duration {
         self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default()
     }
 
     /// Whether a member with this protocol type and protocols may join: an empty group takes
     /// anything non-empty; otherwise the type must match and one protocol must be supported by
     /// every member.
-    fn supports(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
+    pub(super) fn supports(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
         if self.members.is_empty() {
             return !protocol_type.is_empty() && !protocols.is_empty();
         }
@@ -196,7 +200,7 @@ impl Group {
 
     /// Checks a member's identity: with an instance id the static mapping decides (unknown
     /// instance: UNKNOWN_MEMBER_ID; another member id holds it: FENCED_INSTANCE_ID).
-    fn validate_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+    pub(super) fn validate_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
         match instance_id {
             Some(instance) => match self.static_members.get(instance) {
                 None => Err(code::UNKNOWN_MEMBER_ID),
@@ -208,7 +212,7 @@ impl Group {
         }
     }
 
-    fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
+    pub(super) fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
         instance_id.and_then(|i| self.static_members.get(i)).is_some_and(|id| id != member_id)
     }
 
@@ -286,7 +290,7 @@ impl Group {
     }
 
     /// The JoinGroup answer for `member_id` in the current generation.
-    fn join_response(&self, member_id: &str, with_members: bool, skip_assignment: bool) -> JoinResponse {
+    pub(super) fn join_response(&self, member_id: &str, with_members: bool, skip_assignment: bool) -> JoinResponse {
         let protocol = self.protocol.clone().unwrap_or_default();
         JoinResponse {
             error: code::NONE,
@@ -420,7 +424,8 @@ impl Group {
                 let response = self.join_response(&new_id, is_leader, is_leader);
                 let m = self.members.get_mut(&new_id).expect("inserted");
                 m.join_waiter = None;
-                out.push(Effect::Join { waiter, response });
+                // Answer once the new member id is stored, so that it survives a restart.
+                out.push(Effect::Store { snapshot: self.snapshot(), then: vec![Effect::Join { waiter, response }] });
             }
             // Stable: the selected protocol would change. CompletingRebalance: the leader may
             // already have assigned to the old member id. Either way, rebalance.
@@ -430,7 +435,12 @@ impl Group {
         }
     }
 
-    fn maybe_prepare_rebalance(&mut self, now: Instant, settings: &CoordinatorSettings, out: &mut Vec<Effect>) {
+    pub(super) fn maybe_prepare_rebalance(
+        &mut self,
+        now: Instant,
+        settings: &CoordinatorSettings,
+        out: &mut Vec<Effect>,
+    ) {
         if matches!(self.state, GroupState::Empty | GroupState::Stable | GroupState::CompletingRebalance) {
             self.prepare_rebalance(now, settings, out);
         }
@@ -438,7 +448,7 @@ impl Group {
 
     /// Starts a rebalance: members waiting for an assignment are told REBALANCE_IN_PROGRESS; the
     /// join completes when every member has rejoined or the rebalance timeout passes.
-    fn prepare_rebalance(&mut self, now: Instant, settings: &CoordinatorSettings, out: &mut Vec<Effect>) {
+    pub(super) fn prepare_rebalance(&mut self, now: Instant, settings: &CoordinatorSettings, out: &mut Vec<Effect>) {
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -466,7 +476,7 @@ impl Group {
         self.pending.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
     }
 
-    fn try_complete_join(&mut self, now: Instant, out: &mut Vec<Effect>) {
+    pub(super) fn try_complete_join(&mut self, now: Instant, out: &mut Vec<Effect>) {
         if self.state == GroupState::PreparingRebalance && self.initial.is_none() && self.all_joined() {
             self.complete_join(now, out);
         }
@@ -474,7 +484,7 @@ impl Group {
 
     /// Ends the join phase: dynamic members that did not rejoin are removed, the generation
     /// advances, and every joined member gets its answer (the leader with the member list).
-    fn complete_join(&mut self, now: Instant, out: &mut Vec<Effect>) {
+    pub(super) fn complete_join(&mut self, now: Instant, out: &mut Vec<Effect>) {
         self.initial = None;
         self.new_member_added = false;
         let gone: Vec<String> = self
@@ -497,6 +507,7 @@ impl Group {
         if self.members.is_empty() {
             self.protocol = None;
             self.transition(GroupState::Empty, now);
+            out.push(Effect::Store { snapshot: self.snapshot(), then: Vec::new() });
             return;
         }
         self.protocol = self.select_protocol();
@@ -531,7 +542,7 @@ impl Group {
     }
 
     /// Removes a member and answers its parked requests; no state transition.
-    fn remove_member_only(&mut self, id: &str, out: &mut Vec<Effect>) {
+    pub(super) fn remove_member_only(&mut self, id: &str, out: &mut Vec<Effect>) {
         let Some(mut m) = self.members.remove(id) else {
             return;
         };
@@ -553,265 +564,18 @@ impl Group {
     }
 
     /// Removes a member (left, expired, or fenced) and rebalances the rest.
-    fn remove_member(&mut self, id: &str, now: Instant, settings: &CoordinatorSettings, out: &mut Vec<Effect>) {
+    pub(super) fn remove_member(
+        &mut self,
+        id: &str,
+        now: Instant,
+        settings: &CoordinatorSettings,
+        out: &mut Vec<Effect>,
+    ) {
         self.remove_member_only(id, out);
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, settings, out),
             GroupState::PreparingRebalance => self.try_complete_join(now, out),
             GroupState::Empty | GroupState::Dead => {}
-        }
-    }
-
-    // ---- SyncGroup ----------------------------------------------------------------------------
-
-    /// Handles a SyncGroup; the answer arrives as an [`Effect::Sync`] for `waiter` (followers
-    /// wait until the leader has sent the assignment).
-    pub fn sync(&mut self, now: Instant, waiter: Waiter, req: SyncRequest, out: &mut Vec<Effect>) {
-        let reply =
-            |out: &mut Vec<Effect>, error| out.push(Effect::Sync { waiter, response: SyncResponse::error(error) });
-        if self.state == GroupState::Dead {
-            return reply(out, code::COORDINATOR_NOT_AVAILABLE);
-        }
-        if let Err(e) = self.validate_member(&req.member_id, req.group_instance_id.as_deref()) {
-            return reply(out, e);
-        }
-        if req.generation_id != self.generation {
-            return reply(out, code::ILLEGAL_GENERATION);
-        }
-        if req.protocol_type.as_ref().is_some_and(|t| Some(t) != self.protocol_type.as_ref())
-            || req.protocol_name.as_ref().is_some_and(|p| Some(p) != self.protocol.as_ref())
-        {
-            return reply(out, code::INCONSISTENT_GROUP_PROTOCOL);
-        }
-        match self.state {
-            GroupState::Empty => reply(out, code::UNKNOWN_MEMBER_ID),
-            GroupState::PreparingRebalance => reply(out, code::REBALANCE_IN_PROGRESS),
-            GroupState::CompletingRebalance => {
-                self.synced(&req.member_id);
-                let m = self.members.get_mut(&req.member_id).expect("validated");
-                m.last_heartbeat = now;
-                if let Some(old) = m.sync_waiter.replace(waiter) {
-                    out.push(Effect::Sync { waiter: old, response: SyncResponse::error(code::REBALANCE_IN_PROGRESS) });
-                }
-                if self.leader.as_deref() == Some(req.member_id.as_str()) {
-                    let mut given: BTreeMap<String, Bytes> = req.assignments.into_iter().collect();
-                    for m in self.members.values_mut() {
-                        m.assignment = given.remove(&m.id).unwrap_or_default();
-                    }
-                    self.transition(GroupState::Stable, now);
-                    for m in self.members.values_mut() {
-                        if let Some(w) = m.sync_waiter.take() {
-                            let response = SyncResponse {
-                                error: code::NONE,
-                                protocol_type: self.protocol_type.clone(),
-                                protocol_name: self.protocol.clone(),
-                                assignment: m.assignment.clone(),
-                            };
-                            out.push(Effect::Sync { waiter: w, response });
-                        }
-                    }
-                }
-            }
-            GroupState::Stable => {
-                self.synced(&req.member_id);
-                let m = self.members.get_mut(&req.member_id).expect("validated");
-                m.last_heartbeat = now;
-                let response = SyncResponse {
-                    error: code::NONE,
-                    protocol_type: self.protocol_type.clone(),
-                    protocol_name: self.protocol.clone(),
-                    assignment: m.assignment.clone(),
-                };
-                out.push(Effect::Sync { waiter, response });
-            }
-            GroupState::Dead => unreachable!("checked above"),
-        }
-    }
-
-    fn synced(&mut self, member_id: &str) {
-        self.pending_sync.remove(member_id);
-        if self.pending_sync.is_empty() {
-            self.sync_deadline = None;
-        }
-    }
-
-    // ---- Heartbeat, LeaveGroup, OffsetCommit checks -------------------------------------------
-
-    /// Handles a Heartbeat: refreshes the member's session; REBALANCE_IN_PROGRESS tells it to
-    /// rejoin.
-    pub fn heartbeat(&mut self, now: Instant, member_id: &str, instance_id: Option<&str>, generation: i32) -> i16 {
-        if self.state == GroupState::Dead {
-            return code::COORDINATOR_NOT_AVAILABLE;
-        }
-        if let Err(e) = self.validate_member(member_id, instance_id) {
-            return e;
-        }
-        if generation != self.generation {
-            return code::ILLEGAL_GENERATION;
-        }
-        let m = self.members.get_mut(member_id).expect("validated");
-        match self.state {
-            GroupState::Empty => code::UNKNOWN_MEMBER_ID,
-            GroupState::PreparingRebalance => {
-                m.last_heartbeat = now;
-                code::REBALANCE_IN_PROGRESS
-            }
-            _ => {
-                m.last_heartbeat = now;
-                code::NONE
-            }
-        }
-    }
-
-    /// Handles a LeaveGroup; returns the top-level error and one error per member.
-    pub fn leave(
-        &mut self,
-        now: Instant,
-        leaving: &[LeavingMember],
-        settings: &CoordinatorSettings,
-        out: &mut Vec<Effect>,
-    ) -> (i16, Vec<i16>) {
-        if self.state == GroupState::Dead {
-            return (code::COORDINATOR_NOT_AVAILABLE, vec![code::COORDINATOR_NOT_AVAILABLE; leaving.len()]);
-        }
-        let mut errors = Vec::with_capacity(leaving.len());
-        for l in leaving {
-            let instance = l.group_instance_id.as_deref();
-            let error = if l.member_id.is_empty() {
-                // An admin removes a static member by its instance id.
-                match instance.and_then(|i| self.static_members.get(i)).cloned() {
-                    Some(id) => {
-                        self.remove_member(&id, now, settings, out);
-                        code::NONE
-                    }
-                    None => code::UNKNOWN_MEMBER_ID,
-                }
-            } else if self.is_fenced(&l.member_id, instance) {
-                code::FENCED_INSTANCE_ID
-            } else if self.pending.remove(&l.member_id).is_some() {
-                self.try_complete_join(now, out);
-                code::NONE
-            } else if self.members.contains_key(&l.member_id) {
-                self.remove_member(&l.member_id, now, settings, out);
-                code::NONE
-            } else {
-                code::UNKNOWN_MEMBER_ID
-            };
-            errors.push(error);
-        }
-        (code::NONE, errors)
-    }
-
-    /// Checks that an OffsetCommit may be applied; refreshes the committing member's session.
-    pub fn validate_commit(
-        &mut self,
-        now: Instant,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-    ) -> Result<(), i16> {
-        if self.state == GroupState::Dead {
-            return Err(code::COORDINATOR_NOT_AVAILABLE);
-        }
-        if generation < 0 && self.state == GroupState::Empty {
-            // Offsets stored by a consumer that assigns partitions itself.
-            return Ok(());
-        }
-        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            self.validate_member(member_id, instance_id)?;
-            if generation != self.generation {
-                return Err(code::ILLEGAL_GENERATION);
-            }
-        } else {
-            return Err(code::UNKNOWN_MEMBER_ID);
-        }
-        if self.state == GroupState::CompletingRebalance {
-            return Err(code::REBALANCE_IN_PROGRESS);
-        }
-        if let Some(m) = self.members.get_mut(member_id) {
-            m.last_heartbeat = now;
-        }
-        Ok(())
-    }
-
-    // ---- timers -------------------------------------------------------------------------------
-
-    /// Fires every timer due at `now`: the (initial) join deadline, MEMBER_ID_REQUIRED members
-    /// that never came back, expired sessions, and members that never sent SyncGroup.
-    pub fn tick(&mut self, now: Instant, settings: &CoordinatorSettings, out: &mut Vec<Effect>) {
-        if self.state == GroupState::Dead {
-            return;
-        }
-        if self.state == GroupState::PreparingRebalance && self.join_deadline.is_some_and(|d| now >= d) {
-            match self.initial {
-                Some(InitialDelay { remaining }) if self.new_member_added && !remaining.is_zero() => {
-                    let delay = settings.initial_rebalance_delay.min(remaining);
-                    self.new_member_added = false;
-                    self.initial = Some(InitialDelay { remaining: remaining - delay });
-                    self.join_deadline = Some(now + delay);
-                }
-                _ => self.complete_join(now, out),
-            }
-        }
-        let expired_pending: Vec<String> =
-            self.pending.iter().filter(|(_, d)| now >= **d).map(|(id, _)| id.clone()).collect();
-        if !expired_pending.is_empty() {
-            for id in expired_pending {
-                self.pending.remove(&id);
-            }
-            self.try_complete_join(now, out);
-        }
-        let expired: Vec<String> =
-            self.members.values().filter(|m| m.expired(now, settings)).map(|m| m.id.clone()).collect();
-        for id in expired {
-            self.remove_member(&id, now, settings, out);
-        }
-        if self.sync_deadline.is_some_and(|d| now >= d)
-            && matches!(self.state, GroupState::CompletingRebalance | GroupState::Stable)
-        {
-            self.sync_deadline = None;
-            let lagging: Vec<String> = std::mem::take(&mut self.pending_sync).into_iter().collect();
-            for id in &lagging {
-                self.remove_member_only(id, out);
-            }
-            if !lagging.is_empty() {
-                self.prepare_rebalance(now, settings, out);
-            }
-        }
-    }
-
-    // ---- describe -----------------------------------------------------------------------------
-
-    /// The group as DescribeGroups reports it (metadata and assignments only while Stable).
-    pub fn describe(&self) -> GroupDescription {
-        let stable = self.state == GroupState::Stable;
-        let protocol = if stable { self.protocol.clone().unwrap_or_default() } else { String::new() };
-        GroupDescription {
-            group_id: self.id.clone(),
-            state: self.state,
-            protocol_type: self.protocol_type.clone().unwrap_or_default(),
-            members: self
-                .members
-                .values()
-                .map(|m| MemberDescription {
-                    member_id: m.id.clone(),
-                    group_instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: if stable { m.metadata_for(&protocol) } else { Bytes::new() },
-                    assignment: if stable { m.assignment.clone() } else { Bytes::new() },
-                })
-                .collect(),
-            protocol,
-        }
-    }
-
-    /// The group as ListGroups reports it.
-    pub fn listing(&self) -> GroupListing {
-        GroupListing {
-            group_id: self.id.clone(),
-            protocol_type: self.protocol_type.clone().unwrap_or_default(),
-            state: self.state,
         }
     }
 }

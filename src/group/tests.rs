@@ -10,6 +10,7 @@ use super::coordinator::Coordinator;
 use super::types::*;
 use crate::clock::{Clock, ManualClock, SeededRandom};
 use crate::error::code;
+use crate::meta::command::StoreGroup;
 
 const SESSION: Duration = Duration::from_secs(10);
 const REBALANCE: Duration = Duration::from_secs(30);
@@ -20,6 +21,8 @@ struct Harness {
     next: Waiter,
     joins: BTreeMap<Waiter, JoinResponse>,
     syncs: BTreeMap<Waiter, SyncResponse>,
+    /// Every snapshot the core asked to store, in order.
+    stored: Vec<StoreGroup>,
 }
 
 fn protocols(names: &[&str]) -> Vec<Protocol> {
@@ -57,6 +60,7 @@ impl Harness {
             next: 0,
             joins: BTreeMap::new(),
             syncs: BTreeMap::new(),
+            stored: Vec::new(),
         }
     }
 
@@ -65,10 +69,20 @@ impl Harness {
     }
 
     fn collect(&mut self) {
-        for e in self.c.take_effects() {
+        let effects = self.c.take_effects();
+        self.record(effects);
+    }
+
+    /// Records answers; a store "succeeds" at once and releases what waited for it.
+    fn record(&mut self, effects: Vec<Effect>) {
+        for e in effects {
             match e {
                 Effect::Join { waiter, response } => assert!(self.joins.insert(waiter, response).is_none()),
                 Effect::Sync { waiter, response } => assert!(self.syncs.insert(waiter, response).is_none()),
+                Effect::Store { snapshot, then } => {
+                    self.stored.push(snapshot);
+                    self.record(then);
+                }
             }
         }
     }
@@ -663,4 +677,78 @@ fn members_that_never_sync_leave_an_empty_group() {
     h.advance(REBALANCE + Duration::from_secs(1));
     assert_eq!(h.state(), GroupState::Empty, "nobody synced: all removed");
     assert_eq!(h.c.group("g").unwrap().generation(), 3);
+}
+
+#[test]
+fn a_rebalance_is_stored_and_a_restarted_coordinator_restores_it() {
+    let mut h = Harness::new();
+    let (l, f) = h.stable_pair();
+    let snap = h.stored.last().expect("the completed sync stored the group").clone();
+    assert_eq!((snap.generation, snap.protocol.as_str(), snap.leader.as_str()), (1, "range", l.as_str()));
+    assert_eq!(snap.members.len(), 2);
+    let fm = snap.members.iter().find(|m| m.member_id == f).unwrap();
+    assert_eq!(fm.assignment, Bytes::from("for-follower"));
+    assert_eq!(fm.subscription, Bytes::from("meta-range"));
+    assert_eq!(fm.session_timeout_ms, 10_000);
+
+    // A new coordinator (after a restart) reads the group back: the members carry on.
+    let mut r = Harness::new();
+    let now = r.now();
+    r.c.restore(now, &snap);
+    assert_eq!(r.state(), GroupState::Stable);
+    assert_eq!(r.heartbeat(&l, 1), code::NONE);
+    assert_eq!(r.heartbeat(&f, 1), code::NONE);
+    assert_eq!(r.c.validate_commit(now, &who(&f, 1)), Ok(()));
+    let s = r.sync(&f, 1, &[]);
+    assert_eq!(r.sync_answer(s).unwrap().assignment, Bytes::from("for-follower"));
+    // Restoring again does not replace the live group.
+    let mut older = snap.clone();
+    older.generation = 0;
+    r.c.restore(now, &older);
+    assert_eq!(r.c.group("g").unwrap().generation(), 1);
+    // A member that never comes back expires; the other rejoins into generation 2.
+    for _ in 0..11 {
+        r.advance(Duration::from_secs(1));
+        assert_ne!(r.heartbeat(&l, 1), code::UNKNOWN_MEMBER_ID);
+    }
+    let w = r.rejoin(&l);
+    let j = r.join_answer(w).unwrap();
+    assert_eq!((j.generation_id, j.members.len()), (2, 1));
+}
+
+#[test]
+fn an_emptied_group_is_stored_with_its_generation() {
+    let mut h = Harness::new();
+    let (l, f) = h.stable_pair();
+    let now = h.now();
+    let leaving = [
+        LeavingMember { member_id: l, group_instance_id: None },
+        LeavingMember { member_id: f, group_instance_id: None },
+    ];
+    h.c.leave(now, "g", &leaving);
+    h.collect();
+    let snap = h.stored.last().unwrap().clone();
+    assert_eq!((snap.generation, snap.members.len(), snap.protocol.as_str()), (2, 0, ""));
+    let mut r = Harness::new();
+    r.c.restore(now, &snap);
+    assert_eq!(r.state(), GroupState::Empty);
+    assert_eq!(r.c.group("g").unwrap().generation(), 2, "generations keep counting up");
+}
+
+#[test]
+fn a_static_member_replacement_is_stored_before_it_is_answered() {
+    let mut h = Harness::new();
+    let w = static_join(&mut h, "", "s");
+    h.advance(Duration::from_secs(3));
+    let old = h.join_answer(w).unwrap().member_id;
+    let s = h.sync(&old, 1, &[(&old, "S")]);
+    assert!(h.sync_answer(s).is_some());
+    let before = h.stored.len();
+    let w = static_join(&mut h, "", "s");
+    let r = h.join_answer(w).unwrap();
+    assert_eq!(h.stored.len(), before + 1);
+    let snap = h.stored.last().unwrap();
+    assert_eq!(snap.members[0].member_id, r.member_id);
+    assert_eq!(snap.members[0].group_instance_id.as_deref(), Some("s"));
+    assert_eq!(snap.members[0].assignment, Bytes::from("S"));
 }

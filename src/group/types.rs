@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::meta::command::StoreGroup;
+
 /// A parked request: the shell maps it to the reply channel of the request that waits.
 pub type Waiter = u64;
 
@@ -161,11 +163,13 @@ pub struct LeavingMember {
     pub group_instance_id: Option<String>,
 }
 
-/// What the state machine asks its shell to deliver: the answer to a parked request.
+/// What the state machine asks its shell to do: deliver the answer to a parked request, or store
+/// the group's membership in `__meta` and deliver some answers only once it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Join { waiter: Waiter, response: JoinResponse },
     Sync { waiter: Waiter, response: SyncResponse },
+    Store { snapshot: StoreGroup, then: Vec<Effect> },
 }
 
 /// A member as DescribeGroups reports it.

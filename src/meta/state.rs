@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::code;
-use crate::meta::command::{Cmd, MetaCommand};
+use crate::meta::command::{Cmd, MetaCommand, StoreGroup};
 use crate::raft::GroupId;
 
 /// A broker's Kafka address.
@@ -50,6 +50,8 @@ pub struct MetaState {
     /// Committed offsets by consumer group. Each group's map sits behind an `Arc`, so that
     /// publishing a new image after a commit copies only the group that changed.
     pub offsets: BTreeMap<String, Arc<GroupOffsets>>,
+    /// The membership of each consumer group as of its last rebalance.
+    pub consumer_groups: BTreeMap<String, Arc<StoreGroup>>,
 }
 
 /// A group's committed offsets: topic → partition → offset.
@@ -224,7 +226,12 @@ impl MetaState {
             Cmd::DeleteGroups(d) => {
                 for g in &d.groups {
                     self.offsets.remove(g);
+                    self.consumer_groups.remove(g);
                 }
+                MetaResult::Done
+            }
+            Cmd::StoreGroup(g) => {
+                self.consumer_groups.insert(g.group.clone(), Arc::new(g.clone()));
                 MetaResult::Done
             }
         }
@@ -406,9 +413,13 @@ mod tests {
         assert!(s.committed("g", "u", 0).is_none());
         assert!(s.committed("g", "t", 0).is_some());
         assert!(!s.offsets.contains_key("only-u"));
+        let store = StoreGroup { group: "g".into(), generation: 4, ..Default::default() };
+        assert_eq!(s.apply(&MetaCommand::new(Cmd::StoreGroup(store.clone()))), MetaResult::Done);
+        assert_eq!(*s.consumer_groups["g"], store);
         let del = MetaCommand::new(Cmd::DeleteGroups(DeleteGroups { groups: vec!["g".into(), "x".into()] }));
         assert_eq!(s.apply(&del), MetaResult::Done);
         assert!(s.offsets.is_empty());
+        assert!(s.consumer_groups.is_empty(), "deleting a group forgets its membership too");
     }
 
     #[test]
