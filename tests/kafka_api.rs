@@ -371,6 +371,7 @@ fn every_advertised_version_of_every_api_is_served() {
                     assert_eq!(g.members.len(), 1);
                     assert_eq!(g.members[0].member_assignment, Bytes::from_static(b"assignment-v0"));
                     assert_eq!(g.members[0].client_id.as_str(), "chronik-test");
+                    assert_eq!(g.members[0].client_host.as_str(), "/127.0.0.1");
                     let unknown = &r.groups[1];
                     assert_eq!(unknown.group_state.as_str(), "Dead");
                     assert_eq!(unknown.error_code, if v >= 6 { 69 } else { 0 });

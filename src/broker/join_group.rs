@@ -21,7 +21,8 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: JoinGroupRequest
         member_id: member_id.clone(),
         group_instance_id: if v >= 5 { opt_string(&req.group_instance_id) } else { None },
         client_id: h.client_id.as_ref().map(string).unwrap_or_default(),
-        client_host: String::new(),
+        // Kafka reports the host as InetAddress.toString() does: "/" and the address.
+        client_host: crate::net::connection::client_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default(),
         session_timeout: millis(req.session_timeout_ms),
         rebalance_timeout: millis(if v >= 1 && req.rebalance_timeout_ms > 0 {
             req.rebalance_timeout_ms
