@@ -98,13 +98,13 @@ pub struct RaftClusterArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// This node's id (1..2147483647), unique in the cluster; overrides `node-id`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
-    pub node_id: u64,
+    /// This node's id (1..2147483647), unique in the cluster; overrides `node-id` (required without --config).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64), required_unless_present = "config")]
+    pub node_id: Option<u64>,
 
-    /// Host name or IP that clients are told to connect to; sets `kafka.advertised-host`.
-    #[arg(long, value_name = "HOST", value_parser = parse_advertised_host)]
-    pub advertised_addr: String,
+    /// Host name or IP that clients are told to connect to; sets `kafka.advertised-host` (required without --config).
+    #[arg(long, value_name = "HOST", value_parser = parse_advertised_host, required_unless_present = "config")]
+    pub advertised_addr: Option<String>,
 
     /// Port of the Kafka listener (host kept from `kafka.listen`); also the advertised port unless `kafka.advertised-port` is set.
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "listen")]
@@ -137,6 +137,9 @@ pub struct ClusterStatusArgs {
     /// Kafka address of any node of the cluster, as HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap)]
     pub bootstrap: String,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The nodes given to `--peers`, in command-line order, ids unique.
@@ -227,8 +230,13 @@ impl RaftClusterArgs {
     /// Layers these flags on `config`. Does not validate; errors name the
     /// flag at fault.
     pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
-        config.node_id = self.node_id;
-        config.kafka.advertised_host = Some(self.advertised_addr.clone());
+        if let Some(id) = self.node_id {
+            config.node_id = id;
+        }
+        if let Some(host) = &self.advertised_addr {
+            config.kafka.advertised_host = Some(host.clone());
+        }
+        let node_id = config.node_id;
         if let Some(listen) = self.listen {
             config.kafka.listen = listen.to_string();
         }
@@ -252,10 +260,10 @@ impl RaftClusterArgs {
             config.log_level = level;
         }
         if let Some(PeerList(peers)) = &self.peers {
-            let me = peers.iter().find(|p| p.id == self.node_id).ok_or_else(|| {
+            let me = peers.iter().find(|p| p.id == node_id).ok_or_else(|| {
                 ConfigError::invalid(
                     "--peers",
-                    format!("must list every node including this one, but has no entry for --node-id {}", self.node_id),
+                    format!("must list every node including this one, but has no entry for node id {node_id}"),
                 )
             })?;
             if self.raft_addr.is_none() {
@@ -269,7 +277,7 @@ impl RaftClusterArgs {
                 })?;
                 config.raft.listen = addr.to_string();
             }
-            config.raft.peers = peers.iter().filter(|p| p.id != self.node_id).cloned().collect();
+            config.raft.peers = peers.iter().filter(|p| p.id != node_id).cloned().collect();
         }
         if let Some(addr) = self.raft_addr {
             config.raft.listen = addr.to_string();
@@ -536,11 +544,21 @@ mod tests {
     }
 
     #[test]
+    fn raft_cluster_takes_identity_from_the_config_file_alone() {
+        let path = format!("{}/config/cluster-3node/node2.toml", env!("CARGO_MANIFEST_DIR"));
+        let cmd = ok(&["raft-cluster", "--config", &path]);
+        let config = cmd.load_config_with_env(NO_ENV).unwrap().unwrap();
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.raft.peers.len(), 2);
+        assert!(parse_from(["chronik-server", "raft-cluster"]).is_err(), "no --config: --node-id is required");
+    }
+
+    #[test]
     fn peers_must_include_this_node() {
         let cmd = ok(&["raft-cluster", "--node-id", "4", "--advertised-addr", "127.0.0.1", "--peers", PEERS]);
         let err = cmd.load_config_with_env(NO_ENV).unwrap_err();
         assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "--peers"), "{err:?}");
-        assert!(err.to_string().contains("--node-id 4"), "{err}");
+        assert!(err.to_string().contains("node id 4"), "{err}");
     }
 
     #[test]
@@ -590,7 +608,10 @@ mod tests {
         let cmd = ok(&["cluster", "status", "--bootstrap", "127.0.0.1:9092"]);
         assert_eq!(
             cmd,
-            Command::Cluster(ClusterCommand::Status(ClusterStatusArgs { bootstrap: "127.0.0.1:9092".into() }))
+            Command::Cluster(ClusterCommand::Status(ClusterStatusArgs {
+                bootstrap: "127.0.0.1:9092".into(),
+                json: false
+            }))
         );
         assert!(!cmd.is_server());
         assert_eq!(cmd.config_file(), None);
@@ -683,7 +704,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 + 9 + 1);
+        assert_eq!(checked, 5 + 9 + 2);
     }
 
     #[test]

@@ -17,8 +17,11 @@
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the syncer and the ticker |
+//! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
+//! | [`metrics`] | process-wide counters (`deserialization_failures_total`) |
+//! | [`admin`] | the `cluster status` client |
 //!
 //! ## Actors and messages
 //! ```text
@@ -47,6 +50,7 @@
 //! page cache and hand fsyncs to the syncer; committed entries are applied in order on the
 //! group's own actor. See `docs/architecture.md`.
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -56,8 +60,10 @@ pub mod group;
 pub mod log;
 pub mod logging;
 pub mod meta;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod partition;
+pub mod peer;
 pub mod protocol;
 pub mod raft;

@@ -13,8 +13,17 @@ fn main() {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
+    if let Command::Cluster(cli::ClusterCommand::Status(args)) = &command {
+        let status = chronik::admin::cluster_status(&args.bootstrap).context("cluster status")?;
+        if args.json {
+            println!("{status}");
+        } else {
+            print!("{}", chronik::admin::render(&status));
+        }
+        return Ok(());
+    }
     let Some(config) = command.load_config().context("configuration")? else {
-        anyhow::bail!("`cluster status` needs a running cluster; it arrives with the cluster work (issue 4)");
+        anyhow::bail!("no configuration for this command");
     };
     let logger = chronik::logging::terminal(config.log_level.as_str());
     let mode = if matches!(command, Command::Standalone(_)) { "standalone" } else { "raft-cluster" };

@@ -21,13 +21,16 @@ use crate::broker::{BrokerCtx, BrokerSettings, PartitionHandle, PartitionTable};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, FsyncPolicy};
 use crate::group::{CoordinatorSettings, GroupCoordinator};
+use crate::meta::actor::MetaSpec;
 use crate::meta::command::RegisterBroker;
 use crate::meta::{MetaActor, MetaState};
-use crate::partition::actor::{PartitionSpec, RetentionSettings};
+use crate::partition::actor::{Links, PartitionSpec, RetentionSettings};
 use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
+use crate::peer::actor::PeerActor;
+use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
 use crate::raft::syncer::Syncer;
-use crate::raft::ticker::Ticker;
+use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::{GroupId, GroupSettings};
 
 /// The node actor's one message enum.
@@ -54,9 +57,11 @@ pub struct Node {
     flush_interval: Duration,
     syncer: Syncer,
     ticker: Addr<Ticker>,
+    links: Links,
     clock: SharedClock,
     running: HashMap<GroupId, Running>,
     table: watch::Sender<Arc<PartitionTable>>,
+    groups: watch::Sender<Arc<HashMap<GroupId, Addr<PartitionActor>>>>,
     logger: Logger,
 }
 
@@ -84,12 +89,17 @@ impl Node {
 
     fn reconcile(&mut self, image: &MetaState) {
         let me = self.settings.node_id;
-        let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings)> = BTreeMap::new();
+        let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings, u64)> = BTreeMap::new();
         for (name, topic) in &image.topics {
             let retention = self.retention_of(image, topic);
+            let segment_bytes = topic
+                .configs
+                .get("segment.bytes")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(self.settings.segment_bytes);
             for (i, p) in topic.partitions.iter().enumerate() {
                 if p.replicas.contains(&me) {
-                    wanted.insert(p.group, (name.clone(), i as i32, p.replicas.clone(), retention));
+                    wanted.insert(p.group, (name.clone(), i as i32, p.replicas.clone(), retention, segment_bytes));
                 }
             }
         }
@@ -105,7 +115,7 @@ impl Node {
                 let _ = std::fs::remove_dir_all(dir);
             });
         }
-        for (g, (topic, index, voters, retention)) in wanted {
+        for (g, (topic, index, voters, retention, segment_bytes)) in wanted {
             if let Some(r) = self.running.get_mut(&g) {
                 if r.retention != retention {
                     r.retention = retention;
@@ -113,11 +123,14 @@ impl Node {
                 }
                 continue;
             }
+            let campaign = voters.first() == Some(&me);
             let spec = PartitionSpec {
                 group: g,
+                name: format!("{topic}/{index}"),
                 dir: self.group_dir(g),
                 voters,
-                settings: self.settings.clone(),
+                campaign,
+                settings: GroupSettings { segment_bytes, ..self.settings.clone() },
                 retention,
                 retention_check: self.retention_check,
                 flush_interval: self.flush_interval,
@@ -129,6 +142,7 @@ impl Node {
                 shared.clone(),
                 self.syncer.clone(),
                 self.ticker.clone(),
+                self.links.clone(),
                 self.clock.clone(),
                 logger,
             ) {
@@ -152,6 +166,8 @@ impl Node {
                 table.entry(r.topic.clone()).or_default().insert(r.index, r.handle.clone());
             }
             self.table.send_replace(Arc::new(table));
+            let groups = self.running.iter().map(|(g, r)| (*g, r.handle.addr.clone())).collect();
+            self.groups.send_replace(Arc::new(groups));
         }
     }
 }
@@ -187,7 +203,9 @@ pub enum StartError {
 pub struct NodeHandle {
     pub kafka_addr: std::net::SocketAddr,
     pub ctx: Arc<BrokerCtx>,
-    _net: Arbiter,
+    /// Fault injection on this node's peer transport (tests).
+    pub faults: Arc<Faults>,
+    _arbiters: Vec<Arbiter>,
 }
 
 /// Starts all actors of one node inside the running actix System.
@@ -215,22 +233,53 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     voters.sort_unstable();
 
     let clock: SharedClock = Arc::new(SystemClock);
-    let syncer = Syncer::start(logger.new(slog::o!("actor" => "syncer")));
-    let ticker = Ticker::new(ticks.tick).start();
+    let syncer = Syncer::start(node_id, logger.new(slog::o!("actor" => "syncer")));
+    // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
+    let tick_arbiter = Arbiter::new();
+    let tick = ticks.tick;
+    let ticker = Ticker::start_in_arbiter(&tick_arbiter.handle(), move |_| Ticker::new(tick));
+    // Apply actors share another thread, so a slow apply never holds up a group's Raft work.
+    let apply_arbiter = Arbiter::new();
+    if !config.faults.apply_delay.is_zero() {
+        slog::warn!(logger, "fault injection: every committed batch is applied with a delay"; "apply_delay" => ?config.faults.apply_delay);
+    }
     let me =
         RegisterBroker { node_id, host, port: i32::from(port), cluster_id: uuid::Uuid::new_v4().simple().to_string() };
+
+    // One peer actor per remote node, on their own arbiter: network I/O apart from the groups.
+    let faults = Arc::new(Faults::default());
+    let peer_arbiter = Arbiter::new();
+    let mut peers = HashMap::new();
+    for p in &config.raft.peers {
+        let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
+        let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
+        let peer =
+            PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog));
+        let beat = peer.clone();
+        ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |_| {
+            beat.do_send(crate::peer::actor::PeerMsg::FlushHeartbeats);
+            beat.connected()
+        })));
+        peers.insert(id, peer);
+    }
+    let transport = Transport::new(node_id, peers, faults.clone());
+
     let (meta, mut image_rx) = MetaActor::open(
-        &config.data_dir.join("meta"),
-        &voters,
-        &settings,
-        me,
-        syncer.clone(),
-        ticker.clone(),
+        MetaSpec {
+            dir: &config.data_dir.join("meta"),
+            voters: &voters,
+            settings: &settings,
+            me,
+            syncer: syncer.clone(),
+            ticker: ticker.clone(),
+            transport: transport.clone(),
+        },
         logger.new(slog::o!("group" => "__meta")),
     )?;
     let meta = meta.start();
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
+    let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
     let node = Node {
         settings: settings.clone(),
         data_dir: config.data_dir.clone(),
@@ -242,9 +291,16 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         flush_interval: config.storage.flush_interval,
         syncer,
         ticker,
+        links: Links {
+            transport,
+            meta: (!config.raft.peers.is_empty()).then(|| meta.clone()),
+            apply_arbiter: Some(apply_arbiter.handle()),
+            apply_delay: config.faults.apply_delay,
+        },
         clock: clock.clone(),
         running: HashMap::new(),
         table: table_tx,
+        groups: groups_tx,
         logger: logger.clone(),
     }
     .start();
@@ -260,6 +316,38 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 }
             }
         });
+    }
+
+    // Peers' Raft traffic comes in here (clusters only; standalone has no peers).
+    if !config.raft.peers.is_empty() {
+        let raft_addr = config.raft.listen.clone();
+        let l = std::net::TcpListener::bind(&raft_addr)
+            .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
+        l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
+        let router = Router::new(meta.clone(), groups_rx);
+        let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
+        let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
+        peer_arbiter.spawn(async move {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => crate::peer::listener::run(l, node_id, known, router, f, plog).await,
+                Err(e) => slog::crit!(plog, "cannot serve the raft port"; "error" => %e),
+            }
+        });
+        slog::info!(logger, "raft listener"; "listen" => raft_addr);
+    }
+
+    if let Some(addr) = config.metrics.listen.clone() {
+        let l =
+            std::net::TcpListener::bind(&addr).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+        l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+        let mlog = logger.new(slog::o!("actor" => "metrics"));
+        peer_arbiter.spawn(async move {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => crate::metrics::serve(l, mlog).await,
+                Err(e) => slog::crit!(mlog, "cannot serve metrics"; "error" => %e),
+            }
+        });
+        slog::info!(logger, "metrics endpoint"; "listen" => addr, "path" => "/metrics");
     }
 
     // Serve clients only once this broker is in the metadata it will hand out.
@@ -293,7 +381,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = settings.max_message_bytes;
     let produce = ProduceHandler::start_in_arbiter(&net.handle(), move |_| {
-        ProduceHandler::new(max_message_bytes, produce_logger)
+        ProduceHandler::new(node_id, max_message_bytes, produce_logger)
     });
     let ctx = Arc::new(BrokerCtx {
         node_id,
@@ -327,5 +415,5 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         }
     });
     slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
-    Ok(NodeHandle { kafka_addr, ctx, _net: net })
+    Ok(NodeHandle { kafka_addr, ctx, faults, _arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter] })
 }

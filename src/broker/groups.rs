@@ -23,7 +23,7 @@ pub async fn ask<T>(ctx: &BrokerCtx, msg: impl FnOnce(oneshot::Sender<T>) -> Gro
 pub fn commit_error(e: &MetaError) -> i16 {
     match e {
         MetaError::NotLeader(_) | MetaError::Storage(_) => code::NOT_COORDINATOR,
-        MetaError::Dropped => code::COORDINATOR_NOT_AVAILABLE,
+        MetaError::Dropped | MetaError::RetriesExhausted(_) => code::COORDINATOR_NOT_AVAILABLE,
     }
 }
 

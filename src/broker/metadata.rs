@@ -68,49 +68,55 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
     }
     let image = ctx.image();
     let table = ctx.partition_table();
-    let topics = names
-        .into_iter()
-        .map(|(name, err)| {
-            let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(sb(name.clone()))));
-            if let Some(c) = err {
-                return t.with_error_code(c);
-            }
-            let Some(info) = image.topics.get(&name) else {
-                return t.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
-            };
-            if version >= 10 {
-                t.topic_id = Uuid::from_bytes(info.id);
-            }
-            t.partitions = info
-                .partitions
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| BrokerId(*r as i32)).collect();
-                    let handle = table.get(&name).and_then(|ps| ps.get(&(i as i32)));
-                    let (leader, epoch) = handle.map(|h| (h.shared.leader(), h.shared.term())).unwrap_or((0, 0));
-                    let mut part = MetadataResponsePartition::default()
-                        .with_partition_index(i as i32)
-                        .with_replica_nodes(replicas.clone())
-                        .with_isr_nodes(replicas);
-                    if leader == 0 {
-                        part = part
-                            .with_error_code(code::LEADER_NOT_AVAILABLE)
-                            .with_leader_id(BrokerId(-1))
-                            .with_leader_epoch(-1);
-                    } else {
-                        part = part.with_leader_id(BrokerId(leader as i32)).with_leader_epoch(if version >= 7 {
-                            epoch as i32
-                        } else {
-                            -1
-                        });
-                    }
-                    part
-                })
-                .collect();
-            t
-        })
-        .collect();
+    let topics =
+        names
+            .into_iter()
+            .map(|(name, err)| {
+                let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(sb(name.clone()))));
+                if let Some(c) = err {
+                    return t.with_error_code(c);
+                }
+                let Some(info) = image.topics.get(&name) else {
+                    return t.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                };
+                if version >= 10 {
+                    t.topic_id = Uuid::from_bytes(info.id);
+                }
+                t.partitions =
+                    info.partitions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let replicas: Vec<BrokerId> = p.replicas.iter().map(|r| BrokerId(*r as i32)).collect();
+                            let (leader, epoch) = topics::leader_of(&ctx, &image, &name, i as i32).unwrap_or((0, 0));
+                            // The leader knows who is in contact; elsewhere every replica is listed.
+                            let isr = table
+                                .get(&name)
+                                .and_then(|ps| ps.get(&(i as i32)))
+                                .map(|h| h.shared.in_sync())
+                                .filter(|isr| !isr.is_empty())
+                                .map(|isr| isr.into_iter().map(|r| BrokerId(r as i32)).collect())
+                                .unwrap_or_else(|| replicas.clone());
+                            let mut part = MetadataResponsePartition::default()
+                                .with_partition_index(i as i32)
+                                .with_replica_nodes(replicas)
+                                .with_isr_nodes(isr);
+                            if leader == 0 {
+                                part = part
+                                    .with_error_code(code::LEADER_NOT_AVAILABLE)
+                                    .with_leader_id(BrokerId(-1))
+                                    .with_leader_epoch(-1);
+                            } else {
+                                part = part
+                                    .with_leader_id(BrokerId(leader as i32))
+                                    .with_leader_epoch(if version >= 7 { epoch as i32 } else { -1 });
+                            }
+                            part
+                        })
+                        .collect();
+                t
+            })
+            .collect();
     let brokers = image
         .brokers
         .iter()

@@ -29,6 +29,7 @@ pub mod offset_commit;
 pub mod offset_fetch;
 pub mod produce;
 pub mod routes;
+pub mod status;
 pub mod sync_group;
 pub mod topics;
 
@@ -101,7 +102,7 @@ impl BrokerCtx {
     /// Proposes a metadata command and waits until it is applied.
     pub async fn propose(&self, cmd: MetaCommand) -> Result<MetaResult, MetaError> {
         let (tx, rx) = oneshot::channel();
-        self.meta.do_send(MetaMsg::Propose { cmd, reply: tx });
+        self.meta.do_send(MetaMsg::Propose { cmd, reply: Some(tx) });
         rx.await.unwrap_or(Err(MetaError::Dropped))
     }
 
@@ -119,7 +120,9 @@ pub fn sb(s: impl Into<String>) -> StrBytes {
 /// Maps a metadata failure to a Kafka error code a client will retry on.
 pub fn meta_error_code(e: &MetaError) -> i16 {
     match e {
-        MetaError::NotLeader(_) | MetaError::Dropped => crate::error::code::REQUEST_TIMED_OUT,
+        MetaError::NotLeader(_) | MetaError::Dropped | MetaError::RetriesExhausted(_) => {
+            crate::error::code::REQUEST_TIMED_OUT
+        }
         MetaError::Storage(_) => crate::error::code::KAFKA_STORAGE_ERROR,
     }
 }

@@ -40,13 +40,14 @@ pub enum ProduceMsg {
 
 /// The produce fan-out actor.
 pub struct ProduceHandler {
+    node: u64,
     max_message_bytes: usize,
     logger: Logger,
 }
 
 impl ProduceHandler {
-    pub fn new(max_message_bytes: usize, logger: Logger) -> Self {
-        ProduceHandler { max_message_bytes, logger }
+    pub fn new(node: u64, max_message_bytes: usize, logger: Logger) -> Self {
+        ProduceHandler { node, max_message_bytes, logger }
     }
 }
 
@@ -108,6 +109,7 @@ impl Handler<ProduceMsg> for ProduceHandler {
             }
             return;
         };
+        let (node, started) = (self.node, std::time::Instant::now());
         ctx.spawn(
             async move {
                 let mut responses = Vec::with_capacity(topics.len());
@@ -135,6 +137,15 @@ impl Handler<ProduceMsg> for ProduceHandler {
                             .with_name(kafka_protocol::messages::TopicName(super::sb(name)))
                             .with_partition_responses(partition_responses),
                     );
+                }
+                let registry = crate::metrics::registry();
+                registry.produce(node, started.elapsed());
+                for t in &responses {
+                    for p in &t.partition_responses {
+                        if p.error_code != 0 {
+                            registry.error(node, 0, p.error_code);
+                        }
+                    }
                 }
                 let _ = reply.send(ProduceResponse::default().with_responses(responses));
             }

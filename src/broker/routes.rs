@@ -109,9 +109,15 @@ pub fn route_for(key: i16) -> Option<&'static Route> {
 /// Dispatches one frame (without its size prefix). `Err` means: log it and close the connection.
 pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError> {
     let peek = crate::protocol::peek_request(&frame)?;
+    if peek.api_key == super::status::STATUS_API_KEY {
+        let (ctx, id) = (ctx.clone(), peek.correlation_id);
+        return Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, id).await)) }));
+    }
     let Some(route) = route_for(peek.api_key) else {
+        crate::metrics::registry().request(ctx.node_id, peek.api_key, Some(crate::error::code::UNSUPPORTED_VERSION));
         return Err(ProtocolError::UnknownApiKey(peek.api_key));
     };
+    crate::metrics::registry().request(ctx.node_id, peek.api_key, None);
     if peek.api_version < route.min || peek.api_version > route.max {
         if route.key == ApiKey::ApiVersions {
             // Tell the client what we support, in the v0 layout it can always read.

@@ -73,32 +73,31 @@ pub async fn create(ctx: &BrokerCtx, t: NewTopic, timeout: Duration) -> Result<[
     Ok(id)
 }
 
-/// Waits until partitions 0..count of `topic` run here with a known leader, or until `timeout`.
+/// Whether partition `p` of `topic` has a known leader: from the local group if it runs here,
+/// else from the leaders reported to `__meta`.
+pub fn leader_of(ctx: &BrokerCtx, image: &crate::meta::MetaState, topic: &str, p: i32) -> Option<(u64, u64)> {
+    if let Some(h) = ctx.partition(topic, p) {
+        let leader = h.shared.leader();
+        if leader != 0 {
+            return Some((leader, h.shared.term()));
+        }
+    }
+    let group = image.topics.get(topic)?.partitions.get(p as usize)?.group;
+    image.leaders.get(&group).copied()
+}
+
+/// Waits until partitions 0..count of `topic` have a known leader, or until `timeout`. An
+/// admin path: it checks every 20 ms.
 pub async fn wait_for_leaders(ctx: &BrokerCtx, topic: &str, count: i32, timeout: Duration) {
-    let mut table = ctx.partitions.clone();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let pending = {
-            let t = table.borrow_and_update();
-            (0..count)
-                .map(|p| t.get(topic).and_then(|ps| ps.get(&p)).cloned())
-                .find(|h| h.as_ref().is_none_or(|h| h.shared.leader() == 0))
-        };
-        let waited = match pending {
-            None => return,
-            Some(None) => tokio::time::timeout_at(deadline, table.changed()).await.map(|_| ()),
-            Some(Some(h)) => {
-                let notified = h.shared.changed.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if h.shared.leader() != 0 {
-                    continue;
-                }
-                tokio::time::timeout_at(deadline, notified).await
-            }
-        };
-        if waited.is_err() {
+        let image = ctx.image();
+        if (0..count).all(|p| leader_of(ctx, &image, topic, p).is_some()) {
             return;
         }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -165,7 +165,7 @@ impl GroupCoordinator {
     fn store(&mut self, snapshot: crate::meta::command::StoreGroup, then: Vec<Effect>, ctx: &mut Context<Self>) {
         let (tx, rx) = oneshot::channel();
         let group = snapshot.group.clone();
-        self.meta.do_send(MetaMsg::Propose { cmd: MetaCommand::new(Cmd::StoreGroup(snapshot)), reply: tx });
+        self.meta.do_send(MetaMsg::Propose { cmd: MetaCommand::new(Cmd::StoreGroup(snapshot)), reply: Some(tx) });
         ctx.spawn(rx.into_actor(self).map(move |result, act, ctx| {
             let stored = matches!(result, Ok(Ok(_)));
             if !stored {

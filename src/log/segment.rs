@@ -392,28 +392,22 @@ impl Segment {
         self.log_dirty || self.index_dirty || self.time_dirty
     }
 
-    /// Clones the handles of dirty files into `out` and clears their flags. A handle that
-    /// cannot be cloned stays dirty and its error is returned (after collecting the others).
+    /// Whether the `.log` has writes that are not fsynced yet.
+    pub fn is_log_dirty(&self) -> bool {
+        self.log_dirty
+    }
+
+    /// Clones the handle of the `.log` file into `out` if it has unsynced writes, and clears its
+    /// flag. Only the `.log` takes part in group commit: `.index` and `.timeindex` are derived
+    /// (the active segment's are rebuilt by scanning on open) and are fsynced when the segment
+    /// is sealed or on [`Segment::sync`], so an acknowledged append costs one fsync.
     pub fn take_dirty(&mut self, out: &mut Vec<File>) -> Result<()> {
-        let mut first_err = None;
-        for (dirty, f, p) in [
-            (&mut self.log_dirty, &self.log, &self.log_path),
-            (&mut self.index_dirty, &self.index, &self.index_path),
-            (&mut self.time_dirty, &self.time, &self.time_path),
-        ] {
-            if *dirty {
-                match f.try_clone() {
-                    Ok(c) => {
-                        out.push(c);
-                        *dirty = false;
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(LogError::io(p, e));
-                    }
-                }
-            }
+        if self.log_dirty {
+            let f = self.log.try_clone().map_err(|e| LogError::io(&self.log_path, e))?;
+            out.push(f);
+            self.log_dirty = false;
         }
-        first_err.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// fsyncs the dirty files on this thread.
@@ -551,8 +545,9 @@ mod tests {
         let mut s = Segment::create(dir.path(), 1, 1).unwrap();
         let mut v = Vec::new();
         s.take_dirty(&mut v).unwrap();
-        assert_eq!(v.len(), 3);
-        assert!(!s.is_dirty());
+        assert_eq!(v.len(), 1, "only the .log joins group commit");
+        assert!(!s.is_log_dirty());
+        assert!(s.is_dirty(), "the derived index files wait for sync()");
         v.clear();
         s.take_dirty(&mut v).unwrap();
         assert!(v.is_empty());

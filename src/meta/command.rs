@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 16, 17, 18")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18")]
     pub cmd: Option<Cmd>,
 }
 
@@ -26,6 +26,8 @@ pub enum Cmd {
     AlterTopicConfigs(AlterTopicConfigs),
     #[prost(message, tag = "6")]
     AllocateProducerIds(AllocateProducerIds),
+    #[prost(message, tag = "7")]
+    SetLeader(SetLeader),
     // Consumer groups (tags from 16).
     #[prost(message, tag = "16")]
     CommitOffsets(CommitOffsets),
@@ -33,6 +35,43 @@ pub enum Cmd {
     DeleteGroups(DeleteGroups),
     #[prost(message, tag = "18")]
     StoreGroup(StoreGroup),
+}
+
+/// A partition group reports its new leader (sent by the leader when elected).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SetLeader {
+    #[prost(uint64, tag = "1")]
+    pub group: u64,
+    #[prost(uint64, tag = "2")]
+    pub leader: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+}
+
+/// Identifies a proposal in the entry context, so the proposing node can match the applied
+/// entry to its waiter and retries of the same proposal apply once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProposalId {
+    pub node: u64,
+    pub seq: u64,
+}
+
+impl ProposalId {
+    /// 16 bytes: node, then sequence, big-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = self.node.to_be_bytes().to_vec();
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v
+    }
+
+    /// None unless exactly 16 bytes.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 16] = b.try_into().ok()?;
+        Some(ProposalId {
+            node: u64::from_be_bytes(b[..8].try_into().ok()?),
+            seq: u64::from_be_bytes(b[8..].try_into().ok()?),
+        })
+    }
 }
 
 /// A broker announces its Kafka address. The first registration also fixes the cluster id.

@@ -47,6 +47,10 @@ pub struct MetaState {
     pub topics: BTreeMap<String, TopicInfo>,
     pub next_group_id: GroupId,
     pub next_producer_id: i64,
+    /// The last reported leader and term of each partition group.
+    pub leaders: BTreeMap<GroupId, (u64, u64)>,
+    /// Recently applied proposal ids per node (bounded), so a retried proposal applies once.
+    pub seen: BTreeMap<u64, std::collections::VecDeque<u64>>,
     /// Committed offsets by consumer group. Each group's map sits behind an `Arc`, so that
     /// publishing a new image after a commit copies only the group that changed.
     pub offsets: BTreeMap<String, Arc<GroupOffsets>>,
@@ -65,6 +69,9 @@ pub struct CommittedOffset {
     pub metadata: String,
     pub commit_timestamp: i64,
 }
+
+/// How many proposal ids per node are remembered for de-duplication.
+const SEEN_PER_NODE: usize = 1024;
 
 /// The topic configs chronik understands, with their Kafka defaults.
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
@@ -113,6 +120,26 @@ impl MetaState {
         MetaState { next_group_id: 1, ..Default::default() }
     }
 
+    /// Applies a command that carries a proposal id: a retry of an id already applied returns
+    /// `None` and changes nothing.
+    pub fn apply_once(
+        &mut self,
+        id: Option<crate::meta::command::ProposalId>,
+        cmd: &MetaCommand,
+    ) -> Option<MetaResult> {
+        if let Some(id) = id {
+            let seen = self.seen.entry(id.node).or_default();
+            if seen.contains(&id.seq) {
+                return None;
+            }
+            seen.push_back(id.seq);
+            if seen.len() > SEEN_PER_NODE {
+                seen.pop_front();
+            }
+        }
+        Some(self.apply(cmd))
+    }
+
     /// Applies one command.
     pub fn apply(&mut self, cmd: &MetaCommand) -> MetaResult {
         let Some(cmd) = &cmd.cmd else {
@@ -153,7 +180,10 @@ impl MetaState {
                 MetaResult::Done
             }
             Cmd::DeleteTopic(t) => match self.topics.remove(&t.name) {
-                Some(_) => {
+                Some(info) => {
+                    for p in &info.partitions {
+                        self.leaders.remove(&p.group);
+                    }
                     self.drop_topic_offsets(&t.name);
                     MetaResult::Done
                 }
@@ -186,6 +216,13 @@ impl MetaState {
                     for k in &a.delete {
                         topic.configs.remove(k);
                     }
+                }
+                MetaResult::Done
+            }
+            Cmd::SetLeader(l) => {
+                let newer = self.leaders.get(&l.group).is_none_or(|(_, term)| l.term >= *term);
+                if newer {
+                    self.leaders.insert(l.group, (l.leader, l.term));
                 }
                 MetaResult::Done
             }
@@ -433,6 +470,22 @@ mod tests {
         assert!(Arc::ptr_eq(&image.offsets["b"], &s.offsets["b"]));
         assert_eq!(image.committed("a", "t", 0).unwrap().offset, 1, "the published image did not change");
         assert_eq!(s.committed("a", "t", 0).unwrap().offset, 2);
+    }
+
+    #[test]
+    fn retried_proposal_applies_once_and_leaders_only_move_forward() {
+        use crate::meta::command::ProposalId;
+        let mut s = with_brokers(1);
+        let id = Some(ProposalId { node: 1, seq: 9 });
+        let alloc = MetaCommand::new(Cmd::AllocateProducerIds(AllocateProducerIds { count: 1 }));
+        assert_eq!(s.apply_once(id, &alloc), Some(MetaResult::ProducerIds { start: 0 }));
+        assert_eq!(s.apply_once(id, &alloc), None);
+        assert_eq!(s.next_producer_id, 1);
+        let lead = |leader, term| MetaCommand::new(Cmd::SetLeader(SetLeader { group: 5, leader, term }));
+        s.apply(&lead(2, 3));
+        s.apply(&lead(1, 2));
+        assert_eq!(s.leaders[&5], (2, 3), "an older term does not overwrite a newer leader");
+        assert_eq!(ProposalId::decode(&ProposalId { node: 3, seq: 4 }.encode()), Some(ProposalId { node: 3, seq: 4 }));
     }
 
     #[test]

@@ -38,6 +38,16 @@ pub struct FetchData {
     pub log_start: i64,
 }
 
+/// A partition's progress and checksum, for `cluster status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionStatus {
+    #[serde(flatten)]
+    pub raft: crate::raft::core::GroupStatus,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    pub checksum: String,
+}
+
 /// Topic-level settings a partition applies (from the topic's configs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RetentionSettings {
@@ -50,7 +60,7 @@ pub struct RetentionSettings {
 #[rtype(result = "()")]
 pub enum PartitionMsg {
     /// One Raft tick (from the ticker).
-    Tick,
+    Tick(u64),
     /// Run the Ready loop (self-sent after a burst of messages).
     Drive,
     /// Append one validated batch; `reply` answers once it is committed.
@@ -59,6 +69,12 @@ pub enum PartitionMsg {
     Fetch { offset: i64, max_bytes: usize, reply: oneshot::Sender<Result<FetchData, PartitionError>> },
     /// Look up an offset by timestamp (or -1/-2/-3).
     ListOffset { timestamp: i64, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
+    /// A Raft message from a peer.
+    Raft(raft::eraftpb::Message),
+    /// Report progress for `cluster status`.
+    Status { reply: oneshot::Sender<PartitionStatus> },
+    /// The apply actor has applied up to `index`.
+    Applied { index: u64, high_watermark: i64 },
     /// The syncer finished the fsync of Ready `number`.
     Synced { number: u64, result: Result<(), String> },
     /// New retention settings.
@@ -75,6 +91,8 @@ pub struct PartitionActor {
     shared: Arc<PartitionShared>,
     syncer: Syncer,
     ticker: Addr<Ticker>,
+    links: Links,
+    apply: Option<Addr<super::apply::ApplyActor>>,
     clock: SharedClock,
     retention: RetentionSettings,
     retention_check: Duration,
@@ -83,15 +101,32 @@ pub struct PartitionActor {
     waiters: BTreeMap<i64, Vec<AckWaiter>>,
     drive_scheduled: bool,
     failed: bool,
+    /// `topic/partition`, for metrics and logs.
+    name: String,
     logger: Logger,
     pub dir: PathBuf,
+}
+
+/// How a partition reaches the rest of the node: peers, and `__meta` for leader reports.
+#[derive(Clone)]
+pub struct Links {
+    pub transport: crate::peer::Transport,
+    pub meta: Option<Addr<crate::meta::MetaActor>>,
+    /// Where apply actors run (None: on the group's own arbiter).
+    pub apply_arbiter: Option<actix::dev::ArbiterHandle>,
+    /// Fault injection: how long each committed batch takes to apply.
+    pub apply_delay: Duration,
 }
 
 /// What the node needs to start a partition actor.
 pub struct PartitionSpec {
     pub group: GroupId,
+    /// `topic/partition`.
+    pub name: String,
     pub dir: PathBuf,
     pub voters: Vec<u64>,
+    /// Campaign at once (the preferred leader of a new group).
+    pub campaign: bool,
     pub settings: GroupSettings,
     pub retention: RetentionSettings,
     pub retention_check: Duration,
@@ -106,16 +141,20 @@ impl PartitionActor {
         shared: Arc<PartitionShared>,
         syncer: Syncer,
         ticker: Addr<Ticker>,
+        links: Links,
         clock: SharedClock,
         logger: Logger,
     ) -> Result<Self, crate::raft::core::OpenError> {
         std::fs::create_dir_all(&spec.dir).map_err(|e| crate::log::LogError::io(&spec.dir, e))?;
-        let core = PartitionCore::open(&spec.dir, spec.group, &spec.voters, &spec.settings, logger.clone())?;
+        let core =
+            PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
         Ok(PartitionActor {
             core,
             shared,
             syncer,
             ticker,
+            links,
+            apply: None,
             clock,
             retention: spec.retention,
             retention_check: spec.retention_check,
@@ -124,6 +163,7 @@ impl PartitionActor {
             waiters: BTreeMap::new(),
             drive_scheduled: false,
             failed: false,
+            name: spec.name,
             logger,
             dir: spec.dir,
         })
@@ -152,8 +192,7 @@ impl PartitionActor {
                     return;
                 }
             };
-            // Standalone groups have no peers; the peer transport (issue 4) takes out.messages.
-            drop(out.messages);
+            self.links.transport.send(self.core.raft.group(), out.messages);
             if let Some(job) = out.sync {
                 let addr = ctx.address();
                 let number = job.number;
@@ -164,16 +203,37 @@ impl PartitionActor {
             }
             if let Some(role) = out.role {
                 self.shared.set_role(role.leader, role.term);
+                if role.role == raft::StateRole::Leader {
+                    self.report_leader(role.term);
+                }
                 if role.role != raft::StateRole::Leader {
                     self.fail_waiters(PartitionError::NotLeader { leader: Some(role.leader).filter(|l| *l != 0) });
                 }
             }
-            if out.applied.is_some() {
-                self.publish_offsets();
+            let items = self.core.raft.sm.take_pending();
+            if !items.is_empty() {
+                if let Some(apply) = &self.apply {
+                    apply.do_send(super::apply::ApplyMsg::Apply(items));
+                }
             }
+            self.shared.set_in_sync(self.core.in_sync_replicas());
             if !self.core.raft.node.has_ready() {
                 break;
             }
+        }
+    }
+
+    /// Tells `__meta` that this node now leads the group (retried until it applies), so every
+    /// node can answer Metadata for partitions it does not host.
+    fn report_leader(&self, term: u64) {
+        if let Some(meta) = &self.links.meta {
+            use crate::meta::command::{Cmd, MetaCommand, SetLeader};
+            let cmd = MetaCommand::new(Cmd::SetLeader(SetLeader {
+                group: self.core.raft.group(),
+                leader: self.links.transport.me(),
+                term,
+            }));
+            meta.do_send(crate::meta::MetaMsg::Propose { cmd, reply: None });
         }
     }
 
@@ -260,11 +320,22 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.core.raft.set_metrics_name(self.name.clone());
+        let me = ctx.address();
+        let state = crate::partition::core::ApplyState::new(self.core.high_watermark(), self.logger.clone());
+        let delay = self.links.apply_delay;
+        let apply = match &self.links.apply_arbiter {
+            Some(arbiter) => super::apply::ApplyActor::start_in_arbiter(arbiter, move |_| {
+                super::apply::ApplyActor::new(state, me, delay)
+            }),
+            None => super::apply::ApplyActor::new(state, me, delay).start(),
+        };
+        self.apply = Some(apply);
         let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
             self.core.raft.group(),
-            Box::new(move |/* tick */| {
-                addr.do_send(PartitionMsg::Tick);
+            Box::new(move |n| {
+                addr.do_send(PartitionMsg::Tick(n));
                 addr.connected()
             }),
         ));
@@ -276,6 +347,7 @@ impl Actor for PartitionActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
         self.fail_waiters(PartitionError::ShuttingDown);
         let _ = self.core.raft.node.mut_store().log_mut().sync();
@@ -287,8 +359,8 @@ impl Handler<PartitionMsg> for PartitionActor {
 
     fn handle(&mut self, msg: PartitionMsg, ctx: &mut Self::Context) {
         match msg {
-            PartitionMsg::Tick => {
-                if self.core.raft.tick() || self.core.raft.node.has_ready() {
+            PartitionMsg::Tick(n) => {
+                if self.core.raft.tick_at(n) || self.core.raft.node.has_ready() {
                     self.schedule_drive(ctx);
                 }
             }
@@ -310,7 +382,8 @@ impl Handler<PartitionMsg> for PartitionActor {
             }
             PartitionMsg::Synced { number, result } => match result {
                 Ok(()) => {
-                    let _msgs = self.core.raft.on_synced(number);
+                    let msgs = self.core.raft.on_synced(number);
+                    self.links.transport.send(self.core.raft.group(), msgs);
                     self.schedule_drive(ctx);
                 }
                 Err(e) => {
@@ -319,6 +392,30 @@ impl Handler<PartitionMsg> for PartitionActor {
                     self.fail_waiters(PartitionError::Storage(e));
                 }
             },
+            PartitionMsg::Raft(m) => {
+                if let Err(e) = self.core.raft.step(m) {
+                    slog::debug!(self.logger, "raft rejected a message"; "group" => self.core.raft.group(), "error" => %e);
+                }
+                self.schedule_drive(ctx);
+            }
+            PartitionMsg::Status { reply } => {
+                let checksum = match self.core.checksum() {
+                    Ok(c) => format!("{c:#010x}"),
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = reply.send(PartitionStatus {
+                    raft: self.core.raft.status(),
+                    high_watermark: self.core.high_watermark(),
+                    log_start: self.core.log_start(),
+                    checksum,
+                });
+            }
+            PartitionMsg::Applied { index, high_watermark } => {
+                self.core.set_applied(index, high_watermark);
+                self.publish_offsets();
+                let lag = self.core.raft.commit_index().saturating_sub(index);
+                crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.apply_lag = lag);
+            }
             PartitionMsg::Retention(r) => self.retention = r,
             PartitionMsg::Stop => ctx.stop(),
         }

@@ -22,24 +22,104 @@ use crate::raft::core::{OpenError, RaftCore, ReadyOutcome, StateMachine};
 use crate::raft::storage::GroupStorage;
 use crate::raft::{GroupId, GroupSettings};
 
-/// The state built by applying committed entries.
-#[derive(Default)]
+/// One committed item for the apply actor, in log order.
+#[derive(Debug, Clone)]
+pub enum ApplyItem {
+    /// A committed entry carrying a record batch.
+    Batch { index: u64, term: u64, data: Bytes },
+    /// The log was replaced by a snapshot; the next offset is `next_offset`.
+    Restore { index: u64, next_offset: i64 },
+}
+
+/// The group actor's side of apply: committed entries are handed to the apply actor in order,
+/// and the committed producer state (needed when this node becomes leader) is kept here from
+/// the batch headers. The high watermark comes back from the apply actor.
 pub struct PartitionSm {
-    /// Offset after the last committed batch.
+    /// Offset after the last batch the apply actor has confirmed.
     pub high_watermark: i64,
+    /// Highest index the apply actor has confirmed.
+    pub confirmed: u64,
     /// Producer state of committed batches.
     pub producers: ProducerStateTable,
+    pending: Vec<ApplyItem>,
+}
+
+impl PartitionSm {
+    /// Items handed out since the last call, for the apply actor.
+    pub fn take_pending(&mut self) -> Vec<ApplyItem> {
+        std::mem::take(&mut self.pending)
+    }
 }
 
 impl StateMachine for PartitionSm {
     fn apply(&mut self, entry: &Entry) {
         if let Ok(h) = BatchHeader::parse(&entry.data) {
-            self.high_watermark = h.next_offset();
             if h.has_producer_id() {
                 self.producers.apply(&producer_batch(&h));
             }
         }
+        self.pending.push(ApplyItem::Batch { index: entry.index, term: entry.term, data: entry.data.clone() });
     }
+
+    /// A snapshot from the leader: this replica's log now starts where the leader's does.
+    /// Producer state before that point is gone, as after retention.
+    fn restore(&mut self, index: u64, next_offset: i64) {
+        self.producers.clear();
+        self.pending.push(ApplyItem::Restore { index, next_offset });
+    }
+}
+
+/// The apply actor's state: the high watermark, computed from committed batches in order.
+#[derive(Debug)]
+pub struct ApplyState {
+    pub high_watermark: i64,
+    pub applied: u64,
+    logger: Logger,
+}
+
+impl ApplyState {
+    pub fn new(high_watermark: i64, logger: Logger) -> Self {
+        ApplyState { high_watermark, applied: 0, logger }
+    }
+
+    /// Diagnostic point 3: every committed batch is re-checked (length, CRC-32C). A failure
+    /// logs the entry's index and term and a dump of its first bytes, and counts in
+    /// `deserialization_failures_total`; the high watermark does not move past it.
+    pub fn apply(&mut self, item: &ApplyItem) {
+        match item {
+            ApplyItem::Batch { index, term, data } => {
+                match check_batch(data) {
+                    Ok(h) => {
+                        slog::debug!(self.logger, "apply batch"; "index" => index, "term" => term, "base_offset" => h.base_offset, "records" => h.record_count);
+                        self.high_watermark = h.next_offset();
+                    }
+                    Err(e) => {
+                        crate::metrics::count_deserialization_failure();
+                        slog::error!(self.logger, "committed entry is not a valid record batch"; "index" => index, "term" => term,
+                            "len" => data.len(), "error" => %e, "dump" => crate::metrics::hex_dump(data, 64));
+                    }
+                }
+                self.applied = *index;
+            }
+            ApplyItem::Restore { index, next_offset } => {
+                self.high_watermark = *next_offset;
+                self.applied = *index;
+            }
+        }
+    }
+}
+
+/// Length and CRC-32C of a stored batch (no per-record work).
+fn check_batch(data: &[u8]) -> Result<BatchHeader, String> {
+    let h = BatchHeader::parse(data).map_err(|e| e.to_string())?;
+    if h.total_len() != data.len() {
+        return Err(format!("batch length {} but entry holds {} bytes", h.total_len(), data.len()));
+    }
+    let crc = crate::log::batch::crc32c_of(data);
+    if crc != h.crc {
+        return Err(format!("crc {crc:#010x} does not match header crc {:#010x}", h.crc));
+    }
+    Ok(h)
 }
 
 fn producer_batch(h: &BatchHeader) -> ProducerBatch {
@@ -74,11 +154,13 @@ pub struct PartitionCore {
 
 impl PartitionCore {
     /// Opens (or creates) the partition's log in `dir`. A new group gets `voters` as its
-    /// configuration. A single voter campaigns at once, so standalone needs no election timeout.
+    /// configuration. A single voter campaigns at once, so standalone needs no election timeout;
+    /// in a cluster the preferred replica (`campaign`) does, so first leaders are balanced.
     pub fn open(
         dir: &Path,
         group: GroupId,
         voters: &[u64],
+        campaign: bool,
         settings: &GroupSettings,
         logger: Logger,
     ) -> Result<Self, OpenError> {
@@ -95,11 +177,17 @@ impl PartitionCore {
             storage.initialize_voters(voters)?;
         }
         let applied = storage.log().first_index().saturating_sub(1);
-        let sm = PartitionSm { high_watermark: storage.log().log_start_offset(), producers: ProducerStateTable::new() };
+        let sm = PartitionSm {
+            high_watermark: storage.log().log_start_offset(),
+            confirmed: applied,
+            producers: ProducerStateTable::new(),
+            pending: Vec::new(),
+        };
         let cfg = settings.raft_config(applied);
         let single = storage.conf_state().voters == [settings.node_id];
+        let campaign = campaign && storage.log().last_index() == 0;
         let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
-        if single {
+        if single || campaign {
             let _ = raft.node.campaign();
         }
         Ok(PartitionCore {
@@ -146,9 +234,42 @@ impl PartitionCore {
         Ok(())
     }
 
+    /// The replicas in contact with the leader (itself included); empty when not leading.
+    /// raft-rs marks a follower active when it has heard from it within an election timeout.
+    pub fn in_sync_replicas(&self) -> Vec<u64> {
+        if !self.raft.is_leader() {
+            return Vec::new();
+        }
+        let me = self.raft.node.raft.id;
+        let mut ids: Vec<u64> = self
+            .raft
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, pr)| **id == me || pr.recent_active)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
         self.raft.sm.high_watermark
+    }
+
+    /// Where the apply actor has got to: the index it confirmed and the high watermark.
+    pub fn set_applied(&mut self, index: u64, high_watermark: i64) {
+        if index >= self.raft.sm.confirmed {
+            self.raft.sm.confirmed = index;
+            self.raft.sm.high_watermark = high_watermark;
+        }
+    }
+
+    /// The highest index the apply actor has confirmed.
+    pub fn confirmed_applied(&self) -> u64 {
+        self.raft.sm.confirmed
     }
 
     /// The log start offset.
@@ -194,6 +315,15 @@ impl PartitionCore {
         let term = self.raft.role().term;
         stamp_base_offset(&mut batch, base_offset);
         stamp_leader_epoch(&mut batch, term as i32);
+        // Diagnostic point 2: re-check length and CRC right before the bytes enter the log.
+        let crc = crate::log::batch::crc32c_of(&batch);
+        if batch.len() != header.total_len() || crc != header.crc {
+            return Err(PartitionError::InvalidBatch(
+                format!("batch changed before propose: len {} crc {crc:#x}", batch.len()),
+                crate::error::code::CORRUPT_MESSAGE,
+            ));
+        }
+        slog::debug!(self.logger, "propose batch"; "group" => self.raft.group(), "base_offset" => base_offset, "len" => batch.len(), "crc" => crc);
         if self.raft.propose(batch.to_vec()).is_err() {
             return Err(self.not_leader());
         }
@@ -246,6 +376,32 @@ impl PartitionCore {
         })
     }
 
+    /// CRC-32C over the committed batches (log start to high watermark), as stored: replicas
+    /// of a partition hold identical bytes, so their checksums match once they have applied
+    /// the same entries.
+    pub fn checksum(&self) -> Result<u32, LogError> {
+        let log = self.raft.storage().log();
+        let hw = self.high_watermark();
+        let mut crc = 0u32;
+        let mut offset = log.log_start_offset();
+        while offset < hw {
+            let chunk = log.read(offset, 4 << 20, hw)?;
+            if chunk.is_empty() {
+                break;
+            }
+            crc = crc32c::crc32c_append(crc, &chunk);
+            let mut last = offset;
+            let mut pos = 0;
+            while pos < chunk.len() {
+                let h = BatchHeader::parse(&chunk[pos..]).map_err(|e| LogError::Invalid(e.to_string()))?;
+                last = h.next_offset();
+                pos += h.total_len();
+            }
+            offset = last;
+        }
+        Ok(crc)
+    }
+
     /// Applies retention; returns how many segments were deleted.
     pub fn apply_retention(
         &mut self,
@@ -253,7 +409,7 @@ impl PartitionCore {
         retention_ms: Option<i64>,
         retention_bytes: Option<u64>,
     ) -> Result<usize, LogError> {
-        let applied = self.raft.applied();
+        let applied = self.confirmed_applied();
         self.raft.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
     }
 }
@@ -267,10 +423,15 @@ mod tests {
         Logger::root(slog::Discard, slog::o!())
     }
 
-    /// Drives the core until idle, fsyncing inline.
+    /// Drives the core until idle, fsyncing and applying inline.
     fn settle(core: &mut PartitionCore) {
+        let mut apply = ApplyState::new(core.high_watermark(), logger());
         for _ in 0..100 {
             let out = core.handle_ready().unwrap();
+            for item in core.raft.sm.take_pending() {
+                apply.apply(&item);
+                core.set_applied(apply.applied, apply.high_watermark);
+            }
             let idle = out.sync.is_none() && out.messages.is_empty() && out.applied.is_none();
             if let Some(job) = out.sync {
                 for f in &job.files {
@@ -293,7 +454,7 @@ mod tests {
     }
 
     fn open(dir: &Path) -> PartitionCore {
-        let mut c = PartitionCore::open(dir, 7, &[1], &GroupSettings::for_tests(), logger()).unwrap();
+        let mut c = PartitionCore::open(dir, 7, &[1], false, &GroupSettings::for_tests(), logger()).unwrap();
         settle(&mut c);
         c
     }

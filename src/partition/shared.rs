@@ -13,6 +13,8 @@ pub struct PartitionShared {
     term: AtomicU64,
     high_watermark: AtomicI64,
     log_start: AtomicI64,
+    /// Bit n set: node n is in sync (as seen by the leader; nodes 1..=63).
+    in_sync: AtomicU64,
     /// Woken whenever the high watermark moves or leadership changes.
     pub changed: Notify,
 }
@@ -33,6 +35,17 @@ impl PartitionShared {
     /// The log start offset.
     pub fn log_start(&self) -> i64 {
         self.log_start.load(Ordering::Acquire)
+    }
+
+    /// The in-sync replicas reported by this node while it leads (empty otherwise).
+    pub fn in_sync(&self) -> Vec<u64> {
+        let bits = self.in_sync.load(Ordering::Acquire);
+        (1..64).filter(|n| bits & (1 << n) != 0).collect()
+    }
+
+    pub(crate) fn set_in_sync(&self, ids: Vec<u64>) {
+        let bits = ids.iter().filter(|n| **n < 64).fold(0u64, |b, n| b | (1 << n));
+        self.in_sync.store(bits, Ordering::Release);
     }
 
     pub(crate) fn set_role(&self, leader: u64, term: u64) {

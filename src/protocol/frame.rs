@@ -37,13 +37,10 @@ pub fn decode_header(key: ApiKey, frame: Bytes) -> Result<(RequestHeader, Bytes)
     Ok((header, buf))
 }
 
-/// Decodes a request body of type `R` at `version`. Trailing bytes are an error.
+/// Decodes a request body of type `R` at `version`. Bytes after the fields of that version are
+/// ignored, as Apache Kafka does: librdkafka 2.x sends Metadata v12 with extra trailing bytes.
 pub fn decode_body<R: Decodable>(what: &'static str, mut body: Bytes, version: i16) -> Result<R, ProtocolError> {
-    let req = R::decode(&mut body, version).map_err(|e| ProtocolError::Decode { what, reason: e.to_string() })?;
-    if body.has_remaining() {
-        return Err(ProtocolError::Decode { what, reason: format!("{} trailing bytes", body.remaining()) });
-    }
-    Ok(req)
+    R::decode(&mut body, version).map_err(|e| ProtocolError::Decode { what, reason: e.to_string() })
 }
 
 /// Encodes a response frame body (without the size prefix): response header + body.
@@ -87,5 +84,26 @@ mod tests {
         let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         assert_eq!(size, buf.len() - 4);
         assert_eq!(i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]), 7);
+    }
+}
+
+#[cfg(test)]
+mod client_captures {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+
+    fn unhex(hex: &str) -> Bytes {
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect::<Vec<u8>>().into()
+    }
+
+    /// librdkafka 2.16's all-topics Metadata v12 request, captured on the wire: it carries three
+    /// bytes after the v12 fields, which Kafka ignores.
+    #[test]
+    fn librdkafka_metadata_v12_with_trailing_bytes_decodes() {
+        let frame = unhex("0003000c00000003000772646b61666b610000000000010000");
+        let (h, body) = decode_header(ApiKey::Metadata, frame).unwrap();
+        assert_eq!(h.correlation_id, 3);
+        let r: MetadataRequest = decode_body("metadata", body, 12).unwrap();
+        assert_eq!(r.topics, None);
     }
 }

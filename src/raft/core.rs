@@ -36,6 +36,10 @@ use crate::raft::GroupId;
 pub trait StateMachine {
     /// Applies one committed entry that carries data (not a leader no-op, not a conf change).
     fn apply(&mut self, entry: &Entry);
+
+    /// The log was replaced by a snapshot ending at `index`; for a partition, the next Kafka
+    /// offset is `next_offset`. The default keeps the state (for logs that are never compacted).
+    fn restore(&mut self, _index: u64, _next_offset: i64) {}
 }
 
 /// A batch of files to fsync for one group, and what to do after.
@@ -66,6 +70,21 @@ pub struct ReadyOutcome {
     pub applied: Option<u64>,
 }
 
+/// A group's Raft progress, for `cluster status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    pub role: String,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+    /// Match index of each replica, as the leader sees it (empty on followers).
+    #[serde(rename = "match")]
+    pub match_index: std::collections::BTreeMap<u64, u64>,
+}
+
 /// Whether appends wait for fsync before they count as persisted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -85,10 +104,19 @@ pub struct RaftCore<M: StateMachine> {
     pending_persisted: std::collections::VecDeque<(u64, Vec<Message>)>,
     last_role: Option<RoleInfo>,
     applied: u64,
+    /// A new leader waits for its next tick to bring its heartbeats in phase.
+    align_pending: bool,
+    /// The name the group's figures are published under (`__meta`, `topic/partition`).
+    metrics_name: Option<String>,
     logger: Logger,
 }
 
 impl<M: StateMachine> RaftCore<M> {
+    /// Publishes this group's role, term and election counts under `name`.
+    pub fn set_metrics_name(&mut self, name: String) {
+        self.metrics_name = Some(name);
+    }
+
     /// Builds the core. `applied` is where the state machine starts: the core re-applies every
     /// committed entry after it, so a state machine rebuilt at start sees the whole retained log.
     pub fn new(
@@ -109,6 +137,8 @@ impl<M: StateMachine> RaftCore<M> {
             pending_persisted: Default::default(),
             last_role: None,
             applied,
+            align_pending: false,
+            metrics_name: None,
             logger,
         })
     }
@@ -148,9 +178,58 @@ impl<M: StateMachine> RaftCore<M> {
         self.node.store()
     }
 
+    /// The group's progress, for `cluster status`.
+    pub fn status(&self) -> GroupStatus {
+        let role = self.role();
+        let match_index = if self.is_leader() {
+            self.node.raft.prs().iter().map(|(id, pr)| (*id, pr.matched)).collect()
+        } else {
+            Default::default()
+        };
+        GroupStatus {
+            group: self.group,
+            role: format!("{:?}", role.role),
+            leader: role.leader,
+            term: role.term,
+            commit: self.commit_index(),
+            applied: self.applied,
+            last_index: self.last_index(),
+            match_index,
+        }
+    }
+
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) -> bool {
         self.node.tick()
+    }
+
+    /// Advances the logical clock by node-wide tick `n`.
+    pub fn tick_at(&mut self, n: u64) -> bool {
+        let mut ready = self.node.tick();
+        if self.align_pending && self.is_leader() {
+            self.align_pending = false;
+            ready |= self.align_heartbeats(n);
+        }
+        ready
+    }
+
+    /// A new leader's heartbeat clock starts at zero whenever it was elected; on its next tick
+    /// it is advanced so that its heartbeats fall on node-wide ticks that are multiples of the
+    /// heartbeat tick, like every other leader's of this node. Then all groups' heartbeats to a
+    /// peer leave on the same tick and share one frame. The extra ticks are fewer than one
+    /// heartbeat interval, far below any election timeout.
+    fn align_heartbeats(&mut self, n: u64) -> bool {
+        let hb = self.node.raft.heartbeat_timeout() as u64;
+        if hb <= 1 {
+            return false;
+        }
+        let target = n % hb;
+        let elapsed = self.node.raft.heartbeat_elapsed() as u64 % hb;
+        let extra = (target + hb - elapsed) % hb;
+        for _ in 0..extra {
+            self.node.tick();
+        }
+        extra > 0
     }
 
     /// Steps a message from a peer into the group.
@@ -162,6 +241,12 @@ impl<M: StateMachine> RaftCore<M> {
     pub fn propose(&mut self, data: Vec<u8>) -> raft::Result<(u64, u64)> {
         self.node.propose(vec![], data)?;
         Ok((self.last_index(), self.node.raft.term))
+    }
+
+    /// Proposes `data` with a `context` that identifies it when applied. On a follower raft-rs
+    /// forwards the proposal to the leader, so the index is not known here.
+    pub fn propose_with_context(&mut self, context: Vec<u8>, data: Vec<u8>) -> raft::Result<()> {
+        self.node.propose(context, data)
     }
 
     /// Handles one Ready, following the contract in the module docs.
@@ -181,9 +266,9 @@ impl<M: StateMachine> RaftCore<M> {
             let meta = snap.get_metadata();
             let next_offset =
                 snap.data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
-            let store = self.node.mut_store();
-            store.log_mut().reset_to(meta.index, meta.term, next_offset)?;
-            store.set_conf_state(meta.get_conf_state())?;
+            self.node.mut_store().apply_snapshot(meta, next_offset)?;
+            self.sm.restore(meta.index, next_offset);
+            self.applied = self.applied.max(meta.index);
         }
         let entries = rd.take_entries();
         let wrote_entries = !entries.is_empty();
@@ -287,9 +372,30 @@ impl<M: StateMachine> RaftCore<M> {
 
     fn note_role(&mut self, out: &mut ReadyOutcome) {
         let now = self.role();
-        if self.last_role != Some(now) {
-            self.last_role = Some(now);
-            out.role = Some(now);
+        if self.last_role == Some(now) {
+            return;
+        }
+        let before = self.last_role.replace(now);
+        out.role = Some(now);
+        if now.role == StateRole::Leader && before.is_none_or(|b| b.role != StateRole::Leader) {
+            self.align_pending = true;
+        }
+        if let Some(name) = &self.metrics_name {
+            let campaigning = |r: StateRole| matches!(r, StateRole::Candidate | StateRole::PreCandidate);
+            let won = now.role == StateRole::Leader && before.is_none_or(|b| b.role != StateRole::Leader);
+            // An election that started and ended between two Readies still counts as started.
+            let started = (campaigning(now.role) || won) && !before.is_some_and(|b| campaigning(b.role));
+            let leader_changed = now.leader != 0 && before.is_none_or(|b| b.leader != now.leader);
+            crate::metrics::registry().group(self.node.raft.id, name, |g| {
+                g.role = format!("{:?}", now.role);
+                g.term = now.term;
+                g.elections_started += u64::from(started);
+                g.elections_won += u64::from(won);
+                g.leader_changes += u64::from(leader_changed);
+            });
+            if won {
+                slog::info!(self.logger, "leader elected"; "group" => self.group, "name" => name.as_str(), "term" => now.term);
+            }
         }
     }
 }

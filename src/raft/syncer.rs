@@ -41,11 +41,11 @@ pub struct Syncer {
 
 impl Syncer {
     /// Starts the syncer thread.
-    pub fn start(logger: Logger) -> Syncer {
+    pub fn start(node: u64, logger: Logger) -> Syncer {
         let (tx, rx) = mpsc::channel::<SyncRequest>();
         thread::Builder::new()
             .name("chronik-syncer".into())
-            .spawn(move || run(rx, logger))
+            .spawn(move || run(node, rx, logger))
             .expect("spawn syncer thread");
         Syncer { tx }
     }
@@ -58,7 +58,7 @@ impl Syncer {
     }
 }
 
-fn run(rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
+fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
     let mut stats = SyncStats::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -70,6 +70,7 @@ fn run(rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
         stats.rounds += 1;
         stats.requests += batch.len() as u64;
         stats.last_round = started.elapsed();
+        crate::metrics::registry().fsync(node, stats.last_round);
         if let Err(e) = &result {
             slog::error!(logger, "fsync failed"; "error" => e);
         }
@@ -105,7 +106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = File::create(dir.path().join("a")).unwrap();
         f.write_all(b"x").unwrap();
-        let syncer = Syncer::start(slog::Logger::root(slog::Discard, slog::o!()));
+        let syncer = Syncer::start(0, slog::Logger::root(slog::Discard, slog::o!()));
         let order = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         for i in 0..10 {

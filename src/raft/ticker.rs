@@ -3,6 +3,8 @@
 //! All groups tick together at the configured tick interval, so their heartbeats leave together
 //! and can share a frame per peer. The tick handler only `do_send`s a tick to each group: it never
 //! waits for a group, for apply or for the disk, so a slow group cannot delay the others' ticks.
+//! Half a tick after each tick it tells every peer link to send the heartbeats queued since:
+//! that is how the heartbeats of all groups bound to one node leave in one frame.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,7 +14,8 @@ use actix::prelude::*;
 use crate::raft::GroupId;
 
 /// Sends one tick to a group; returns false when the group has stopped.
-pub type TickFn = Box<dyn Fn() -> bool + Send>;
+/// The argument is the node-wide tick number, which groups use to keep heartbeats in phase.
+pub type TickFn = Box<dyn Fn(u64) -> bool + Send>;
 
 /// The ticker's one message enum.
 #[derive(Message)]
@@ -22,31 +25,43 @@ pub enum TickerMsg {
     Register(GroupId, TickFn),
     /// Stop ticking a group.
     Unregister(GroupId),
+    /// A peer link to flush heartbeats on, half a tick after every tick.
+    RegisterPeer(TickFn),
 }
 
 /// The tick actor.
 pub struct Ticker {
     interval: Duration,
     groups: BTreeMap<GroupId, TickFn>,
+    peers: Vec<TickFn>,
     ticks: u64,
 }
 
 impl Ticker {
     pub fn new(interval: Duration) -> Self {
-        Ticker { interval, groups: BTreeMap::new(), ticks: 0 }
+        Ticker { interval, groups: BTreeMap::new(), peers: Vec::new(), ticks: 0 }
     }
 
     fn tick_all(&mut self) {
         self.ticks += 1;
-        self.groups.retain(|_, tick| tick());
+        let n = self.ticks;
+        self.groups.retain(|_, tick| tick(n));
     }
 }
 
 impl Actor for Ticker {
     type Context = Context<Self>;
 
+    /// Every tick: tick all groups; half a tick later, let every peer link send the heartbeats
+    /// the groups produced, all groups' in one frame per peer.
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.interval, |this, _| this.tick_all());
+        ctx.run_interval(self.interval, |this, ctx| {
+            this.tick_all();
+            ctx.run_later(this.interval / 2, |this, _| {
+                let n = this.ticks;
+                this.peers.retain(|flush| flush(n))
+            });
+        });
     }
 }
 
@@ -61,6 +76,7 @@ impl Handler<TickerMsg> for Ticker {
             TickerMsg::Unregister(id) => {
                 self.groups.remove(&id);
             }
+            TickerMsg::RegisterPeer(f) => self.peers.push(f),
         }
     }
 }

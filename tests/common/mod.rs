@@ -19,6 +19,7 @@ use chronik::config::Config;
 /// A node running on its own thread with its own actix System.
 pub struct TestNode {
     pub addr: SocketAddr,
+    pub faults: std::sync::Arc<chronik::peer::Faults>,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -44,24 +45,81 @@ pub fn test_config(dir: &Path) -> Config {
     config
 }
 
-/// Starts a standalone node with `config`.
-pub fn start_node(config: Config) -> TestNode {
+type Started = Result<(SocketAddr, actix::System, std::sync::Arc<chronik::peer::Faults>), String>;
+
+/// A node whose start is in progress (cluster nodes wait for each other to form `__meta`).
+pub struct StartingNode {
+    rx: mpsc::Receiver<Started>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StartingNode {
+    /// Waits until the node serves Kafka clients.
+    pub fn wait(self) -> TestNode {
+        let (addr, system, faults) =
+            self.rx.recv_timeout(Duration::from_secs(60)).expect("node start").expect("node started");
+        TestNode { addr, faults, system, thread: Some(self.thread) }
+    }
+}
+
+/// Starts a node with `config` on its own thread, without waiting.
+pub fn spawn_node(config: Config) -> StartingNode {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let system = actix::System::new();
-        let logger = chronik::logging::discard();
+        let logger = if std::env::var_os("CHRONIK_TEST_LOG").is_some() {
+            chronik::logging::terminal("debug").new(slog::o!("node" => config.node_id))
+        } else {
+            chronik::logging::discard()
+        };
         let started = system.block_on(chronik::node::start(config, logger));
         match started {
             Ok(handle) => {
-                tx.send(Ok((handle.kafka_addr, actix::System::current()))).unwrap();
+                tx.send(Ok((handle.kafka_addr, actix::System::current(), handle.faults.clone()))).unwrap();
                 let _keep = handle;
                 system.run().unwrap();
             }
             Err(e) => tx.send(Err(e.to_string())).unwrap(),
         }
     });
-    let (addr, system) = rx.recv_timeout(Duration::from_secs(30)).expect("node start").expect("node started");
-    TestNode { addr, system, thread: Some(thread) }
+    StartingNode { rx, thread }
+}
+
+/// Starts a standalone node with `config`.
+pub fn start_node(config: Config) -> TestNode {
+    spawn_node(config).wait()
+}
+
+/// Configurations of an `n`-node cluster on loopback, with data under `dir`, and short Raft
+/// timings (tick 20 ms, heartbeat 100 ms, election timeout 1 s) so tests form quickly.
+pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
+    let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    (1..=n)
+        .map(|id| {
+            let mut c = Config { node_id: id, data_dir: dir.join(format!("node{id}")), ..Default::default() };
+            c.kafka.listen = format!("127.0.0.1:{}", free_port());
+            c.raft.listen = format!("127.0.0.1:{}", raft_ports[(id - 1) as usize]);
+            c.raft.tick_interval = Duration::from_millis(20);
+            c.raft.heartbeat_interval = Duration::from_millis(100);
+            c.raft.election_timeout = Duration::from_secs(1);
+            c.raft.peers = (1..=n)
+                .filter(|p| *p != id)
+                .map(|p| chronik::config::PeerConfig {
+                    id: p,
+                    addr: format!("127.0.0.1:{}", raft_ports[(p - 1) as usize]),
+                })
+                .collect();
+            c.topics.default_replication_factor = n.min(3) as u16;
+            c.validate().expect("cluster test config is valid");
+            c
+        })
+        .collect()
+}
+
+/// Starts every node of a cluster and waits until all serve clients.
+pub fn start_cluster(configs: Vec<Config>) -> Vec<TestNode> {
+    let starting: Vec<StartingNode> = configs.into_iter().map(spawn_node).collect();
+    starting.into_iter().map(StartingNode::wait).collect()
 }
 
 /// A blocking Kafka client for tests.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import kafka_wire
-from helpers import REPO
+from helpers import MEASUREMENTS, REPO
 
 EXTERNAL = os.environ.get("EXTERNAL_BOOTSTRAP", "").strip()
 START_TIMEOUT = float(os.environ.get("INTEROP_START_TIMEOUT", "30"))
@@ -73,6 +73,10 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     stats = terminalreporter.stats
+    if MEASUREMENTS:
+        terminalreporter.section("interop measurements (printed, never asserted)")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
     if _DESELECTED:
         terminalreporter.write_line(
             f"NOTE: {len(_DESELECTED)} chronik_only test(s) deselected because EXTERNAL_BOOTSTRAP={EXTERNAL}")

@@ -30,6 +30,15 @@ CONSUMER_PERFORMANCE = "org.apache.kafka.tools.ConsumerPerformance"
 JAVA_OPTS = ["-Xmx512m", "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
 
 
+MEASUREMENTS = []  # lines printed in the run's closing summary (conftest.pytest_terminal_summary)
+
+
+def report(line):
+    """Print a measurement now (visible with -s) and again in the summary at the end of the run."""
+    print(line)
+    MEASUREMENTS.append(line)
+
+
 def unique_topic(prefix="t"):
     """A topic name no other test (or earlier run against the same external broker) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"

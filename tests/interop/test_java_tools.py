@@ -3,7 +3,7 @@ import re
 import time
 
 from helpers import (CONSOLE_PRODUCER, PRODUCER_PERFORMANCE, TOPIC_COMMAND, create_topic,
-                     high_watermark, java_tool, kcat, unique_topic, wait_topic_ready)
+                     high_watermark, java_tool, kcat, report, unique_topic, wait_topic_ready)
 
 # A log line at ERROR level, an exception name, or a Java stack frame.
 ERROR_LINE = re.compile(r"(^|\s)(ERROR|FATAL)(\s|$)|Exception\b|^\s+at [\w$.]+\(", re.M)
@@ -78,9 +78,9 @@ def test_producer_performance_100k_acks_all(broker):
     bad = ERROR_LINE.search(r.out + r.err)
     assert not bad, f"error output: {bad.group(0)!r}\n{r.describe()}"
     m = final[-1]
-    print(f"\nProducerPerformance: {m.group(1)} records, {float(m.group(2)):.0f} msg/s, "
-          f"{float(m.group(3)):.2f} MB/s, avg {m.group(4)} ms, p50 {m.group(6)} ms, "
-          f"p99 {m.group(8)} ms, max {m.group(5)} ms")
+    report(f"ProducerPerformance (1 KiB, acks=all, idempotent): {m.group(1)} records, "
+           f"{float(m.group(2)):.0f} msg/s, {float(m.group(3)):.2f} MB/s, avg {m.group(4)} ms, "
+           f"p50 {m.group(6)} ms, p99 {m.group(8)} ms, max {m.group(5)} ms")
 
     assert high_watermark(b, t) == n
     # Fetch them all back: every offset 0..n-1 exactly once, each value 1024 bytes.

@@ -1,0 +1,233 @@
+//! One actor per remote node: it owns the outbound TCP connection to that node and a bounded
+//! queue of Raft messages. Groups `do_send` messages; the actor flushes everything queued as one
+//! frame after each burst. Heartbeats and heartbeat responses wait for the ticker's beat (half a
+//! tick after each tick), so the heartbeats of every group bound to this peer leave in one frame
+//! per heartbeat interval; their send intervals are recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
+//! writer's buffer is full, messages are dropped and Raft retransmits them. The connection is
+//! re-established with exponential backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use raft::eraftpb::{Message, MessageType};
+use slog::Logger;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::frame;
+use super::transport::Faults;
+use crate::raft::GroupId;
+
+/// Most messages queued for one peer before new ones are dropped.
+const MAX_QUEUED: usize = 16 * 1024;
+/// Frames buffered for the writer task.
+const MAX_FRAMES: usize = 64;
+
+/// The peer actor's one message enum.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum PeerMsg {
+    /// Messages of one group for this peer.
+    Send(GroupId, Vec<Message>),
+    /// Write everything queued (self-sent after a burst).
+    Flush,
+    /// Write the queued heartbeats (from the ticker, half a tick after each tick).
+    FlushHeartbeats,
+    /// The connection is up; frames go to this writer.
+    Connected(mpsc::Sender<Bytes>),
+    /// The connection attempt or the connection failed.
+    Disconnected,
+    /// Time to try connecting again.
+    Reconnect,
+}
+
+/// Counters of one peer link.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PeerStats {
+    pub frames: u64,
+    pub bytes: u64,
+    pub dropped_messages: u64,
+}
+
+/// The actor owning the link to one remote node.
+pub struct PeerActor {
+    me: u64,
+    peer: u64,
+    addr: String,
+    queue: Vec<(GroupId, Message)>,
+    /// Heartbeats and their responses, sent together on the ticker's beat.
+    heartbeats: Vec<(GroupId, Message)>,
+    last_heartbeat_frame: Option<std::time::Instant>,
+    writer: Option<mpsc::Sender<Bytes>>,
+    connecting: bool,
+    backoff: Duration,
+    flush_scheduled: bool,
+    faults: Arc<Faults>,
+    pub stats: PeerStats,
+    logger: Logger,
+}
+
+impl PeerActor {
+    pub fn new(me: u64, peer: u64, addr: String, faults: Arc<Faults>, logger: Logger) -> Self {
+        PeerActor {
+            me,
+            peer,
+            addr,
+            queue: Vec::new(),
+            heartbeats: Vec::new(),
+            last_heartbeat_frame: None,
+            writer: None,
+            connecting: false,
+            backoff: Duration::from_millis(50),
+            flush_scheduled: false,
+            faults,
+            stats: PeerStats::default(),
+            logger,
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.writer.is_some() {
+            return;
+        }
+        self.connecting = true;
+        let addr = self.addr.clone();
+        let me = ctx.address();
+        let logger = self.logger.clone();
+        actix::spawn(async move {
+            let stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await;
+            let mut stream = match stream {
+                Ok(Ok(s)) => s,
+                _ => {
+                    me.do_send(PeerMsg::Disconnected);
+                    return;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (tx, mut rx) = mpsc::channel::<Bytes>(MAX_FRAMES);
+            me.do_send(PeerMsg::Connected(tx));
+            while let Some(frame) = rx.recv().await {
+                if let Err(e) = stream.write_all(&frame).await {
+                    slog::debug!(logger, "peer write failed"; "error" => %e);
+                    break;
+                }
+            }
+            me.do_send(PeerMsg::Disconnected);
+        });
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>, with_heartbeats: bool) {
+        self.flush_scheduled = false;
+        let mut msgs = std::mem::take(&mut self.queue);
+        if with_heartbeats && !self.heartbeats.is_empty() {
+            let carries_heartbeat = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
+            msgs.append(&mut self.heartbeats);
+            if carries_heartbeat {
+                let now = std::time::Instant::now();
+                let interval = self.last_heartbeat_frame.replace(now).map(|t| now - t);
+                crate::metrics::registry().peer(self.me, self.peer, |p| {
+                    p.heartbeat_frames += 1;
+                    if let Some(i) = interval {
+                        p.heartbeat_interval.record(i.as_secs_f64());
+                    }
+                });
+            }
+        }
+        if msgs.is_empty() {
+            return;
+        }
+        if self.faults.dropping_to(self.peer) {
+            self.count_dropped(msgs.len());
+            return;
+        }
+        let Some(writer) = self.writer.clone() else {
+            self.count_dropped(msgs.len());
+            self.connect(ctx);
+            return;
+        };
+        let bytes = frame::encode(self.me, self.peer, &msgs);
+        let size = bytes.len() as u64;
+        let count = msgs.len() as u64;
+        match self.faults.delay(self.peer) {
+            Some(d) => {
+                ctx.run_later(d, move |act, _| {
+                    if writer.try_send(bytes).is_err() {
+                        act.count_dropped(count as usize);
+                    }
+                });
+            }
+            None => {
+                if writer.try_send(bytes).is_err() {
+                    self.count_dropped(count as usize);
+                    return;
+                }
+            }
+        }
+        self.stats.frames += 1;
+        self.stats.bytes += size;
+        crate::metrics::registry().peer(self.me, self.peer, |p| {
+            p.frames += 1;
+            p.bytes += size;
+        });
+    }
+
+    fn count_dropped(&mut self, n: usize) {
+        self.stats.dropped_messages += n as u64;
+        crate::metrics::registry().peer(self.me, self.peer, |p| p.dropped_messages += n as u64);
+    }
+}
+
+impl Actor for PeerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.connect(ctx);
+    }
+}
+
+impl Handler<PeerMsg> for PeerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerMsg, ctx: &mut Self::Context) {
+        match msg {
+            PeerMsg::Send(group, msgs) => {
+                let mut urgent = false;
+                for m in msgs {
+                    let heartbeat =
+                        matches!(m.get_msg_type(), MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse);
+                    let queue = if heartbeat { &mut self.heartbeats } else { &mut self.queue };
+                    if queue.len() >= MAX_QUEUED {
+                        self.count_dropped(1);
+                    } else {
+                        queue.push((group, m));
+                        urgent |= !heartbeat;
+                    }
+                }
+                if urgent && !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    ctx.notify(PeerMsg::Flush);
+                }
+            }
+            PeerMsg::Flush => self.flush(ctx, false),
+            PeerMsg::FlushHeartbeats => self.flush(ctx, true),
+            PeerMsg::Connected(tx) => {
+                slog::info!(self.logger, "connected to peer"; "peer" => self.peer, "addr" => &self.addr);
+                self.connecting = false;
+                self.writer = Some(tx);
+                self.backoff = Duration::from_millis(50);
+            }
+            PeerMsg::Disconnected => {
+                if self.writer.take().is_some() {
+                    slog::warn!(self.logger, "lost connection to peer"; "peer" => self.peer, "addr" => &self.addr);
+                }
+                self.connecting = false;
+                let delay = self.backoff;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+                ctx.notify_later(PeerMsg::Reconnect, delay);
+            }
+            PeerMsg::Reconnect => self.connect(ctx),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The peer frame: `u32 length | prost PeerFrame`. One frame carries the Raft messages of any
+//! number of groups from one node to another, so heartbeats of all groups bound to a node share
+//! a frame. Decoding never panics: a short, oversized or undecodable frame is an error and the
+//! connection that sent it is closed.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use thiserror::Error;
+
+use crate::raft::GroupId;
+
+/// Largest frame accepted from a peer.
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// One Raft message for one group.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupMessage {
+    #[prost(uint64, tag = "1")]
+    pub group: u64,
+    /// The raft-rs `eraftpb::Message`, protobuf-encoded.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub raft: Bytes,
+}
+
+/// Everything one node sends another in one write.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PeerFrame {
+    #[prost(uint64, tag = "1")]
+    pub from: u64,
+    #[prost(uint64, tag = "2")]
+    pub to: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub messages: Vec<GroupMessage>,
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    #[error("undecodable raft message for group {group}: {reason}")]
+    Raft { group: u64, reason: String },
+}
+
+/// Encodes a frame with its length prefix.
+pub fn encode(from: u64, to: u64, messages: &[(GroupId, Message)]) -> Bytes {
+    let frame = PeerFrame {
+        from,
+        to,
+        messages: messages
+            .iter()
+            .map(|(g, m)| GroupMessage { group: *g, raft: Bytes::from(m.write_to_bytes().unwrap_or_default()) })
+            .collect(),
+    };
+    let len = prost::Message::encoded_len(&frame);
+    let mut buf = BytesMut::with_capacity(4 + len);
+    buf.put_u32(len as u32);
+    prost::Message::encode(&frame, &mut buf).expect("buffer has capacity");
+    buf.freeze()
+}
+
+/// Reads the length prefix; `None` if fewer than 4 bytes are buffered.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = (&buf[..4]).get_u32() as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(Some(len))
+}
+
+/// A decoded frame: sender, addressee, and the messages by group.
+pub type Decoded = (u64, u64, Vec<(GroupId, Message)>);
+
+/// Decodes a frame body (without the prefix) and the Raft messages in it.
+pub fn decode(body: &[u8]) -> Result<Decoded, FrameError> {
+    let frame = <PeerFrame as prost::Message>::decode(body).map_err(|e| FrameError::Decode(e.to_string()))?;
+    let mut out = Vec::with_capacity(frame.messages.len());
+    for gm in frame.messages {
+        let m = Message::parse_from_bytes(&gm.raft)
+            .map_err(|e| FrameError::Raft { group: gm.group, reason: e.to_string() })?;
+        out.push((gm.group, m));
+    }
+    Ok((frame.from, frame.to, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::MessageType;
+
+    #[test]
+    fn round_trip_many_groups() {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgHeartbeat);
+        m.from = 1;
+        m.to = 2;
+        m.term = 7;
+        let msgs: Vec<_> = (0..100).map(|g| (g, m.clone())).collect();
+        let bytes = encode(1, 2, &msgs);
+        let len = frame_len(&bytes).unwrap().unwrap();
+        assert_eq!(len + 4, bytes.len());
+        let (from, to, back) = decode(&bytes[4..]).unwrap();
+        assert_eq!((from, to), (1, 2));
+        assert_eq!(back, msgs);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(decode(&[0xff, 0xff, 0xff, 0x01]).is_err());
+        assert_eq!(frame_len(&[0xff, 0xff, 0xff, 0xff]), Err(FrameError::TooLarge(u32::MAX as usize)));
+        assert_eq!(frame_len(&[0, 0]), Ok(None));
+    }
+}
