@@ -368,6 +368,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     }
 
     let groups = GroupCoordinator::new(
+        node_id,
         CoordinatorSettings::default(),
         meta.clone(),
         image_rx.clone(),

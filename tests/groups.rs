@@ -261,3 +261,95 @@ fn group_membership_survives_a_restart() {
     assert_eq!((d.group_state.as_str(), d.members.len()), ("Stable", 1));
     assert_eq!(heartbeat(&mut c, "rg", "someone-else", generation), 25);
 }
+
+/// FindCoordinator on `node` until it names a coordinator (other than `not`).
+fn find_coordinator(node: &common::TestNode, not: i32, timeout: Duration) -> i32 {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut c = Client::connect(node.addr);
+    loop {
+        let r: FindCoordinatorResponse = c.call(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("cl")]),
+        );
+        let co = &r.coordinators[0];
+        if co.error_code == 0 && co.node_id.0 != not {
+            return co.node_id.0;
+        }
+        assert!(std::time::Instant::now() < deadline, "no coordinator from {}: {r:?}", node.addr);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn in_a_cluster_the_meta_leader_coordinates_and_a_new_leader_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = common::start_cluster(common::cluster_configs(dir.path(), 3));
+    let coordinator = find_coordinator(&nodes[0], -1, Duration::from_secs(20));
+    for n in &nodes[1..] {
+        assert_eq!(find_coordinator(n, -1, Duration::from_secs(20)), coordinator, "every node names the same");
+    }
+    let cn = &nodes[(coordinator - 1) as usize];
+    let other = &nodes[(coordinator % 3) as usize];
+    let mut c = Client::connect(cn.addr);
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("ct")))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+
+    // A member joins through the coordinator and commits.
+    let id = member_id(&mut c, "cl");
+    let j = join(&mut c, "cl", &id);
+    assert_eq!(j.error_code, 0);
+    let gen = j.generation_id;
+    assert_eq!(sync(&mut c, "cl", &id, gen, &[(id.as_str(), "all")]).error_code, 0);
+    assert_eq!(commit(&mut c, "cl", &id, gen, &[("ct", 0, 42)]), vec![0]);
+
+    // Another node is not the coordinator.
+    let mut o = Client::connect(other.addr);
+    assert_eq!(join(&mut o, "cl", "").error_code, 16, "NOT_COORDINATOR");
+    assert_eq!(heartbeat(&mut o, "cl", &id, gen), 16);
+    assert_eq!(commit(&mut o, "cl", &id, gen, &[("ct", 0, 43)]), vec![16]);
+    let r: OffsetFetchResponse = o.call(
+        ApiKey::OffsetFetch,
+        8,
+        &OffsetFetchRequest::default()
+            .with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(gid("cl"))]),
+    );
+    assert_eq!(r.groups[0].error_code, 16);
+
+    // Cut the coordinator off: a new __meta leader becomes the coordinator, with the group's
+    // membership and offsets read back from __meta.
+    for (i, n) in nodes.iter().enumerate() {
+        let nid = i as u64 + 1;
+        for peer in 1..=3u64 {
+            if peer != nid && (nid == coordinator as u64 || peer == coordinator as u64) {
+                n.faults.partition(peer, true);
+            }
+        }
+    }
+    let new = find_coordinator(other, coordinator, Duration::from_secs(30));
+    let mut n = Client::connect(nodes[(new - 1) as usize].addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let hb = loop {
+        let hb = heartbeat(&mut n, "cl", &id, gen);
+        if hb != 14 && hb != 16 && hb != 15 {
+            break hb;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new coordinator did not load: {hb}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(hb, 0, "the member carries on with the new coordinator");
+    assert_eq!(fetch(&mut n, "cl", "ct", &[0]), vec![42]);
+    assert_eq!(commit(&mut n, "cl", &id, gen, &[("ct", 0, 44)]), vec![0]);
+    assert_eq!(fetch(&mut n, "cl", "ct", &[0]), vec![44]);
+    for n in &nodes {
+        for peer in 1..=3u64 {
+            n.faults.partition(peer, false);
+        }
+    }
+}

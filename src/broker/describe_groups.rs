@@ -25,18 +25,20 @@ pub async fn handle(
     let ids: Vec<String> = req.groups.iter().map(|g| string(&g.0)).collect();
     let n = ids.len();
     let wanted = ids.clone();
-    let found = ask(&ctx, |reply| GroupMsg::Describe { groups: wanted, reply }).await;
+    let found = ask(&ctx, |reply| GroupMsg::Describe { groups: wanted, reply })
+        .await
+        .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE));
     let image = ctx.image();
     let operations = if v >= 3 && req.include_authorized_operations { GROUP_OPERATIONS } else { i32::MIN };
     let groups = req
         .groups
         .into_iter()
-        .zip(found.map(|f| f.into_iter().map(Ok).collect()).unwrap_or_else(|| vec![Err(()); n]))
+        .zip(found.map(|f| f.into_iter().map(Ok).collect()).unwrap_or_else(|e| vec![Err(e); n]))
         .zip(ids)
         .map(|((group_id, found), id)| {
             let g = DescribedGroup::default().with_group_id(group_id).with_authorized_operations(operations);
             match found {
-                Err(()) => g.with_error_code(code::COORDINATOR_NOT_AVAILABLE).with_group_state(sb("Dead")),
+                Err(e) => g.with_error_code(e).with_group_state(sb(GroupState::Dead.name())),
                 Ok(Some(d)) => g
                     .with_group_state(sb(d.state.name()))
                     .with_protocol_type(sb(d.protocol_type))

@@ -1,7 +1,7 @@
-//! FindCoordinator (key 10): the group coordinator is this node (with several nodes it will be
-//! the `__meta` leader, where committed offsets are proposed). v4+ batches keys. Transactions
-//! (key type 1) are not supported: their coordinator lookup fails with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId does for a transactional id.
+//! FindCoordinator (key 10): the coordinator of every group is the `__meta` leader (where group
+//! state and committed offsets are proposed), as the group coordinator actor knows it. v4+
+//! batches keys. Transactions (key type 1) are not supported: their coordinator lookup fails
+//! with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId does for a transactional id.
 
 use std::sync::Arc;
 
@@ -9,8 +9,10 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::groups::ask;
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::group::GroupMsg;
 
 /// Key type 0: a consumer group.
 const GROUP: i8 = 0;
@@ -25,7 +27,7 @@ struct Answer {
     port: i32,
 }
 
-fn answer(ctx: &BrokerCtx, key_type: i8) -> Answer {
+fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8) -> Answer {
     let fail = |error, message: &str| Answer {
         error,
         message: Some(sb(message)),
@@ -34,15 +36,12 @@ fn answer(ctx: &BrokerCtx, key_type: i8) -> Answer {
         port: -1,
     };
     match key_type {
-        GROUP => match ctx.image().brokers.get(&ctx.node_id) {
-            Some(b) => Answer {
-                error: code::NONE,
-                message: None,
-                node_id: ctx.node_id as i32,
-                host: sb(b.host.clone()),
-                port: b.port,
-            },
-            None => fail(code::COORDINATOR_NOT_AVAILABLE, "this broker is not registered yet"),
+        GROUP => match coordinator.map(|id| (id, ctx.image().brokers.get(&id).cloned())) {
+            Ok((id, Some(b))) => {
+                Answer { error: code::NONE, message: None, node_id: id as i32, host: sb(b.host), port: b.port }
+            }
+            Ok((_, None)) => fail(code::COORDINATOR_NOT_AVAILABLE, "the coordinator is not registered yet"),
+            Err(e) => fail(e, "no __meta leader: no group coordinator"),
         },
         TRANSACTION => fail(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"),
         other => fail(code::INVALID_REQUEST, &format!("unsupported coordinator key type {other}")),
@@ -56,12 +55,16 @@ pub async fn handle(
 ) -> Option<FindCoordinatorResponse> {
     let version = h.request_api_version;
     let resp = FindCoordinatorResponse::default();
+    let coordinator = match ask(&ctx, |reply| GroupMsg::Coordinator { reply }).await {
+        Some((leader, _)) if leader != 0 => Ok(leader),
+        _ => Err(code::COORDINATOR_NOT_AVAILABLE),
+    };
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let a = answer(&ctx, req.key_type);
+                let a = answer(&ctx, coordinator, req.key_type);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(a.node_id))
@@ -73,7 +76,7 @@ pub async fn handle(
             .collect();
         return Some(resp.with_coordinators(coordinators));
     }
-    let a = answer(&ctx, if version >= 1 { req.key_type } else { GROUP });
+    let a = answer(&ctx, coordinator, if version >= 1 { req.key_type } else { GROUP });
     Some(
         resp.with_error_code(a.error)
             .with_error_message(if version >= 1 { a.message } else { None })

@@ -14,8 +14,12 @@ use crate::group::{GroupMsg, GroupState};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListGroupsRequest) -> Option<ListGroupsResponse> {
     let v = h.request_api_version;
-    let Some(listed) = ask(&ctx, |reply| GroupMsg::List { reply }).await else {
-        return Some(ListGroupsResponse::default().with_error_code(code::COORDINATOR_NOT_AVAILABLE));
+    let listed = match ask(&ctx, |reply| GroupMsg::List { reply }).await {
+        Some(Ok(listed)) => listed,
+        // A node that does not coordinate lists no groups (each broker lists its own).
+        Some(Err(code::NOT_COORDINATOR)) => return Some(ListGroupsResponse::default()),
+        Some(Err(e)) => return Some(ListGroupsResponse::default().with_error_code(e)),
+        None => return Some(ListGroupsResponse::default().with_error_code(code::COORDINATOR_NOT_AVAILABLE)),
     };
     let mut all: BTreeMap<String, (String, GroupState)> =
         listed.into_iter().map(|g| (g.group_id, (g.protocol_type, g.state))).collect();

@@ -8,6 +8,12 @@
 //! that is not in memory is read back from the published `__meta` image on first use (after a
 //! restart). Offsets are committed by the OffsetCommit handler through `__meta` after this
 //! actor has checked the member's generation.
+//!
+//! The coordinator of every group is the `__meta` leader: the actor polls the `__meta` status
+//! (every [`STATUS_INTERVAL`]) and serves groups only while this node leads `__meta` and has
+//! applied everything committed; otherwise requests get NOT_COORDINATOR (another node leads),
+//! COORDINATOR_LOAD_IN_PROGRESS (catching up) or COORDINATOR_NOT_AVAILABLE (no leader). When the
+//! node stops leading, it forgets its groups; the new leader reads them from `__meta`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,9 +29,13 @@ use crate::clock::{RandomSource, SharedClock};
 use crate::error::code;
 use crate::meta::command::{Cmd, MetaCommand};
 use crate::meta::{MetaActor, MetaMsg, MetaState};
+use crate::raft::core::GroupStatus;
 
 /// How often group timers are checked.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often the `__meta` leadership is checked.
+pub const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The coordinator actor's one message enum.
 #[derive(Message)]
@@ -58,10 +68,15 @@ pub enum GroupMsg {
     },
     Describe {
         groups: Vec<String>,
-        reply: oneshot::Sender<Vec<Option<GroupDescription>>>,
+        reply: oneshot::Sender<Result<Vec<Option<GroupDescription>>, i16>>,
     },
     List {
-        reply: oneshot::Sender<Vec<GroupListing>>,
+        reply: oneshot::Sender<Result<Vec<GroupListing>, i16>>,
+    },
+    /// Which node coordinates groups (the `__meta` leader; 0: none now), and whether this node
+    /// serves groups now (or the error code why not).
+    Coordinator {
+        reply: oneshot::Sender<(u64, Result<(), i16>)>,
     },
     /// DeleteGroups: (group, whether `__meta` holds offsets for it) → error per group.
     Delete {
@@ -73,6 +88,11 @@ pub enum GroupMsg {
 /// The group coordinator of this node (one actor for all groups).
 pub struct GroupCoordinator {
     core: Coordinator,
+    node_id: u64,
+    /// The `__meta` leader as last seen (0: none) and its term.
+    meta_leader: (u64, u64),
+    /// This node leads `__meta` and has applied everything of earlier terms (latched per term).
+    ready: bool,
     meta: Addr<MetaActor>,
     image: watch::Receiver<Arc<MetaState>>,
     clock: SharedClock,
@@ -84,6 +104,7 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(
+        node_id: u64,
         settings: CoordinatorSettings,
         meta: Addr<MetaActor>,
         image: watch::Receiver<Arc<MetaState>>,
@@ -93,6 +114,9 @@ impl GroupCoordinator {
     ) -> Self {
         GroupCoordinator {
             core: Coordinator::new(settings, random),
+            node_id,
+            meta_leader: (0, 0),
+            ready: false,
             meta,
             image,
             clock,
@@ -106,6 +130,119 @@ impl GroupCoordinator {
     fn waiter(&mut self) -> Waiter {
         self.next_waiter += 1;
         self.next_waiter
+    }
+
+    /// Whether this node coordinates groups now: Ok, or the error code for the client.
+    fn coordinating(&self) -> Result<(), i16> {
+        match (self.meta_leader.0, self.ready) {
+            (0, _) => Err(code::COORDINATOR_NOT_AVAILABLE),
+            (leader, _) if leader != self.node_id => Err(code::NOT_COORDINATOR),
+            (_, false) => Err(code::COORDINATOR_LOAD_IN_PROGRESS),
+            (_, true) => Ok(()),
+        }
+    }
+
+    /// Asks `__meta` for its leader and applied progress.
+    fn poll_status(&mut self) -> impl ActorFuture<Self, Output = ()> {
+        let (tx, rx) = oneshot::channel();
+        self.meta.do_send(MetaMsg::Status { reply: tx });
+        rx.into_actor(self).map(|status, act, _| {
+            if let Ok(status) = status {
+                act.update_status(&status);
+            }
+        })
+    }
+
+    /// Polls the `__meta` status until this node knows the leader and, if it leads, has caught
+    /// up (at most about 3 s), so that the first client requests after a start are served.
+    fn wait_ready(&mut self) -> impl ActorFuture<Self, Output = ()> {
+        let meta = self.meta.clone();
+        let me = self.node_id;
+        let poll = async move {
+            let mut last = None;
+            for _ in 0..60 {
+                let (tx, rx) = oneshot::channel();
+                meta.do_send(MetaMsg::Status { reply: tx });
+                if let Ok(s) = rx.await {
+                    let done = s.leader != 0 && (s.leader != me || caught_up(&s));
+                    last = Some(s);
+                    if done {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            last
+        };
+        poll.into_actor(self).map(|status, act, _| {
+            if let Some(status) = status {
+                act.update_status(&status);
+            }
+        })
+    }
+
+    fn update_status(&mut self, status: &GroupStatus) {
+        let was_coordinator = self.coordinating().is_ok();
+        let leader = (status.leader, status.term);
+        if leader != self.meta_leader {
+            if leader.0 != self.meta_leader.0 {
+                slog::info!(self.logger, "the group coordinator is the __meta leader";
+                    "leader" => leader.0, "term" => leader.1, "me" => self.node_id);
+            }
+            self.meta_leader = leader;
+            self.ready = false;
+        }
+        if leader.0 == self.node_id && caught_up(status) {
+            self.ready = true;
+        }
+        if was_coordinator && self.coordinating().is_err() {
+            self.forget_all();
+        }
+    }
+
+    /// This node no longer coordinates: parked requests are told so, groups are forgotten.
+    fn forget_all(&mut self) {
+        slog::info!(self.logger, "no longer the group coordinator: forgetting groups"; "groups" => self.core.list().len());
+        self.core.clear();
+        for (_, (_, reply)) in self.joins.drain() {
+            let _ = reply.send(JoinResponse::error(code::NOT_COORDINATOR, ""));
+        }
+        for (_, reply) in self.syncs.drain() {
+            let _ = reply.send(SyncResponse::error(code::NOT_COORDINATOR));
+        }
+    }
+
+    /// Answers a request with `error` without looking at any group.
+    fn refuse(msg: GroupMsg, error: i16) {
+        match msg {
+            GroupMsg::Join { req, reply } => {
+                let _ = reply.send(JoinResponse::error(error, req.member_id));
+            }
+            GroupMsg::Sync { reply, .. } => {
+                let _ = reply.send(SyncResponse::error(error));
+            }
+            GroupMsg::Heartbeat { reply, .. } => {
+                let _ = reply.send(error);
+            }
+            GroupMsg::Leave { members, reply, .. } => {
+                let _ = reply.send((error, vec![error; members.len()]));
+            }
+            GroupMsg::ValidateCommit { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            GroupMsg::Describe { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            GroupMsg::List { reply } => {
+                let _ = reply.send(Err(error));
+            }
+            GroupMsg::Delete { groups, reply } => {
+                let _ = reply.send(vec![error; groups.len()]);
+            }
+            GroupMsg::Coordinator { reply } => {
+                let _ = reply.send((0, Err(error)));
+            }
+        }
     }
 
     /// Reads a group stored in `__meta` into memory if it is not there yet.
@@ -190,10 +327,23 @@ impl GroupCoordinator {
     }
 }
 
+/// Everything committed in `__meta` so far is applied here, including the entries of earlier
+/// terms (the leader's log holds nothing uncommitted).
+fn caught_up(s: &GroupStatus) -> bool {
+    s.applied >= s.commit && s.commit >= s.last_index
+}
+
 impl Actor for GroupCoordinator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Learn who leads __meta before serving the first request.
+        let first = self.wait_ready();
+        ctx.wait(first);
+        ctx.run_interval(STATUS_INTERVAL, |act, ctx| {
+            let poll = act.poll_status();
+            ctx.spawn(poll);
+        });
         ctx.run_interval(TICK_INTERVAL, |act, ctx| {
             act.core.tick(act.clock.now());
             act.deliver(ctx);
@@ -206,6 +356,13 @@ impl Handler<GroupMsg> for GroupCoordinator {
 
     fn handle(&mut self, msg: GroupMsg, ctx: &mut Self::Context) {
         let now = self.clock.now();
+        if let GroupMsg::Coordinator { reply } = msg {
+            let _ = reply.send((self.meta_leader.0, self.coordinating()));
+            return;
+        }
+        if let Err(error) = self.coordinating() {
+            return Self::refuse(msg, error);
+        }
         match &msg {
             GroupMsg::Join { req, .. } => self.load(&req.group_id),
             GroupMsg::Sync { req, .. } => self.load(&req.group_id),
@@ -214,6 +371,7 @@ impl Handler<GroupMsg> for GroupCoordinator {
             GroupMsg::Describe { groups, .. } => groups.iter().for_each(|g| self.load(g)),
             GroupMsg::Delete { groups, .. } => groups.iter().for_each(|(g, _)| self.load(g)),
             GroupMsg::List { .. } => self.load_all(),
+            GroupMsg::Coordinator { .. } => {}
         }
         match msg {
             GroupMsg::Join { req, reply } => {
@@ -238,11 +396,12 @@ impl Handler<GroupMsg> for GroupCoordinator {
                 let _ = reply.send(self.core.validate_commit(now, &who));
             }
             GroupMsg::Describe { groups, reply } => {
-                let _ = reply.send(groups.iter().map(|g| self.core.describe(g)).collect());
+                let _ = reply.send(Ok(groups.iter().map(|g| self.core.describe(g)).collect()));
             }
             GroupMsg::List { reply } => {
-                let _ = reply.send(self.core.list());
+                let _ = reply.send(Ok(self.core.list()));
             }
+            GroupMsg::Coordinator { .. } => unreachable!("answered above"),
             GroupMsg::Delete { groups, reply } => {
                 let _ = reply.send(groups.iter().map(|(g, has_offsets)| self.core.delete(g, *has_offsets)).collect());
             }

@@ -38,6 +38,12 @@ impl Coordinator {
         self.groups.get(id)
     }
 
+    /// Forgets every group (this node no longer coordinates them).
+    pub fn clear(&mut self) {
+        self.groups.clear();
+        self.effects.clear();
+    }
+
     /// Takes a group stored in `__meta` into memory, unless it is already there (this node's
     /// copy is then the newer one).
     pub fn restore(&mut self, now: Instant, stored: &StoreGroup) {
