@@ -45,6 +45,7 @@
 //!                                     ▼                            Syncer thread: one fsync round
 //!                              Kafka handlers read                 for all waiting groups, then
 //!                                                                  Synced ──► back to each group
+//!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
 //! ```
 //! A tick never waits for apply or the disk: the ticker only `do_send`s; groups append to the
 //! page cache and hand fsyncs to the syncer; committed entries are applied in order on the
