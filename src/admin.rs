@@ -42,6 +42,30 @@ pub fn fetch_status(addr: &str) -> Result<Value, AdminError> {
         .map_err(|e| AdminError::Protocol { addr: addr.to_string(), reason: e.to_string() })
 }
 
+/// Sends a fault change to one node (it must run with `faults.runtime = true`).
+pub fn send_faults(addr: &str, change: &crate::broker::status::FaultChange) -> Result<(), AdminError> {
+    let io = |source| AdminError::Connect { addr: addr.to_string(), source };
+    let mut s = TcpStream::connect(addr).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    let body = serde_json::to_vec(change).unwrap_or_default();
+    let mut req = ((10 + body.len()) as i32).to_be_bytes().to_vec();
+    req.extend_from_slice(&crate::broker::status::FAULTS_API_KEY.to_be_bytes());
+    req.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    req.extend_from_slice(&body);
+    s.write_all(&req).map_err(io)?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).map_err(io)?;
+    let mut resp = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    s.read_exact(&mut resp).map_err(io)?;
+    let v: Value = serde_json::from_slice(resp.get(8..).unwrap_or_default())
+        .map_err(|e| AdminError::Protocol { addr: addr.to_string(), reason: e.to_string() })?;
+    if v["ok"] == true {
+        Ok(())
+    } else {
+        Err(AdminError::Protocol { addr: addr.to_string(), reason: v["error"].to_string() })
+    }
+}
+
 /// Gathers the status of every broker known to `bootstrap`: `{"brokers": [...], "nodes": [...],
 /// "groups": [...]}` where `groups` holds every node's partition groups and `__meta` (topic
 /// `__meta`).

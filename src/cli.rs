@@ -57,6 +57,28 @@ pub enum Command {
 pub enum ClusterCommand {
     /// Print the cluster's nodes, controller and partition leaders.
     Status(ClusterStatusArgs),
+    /// Test-only: cut or delay one node's peer traffic (the node needs `faults.runtime = true`).
+    Faults(ClusterFaultsArgs),
+}
+
+/// Flags of `chronik-server cluster faults`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClusterFaultsArgs {
+    /// Kafka address of the node whose peer traffic changes, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap)]
+    pub bootstrap: String,
+    /// Comma-separated peer node ids to cut this node off from, in both directions.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub cut: Vec<u64>,
+    /// Comma-separated peer node ids whose traffic is restored.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub heal: Vec<u64>,
+    /// Delay every frame to the peers named by --delay-to by this many milliseconds (0 removes it).
+    #[arg(long, value_name = "MS")]
+    pub delay_ms: Option<u64>,
+    /// Comma-separated peer node ids that --delay-ms applies to.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub delay_to: Vec<u64>,
 }
 
 /// Flags of `chronik-server standalone`.
@@ -704,7 +726,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 + 9 + 2);
+        assert_eq!(checked, 5 + 9 + 2 + 5);
     }
 
     #[test]

@@ -654,6 +654,9 @@ pub struct FaultsConfig {
     /// Delay before applying each committed raft entry. Default: `"0s"`.
     #[serde(with = "duration_str")]
     pub apply_delay: Duration,
+    /// Accept `chronik-server faults` requests that cut or delay this node's peer traffic at
+    /// run time (tests only). Default: `false`.
+    pub runtime: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -1261,7 +1264,8 @@ impl fmt::Display for Config {
         }
 
         writeln!(f, "\n[faults]")?;
-        write!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))
+        writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;
+        write!(f, "runtime = {}", self.faults.runtime)
     }
 }
 

@@ -22,6 +22,17 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Command::Cluster(cli::ClusterCommand::Faults(a)) = &command {
+        let change = chronik::broker::status::FaultChange {
+            cut: a.cut.clone(),
+            heal: a.heal.clone(),
+            delay_ms: a.delay_ms,
+            delay_to: a.delay_to.clone(),
+        };
+        chronik::admin::send_faults(&a.bootstrap, &change).context("cluster faults")?;
+        println!("ok");
+        return Ok(());
+    }
     let Some(config) = command.load_config().context("configuration")? else {
         anyhow::bail!("no configuration for this command");
     };

@@ -60,6 +60,10 @@ pub struct Node {
     links: Links,
     clock: SharedClock,
     running: HashMap<GroupId, Running>,
+    /// Groups being opened on the blocking pool.
+    opening: std::collections::HashSet<GroupId>,
+    /// Groups the latest metadata assigns to this node.
+    wanted: std::collections::HashSet<GroupId>,
     table: watch::Sender<Arc<PartitionTable>>,
     groups: watch::Sender<Arc<HashMap<GroupId, Addr<PartitionActor>>>>,
     logger: Logger,
@@ -87,7 +91,7 @@ impl Node {
         }
     }
 
-    fn reconcile(&mut self, image: &MetaState) {
+    fn reconcile(&mut self, image: &MetaState, ctx: &mut Context<Self>) {
         let me = self.settings.node_id;
         let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings, u64)> = BTreeMap::new();
         for (name, topic) in &image.topics {
@@ -103,8 +107,9 @@ impl Node {
                 }
             }
         }
+        self.wanted = wanted.keys().copied().collect();
         let gone: Vec<GroupId> = self.running.keys().filter(|g| !wanted.contains_key(g)).copied().collect();
-        let mut changed = !gone.is_empty();
+        let changed = !gone.is_empty();
         for g in gone {
             let r = self.running.remove(&g).expect("listed");
             r.handle.addr.do_send(PartitionMsg::Stop);
@@ -135,40 +140,59 @@ impl Node {
                 retention_check: self.retention_check,
                 flush_interval: self.flush_interval,
             };
+            if !self.opening.insert(g) {
+                continue;
+            }
+            // Opening a log creates and fsyncs files: it runs on the blocking pool, so the groups
+            // already running on this thread keep ticking while a thousand new ones are created.
             let shared = Arc::new(PartitionShared::default());
             let logger = self.logger.new(slog::o!("topic" => topic.clone(), "partition" => index));
-            match PartitionActor::open(
-                spec,
-                shared.clone(),
-                self.syncer.clone(),
-                self.ticker.clone(),
-                self.links.clone(),
-                self.clock.clone(),
-                logger,
-            ) {
-                Ok(actor) => {
-                    let addr = actor.start();
-                    slog::info!(self.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
-                    self.running.insert(
-                        g,
-                        Running { topic, index, handle: PartitionHandle { addr, shared, group: g }, retention },
-                    );
-                    changed = true;
+            let (syncer, ticker, links, clock) =
+                (self.syncer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
+            let opened_shared = shared.clone();
+            let open = tokio::task::spawn_blocking(move || {
+                PartitionActor::open(spec, opened_shared, syncer, ticker, links, clock, logger)
+            });
+            ctx.spawn(open.into_actor(self).map(move |res, act, _| {
+                act.opening.remove(&g);
+                let actor = match res {
+                    Ok(Ok(actor)) => actor,
+                    Ok(Err(e)) => {
+                        slog::error!(act.logger, "cannot open partition"; "topic" => &topic, "partition" => index, "group" => g, "error" => %e);
+                        return;
+                    }
+                    Err(e) => {
+                        slog::error!(act.logger, "partition open panicked"; "group" => g, "error" => %e);
+                        return;
+                    }
+                };
+                if !act.wanted.contains(&g) {
+                    // Deleted while it was being opened.
+                    let dir = actor.dir.clone();
+                    drop(actor);
+                    let _ = std::fs::remove_dir_all(dir);
+                    return;
                 }
-                Err(e) => {
-                    slog::error!(self.logger, "cannot open partition"; "topic" => &topic, "partition" => index, "group" => g, "error" => %e)
-                }
-            }
+                let addr = actor.start();
+                slog::info!(act.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
+                act.running.insert(g, Running { topic, index, handle: PartitionHandle { addr, shared, group: g }, retention });
+                act.publish();
+            }));
         }
         if changed {
-            let mut table: PartitionTable = HashMap::new();
-            for r in self.running.values() {
-                table.entry(r.topic.clone()).or_default().insert(r.index, r.handle.clone());
-            }
-            self.table.send_replace(Arc::new(table));
-            let groups = self.running.iter().map(|(g, r)| (*g, r.handle.addr.clone())).collect();
-            self.groups.send_replace(Arc::new(groups));
+            self.publish();
         }
+    }
+
+    /// Publishes the table of running partitions to the Kafka handlers and the peer router.
+    fn publish(&mut self) {
+        let mut table: PartitionTable = HashMap::new();
+        for r in self.running.values() {
+            table.entry(r.topic.clone()).or_default().insert(r.index, r.handle.clone());
+        }
+        self.table.send_replace(Arc::new(table));
+        let groups = self.running.iter().map(|(g, r)| (*g, r.handle.addr.clone())).collect();
+        self.groups.send_replace(Arc::new(groups));
     }
 }
 
@@ -179,9 +203,9 @@ impl Actor for Node {
 impl Handler<NodeMsg> for Node {
     type Result = ();
 
-    fn handle(&mut self, msg: NodeMsg, _: &mut Self::Context) {
+    fn handle(&mut self, msg: NodeMsg, ctx: &mut Self::Context) {
         match msg {
-            NodeMsg::MetaChanged(image) => self.reconcile(&image),
+            NodeMsg::MetaChanged(image) => self.reconcile(&image, ctx),
         }
     }
 }
@@ -299,6 +323,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         },
         clock: clock.clone(),
         running: HashMap::new(),
+        opening: Default::default(),
+        wanted: Default::default(),
         table: table_tx,
         groups: groups_tx,
         logger: logger.clone(),
@@ -325,6 +351,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         let router = Router::new(meta.clone(), groups_rx);
+        peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
         peer_arbiter.spawn(async move {
@@ -391,6 +418,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             auto_create_topics: config.topics.auto_create,
             default_partitions: config.topics.default_partitions,
             default_replication_factor: u32::from(config.topics.default_replication_factor),
+            runtime_faults: config.faults.runtime,
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,
@@ -398,6 +426,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         partitions: table_rx,
         produce,
         clock,
+        faults: faults.clone(),
         groups,
     });
     let addr = config.kafka.listen.clone();

@@ -67,6 +67,8 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub default_replication_factor: u32,
+    /// `faults.runtime`: accept fault-injection requests.
+    pub runtime_faults: bool,
 }
 
 /// What every handler can reach.
@@ -79,6 +81,8 @@ pub struct BrokerCtx {
     pub partitions: watch::Receiver<Arc<PartitionTable>>,
     pub produce: Addr<produce::ProduceHandler>,
     pub clock: SharedClock,
+    /// This node's peer fault injection.
+    pub faults: Arc<crate::peer::Faults>,
     /// The consumer group coordinator of this node.
     pub groups: Addr<crate::group::GroupCoordinator>,
 }

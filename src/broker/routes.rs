@@ -109,6 +109,13 @@ pub fn route_for(key: i16) -> Option<&'static Route> {
 /// Dispatches one frame (without its size prefix). `Err` means: log it and close the connection.
 pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError> {
     let peek = crate::protocol::peek_request(&frame)?;
+    if peek.api_key == super::status::FAULTS_API_KEY {
+        // Header: key, version, correlation id, client id (i16 length + bytes); then JSON.
+        let client_len = frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]]).max(0) as usize).unwrap_or(0);
+        let body = frame.get(10 + client_len..).unwrap_or_default();
+        let reply = super::status::handle_faults(ctx, peek.correlation_id, body);
+        return Ok(Box::pin(async move { Ok(Some(reply)) }));
+    }
     if peek.api_key == super::status::STATUS_API_KEY {
         let (ctx, id) = (ctx.clone(), peek.correlation_id);
         return Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, id).await)) }));

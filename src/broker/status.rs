@@ -88,3 +88,56 @@ pub async fn handle(ctx: Arc<BrokerCtx>, correlation_id: i32) -> BytesMut {
     buf.extend_from_slice(&json);
     buf
 }
+
+/// The private API key of the fault-injection request (honoured only with `faults.runtime`).
+pub const FAULTS_API_KEY: i16 = 32001;
+
+/// A change to this node's peer fault injection.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FaultChange {
+    /// Peers to cut off in both directions.
+    #[serde(default)]
+    pub cut: Vec<u64>,
+    /// Peers to reconnect.
+    #[serde(default)]
+    pub heal: Vec<u64>,
+    /// Delay in ms for frames to `delay_to` (0 removes the delay).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub delay_to: Vec<u64>,
+}
+
+/// Applies a fault change; the answer is a JSON `{"ok": bool, "error": ...}` frame.
+pub fn handle_faults(ctx: &BrokerCtx, correlation_id: i32, body: &[u8]) -> BytesMut {
+    let result: Result<(), String> = if !ctx.settings.runtime_faults {
+        Err("faults.runtime is off on this node".to_string())
+    } else {
+        serde_json::from_slice::<FaultChange>(body).map_err(|e| e.to_string()).map(|change| {
+            for p in &change.cut {
+                ctx.faults.partition(*p, true);
+            }
+            for p in &change.heal {
+                ctx.faults.partition(*p, false);
+            }
+            if let Some(ms) = change.delay_ms {
+                let d = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+                for p in &change.delay_to {
+                    ctx.faults.delay_to(*p, d);
+                }
+            }
+            slog::warn!(ctx.logger, "fault injection changed"; "change" => ?change);
+        })
+    };
+    let json = match result {
+        Ok(()) => serde_json::json!({"ok": true}),
+        Err(e) => serde_json::json!({"ok": false, "error": e}),
+    }
+    .to_string();
+    let mut buf = BytesMut::with_capacity(12 + json.len());
+    buf.put_i32((8 + json.len()) as i32);
+    buf.put_i32(correlation_id);
+    buf.put_i32(json.len() as i32);
+    buf.extend_from_slice(json.as_bytes());
+    buf
+}

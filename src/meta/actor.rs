@@ -34,7 +34,7 @@ use crate::meta::state::{MetaResult, MetaState};
 use crate::peer::Transport;
 use crate::raft::core::{OpenError, RaftCore, StateMachine};
 use crate::raft::storage::GroupStorage;
-use crate::raft::syncer::{SyncRequest, Syncer};
+use crate::raft::syncer::Syncer;
 use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::{GroupSettings, META_GROUP};
 
@@ -222,11 +222,7 @@ impl MetaActor {
             self.transport.send(META_GROUP, out.messages);
             if let Some(job) = out.sync {
                 let addr = ctx.address();
-                let number = job.number;
-                self.syncer.sync(SyncRequest {
-                    files: job.files,
-                    done: Box::new(move |result| addr.do_send(MetaMsg::Synced { number, result })),
-                });
+                job.submit(&self.syncer, move |number, result| addr.do_send(MetaMsg::Synced { number, result }));
             }
             if let Some(role) = out.role {
                 slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);

@@ -195,11 +195,7 @@ impl PartitionActor {
             self.links.transport.send(self.core.raft.group(), out.messages);
             if let Some(job) = out.sync {
                 let addr = ctx.address();
-                let number = job.number;
-                self.syncer.sync(SyncRequest {
-                    files: job.files,
-                    done: Box::new(move |result| addr.do_send(PartitionMsg::Synced { number, result })),
-                });
+                job.submit(&self.syncer, move |number, result| addr.do_send(PartitionMsg::Synced { number, result }));
             }
             if let Some(role) = out.role {
                 self.shared.set_role(role.leader, role.term);

@@ -55,7 +55,7 @@ impl StateMachine for PartitionSm {
     fn apply(&mut self, entry: &Entry) {
         if let Ok(h) = BatchHeader::parse(&entry.data) {
             if h.has_producer_id() {
-                self.producers.apply(&producer_batch(&h));
+                self.producers.apply(&ProducerBatch::from_header(&h));
             }
         }
         self.pending.push(ApplyItem::Batch { index: entry.index, term: entry.term, data: entry.data.clone() });
@@ -120,18 +120,6 @@ fn check_batch(data: &[u8]) -> Result<BatchHeader, String> {
         return Err(format!("crc {crc:#010x} does not match header crc {:#010x}", h.crc));
     }
     Ok(h)
-}
-
-fn producer_batch(h: &BatchHeader) -> ProducerBatch {
-    ProducerBatch {
-        producer_id: h.producer_id,
-        producer_epoch: h.producer_epoch,
-        base_sequence: h.base_sequence,
-        last_sequence: h.last_sequence(),
-        base_offset: h.base_offset,
-        last_offset: h.next_offset() - 1,
-        timestamp: h.max_timestamp,
-    }
 }
 
 /// Where an accepted batch went.
@@ -223,7 +211,7 @@ impl PartitionCore {
             for e in store.log().entries(lo, hi, None)? {
                 if let Ok(h) = BatchHeader::parse(&e.data) {
                     if h.has_producer_id() {
-                        view.apply(&producer_batch(&h));
+                        view.apply(&ProducerBatch::from_header(&h));
                     }
                 }
             }
@@ -300,7 +288,7 @@ impl PartitionCore {
         }
         let base_offset = self.next_offset;
         let count = i64::from(header.last_offset_delta) + 1;
-        let mut pb = producer_batch(&header);
+        let mut pb = ProducerBatch::from_header(&header);
         pb.base_offset = base_offset;
         pb.last_offset = base_offset + count - 1;
         if header.has_producer_id() {

@@ -71,7 +71,7 @@ async fn serve(
                     return Err(format!("message of group {group} claims sender {} in a frame from {from}", msg.from));
                 }
                 if !router.route(group, msg) && unknown_groups.insert(group) {
-                    slog::info!(logger, "dropping messages for a group this node does not host"; "group" => group, "from" => from);
+                    slog::info!(logger, "holding messages for a group this node does not host (yet); they are dropped unless it starts within seconds"; "group" => group, "from" => from);
                 }
             }
         }

@@ -64,10 +64,10 @@ impl Faults {
         self.drop_to(node, on);
         self.drop_from(node, on);
     }
-    pub(crate) fn dropping_to(&self, node: u64) -> bool {
+    pub fn dropping_to(&self, node: u64) -> bool {
         self.state.read().expect("faults lock").drop_to.contains(&node)
     }
-    pub(crate) fn dropping_from(&self, node: u64) -> bool {
+    pub fn dropping_from(&self, node: u64) -> bool {
         self.state.read().expect("faults lock").drop_from.contains(&node)
     }
     pub(crate) fn delay(&self, node: u64) -> Option<Duration> {
@@ -115,30 +115,74 @@ impl Transport {
     }
 }
 
+/// Messages held for a group that does not run here yet, per group.
+const HELD_PER_GROUP: usize = 64;
+/// How long held messages stay deliverable.
+const HOLD_FOR: Duration = Duration::from_secs(5);
+
+type Groups = Arc<HashMap<GroupId, Addr<PartitionActor>>>;
+type Held = Vec<(std::time::Instant, Message)>;
+
 /// Routes messages received from peers to their group's actor.
+///
+/// A new group starts on every replica when each applies the `__meta` entry that creates it, so
+/// a peer's first vote request can arrive a moment before the group runs here. Such messages are
+/// held briefly (a few per group, a few seconds) and delivered once the group starts, instead of
+/// costing the group an election timeout; anything else for an unknown group is dropped.
 #[derive(Clone)]
 pub struct Router {
     meta: Addr<MetaActor>,
-    groups: watch::Receiver<Arc<HashMap<GroupId, Addr<PartitionActor>>>>,
+    groups: watch::Receiver<Groups>,
+    held: Arc<std::sync::Mutex<HashMap<GroupId, Held>>>,
 }
 
 impl Router {
-    pub fn new(meta: Addr<MetaActor>, groups: watch::Receiver<Arc<HashMap<GroupId, Addr<PartitionActor>>>>) -> Self {
-        Router { meta, groups }
+    pub fn new(meta: Addr<MetaActor>, groups: watch::Receiver<Groups>) -> Self {
+        Router { meta, groups, held: Default::default() }
     }
 
-    /// Delivers one message; false if this node does not host the group.
+    /// Delivers one message; false if this node does not host the group (the message is held).
     pub fn route(&self, group: GroupId, msg: Message) -> bool {
         if group == META_GROUP {
             self.meta.do_send(MetaMsg::Raft(msg));
             return true;
         }
-        match self.groups.borrow().get(&group) {
-            Some(addr) => {
-                addr.do_send(PartitionMsg::Raft(msg));
-                true
+        if let Some(addr) = self.groups.borrow().get(&group) {
+            addr.do_send(PartitionMsg::Raft(msg));
+            return true;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let q = held.entry(group).or_default();
+        if q.len() < HELD_PER_GROUP {
+            q.push((std::time::Instant::now(), msg));
+        }
+        false
+    }
+
+    /// Delivers held messages to groups that have started; forgets old ones. Runs whenever the
+    /// set of running groups changes (see [`Router::run_releases`]).
+    pub fn release(&self) {
+        let groups = self.groups.borrow().clone();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|group, msgs| {
+            msgs.retain(|(at, _)| at.elapsed() < HOLD_FOR);
+            match groups.get(group) {
+                Some(addr) => {
+                    for (_, m) in msgs.drain(..) {
+                        addr.do_send(PartitionMsg::Raft(m));
+                    }
+                    false
+                }
+                None => !msgs.is_empty(),
             }
-            None => false,
+        });
+    }
+
+    /// Releases held messages each time the running groups change, until the node stops.
+    pub async fn run_releases(self) {
+        let mut rx = self.groups.clone();
+        while rx.changed().await.is_ok() {
+            self.release();
         }
     }
 }

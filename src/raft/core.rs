@@ -49,6 +49,19 @@ pub struct SyncJob {
     pub files: Vec<File>,
 }
 
+impl SyncJob {
+    /// Hands the job to the syncer; `done(number, result)` runs on the syncer's thread when the
+    /// files are durable (it should only `do_send` back to the group).
+    pub fn submit(
+        self,
+        syncer: &crate::raft::syncer::Syncer,
+        done: impl FnOnce(u64, Result<(), String>) + Send + 'static,
+    ) {
+        let number = self.number;
+        syncer.sync(crate::raft::syncer::SyncRequest { files: self.files, done: Box::new(move |r| done(number, r)) });
+    }
+}
+
 /// Role information, published when it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleInfo {
@@ -282,10 +295,19 @@ impl<M: StateMachine> RaftCore<M> {
         let persisted = rd.take_persisted_messages();
         let number = rd.number();
 
-        let needs_fsync = self.durability == Durability::Fsync && (wrote_entries || !rd.snapshot().is_empty());
+        // Term and vote are made durable with the entries, whatever the fsync policy. A Ready
+        // behind one still waiting for its fsync waits too: `advance_append` would declare every
+        // earlier Ready persisted.
+        let vote_changed = self.node.store().has_dirty_state();
+        let needs_fsync = vote_changed
+            || !self.pending_persisted.is_empty()
+            || (self.durability == Durability::Fsync && (wrote_entries || !rd.snapshot().is_empty()));
         if needs_fsync {
             self.node.advance_append_async(rd);
-            let (files, _) = self.node.mut_store().log_mut().take_dirty();
+            let store = self.node.mut_store();
+            let (mut files, _) =
+                if self.durability == Durability::Fsync { store.log_mut().take_dirty() } else { (Vec::new(), 0) };
+            files.extend(store.take_dirty_state());
             self.pending_persisted.push_back((number, persisted));
             out.sync = Some(SyncJob { group: self.group, number, files });
         } else {
@@ -315,9 +337,7 @@ impl<M: StateMachine> RaftCore<M> {
     }
 
     fn record_hard_state(&mut self, hs: HardState) -> Result<(), LogError> {
-        let old = self.node.store().hard_state().clone();
-        let durable = old.term != hs.term || old.vote != hs.vote;
-        self.node.mut_store().set_hard_state(&hs, durable)
+        self.node.mut_store().set_hard_state(&hs, false)
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>, out: &mut ReadyOutcome) -> Result<(), LogError> {

@@ -5,6 +5,12 @@
 //! * `raft-state` — magic `CRS1`, body `hs_len u32 | HardState (protobuf) | ConfState (protobuf)`.
 //!   Replaced atomically and durably (tmp + fsync + rename + dir fsync) whenever term, vote or the
 //!   conf state change.
+//! * `raft-vote` — term and vote, the part of the HardState that must be durable before a vote
+//!   or an append is acknowledged. Two 32-byte slots (`magic CRV1 | seq u64 | term u64 | vote u64`
+//!   and a crc32c), written alternately in place and NOT fsynced here: the caller takes the file
+//!   with [`GroupStorage::take_dirty_state`] and fsyncs it with the entries, through the syncer,
+//!   before any message that depends on it leaves. On open the valid slot with the higher
+//!   sequence wins, so a torn write leaves the previous (never acted upon) state.
 //! * `raft-commit` — magic `CRC1`, body `commit u64`; overwritten in place and never fsynced:
 //!   commit-only updates are cheap, and losing or tearing one only makes the commit index go back
 //!   to an older (still correct) value. On open the larger valid commit wins.
@@ -26,6 +32,9 @@ use slog::{warn, Logger};
 use crate::log::{state_file, LogError, LogKind, LogOptions, PartitionLog, RecoveryReport};
 
 const STATE_FILE: &str = "raft-state";
+const VOTE_FILE: &str = "raft-vote";
+const VOTE_MAGIC: &[u8; 4] = b"CRV1";
+const VOTE_SLOT: u64 = 32;
 const COMMIT_FILE: &str = "raft-commit";
 const STATE_MAGIC: &[u8; 4] = b"CRS1";
 const COMMIT_MAGIC: &[u8; 4] = b"CRC1";
@@ -40,8 +49,45 @@ pub struct GroupStorage {
     state_path: PathBuf,
     commit_path: PathBuf,
     commit_file: Option<File>,
+    vote_path: PathBuf,
+    vote_file: File,
+    /// Sequence number of the last vote slot written.
+    vote_seq: u64,
+    /// The vote file has writes that are not fsynced yet.
+    vote_dirty: bool,
     is_new: bool,
     logger: Logger,
+}
+
+fn encode_vote(seq: u64, term: u64, vote: u64) -> [u8; VOTE_SLOT as usize] {
+    let mut b = [0u8; VOTE_SLOT as usize];
+    b[..4].copy_from_slice(VOTE_MAGIC);
+    b[4..12].copy_from_slice(&seq.to_be_bytes());
+    b[12..20].copy_from_slice(&term.to_be_bytes());
+    b[20..28].copy_from_slice(&vote.to_be_bytes());
+    let crc = crc32c::crc32c(&b[..28]);
+    b[28..].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The valid slot with the highest sequence: (seq, term, vote).
+fn read_vote(f: &File) -> Option<(u64, u64, u64)> {
+    let mut best: Option<(u64, u64, u64)> = None;
+    for slot in 0..2u64 {
+        let mut b = [0u8; VOTE_SLOT as usize];
+        if f.read_exact_at(&mut b, slot * VOTE_SLOT).is_err() || &b[..4] != VOTE_MAGIC {
+            continue;
+        }
+        if crc32c::crc32c(&b[..28]).to_be_bytes() != b[28..32] {
+            continue;
+        }
+        let n = |r: std::ops::Range<usize>| u64::from_be_bytes(b[r].try_into().expect("8 bytes"));
+        let v = (n(4..12), n(12..20), n(20..28));
+        if best.is_none_or(|x| v.0 > x.0) {
+            best = Some(v);
+        }
+    }
+    best
 }
 
 fn encode_state(hs: &HardState, cs: &ConfState) -> Vec<u8> {
@@ -92,6 +138,29 @@ impl GroupStorage {
             Some(b) => (decode_state(&state_path, &b)?, false),
             None => (RaftState::default(), true),
         };
+        let vote_path = dir.join(VOTE_FILE);
+        let existed = vote_path.exists();
+        let vote_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&vote_path)
+            .map_err(|e| LogError::io(&vote_path, e))?;
+        if !existed {
+            // The file must exist durably before in-place writes to it can be trusted.
+            vote_file.sync_all().map_err(|e| LogError::io(&vote_path, e))?;
+            crate::log::sync_dir(dir)?;
+        }
+        let mut vote_seq = 0;
+        if let Some((seq, term, vote)) = read_vote(&vote_file) {
+            vote_seq = seq;
+            let hs = &mut state.hard_state;
+            if term > hs.term || (term == hs.term && vote != 0) {
+                hs.term = term;
+                hs.vote = vote;
+            }
+        }
         let durable = state.hard_state.clone();
         let hs = &mut state.hard_state;
         if let Some(c) = read_commit(&commit_path) {
@@ -107,7 +176,20 @@ impl GroupStorage {
                 "commit" => hs.commit, "first_index" => lo + 1);
             hs.commit = lo;
         }
-        let s = GroupStorage { log, state, durable, state_path, commit_path, commit_file: None, is_new, logger };
+        let s = GroupStorage {
+            log,
+            state,
+            durable,
+            state_path,
+            commit_path,
+            commit_file: None,
+            vote_path,
+            vote_file,
+            vote_seq,
+            vote_dirty: false,
+            is_new,
+            logger,
+        };
         Ok((s, report))
     }
 
@@ -133,13 +215,20 @@ impl GroupStorage {
         Ok(())
     }
 
-    /// Stores the hard state. `durable`: atomically and fsynced (needed when term or vote change —
-    /// done anyway if they differ from the durable copy); otherwise only the commit is written,
-    /// in place and without fsync.
+    /// Stores the hard state. A changed term or vote goes to the next `raft-vote` slot, in place
+    /// and without fsync: the caller must fsync [`GroupStorage::take_dirty_state`] before it
+    /// acts on it. `durable` forces that write even when term and vote are unchanged. The commit
+    /// alone is written in place and never fsynced.
     pub fn set_hard_state(&mut self, hs: &HardState, durable: bool) -> Result<(), LogError> {
         self.state.hard_state = hs.clone();
         if durable || hs.term != self.durable.term || hs.vote != self.durable.vote {
-            return self.write_state();
+            self.vote_seq += 1;
+            let slot = (self.vote_seq % 2) * VOTE_SLOT;
+            let b = encode_vote(self.vote_seq, hs.term, hs.vote);
+            self.vote_file.write_all_at(&b, slot).map_err(|e| LogError::io(&self.vote_path, e))?;
+            self.vote_dirty = true;
+            self.durable.term = hs.term;
+            self.durable.vote = hs.vote;
         }
         let b = state_file::encode(COMMIT_MAGIC, &hs.commit.to_be_bytes());
         if self.commit_file.is_none() {
@@ -158,6 +247,28 @@ impl GroupStorage {
     }
 
     /// Stores the conf state, durably.
+    /// True when term or vote were written and not fsynced yet.
+    pub fn has_dirty_state(&self) -> bool {
+        self.vote_dirty
+    }
+
+    /// The vote file's handle if it has unsynced writes (clearing the flag), for the syncer.
+    pub fn take_dirty_state(&mut self) -> Option<File> {
+        if !self.vote_dirty {
+            return None;
+        }
+        match self.vote_file.try_clone() {
+            Ok(f) => {
+                self.vote_dirty = false;
+                Some(f)
+            }
+            Err(e) => {
+                warn!(self.logger, "cannot clone the vote file handle; it stays dirty"; "error" => %e);
+                None
+            }
+        }
+    }
+
     pub fn set_conf_state(&mut self, cs: &ConfState) -> Result<(), LogError> {
         self.state.conf_state = cs.clone();
         self.write_state()
@@ -274,6 +385,33 @@ mod tests {
 
     fn size_of(e: &Entry) -> u64 {
         u64::from(e.compute_size())
+    }
+
+    #[test]
+    fn term_and_vote_survive_reopen_and_a_torn_slot_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
+            s.initialize_voters(&[1, 2, 3]).unwrap();
+            let hs = HardState { term: 4, vote: 2, commit: 0, ..Default::default() };
+            s.set_hard_state(&hs, false).unwrap();
+            assert!(s.has_dirty_state());
+            let f = s.take_dirty_state().expect("vote file to sync");
+            f.sync_all().unwrap();
+            assert!(!s.has_dirty_state());
+            let hs = HardState { term: 5, vote: 3, commit: 0, ..Default::default() };
+            s.set_hard_state(&hs, false).unwrap();
+        }
+        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
+        let hs = s.initial_state().unwrap().hard_state;
+        assert_eq!((hs.term, hs.vote), (5, 3));
+        drop(s);
+        // Tear the newer slot (sequence 2, slot 0): the older state comes back.
+        let f = OpenOptions::new().write(true).open(dir.path().join(VOTE_FILE)).unwrap();
+        f.write_all_at(&[0xff; 8], 8).unwrap();
+        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
+        let hs = s.initial_state().unwrap().hard_state;
+        assert_eq!((hs.term, hs.vote), (4, 2));
     }
 
     fn store_err(e: StorageError) -> raft::Error {

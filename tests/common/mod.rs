@@ -116,10 +116,26 @@ pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
         .collect()
 }
 
-/// Starts every node of a cluster and waits until all serve clients.
+/// Starts every node of a cluster and waits until all serve clients and every node's metadata
+/// lists every broker.
 pub fn start_cluster(configs: Vec<Config>) -> Vec<TestNode> {
+    let n = configs.len();
     let starting: Vec<StartingNode> = configs.into_iter().map(spawn_node).collect();
-    starting.into_iter().map(StartingNode::wait).collect()
+    let nodes: Vec<TestNode> = starting.into_iter().map(StartingNode::wait).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for node in &nodes {
+        let mut c = Client::connect(node.addr);
+        loop {
+            let r: kafka_protocol::messages::MetadataResponse =
+                c.call(ApiKey::Metadata, 12, &kafka_protocol::messages::MetadataRequest::default());
+            if r.brokers.len() == n {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "node {} sees {} of {n} brokers", node.addr, r.brokers.len());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    nodes
 }
 
 /// A blocking Kafka client for tests.

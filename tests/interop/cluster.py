@@ -342,10 +342,13 @@ def election_stats(cluster, since=None):
             if m:
                 st.won[g] += 1
                 st.winners[g].append((node_id, int(m.group(1)), log_time(line)))
+                st.winners[g].sort(key=lambda w: (w[1], w[2] or 0))
                 continue
             if _ELECTION_RX.search(line):
                 st.started[g] += 1
-                st.first_start.setdefault(g, log_time(line))
+                t = log_time(line)
+                if t is not None and (g not in st.first_start or t < st.first_start[g]):
+                    st.first_start[g] = t
                 continue
             if _CANDIDATE_RX.search(line):
                 st.candidacies[g] += 1

@@ -28,6 +28,9 @@ from cluster import (META, Cluster, ClusterError, cluster_status, election_stats
 from helpers import (CONSOLE_CONSUMER, CONSOLE_PRODUCER, PRODUCER_PERFORMANCE, TOPIC_COMMAND,
                      java_tool, kcat, report, unique_topic)
 
+# Every test here starts chronik processes and reads their logs: deselected with EXTERNAL_BOOTSTRAP.
+pytestmark = pytest.mark.chronik_only
+
 IDLE_SECONDS = float(os.environ.get("CLUSTER_IDLE_SECONDS", "60"))
 LEADER_DEADLINE = 10.0  # seconds: every group led within this (issue 4, test 1)
 LATE_SECONDS = 20.0     # test 5: how late the last node starts
@@ -367,25 +370,26 @@ def test_6_metadata_visible_everywhere_and_delete_removes_groups(cluster):
             assert all(sorted(pm.replicas) == [1, 2, 3] for pm in tm.partitions.values()), tm
 
     victim = next(iter(made))
-    gids = group_ids_from_logs(c, victim)
-    assert len(gids) == 2, f"'partition started' lines for {victim}: {gids}"
+    doc = cluster_status(c[1].bootstrap)
+    rows = status_groups(doc, victim)
+    hosted = {}
+    for row in rows:
+        hosted.setdefault(row.get("node"), {})[row.get("partition")] = str(row.get("group"))
+    assert set(hosted) == {1, 2, 3} and all(set(v) == {0, 1} for v in hosted.values()), (
+        f"cluster status: {victim} should have partitions 0 and 1 on nodes 1, 2, 3: {rows}")
+    gids = hosted[1]
+    assert hosted[2] == hosted[3] == gids, f"nodes disagree on group ids: {hosted}"
     for n in c.nodes.values():
         assert set(gids.values()) <= n.group_dirs(), (
             f"node {n.id}: group dirs {sorted(n.group_dirs())} lack {sorted(gids.values())}")
-    try:
-        doc = cluster_status(c[1].bootstrap)
-        status_ids = {str(r.get("group")) for r in status_groups(doc, victim)}
-        assert status_ids == set(gids.values()), (status_ids, gids)
-    except ClusterError as e:
-        status_error = str(e)
-    else:
-        status_error = None
 
     r = topic_command(c[2].bootstrap, "--delete", "--topic", victim)
     clean_output(r, "TopicCommand --delete")
-    deadline = time.monotonic() + 10
+    t_del = time.monotonic()
+    deadline = t_del + 10
     while True:
         left = {}
+        status_rows = status_groups(cluster_status(c[3].bootstrap), victim)
         for n in c.nodes.values():
             _, _, topics = metadata(n.bootstrap, None)
             where = []
@@ -394,17 +398,17 @@ def test_6_metadata_visible_everywhere_and_delete_removes_groups(cluster):
             d = set(gids.values()) & n.group_dirs()
             if d:
                 where.append(f"dirs {sorted(d)}")
+            g = [r.get("group") for r in status_rows if r.get("node") == n.id]
+            if g:
+                where.append(f"cluster status groups {g}")
             if where:
                 left[n.id] = where
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     assert not left, f"10 s after --delete {victim} is still present: {left}"
-    doc = cluster_status(c[3].bootstrap)
-    still = status_groups(doc, victim)
-    assert not still, f"cluster status still lists groups of deleted {victim}: {still}"
-    if status_error:
-        pytest.fail(f"cluster status before the delete failed: {status_error}", pytrace=False)
+    report(f"metadata: deleted topic gone from metadata, cluster status and data dirs on all nodes "
+           f"{time.monotonic() - t_del:.1f} s after TopicCommand --delete returned")
     other = next(t for t in made if t != victim)
     for n in c.nodes.values():  # the other topic is untouched
         wait_led(n.bootstrap, other, 2, timeout=5)
@@ -471,8 +475,14 @@ def _start_order_body(c):
     finally:
         c[other].resume()
     err, msg = kafka_wire.decode_create_topics_v2(body)[lost]
-    retries = [(i, l) for i, l in c.grep(r"retrying __meta proposal", since=mark)]
-    gaveup = c.grep(r"__meta proposal not applied after all retries", since=mark)
+    # the log is written asynchronously: the warning may land a little after the answer
+    deadline = time.monotonic() + 5
+    while True:
+        retries = c.grep(r"retrying __meta proposal", since=mark)
+        gaveup = c.grep(r"__meta proposal not applied after all retries", since=mark)
+        if gaveup or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     for i, l in retries + gaveup:
         print(f"node {i}: {l[:200]}")
     report(f"retrier: CreateTopics on node {leader} with node {other} paused and node 2 absent -> "
