@@ -15,6 +15,7 @@
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads) and its actor shell |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
+//! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the syncer and the ticker |
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
@@ -31,7 +32,10 @@
 //!        │     │  route table by API key           │
 //!        │     ├─ Produce ─► ProduceHandler actor ─┼──── PartitionMsg::Produce ─────┐
 //!        │     ├─ Fetch / ListOffsets ─────────────┼──── PartitionMsg::Fetch ───────┤
-//!        │     └─ admin APIs ──────────────────────┼──── MetaMsg::Propose ──┐       │
+//!        │     ├─ group APIs ──────────────────────┼── GroupMsg ─► GroupCoordinator │
+//!        │     │   (OffsetCommit: checked there,   │     (all groups, 100 ms        │
+//!        │     │    then proposed to __meta)       │      timer, parked requests)   │
+//!        │     └─ admin APIs, OffsetCommit ────────┼──── MetaMsg::Propose ──┐       │
 //!        └─────────────────────────────────────────┘                       │       │
 //!                                                                          ▼       ▼
 //!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)
@@ -41,6 +45,7 @@
 //!                                     ▼                            Syncer thread: one fsync round
 //!                              Kafka handlers read                 for all waiting groups, then
 //!                                                                  Synced ──► back to each group
+//!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
 //! ```
 //! A tick never waits for apply or the disk: the ticker only `do_send`s; groups append to the
 //! page cache and hand fsyncs to the syncer; committed entries are applied in order on the
@@ -52,6 +57,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod logging;
 pub mod meta;

@@ -20,6 +20,7 @@ use crate::broker::produce::ProduceHandler;
 use crate::broker::{BrokerCtx, BrokerSettings, PartitionHandle, PartitionTable};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, FsyncPolicy};
+use crate::group::{CoordinatorSettings, GroupCoordinator};
 use crate::meta::actor::MetaSpec;
 use crate::meta::command::RegisterBroker;
 use crate::meta::{MetaActor, MetaState};
@@ -412,6 +413,17 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     })
     .await;
 
+    let groups = GroupCoordinator::new(
+        node_id,
+        CoordinatorSettings::default(),
+        meta.clone(),
+        image_rx.clone(),
+        clock.clone(),
+        Box::new(crate::clock::ThreadRandom),
+        logger.new(slog::o!("actor" => "groups")),
+    )
+    .start();
+
     let net = Arbiter::new();
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = settings.max_message_bytes;
@@ -434,6 +446,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         produce,
         clock,
         faults: faults.clone(),
+        groups,
     });
     let addr = config.kafka.listen.clone();
     let listen_err = |source| StartError::Listen { addr: addr.clone(), source };

@@ -62,6 +62,12 @@ fn every_advertised_version_of_every_api_is_served() {
     create_topic(&mut c, "t", 1);
     create_topic(&mut c, "grow", 1);
     let mut produced = 0i64;
+    let port = node.addr.port() as i32;
+    // The consumer-group APIs run one group "jg" with one member through its life:
+    // FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch, DescribeGroups,
+    // ListGroups, LeaveGroup, DeleteGroups (the order of the route table).
+    let mut member = String::new();
+    let mut generation = -1;
     for route in ROUTES {
         for v in route.min..=route.max {
             match route.key {
@@ -191,6 +197,229 @@ fn every_advertised_version_of_every_api_is_served() {
                     assert_eq!(r.error_code, 0);
                     assert_eq!(r.brokers.len(), 1);
                     assert_eq!(r.controller_id.0, 1);
+                }
+                ApiKey::FindCoordinator => {
+                    if v >= 4 {
+                        let req = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![
+                            StrBytes::from_static_str("a"),
+                            StrBytes::from_static_str("b"),
+                        ]);
+                        let r: FindCoordinatorResponse = c.call(route.key, v, &req);
+                        assert_eq!(r.coordinators.len(), 2);
+                        for co in &r.coordinators {
+                            assert_eq!((co.error_code, co.node_id.0, co.port), (0, 1, port), "v{v}");
+                        }
+                        let txn = FindCoordinatorRequest::default()
+                            .with_key_type(1)
+                            .with_coordinator_keys(vec![StrBytes::from_static_str("tx")]);
+                        let r: FindCoordinatorResponse = c.call(route.key, v, &txn);
+                        assert_eq!(r.coordinators[0].error_code, 53, "transactions are refused");
+                    } else {
+                        let r: FindCoordinatorResponse = c.call(
+                            route.key,
+                            v,
+                            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("jg")),
+                        );
+                        assert_eq!((r.error_code, r.node_id.0, r.port), (0, 1, port), "v{v}");
+                        assert_eq!(r.host.as_str(), "127.0.0.1");
+                    }
+                }
+                ApiKey::JoinGroup => {
+                    let join = |member: &str| {
+                        JoinGroupRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                            .with_session_timeout_ms(30_000)
+                            .with_rebalance_timeout_ms(if v >= 1 { 30_000 } else { -1 })
+                            .with_member_id(StrBytes::from_string(member.to_string()))
+                            .with_protocol_type(StrBytes::from_static_str("consumer"))
+                            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                                .with_name(StrBytes::from_static_str("range"))
+                                .with_metadata(Bytes::from_static(b"subscription"))])
+                    };
+                    if v >= 4 {
+                        let mut first = join("");
+                        first.group_id = GroupId(StrBytes::from_string(format!("mir-{v}")));
+                        let r: JoinGroupResponse = c.call(route.key, v, &first);
+                        assert_eq!(r.error_code, 79, "MEMBER_ID_REQUIRED at v{v}");
+                        assert!(r.member_id.as_str().starts_with("chronik-test-"));
+                    }
+                    // v0 creates the group (it waits for the initial rebalance delay); later
+                    // versions rejoin with the same metadata and get the same generation back.
+                    let r: JoinGroupResponse = c.call(route.key, v, &join(&member));
+                    assert_eq!(r.error_code, 0, "join v{v}");
+                    if v == 0 {
+                        member = r.member_id.to_string();
+                        generation = r.generation_id;
+                    }
+                    assert_eq!((r.member_id.as_str(), r.leader.as_str()), (member.as_str(), member.as_str()));
+                    assert_eq!(r.generation_id, generation);
+                    assert_eq!(r.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
+                    assert_eq!(r.members.len(), 1);
+                    assert_eq!(r.members[0].metadata, Bytes::from_static(b"subscription"));
+                    if v >= 7 {
+                        assert_eq!(r.protocol_type.as_ref().map(|p| p.as_str()), Some("consumer"));
+                    }
+                }
+                ApiKey::SyncGroup => {
+                    let mut req = SyncGroupRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                        .with_generation_id(generation)
+                        .with_member_id(StrBytes::from_string(member.clone()))
+                        .with_assignments(vec![sync_group_request::SyncGroupRequestAssignment::default()
+                            .with_member_id(StrBytes::from_string(member.clone()))
+                            .with_assignment(Bytes::from(format!("assignment-v{v}")))]);
+                    if v >= 5 {
+                        req = req
+                            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                            .with_protocol_name(Some(StrBytes::from_static_str("range")));
+                    }
+                    let r: SyncGroupResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0, "sync v{v}");
+                    assert_eq!(r.assignment, Bytes::from_static(b"assignment-v0"), "the first sync assigned");
+                    if v >= 5 {
+                        assert_eq!(r.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
+                    }
+                }
+                ApiKey::Heartbeat => {
+                    let req = HeartbeatRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                        .with_generation_id(generation)
+                        .with_member_id(StrBytes::from_string(member.clone()));
+                    let r: HeartbeatResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0, "heartbeat v{v}");
+                    let r: HeartbeatResponse = c.call(route.key, v, &req.with_generation_id(generation - 1));
+                    assert_eq!(r.error_code, 22, "ILLEGAL_GENERATION at v{v}");
+                }
+                ApiKey::OffsetCommit => {
+                    let req = OffsetCommitRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                        .with_generation_id_or_member_epoch(generation)
+                        .with_member_id(StrBytes::from_string(member.clone()))
+                        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(name("t"))
+                            .with_partitions(vec![
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(0)
+                                    .with_committed_offset(100 + v as i64)
+                                    .with_committed_leader_epoch(if v >= 6 { 5 } else { -1 })
+                                    .with_committed_metadata(Some(StrBytes::from_string(format!("v{v}")))),
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(7)
+                                    .with_committed_offset(1),
+                            ])]);
+                    let r: OffsetCommitResponse = c.call(route.key, v, &req);
+                    let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+                    assert_eq!(codes, vec![0, 3], "commit v{v}: partition 7 does not exist");
+                }
+                ApiKey::OffsetFetch => {
+                    if v >= 8 {
+                        let req = OffsetFetchRequest::default().with_groups(vec![
+                            offset_fetch_request::OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
+                                    .with_name(name("t"))
+                                    .with_partition_indexes(vec![0, 1])])),
+                            offset_fetch_request::OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                                .with_topics(None),
+                            offset_fetch_request::OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_static_str("nobody")))
+                                .with_topics(None),
+                        ]);
+                        let r: OffsetFetchResponse = c.call(route.key, v, &req);
+                        assert_eq!(r.groups.len(), 3);
+                        let p = &r.groups[0].topics[0].partitions;
+                        assert_eq!((p[0].committed_offset, p[1].committed_offset), (109, -1));
+                        assert_eq!(p[0].metadata.as_ref().map(|m| m.as_str()), Some("v9"));
+                        assert_eq!(r.groups[1].topics.len(), 1, "all topics with offsets");
+                        assert_eq!(r.groups[1].topics[0].partitions[0].committed_offset, 109);
+                        assert!(r.groups[2].topics.is_empty());
+                    } else {
+                        let req = OffsetFetchRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                                .with_name(name("t"))
+                                .with_partition_indexes(vec![0, 1])]));
+                        let r: OffsetFetchResponse = c.call(route.key, v, &req);
+                        let p = &r.topics[0].partitions;
+                        assert_eq!((p[0].committed_offset, p[1].committed_offset), (109, -1), "fetch v{v}");
+                        assert_eq!(p[0].committed_leader_epoch, if v >= 5 { 5 } else { -1 }, "fetch v{v}");
+                        if v >= 2 {
+                            let all: OffsetFetchResponse = c.call(
+                                route.key,
+                                v,
+                                &OffsetFetchRequest::default()
+                                    .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+                                    .with_topics(None),
+                            );
+                            assert_eq!(all.topics.len(), 1);
+                            assert_eq!(all.topics[0].partitions[0].committed_offset, 109);
+                        }
+                    }
+                }
+                ApiKey::DescribeGroups => {
+                    let req = DescribeGroupsRequest::default()
+                        .with_groups(vec![
+                            GroupId(StrBytes::from_static_str("jg")),
+                            GroupId(StrBytes::from_static_str("nobody")),
+                        ])
+                        .with_include_authorized_operations(v >= 3);
+                    let r: DescribeGroupsResponse = c.call(route.key, v, &req);
+                    let g = &r.groups[0];
+                    assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"), "describe v{v}");
+                    assert_eq!((g.protocol_type.as_str(), g.protocol_data.as_str()), ("consumer", "range"));
+                    assert_eq!(g.members.len(), 1);
+                    assert_eq!(g.members[0].member_assignment, Bytes::from_static(b"assignment-v0"));
+                    assert_eq!(g.members[0].client_id.as_str(), "chronik-test");
+                    assert_eq!(g.members[0].client_host.as_str(), "/127.0.0.1");
+                    let unknown = &r.groups[1];
+                    assert_eq!(unknown.group_state.as_str(), "Dead");
+                    assert_eq!(unknown.error_code, if v >= 6 { 69 } else { 0 });
+                }
+                ApiKey::ListGroups => {
+                    let mut req = ListGroupsRequest::default();
+                    if v >= 4 {
+                        req = req.with_states_filter(vec![StrBytes::from_static_str("stable")]);
+                    }
+                    if v >= 5 {
+                        req = req.with_types_filter(vec![StrBytes::from_static_str("classic")]);
+                    }
+                    let r: ListGroupsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0);
+                    let jg = r.groups.iter().find(|g| g.group_id.as_str() == "jg").expect("jg listed");
+                    assert_eq!(jg.protocol_type.as_str(), "consumer");
+                    if v >= 4 {
+                        assert_eq!(jg.group_state.as_str(), "Stable");
+                        assert_eq!(r.groups.len(), 1, "only the stable group");
+                    }
+                }
+                ApiKey::LeaveGroup => {
+                    // Earlier versions leave an unknown member; the last one the real member.
+                    let who = if v == route.max { member.clone() } else { "stranger".to_string() };
+                    let mut req = LeaveGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("jg")));
+                    if v >= 3 {
+                        req = req.with_members(vec![leave_group_request::MemberIdentity::default()
+                            .with_member_id(StrBytes::from_string(who.clone()))]);
+                    } else {
+                        req = req.with_member_id(StrBytes::from_string(who.clone()));
+                    }
+                    let r: LeaveGroupResponse = c.call(route.key, v, &req);
+                    let want = if who == member { 0 } else { 25 };
+                    if v >= 3 {
+                        assert_eq!(r.error_code, 0);
+                        assert_eq!(r.members[0].error_code, want, "leave v{v}");
+                        assert_eq!(r.members[0].member_id.as_str(), who);
+                    } else {
+                        assert_eq!(r.error_code, want, "leave v{v}");
+                    }
+                }
+                ApiKey::DeleteGroups => {
+                    let group = if v == 2 { "nobody" } else { "jg" };
+                    let req = DeleteGroupsRequest::default()
+                        .with_groups_names(vec![GroupId(StrBytes::from_static_str(group))]);
+                    let r: DeleteGroupsResponse = c.call(route.key, v, &req);
+                    // v0 deletes the now empty group and its offsets; then it is gone.
+                    assert_eq!(r.results[0].error_code, if v == 0 { 0 } else { 69 }, "delete groups v{v}");
                 }
                 other => panic!("no test for {other:?}"),
             }

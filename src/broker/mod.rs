@@ -9,17 +9,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod groups;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod produce;
 pub mod routes;
 pub mod status;
+pub mod sync_group;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -73,6 +84,8 @@ pub struct BrokerCtx {
     pub clock: SharedClock,
     /// This node's peer fault injection.
     pub faults: Arc<crate::peer::Faults>,
+    /// The consumer group coordinator of this node.
+    pub groups: Addr<crate::group::GroupCoordinator>,
 }
 
 impl BrokerCtx {

@@ -86,6 +86,19 @@ pub static ROUTES: &[Route] = &[
     route!(CreatePartitions, 0, 3, create_partitions),
     route!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     route!(DescribeCluster, 0, 2, describe_cluster),
+    // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
+    // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
+    // Kafka 4 (KIP-896).
+    route!(FindCoordinator, 0, 6, find_coordinator),
+    route!(JoinGroup, 0, 9, join_group),
+    route!(SyncGroup, 0, 5, sync_group),
+    route!(Heartbeat, 0, 4, heartbeat),
+    route!(OffsetCommit, 2, 9, offset_commit),
+    route!(OffsetFetch, 1, 9, offset_fetch),
+    route!(DescribeGroups, 0, 6, describe_groups),
+    route!(ListGroups, 0, 5, list_groups),
+    route!(LeaveGroup, 0, 5, leave_group),
+    route!(DeleteGroups, 0, 2, delete_groups),
 ];
 
 /// Finds the route of an API key.
@@ -170,9 +183,25 @@ mod tests {
                     check_versions!(r, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse)
                 }
                 ApiKey::DescribeCluster => check_versions!(r, DescribeClusterRequest, DescribeClusterResponse),
+                ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
+                ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
+                ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),
+                ApiKey::JoinGroup => check_versions!(r, JoinGroupRequest, JoinGroupResponse),
+                ApiKey::Heartbeat => check_versions!(r, HeartbeatRequest, HeartbeatResponse),
+                ApiKey::LeaveGroup => check_versions!(r, LeaveGroupRequest, LeaveGroupResponse),
+                ApiKey::SyncGroup => check_versions!(r, SyncGroupRequest, SyncGroupResponse),
+                ApiKey::DescribeGroups => check_versions!(r, DescribeGroupsRequest, DescribeGroupsResponse),
+                ApiKey::ListGroups => check_versions!(r, ListGroupsRequest, ListGroupsResponse),
+                ApiKey::DeleteGroups => check_versions!(r, DeleteGroupsRequest, DeleteGroupsResponse),
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }
+    }
+
+    #[test]
+    fn kip_848_is_not_advertised() {
+        assert!(route_for(ApiKey::ConsumerGroupHeartbeat as i16).is_none());
+        assert!(route_for(ApiKey::ConsumerGroupDescribe as i16).is_none());
     }
 
     #[test]
@@ -184,6 +213,13 @@ mod tests {
             (ApiKey::ListOffsets, &[1]),
             (ApiKey::InitProducerId, &[0]),
             (ApiKey::Metadata, &[0, 4]),
+            (ApiKey::FindCoordinator, &[0, 2]),
+            (ApiKey::JoinGroup, &[0, 5]),
+            (ApiKey::SyncGroup, &[0, 3]),
+            (ApiKey::Heartbeat, &[0, 3]),
+            (ApiKey::LeaveGroup, &[0, 1]),
+            (ApiKey::OffsetFetch, &[1]),
+            (ApiKey::OffsetCommit, &[2]),
         ];
         for (key, versions) in need {
             let r = route_for(*key as i16).unwrap();

@@ -180,7 +180,12 @@ impl MetaActor {
                 transport: spec.transport,
                 image: tx,
                 pending: HashMap::new(),
-                next_seq: 1,
+                // Proposal ids must not repeat across restarts (the replayed state remembers the
+                // ids it applied and would drop a new proposal that reuses one): start from the
+                // wall clock in microseconds, and above any id already applied (see
+                // `start_proposal`).
+                next_seq: (crate::clock::Clock::unix_millis(&crate::clock::SystemClock).max(1) as u64)
+                    .saturating_mul(1000),
                 backoff: Backoff::new(Duration::from_millis(100), 5),
                 me: spec.me,
                 registering: false,
@@ -233,6 +238,8 @@ impl MetaActor {
     }
 
     fn finish_applied(&mut self) {
+        // Publish first: a client that got its answer must see the change in its next request.
+        self.image.send_replace(Arc::new(self.core.sm.state.clone()));
         for (id, result) in std::mem::take(&mut self.core.sm.results) {
             if let Some(p) = self.pending.remove(&id) {
                 if let Some(reply) = p.reply {
@@ -240,7 +247,6 @@ impl MetaActor {
                 }
             }
         }
-        self.image.send_replace(Arc::new(self.core.sm.state.clone()));
     }
 
     fn fail_all(&mut self, err: MetaError) {
@@ -265,6 +271,8 @@ impl MetaActor {
             }
             return;
         }
+        let applied_max = self.core.sm.state.seen.get(&self.me.node_id).and_then(|s| s.iter().max()).copied();
+        self.next_seq = self.next_seq.max(applied_max.map_or(1, |m| m + 1));
         let id = ProposalId { node: self.me.node_id, seq: self.next_seq };
         self.next_seq += 1;
         self.pending.insert(id, Pending { data: cmd.encode_to_vec(), attempt: 0, reply, forever });

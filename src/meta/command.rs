@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18")]
     pub cmd: Option<Cmd>,
 }
 
@@ -28,6 +28,13 @@ pub enum Cmd {
     AllocateProducerIds(AllocateProducerIds),
     #[prost(message, tag = "7")]
     SetLeader(SetLeader),
+    // Consumer groups (tags from 16).
+    #[prost(message, tag = "16")]
+    CommitOffsets(CommitOffsets),
+    #[prost(message, tag = "17")]
+    DeleteGroups(DeleteGroups),
+    #[prost(message, tag = "18")]
+    StoreGroup(StoreGroup),
 }
 
 /// A partition group reports its new leader (sent by the leader when elected).
@@ -132,6 +139,81 @@ pub struct AllocateProducerIds {
     pub count: u32,
 }
 
+/// Store a group's committed offsets. The proposer stamps the commit time, so that every
+/// replica stores the same value.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitOffsets {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(message, repeated, tag = "2")]
+    pub offsets: Vec<OffsetEntry>,
+    #[prost(int64, tag = "3")]
+    pub commit_timestamp: i64,
+}
+
+/// One committed offset.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OffsetEntry {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(int32, tag = "2")]
+    pub partition: i32,
+    #[prost(int64, tag = "3")]
+    pub offset: i64,
+    #[prost(int32, tag = "4")]
+    pub leader_epoch: i32,
+    #[prost(string, tag = "5")]
+    pub metadata: String,
+}
+
+/// A consumer group's membership after a rebalance (Kafka's GroupMetadata record), so that a
+/// restarted coordinator knows the generation, the members and their assignments.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct StoreGroup {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(string, tag = "2")]
+    pub protocol_type: String,
+    #[prost(int32, tag = "3")]
+    pub generation: i32,
+    /// The selected protocol; empty when the group has no members.
+    #[prost(string, tag = "4")]
+    pub protocol: String,
+    #[prost(string, tag = "5")]
+    pub leader: String,
+    #[prost(message, repeated, tag = "6")]
+    pub members: Vec<StoredMember>,
+}
+
+/// One member of a stored group.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct StoredMember {
+    #[prost(string, tag = "1")]
+    pub member_id: String,
+    #[prost(string, optional, tag = "2")]
+    pub group_instance_id: Option<String>,
+    #[prost(string, tag = "3")]
+    pub client_id: String,
+    #[prost(string, tag = "4")]
+    pub client_host: String,
+    #[prost(uint32, tag = "5")]
+    pub session_timeout_ms: u32,
+    #[prost(uint32, tag = "6")]
+    pub rebalance_timeout_ms: u32,
+    /// The member's metadata for the selected protocol (its subscription).
+    #[prost(bytes = "bytes", tag = "7")]
+    pub subscription: bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "8")]
+    pub assignment: bytes::Bytes,
+}
+
+/// Forget these groups: their committed offsets and stored membership.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteGroups {
+    #[prost(string, repeated, tag = "1")]
+    pub groups: Vec<String>,
+}
+
 impl MetaCommand {
     /// Wraps a command.
     pub fn new(cmd: Cmd) -> Self {
@@ -163,6 +245,42 @@ mod tests {
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
         }));
         assert_eq!(MetaCommand::decode(&c.encode_to_vec()).unwrap(), c);
+    }
+
+    #[test]
+    fn commit_offsets_round_trip() {
+        let c = MetaCommand::new(Cmd::CommitOffsets(CommitOffsets {
+            group: "g".into(),
+            offsets: vec![OffsetEntry {
+                topic: "t".into(),
+                partition: 2,
+                offset: 42,
+                leader_epoch: -1,
+                metadata: "m".into(),
+            }],
+            commit_timestamp: 1_700_000_000_000,
+        }));
+        assert_eq!(MetaCommand::decode(&c.encode_to_vec()).unwrap(), c);
+        let d = MetaCommand::new(Cmd::DeleteGroups(DeleteGroups { groups: vec!["a".into(), "b".into()] }));
+        assert_eq!(MetaCommand::decode(&d.encode_to_vec()).unwrap(), d);
+        let g = MetaCommand::new(Cmd::StoreGroup(StoreGroup {
+            group: "g".into(),
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: "range".into(),
+            leader: "m1".into(),
+            members: vec![StoredMember {
+                member_id: "m1".into(),
+                group_instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                subscription: bytes::Bytes::from_static(b"sub"),
+                assignment: bytes::Bytes::from_static(b"asg"),
+            }],
+        }));
+        assert_eq!(MetaCommand::decode(&g.encode_to_vec()).unwrap(), g);
     }
 
     #[test]

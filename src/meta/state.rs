@@ -1,11 +1,12 @@
 //! The metadata state machine: brokers, topics (with ids, configs and partition assignments),
-//! and the producer-id counter. A plain struct: [`MetaState::apply`] is deterministic, so every
+//! the producer-id counter, and the committed offsets of consumer groups. A plain struct: [`MetaState::apply`] is deterministic, so every
 //! `__meta` replica that applies the same log holds the same state.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::code;
-use crate::meta::command::{Cmd, MetaCommand};
+use crate::meta::command::{Cmd, MetaCommand, StoreGroup};
 use crate::raft::GroupId;
 
 /// A broker's Kafka address.
@@ -50,6 +51,23 @@ pub struct MetaState {
     pub leaders: BTreeMap<GroupId, (u64, u64)>,
     /// Recently applied proposal ids per node (bounded), so a retried proposal applies once.
     pub seen: BTreeMap<u64, std::collections::VecDeque<u64>>,
+    /// Committed offsets by consumer group. Each group's map sits behind an `Arc`, so that
+    /// publishing a new image after a commit copies only the group that changed.
+    pub offsets: BTreeMap<String, Arc<GroupOffsets>>,
+    /// The membership of each consumer group as of its last rebalance.
+    pub consumer_groups: BTreeMap<String, Arc<StoreGroup>>,
+}
+
+/// A group's committed offsets: topic → partition → offset.
+pub type GroupOffsets = BTreeMap<String, BTreeMap<i32, CommittedOffset>>;
+
+/// One committed offset (OffsetCommit's fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
 }
 
 /// How many proposal ids per node are remembered for de-duplication.
@@ -166,6 +184,7 @@ impl MetaState {
                     for p in &info.partitions {
                         self.leaders.remove(&p.group);
                     }
+                    self.drop_topic_offsets(&t.name);
                     MetaResult::Done
                 }
                 None => reject(code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {:?}", t.name)),
@@ -212,7 +231,62 @@ impl MetaState {
                 self.next_producer_id += i64::from(a.count.max(1));
                 MetaResult::ProducerIds { start }
             }
+            Cmd::CommitOffsets(c) => {
+                // Offsets of partitions that do not exist (any more) are not stored; the handler
+                // answers UNKNOWN_TOPIC_OR_PARTITION for those it can see before proposing.
+                let valid: Vec<_> = c
+                    .offsets
+                    .iter()
+                    .filter(|o| {
+                        self.topics
+                            .get(&o.topic)
+                            .is_some_and(|t| o.partition >= 0 && (o.partition as usize) < t.partitions.len())
+                    })
+                    .collect();
+                if valid.is_empty() {
+                    return MetaResult::Done;
+                }
+                let group = Arc::make_mut(self.offsets.entry(c.group.clone()).or_default());
+                for o in valid {
+                    group.entry(o.topic.clone()).or_default().insert(
+                        o.partition,
+                        CommittedOffset {
+                            offset: o.offset,
+                            leader_epoch: o.leader_epoch,
+                            metadata: o.metadata.clone(),
+                            commit_timestamp: c.commit_timestamp,
+                        },
+                    );
+                }
+                MetaResult::Done
+            }
+            Cmd::DeleteGroups(d) => {
+                for g in &d.groups {
+                    self.offsets.remove(g);
+                    self.consumer_groups.remove(g);
+                }
+                MetaResult::Done
+            }
+            Cmd::StoreGroup(g) => {
+                self.consumer_groups.insert(g.group.clone(), Arc::new(g.clone()));
+                MetaResult::Done
+            }
         }
+    }
+
+    /// Forgets every group's offsets of a deleted topic (and groups left without offsets).
+    fn drop_topic_offsets(&mut self, topic: &str) {
+        for offsets in self.offsets.values_mut() {
+            if offsets.contains_key(topic) {
+                Arc::make_mut(offsets).remove(topic);
+            }
+        }
+        self.offsets.retain(|_, o| !o.is_empty());
+    }
+
+    /// A group's committed offset of one partition.
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<&CommittedOffset> {
+        self.offsets.get(group)?.get(topic)?.get(&partition)
     }
 
     /// Places a new partition: replicas are consecutive brokers in id order, starting at a
@@ -336,6 +410,68 @@ mod tests {
         assert_eq!(s.apply(&a), MetaResult::ProducerIds { start: 1 });
     }
 
+    fn commit(group: &str, offsets: &[(&str, i32, i64)], ts: i64) -> MetaCommand {
+        MetaCommand::new(Cmd::CommitOffsets(CommitOffsets {
+            group: group.into(),
+            offsets: offsets
+                .iter()
+                .map(|(t, p, o)| OffsetEntry {
+                    topic: t.to_string(),
+                    partition: *p,
+                    offset: *o,
+                    leader_epoch: 3,
+                    metadata: format!("m{o}"),
+                })
+                .collect(),
+            commit_timestamp: ts,
+        }))
+    }
+
+    #[test]
+    fn committed_offsets_are_stored_overwritten_and_deleted() {
+        let mut s = with_brokers(1);
+        s.apply(&create("t", 2, 1));
+        s.apply(&create("u", 1, 1));
+        assert_eq!(s.apply(&commit("g", &[("t", 0, 5), ("t", 1, 7), ("u", 0, 1)], 100)), MetaResult::Done);
+        let c = s.committed("g", "t", 1).unwrap();
+        assert_eq!((c.offset, c.leader_epoch, c.metadata.as_str(), c.commit_timestamp), (7, 3, "m7", 100));
+        s.apply(&commit("g", &[("t", 1, 9)], 200));
+        assert_eq!(s.committed("g", "t", 1).unwrap().offset, 9);
+        assert_eq!(s.committed("g", "t", 0).unwrap().offset, 5, "other partitions untouched");
+        // Unknown topics and partitions are not stored.
+        s.apply(&commit("g", &[("nope", 0, 1), ("t", 2, 1), ("t", -1, 1)], 300));
+        assert!(s.committed("g", "nope", 0).is_none());
+        assert!(s.committed("g", "t", 2).is_none());
+        s.apply(&commit("h", &[("nope", 0, 1)], 300));
+        assert!(!s.offsets.contains_key("h"), "no empty group entry");
+        // Deleting a topic drops its offsets; a group left with none disappears.
+        s.apply(&commit("only-u", &[("u", 0, 4)], 300));
+        s.apply(&MetaCommand::new(Cmd::DeleteTopic(DeleteTopic { name: "u".into() })));
+        assert!(s.committed("g", "u", 0).is_none());
+        assert!(s.committed("g", "t", 0).is_some());
+        assert!(!s.offsets.contains_key("only-u"));
+        let store = StoreGroup { group: "g".into(), generation: 4, ..Default::default() };
+        assert_eq!(s.apply(&MetaCommand::new(Cmd::StoreGroup(store.clone()))), MetaResult::Done);
+        assert_eq!(*s.consumer_groups["g"], store);
+        let del = MetaCommand::new(Cmd::DeleteGroups(DeleteGroups { groups: vec!["g".into(), "x".into()] }));
+        assert_eq!(s.apply(&del), MetaResult::Done);
+        assert!(s.offsets.is_empty());
+        assert!(s.consumer_groups.is_empty(), "deleting a group forgets its membership too");
+    }
+
+    #[test]
+    fn an_image_shares_untouched_groups() {
+        let mut s = with_brokers(1);
+        s.apply(&create("t", 1, 1));
+        s.apply(&commit("a", &[("t", 0, 1)], 1));
+        s.apply(&commit("b", &[("t", 0, 1)], 1));
+        let image = s.clone();
+        s.apply(&commit("a", &[("t", 0, 2)], 2));
+        assert!(Arc::ptr_eq(&image.offsets["b"], &s.offsets["b"]));
+        assert_eq!(image.committed("a", "t", 0).unwrap().offset, 1, "the published image did not change");
+        assert_eq!(s.committed("a", "t", 0).unwrap().offset, 2);
+    }
+
     #[test]
     fn retried_proposal_applies_once_and_leaders_only_move_forward() {
         use crate::meta::command::ProposalId;
@@ -354,7 +490,7 @@ mod tests {
 
     #[test]
     fn same_log_same_state() {
-        let log = [create("a", 3, 1), create("b", 2, 1)];
+        let log = [create("a", 3, 1), create("b", 2, 1), commit("g", &[("a", 1, 10)], 5)];
         let (mut x, mut y) = (with_brokers(1), with_brokers(1));
         for c in &log {
             x.apply(c);

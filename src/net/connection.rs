@@ -26,13 +26,23 @@ use crate::error::ProtocolError;
 /// How many requests of one connection may be in flight at once.
 const MAX_IN_FLIGHT: usize = 64;
 
+tokio::task_local! {
+    /// The client's address, set for the task that runs a connection's handler futures.
+    static CLIENT_ADDR: SocketAddr;
+}
+
+/// The address of the client whose request is being handled (inside a handler future).
+pub fn client_addr() -> Option<SocketAddr> {
+    CLIENT_ADDR.try_with(|a| *a).ok()
+}
+
 /// Serves one connection until the client closes it or sends something unanswerable.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<BrokerCtx>, max_request_size: usize) {
     let _ = stream.set_nodelay(true);
     let logger = ctx.logger.new(slog::o!("client" => peer.to_string()));
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<BoxFuture<'static, Reply>>(MAX_IN_FLIGHT);
-    let writer = actix_rt::spawn(write_loop(wr, rx, logger.clone()));
+    let writer = actix_rt::spawn(CLIENT_ADDR.scope(peer, write_loop(wr, rx, logger.clone())));
     loop {
         let mut len = [0u8; 4];
         match rd.read_exact(&mut len).await {

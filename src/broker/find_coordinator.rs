@@ -1,0 +1,87 @@
+//! FindCoordinator (key 10): the coordinator of every group is the `__meta` leader (where group
+//! state and committed offsets are proposed), as the group coordinator actor knows it. v4+
+//! batches keys. Transactions (key type 1) are not supported: their coordinator lookup fails
+//! with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId does for a transactional id.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use super::groups::ask;
+use super::{sb, BrokerCtx};
+use crate::error::code;
+use crate::group::GroupMsg;
+
+/// Key type 0: a consumer group.
+const GROUP: i8 = 0;
+/// Key type 1: a transactional id.
+const TRANSACTION: i8 = 1;
+
+struct Answer {
+    error: i16,
+    message: Option<StrBytes>,
+    node_id: i32,
+    host: StrBytes,
+    port: i32,
+}
+
+fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8) -> Answer {
+    let fail = |error, message: &str| Answer {
+        error,
+        message: Some(sb(message)),
+        node_id: -1,
+        host: StrBytes::default(),
+        port: -1,
+    };
+    match key_type {
+        GROUP => match coordinator.map(|id| (id, ctx.image().brokers.get(&id).cloned())) {
+            Ok((id, Some(b))) => {
+                Answer { error: code::NONE, message: None, node_id: id as i32, host: sb(b.host), port: b.port }
+            }
+            Ok((_, None)) => fail(code::COORDINATOR_NOT_AVAILABLE, "the coordinator is not registered yet"),
+            Err(e) => fail(e, "no __meta leader: no group coordinator"),
+        },
+        TRANSACTION => fail(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"),
+        other => fail(code::INVALID_REQUEST, &format!("unsupported coordinator key type {other}")),
+    }
+}
+
+pub async fn handle(
+    ctx: Arc<BrokerCtx>,
+    h: RequestHeader,
+    req: FindCoordinatorRequest,
+) -> Option<FindCoordinatorResponse> {
+    let version = h.request_api_version;
+    let resp = FindCoordinatorResponse::default();
+    let coordinator = match ask(&ctx, |reply| GroupMsg::Coordinator { reply }).await {
+        Some((leader, _)) if leader != 0 => Ok(leader),
+        _ => Err(code::COORDINATOR_NOT_AVAILABLE),
+    };
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let a = answer(&ctx, coordinator, req.key_type);
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(a.node_id))
+                    .with_host(a.host)
+                    .with_port(a.port)
+                    .with_error_code(a.error)
+                    .with_error_message(a.message)
+            })
+            .collect();
+        return Some(resp.with_coordinators(coordinators));
+    }
+    let a = answer(&ctx, coordinator, if version >= 1 { req.key_type } else { GROUP });
+    Some(
+        resp.with_error_code(a.error)
+            .with_error_message(if version >= 1 { a.message } else { None })
+            .with_node_id(BrokerId(a.node_id))
+            .with_host(a.host)
+            .with_port(a.port),
+    )
+}
