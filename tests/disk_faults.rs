@@ -1,12 +1,13 @@
 //! Disk faults on a standalone node (issue 7, part 2), through real restarts of an in-process
 //! node: a torn tail is cut back to the last whole batch; a flipped byte in a sealed segment is
 //! found by its CRC and only that batch's offsets fail (KAFKA_STORAGE_ERROR) while the rest is
-//! served.
+//! served; a full disk makes produce fail with KAFKA_STORAGE_ERROR and the partition serves again
+//! once space is freed, without a restart (on a tmpfs this test mounts, when run as root).
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -191,4 +192,110 @@ fn restart_over_a_flipped_byte_in_a_sealed_segment_fails_only_that_range() {
     assert_eq!(read_all(&mut c, "rot", 36), vec![36]);
     let lines = log.lines_with(&["corrupt entry in the partition log"]);
     assert_eq!(lines.len(), 1, "logged once: {lines:?}");
+}
+
+/// A tmpfs of `mb` MiB mounted at `dir` for the life of this value.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mb: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `dir` with a file, leaving about `leave` bytes free.
+fn fill(dir: &Path, leave: u64) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xAAu8; 64 * 1024];
+    loop {
+        let free = free_bytes(dir);
+        if free <= leave {
+            break;
+        }
+        let n = ((free - leave) as usize).min(chunk.len());
+        if f.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+    }
+    f.sync_all().unwrap();
+    path
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(dir).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn full_disk_fails_produce_with_storage_error_and_recovers_once_space_is_freed() {
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("tmpfs");
+    let Some(fs) = Tmpfs::mount(&mnt, 8) else {
+        eprintln!("!!!! SKIPPING full_disk test: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let data = mnt.join("data");
+    let config = test_config(&data);
+    let (node, log) = start(&config);
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "full", None);
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let (err, base) = produce(&mut c, "full", &format!("a{i}"), 10, 100);
+        assert_eq!(err, 0);
+        acked.push(base);
+    }
+    let filler = fill(&mnt, 16 * 1024);
+    // Produce until the disk is full: every answer is either success or KAFKA_STORAGE_ERROR.
+    let mut storage_errors = 0;
+    for i in 0..200 {
+        match produce(&mut c, "full", &format!("f{i}"), 20, 200) {
+            (0, base) => acked.push(base),
+            (STORAGE_ERROR, _) => {
+                storage_errors += 1;
+                if storage_errors >= 3 {
+                    break;
+                }
+            }
+            other => panic!("produce on a full disk answered {other:?}"),
+        }
+    }
+    assert!(storage_errors >= 3, "the disk never filled up");
+    log.wait_for(&["partition storage failed"], Duration::from_secs(5));
+    // The broker is up: metadata and reads of what was acknowledged still work.
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    assert_eq!(r.topics.len(), 1);
+    // Free the space: a later produce succeeds without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        match produce(&mut c, "full", "after", 1, 10) {
+            (0, base) => break base,
+            (STORAGE_ERROR, _) | (6, _) | (5, _) => {}
+            other => panic!("produce after freeing space answered {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "no recovery within 20 s of freeing space");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    log.wait_for(&["partition storage reopened after a failure"], Duration::from_secs(5));
+    acked.push(after);
+    // Every acknowledged batch is there, exactly once, in order, and nothing else.
+    assert_eq!(read_all(&mut c, "full", 0), acked);
+    drop(c);
+    drop(node);
+    drop(fs);
 }

@@ -47,6 +47,8 @@ pub struct SyncJob {
     pub group: GroupId,
     pub number: u64,
     pub files: Vec<File>,
+    /// The last log index written when the job was made: durable once the job is done.
+    pub last_index: u64,
 }
 
 /// Role information, published when it changes.
@@ -285,9 +287,9 @@ impl<M: StateMachine> RaftCore<M> {
         let needs_fsync = self.durability == Durability::Fsync && (wrote_entries || !rd.snapshot().is_empty());
         if needs_fsync {
             self.node.advance_append_async(rd);
-            let (files, _) = self.node.mut_store().log_mut().take_dirty();
+            let (files, last_index) = self.node.mut_store().log_mut().take_dirty();
             self.pending_persisted.push_back((number, persisted));
-            out.sync = Some(SyncJob { group: self.group, number, files });
+            out.sync = Some(SyncJob { group: self.group, number, files, last_index });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);
