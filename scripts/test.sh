@@ -3,7 +3,9 @@
 #   1. scripts/install-test-deps.sh   (kcat, .deps/venv, Kafka Java tools)
 #   2. cargo fmt --all -- --check
 #   3. cargo clippy --all-targets -- -D warnings
-#   4. cargo test --all-targets        (all Rust tiers)
+#   4. cargo test --all-targets        (all Rust tiers, the fuzz corpus and its regressions included)
+#   4b. scripts/fuzz.sh                 (each cargo-fuzz target for FUZZ_SECONDS, default 25 s, when
+#                                        `cargo +nightly fuzz` is available; otherwise says so loudly)
 #   5. cargo build --release
 #   6. pytest tests/interop             (real clients against target/release/chronik-server)
 # Every step runs even if an earlier one failed (the interop step needs step 5); the exit code is
@@ -55,6 +57,20 @@ else
 fi
 
 run_step cargo-test cargo test --all-targets
+
+# Fuzzing needs nightly and cargo-fuzz. Without them only the corpus runs (tests/fuzz_corpus.rs, in
+# the cargo-test step above), and the summary says so.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "---- cargo-fuzz missing: cargo install cargo-fuzz"
+    timeout 600 cargo install cargo-fuzz || true
+fi
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    run_step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-25}"
+else
+    echo "!!!! NOT FUZZING: \`cargo +nightly fuzz\` is unavailable (needs a nightly toolchain and cargo-fuzz)."
+    echo "!!!! Only the seed corpus and the saved crash inputs ran, as tests/fuzz_corpus.rs in cargo-test."
+    SUMMARY+=("SKIPPED      fuzz (no nightly/cargo-fuzz: corpus tests only)")
+fi
 
 if run_step build-release cargo build --release; then
     TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}

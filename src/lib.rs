@@ -22,6 +22,7 @@
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | process-wide counters (`deserialization_failures_total`) |
 //! | [`admin`] | the `cluster status` client |
+//! | `fuzzing` | fuzz harnesses over every decoder of untrusted bytes (`fuzz/`, `tests/fuzz_corpus.rs`) |
 //!
 //! ## Actors and messages
 //! ```text
@@ -57,6 +58,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod log;
 pub mod logging;

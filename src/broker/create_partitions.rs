@@ -27,6 +27,14 @@ pub async fn handle(
             Some(_) if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) => {
                 Err((code::INVALID_REQUEST, "manual replica assignment is not supported".to_string()))
             }
+            Some(_) if t.count < 1 || t.count as u32 > crate::meta::state::MAX_PARTITIONS_PER_TOPIC => Err((
+                code::INVALID_PARTITIONS,
+                format!(
+                    "partition count must be 1..={}, got {}",
+                    crate::meta::state::MAX_PARTITIONS_PER_TOPIC,
+                    t.count
+                ),
+            )),
             Some(info) if t.count as usize <= info.partitions.len() => Err((
                 code::INVALID_PARTITIONS,
                 format!("topic {name:?} has {} partitions; {} is not more", info.partitions.len(), t.count),

@@ -17,6 +17,8 @@ use crate::protocol::frame::{decode_body, decode_header, encode_response};
 /// What a handler future yields: a framed response, or nothing (acks=0).
 pub type Reply = Result<Option<BytesMut>, ProtocolError>;
 type Handler = fn(Arc<BrokerCtx>, RequestHeader, Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError>;
+/// Decodes a request body the way the route's handler does, and drops it (fuzzing, tests).
+type DecodeCheck = fn(Bytes, i16) -> Result<(), ProtocolError>;
 
 /// One API chronik serves.
 pub struct Route {
@@ -28,6 +30,18 @@ pub struct Route {
     pub min: i16,
     pub max: i16,
     pub handler: Handler,
+    /// Decodes a body as `handler` does, without a broker: the fuzz targets and the corpus
+    /// tests call it, so they exercise exactly the decoder each route uses.
+    pub decode: DecodeCheck,
+}
+
+/// Decodes a body as the request type of handler `_f` (the type is inferred from the handler).
+fn decode_as<Req, Fut, F>(what: &'static str, body: Bytes, version: i16, _f: F) -> Result<(), ProtocolError>
+where
+    Req: Decodable,
+    F: FnOnce(Arc<BrokerCtx>, RequestHeader, Req) -> Fut,
+{
+    decode_body::<Req>(what, body, version).map(drop)
 }
 
 fn serve<Req, Resp, F, Fut>(
@@ -66,6 +80,7 @@ macro_rules! route {
             min: $min,
             max: $max,
             handler: |ctx, header, body| serve(stringify!($module), ctx, header, body, $module::handle),
+            decode: |body, version| decode_as(stringify!($module), body, version, $module::handle),
         }
     };
 }
@@ -106,36 +121,68 @@ pub fn route_for(key: i16) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.key as i16 == key)
 }
 
-/// Dispatches one frame (without its size prefix). `Err` means: log it and close the connection.
-pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError> {
+/// What a frame turned out to be once its header is read.
+pub enum Routed {
+    /// chronik's private status request.
+    Status { correlation_id: i32 },
+    /// chronik's private fault-injection request (JSON body).
+    Faults { correlation_id: i32, body: Bytes },
+    /// ApiVersions at a version chronik does not know: answered in the v0 layout.
+    UnsupportedApiVersions { correlation_id: i32 },
+    /// A request of a served API and version, with its decoded header and undecoded body.
+    Request { route: &'static Route, header: RequestHeader, body: Bytes },
+}
+
+/// Reads the header of one frame (without its size prefix) and finds its route: everything
+/// [`dispatch`] does before the handler decodes the body. `Err`: log it and close the connection.
+pub fn route_frame(frame: Bytes) -> Result<Routed, ProtocolError> {
     let peek = crate::protocol::peek_request(&frame)?;
     if peek.api_key == super::status::FAULTS_API_KEY {
         // Header: key, version, correlation id, client id (i16 length + bytes); then JSON.
         let client_len = frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]]).max(0) as usize).unwrap_or(0);
-        let body = frame.get(10 + client_len..).unwrap_or_default();
-        let reply = super::status::handle_faults(ctx, peek.correlation_id, body);
-        return Ok(Box::pin(async move { Ok(Some(reply)) }));
+        let body = frame.slice(frame.len().min(10 + client_len)..);
+        return Ok(Routed::Faults { correlation_id: peek.correlation_id, body });
     }
     if peek.api_key == super::status::STATUS_API_KEY {
-        let (ctx, id) = (ctx.clone(), peek.correlation_id);
-        return Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, id).await)) }));
+        return Ok(Routed::Status { correlation_id: peek.correlation_id });
     }
     let Some(route) = route_for(peek.api_key) else {
-        crate::metrics::registry().request(ctx.node_id, peek.api_key, Some(crate::error::code::UNSUPPORTED_VERSION));
         return Err(ProtocolError::UnknownApiKey(peek.api_key));
     };
-    crate::metrics::registry().request(ctx.node_id, peek.api_key, None);
     if peek.api_version < route.min || peek.api_version > route.max {
         if route.key == ApiKey::ApiVersions {
-            // Tell the client what we support, in the v0 layout it can always read.
-            let resp = api_versions::unsupported_response();
-            let framed = encode_response("api versions", peek.correlation_id, 0, &resp)?;
-            return Ok(Box::pin(async move { Ok(Some(framed)) }));
+            return Ok(Routed::UnsupportedApiVersions { correlation_id: peek.correlation_id });
         }
         return Err(ProtocolError::UnsupportedVersion { key: peek.api_key, version: peek.api_version });
     }
     let (header, body) = decode_header(route.key, frame)?;
-    (route.handler)(ctx.clone(), header, body)
+    Ok(Routed::Request { route, header, body })
+}
+
+/// Dispatches one frame (without its size prefix). `Err` means: log it and close the connection.
+pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError> {
+    let peek = crate::protocol::peek_request(&frame)?;
+    if peek.api_key != super::status::STATUS_API_KEY {
+        let code = route_for(peek.api_key).is_none().then_some(crate::error::code::UNSUPPORTED_VERSION);
+        crate::metrics::registry().request(ctx.node_id, peek.api_key, code);
+    }
+    match route_frame(frame)? {
+        Routed::Status { correlation_id } => {
+            let ctx = ctx.clone();
+            Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, correlation_id).await)) }))
+        }
+        Routed::Faults { correlation_id, body } => {
+            let reply = super::status::handle_faults(ctx, correlation_id, &body);
+            Ok(Box::pin(async move { Ok(Some(reply)) }))
+        }
+        Routed::UnsupportedApiVersions { correlation_id } => {
+            // Tell the client what we support, in the v0 layout it can always read.
+            let resp = api_versions::unsupported_response();
+            let framed = encode_response("api versions", correlation_id, 0, &resp)?;
+            Ok(Box::pin(async move { Ok(Some(framed)) }))
+        }
+        Routed::Request { route, header, body } => (route.handler)(ctx.clone(), header, body),
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn validate(ctx: &BrokerCtx, t: &NewTopic) -> Result<(u32, u32), TopicError>
     }
     let partitions = match t.partitions {
         -1 => ctx.settings.default_partitions,
-        p if p >= 1 => p as u32,
+        p if p >= 1 && p as u32 <= crate::meta::state::MAX_PARTITIONS_PER_TOPIC => p as u32,
         p => return Err((code::INVALID_PARTITIONS, format!("invalid partition count {p}"))),
     };
     let rf = match t.replication_factor {

@@ -123,6 +123,27 @@ pub fn decode_index(base_index: u64, bytes: &[u8], log_size: u64) -> Result<Vec<
     Ok(metas)
 }
 
+/// The record of slot `slot` of an `.index` file of the segment starting at `base_index`, if it
+/// is there and intact (its CRC, its index), whatever the other records hold. Recovery uses it to
+/// keep a damaged frame's place and offsets when the frame itself fails its CRC.
+pub fn index_record(base_index: u64, bytes: &[u8], slot: usize) -> Option<EntryMeta> {
+    let r = bytes.get(slot * INDEX_RECORD_LEN..(slot + 1) * INDEX_RECORD_LEN)?;
+    if crc32c::crc32c(&r[..60]) != be_u32(r, 60) || be_u64(r, 0) != base_index + slot as u64 {
+        return None;
+    }
+    let m = EntryMeta {
+        term: be_u64(r, 8),
+        pos: be_u64(r, 16),
+        data_len: be_u32(r, 24),
+        ctx_len: be_u32(r, 28),
+        offset_start: be_i64(r, 32),
+        offset_end: be_i64(r, 40),
+        max_ts: be_i64(r, 48),
+        entry_type: r[56],
+    };
+    (m.entry_type <= 2 && m.offset_end >= m.offset_start).then_some(m)
+}
+
 /// One sparse time index point: every entry up to and including `slot` has max timestamp
 /// `<= max_ts`, and `max_ts` is reached at or before `slot`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::index::{time_scan_start, EntryMeta};
-use super::partition_log::PartitionLog;
+use super::partition_log::{OnDamage, PartitionLog};
 use super::{LogError, Result};
 
 /// Upper bound of one positional read when iterating batches.
@@ -93,11 +93,34 @@ impl PartitionLog {
             let si = picked[i].0;
             let j = i + picked[i..].iter().take_while(|p| p.0 == si).count();
             let seg = &self.segments[si];
-            let span = seg.read_frames(picked[i].1, picked[j - 1].1 + 1)?;
+            let span = match seg.read_frames(picked[i].1, picked[j - 1].1 + 1) {
+                Ok(span) => span,
+                // Unreadable as a whole (a short file): read up to the first bad frame.
+                Err(_) => {
+                    let mut ents = Vec::new();
+                    let (lo, hi) = (picked[i].1, picked[j - 1].1 + 1);
+                    seg.read_entries_with(lo, hi, &mut ents, &mut |k, e| self.on_bad_frame(seg, k, e, OnDamage::Stop))?;
+                    let wanted: Vec<u64> = picked[i..j].iter().map(|p| seg.base_index + p.1 as u64).collect();
+                    let got: Vec<_> = ents.into_iter().filter(|e| wanted.contains(&e.index)).map(|e| e.data).collect();
+                    if got.is_empty() && i == 0 {
+                        return Err(self.damage_error(seg.base_index + lo as u64));
+                    }
+                    got.iter().for_each(|d| out.extend_from_slice(d));
+                    return Ok(out.freeze());
+                }
+            };
             let base = seg.metas[picked[i].1].pos;
-            for &(_, slot) in &picked[i..j] {
+            for (k, &(_, slot)) in picked[i..j].iter().enumerate() {
                 let at = (seg.metas[slot].pos - base) as usize;
-                let (data, _) = seg.check_frame(&span, at, slot)?;
+                let data = match seg.check_frame(&span, at, slot) {
+                    Ok((data, _)) => data,
+                    // A damaged batch is never served: the batches before it are, and a read that
+                    // starts at it fails (KAFKA_STORAGE_ERROR for that range only).
+                    Err(e) => match self.on_bad_frame(seg, slot, e, OnDamage::Stop)? {
+                        _ if i + k == 0 => return Err(self.damage_error(seg.base_index + slot as u64)),
+                        _ => return Ok(out.freeze()),
+                    },
+                };
                 if picked.len() == 1 {
                     return Ok(data);
                 }
@@ -106,6 +129,14 @@ impl PartitionLog {
             i = j;
         }
         Ok(out.freeze())
+    }
+
+    /// The error a read of damaged entry `index` fails with.
+    fn damage_error(&self, index: u64) -> LogError {
+        match self.damaged.lock().unwrap_or_else(|p| p.into_inner()).get(&index) {
+            Some(d) => LogError::Corrupt { segment: d.segment.clone(), position: d.position, reason: d.reason.clone() },
+            None => LogError::Invalid(format!("entry {index} cannot be read")),
+        }
     }
 
     /// ListOffsets by timestamp: the first batch whose max timestamp is `>= ts`, as

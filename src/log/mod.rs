@@ -58,7 +58,9 @@ pub mod state_file;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use partition_log::{LogKind, LogOptions, PartitionLog, RecoveryReport};
+pub use partition_log::{
+    is_damaged_placeholder, Damage, LogKind, LogOptions, OnDamage, PartitionLog, RecoveryReport, DAMAGED_PLACEHOLDER,
+};
 
 /// Every error the storage layer reports.
 #[derive(Debug, thiserror::Error)]

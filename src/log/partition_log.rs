@@ -3,8 +3,10 @@
 //! group commit. The Kafka view lives in `kafka.rs`, retention and reset in `retention.rs`,
 //! opening and crash recovery in `recovery.rs`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use raft::eraftpb::Entry;
 use slog::{warn, Logger};
@@ -70,6 +72,45 @@ pub struct PartitionLog {
     pub(super) segments: Vec<Segment>,
     pub(super) start: LogStart,
     pub(super) dir_dirty: bool,
+    /// Entries whose frame failed its checks (bit rot, a damaged sector), by raft index. Found by
+    /// recovery or by any read (reads take `&self`, hence the lock); each is logged once. Their
+    /// batches are never served: Fetch stops before them, replication does not send them.
+    pub(super) damaged: Mutex<BTreeMap<u64, Damage>>,
+}
+
+/// A stored entry that fails its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub term: u64,
+    /// The Kafka offsets the entry covers, from the entry table (`[start, end)`).
+    pub offsets: (i64, i64),
+    pub segment: PathBuf,
+    pub position: u64,
+    pub reason: String,
+}
+
+/// What a read does with an entry whose frame fails its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDamage {
+    /// Fail the read with [`LogError::Corrupt`].
+    Fail,
+    /// Return the entries before it (none if it is the first).
+    Stop,
+    /// Put a placeholder in its place ([`is_damaged_placeholder`]): same index and term, no batch,
+    /// and the offset after the damaged batch as 8 big-endian bytes of data, so that the state
+    /// machine moves past the range without serving it.
+    Placeholder,
+}
+
+/// Context of a placeholder entry that stands for a damaged one (see [`OnDamage::Placeholder`]).
+pub const DAMAGED_PLACEHOLDER: &[u8] = b"chronik:damaged-entry";
+
+/// Whether `e` is a placeholder for a damaged entry; if so, the offset after its range.
+pub fn is_damaged_placeholder(e: &Entry) -> Option<i64> {
+    if e.context.as_ref() != DAMAGED_PLACEHOLDER {
+        return None;
+    }
+    Some(e.data.get(..8).map_or(0, |b| i64::from_be_bytes(b.try_into().expect("8 bytes"))))
 }
 
 /// Size of `Entry` as protobuf-encoded by raft (what `raft::util::limit_size` measures).
@@ -100,8 +141,20 @@ pub(super) fn pb_entry_size(index: u64, m: &EntryMeta) -> u64 {
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering from a crash: see `recovery.rs`.
     pub fn open(dir: &Path, opts: LogOptions, logger: &slog::Logger) -> Result<(Self, RecoveryReport)> {
+        Self::open_committed(dir, opts, 0, logger)
+    }
+
+    /// [`Self::open`] knowing that entries up to `committed` were committed: in the active
+    /// segment, a frame at or below it that fails its CRC is kept as damaged instead of being cut
+    /// as a torn tail (see `recovery::Salvage`).
+    pub fn open_committed(
+        dir: &Path,
+        opts: LogOptions,
+        committed: u64,
+        logger: &slog::Logger,
+    ) -> Result<(Self, RecoveryReport)> {
         let logger = logger.new(slog::o!("log" => dir.display().to_string()));
-        let opened = open_dir(dir, &opts, &logger)?;
+        let opened = open_dir(dir, &opts, committed, &logger)?;
         let log = PartitionLog {
             dir: dir.to_path_buf(),
             opts,
@@ -109,7 +162,11 @@ impl PartitionLog {
             segments: opened.segments,
             start: opened.start,
             dir_dirty: false,
+            damaged: Mutex::default(),
         };
+        for (index, d) in opened.damaged {
+            log.note_damage(index, d);
+        }
         Ok((log, opened.report))
     }
 
@@ -160,9 +217,60 @@ impl PartitionLog {
         self.meta(index).map(|m| m.term)
     }
 
+    /// Records a damaged entry; the first time, logs it with its range.
+    pub(super) fn note_damage(&self, index: u64, d: Damage) {
+        let mut damaged = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+        if damaged.contains_key(&index) {
+            return;
+        }
+        slog::error!(self.logger, "corrupt entry in the partition log: its offsets are never served (reads of them fail with KAFKA_STORAGE_ERROR)";
+            "segment" => d.segment.display().to_string(), "position" => d.position, "index" => index, "term" => d.term,
+            "offset_start" => d.offsets.0, "offset_end" => d.offsets.1, "reason" => d.reason.as_str());
+        damaged.insert(index, d);
+    }
+
+    /// The damaged entries found so far, by raft index.
+    pub fn damaged(&self) -> BTreeMap<u64, Damage> {
+        self.damaged.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Handles a frame of `seg` at `slot` that failed with `e`, following `policy`.
+    pub(super) fn on_bad_frame(
+        &self,
+        seg: &Segment,
+        slot: usize,
+        e: LogError,
+        policy: OnDamage,
+    ) -> Result<Option<Entry>> {
+        let LogError::Corrupt { segment, position, reason } = e else {
+            return Err(e);
+        };
+        let index = seg.base_index + slot as u64;
+        let m = seg.metas[slot];
+        let d = Damage { term: m.term, offsets: (m.offset_start, m.offset_end), segment, position, reason };
+        self.note_damage(index, d.clone());
+        match policy {
+            OnDamage::Fail => Err(LogError::Corrupt { segment: d.segment, position: d.position, reason: d.reason }),
+            OnDamage::Stop => Ok(None),
+            OnDamage::Placeholder => Ok(Some(Entry {
+                term: m.term,
+                index,
+                data: m.offset_end.to_be_bytes().to_vec().into(),
+                context: DAMAGED_PLACEHOLDER.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
     /// Entries `[lo, hi)`, limited to `max_size` bytes (protobuf size, as `raft::util::limit_size`)
-    /// but always at least one when `lo < hi`. Frame CRCs are verified.
+    /// but always at least one when `lo < hi`. Frame CRCs are verified; a damaged entry fails the
+    /// read ([`OnDamage::Fail`]).
     pub fn entries(&self, lo: u64, hi: u64, max_size: Option<u64>) -> Result<Vec<Entry>> {
+        self.entries_with(lo, hi, max_size, OnDamage::Fail)
+    }
+
+    /// [`Self::entries`] with a choice of what a damaged entry does (see [`OnDamage`]).
+    pub fn entries_with(&self, lo: u64, hi: u64, max_size: Option<u64>, policy: OnDamage) -> Result<Vec<Entry>> {
         if lo < self.first_index() {
             return Err(LogError::Compacted { index: lo, first_index: self.first_index() });
         }
@@ -187,7 +295,7 @@ impl PartitionLog {
             while slot < seg.len() && left > 0 {
                 let s = pb_entry_size(index, &seg.metas[slot]);
                 if index > lo && size.saturating_add(s) > max {
-                    seg.read_entries(from, slot, &mut out)?;
+                    seg.read_entries_with(from, slot, &mut out, &mut |k, e| self.on_bad_frame(seg, k, e, policy))?;
                     break 'segments;
                 }
                 size = size.saturating_add(s);
@@ -195,7 +303,9 @@ impl PartitionLog {
                 index += 1;
                 left -= 1;
             }
-            seg.read_entries(from, slot, &mut out)?;
+            if !seg.read_entries_with(from, slot, &mut out, &mut |k, e| self.on_bad_frame(seg, k, e, policy))? {
+                break;
+            }
             si += 1;
             slot = 0;
         }
@@ -294,6 +404,7 @@ impl PartitionLog {
         if from < self.first_index() {
             return Err(LogError::Compacted { index: from, first_index: self.first_index() });
         }
+        self.damaged.get_mut().unwrap_or_else(|p| p.into_inner()).split_off(&from);
         let mut deleted = false;
         while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base_index >= from) {
             if let Some(seg) = self.segments.last() {

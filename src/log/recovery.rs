@@ -15,9 +15,9 @@ use protobuf::ProtobufEnum;
 use raft::eraftpb::EntryType;
 use slog::{info, warn, Logger};
 
-use super::index::{decode_index, EntryMeta};
+use super::index::{decode_index, index_record, EntryMeta};
 use super::offsets::entry_offsets;
-use super::partition_log::{LogKind, LogOptions, RecoveryReport};
+use super::partition_log::{Damage, LogKind, LogOptions, RecoveryReport};
 use super::retention::LogStart;
 use super::segment::{file_name, frame_crc, parse_log_name, FrameHeader, Segment, FRAME_HEADER_LEN};
 use super::{IoContext, LogError, Result};
@@ -27,6 +27,8 @@ pub(crate) struct Opened {
     pub segments: Vec<Segment>,
     pub start: LogStart,
     pub report: RecoveryReport,
+    /// Damaged frames kept in place (see [`Salvage`]), by raft index.
+    pub damaged: Vec<(u64, Damage)>,
 }
 
 /// Outcome of scanning a `.log`.
@@ -38,6 +40,18 @@ pub(crate) struct Scan {
     pub file_len: u64,
     /// Position and reason of the first bad frame, if any.
     pub bad: Option<(u64, String)>,
+    /// Frames that fail their CRC but were kept (see [`Salvage`]), with their slot.
+    pub damaged: Vec<(usize, u64, String)>,
+}
+
+/// When a scan may keep a frame that fails its CRC instead of stopping there: the frame's
+/// header is intact (right index, a length that fits the file), its entry is at or below
+/// `through` (committed, so it cannot be a torn write that was never acknowledged), and the
+/// segment's `.index` still holds an intact record of it with the same place, term and lengths,
+/// which gives its offsets. The entry is then kept as damaged: its batch is never served.
+pub(crate) struct Salvage<'a> {
+    pub index_bytes: &'a [u8],
+    pub through: u64,
 }
 
 /// Reads until `buf` is full or EOF; returns the number of bytes read.
@@ -62,6 +76,7 @@ pub(crate) fn scan_log(
     kind: LogKind,
     mut next_offset: i64,
     mut prev_term: u64,
+    salvage: Option<&Salvage<'_>>,
 ) -> Result<Scan> {
     let file = File::open(path).ctx(path)?;
     let file_len = file.metadata().ctx(path)?.len();
@@ -71,6 +86,7 @@ pub(crate) fn scan_log(
     let mut header = [0u8; FRAME_HEADER_LEN];
     let mut payload = Vec::new();
     let kafka = kind == LogKind::KafkaBatches;
+    let mut damaged = Vec::new();
     let bad = loop {
         let n = read_full(&mut r, &mut header).ctx(path)?;
         if n == 0 {
@@ -91,10 +107,30 @@ pub(crate) fn scan_log(
             break Some((pos, "short frame".to_string()));
         }
         let (data, ctx) = payload.split_at(h.data_len as usize);
-        if frame_crc(&header, data, ctx) != h.crc {
-            break Some((pos, "frame fails its crc".to_string()));
-        }
         let want = base_index + metas.len() as u64;
+        if frame_crc(&header, data, ctx) != h.crc {
+            let slot = metas.len();
+            let kept =
+                salvage.filter(|s| want <= s.through).and_then(|s| index_record(base_index, s.index_bytes, slot));
+            match kept {
+                Some(m)
+                    if h.index == want
+                        && m.pos == pos
+                        && m.term == h.term
+                        && m.term >= prev_term
+                        && (m.data_len, m.ctx_len) == (h.data_len, h.ctx_len)
+                        && m.offset_start >= next_offset =>
+                {
+                    damaged.push((slot, pos, "frame fails its crc".to_string()));
+                    metas.push(m);
+                    next_offset = m.offset_end;
+                    prev_term = m.term;
+                    pos += u64::from(h.frame_len);
+                    continue;
+                }
+                _ => break Some((pos, "frame fails its crc".to_string())),
+            }
+        }
         if h.index != want || h.term < prev_term {
             let why = format!("frame holds index {} term {}, expected index {want}", h.index, h.term);
             break Some((pos, why));
@@ -116,7 +152,30 @@ pub(crate) fn scan_log(
         prev_term = h.term;
         pos += u64::from(h.frame_len);
     };
-    Ok(Scan { metas, valid_len: pos, file_len, bad })
+    Ok(Scan { metas, valid_len: pos, file_len, bad, damaged })
+}
+
+/// The damage a scan kept, as `(raft index, Damage)`.
+fn damage_of(path: &Path, base: u64, scan: &Scan) -> Vec<(u64, Damage)> {
+    scan.damaged
+        .iter()
+        .map(|(slot, pos, why)| {
+            let m = &scan.metas[*slot];
+            let d = Damage {
+                term: m.term,
+                offsets: (m.offset_start, m.offset_end),
+                segment: path.to_path_buf(),
+                position: *pos,
+                reason: why.clone(),
+            };
+            (base + *slot as u64, d)
+        })
+        .collect()
+}
+
+/// The `.index` file's bytes (empty when missing or unreadable: salvage then keeps nothing).
+fn index_bytes(dir: &Path, base: u64) -> Vec<u8> {
+    std::fs::read(dir.join(file_name(base, "index"))).unwrap_or_default()
 }
 
 fn remove(path: &Path) -> Result<()> {
@@ -134,6 +193,7 @@ fn remove_segment_files(dir: &Path, base: u64) -> Result<()> {
 }
 
 /// Loads a sealed segment from its index when consistent, else by scanning (bad frame = error).
+#[allow(clippy::too_many_arguments)]
 fn load_sealed(
     dir: &Path,
     base: u64,
@@ -142,6 +202,7 @@ fn load_sealed(
     prev_term: u64,
     logger: &Logger,
     report: &mut RecoveryReport,
+    damaged: &mut Vec<(u64, Damage)>,
 ) -> Result<Segment> {
     let log_path = dir.join(file_name(base, "log"));
     let index_path = dir.join(file_name(base, "index"));
@@ -161,10 +222,15 @@ fn load_sealed(
         Err(why) => {
             warn!(logger, "rebuilding segment index by scanning";
                 "segment" => log_path.display().to_string(), "reason" => why);
-            let scan = scan_log(&log_path, base, opts.kind, next_offset, prev_term)?;
+            // A sealed segment was fsynced before the next one was created: any bad frame in it
+            // is damage, never a torn write, so every frame that can be kept in place is kept.
+            let bytes = index_bytes(dir, base);
+            let salvage = Salvage { index_bytes: &bytes, through: u64::MAX };
+            let scan = scan_log(&log_path, base, opts.kind, next_offset, prev_term, Some(&salvage))?;
             if let Some((pos, why)) = scan.bad {
                 return Err(LogError::corrupt(&log_path, pos, format!("sealed segment: {why}")));
             }
+            damaged.extend(damage_of(&log_path, base, &scan));
             let mut seg = Segment::open(dir, base, opts.index_interval_bytes, scan.metas)?;
             seg.rewrite_index()?;
             report.indexes_rebuilt += 1;
@@ -174,19 +240,32 @@ fn load_sealed(
 }
 
 /// Scans the active segment, truncating a torn tail.
+#[allow(clippy::too_many_arguments)]
 fn load_active(
     dir: &Path,
     base: u64,
     opts: &LogOptions,
     next_offset: i64,
     prev_term: u64,
+    committed: u64,
     logger: &Logger,
     report: &mut RecoveryReport,
+    damaged: &mut Vec<(u64, Damage)>,
 ) -> Result<Segment> {
     let log_path = dir.join(file_name(base, "log"));
-    let scan = scan_log(&log_path, base, opts.kind, next_offset, prev_term)?;
+    // Committed entries were fsynced before they counted: a bad frame among them is damage and
+    // keeps its place; above the commit it is a torn write and the tail is cut there.
+    let bytes = index_bytes(dir, base);
+    let salvage = Salvage { index_bytes: &bytes, through: committed };
+    let scan = scan_log(&log_path, base, opts.kind, next_offset, prev_term, Some(&salvage))?;
+    damaged.extend(damage_of(&log_path, base, &scan));
     if let Some((pos, why)) = &scan.bad {
         let dropped = scan.file_len - scan.valid_len;
+        let first_cut = base + scan.metas.len() as u64;
+        if first_cut <= committed {
+            slog::error!(logger, "the torn tail holds committed entries, which are lost here";
+                "segment" => log_path.display().to_string(), "first_lost_index" => first_cut, "committed" => committed);
+        }
         warn!(logger, "truncating torn tail of the active segment";
             "segment" => log_path.display().to_string(), "position" => pos,
             "bytes_dropped" => dropped, "reason" => why.as_str());
@@ -210,8 +289,10 @@ fn load_active(
     Ok(seg)
 }
 
-/// Opens (creating if needed) the partition directory `dir`.
-pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, logger: &Logger) -> Result<Opened> {
+/// Opens (creating if needed) the partition directory `dir`. `committed` is the highest raft
+/// index known to be committed (0 if unknown): it tells damage from a torn tail in the active
+/// segment.
+pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, committed: u64, logger: &Logger) -> Result<Opened> {
     std::fs::create_dir_all(dir).ctx(dir)?;
     let mut report = RecoveryReport::default();
     let mut start = LogStart::load(dir)?;
@@ -264,14 +345,15 @@ pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, logger: &Logger) -> Result
             return Err(LogError::corrupt(&p, 0, why));
         }
     }
+    let mut damaged = Vec::new();
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
     let (mut next_offset, mut prev_term) = (start.start_offset, start.prev_term);
     for (i, &base) in bases.iter().enumerate() {
         let last = i + 1 == bases.len();
         let seg = if last {
-            load_active(dir, base, opts, next_offset, prev_term, logger, &mut report)?
+            load_active(dir, base, opts, next_offset, prev_term, committed, logger, &mut report, &mut damaged)?
         } else {
-            load_sealed(dir, base, opts, next_offset, prev_term, logger, &mut report)?
+            load_sealed(dir, base, opts, next_offset, prev_term, logger, &mut report, &mut damaged)?
         };
         if let Some(&next_base) = bases.get(i + 1) {
             if seg.next_index() != next_base {
@@ -298,7 +380,7 @@ pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, logger: &Logger) -> Result
         start.store(dir)?;
     }
     report.segments = segments.len();
-    Ok(Opened { segments, start, report })
+    Ok(Opened { segments, start, report, damaged })
 }
 
 #[cfg(test)]
@@ -341,7 +423,7 @@ mod tests {
         let good = raw.len() as u64;
         raw.extend_from_slice(&[0xAB; 50]);
         std::fs::write(&seg.log_path, &raw).unwrap();
-        let scan = scan_log(&seg.log_path, 1, LogKind::KafkaBatches, 0, 0).unwrap();
+        let scan = scan_log(&seg.log_path, 1, LogKind::KafkaBatches, 0, 0, None).unwrap();
         assert_eq!(scan.metas, seg.metas);
         assert_eq!(scan.valid_len, good);
         assert_eq!(scan.file_len, good + 50);
@@ -352,13 +434,13 @@ mod tests {
     fn scan_rejects_wrong_base_and_backwards_offsets() {
         let dir = tempfile::tempdir().unwrap();
         let seg = write_segment(dir.path(), 1, 2, 0);
-        let scan = scan_log(&seg.log_path, 2, LogKind::KafkaBatches, 0, 0).unwrap();
+        let scan = scan_log(&seg.log_path, 2, LogKind::KafkaBatches, 0, 0, None).unwrap();
         assert!(scan.metas.is_empty() && scan.bad.is_some());
         // Valid frames whose offsets go below the previous segment's end: corruption.
-        let err = scan_log(&seg.log_path, 1, LogKind::KafkaBatches, 5, 0).unwrap_err();
+        let err = scan_log(&seg.log_path, 1, LogKind::KafkaBatches, 5, 0, None).unwrap_err();
         assert!(matches!(err, LogError::Corrupt { position: 0, .. }), "{err}");
         // Opaque logs never parse the data.
-        let scan = scan_log(&seg.log_path, 1, LogKind::Opaque, 5, 0).unwrap();
+        let scan = scan_log(&seg.log_path, 1, LogKind::Opaque, 5, 0, None).unwrap();
         assert_eq!(scan.metas.len(), 2);
         assert!(scan.bad.is_none());
     }
@@ -371,7 +453,7 @@ mod tests {
         std::fs::write(dir.path().join(file_name(99, "index")), b"junk").unwrap();
         std::fs::write(dir.path().join("unrelated"), b"keep").unwrap();
         LogStart { start_index: 4, prev_term: 1, start_offset: 3, reset_pending: false }.store(dir.path()).unwrap();
-        let o = open_dir(dir.path(), &opts(), &logger()).unwrap();
+        let o = open_dir(dir.path(), &opts(), 0, &logger()).unwrap();
         assert_eq!(o.segments.len(), 1);
         assert_eq!(o.segments[0].base_index, 4);
         assert_eq!(o.report.stale_files_removed, 2);
@@ -385,12 +467,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(write_segment(dir.path(), 1, 3, 0));
         drop(write_segment(dir.path(), 5, 3, 3));
-        let err = open_dir(dir.path(), &opts(), &logger()).err().unwrap();
+        let err = open_dir(dir.path(), &opts(), 0, &logger()).err().unwrap();
         assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
         // A log start pointing after the first segment's base with nothing below is also wrong.
         let dir = tempfile::tempdir().unwrap();
         drop(write_segment(dir.path(), 7, 1, 0));
-        let err = open_dir(dir.path(), &opts(), &logger()).err().unwrap();
+        let err = open_dir(dir.path(), &opts(), 0, &logger()).err().unwrap();
         assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
     }
 
@@ -403,11 +485,11 @@ mod tests {
         let mut raw = std::fs::read(&idx).unwrap();
         raw.truncate(100);
         std::fs::write(&idx, &raw).unwrap();
-        let o = open_dir(dir.path(), &opts(), &logger()).unwrap();
+        let o = open_dir(dir.path(), &opts(), 0, &logger()).unwrap();
         assert_eq!(o.report.indexes_rebuilt, 1);
         assert_eq!(o.segments[0].metas, metas);
         assert_eq!(std::fs::metadata(&idx).unwrap().len(), 3 * 64);
-        let o = open_dir(dir.path(), &opts(), &logger()).unwrap();
+        let o = open_dir(dir.path(), &opts(), 0, &logger()).unwrap();
         assert_eq!(o.report.indexes_rebuilt, 0);
         assert_eq!(o.report.entries, 4);
     }
@@ -520,6 +602,88 @@ mod tests {
             drop(f);
             let err = PartitionLog::open(dir.path(), opts(SEG), &logger()).err().unwrap();
             assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+        }
+
+        fn flip(path: &std::path::Path, at: usize) {
+            let mut raw = std::fs::read(path).unwrap();
+            raw[at] ^= 0x10;
+            std::fs::write(path, &raw).unwrap();
+        }
+
+        fn bases_of(bytes: &[u8]) -> Vec<i64> {
+            let mut v = Vec::new();
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let h = crate::log::batch::BatchHeader::parse(rest).unwrap();
+                v.push(h.base_offset);
+                rest = &rest[h.total_len()..];
+            }
+            v
+        }
+
+        #[test]
+        fn damaged_sealed_frame_is_never_served_and_its_neighbours_are() {
+            use crate::log::{is_damaged_placeholder, OnDamage};
+            let dir = tempfile::tempdir().unwrap();
+            build(dir.path(), 5); // segments [1,2] [3,4] [5]; entry i holds offsets 2(i-1)..2i
+            flip(&dir.path().join(file_name(3, "log")), 137 + 80); // inside the batch of entry 4
+            let (log, _) = PartitionLog::open(dir.path(), opts(SEG), &logger()).unwrap();
+            // Fetch: the batches before the damaged one are served, a read starting at it fails,
+            // the ones after it are served.
+            assert_eq!(bases_of(&log.read(0, usize::MAX, i64::MAX).unwrap()), vec![0, 2, 4]);
+            assert!(matches!(log.read(6, usize::MAX, i64::MAX), Err(LogError::Corrupt { .. })));
+            assert!(matches!(log.read(7, usize::MAX, i64::MAX), Err(LogError::Corrupt { .. })));
+            assert_eq!(bases_of(&log.read(8, usize::MAX, i64::MAX).unwrap()), vec![8]);
+            let d = log.damaged();
+            assert_eq!(d.keys().copied().collect::<Vec<_>>(), vec![4]);
+            assert_eq!((d[&4].offsets, d[&4].position), ((6, 8), 137));
+            // Raft: replication stops before it; apply gets a placeholder with its offsets.
+            let sent = log.entries_with(1, 6, None, OnDamage::Stop).unwrap();
+            assert_eq!(sent.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2, 3]);
+            let applied = log.entries_with(1, 6, None, OnDamage::Placeholder).unwrap();
+            assert_eq!(applied.len(), 5);
+            assert_eq!(is_damaged_placeholder(&applied[3]), Some(8));
+            assert_eq!((applied[3].index, applied[3].term), (4, 1));
+            assert!(applied.iter().enumerate().all(|(i, e)| (i == 3) == is_damaged_placeholder(e).is_some()));
+            assert!(log.entries(1, 6, None).is_err(), "strict reads still fail");
+        }
+
+        #[test]
+        fn sealed_segment_rebuild_keeps_a_damaged_frame_with_an_intact_index_record() {
+            let dir = tempfile::tempdir().unwrap();
+            build(dir.path(), 5);
+            flip(&dir.path().join(file_name(3, "log")), 137 + 80); // entry 4
+            flip(&dir.path().join(file_name(3, "index")), 10); // record of entry 3: rebuild by scan
+            let (log, rep) = PartitionLog::open(dir.path(), opts(SEG), &logger()).unwrap();
+            assert_eq!(rep.indexes_rebuilt, 1);
+            assert_eq!(log.damaged().keys().copied().collect::<Vec<_>>(), vec![4], "found while opening");
+            assert_eq!((log.last_index(), log.next_offset()), (5, 10));
+            assert!(log.read(6, 100, i64::MAX).is_err());
+            // Without any index record for it the segment cannot be opened, as before.
+            drop(log);
+            std::fs::remove_file(dir.path().join(file_name(3, "index"))).unwrap();
+            assert!(matches!(PartitionLog::open(dir.path(), opts(SEG), &logger()), Err(LogError::Corrupt { .. })));
+        }
+
+        #[test]
+        fn damaged_committed_frame_in_the_active_segment_is_kept_not_cut() {
+            let dir = tempfile::tempdir().unwrap();
+            build(dir.path(), 6); // active segment [5, 6]
+            let active = dir.path().join(file_name(5, "log"));
+            flip(&active, 80); // entry 5, followed by the intact entry 6
+            let len = std::fs::metadata(&active).unwrap().len();
+            // Committed through 6: damage, kept in place; entry 6 is still served.
+            let (log, rep) = PartitionLog::open_committed(dir.path(), opts(SEG), 6, &logger()).unwrap();
+            assert_eq!((rep.truncated_bytes, log.last_index()), (0, 6));
+            assert_eq!(log.damaged().keys().copied().collect::<Vec<_>>(), vec![5]);
+            assert_eq!(bases_of(&log.read(10, usize::MAX, i64::MAX).unwrap()), vec![10]);
+            assert!(log.read(8, usize::MAX, i64::MAX).is_err());
+            assert_eq!(std::fs::metadata(&active).unwrap().len(), len);
+            drop(log);
+            // Committed only through 4: a torn write that was never acknowledged; the tail goes.
+            let (log, rep) = PartitionLog::open_committed(dir.path(), opts(SEG), 4, &logger()).unwrap();
+            assert_eq!((rep.truncated_bytes, log.last_index()), (len, 4));
+            assert!(log.damaged().is_empty());
         }
     }
 }

@@ -119,6 +119,8 @@ impl PartitionLog {
         };
         start.store(&self.dir)?;
         self.start = start;
+        let damaged = self.damaged.get_mut().unwrap_or_else(|p| p.into_inner());
+        *damaged = damaged.split_off(&start.start_index);
         let gone: Vec<Segment> = self.segments.drain(..n).collect();
         self.dir_dirty = true;
         info!(self.logger, "retention deleted segments"; "segments" => n,
@@ -137,6 +139,7 @@ impl PartitionLog {
         start.store(&self.dir)?;
         self.start = start;
         self.segments.clear();
+        self.damaged.get_mut().unwrap_or_else(|p| p.into_inner()).clear();
         self.finish_reset()
     }
 

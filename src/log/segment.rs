@@ -370,21 +370,46 @@ impl Segment {
 
     /// Reads and checks entries of slots `[lo, hi)`.
     pub fn read_entries(&self, lo: usize, hi: usize, out: &mut Vec<Entry>) -> Result<()> {
-        let span = self.read_frames(lo, hi)?;
+        self.read_entries_with(lo, hi, out, &mut |_, e| Err(e)).map(drop)
+    }
+
+    /// Reads and checks entries of slots `[lo, hi)` like [`Self::read_entries`], but hands a frame
+    /// that cannot be read or fails its checks to `bad(slot, error)`: `Ok(Some(entry))` puts
+    /// `entry` in its place, `Ok(None)` stops before it (the result is then `false`), `Err` fails
+    /// the read. When the span cannot be read at once, the frames are read one by one so that one
+    /// bad frame does not hide its neighbours.
+    pub fn read_entries_with(
+        &self,
+        lo: usize,
+        hi: usize,
+        out: &mut Vec<Entry>,
+        bad: &mut dyn FnMut(usize, LogError) -> Result<Option<Entry>>,
+    ) -> Result<bool> {
+        let hi = hi.min(self.metas.len());
+        let whole = if lo < hi { self.read_frames(lo, hi).ok() } else { None };
         let base_pos = self.metas.get(lo).map_or(0, |m| m.pos);
         for slot in lo..hi {
             let m = &self.metas[slot];
-            let (data, context) = self.check_frame(&span, (m.pos - base_pos) as usize, slot)?;
-            out.push(Entry {
-                entry_type: EntryType::from_i32(i32::from(m.entry_type)).unwrap_or_default(),
-                term: m.term,
-                index: self.base_index + slot as u64,
-                data,
-                context,
-                ..Default::default()
-            });
+            let checked = match &whole {
+                Some(span) => self.check_frame(span, (m.pos - base_pos) as usize, slot),
+                None => self.read_frames(slot, slot + 1).and_then(|one| self.check_frame(&one, 0, slot)),
+            };
+            match checked {
+                Ok((data, context)) => out.push(Entry {
+                    entry_type: EntryType::from_i32(i32::from(m.entry_type)).unwrap_or_default(),
+                    term: m.term,
+                    index: self.base_index + slot as u64,
+                    data,
+                    context,
+                    ..Default::default()
+                }),
+                Err(e) => match bad(slot, e)? {
+                    Some(entry) => out.push(entry),
+                    None => return Ok(false),
+                },
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether any file has writes that are not fsynced yet.

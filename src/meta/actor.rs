@@ -61,6 +61,11 @@ pub struct MetaSm {
 
 impl StateMachine for MetaSm {
     fn apply(&mut self, entry: &Entry) {
+        if crate::log::is_damaged_placeholder(entry).is_some() {
+            slog::crit!(self.logger, "a committed __meta entry is damaged on disk and was skipped: this node's metadata may miss a change";
+                "index" => entry.index, "term" => entry.term);
+            return;
+        }
         let id = ProposalId::decode(&entry.context);
         let result = match MetaCommand::decode(&entry.data) {
             Ok(cmd) => self.state.apply_once(id, &cmd),

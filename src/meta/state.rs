@@ -73,6 +73,12 @@ pub struct CommittedOffset {
 /// How many proposal ids per node are remembered for de-duplication.
 const SEEN_PER_NODE: usize = 1024;
 
+/// The most partitions a topic may have. Every partition is a Raft group with its own directory
+/// and actors, and the state machine allocates them when it applies a command, so an unchecked
+/// count from a client (CreateTopics with 2^31 partitions) would make every replica of `__meta`
+/// run out of memory, again on every restart.
+pub const MAX_PARTITIONS_PER_TOPIC: u32 = 10_000;
+
 /// The topic configs chronik understands, with their Kafka defaults.
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("cleanup.policy", "delete"),
@@ -160,8 +166,11 @@ impl MetaState {
                 if self.topics.contains_key(&t.name) {
                     return reject(code::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", t.name));
                 }
-                if t.partitions == 0 {
-                    return reject(code::INVALID_PARTITIONS, "partitions must be at least 1");
+                if t.partitions == 0 || t.partitions > MAX_PARTITIONS_PER_TOPIC {
+                    return reject(
+                        code::INVALID_PARTITIONS,
+                        format!("partitions must be 1..={MAX_PARTITIONS_PER_TOPIC}, got {}", t.partitions),
+                    );
                 }
                 if t.replication_factor == 0 || t.replication_factor as usize > self.brokers.len() {
                     return reject(
@@ -198,6 +207,12 @@ impl MetaState {
                     return reject(
                         code::INVALID_PARTITIONS,
                         format!("topic has {have} partitions; {} is not more", c.total),
+                    );
+                }
+                if c.total > MAX_PARTITIONS_PER_TOPIC {
+                    return reject(
+                        code::INVALID_PARTITIONS,
+                        format!("{} partitions exceed the limit of {MAX_PARTITIONS_PER_TOPIC}", c.total),
                     );
                 }
                 let rf = topic.partitions.first().map(|p| p.replicas.len()).unwrap_or(1);
@@ -377,6 +392,11 @@ mod tests {
             MetaResult::Rejected { code: code::INVALID_TOPIC_EXCEPTION, .. }
         ));
         assert!(matches!(s.apply(&create("z", 0, 1)), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
+        let huge = create("z", u32::MAX, 1);
+        assert!(matches!(s.apply(&huge), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
+        let grow = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: u32::MAX }));
+        assert!(matches!(s.apply(&grow), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
+        assert_eq!(s.topics["t"].partitions.len(), 1);
     }
 
     #[test]

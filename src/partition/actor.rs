@@ -73,10 +73,12 @@ pub enum PartitionMsg {
     Raft(raft::eraftpb::Message),
     /// Report progress for `cluster status`.
     Status { reply: oneshot::Sender<PartitionStatus> },
-    /// The apply actor has applied up to `index`.
-    Applied { index: u64, high_watermark: i64 },
-    /// The syncer finished the fsync of Ready `number`.
-    Synced { number: u64, result: Result<(), String> },
+    /// The apply actor of core `generation` has applied up to `index`.
+    Applied { generation: u64, index: u64, high_watermark: i64 },
+    /// The syncer finished the fsync of Ready `number` of core `generation`.
+    Synced { generation: u64, number: u64, result: Result<(), String> },
+    /// Try to reopen the group's storage after a failure (timer).
+    Recover,
     /// New retention settings.
     Retention(RetentionSettings),
     /// Stop the group (topic deleted); the node removes the data afterwards.
@@ -84,6 +86,28 @@ pub enum PartitionMsg {
 }
 
 type AckWaiter = (i64, oneshot::Sender<Result<ProduceAck, PartitionError>>);
+
+/// A storage failure and the recovery attempts since.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    attempts: u32,
+    last_attempt: Option<std::time::Instant>,
+    /// A `Recover` message is on its way.
+    timer_set: bool,
+}
+
+/// What reopening a group's core needs.
+struct Reopen {
+    group: GroupId,
+    voters: Vec<u64>,
+    settings: GroupSettings,
+}
+
+/// Delay before recovery attempt `n` (0-based) after a storage failure: 0.5 s doubling to 5 s.
+fn recovery_delay(n: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << n.min(4))).min(Duration::from_secs(5))
+}
 
 /// The actor shell of one partition group.
 pub struct PartitionActor {
@@ -100,7 +124,22 @@ pub struct PartitionActor {
     /// Acknowledgements waiting for the high watermark to pass their last offset.
     waiters: BTreeMap<i64, Vec<AckWaiter>>,
     drive_scheduled: bool,
-    failed: bool,
+    /// Set when the storage failed (a full disk, an I/O error): the group stops taking part in
+    /// Raft and answers produce with KAFKA_STORAGE_ERROR until its storage is reopened.
+    failure: Option<Failure>,
+    /// Counts reopenings of the core, so that late answers for an earlier core are ignored.
+    generation: u64,
+    /// The highest log index known to be on disk (fsynced); a reopen after a failure first cuts
+    /// the log back to it, since writes after it may be lost (`u64::MAX`: page-cache policy).
+    durable_index: u64,
+    /// Ready number -> last log index its fsync covers.
+    sync_marks: BTreeMap<u64, u64>,
+    /// How to open the core again.
+    reopen: Reopen,
+    /// The preferred leader of a new group campaigns at once; its vote requests are lost when a
+    /// peer has not started the group yet, so it campaigns again every heartbeat interval (this
+    /// many tries left) until a leader is known, instead of waiting for an election timeout.
+    campaign_retries: u32,
     /// `topic/partition`, for metrics and logs.
     name: String,
     logger: Logger,
@@ -148,6 +187,10 @@ impl PartitionActor {
         std::fs::create_dir_all(&spec.dir).map_err(|e| crate::log::LogError::io(&spec.dir, e))?;
         let core =
             PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
+        let durable_index = match spec.settings.durability {
+            crate::raft::core::Durability::Fsync => core.raft.storage().log().last_index(),
+            crate::raft::core::Durability::PageCache => u64::MAX,
+        };
         Ok(PartitionActor {
             core,
             shared,
@@ -162,7 +205,12 @@ impl PartitionActor {
                 .then_some(spec.flush_interval),
             waiters: BTreeMap::new(),
             drive_scheduled: false,
-            failed: false,
+            failure: None,
+            generation: 0,
+            durable_index,
+            sync_marks: BTreeMap::new(),
+            campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
+            reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
             logger,
             dir: spec.dir,
@@ -179,23 +227,26 @@ impl PartitionActor {
     /// Runs the Ready loop until raft has nothing more to do right now.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         self.drive_scheduled = false;
-        if self.failed {
+        if self.failure.is_some() {
             return;
         }
         loop {
             let out = match self.core.handle_ready() {
                 Ok(out) => out,
                 Err(e) => {
-                    slog::error!(self.logger, "partition storage failed; the group stops serving"; "group" => self.core.raft.group(), "error" => %e);
-                    self.failed = true;
-                    self.fail_waiters(PartitionError::Storage(e.to_string()));
+                    self.fail(ctx, e.to_string());
                     return;
                 }
             };
             self.links.transport.send(self.core.raft.group(), out.messages);
             if let Some(job) = out.sync {
                 let addr = ctx.address();
-                job.submit(&self.syncer, move |number, result| addr.do_send(PartitionMsg::Synced { number, result }));
+                let (number, generation) = (job.number, self.generation);
+                self.sync_marks.insert(number, job.last_index);
+                self.syncer.sync(SyncRequest {
+                    files: job.files,
+                    done: Box::new(move |result| addr.do_send(PartitionMsg::Synced { generation, number, result })),
+                });
             }
             if let Some(role) = out.role {
                 self.shared.set_role(role.leader, role.term);
@@ -217,6 +268,19 @@ impl PartitionActor {
                 break;
             }
         }
+    }
+
+    /// See `campaign_retries`: campaign again while no leader is known.
+    fn retry_campaign(&mut self) {
+        let role = self.core.raft.role();
+        // Only while pre-voting at term 0: a pre-vote changes no term, so a retry never adds an
+        // election of its own.
+        if role.leader != 0 || role.term > 0 || role.role != raft::StateRole::PreCandidate {
+            self.campaign_retries = 0;
+            return;
+        }
+        self.campaign_retries -= 1;
+        let _ = self.core.raft.node.campaign();
     }
 
     /// Tells `__meta` that this node now leads the group (retried until it applies), so every
@@ -246,6 +310,103 @@ impl PartitionActor {
         }
     }
 
+    /// The storage failed: stop taking part in Raft, fail every waiting produce, and try to
+    /// reopen the storage from disk after a delay (a full disk recovers once space is freed).
+    fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
+        slog::error!(self.logger, "partition storage failed; the group stops serving until its storage can be reopened";
+            "group" => self.core.raft.group(), "error" => reason.as_str(), "durable_index" => self.durable_index);
+        self.fail_waiters(PartitionError::Storage(reason.clone()));
+        self.shared.set_role(0, self.core.raft.role().term);
+        self.failure = Some(Failure { reason, attempts: 0, last_attempt: None, timer_set: false });
+        self.schedule_recovery(ctx);
+    }
+
+    fn schedule_recovery(&mut self, ctx: &mut Context<Self>) {
+        if let Some(f) = self.failure.as_mut().filter(|f| !f.timer_set) {
+            f.timer_set = true;
+            ctx.notify_later(PartitionMsg::Recover, recovery_delay(f.attempts));
+        }
+    }
+
+    /// Reopens the core from disk, as a restart of this group would: the log is first cut back
+    /// to what is known to be fsynced (anything after it was never acknowledged), then opened
+    /// with the usual recovery (torn tail), and the state machine is rebuilt from it.
+    fn recover(&mut self, ctx: &mut Context<Self>) {
+        let Some(f) = self.failure.as_mut() else {
+            return;
+        };
+        f.attempts += 1;
+        f.last_attempt = Some(std::time::Instant::now());
+        let (attempt, reason) = (f.attempts, f.reason.clone());
+        match self.reopen_core() {
+            Ok(core) => {
+                let old = std::mem::replace(&mut self.core, core);
+                drop(old);
+                self.generation += 1;
+                self.failure = None;
+                self.sync_marks.clear();
+                self.durable_index = match self.reopen.settings.durability {
+                    crate::raft::core::Durability::Fsync => self.core.raft.storage().log().last_index(),
+                    crate::raft::core::Durability::PageCache => u64::MAX,
+                };
+                slog::warn!(self.logger, "partition storage reopened after a failure; the group serves again";
+                    "group" => self.reopen.group, "attempt" => attempt, "failure" => reason.as_str(),
+                    "last_index" => self.core.raft.storage().log().last_index());
+                self.start_core(ctx);
+                // Lead (standalone) before the next message, so a produce right after is taken.
+                self.drive(ctx);
+            }
+            Err(e) => {
+                slog::warn!(self.logger, "partition storage still failing"; "group" => self.reopen.group,
+                    "attempt" => attempt, "error" => %e);
+                self.schedule_recovery(ctx);
+            }
+        }
+    }
+
+    fn reopen_core(&self) -> Result<PartitionCore, crate::raft::core::OpenError> {
+        let dir = &self.dir;
+        let r = &self.reopen;
+        let opts = crate::log::LogOptions {
+            segment_bytes: r.settings.segment_bytes,
+            index_interval_bytes: r.settings.index_interval_bytes,
+            kind: crate::log::LogKind::KafkaBatches,
+        };
+        // Reading needs no space, writing does: only come back once a write and its fsync go
+        // through again, so that a group on a full disk does not flap between leading and failing.
+        let probe = dir.join("storage-probe.tmp");
+        let wrote = std::fs::File::create(&probe)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[0u8; 64 * 1024]).and_then(|_| f.sync_all()));
+        let _ = std::fs::remove_file(&probe);
+        wrote.map_err(|e| crate::log::LogError::io(&probe, e))?;
+        let (mut storage, _) = crate::raft::storage::GroupStorage::open(dir, opts, &self.logger)?;
+        let last = storage.log().last_index();
+        if last > self.durable_index {
+            slog::warn!(self.logger, "dropping log entries that were written but not fsynced before the failure";
+                "group" => r.group, "from_index" => self.durable_index + 1, "last_index" => last);
+            storage.log_mut().truncate_suffix(self.durable_index + 1)?;
+        }
+        storage.log_mut().sync()?;
+        drop(storage);
+        PartitionCore::open(dir, r.group, &r.voters, false, &r.settings, self.logger.clone())
+    }
+
+    /// Starts what runs beside the core: its apply actor; then drives it.
+    fn start_core(&mut self, ctx: &mut Context<Self>) {
+        self.core.raft.set_metrics_name(self.name.clone());
+        let me = ctx.address();
+        let state = crate::partition::core::ApplyState::new(self.core.high_watermark(), self.logger.clone());
+        let (delay, generation) = (self.links.apply_delay, self.generation);
+        let apply = match &self.links.apply_arbiter {
+            Some(arbiter) => super::apply::ApplyActor::start_in_arbiter(arbiter, move |_| {
+                super::apply::ApplyActor::new(state, me, delay, generation)
+            }),
+            None => super::apply::ApplyActor::new(state, me, delay, generation).start(),
+        };
+        self.apply = Some(apply);
+        self.schedule_drive(ctx);
+    }
+
     fn fail_waiters(&mut self, err: PartitionError) {
         for (_, waiters) in std::mem::take(&mut self.waiters) {
             for (_, reply) in waiters {
@@ -256,12 +417,19 @@ impl PartitionActor {
 
     fn produce(
         &mut self,
+        ctx: &mut Context<Self>,
         batch: BytesMut,
         header: BatchHeader,
         reply: oneshot::Sender<Result<ProduceAck, PartitionError>>,
     ) {
-        if self.failed {
-            let _ = reply.send(Err(PartitionError::Storage("partition storage failed".into())));
+        if let Some(f) = &self.failure {
+            let reason = format!("partition storage failed: {}", f.reason);
+            let _ = reply.send(Err(PartitionError::Storage(reason)));
+            // A produce retries the storage at once, at most once a second.
+            let due = f.last_attempt.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                self.recover(ctx);
+            }
             return;
         }
         match self.core.produce(batch, header) {
@@ -316,17 +484,7 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.core.raft.set_metrics_name(self.name.clone());
-        let me = ctx.address();
-        let state = crate::partition::core::ApplyState::new(self.core.high_watermark(), self.logger.clone());
-        let delay = self.links.apply_delay;
-        let apply = match &self.links.apply_arbiter {
-            Some(arbiter) => super::apply::ApplyActor::start_in_arbiter(arbiter, move |_| {
-                super::apply::ApplyActor::new(state, me, delay)
-            }),
-            None => super::apply::ApplyActor::new(state, me, delay).start(),
-        };
-        self.apply = Some(apply);
+        self.start_core(ctx);
         let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
             self.core.raft.group(),
@@ -339,7 +497,6 @@ impl Actor for PartitionActor {
         if let Some(every) = self.flush_interval {
             ctx.run_interval(every, |act, _| act.flush());
         }
-        self.schedule_drive(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -355,14 +512,20 @@ impl Handler<PartitionMsg> for PartitionActor {
 
     fn handle(&mut self, msg: PartitionMsg, ctx: &mut Self::Context) {
         match msg {
+            // A failed group is silent: peers see it as down and elect another leader.
+            PartitionMsg::Tick(_) | PartitionMsg::Raft(_) if self.failure.is_some() => {}
             PartitionMsg::Tick(n) => {
+                let hb = self.reopen.settings.heartbeat_tick.max(1) as u64;
+                if self.campaign_retries > 0 && n % hb == 0 {
+                    self.retry_campaign();
+                }
                 if self.core.raft.tick_at(n) || self.core.raft.node.has_ready() {
                     self.schedule_drive(ctx);
                 }
             }
             PartitionMsg::Drive => self.drive(ctx),
             PartitionMsg::Produce { batch, header, reply } => {
-                self.produce(batch, header, reply);
+                self.produce(ctx, batch, header, reply);
                 self.schedule_drive(ctx);
             }
             PartitionMsg::Fetch { offset, max_bytes, reply } => {
@@ -376,18 +539,26 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::ListOffset { timestamp, reply } => {
                 let _ = reply.send(self.core.offset_for(timestamp));
             }
-            PartitionMsg::Synced { number, result } => match result {
+            PartitionMsg::Synced { generation, .. } if generation != self.generation || self.failure.is_some() => {}
+            PartitionMsg::Synced { number, result, .. } => match result {
                 Ok(()) => {
+                    let done = self.sync_marks.split_off(&(number + 1));
+                    let synced = std::mem::replace(&mut self.sync_marks, done);
+                    if let Some(last) = synced.values().max() {
+                        self.durable_index = self.durable_index.max(*last);
+                    }
                     let msgs = self.core.raft.on_synced(number);
                     self.links.transport.send(self.core.raft.group(), msgs);
                     self.schedule_drive(ctx);
                 }
-                Err(e) => {
-                    slog::error!(self.logger, "fsync failed; the group stops serving"; "group" => self.core.raft.group(), "error" => e.clone());
-                    self.failed = true;
-                    self.fail_waiters(PartitionError::Storage(e));
-                }
+                Err(e) => self.fail(ctx, format!("fsync failed: {e}")),
             },
+            PartitionMsg::Recover => {
+                if let Some(f) = self.failure.as_mut() {
+                    f.timer_set = false;
+                }
+                self.recover(ctx);
+            }
             PartitionMsg::Raft(m) => {
                 if let Err(e) = self.core.raft.step(m) {
                     slog::debug!(self.logger, "raft rejected a message"; "group" => self.core.raft.group(), "error" => %e);
@@ -406,7 +577,8 @@ impl Handler<PartitionMsg> for PartitionActor {
                     checksum,
                 });
             }
-            PartitionMsg::Applied { index, high_watermark } => {
+            PartitionMsg::Applied { generation, .. } if generation != self.generation => {}
+            PartitionMsg::Applied { index, high_watermark, .. } => {
                 self.core.set_applied(index, high_watermark);
                 self.publish_offsets();
                 let lag = self.core.raft.commit_index().saturating_sub(index);

@@ -26,11 +26,13 @@ pub struct ApplyActor {
     state: ApplyState,
     group: Addr<PartitionActor>,
     delay: Duration,
+    /// The generation of the group's core this actor applies for (see `PartitionMsg::Applied`).
+    generation: u64,
 }
 
 impl ApplyActor {
-    pub fn new(state: ApplyState, group: Addr<PartitionActor>, delay: Duration) -> Self {
-        ApplyActor { state, group, delay }
+    pub fn new(state: ApplyState, group: Addr<PartitionActor>, delay: Duration, generation: u64) -> Self {
+        ApplyActor { state, group, delay, generation }
     }
 }
 
@@ -50,7 +52,10 @@ impl Handler<ApplyMsg> for ApplyActor {
             }
             self.state.apply(item);
         }
-        self.group
-            .do_send(PartitionMsg::Applied { index: self.state.applied, high_watermark: self.state.high_watermark });
+        self.group.do_send(PartitionMsg::Applied {
+            generation: self.generation,
+            index: self.state.applied,
+            high_watermark: self.state.high_watermark,
+        });
     }
 }

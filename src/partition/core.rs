@@ -29,6 +29,9 @@ pub enum ApplyItem {
     Batch { index: u64, term: u64, data: Bytes },
     /// The log was replaced by a snapshot; the next offset is `next_offset`.
     Restore { index: u64, next_offset: i64 },
+    /// A committed entry whose frame is damaged on this node's disk: its batch is not applied
+    /// (nor served); the high watermark moves to `next_offset`, after its range.
+    Damaged { index: u64, next_offset: i64 },
 }
 
 /// The group actor's side of apply: committed entries are handed to the apply actor in order,
@@ -53,6 +56,10 @@ impl PartitionSm {
 
 impl StateMachine for PartitionSm {
     fn apply(&mut self, entry: &Entry) {
+        if let Some(next_offset) = crate::log::is_damaged_placeholder(entry) {
+            self.pending.push(ApplyItem::Damaged { index: entry.index, next_offset });
+            return;
+        }
         if let Ok(h) = BatchHeader::parse(&entry.data) {
             if h.has_producer_id() {
                 self.producers.apply(&ProducerBatch::from_header(&h));
@@ -103,6 +110,12 @@ impl ApplyState {
             }
             ApplyItem::Restore { index, next_offset } => {
                 self.high_watermark = *next_offset;
+                self.applied = *index;
+            }
+            ApplyItem::Damaged { index, next_offset } => {
+                slog::warn!(self.logger, "committed entry is damaged on disk; its offsets are skipped, not served"; "index" => index,
+                    "offset_start" => self.high_watermark, "offset_end" => next_offset);
+                self.high_watermark = self.high_watermark.max(*next_offset);
                 self.applied = *index;
             }
         }
@@ -208,7 +221,7 @@ impl PartitionCore {
         let store = self.raft.storage();
         let (lo, hi) = (self.raft.applied() + 1, store.log().last_index() + 1);
         if lo < hi {
-            for e in store.log().entries(lo, hi, None)? {
+            for e in store.log().entries_with(lo, hi, None, crate::log::OnDamage::Placeholder)? {
                 if let Ok(h) = BatchHeader::parse(&e.data) {
                     if h.has_producer_id() {
                         view.apply(&ProducerBatch::from_header(&h));

@@ -42,6 +42,32 @@ pub async fn run(
     }
 }
 
+/// A frame that passed the listener's checks.
+#[derive(Debug)]
+pub struct Accepted {
+    pub from: u64,
+    pub messages: Vec<(crate::raft::GroupId, raft::eraftpb::Message)>,
+}
+
+/// Decodes a frame body (after the length prefix) and checks that it is addressed to node `me`,
+/// comes from one of its configured `peers`, and that every Raft message in it claims the
+/// frame's sender and is addressed to `me`. `Err` says why the connection must be closed.
+pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepted, String> {
+    let (from, to, messages) = frame::decode(body).map_err(|e| e.to_string())?;
+    if to != me || !peers.contains(&from) {
+        return Err(format!("frame from node {from} to node {to}: not a configured peer of node {me}"));
+    }
+    for (group, msg) in &messages {
+        if msg.from != from || msg.to != me {
+            return Err(format!(
+                "message of group {group} from {} to {} in a frame from {from} to {me}",
+                msg.from, msg.to
+            ));
+        }
+    }
+    Ok(Accepted { from, messages })
+}
+
 async fn serve(
     mut stream: TcpStream,
     me: u64,
@@ -59,17 +85,11 @@ async fn serve(
                 break;
             }
             let body = buf.split_to(4 + len);
-            let (from, to, msgs) = frame::decode(&body[4..]).map_err(|e| e.to_string())?;
-            if to != me || !peers.contains(&from) {
-                return Err(format!("frame from node {from} to node {to}: not a configured peer of node {me}"));
-            }
+            let Accepted { from, messages } = check_frame(&body[4..], me, peers)?;
             if faults.dropping_from(from) {
                 continue;
             }
-            for (group, msg) in msgs {
-                if msg.from != from {
-                    return Err(format!("message of group {group} claims sender {} in a frame from {from}", msg.from));
-                }
+            for (group, msg) in messages {
                 if !router.route(group, msg) && unknown_groups.insert(group) {
                     slog::info!(logger, "holding messages for a group this node does not host (yet); they are dropped unless it starts within seconds"; "group" => group, "from" => from);
                 }
@@ -80,5 +100,32 @@ async fn serve(
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::{Message, MessageType};
+
+    fn hb(from: u64, to: u64) -> Message {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgHeartbeat);
+        (m.from, m.to) = (from, to);
+        m
+    }
+
+    #[test]
+    fn frames_are_checked_for_sender_addressee_and_claims() {
+        let peers: HashSet<u64> = [2, 3].into();
+        let check = |from, to, msgs: &[(u64, Message)]| check_frame(&frame::encode(from, to, msgs)[4..], 1, &peers);
+        let ok = check(2, 1, &[(0, hb(2, 1)), (7, hb(2, 1))]).unwrap();
+        assert_eq!((ok.from, ok.messages.len()), (2, 2));
+        assert!(check(9, 1, &[(0, hb(9, 1))]).unwrap_err().contains("not a configured peer"));
+        assert!(check(1, 1, &[]).unwrap_err().contains("not a configured peer"), "itself is no peer");
+        assert!(check(2, 3, &[(0, hb(2, 3))]).is_err(), "addressed to another node");
+        assert!(check(2, 1, &[(0, hb(3, 1))]).unwrap_err().contains("from 3"), "claims another sender");
+        assert!(check(2, 1, &[(0, hb(2, 3))]).is_err(), "message for another node");
+        assert!(check_frame(&[0xff, 0x01, 0x02], 1, &peers).unwrap_err().contains("undecodable"));
     }
 }

@@ -29,8 +29,8 @@ pub fn peek_request(frame: &[u8]) -> Result<FramePeek, ProtocolError> {
 /// Decodes the request header of a frame whose key and version are known to be supported, and
 /// returns it with the remaining body bytes.
 pub fn decode_header(key: ApiKey, frame: Bytes) -> Result<(RequestHeader, Bytes), ProtocolError> {
+    let version = peek_request(&frame)?.api_version;
     let mut buf = frame;
-    let version = i16::from_be_bytes([buf[2], buf[3]]);
     let header_version = key.request_header_version(version);
     let header = RequestHeader::decode(&mut buf, header_version)
         .map_err(|e| ProtocolError::Decode { what: "request header", reason: e.to_string() })?;

@@ -47,6 +47,8 @@ pub struct SyncJob {
     pub group: GroupId,
     pub number: u64,
     pub files: Vec<File>,
+    /// The last log index written when the job was made: durable once the job is done.
+    pub last_index: u64,
 }
 
 impl SyncJob {
@@ -305,11 +307,14 @@ impl<M: StateMachine> RaftCore<M> {
         if needs_fsync {
             self.node.advance_append_async(rd);
             let store = self.node.mut_store();
-            let (mut files, _) =
-                if self.durability == Durability::Fsync { store.log_mut().take_dirty() } else { (Vec::new(), 0) };
+            let (mut files, last_index) = if self.durability == Durability::Fsync {
+                store.log_mut().take_dirty()
+            } else {
+                (Vec::new(), store.log().last_index())
+            };
             files.extend(store.take_dirty_state());
             self.pending_persisted.push_back((number, persisted));
-            out.sync = Some(SyncJob { group: self.group, number, files });
+            out.sync = Some(SyncJob { group: self.group, number, files, last_index });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);

@@ -29,7 +29,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use slog::{warn, Logger};
 
-use crate::log::{state_file, LogError, LogKind, LogOptions, PartitionLog, RecoveryReport};
+use crate::log::{state_file, LogError, LogKind, LogOptions, OnDamage, PartitionLog, RecoveryReport};
 
 const STATE_FILE: &str = "raft-state";
 const VOTE_FILE: &str = "raft-vote";
@@ -130,8 +130,7 @@ impl GroupStorage {
     /// Opens the log in `dir` and the raft state beside it. A persisted commit beyond the log
     /// (torn tail) or before its start is clamped into `[first_index - 1, last_index]`.
     pub fn open(dir: &Path, opts: LogOptions, logger: &Logger) -> Result<(Self, RecoveryReport), LogError> {
-        let (log, report) = PartitionLog::open(dir, opts, logger)?;
-        let logger = logger.new(slog::o!("group_dir" => dir.display().to_string()));
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let state_path = dir.join(STATE_FILE);
         let commit_path = dir.join(COMMIT_FILE);
         let (mut state, is_new) = match state_file::read(&state_path, STATE_MAGIC)? {
@@ -166,6 +165,9 @@ impl GroupStorage {
         if let Some(c) = read_commit(&commit_path) {
             hs.commit = hs.commit.max(c);
         }
+        // The commit tells a damaged committed frame from a torn tail (see PartitionLog).
+        let (log, report) = PartitionLog::open_committed(dir, opts, hs.commit, logger)?;
+        let logger = logger.new(slog::o!("group_dir" => dir.display().to_string()));
         let (lo, hi) = (log.first_index() - 1, log.last_index());
         if hs.commit > hi {
             warn!(logger, "persisted commit is beyond the log, clamping";
@@ -315,9 +317,19 @@ impl Storage for GroupStorage {
         low: u64,
         high: u64,
         max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
+        context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        self.log.entries(low, high, max_size.into()).map_err(to_raft)
+        // A damaged entry (a frame failing its CRC) is never handed to a follower: replication
+        // sends the entries before it and then waits. Everything else raft reads for itself
+        // (committed entries to apply, pending conf changes) gets a placeholder in its place, so
+        // that raft-rs, which panics on any other storage error there, goes on.
+        let policy = if context.can_async() { OnDamage::Stop } else { OnDamage::Placeholder };
+        match self.log.entries_with(low, high, max_size.into(), policy) {
+            Ok(ents) if ents.is_empty() && low < high => {
+                Err(raft::Error::Store(StorageError::LogTemporarilyUnavailable))
+            }
+            other => other.map_err(to_raft),
+        }
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {

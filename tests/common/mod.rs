@@ -62,12 +62,66 @@ impl StartingNode {
     }
 }
 
+/// Log lines captured from a node (`spawn_node_logged`): message and key-values, one string each.
+#[derive(Clone, Default)]
+pub struct CapturedLog(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl CapturedLog {
+    /// Lines containing every one of `parts`.
+    pub fn lines_with(&self, parts: &[&str]) -> Vec<String> {
+        self.0.lock().unwrap().iter().filter(|l| parts.iter().all(|p| l.contains(p))).cloned().collect()
+    }
+
+    /// Waits up to `timeout` for a line containing every one of `parts`.
+    pub fn wait_for(&self, parts: &[&str], timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.lines_with(parts).into_iter().next() {
+                return l;
+            }
+            assert!(std::time::Instant::now() < deadline, "no log line with {parts:?} within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+struct KvLine(String);
+
+impl slog::Serializer for KvLine {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        use std::fmt::Write;
+        let _ = write!(self.0, ", {key}: {val}");
+        Ok(())
+    }
+}
+
+impl slog::Drain for CapturedLog {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        use slog::KV;
+        let mut line = KvLine(format!("{} {}", record.level().as_short_str(), record.msg()));
+        let _ = record.kv().serialize(record, &mut line);
+        let _ = values.serialize(record, &mut line);
+        self.0.lock().unwrap().push(line.0);
+        Ok(())
+    }
+}
+
 /// Starts a node with `config` on its own thread, without waiting.
 pub fn spawn_node(config: Config) -> StartingNode {
+    spawn_node_logged(config, None)
+}
+
+/// Starts a node whose log lines (info and above) go to `capture`.
+pub fn spawn_node_logged(config: Config, capture: Option<CapturedLog>) -> StartingNode {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let system = actix::System::new();
-        let logger = if std::env::var_os("CHRONIK_TEST_LOG").is_some() {
+        let logger = if let Some(c) = capture {
+            let drain = slog::LevelFilter::new(c, slog::Level::Info);
+            slog::Logger::root(slog::Drain::fuse(drain), slog::o!("node" => config.node_id))
+        } else if std::env::var_os("CHRONIK_TEST_LOG").is_some() {
             chronik::logging::terminal("debug").new(slog::o!("node" => config.node_id))
         } else {
             chronik::logging::discard()

@@ -158,3 +158,21 @@ def test_batch_over_max_message_size_is_message_too_large(broker, canary):
 def list_topics(bootstrap):
     ck_admin = need_module("confluent_kafka.admin")
     return set(ck_admin.AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
+
+
+@pytest.mark.parametrize("api_key,version,count", [
+    (19, 2, 0x7fffffff),  # CreateTopics v2: topics array
+    (3, 0, 0x033c0c00),   # Metadata v0: topics array (54 M entries)
+    (0, 7, 0x7fffffff),   # Produce v7: topic_data array (after transactional id, acks, timeout)
+])
+def test_huge_array_count_in_a_tiny_request(broker, canary, api_key, version, count):
+    """An array count of up to 2^31 in a request of a few bytes: the decoder used to reserve room
+    for that many elements before reading any (hundreds of GiB: the process aborted). Found by
+    fuzz/fuzz_targets/kafka_request.rs. Now: a decode error, the connection is closed, nothing else."""
+    body = kw.i32(count)
+    if api_key == 0:
+        body = kw.string(None) + kw.i16(1) + kw.i32(1000) + kw.i32(count)
+    with kw.connect(broker.bootstrap) as s:
+        s.sendall(kw.request(api_key, version, 5, body))
+        assert kw.wait_closed(s, timeout=10), "connection not closed"
+    assert_unharmed(broker, canary)

@@ -1,0 +1,142 @@
+//! Fuzz harnesses: one function per decoder of untrusted bytes, shared by the cargo-fuzz targets
+//! in `fuzz/` (libFuzzer, nightly) and by `tests/fuzz_corpus.rs`, which runs the committed seed
+//! corpus and every saved crash input through the same functions on stable. A harness may only
+//! fail by panicking: each one also checks a few invariants of what the decoder accepted.
+//!
+//! | target | input | code under test |
+//! | --- | --- | --- |
+//! | `kafka_request` | one request frame without its size prefix | [`routes::route_frame`] (header) and the route's body decoder |
+//! | `request_body` | route selector, version selector, body | every route's body decoder at every served version |
+//! | `record_batch` | a Produce `records` field | [`batch::validate_batches`], [`batch::records`], the log's offset parser |
+//! | `peer_frame` | a peer frame with its length prefix | [`peer::frame`] and the listener's checks |
+//! | `meta_command` | a sequence of `__meta` entries | [`MetaCommand::decode`] and [`MetaState::apply_once`] |
+
+use std::collections::{BTreeSet, HashSet};
+
+use bytes::Bytes;
+
+use crate::broker::routes::{self, Routed, ROUTES};
+use crate::log::batch;
+use crate::meta::command::{MetaCommand, ProposalId};
+use crate::meta::MetaState;
+use crate::peer;
+
+/// Names of the fuzz targets, as in `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`.
+pub const TARGETS: &[&str] = &["kafka_request", "request_body", "record_batch", "peer_frame", "meta_command"];
+
+/// Runs the harness of target `name` on `data`. Panics on an unknown name.
+pub fn run(name: &str, data: &[u8]) {
+    match name {
+        "kafka_request" => kafka_request(data),
+        "request_body" => request_body(data),
+        "record_batch" => record_batch(data),
+        "peer_frame" => peer_frame(data),
+        "meta_command" => meta_command(data),
+        other => panic!("no fuzz target {other:?}"),
+    }
+}
+
+/// A Kafka request frame (after the 4-byte size prefix): header, route, then the body with the
+/// decoder of that route, exactly as the connection does before calling the handler.
+pub fn kafka_request(data: &[u8]) {
+    if let Ok(Routed::Request { route, header, body }) = routes::route_frame(Bytes::copy_from_slice(data)) {
+        assert_eq!(header.request_api_key, route.key as i16);
+        assert!((route.min..=route.max).contains(&header.request_api_version));
+        let _ = (route.decode)(body, header.request_api_version);
+    }
+}
+
+/// Any route's body decoder at any version it serves: byte 0 picks the route, byte 1 the
+/// version within the route's range, the rest is the body.
+pub fn request_body(data: &[u8]) {
+    let [r, v, body @ ..] = data else {
+        return;
+    };
+    let route = &ROUTES[usize::from(*r) % ROUTES.len()];
+    let span = (route.max - route.min + 1) as u8;
+    let version = route.min + i16::from(*v % span);
+    let _ = (route.decode)(Bytes::copy_from_slice(body), version);
+}
+
+/// The `records` field of a Produce partition. Whatever validates must also decode record by
+/// record, and, once stamped with an offset, be accepted by the log's offset parser.
+pub fn record_batch(data: &[u8]) {
+    const MAX: usize = 1 << 20;
+    let _ = batch::records(data);
+    let Ok(batches) = batch::validate_batches(data, MAX) else {
+        return;
+    };
+    let mut next = 0i64;
+    for (range, header) in batches {
+        let mut b = data[range].to_vec();
+        assert_eq!(b.len(), header.total_len());
+        if header.compression() == 0 {
+            let recs = batch::records(&b).expect("a validated batch decodes");
+            assert_eq!(recs.len() as i64, i64::from(header.record_count));
+        }
+        batch::stamp_base_offset(&mut b, next);
+        batch::stamp_leader_epoch(&mut b, 7);
+        assert_eq!(batch::validate_batch(&b, MAX).map(|h| h.base_offset), Ok(next), "stamping keeps the crc");
+        let o = crate::log::offsets::entry_offsets(true, raft::eraftpb::EntryType::EntryNormal, &b, next)
+            .expect("a validated, stamped batch is a valid log entry");
+        assert_eq!(o.offset_end, next + i64::from(header.record_count));
+        next = o.offset_end;
+    }
+}
+
+/// A peer frame with its length prefix, through the listener's checks (node 1 hosting peers 2
+/// and 3). A frame that decodes re-encodes to the same messages.
+pub fn peer_frame(data: &[u8]) {
+    let peers: HashSet<u64> = [2, 3].into();
+    let Ok(Some(len)) = peer::frame::frame_len(data) else {
+        return;
+    };
+    let Some(body) = data.get(4..4 + len) else {
+        return;
+    };
+    if let Ok((from, to, msgs)) = peer::frame::decode(body) {
+        let again = peer::frame::encode(from, to, &msgs);
+        assert_eq!(peer::frame::decode(&again[4..]).map(|d| d.2), Ok(msgs), "re-encoded frame differs");
+    }
+    if let Ok(accepted) = peer::listener::check_frame(body, 1, &peers) {
+        assert!(peers.contains(&accepted.from));
+        assert!(accepted.messages.iter().all(|(_, m)| m.from == accepted.from));
+    }
+}
+
+/// A sequence of `__meta` entries: each is `ctx_len u8 | ctx | data_len u8 | data` (a context of
+/// 16 bytes is a proposal id). Every entry that decodes is applied to two states, which must stay
+/// equal (apply is deterministic) and consistent: replicas are distinct registered brokers, every
+/// partition has its own group below `next_group_id`, and group 0 (`__meta`) is never handed out.
+pub fn meta_command(data: &[u8]) {
+    let (mut a, mut b) = (MetaState::new(), MetaState::new());
+    let mut rest = data;
+    while let Some((&ctx_len, r)) = rest.split_first() {
+        let (ctx, r) = r.split_at(usize::from(ctx_len).min(r.len()));
+        let Some((&data_len, r)) = r.split_first() else {
+            break;
+        };
+        let (entry, r) = r.split_at(usize::from(data_len).min(r.len()));
+        rest = r;
+        let Ok(cmd) = MetaCommand::decode(entry) else {
+            continue;
+        };
+        let id = ProposalId::decode(ctx);
+        let ra = a.apply_once(id, &cmd);
+        let rb = b.apply_once(id, &cmd);
+        assert_eq!(ra, rb, "apply is deterministic");
+    }
+    assert_eq!(a, b, "same log, same state");
+    let mut groups = BTreeSet::new();
+    for (name, t) in &a.topics {
+        assert!(crate::meta::state::valid_topic_name(name), "{name:?}");
+        assert!(!t.partitions.is_empty());
+        for p in &t.partitions {
+            assert!(p.group != crate::raft::META_GROUP && p.group < a.next_group_id);
+            assert!(groups.insert(p.group), "group {} used twice", p.group);
+            let distinct: BTreeSet<_> = p.replicas.iter().collect();
+            assert_eq!(distinct.len(), p.replicas.len(), "replicas are distinct");
+            assert!(!p.replicas.is_empty() && p.replicas.iter().all(|r| a.brokers.contains_key(r)));
+        }
+    }
+}
