@@ -35,17 +35,27 @@ pub struct Ticker {
     groups: BTreeMap<GroupId, TickFn>,
     peers: Vec<TickFn>,
     ticks: u64,
+    last: Option<std::time::Instant>,
 }
 
 impl Ticker {
     pub fn new(interval: Duration) -> Self {
-        Ticker { interval, groups: BTreeMap::new(), peers: Vec::new(), ticks: 0 }
+        Ticker { interval, groups: BTreeMap::new(), peers: Vec::new(), ticks: 0, last: None }
     }
 
-    fn tick_all(&mut self) {
+    /// Returns false for a catch-up tick: after a stall (the process was descheduled, the
+    /// machine overloaded) the interval timer fires every missed tick at once; delivering them
+    /// would make followers count the stall as silence from their leaders and start elections.
+    fn tick_all(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self.last.is_some_and(|last| now.duration_since(last) < self.interval / 2) {
+            return false;
+        }
+        self.last = Some(now);
         self.ticks += 1;
         let n = self.ticks;
         self.groups.retain(|_, tick| tick(n));
+        true
     }
 }
 
@@ -56,7 +66,9 @@ impl Actor for Ticker {
     /// the groups produced, all groups' in one frame per peer.
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |this, ctx| {
-            this.tick_all();
+            if !this.tick_all() {
+                return;
+            }
             ctx.run_later(this.interval / 2, |this, _| {
                 let n = this.ticks;
                 this.peers.retain(|flush| flush(n))

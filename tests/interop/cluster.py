@@ -592,7 +592,13 @@ class Metrics:
         return sum(v for _, v in self.series(name, **match))
 
     def groups(self):
-        """{group: {term, leader (0/1), role, started, won, leader_changes, apply_lag}} of this node."""
+        """{group: {term, leader (0/1), role, started, won, leader_changes, apply_lag}} of this node
+        (computed once per scrape)."""
+        if getattr(self, "_groups", None) is None:
+            self._groups = self._parse_groups()
+        return self._groups
+
+    def _parse_groups(self):
         out = defaultdict(dict)
         for key, name in (("term", "chronik_raft_term"), ("started", "chronik_raft_elections_started_total"),
                           ("won", "chronik_raft_elections_won_total"),
