@@ -449,7 +449,9 @@ def test_3_many_groups_idle_no_election_coalesced_frames(make_cluster):
     assert not changes, (f"many groups: {len(changes)} election counter change(s) in the idle "
                          f"window:\n{change_lines(changes)}\n{canary.summary()}")
     assert len(per_link) == 6, f"expected 6 node->peer links, metrics show {sorted(per_link)}"
-    over = {k: round(v, 3) for k, v in per_link.items() if v > MAX_FRAMES_PER_INTERVAL}
+    # Scrapes land mid-interval, so the window can hold one frame of the intervals at each edge.
+    edge = 2.0 / intervals
+    over = {k: round(v, 3) for k, v in per_link.items() if v > MAX_FRAMES_PER_INTERVAL + edge}
     assert not over, (f"more than {MAX_FRAMES_PER_INTERVAL:.0f} frames per heartbeat interval on "
                       f"links {over}\n" + "\n".join(lines) + f"\n{canary.summary()}")
 
