@@ -319,9 +319,9 @@ def create_topic(bootstrap, topic, partitions, rf, timeout=120):
     raise RuntimeError(f"topic {topic}: not every partition has a leader after {timeout}s")
 
 
-def produce(bootstrap, topic, records, logpath):
+def produce(bootstrap, topic, records, logpath, throughput=-1):
     cmd = java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(records),
-               "--record-size", "1024", "--throughput", "-1",
+               "--record-size", "1024", "--throughput", str(throughput),
                "--command-property", "acks=all", f"bootstrap.servers={bootstrap}")
     out = run_logged(cmd, logpath, timeout=max(600, records // 200))
     m = None
@@ -370,7 +370,7 @@ def measure(args, outdir, target, row, rep, partitions, records, consume_too=Tru
         create_topic(t.bootstrap, "bench", partitions, t.rf)
         pids = t.pids()
         cpu0, ccpu0, w0 = sum(proc_cpu_seconds(p) for p in pids), children_cpu(), time.monotonic()
-        res.update(produce(t.bootstrap, "bench", records, logpath))
+        res.update(produce(t.bootstrap, "bench", records, logpath, args.throughput))
         wall = time.monotonic() - w0
         res["broker_cpu_s"] = round(sum(proc_cpu_seconds(p) for p in pids) - cpu0, 2)
         res["client_cpu_s"] = round(children_cpu() - ccpu0, 2)
@@ -580,7 +580,9 @@ def report(args, outdir, runs, scale_runs, rss, started, machine_text, load_befo
         "",
         f"Records of 1 KB per measurement: {args.records:,} (durable row), {args.pagecache_records:,} (page-cache "
         f"row); acks=all, idempotent producer (the default), "
-        f"{args.partitions} partitions, {args.warmup:,} warm-up records first; medians of {args.reps} "
+        f"{args.partitions} partitions, producer rate "
+        f"{'unlimited' if args.throughput < 0 else f'{args.throughput:,} msg/s'}, "
+        f"{args.warmup:,} warm-up records first; medians of {args.reps} "
         f"runs per target, targets alternating. Ratios are chronik / Kafka: above 1 is better for "
         f"throughput, below 1 is better for latency and CPU. Load average before the run: {load_before}; "
         f"after: {os.getloadavg()[0]:.2f}.",
@@ -636,6 +638,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=20_000, help="warm-up records before each measurement")
     ap.add_argument("--reps", type=int, default=3, help="measurements per target and row (default 3)")
     ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--throughput", type=int, default=-1,
+                    help="ProducerPerformance --throughput: -1 (default) is as fast as possible; a fixed "
+                         "rate below every target's capacity measures latency without queueing")
     ap.add_argument("--rows", default=",".join(ROWS), help="durable,pagecache")
     ap.add_argument("--targets", default=",".join(TARGETS), help="chronik-1,kafka-1,chronik-3,kafka-3")
     ap.add_argument("--scale", default="1,6,24,96", help="partition counts of the scale curve ('' to skip)")
