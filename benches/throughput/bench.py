@@ -55,7 +55,7 @@ TARGETS = ("chronik-1", "kafka-1", "chronik-3", "kafka-3")
 LABEL = {"chronik-1": "chronik, 1 node", "kafka-1": "Kafka, 1 node",
          "chronik-3": "chronik, 3 nodes RF 3", "kafka-3": "Kafka, 3 nodes RF 3"}
 PERF_RX = re.compile(
-    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"(\d+) (?:steady state )?records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
 CONSUME_RX = re.compile(r"RESULT records=(\d+) bytes=(\d+) fetch_ms=([\d.]+) mb_per_s=([\d.]+) "
                         r"records_per_s=([\d.]+)")
@@ -319,10 +319,15 @@ def create_topic(bootstrap, topic, partitions, rf, timeout=120):
     raise RuntimeError(f"topic {topic}: not every partition has a leader after {timeout}s")
 
 
-def produce(bootstrap, topic, records, logpath, throughput=-1):
-    cmd = java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(records),
+def produce(bootstrap, topic, records, logpath, throughput=-1, client_warmup=0):
+    """ProducerPerformance; with client_warmup > 0 the first client_warmup records (sent in addition
+    to `records`, by the same JVM) are left out of the figures: its steady-state summary is used."""
+    cmd = java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+               "--num-records", str(records + client_warmup),
                "--record-size", "1024", "--throughput", str(throughput),
                "--command-property", "acks=all", f"bootstrap.servers={bootstrap}")
+    if client_warmup > 0:
+        cmd += ["--warmup-records", str(client_warmup)]
     out = run_logged(cmd, logpath, timeout=max(600, records // 200))
     m = None
     for m in PERF_RX.finditer(out):
@@ -370,13 +375,13 @@ def measure(args, outdir, target, row, rep, partitions, records, consume_too=Tru
         create_topic(t.bootstrap, "bench", partitions, t.rf)
         pids = t.pids()
         cpu0, ccpu0, w0 = sum(proc_cpu_seconds(p) for p in pids), children_cpu(), time.monotonic()
-        res.update(produce(t.bootstrap, "bench", records, logpath, args.throughput))
+        res.update(produce(t.bootstrap, "bench", records, logpath, args.throughput, args.client_warmup))
         wall = time.monotonic() - w0
         res["broker_cpu_s"] = round(sum(proc_cpu_seconds(p) for p in pids) - cpu0, 2)
         res["client_cpu_s"] = round(children_cpu() - ccpu0, 2)
         res["produce_wall_s"] = round(wall, 2)
         if consume_too:
-            res.update(consume(t.bootstrap, "bench", records, logpath))
+            res.update(consume(t.bootstrap, "bench", records + args.client_warmup, logpath))
         res["broker_hwm_mb"] = round(sum(proc_status_kb(p, "VmHWM") for p in pids) / 1024, 1)
         log(f"{name}: {res['msg_s']:.0f} msg/s {res['mb_s']:.1f} MB/s p50 {res['p50_ms']} p99 {res['p99_ms']} "
             f"p99.9 {res['p999_ms']} ms; consume {res.get('consume_mb_s', '-')} MB/s; broker cpu "
@@ -582,7 +587,8 @@ def report(args, outdir, runs, scale_runs, rss, started, machine_text, load_befo
         f"row); acks=all, idempotent producer (the default), "
         f"{args.partitions} partitions, producer rate "
         f"{'unlimited' if args.throughput < 0 else f'{args.throughput:,} msg/s'}, "
-        f"{args.warmup:,} warm-up records first; medians of {args.reps} "
+        f"{args.warmup:,} warm-up records first"
+        f"{f' and {args.client_warmup:,} in the measuring client (steady state reported)' if args.client_warmup else ''}; medians of {args.reps} "
         f"runs per target, targets alternating. Ratios are chronik / Kafka: above 1 is better for "
         f"throughput, below 1 is better for latency and CPU. Load average before the run: {load_before}; "
         f"after: {os.getloadavg()[0]:.2f}.",
@@ -638,6 +644,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=20_000, help="warm-up records before each measurement")
     ap.add_argument("--reps", type=int, default=3, help="measurements per target and row (default 3)")
     ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--client-warmup", type=int, default=0,
+                    help="ProducerPerformance --warmup-records: this many extra records first, in the "
+                         "measuring JVM, left out of the figures (steady state). Default 0")
     ap.add_argument("--throughput", type=int, default=-1,
                     help="ProducerPerformance --throughput: -1 (default) is as fast as possible; a fixed "
                          "rate below every target's capacity measures latency without queueing")

@@ -16,6 +16,11 @@ ROOT=$PWD
 T0=$SECONDS
 bash scripts/install-test-deps.sh
 bash scripts/install-kafka-broker.sh
+if ! command -v javac >/dev/null 2>&1; then  # install-test-deps.sh may have installed only a JRE
+    SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q openjdk-17-jdk-headless >/dev/null
+fi
 cargo build --release
 mkdir -p .deps/bench-classes
 javac -cp ".deps/kafka-tools/lib/*" -d .deps/bench-classes benches/throughput/AssignConsumerPerf.java
