@@ -8,6 +8,7 @@
 #                                        `cargo +nightly fuzz` is available; otherwise says so loudly)
 #   5. cargo build --release
 #   6. pytest tests/interop             (real clients against target/release/chronik-server)
+#   7. cargo bench -- --test            (criterion micro-benchmarks, each run once as a smoke test)
 # Every step runs even if an earlier one failed (the interop step needs step 5); the exit code is
 # non-zero if any step failed. A summary of the steps and their durations is printed at the end.
 set -uo pipefail
@@ -86,6 +87,8 @@ else
     SUMMARY+=("FAILED       interop (not run: no release build)")
     FAILED+=("interop")
 fi
+
+run_step bench-smoke cargo bench -- --test
 
 echo
 echo "==== summary ($((SECONDS - T0))s in all)"
