@@ -279,9 +279,10 @@ def tail(node, n=40):
 class Workload:
     """An idempotent acks=all producer writing `RUN:partition:seq` to every partition in turn."""
 
-    def __init__(self, ck, bootstrap, topic, partitions, run_id, rate):
+    def __init__(self, ck, bootstrap, topic, partitions, run_id, rate, debug=None):
         self.ck, self.bootstrap, self.topic = ck, bootstrap, topic
         self.partitions, self.run_id, self.rate = partitions, run_id, rate
+        self.debug = debug  # (librdkafka debug contexts, file to log them to)
         self.next_seq = [0] * partitions
         self.attempted = set()
         self.acked = {}  # (partition, seq) -> offset
@@ -294,7 +295,16 @@ class Workload:
 
     def new_producer(self):
         self.producers += 1
-        return self.ck.Producer({
+        extra = {}
+        if self.debug:
+            import logging
+            logger = logging.getLogger(f"librdkafka-{self.producers}")
+            handler = logging.FileHandler(self.debug[1])
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
+            extra = {"debug": self.debug[0], "logger": logger}
+        return self.ck.Producer({**extra,
             "bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
             "linger.ms": 5, "message.timeout.ms": 20000, "request.timeout.ms": 5000,
             "socket.timeout.ms": 5000, "metadata.max.age.ms": 2000,
@@ -560,6 +570,9 @@ def main():
     ap.add_argument("--no-netns", action="store_true", help="127.0.0.1 only: no network cuts")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", default=None, help="also write the result here")
+    ap.add_argument("--kinds", default=None, help="comma-separated fault kinds (default: all available)")
+    ap.add_argument("--client-debug", default=None, help="librdkafka debug contexts (e.g. eos,msg), "
+                    "logged to WORKDIR/producer-debug.log")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -587,6 +600,8 @@ def main():
     else:
         log("!!!! --no-netns: network cuts are LEFT OUT of the schedule")
     kinds = ["kill", "pause", "cut", "isolate"] if net else ["kill", "pause"]
+    if args.kinds:
+        kinds = [k for k in args.kinds.split(",") if k in kinds]
     nodes = []
     result = {"seed": seed, "faults": [], "ok": False}
     try:
@@ -615,7 +630,8 @@ def main():
         else:
             monitor = OffsetMonitor(ck, bootstrap, topic, args.partitions, f"checker-{seed}")
 
-        work = Workload(ck, bootstrap, topic, args.partitions, f"r{seed}", args.rate)
+        debug = (args.client_debug, str(workdir / "producer-debug.log")) if args.client_debug else None
+        work = Workload(ck, bootstrap, topic, args.partitions, f"r{seed}", args.rate, debug)
         work.start()
         if monitor:
             monitor.start()
