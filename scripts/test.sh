@@ -9,6 +9,8 @@
 #   5. cargo build --release
 #   6. pytest tests/interop             (real clients against target/release/chronik-server)
 #   7. cargo bench -- --test            (criterion micro-benchmarks, each run once as a smoke test)
+#   8. tests/interop/fault_checker.py   (short fault schedule, FAULT_CHECKER_FAULTS=12 faults, on a
+#                                        3-node cluster; network cuts need root for namespaces)
 # Every step runs even if an earlier one failed (the interop step needs step 5); the exit code is
 # non-zero if any step failed. A summary of the steps and their durations is printed at the end.
 set -uo pipefail
@@ -82,10 +84,15 @@ if run_step build-release cargo build --release; then
     rm -rf tests/interop/.work
     run_step interop "$ROOT/.deps/venv/bin/python" -m pytest -v tests/interop \
         --basetemp="$ROOT/tests/interop/.work"
+    # A random seed each run (printed, with the faults it chose) finds more over time; rerun one
+    # with: .deps/venv/bin/python tests/interop/fault_checker.py --faults 12 --seed SEED
+    run_step fault-checker timeout 240 "$ROOT/.deps/venv/bin/python" tests/interop/fault_checker.py \
+        --faults "${FAULT_CHECKER_FAULTS:-12}" --seed "${FAULT_CHECKER_SEED:-$RANDOM}"
 else
-    echo "!!!! not running tests/interop: the release build failed"
+    echo "!!!! not running tests/interop nor the fault checker: the release build failed"
     SUMMARY+=("FAILED       interop (not run: no release build)")
-    FAILED+=("interop")
+    SUMMARY+=("FAILED       fault-checker (not run: no release build)")
+    FAILED+=("interop" "fault-checker")
 fi
 
 run_step bench-smoke cargo bench -- --test

@@ -236,3 +236,79 @@ fn a_follower_behind_retention_catches_up_from_a_snapshot() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_replica_repairs_a_damaged_entry_with_a_copy_from_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = cluster_configs(dir.path(), 3);
+    let mut nodes: Vec<Option<TestNode>> = start_cluster(configs.clone()).into_iter().map(Some).collect();
+    let mut c1 = Client::connect(nodes[0].as_ref().unwrap().addr);
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("rot"))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("segment.bytes"))
+                .with_value(Some(StrBytes::from_static_str("1024")))]),
+    ]);
+    let r: CreateTopicsResponse = c1.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+    let leader = wait_leaders(nodes[0].as_ref().unwrap(), "rot", 1, Duration::from_secs(20))[0] as u64;
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
+    for _ in 0..12 {
+        let r = produce(&mut lc, "rot", 0, 8);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    // Stop a follower once it has everything, and flip a byte in a sealed segment of its copy.
+    let follower = leader % 3 + 1;
+    let checksums = |nodes: &[Option<TestNode>]| -> Vec<(String, i64)> {
+        let status = chronik::admin::cluster_status(&nodes[(leader - 1) as usize].as_ref().unwrap().addr.to_string());
+        let status = status.unwrap();
+        let mut v: Vec<(String, i64)> = status["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["topic"] == "rot")
+            .map(|g| (g["checksum"].as_str().unwrap().to_string(), g["high_watermark"].as_i64().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(checksums(&nodes).len() == 3 && checksums(&nodes).iter().all(|c| *c == checksums(&nodes)[0])) {
+        assert!(Instant::now() < deadline, "replicas did not converge before the fault");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(nodes[(follower - 1) as usize].take());
+    let gdir = configs[(follower - 1) as usize].data_dir.join("groups");
+    let gdir = std::fs::read_dir(&gdir).unwrap().next().unwrap().unwrap().path();
+    let mut logs: Vec<_> = std::fs::read_dir(&gdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "{logs:?}");
+    let original = std::fs::read(&logs[0]).unwrap();
+    let mut bad = original.clone();
+    let at = bad.len() - 10;
+    bad[at] ^= 0x08;
+    std::fs::write(&logs[0], &bad).unwrap();
+
+    let log = common::CapturedLog::default();
+    nodes[(follower - 1) as usize] =
+        Some(common::spawn_node_logged(configs[(follower - 1) as usize].clone(), Some(log.clone())).wait());
+    log.wait_for(&["corrupt entry in the partition log"], Duration::from_secs(20));
+    log.wait_for(&["damaged entry repaired with a copy from another replica"], Duration::from_secs(20));
+    assert_eq!(std::fs::read(&logs[0]).unwrap(), original, "the frame is byte for byte the leader's again");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = checksums(&nodes);
+        if c.len() == 3 && c.iter().all(|x| *x == c[0] && x.1 == 96) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas differ after the repair: {c:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -299,3 +299,90 @@ fn full_disk_fails_produce_with_storage_error_and_recovers_once_space_is_freed()
     drop(node);
     drop(fs);
 }
+
+/// Produces one batch through whichever node leads partition 0 (tries each node in turn).
+fn produce_anywhere(clients: &mut [Client], topic: &str, tag: &str, deadline: Instant) -> i64 {
+    loop {
+        for c in clients.iter_mut() {
+            match produce(c, topic, tag, 5, 100) {
+                (0, base) => return base,
+                (6 | 5 | STORAGE_ERROR | 7 | 19, _) => {}
+                other => panic!("produce answered {other:?}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "no node took a produce");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn full_disk_on_one_cluster_node_leaves_the_others_serving_and_the_node_catches_up() {
+    let base = tempfile::tempdir().unwrap();
+    let configs = common::cluster_configs(base.path(), 3);
+    // Node 1's partition groups live on a small tmpfs; its __meta log stays on the real disk.
+    let groups = configs[0].data_dir.join("groups");
+    let Some(fs) = Tmpfs::mount(&groups, 8) else {
+        eprintln!("!!!! SKIPPING cluster full_disk test: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
+    let starting: Vec<_> =
+        configs.iter().zip(&logs).map(|(c, l)| spawn_node_logged(c.clone(), Some(l.clone()))).collect();
+    let nodes: Vec<TestNode> = starting.into_iter().map(|s| s.wait()).collect();
+    let mut clients: Vec<Client> = nodes.iter().map(|n| Client::connect(n.addr)).collect();
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("cfull"))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let r: CreateTopicsResponse = clients[0].call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        acked.push(produce_anywhere(&mut clients, "cfull", &format!("a{i}"), deadline));
+    }
+    let filler = fill(&groups, 16 * 1024);
+    // Node 1's group fails as soon as it writes; the other two keep the partition available.
+    for i in 0..60 {
+        acked.push(produce_anywhere(&mut clients, "cfull", &format!("f{i}"), deadline));
+    }
+    logs[0].wait_for(&["partition storage failed"], Duration::from_secs(10));
+    let r: MetadataResponse = clients[0].call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    assert_eq!(r.topics.len(), 1, "node 1 stays up and answers");
+    // Space is back: node 1 reopens its group and catches up with the others, without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    logs[0].wait_for(&["partition storage reopened after a failure"], Duration::from_secs(20));
+    for i in 0..5 {
+        acked.push(produce_anywhere(&mut clients, "cfull", &format!("b{i}"), deadline));
+    }
+    let want = acked.len() as i64 * 5;
+    loop {
+        let status = chronik::admin::cluster_status(&nodes[1].addr.to_string()).unwrap();
+        let copies: Vec<(String, i64)> = status["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["topic"] == "cfull")
+            .map(|g| (g["checksum"].as_str().unwrap().to_string(), g["high_watermark"].as_i64().unwrap()))
+            .collect();
+        if copies.len() == 3 && copies.iter().all(|c| *c == copies[0] && c.1 == want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas did not converge after the disk was freed: {copies:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every acknowledged batch is there once, in order (read through the current leader).
+    let mut acked_sorted = acked.clone();
+    acked_sorted.sort();
+    assert_eq!(acked, acked_sorted, "acknowledged offsets only grow");
+    let leader_reads = clients.iter_mut().find_map(|c| {
+        let (err, _, _) = fetch(c, "cfull", 0);
+        (err == 0).then(|| read_all(c, "cfull", 0))
+    });
+    assert_eq!(leader_reads.unwrap(), acked);
+    drop(clients);
+    drop(nodes);
+    drop(fs);
+}

@@ -262,6 +262,53 @@ impl PartitionLog {
         }
     }
 
+    /// Replaces damaged entry `e.index` with `e`, a copy from another replica, in place. Raft's
+    /// log matching makes any replica's entry with the same index and term the same entry; the
+    /// copy must also fit the damaged frame exactly and, in a Kafka log, hold a batch whose CRC
+    /// holds and whose offsets are the ones the entry table has. Returns whether it was repaired
+    /// (`false`: the entry is not, or no longer, damaged).
+    pub fn repair(&mut self, e: &Entry) -> Result<bool> {
+        if !self.damaged.get_mut().unwrap_or_else(|p| p.into_inner()).contains_key(&e.index) {
+            return Ok(false);
+        }
+        let Some((si, slot)) = self.locate(e.index) else {
+            return Ok(false);
+        };
+        let m = self.segments[si].metas[slot];
+        let kafka = self.opts.kind == LogKind::KafkaBatches;
+        let o = entry_offsets(kafka, e.entry_type, &e.data, m.offset_start)
+            .map_err(|reason| LogError::InvalidBatch { index: e.index, reason })?;
+        if (o.offset_start, o.offset_end) != (m.offset_start, m.offset_end) {
+            return Err(LogError::InvalidBatch {
+                index: e.index,
+                reason: format!(
+                    "copy covers offsets {}..{}, the entry {}..{}",
+                    o.offset_start, o.offset_end, m.offset_start, m.offset_end
+                ),
+            });
+        }
+        if kafka && o.offset_end > o.offset_start {
+            let h = super::batch::BatchHeader::parse(&e.data)
+                .map_err(|err| LogError::InvalidBatch { index: e.index, reason: err.to_string() })?;
+            if super::batch::crc32c_of(&e.data) != h.crc {
+                return Err(LogError::InvalidBatch { index: e.index, reason: "the copy's batch fails its crc".into() });
+            }
+        }
+        self.segments[si].rewrite_frame(slot, e)?;
+        let d = self.damaged.get_mut().unwrap_or_else(|p| p.into_inner()).remove(&e.index);
+        if let Some(d) = d {
+            slog::warn!(self.logger, "damaged entry repaired with a copy from another replica";
+                "index" => e.index, "term" => e.term, "offset_start" => d.offsets.0, "offset_end" => d.offsets.1,
+                "segment" => d.segment.display().to_string(), "position" => d.position);
+        }
+        Ok(true)
+    }
+
+    /// Whether any damaged entry is known.
+    pub fn has_damage(&self) -> bool {
+        !self.damaged.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Entries `[lo, hi)`, limited to `max_size` bytes (protobuf size, as `raft::util::limit_size`)
     /// but always at least one when `lo < hi`. Frame CRCs are verified; a damaged entry fails the
     /// read ([`OnDamage::Fail`]).

@@ -685,5 +685,45 @@ mod tests {
             assert_eq!((rep.truncated_bytes, log.last_index()), (len, 4));
             assert!(log.damaged().is_empty());
         }
+
+        #[test]
+        fn a_damaged_entry_is_repaired_only_with_a_matching_copy() {
+            let dir = tempfile::tempdir().unwrap();
+            build(dir.path(), 5);
+            let sealed = dir.path().join(file_name(3, "log"));
+            let original = std::fs::read(&sealed).unwrap();
+            flip(&sealed, 137 + 80); // entry 4
+            let (mut log, _) = PartitionLog::open(dir.path(), opts(SEG), &logger()).unwrap();
+            assert!(log.read(6, 100, i64::MAX).is_err());
+            assert!(log.has_damage());
+            // The copy another replica holds (what it would send).
+            let other = tempfile::tempdir().unwrap();
+            build(other.path(), 5);
+            let (theirs, _) = PartitionLog::open(other.path(), opts(SEG), &logger()).unwrap();
+            let copy = theirs.entries(4, 5, None).unwrap().remove(0);
+            // Copies that do not fit are refused and change nothing.
+            let mut wrong_term = copy.clone();
+            wrong_term.term = 2;
+            assert!(log.repair(&wrong_term).is_err());
+            let mut bad_crc = copy.clone();
+            let mut data = bad_crc.data.to_vec();
+            *data.last_mut().unwrap() ^= 1;
+            bad_crc.data = data.into();
+            assert!(matches!(log.repair(&bad_crc), Err(LogError::InvalidBatch { .. })));
+            let other_entry = theirs.entries(5, 6, None).unwrap().remove(0);
+            let mut misplaced = other_entry;
+            misplaced.index = 4;
+            assert!(log.repair(&misplaced).is_err());
+            assert!(log.has_damage());
+            // The right copy: written in place, served again, nothing else moves.
+            assert!(log.repair(&copy).unwrap());
+            assert!(!log.has_damage());
+            assert!(!log.repair(&copy).unwrap(), "nothing left to repair");
+            assert_eq!(std::fs::read(&sealed).unwrap(), original);
+            assert_eq!(bases_of(&log.read(0, usize::MAX, i64::MAX).unwrap()), vec![0, 2, 4, 6, 8]);
+            drop(log);
+            let (log, _) = PartitionLog::open(dir.path(), opts(SEG), &logger()).unwrap();
+            assert_eq!(log.entries(1, 6, None).unwrap(), theirs.entries(1, 6, None).unwrap());
+        }
     }
 }

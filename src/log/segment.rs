@@ -412,6 +412,29 @@ impl Segment {
         Ok(true)
     }
 
+    /// Writes `e` over the frame of `slot` in place and fsyncs it, then reads it back and checks
+    /// it. `e` must have exactly the stored entry's index, term, type and lengths (the caller
+    /// checks its content): the frame keeps its place, so the entry table and `.index` stay right.
+    pub fn rewrite_frame(&self, slot: usize, e: &Entry) -> Result<()> {
+        let m = self.metas.get(slot).ok_or_else(|| LogError::Invalid(format!("no slot {slot}")))?;
+        let same = e.index == self.base_index + slot as u64
+            && e.term == m.term
+            && e.entry_type.value() as u8 == m.entry_type
+            && (e.data.len(), e.context.len()) == (m.data_len as usize, m.ctx_len as usize);
+        if !same {
+            return Err(LogError::Invalid(format!("entry {} does not fit the frame of slot {slot}", e.index)));
+        }
+        let mut frame = encode_header(e).to_vec();
+        frame.extend_from_slice(&e.data);
+        frame.extend_from_slice(&e.context);
+        // The segment's own handle appends (O_APPEND ignores positions): write through another.
+        let f = OpenOptions::new().write(true).open(&self.log_path).ctx(&self.log_path)?;
+        f.write_all_at(&frame, m.pos).ctx(&self.log_path)?;
+        f.sync_data().ctx(&self.log_path)?;
+        let back = self.read_frames(slot, slot + 1)?;
+        self.check_frame(&back, 0, slot).map(drop)
+    }
+
     /// Whether any file has writes that are not fsynced yet.
     pub fn is_dirty(&self) -> bool {
         self.log_dirty || self.index_dirty || self.time_dirty

@@ -79,6 +79,8 @@ pub enum PartitionMsg {
     Synced { generation: u64, number: u64, result: Result<(), String> },
     /// Try to reopen the group's storage after a failure (timer).
     Recover,
+    /// From node `from`: a request for a copy of an entry, or the copy (see `frame::Repair`).
+    Repair { from: u64, repair: crate::peer::frame::Repair },
     /// New retention settings.
     Retention(RetentionSettings),
     /// Stop the group (topic deleted); the node removes the data afterwards.
@@ -266,6 +268,64 @@ impl PartitionActor {
             self.shared.set_in_sync(self.core.in_sync_replicas());
             if !self.core.raft.node.has_ready() {
                 break;
+            }
+        }
+    }
+
+    /// Asks another replica for a copy of each damaged entry (at most 16 at a time): the leader
+    /// when another node leads, else the other voters in turn.
+    fn request_repairs(&mut self, tick: u64) {
+        let log = self.core.raft.storage().log();
+        if !log.has_damage() {
+            return;
+        }
+        let me = self.links.transport.me();
+        let leader = self.core.raft.role().leader;
+        let others: Vec<u64> = self.reopen.voters.iter().copied().filter(|v| *v != me).collect();
+        if others.is_empty() {
+            return;
+        }
+        for (k, (index, d)) in log.damaged().into_iter().take(16).enumerate() {
+            let to = if leader != 0 && leader != me { leader } else { others[(tick as usize + k) % others.len()] };
+            slog::debug!(self.logger, "asking for a copy of a damaged entry"; "index" => index, "term" => d.term, "from_node" => to);
+            let repair =
+                crate::peer::frame::Repair { group: self.reopen.group, index, term: d.term, entry: Default::default() };
+            self.links.transport.send_repair(to, repair);
+        }
+    }
+
+    /// A repair request (send our copy if it is intact) or a copy (write it over our damage).
+    fn on_repair(&mut self, from: u64, r: crate::peer::frame::Repair) {
+        use protobuf::Message as _;
+        if r.entry.is_empty() {
+            let log = self.core.raft.storage().log();
+            if r.index < log.first_index() || r.index > log.last_index() {
+                return;
+            }
+            match log.entries(r.index, r.index + 1, None) {
+                Ok(mut ents) if ents.len() == 1 && ents[0].term == r.term => {
+                    let entry = ents.remove(0).write_to_bytes().unwrap_or_default().into();
+                    self.links.transport.send_repair(from, crate::peer::frame::Repair { entry, ..r });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    slog::debug!(self.logger, "cannot send a copy of an entry"; "index" => r.index, "error" => %e)
+                }
+            }
+            return;
+        }
+        let entry = match raft::eraftpb::Entry::parse_from_bytes(&r.entry) {
+            Ok(e) if e.index == r.index && e.term == r.term => e,
+            _ => {
+                slog::warn!(self.logger, "dropping an undecodable or mismatched entry copy"; "from" => from, "index" => r.index);
+                return;
+            }
+        };
+        match self.core.raft.node.mut_store().log_mut().repair(&entry) {
+            Ok(true) => slog::info!(self.logger, "repaired from a peer"; "from" => from, "index" => r.index),
+            Ok(false) => {}
+            Err(e) => {
+                slog::warn!(self.logger, "an entry copy does not repair the damaged entry"; "from" => from, "index" => r.index, "error" => %e)
             }
         }
     }
@@ -519,6 +579,9 @@ impl Handler<PartitionMsg> for PartitionActor {
                 if self.campaign_retries > 0 && n % hb == 0 {
                     self.retry_campaign();
                 }
+                if n % (hb * 10) == 0 {
+                    self.request_repairs(n / (hb * 10));
+                }
                 if self.core.raft.tick_at(n) || self.core.raft.node.has_ready() {
                     self.schedule_drive(ctx);
                 }
@@ -553,6 +616,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                 }
                 Err(e) => self.fail(ctx, format!("fsync failed: {e}")),
             },
+            PartitionMsg::Repair { from, repair } => self.on_repair(from, repair),
             PartitionMsg::Recover => {
                 if let Some(f) = self.failure.as_mut() {
                     f.timer_set = false;

@@ -31,6 +31,8 @@ const MAX_FRAMES: usize = 64;
 pub enum PeerMsg {
     /// Messages of one group for this peer.
     Send(GroupId, Vec<Message>),
+    /// A repair request or copy for this peer.
+    Repair(frame::Repair),
     /// Write everything queued (self-sent after a burst).
     Flush,
     /// Write the queued heartbeats (from the ticker, half a tick after each tick).
@@ -57,6 +59,7 @@ pub struct PeerActor {
     peer: u64,
     addr: String,
     queue: Vec<(GroupId, Message)>,
+    repairs: Vec<frame::Repair>,
     /// Heartbeats and their responses, sent together on the ticker's beat.
     heartbeats: Vec<(GroupId, Message)>,
     last_heartbeat_frame: Option<std::time::Instant>,
@@ -76,6 +79,7 @@ impl PeerActor {
             peer,
             addr,
             queue: Vec::new(),
+            repairs: Vec::new(),
             heartbeats: Vec::new(),
             last_heartbeat_frame: None,
             writer: None,
@@ -135,19 +139,20 @@ impl PeerActor {
                 });
             }
         }
-        if msgs.is_empty() {
+        let repairs = std::mem::take(&mut self.repairs);
+        if msgs.is_empty() && repairs.is_empty() {
             return;
         }
         if self.faults.dropping_to(self.peer) {
-            self.count_dropped(msgs.len());
+            self.count_dropped(msgs.len() + repairs.len());
             return;
         }
         let Some(writer) = self.writer.clone() else {
-            self.count_dropped(msgs.len());
+            self.count_dropped(msgs.len() + repairs.len());
             self.connect(ctx);
             return;
         };
-        let bytes = frame::encode(self.me, self.peer, &msgs);
+        let bytes = frame::encode_with_repairs(self.me, self.peer, &msgs, repairs);
         let size = bytes.len() as u64;
         let count = msgs.len() as u64;
         match self.faults.delay(self.peer) {
@@ -206,6 +211,15 @@ impl Handler<PeerMsg> for PeerActor {
                     }
                 }
                 if urgent && !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    ctx.notify(PeerMsg::Flush);
+                }
+            }
+            PeerMsg::Repair(r) => {
+                if self.repairs.len() < 1024 {
+                    self.repairs.push(r);
+                }
+                if !self.flush_scheduled {
                     self.flush_scheduled = true;
                     ctx.notify(PeerMsg::Flush);
                 }

@@ -23,6 +23,20 @@ pub struct GroupMessage {
     pub raft: Bytes,
 }
 
+/// A request for a copy of one stored entry (`entry` empty), or the copy (`entry` is the raft
+/// `Entry`, protobuf-encoded): how a replica replaces an entry that is damaged on its disk.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Repair {
+    #[prost(uint64, tag = "1")]
+    pub group: u64,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub entry: Bytes,
+}
+
 /// Everything one node sends another in one write.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PeerFrame {
@@ -32,6 +46,8 @@ pub struct PeerFrame {
     pub to: u64,
     #[prost(message, repeated, tag = "3")]
     pub messages: Vec<GroupMessage>,
+    #[prost(message, repeated, tag = "4")]
+    pub repairs: Vec<Repair>,
 }
 
 /// Why a frame was refused.
@@ -47,6 +63,11 @@ pub enum FrameError {
 
 /// Encodes a frame with its length prefix.
 pub fn encode(from: u64, to: u64, messages: &[(GroupId, Message)]) -> Bytes {
+    encode_with_repairs(from, to, messages, Vec::new())
+}
+
+/// Encodes a frame that also carries repair requests or copies.
+pub fn encode_with_repairs(from: u64, to: u64, messages: &[(GroupId, Message)], repairs: Vec<Repair>) -> Bytes {
     let frame = PeerFrame {
         from,
         to,
@@ -54,6 +75,7 @@ pub fn encode(from: u64, to: u64, messages: &[(GroupId, Message)]) -> Bytes {
             .iter()
             .map(|(g, m)| GroupMessage { group: *g, raft: Bytes::from(m.write_to_bytes().unwrap_or_default()) })
             .collect(),
+        repairs,
     };
     let len = prost::Message::encoded_len(&frame);
     let mut buf = BytesMut::with_capacity(4 + len);
@@ -76,9 +98,16 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
 
 /// A decoded frame: sender, addressee, and the messages by group.
 pub type Decoded = (u64, u64, Vec<(GroupId, Message)>);
+/// A decoded frame with its repair requests and copies.
+pub type DecodedWithRepairs = (u64, u64, Vec<(GroupId, Message)>, Vec<Repair>);
 
 /// Decodes a frame body (without the prefix) and the Raft messages in it.
 pub fn decode(body: &[u8]) -> Result<Decoded, FrameError> {
+    decode_with_repairs(body).map(|(from, to, msgs, _)| (from, to, msgs))
+}
+
+/// [`decode`], with the repair requests and copies the frame carries.
+pub fn decode_with_repairs(body: &[u8]) -> Result<DecodedWithRepairs, FrameError> {
     let frame = <PeerFrame as prost::Message>::decode(body).map_err(|e| FrameError::Decode(e.to_string()))?;
     let mut out = Vec::with_capacity(frame.messages.len());
     for gm in frame.messages {
@@ -86,7 +115,7 @@ pub fn decode(body: &[u8]) -> Result<Decoded, FrameError> {
             .map_err(|e| FrameError::Raft { group: gm.group, reason: e.to_string() })?;
         out.push((gm.group, m));
     }
-    Ok((frame.from, frame.to, out))
+    Ok((frame.from, frame.to, out, frame.repairs))
 }
 
 #[cfg(test)]

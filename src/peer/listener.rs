@@ -47,13 +47,14 @@ pub async fn run(
 pub struct Accepted {
     pub from: u64,
     pub messages: Vec<(crate::raft::GroupId, raft::eraftpb::Message)>,
+    pub repairs: Vec<frame::Repair>,
 }
 
 /// Decodes a frame body (after the length prefix) and checks that it is addressed to node `me`,
 /// comes from one of its configured `peers`, and that every Raft message in it claims the
 /// frame's sender and is addressed to `me`. `Err` says why the connection must be closed.
 pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepted, String> {
-    let (from, to, messages) = frame::decode(body).map_err(|e| e.to_string())?;
+    let (from, to, messages, repairs) = frame::decode_with_repairs(body).map_err(|e| e.to_string())?;
     if to != me || !peers.contains(&from) {
         return Err(format!("frame from node {from} to node {to}: not a configured peer of node {me}"));
     }
@@ -65,7 +66,7 @@ pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepte
             ));
         }
     }
-    Ok(Accepted { from, messages })
+    Ok(Accepted { from, messages, repairs })
 }
 
 async fn serve(
@@ -85,13 +86,19 @@ async fn serve(
                 break;
             }
             let body = buf.split_to(4 + len);
-            let Accepted { from, messages } = check_frame(&body[4..], me, peers)?;
+            let Accepted { from, messages, repairs } = check_frame(&body[4..], me, peers)?;
             if faults.dropping_from(from) {
                 continue;
             }
             for (group, msg) in messages {
                 if !router.route(group, msg) && unknown_groups.insert(group) {
                     slog::info!(logger, "holding messages for a group this node does not host (yet); they are dropped unless it starts within seconds"; "group" => group, "from" => from);
+                }
+            }
+            for r in repairs {
+                let group = r.group;
+                if !router.route_repair(from, r) && unknown_groups.insert(group) {
+                    slog::warn!(logger, "dropping a repair for a group this node does not host"; "group" => group, "from" => from);
                 }
             }
         }

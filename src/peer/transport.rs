@@ -98,6 +98,13 @@ impl Transport {
         self.me
     }
 
+    /// Sends a repair request or copy to node `to` (see `frame::Repair`).
+    pub fn send_repair(&self, to: u64, repair: super::frame::Repair) {
+        if let Some(peer) = self.peers.get(&to) {
+            peer.do_send(PeerMsg::Repair(repair));
+        }
+    }
+
     /// Hands `msgs` of `group` to the peer actors of their destinations.
     pub fn send(&self, group: GroupId, msgs: Vec<Message>) {
         if msgs.is_empty() {
@@ -139,6 +146,18 @@ pub struct Router {
 impl Router {
     pub fn new(meta: Addr<MetaActor>, groups: watch::Receiver<Groups>) -> Self {
         Router { meta, groups, held: Default::default() }
+    }
+
+    /// Delivers a repair request or copy from node `from` to its partition group; false if this
+    /// node does not host the group (`__meta` has no repairs).
+    pub fn route_repair(&self, from: u64, repair: super::frame::Repair) -> bool {
+        match self.groups.borrow().get(&repair.group) {
+            Some(addr) => {
+                addr.do_send(PartitionMsg::Repair { from, repair });
+                true
+            }
+            None => false,
+        }
     }
 
     /// Delivers one message; false if this node does not host the group (the message is held).
