@@ -25,6 +25,6 @@ cargo build --release
 mkdir -p .deps/bench-classes
 javac -cp ".deps/kafka-tools/lib/*" -d .deps/bench-classes benches/throughput/AssignConsumerPerf.java
 export CHRONIK_BIN=${CHRONIK_BIN:-$ROOT/target/release/chronik-server}
-export BENCH_COMMAND="bash benches/throughput/run.sh${*:+ $*}"
+export BENCH_COMMAND="bash benches/throughput/run.sh$(printf ' %q' "$@")"
 "$ROOT/.deps/venv/bin/python" benches/throughput/bench.py "$@"
 echo "[run.sh] done in $((SECONDS - T0)) s"
