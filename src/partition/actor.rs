@@ -493,8 +493,10 @@ impl PartitionActor {
             return;
         }
         match self.core.produce(batch, header) {
-            Ok(Appended { base_offset, last_offset, .. }) => {
-                if last_offset < self.core.high_watermark() {
+            Ok(Appended { base_offset, last_offset, new }) => {
+                // A new batch is acknowledged once the high watermark passes it, never at once:
+                // only a retry of a batch already in the log can be committed already.
+                if !new && last_offset < self.core.high_watermark() {
                     let _ = reply.send(Ok(ProduceAck { base_offset, log_start: self.core.log_start() }));
                 } else {
                     self.waiters.entry(last_offset).or_default().push((base_offset, reply));
@@ -622,6 +624,11 @@ impl Handler<PartitionMsg> for PartitionActor {
                     f.timer_set = false;
                 }
                 self.recover(ctx);
+            }
+            // Partition proposals are never forwarded: a batch must be stamped and checked
+            // against the producer state by the leader that appends it (see core.rs `produce`).
+            PartitionMsg::Raft(m) if m.get_msg_type() == raft::eraftpb::MessageType::MsgPropose => {
+                slog::warn!(self.logger, "dropping a proposal forwarded by a peer"; "group" => self.core.raft.group(), "from" => m.from);
             }
             PartitionMsg::Raft(m) => {
                 if let Err(e) = self.core.raft.step(m) {

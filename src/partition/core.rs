@@ -290,6 +290,15 @@ impl PartitionCore {
     /// Accepts one validated batch: checks the producer sequence, stamps offset and leader
     /// epoch, and proposes it. Duplicates are not proposed again.
     pub fn produce(&mut self, mut batch: BytesMut, header: BatchHeader) -> Result<Appended, PartitionError> {
+        // The view is dropped on the next Ready after a step-down, but a message stepped since
+        // (a higher term) may already have made this node a follower. raft-rs would then forward
+        // the proposal to the new leader, which appends it as is: a batch stamped with this
+        // node's offsets, unknown to the new leader's view of producers. Found by the fault
+        // checker: the new leader later stamped a retry with an offset below its log end.
+        if !self.raft.is_leader() {
+            self.leader_view = None;
+            return Err(self.not_leader());
+        }
         let Some(view) = self.leader_view.as_ref() else {
             return Err(self.not_leader());
         };
@@ -490,6 +499,39 @@ mod tests {
         assert_eq!(err.kafka_code(), crate::error::code::OUT_OF_ORDER_SEQUENCE_NUMBER);
         settle(&mut c);
         assert_eq!(c.high_watermark(), 2, "the duplicate was not appended twice");
+    }
+
+    #[test]
+    fn a_leader_that_stepped_down_refuses_produce_instead_of_forwarding_it() {
+        use raft::eraftpb::{Message, MessageType};
+        let dir = tempfile::tempdir().unwrap();
+        let settings = GroupSettings::for_tests();
+        let mut c = PartitionCore::open(dir.path(), 7, &[1, 2], true, &settings, logger()).unwrap();
+        let msg = |t: MessageType, term: u64| {
+            let mut m = Message::default();
+            m.set_msg_type(t);
+            (m.from, m.to, m.term) = (2, 1, term);
+            m
+        };
+        let _ = c.handle_ready().unwrap();
+        let term = c.raft.role().term;
+        c.raft.step(msg(MessageType::MsgRequestPreVoteResponse, term + 1)).unwrap();
+        let _ = c.handle_ready().unwrap();
+        c.raft.step(msg(MessageType::MsgRequestVoteResponse, c.raft.role().term)).unwrap();
+        let _ = c.handle_ready().unwrap();
+        assert!(c.raft.is_leader());
+        let (b, h) = batch(9, 0, 1);
+        assert!(c.produce(b, h).unwrap().new, "leads: the batch is proposed");
+        // Node 2 wins a later term; this node learns it from a message, before its next Ready.
+        let _ = c.handle_ready();
+        let mut hb = msg(MessageType::MsgHeartbeat, c.raft.role().term + 5);
+        hb.commit = 0;
+        c.raft.step(hb).unwrap();
+        assert!(!c.raft.is_leader());
+        let (b, h) = batch(9, 1, 1);
+        assert!(matches!(c.produce(b, h), Err(PartitionError::NotLeader { leader: Some(2) })));
+        let forwarded = c.raft.node.raft.msgs.iter().any(|m| m.get_msg_type() == MessageType::MsgPropose);
+        assert!(!forwarded, "nothing is forwarded to the new leader");
     }
 
     #[test]
