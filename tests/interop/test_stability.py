@@ -390,6 +390,22 @@ def test_2_slow_apply_500ms_no_election_heartbeats_regular(make_cluster):
 
 
 # --- 3. many groups --------------------------------------------------------------------------------
+def wait_meta_settled(c, quiet=3.0, timeout=60.0):
+    """Formation ends when `__meta` has applied the leader reports of every new group: waits until
+    the `__meta` commit index has not moved for `quiet` seconds (bounded), returns the seconds."""
+    t0 = time.monotonic()
+    last, since = None, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        doc = cluster_status(next(iter(c.nodes.values())).bootstrap)
+        commits = tuple(sorted((g["node"], g["commit"]) for g in doc["groups"] if g.get("topic") == META))
+        if commits != last:
+            last, since = commits, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise AssertionError(f"__meta commit still moving after {timeout:.0f} s: {last}")
+
+
 def test_3_many_groups_idle_no_election_coalesced_frames(make_cluster):
     c = make_cluster("many")
     topic = unique_topic("many")
@@ -398,7 +414,9 @@ def test_3_many_groups_idle_no_election_coalesced_frames(make_cluster):
     formed, _ = wait_formed(c, groups, timeout=120)
     report(f"many groups: {MANY_PARTITIONS} partitions at RF 3 led on every node {led:.1f} s after "
            f"CreateTopics; metrics show every group formed {formed:.1f} s later")
-    time.sleep(2.0)
+    settled = wait_meta_settled(c)
+    report(f"many groups: __meta settled (leader reports of {MANY_PARTITIONS} groups applied, commit "
+           f"unchanged for 3 s) {settled:.1f} s later; the idle window starts now")
     before = scrape_all(c)
     cpu0 = {i: proc_figures(n)[0] for i, n in c.nodes.items()}
     canary = Canary()
