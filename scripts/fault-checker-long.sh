@@ -6,9 +6,12 @@
 # scripts/install-test-deps.sh and `cargo build --release`.
 #
 #   bash scripts/fault-checker-long.sh [SEED] [FAULTS]
+#
+# The result (faults injected, counts, problems) is also written as JSON to
+# ${TMPDIR:-/tmp}/fault-checker-SEED.json; on failure the nodes' logs and data are kept (path printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-$RANDOM}
 FAULTS=${2:-100}
 exec "$PWD/.deps/venv/bin/python" tests/interop/fault_checker.py \
-    --faults "$FAULTS" --seed "$SEED" --partitions 6 --rate 500 --json "fault-checker-$SEED.json"
+    --faults "$FAULTS" --seed "$SEED" --partitions 6 --rate 500 --json "${TMPDIR:-/tmp}/fault-checker-$SEED.json"
