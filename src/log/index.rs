@@ -93,16 +93,7 @@ pub fn decode_index(base_index: u64, bytes: &[u8], log_size: u64) -> Result<Vec<
         if index != base_index + i as u64 {
             return Err(format!("record {i} has index {index}"));
         }
-        let m = EntryMeta {
-            term: be_u64(r, 8),
-            pos: be_u64(r, 16),
-            data_len: be_u32(r, 24),
-            ctx_len: be_u32(r, 28),
-            offset_start: be_i64(r, 32),
-            offset_end: be_i64(r, 40),
-            max_ts: be_i64(r, 48),
-            entry_type: r[56],
-        };
+        let m = decode_record(r);
         if m.pos != next_pos {
             return Err(format!("record {i} at position {} instead of {next_pos}", m.pos));
         }
@@ -123,15 +114,9 @@ pub fn decode_index(base_index: u64, bytes: &[u8], log_size: u64) -> Result<Vec<
     Ok(metas)
 }
 
-/// The record of slot `slot` of an `.index` file of the segment starting at `base_index`, if it
-/// is there and intact (its CRC, its index), whatever the other records hold. Recovery uses it to
-/// keep a damaged frame's place and offsets when the frame itself fails its CRC.
-pub fn index_record(base_index: u64, bytes: &[u8], slot: usize) -> Option<EntryMeta> {
-    let r = bytes.get(slot * INDEX_RECORD_LEN..(slot + 1) * INDEX_RECORD_LEN)?;
-    if crc32c::crc32c(&r[..60]) != be_u32(r, 60) || be_u64(r, 0) != base_index + slot as u64 {
-        return None;
-    }
-    let m = EntryMeta {
+/// The fields of one `.index` record (checks are the caller's).
+fn decode_record(r: &[u8]) -> EntryMeta {
+    EntryMeta {
         term: be_u64(r, 8),
         pos: be_u64(r, 16),
         data_len: be_u32(r, 24),
@@ -140,7 +125,18 @@ pub fn index_record(base_index: u64, bytes: &[u8], slot: usize) -> Option<EntryM
         offset_end: be_i64(r, 40),
         max_ts: be_i64(r, 48),
         entry_type: r[56],
-    };
+    }
+}
+
+/// The record of slot `slot` of an `.index` file of the segment starting at `base_index`, if it
+/// is there and intact (its CRC, its index), whatever the other records hold. Recovery uses it to
+/// keep a damaged frame's place and offsets when the frame itself fails its CRC.
+pub fn index_record(base_index: u64, bytes: &[u8], slot: usize) -> Option<EntryMeta> {
+    let r = bytes.get(slot * INDEX_RECORD_LEN..(slot + 1) * INDEX_RECORD_LEN)?;
+    if crc32c::crc32c(&r[..60]) != be_u32(r, 60) || be_u64(r, 0) != base_index + slot as u64 {
+        return None;
+    }
+    let m = decode_record(r);
     (m.entry_type <= 2 && m.offset_end >= m.offset_start).then_some(m)
 }
 
