@@ -229,7 +229,21 @@ pub struct NodeHandle {
     pub ctx: Arc<BrokerCtx>,
     /// Fault injection on this node's peer transport (tests).
     pub faults: Arc<Faults>,
-    _arbiters: Vec<Arbiter>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Drop for NodeHandle {
+    /// Stops the node's arbiters and waits for their threads, so that its listeners and
+    /// connections are closed when the handle is gone (a test that restarts a node in the same
+    /// process can bind the same ports again at once).
+    fn drop(&mut self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+        for a in self.arbiters.drain(..) {
+            let _ = a.join();
+        }
+    }
 }
 
 /// Starts all actors of one node inside the running actix System.
@@ -280,8 +294,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         let peer =
             PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog));
         let beat = peer.clone();
-        ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |_| {
-            beat.do_send(crate::peer::actor::PeerMsg::FlushHeartbeats);
+        let hb = ticks.heartbeat_tick as u64;
+        ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |n| {
+            beat.do_send(crate::peer::actor::PeerMsg::FlushHeartbeats { heartbeat_tick: n % hb == 0 });
             beat.connected()
         })));
         peers.insert(id, peer);
@@ -464,5 +479,5 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         }
     });
     slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
-    Ok(NodeHandle { kafka_addr, ctx, faults, _arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter] })
+    Ok(NodeHandle { kafka_addr, ctx, faults, arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter] })
 }

@@ -534,6 +534,80 @@ mod tests {
         assert!(!forwarded, "nothing is forwarded to the new leader");
     }
 
+    fn msg(t: raft::eraftpb::MessageType, from: u64, term: u64) -> raft::eraftpb::Message {
+        let mut m = raft::eraftpb::Message::default();
+        m.set_msg_type(t);
+        (m.from, m.to, m.term) = (from, 1, term);
+        m
+    }
+
+    /// Node 1 of voters 1, 2, 3, elected with node 2's votes.
+    fn leader_of_three(dir: &Path) -> PartitionCore {
+        use raft::eraftpb::MessageType;
+        let mut c = PartitionCore::open(dir, 7, &[1, 2, 3], true, &GroupSettings::for_tests(), logger()).unwrap();
+        let _ = c.handle_ready().unwrap();
+        let term = c.raft.role().term;
+        c.raft.step(msg(MessageType::MsgRequestPreVoteResponse, 2, term + 1)).unwrap();
+        let _ = c.handle_ready().unwrap();
+        c.raft.step(msg(MessageType::MsgRequestVoteResponse, 2, c.raft.role().term)).unwrap();
+        let _ = c.handle_ready().unwrap();
+        assert!(c.raft.is_leader());
+        c
+    }
+
+    #[test]
+    fn a_leader_cut_off_from_its_quorum_steps_down_within_the_election_timeout() {
+        use raft::eraftpb::MessageType;
+        let settings = GroupSettings::for_tests();
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = leader_of_three(dir.path());
+        // While a follower answers every heartbeat, the leader stays, for many timeouts.
+        for _ in 0..settings.election_tick * 10 {
+            c.raft.tick();
+            c.raft.step(msg(MessageType::MsgHeartbeatResponse, 3, c.raft.role().term)).unwrap();
+            let _ = c.handle_ready().unwrap();
+            assert!(c.raft.is_leader(), "a leader with a live quorum stays leader");
+        }
+        // From the last answer on, nobody answers: it must be gone within T ticks.
+        let mut ticks = 0;
+        while c.raft.is_leader() {
+            c.raft.tick();
+            let _ = c.handle_ready().unwrap();
+            ticks += 1;
+            assert!(ticks <= settings.election_tick, "still leader {ticks} ticks after losing its quorum");
+        }
+        assert!(ticks > settings.heartbeat_tick, "stepped down after {ticks} ticks: too eager");
+    }
+
+    #[test]
+    fn a_follower_answers_heartbeats_while_its_append_waits_for_fsync() {
+        use raft::eraftpb::{Entry, MessageType};
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            PartitionCore::open(dir.path(), 7, &[1, 2, 3], false, &GroupSettings::for_tests(), logger()).unwrap();
+        let _ = c.handle_ready().unwrap();
+        let (b, _) = batch(-1, -1, 1);
+        let mut app = msg(MessageType::MsgAppend, 2, 3);
+        let mut e = Entry::default();
+        (e.index, e.term, e.data) = (1, 3, b.to_vec().into());
+        app.set_entries(vec![e].into());
+        c.raft.step(app).unwrap();
+        let out = c.handle_ready().unwrap();
+        let job = out.sync.expect("the appended entry waits for an fsync");
+        assert!(
+            !out.messages.iter().any(|m| m.get_msg_type() == MessageType::MsgAppendResponse),
+            "the append response waits for the fsync"
+        );
+        let mut hb = msg(MessageType::MsgHeartbeat, 2, 3);
+        hb.commit = 0;
+        c.raft.step(hb).unwrap();
+        let out = c.handle_ready().unwrap();
+        let sent: Vec<_> = out.messages.iter().map(|m| m.get_msg_type()).collect();
+        assert_eq!(sent, [MessageType::MsgHeartbeatResponse], "the heartbeat is answered at once");
+        let after = c.raft.on_synced(job.number);
+        assert!(after.iter().any(|m| m.get_msg_type() == MessageType::MsgAppendResponse && m.index == 1));
+    }
+
     #[test]
     fn state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,11 @@
 //! One actor per remote node: it owns the outbound TCP connection to that node and a bounded
 //! queue of Raft messages. Groups `do_send` messages; the actor flushes everything queued as one
 //! frame after each burst. Heartbeats and heartbeat responses wait for the ticker's beat (half a
-//! tick after each tick), so the heartbeats of every group bound to this peer leave in one frame
-//! per heartbeat interval; their send intervals are recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
+//! tick after each tick): on the beat of a heartbeat tick (every leader of this node heartbeats
+//! on those ticks) the heartbeats of every group bound to this peer leave in one frame, together
+//! with this node's responses to the peer's heartbeats. So an idle link carries one frame per
+//! heartbeat interval in each direction, two per node pair. Heartbeat send intervals are
+//! recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
 //! writer's buffer is full, messages are dropped and Raft retransmits them. The connection is
 //! re-established with exponential backoff.
 
@@ -35,8 +38,10 @@ pub enum PeerMsg {
     Repair(frame::Repair),
     /// Write everything queued (self-sent after a burst).
     Flush,
-    /// Write the queued heartbeats (from the ticker, half a tick after each tick).
-    FlushHeartbeats,
+    /// The ticker's beat, half a tick after each tick. On a heartbeat tick (`heartbeat_tick`)
+    /// everything queued goes out, heartbeat responses included; on other ticks only heartbeats
+    /// that missed their beat do (responses wait for the next heartbeat frame).
+    FlushHeartbeats { heartbeat_tick: bool },
     /// The connection is up; frames go to this writer.
     Connected(mpsc::Sender<Bytes>),
     /// The connection attempt or the connection failed.
@@ -122,9 +127,18 @@ impl PeerActor {
         });
     }
 
+    /// Writes the queue as one frame. Heartbeat responses ride along in any frame that goes
+    /// out; heartbeats only when `with_heartbeats` (the ticker's beat).
     fn flush(&mut self, ctx: &mut Context<Self>, with_heartbeats: bool) {
         self.flush_scheduled = false;
         let mut msgs = std::mem::take(&mut self.queue);
+        if !with_heartbeats && !msgs.is_empty() && !self.heartbeats.is_empty() {
+            let (responses, heartbeats): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heartbeats)
+                .into_iter()
+                .partition(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeatResponse);
+            self.heartbeats = heartbeats;
+            msgs.extend(responses);
+        }
         if with_heartbeats && !self.heartbeats.is_empty() {
             let carries_heartbeat = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
             msgs.append(&mut self.heartbeats);
@@ -225,7 +239,13 @@ impl Handler<PeerMsg> for PeerActor {
                 }
             }
             PeerMsg::Flush => self.flush(ctx, false),
-            PeerMsg::FlushHeartbeats => self.flush(ctx, true),
+            PeerMsg::FlushHeartbeats { heartbeat_tick } => {
+                let late_heartbeat =
+                    || self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
+                if heartbeat_tick || late_heartbeat() {
+                    self.flush(ctx, true);
+                }
+            }
             PeerMsg::Connected(tx) => {
                 slog::info!(self.logger, "connected to peer"; "peer" => self.peer, "addr" => &self.addr);
                 self.connecting = false;

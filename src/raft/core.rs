@@ -17,14 +17,15 @@
 //! 5. `advance_append_async` hands the Ready back. The written entries are then fsynced by the
 //!    syncer (grouped with other groups' fsyncs); only when that fsync is done are the
 //!    `persisted_messages` (votes, append responses) sent and `on_persist_ready` called, which
-//!    lets the leader count its own copy toward the commit quorum.
+//!    lets the leader count its own copy toward the commit quorum. The one exception: heartbeat
+//!    responses among them go out at once (they carry no log position or vote).
 //!
 //! With the `interval` fsync policy, step 5 treats the page-cache write as persisted and a timer
 //! fsyncs later; that trades durability of the last interval for latency, as Kafka's default does.
 
 use std::fs::File;
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message, MessageType};
 use raft::{RawNode, StateRole};
 use slog::Logger;
 
@@ -294,7 +295,13 @@ impl<M: StateMachine> RaftCore<M> {
             self.record_hard_state(hs.clone())?;
         }
         self.apply_entries(rd.take_committed_entries(), &mut out)?;
-        let persisted = rd.take_persisted_messages();
+        let (heartbeat_responses, persisted): (Vec<_>, Vec<_>) = rd
+            .take_persisted_messages()
+            .into_iter()
+            .partition(|m| m.get_msg_type() == MessageType::MsgHeartbeatResponse);
+        // A heartbeat response says only "I heard you" (term, no log position), so it need not
+        // wait behind another group's fsync; etcd-raft sends it early for the same reason.
+        out.messages.extend(heartbeat_responses);
         let number = rd.number();
 
         // Term and vote are made durable with the entries, whatever the fsync policy. A Ready

@@ -15,11 +15,23 @@ pub type GroupId = u64;
 /// The id of the `__meta` group.
 pub const META_GROUP: GroupId = 0;
 
+/// The leader's CheckQuorum period in ticks for an election timeout of `election_tick` ticks:
+/// half of it, and always more than one heartbeat period (raft-rs requires
+/// `heartbeat_tick < election_tick`, and a check must see at least one round of heartbeat
+/// responses). A leader cut off from its quorum therefore steps down at the first check that
+/// finds no follower heard from in a whole period: within `2 × quorum_check_tick ≤ T` ticks of
+/// losing it, before any follower (timeout `[T, 2T)`) can start an election.
+pub fn quorum_check_tick(election_tick: usize, heartbeat_tick: usize) -> usize {
+    (election_tick / 2).max(heartbeat_tick.saturating_add(1))
+}
+
 /// Per-node settings every group is built with (derived from the configuration by the node).
 #[derive(Debug, Clone)]
 pub struct GroupSettings {
     pub node_id: u64,
     pub heartbeat_tick: usize,
+    /// The configured election timeout in ticks (T). Followers and candidates time out after a
+    /// random count in `[T, 2T)`; a leader checks its quorum every [`quorum_check_tick`] ticks.
     pub election_tick: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
@@ -46,10 +58,18 @@ impl GroupSettings {
     }
 
     /// The raft-rs configuration for a group whose state machine starts at `applied`.
+    ///
+    /// raft-rs uses its `election_tick` for two things: the base of the randomized follower
+    /// timeout (overridden here by `min_election_tick`/`max_election_tick` = `[T, 2T)`) and the
+    /// period of the leader's CheckQuorum (and of a follower's leader lease). A leader that
+    /// checked its quorum only every T ticks could stay leader for almost 2T after it lost its
+    /// quorum; checking every T/2 ([`quorum_check_tick`]) bounds that at T.
     pub fn raft_config(&self, applied: u64) -> ::raft::Config {
         ::raft::Config {
             id: self.node_id,
-            election_tick: self.election_tick,
+            election_tick: quorum_check_tick(self.election_tick, self.heartbeat_tick),
+            min_election_tick: self.election_tick,
+            max_election_tick: self.election_tick.saturating_mul(2),
             heartbeat_tick: self.heartbeat_tick,
             applied,
             max_size_per_msg: 1024 * 1024,
@@ -59,5 +79,37 @@ impl GroupSettings {
             max_committed_size_per_ready: 16 * 1024 * 1024,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_check_is_half_the_election_timeout_and_above_the_heartbeat() {
+        // 50 ms ticks: heartbeat 150 ms = 3 ticks, election 3 s = 60 ticks.
+        assert_eq!(quorum_check_tick(60, 3), 30);
+        // Odd counts round down; the check never falls to the heartbeat period or below.
+        assert_eq!(quorum_check_tick(61, 3), 30);
+        assert_eq!(quorum_check_tick(5, 3), 4);
+        assert_eq!(quorum_check_tick(2, 1), 2);
+        for t in 2..200 {
+            for hb in 1..t {
+                let q = quorum_check_tick(t, hb);
+                assert!(q > hb && q <= t, "t {t} hb {hb} q {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn raft_config_randomizes_in_t_2t_and_checks_quorum_every_half_t() {
+        let s = GroupSettings { heartbeat_tick: 3, election_tick: 60, ..GroupSettings::for_tests() };
+        let c = s.raft_config(0);
+        c.validate().expect("raft-rs accepts the derived configuration");
+        assert_eq!((c.min_election_tick, c.max_election_tick), (60, 120));
+        assert_eq!(c.election_tick, 30);
+        assert_eq!(c.heartbeat_tick, 3);
+        assert!(c.pre_vote && c.check_quorum);
     }
 }

@@ -10,7 +10,8 @@ figures from `/metrics` (cluster.scrape()):
                    large batches, see SLOW_PROPS): the producer completes without errors, no
                    election, heartbeats still +- 10 ms
     3 many groups  1,000 partitions at RF 3, idle STABILITY_IDLE_SECONDS (CI 45 s, issue: 120 s):
-                   no election; at most 2 frames per node->peer link per heartbeat interval; idle
+                   no election; at most 2 frames per node pair (both directions) per heartbeat
+                   interval; idle
                    CPU and RSS per node printed
                    Heartbeat figures are printed next to a control: a sleeping thread of the test
                    process on the same 150 ms schedule (Canary), which shows how late this machine
@@ -21,7 +22,7 @@ figures from `/metrics` (cluster.scrape()):
                    the node restarts, catches up (applied == leader's commit) and deposes nobody
     5 isolation    cut the node leading the most groups off for STABILITY_ISOLATION_SECONDS (CI 15 s,
                    issue: 30 s): its terms do not rise (PreVote), it steps down (CheckQuorum; within
-                   2 election timeouts, raft-rs's bound, and the time is printed), the majority
+                   the election timeout, the time is printed), the majority
                    re-elects and serves acks=all produce; after healing no election anywhere
 
 scripts/soak-stability.sh runs test 1 for 30 minutes (STABILITY_LOAD_RECORDS / _RATE).
@@ -71,7 +72,7 @@ SLOW_PROPS = ("linger.ms=1000", "batch.size=900000", "request.timeout.ms=120000"
 MANY_PARTITIONS = int(os.environ.get("STABILITY_MANY_PARTITIONS", "1000"))
 IDLE_SECONDS = float(os.environ.get("STABILITY_IDLE_SECONDS", "45"))
 ISOLATION_SECONDS = float(os.environ.get("STABILITY_ISOLATION_SECONDS", "15"))
-MAX_FRAMES_PER_INTERVAL = 2.0  # per node->peer link (chronik_peer_frames_total is per direction)
+MAX_FRAMES_PER_INTERVAL = 2.0  # per node pair, both directions (chronik_peer_frames_total is per direction)
 STEP_DOWN_SLACK = 1.0          # s, see test 5
 
 PERF_LINE = re.compile(
@@ -467,11 +468,12 @@ def test_3_many_groups_idle_no_election_coalesced_frames(make_cluster):
     assert not changes, (f"many groups: {len(changes)} election counter change(s) in the idle "
                          f"window:\n{change_lines(changes)}\n{canary.summary()}")
     assert len(per_link) == 6, f"expected 6 node->peer links, metrics show {sorted(per_link)}"
-    # Scrapes land mid-interval, so the window can hold one frame of the intervals at each edge.
-    edge = 2.0 / intervals
-    over = {k: round(v, 3) for k, v in per_link.items() if v > MAX_FRAMES_PER_INTERVAL + edge}
+    # Scrapes land mid-interval, so each direction's window can hold one frame of the intervals
+    # at each edge.
+    edge = 2 * 2.0 / intervals
+    over = {k: round(v, 3) for k, v in pairs.items() if v > MAX_FRAMES_PER_INTERVAL + edge}
     assert not over, (f"more than {MAX_FRAMES_PER_INTERVAL:.0f} frames per heartbeat interval on "
-                      f"links {over}\n" + "\n".join(lines) + f"\n{canary.summary()}")
+                      f"node pairs {over}\n" + "\n".join(lines) + f"\n{canary.summary()}")
 
 
 # --- 4. leader loss --------------------------------------------------------------------------------
@@ -797,12 +799,12 @@ def test_5_isolation_prevote_checkquorum_majority_serves_no_elections_after_heal
            + (", ".join(f"{g} {t:.2f} s" for g, t in sorted(stepped.items()) if t > ELECTION_TIMEOUT)
               or "none") + ")")
     assert set(stepped) == set(lost), f"node {victim} still leads {sorted(set(lost) - set(stepped))}"
-    # raft-rs's CheckQuorum looks once per election timeout at whether a quorum was heard from
-    # since its last look, so a leader cut off at a random moment steps down between 1 and 2
-    # election timeouts later (the issue's "within the election timeout" is printed above, not
-    # asserted). STEP_DOWN_SLACK covers the 100 ms polling and slow scrapes on a busy machine.
-    slow = {g: round(t, 2) for g, t in stepped.items() if t > 2 * ELECTION_TIMEOUT + STEP_DOWN_SLACK}
-    assert not slow, (f"CheckQuorum step-down later than 2 x the election timeout "
+    # A leader checks its quorum every half election timeout (raft::quorum_check_tick), so a
+    # leader cut off at a random moment steps down between 0.5 and 1 election timeouts later.
+    # STEP_DOWN_SLACK covers the 100 ms polling, slow scrapes, and ticks the ticker drops when a
+    # busy machine stalls the process (a dropped tick slows the Raft clock against the wall's).
+    slow = {g: round(t, 2) for g, t in stepped.items() if t > ELECTION_TIMEOUT + STEP_DOWN_SLACK}
+    assert not slow, (f"CheckQuorum step-down later than the election timeout "
                       f"(+{STEP_DOWN_SLACK} s): {slow}")
     assert set(relead) == set(lost), f"majority has no leader for {sorted(set(lost) - set(relead))}"
 
