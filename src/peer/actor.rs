@@ -1,7 +1,7 @@
 //! One actor per remote node: it owns the outbound TCP connection to that node and a bounded
 //! queue of Raft messages. Groups `do_send` messages; the actor flushes everything queued as one
-//! frame after each burst. Heartbeats and heartbeat responses wait for the ticker's beat (half a
-//! tick after each tick): on the beat of a heartbeat tick (every leader of this node heartbeats
+//! frame after each burst. Heartbeats and heartbeat responses wait for the ticker's beat (three
+//! quarters of a tick after each tick): on the beat of a heartbeat tick (every leader of this node heartbeats
 //! on those ticks) the heartbeats of every group bound to this peer leave in one frame, together
 //! with this node's responses to the peer's heartbeats. So an idle link carries one frame per
 //! heartbeat interval in each direction, two per node pair. Heartbeat send intervals are
@@ -38,7 +38,7 @@ pub enum PeerMsg {
     Repair(frame::Repair),
     /// Write everything queued (self-sent after a burst).
     Flush,
-    /// The ticker's beat, half a tick after each tick. On a heartbeat tick (`heartbeat_tick`)
+    /// The ticker's beat, three quarters of a tick after each tick. On a heartbeat tick (`heartbeat_tick`)
     /// everything queued goes out, heartbeat responses included; on other ticks only heartbeats
     /// that missed their beat do (responses wait for the next heartbeat frame).
     FlushHeartbeats { heartbeat_tick: bool },

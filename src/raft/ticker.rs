@@ -3,8 +3,10 @@
 //! All groups tick together at the configured tick interval, so their heartbeats leave together
 //! and can share a frame per peer. The tick handler only `do_send`s a tick to each group: it never
 //! waits for a group, for apply or for the disk, so a slow group cannot delay the others' ticks.
-//! Half a tick after each tick it tells every peer link to send the heartbeats queued since:
-//! that is how the heartbeats of all groups bound to one node leave in one frame.
+//! Three quarters of a tick after each tick (the beat) it tells every peer link to send the
+//! heartbeats queued since: that is how the heartbeats of all groups bound to one node leave in
+//! one frame. The groups have that long to turn the tick into heartbeats while they also append,
+//! apply and answer; a heartbeat that misses the beat leaves on the next tick's beat.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +14,12 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::raft::GroupId;
+
+/// When the beat follows a tick: late enough that busy groups have produced their heartbeats,
+/// early enough to come before the next tick.
+pub fn beat_offset(tick: Duration) -> Duration {
+    tick * 3 / 4
+}
 
 /// Sends one tick to a group; returns false when the group has stopped.
 /// The argument is the node-wide tick number, which groups use to keep heartbeats in phase.
@@ -25,7 +33,7 @@ pub enum TickerMsg {
     Register(GroupId, TickFn),
     /// Stop ticking a group.
     Unregister(GroupId),
-    /// A peer link to flush heartbeats on, half a tick after every tick.
+    /// A peer link to flush heartbeats on, at the beat after every tick.
     RegisterPeer(TickFn),
 }
 
@@ -62,17 +70,15 @@ impl Ticker {
 impl Actor for Ticker {
     type Context = Context<Self>;
 
-    /// Every tick: tick all groups; half a tick later, let every peer link send the heartbeats
-    /// the groups produced, all groups' in one frame per peer.
+    /// Every tick: tick all groups; three quarters of a tick later (the beat), let every peer
+    /// link send the heartbeats the groups produced, all groups' in one frame per peer.
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |this, ctx| {
             if !this.tick_all() {
                 return;
             }
-            ctx.run_later(this.interval / 2, |this, _| {
-                let n = this.ticks;
-                this.peers.retain(|flush| flush(n))
-            });
+            let n = this.ticks;
+            ctx.run_later(beat_offset(this.interval), move |this, _| this.peers.retain(|flush| flush(n)));
         });
     }
 }
