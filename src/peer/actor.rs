@@ -50,6 +50,15 @@ pub enum PeerMsg {
     Reconnect,
 }
 
+/// Whether a beat sends the heartbeat queue. The beat of a heartbeat tick always does (with the
+/// responses gathered since the last frame). Another beat does only when heartbeats are queued
+/// and the last heartbeat tick's beat had none to send: a whole frame that came late leaves as
+/// soon as it can. Heartbeats that miss a frame that did leave wait for the next heartbeat tick,
+/// so a link carries one heartbeat frame per interval however busy the groups are.
+fn beat_flushes(heartbeat_tick: bool, frame_due: bool, heartbeats_queued: bool) -> bool {
+    heartbeat_tick || (frame_due && heartbeats_queued)
+}
+
 /// Counters of one peer link.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PeerStats {
@@ -68,6 +77,8 @@ pub struct PeerActor {
     /// Heartbeats and their responses, sent together on the ticker's beat.
     heartbeats: Vec<(GroupId, Message)>,
     last_heartbeat_frame: Option<std::time::Instant>,
+    /// The last heartbeat tick's beat found no heartbeat to send.
+    heartbeat_frame_due: bool,
     writer: Option<mpsc::Sender<Bytes>>,
     connecting: bool,
     backoff: Duration,
@@ -87,6 +98,7 @@ impl PeerActor {
             repairs: Vec::new(),
             heartbeats: Vec::new(),
             last_heartbeat_frame: None,
+            heartbeat_frame_due: false,
             writer: None,
             connecting: false,
             backoff: Duration::from_millis(50),
@@ -240,10 +252,12 @@ impl Handler<PeerMsg> for PeerActor {
             }
             PeerMsg::Flush => self.flush(ctx, false),
             PeerMsg::FlushHeartbeats { heartbeat_tick } => {
-                let late_heartbeat =
-                    || self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
-                if heartbeat_tick || late_heartbeat() {
+                let queued = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
+                if beat_flushes(heartbeat_tick, self.heartbeat_frame_due, queued) {
                     self.flush(ctx, true);
+                    // A heartbeat tick whose beat found no heartbeat leaves its frame due: the
+                    // first heartbeats that come late go out on the next beat.
+                    self.heartbeat_frame_due = heartbeat_tick && !queued;
                 }
             }
             PeerMsg::Connected(tx) => {
@@ -263,5 +277,22 @@ impl Handler<PeerMsg> for PeerActor {
             }
             PeerMsg::Reconnect => self.connect(ctx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beat_flushes;
+
+    #[test]
+    fn one_heartbeat_frame_per_interval_and_a_late_frame_leaves_at_the_next_beat() {
+        // The beat of a heartbeat tick always sends.
+        assert!(beat_flushes(true, false, true));
+        assert!(beat_flushes(true, true, false));
+        // Stragglers behind a frame that left wait for the next heartbeat tick.
+        assert!(!beat_flushes(false, false, true));
+        // A frame that found nothing to carry: the late heartbeats go at the next beat.
+        assert!(beat_flushes(false, true, true));
+        assert!(!beat_flushes(false, true, false));
     }
 }

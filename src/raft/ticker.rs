@@ -6,7 +6,7 @@
 //! Three quarters of a tick after each tick (the beat) it tells every peer link to send the
 //! heartbeats queued since: that is how the heartbeats of all groups bound to one node leave in
 //! one frame. The groups have that long to turn the tick into heartbeats while they also append,
-//! apply and answer; a heartbeat that misses the beat leaves on the next tick's beat.
+//! apply and answer (what a link does with heartbeats that miss it: `peer::actor`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
