@@ -54,6 +54,7 @@ mod recovery;
 mod retention;
 pub mod segment;
 pub mod state_file;
+pub mod write;
 
 use std::io;
 use std::path::{Path, PathBuf};

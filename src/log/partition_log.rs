@@ -2,11 +2,18 @@
 //! (append with conflict truncation, first/last index, terms, entries) plus dirty-file tracking for
 //! group commit. The Kafka view lives in `kafka.rs`, retention and reset in `retention.rs`,
 //! opening and crash recovery in `recovery.rs`.
+//!
+//! Deferred writes: a log run by a Raft group ([`PartitionLog::set_deferred`]) changes its entry
+//! table at once and queues the file writes ([`WriteOp`]s, see `write.rs`); the group hands them to
+//! the disk writer with [`PartitionLog::take_writes`] and reports them done with
+//! [`PartitionLog::written`], which releases the entries kept in memory meanwhile. Creating a
+//! segment on a roll, deleting segments (retention, a truncated suffix) and a reset stay
+//! synchronous metadata operations on the caller: they unlink or create files, and queued ops
+//! hold open handles, so a late write can only land in an unlinked file.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use raft::eraftpb::Entry;
 use slog::{warn, Logger};
@@ -16,7 +23,8 @@ use super::offsets::entry_offsets;
 use super::recovery::open_dir;
 use super::retention::LogStart;
 use super::segment::{EntryOffsets, Segment, FRAME_HEADER_LEN};
-use super::{sync_dir, LogError, Result};
+use super::write::{DiskFile, WriteOp};
+use super::{LogError, Result};
 
 /// What the entries of a log hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +84,14 @@ pub struct PartitionLog {
     /// recovery or by any read (reads take `&self`, hence the lock); each is logged once. Their
     /// batches are never served: Fetch stops before them, replication does not send them.
     pub(super) damaged: Mutex<BTreeMap<u64, Damage>>,
+    /// Writes decided but not handed out yet (see [`Self::take_writes`]).
+    pub(super) queue: Vec<WriteOp>,
+    /// Whether writes wait for the caller to hand them to a writer (a Raft group's log) or run
+    /// at once, on the caller's thread.
+    deferred: bool,
+    /// Sequence number of the last append; entries of an append stay in memory until
+    /// [`Self::written`] reports its sequence done.
+    write_seq: u64,
 }
 
 /// A stored entry that fails its checks.
@@ -163,6 +179,9 @@ impl PartitionLog {
             start: opened.start,
             dir_dirty: false,
             damaged: Mutex::default(),
+            queue: Vec::new(),
+            deferred: false,
+            write_seq: 0,
         };
         for (index, d) in opened.damaged {
             log.note_damage(index, d);
@@ -398,14 +417,20 @@ impl PartitionLog {
             offsets.push(o);
         }
         self.truncate_suffix(first.index)?;
-        self.write_entries(entries, &offsets)
+        self.write_seq += 1;
+        self.write_entries(entries, &offsets)?;
+        self.flush_if_immediate()
     }
 
     fn write_entries(&mut self, entries: &[Entry], offsets: &[EntryOffsets]) -> Result<()> {
         let limit = self.opts.segment_bytes;
+        let seq = self.write_seq;
         let mut i = 0;
         while i < entries.len() {
-            let active = self.active_mut()?;
+            self.active_mut()?;
+            let (Some(active), queue) = (self.segments.last_mut(), &mut self.queue) else {
+                return Err(LogError::Invalid("log has no active segment".into()));
+            };
             let mut size = active.size;
             let mut j = i;
             while j < entries.len() {
@@ -418,7 +443,7 @@ impl PartitionLog {
                 j += 1;
             }
             if j > i {
-                active.append(&entries[i..j], &offsets[i..j])?;
+                active.append(&entries[i..j], &offsets[i..j], seq, queue);
                 i = j;
             }
             if i < entries.len() {
@@ -428,18 +453,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Seals the active segment (fsyncing it) and starts a new one, unless the active segment is
-    /// empty. Appends roll by themselves; callers may also roll on age (Kafka's `segment.ms`).
-    /// Returns whether a new segment was created.
+    /// Seals the active segment (its fsync is queued) and starts a new one, unless the active
+    /// segment is empty. Appends roll by themselves; callers may also roll on age (Kafka's
+    /// `segment.ms`). Returns whether a new segment was created. The new segment's files are
+    /// created here; the fsync of the directory is queued before any write to them.
     pub fn roll(&mut self) -> Result<bool> {
         let Some(active) = self.segments.last_mut().filter(|s| !s.is_empty()) else {
             return Ok(false);
         };
-        active.sync()?;
+        active.sync_ops(&mut self.queue);
         let next = active.next_index();
         let seg = Segment::create(&self.dir, next, self.opts.index_interval_bytes)?;
         self.segments.push(seg);
-        sync_dir(&self.dir)?;
+        self.queue.push(WriteOp::Sync { to: DiskFile::dir(&self.dir)? });
+        self.flush_if_immediate()?;
         Ok(true)
     }
 
@@ -461,27 +488,79 @@ impl PartitionLog {
             deleted = true;
         }
         if deleted {
-            // Deleted segments must not come back after a crash while later writes survive.
-            sync_dir(&self.dir)?;
+            // Deleted segments must not come back after a crash while later writes survive: the
+            // directory is fsynced before any write queued after this.
+            self.queue.push(WriteOp::Sync { to: DiskFile::dir(&self.dir)? });
         }
-        match self.segments.last_mut() {
-            Some(active) => active.truncate((from - active.base_index) as usize),
-            None => Ok(()),
+        if let Some(active) = self.segments.last_mut() {
+            active.truncate((from - active.base_index) as usize, &mut self.queue);
+        }
+        self.flush_if_immediate()
+    }
+
+    /// Makes the log queue its writes for a writer (`true`, a Raft group's log) or run them at
+    /// once on the caller's thread (`false`, the default). Turning deferral off runs what is
+    /// queued.
+    pub fn set_deferred(&mut self, deferred: bool) -> Result<()> {
+        self.deferred = deferred;
+        self.flush_if_immediate()
+    }
+
+    /// Queues one more op behind the log's own (the group's vote and commit files).
+    pub fn queue_op(&mut self, op: WriteOp) -> Result<()> {
+        self.queue.push(op);
+        self.flush_if_immediate()
+    }
+
+    /// The writes queued since the last call, in order, and the write sequence they complete:
+    /// once a writer has carried them out, pass the sequence to [`Self::written`].
+    pub fn take_writes(&mut self) -> (Vec<WriteOp>, u64) {
+        (std::mem::take(&mut self.queue), self.write_seq)
+    }
+
+    /// Every write up to sequence `seq` is in the files: the entries kept in memory for it are
+    /// released and read from the files from now on.
+    pub fn written(&mut self, seq: u64) {
+        // Unwritten entries are a suffix of the log: stop at the first segment that has none.
+        for seg in self.segments.iter_mut().rev().filter(|s| !s.is_empty()) {
+            if seg.first_pending_slot() == seg.len() {
+                break;
+            }
+            seg.release(seq);
         }
     }
 
-    /// Cloned handles of every file with unsynced writes (and of the directory after files
+    /// Bytes of entry data held in memory until their writes are done.
+    pub fn pending_bytes(&self) -> u64 {
+        let with_pending = self.segments.iter().rev().filter(|s| !s.is_empty());
+        with_pending.take_while(|s| s.first_pending_slot() < s.len()).map(Segment::pending_bytes).sum()
+    }
+
+    fn flush_if_immediate(&mut self) -> Result<()> {
+        if self.deferred {
+            return Ok(());
+        }
+        self.run_queued()
+    }
+
+    /// Runs the queued writes on this thread (only when no writer holds earlier ones).
+    fn run_queued(&mut self) -> Result<()> {
+        let ops = std::mem::take(&mut self.queue);
+        super::write::run_all(&ops)?;
+        self.written(self.write_seq);
+        Ok(())
+    }
+
+    /// Shared handles of every `.log` with unsynced writes (and of the directory after files
     /// were created or deleted), clearing their dirty flags, plus the last raft index those
-    /// writes cover. The caller fsyncs them on another thread.
-    pub fn take_dirty(&mut self) -> (Vec<File>, u64) {
+    /// writes cover. The caller fsyncs them on another thread, after the writes queued so far.
+    pub fn take_dirty(&mut self) -> (Vec<Arc<DiskFile>>, u64) {
         let mut files = Vec::new();
         for seg in self.segments.iter_mut().filter(|s| s.is_log_dirty()) {
-            if let Err(e) = seg.take_dirty(&mut files) {
-                warn!(self.logger, "cannot clone a dirty file handle, it stays dirty"; "error" => %e);
-            }
+            seg.take_dirty(&mut files);
         }
         if self.dir_dirty {
-            match File::open(&self.dir) {
+            match DiskFile::dir(&self.dir) {
                 Ok(d) => {
                     files.push(d);
                     self.dir_dirty = false;
@@ -492,16 +571,28 @@ impl PartitionLog {
         (files, self.last_index())
     }
 
-    /// fsyncs everything dirty on this thread.
-    pub fn sync(&mut self) -> Result<()> {
+    /// Ops that fsync every dirty file (all three of each segment) and the directory, clearing
+    /// the flags: the last job of a group that stops.
+    pub fn sync_ops(&mut self) -> Vec<WriteOp> {
+        let mut ops = Vec::new();
         for seg in self.segments.iter_mut() {
-            seg.sync()?;
+            seg.sync_ops(&mut ops);
         }
         if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+            if let Ok(d) = DiskFile::dir(&self.dir) {
+                ops.push(WriteOp::Sync { to: d });
+                self.dir_dirty = false;
+            }
         }
-        Ok(())
+        ops
+    }
+
+    /// Runs the queued writes and fsyncs everything dirty on this thread (only where no writer
+    /// holds writes of this log).
+    pub fn sync(&mut self) -> Result<()> {
+        self.run_queued()?;
+        let ops = self.sync_ops();
+        super::write::run_all(&ops)
     }
 
     /// Bytes of all `.log` files.
@@ -721,7 +812,7 @@ pub(crate) mod tests {
         assert_eq!(last, 1);
         assert_eq!(files.len(), 1, "only the .log takes part in group commit");
         for f in &files {
-            f.sync_all().unwrap();
+            f.file.sync_all().unwrap();
         }
         assert!(log.take_dirty().0.is_empty());
         fill(&mut log, 2, 4, 1); // rolls: the sealed segment was synced, the new one is dirty
