@@ -88,6 +88,10 @@ impl StateMachine for MetaSm {
 pub enum MetaMsg {
     Tick(u64),
     Drive,
+    /// The disk writer has written (not yet fsynced) Ready `number`: send the appends it held.
+    Written {
+        number: u64,
+    },
     Synced {
         number: u64,
         result: Result<(), String>,
@@ -227,8 +231,12 @@ impl MetaActor {
             };
             self.transport.send(META_GROUP, out.messages);
             if let Some(job) = out.write {
-                let addr = ctx.address();
-                job.submit(&self.writer, move |number, result| addr.do_send(MetaMsg::Synced { number, result }));
+                let (addr, written) = (ctx.address(), ctx.address());
+                job.submit(
+                    &self.writer,
+                    move |number| written.do_send(MetaMsg::Written { number }),
+                    move |number, result| addr.do_send(MetaMsg::Synced { number, result }),
+                );
             }
             if let Some(role) = out.role {
                 slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);
@@ -378,7 +386,11 @@ impl Handler<MetaMsg> for MetaActor {
                 }
             }
             MetaMsg::Drive => self.drive(ctx),
-            MetaMsg::Synced { .. } if self.failed => {}
+            MetaMsg::Written { .. } | MetaMsg::Synced { .. } if self.failed => {}
+            MetaMsg::Written { number } => {
+                let msgs = self.core.on_written(number);
+                self.transport.send(META_GROUP, msgs);
+            }
             MetaMsg::Synced { number, result } => match result {
                 Ok(()) => {
                     let msgs = self.core.on_synced(number);

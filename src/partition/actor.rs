@@ -83,6 +83,9 @@ pub enum PartitionMsg {
     Applied { generation: u64, index: u64, high_watermark: i64 },
     /// The disk writer finished the job (writes, and fsync) of Ready `number` of core `generation`.
     Synced { generation: u64, number: u64, result: Result<(), String> },
+    /// The disk writer has written (not yet fsynced) the job of Ready `number` of core
+    /// `generation`: the appends that waited for it can go to the followers.
+    Written { generation: u64, number: u64 },
     /// After a failure of core `generation`: the writer has answered everything queued before
     /// the failure, so the storage can be reopened.
     Drained { generation: u64 },
@@ -253,12 +256,14 @@ impl PartitionActor {
             };
             self.links.transport.send(self.core.raft.group(), out.messages);
             if let Some(job) = out.write {
-                let addr = ctx.address();
+                let (addr, written) = (ctx.address(), ctx.address());
                 let generation = self.generation;
                 self.sync_marks.insert(job.number, job.last_index);
-                job.submit(&self.writer, move |number, result| {
-                    addr.do_send(PartitionMsg::Synced { generation, number, result })
-                });
+                job.submit(
+                    &self.writer,
+                    move |number| written.do_send(PartitionMsg::Written { generation, number }),
+                    move |number, result| addr.do_send(PartitionMsg::Synced { generation, number, result }),
+                );
             }
             if let Some(role) = out.role {
                 self.shared.set_role(role.leader, role.term);
@@ -636,6 +641,12 @@ impl Handler<PartitionMsg> for PartitionActor {
                 }
                 Err(e) => self.fail(ctx, format!("write or fsync failed: {e}")),
             },
+            PartitionMsg::Written { generation, number } => {
+                if generation == self.generation && self.failure.is_none() {
+                    let msgs = self.core.raft.on_written(number);
+                    self.links.transport.send(self.core.raft.group(), msgs);
+                }
+            }
             PartitionMsg::Drained { generation } => {
                 if let Some(f) = self.failure.as_mut().filter(|_| generation == self.generation) {
                     f.drained = true;

@@ -554,6 +554,32 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_replicates_entries_once_its_own_write_is_done() {
+        use raft::eraftpb::MessageType;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            PartitionCore::open(dir.path(), 7, &[1, 2, 3], true, &GroupSettings::for_tests(), logger()).unwrap();
+        let _ = c.handle_ready().unwrap();
+        let term = c.raft.role().term;
+        c.raft.step(msg(MessageType::MsgRequestPreVoteResponse, 2, term + 1)).unwrap();
+        let _ = c.handle_ready().unwrap();
+        c.raft.step(msg(MessageType::MsgRequestVoteResponse, 2, c.raft.role().term)).unwrap();
+        // The new leader appends its no-op and replicates it in the same Ready.
+        let out = c.handle_ready().unwrap();
+        assert!(c.raft.is_leader());
+        let appends = |ms: &[raft::eraftpb::Message]| {
+            ms.iter().filter(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty()).count()
+        };
+        assert_eq!(appends(&out.messages), 0, "held until the leader's own write is done");
+        let job = out.write.expect("the no-op is written by the writer");
+        assert!(job.holds_messages);
+        assert_eq!(appends(&c.raft.on_written(job.number.saturating_sub(1))), 0, "an earlier job releases nothing");
+        job.run_now().unwrap();
+        assert_eq!(appends(&c.raft.on_written(job.number)), 2, "one append per follower");
+        assert!(c.raft.on_written(job.number).is_empty(), "sent once");
+    }
+
+    #[test]
     fn a_leader_cut_off_from_its_quorum_steps_down_within_the_election_timeout() {
         use raft::eraftpb::MessageType;
         let settings = GroupSettings::for_tests();

@@ -9,7 +9,11 @@
 //! # The Ready contract (raft-rs `RawNode`), as implemented here
 //! 1. `ready()` is taken only when `has_ready()`.
 //! 2. Messages of the Ready (`messages`) go out at once: a leader may replicate before its own
-//!    append is durable (Raft thesis 10.2.1).
+//!    append is durable (Raft thesis 10.2.1). Only a leader's appends that carry entries wait
+//!    until the disk writer has *written* this Ready (page cache, before its fsync; see
+//!    [`RaftCore::on_written`]): a leader never replicates an entry its own disk refused (a full
+//!    disk), so a client told KAFKA_STORAGE_ERROR never finds its batch committed by the next
+//!    leader. Heartbeats, votes and everything else never wait for the disk.
 //! 3. A snapshot is installed, then the writes of the new entries and of the HardState are
 //!    *queued* (the entry table and the hard state change in memory at once; a changed term or
 //!    vote is made durable before anything depending on it happens). Nothing is written here.
@@ -64,6 +68,8 @@ pub struct WriteJob {
     pub ops: Vec<WriteOp>,
     /// fsynced after the ops.
     pub files: Vec<Arc<DiskFile>>,
+    /// Messages wait for this job's writes: call [`RaftCore::on_written`] when they are done.
+    pub holds_messages: bool,
     /// The last log index written when the job was made: durable once the job is done (with
     /// fsync durability).
     pub last_index: u64,
@@ -74,12 +80,22 @@ pub struct WriteJob {
 impl WriteJob {
     /// Hands the job to the writer; `done(number, result)` runs on the writer's side when the
     /// writes (and fsyncs) are done (it should only `do_send` back to the group).
-    pub fn submit(self, writer: &DiskWriter, done: impl FnOnce(u64, Result<(), String>) + Send + 'static) {
+    /// `written(number)` runs on the writer's thread once the writes are done, before the
+    /// fsync, if the job holds messages (it too should only `do_send`).
+    pub fn submit(
+        self,
+        writer: &DiskWriter,
+        written: impl FnOnce(u64) + Send + 'static,
+        done: impl FnOnce(u64, Result<(), String>) + Send + 'static,
+    ) {
         let number = self.number;
+        let written: Option<Box<dyn FnOnce() + Send>> =
+            if self.holds_messages { Some(Box::new(move || written(number))) } else { None };
         writer.submit(WriteRequest {
             ops: self.ops,
             files: self.files,
             poison: Some(self.poison),
+            written,
             done: Box::new(move |r| done(number, r)),
         });
     }
@@ -148,6 +164,8 @@ pub struct RaftCore<M: StateMachine> {
     /// Ready number, write sequence of its log writes, and the messages that may only leave
     /// once the writer has done that Ready's job.
     pending_persisted: std::collections::VecDeque<(u64, u64, Vec<Message>)>,
+    /// Appends with entries that leave once the Ready with this number is written.
+    pending_written: std::collections::VecDeque<(u64, Vec<Message>)>,
     /// Shared with every job: set when a write failed (see `raft::writer`).
     poison: Arc<AtomicBool>,
     last_role: Option<RoleInfo>,
@@ -186,6 +204,7 @@ impl<M: StateMachine> RaftCore<M> {
             group,
             durability,
             pending_persisted: Default::default(),
+            pending_written: Default::default(),
             poison: Arc::new(AtomicBool::new(false)),
             last_role: None,
             applied,
@@ -355,8 +374,17 @@ impl<M: StateMachine> RaftCore<M> {
             };
             files.extend(store.take_dirty_state());
             self.pending_persisted.push_back((number, seq, persisted));
+            // Entries go to followers once they are in this node's page cache (contract, 2).
+            let (held, now): (Vec<_>, Vec<_>) = std::mem::take(&mut out.messages)
+                .into_iter()
+                .partition(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty());
+            out.messages = now;
+            let holds_messages = !held.is_empty();
+            if holds_messages {
+                self.pending_written.push_back((number, held));
+            }
             let poison = self.poison.clone();
-            out.write = Some(WriteJob { group: self.group, number, ops, files, last_index, poison });
+            out.write = Some(WriteJob { group: self.group, number, ops, files, holds_messages, last_index, poison });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);
@@ -372,7 +400,7 @@ impl<M: StateMachine> RaftCore<M> {
     /// `handle_ready` again, since the leader may now commit. The entries of those jobs are
     /// read from the files from now on.
     pub fn on_synced(&mut self, number: u64) -> Vec<Message> {
-        let mut msgs = Vec::new();
+        let mut msgs = self.on_written(number);
         let mut written = None;
         while let Some((n, _, _)) = self.pending_persisted.front() {
             if *n > number {
@@ -386,6 +414,16 @@ impl<M: StateMachine> RaftCore<M> {
             self.node.mut_store().log_mut().written(seq);
         }
         self.node.on_persist_ready(number);
+        msgs
+    }
+
+    /// Called when the disk writer has written (not yet fsynced) the job of Ready `number`, and
+    /// every earlier one: returns the appends that waited for it, to send now.
+    pub fn on_written(&mut self, number: u64) -> Vec<Message> {
+        let mut msgs = Vec::new();
+        while self.pending_written.front().is_some_and(|(n, _)| *n <= number) {
+            msgs.extend(self.pending_written.pop_front().expect("front exists").1);
+        }
         msgs
     }
 
@@ -406,7 +444,7 @@ impl<M: StateMachine> RaftCore<M> {
             log.take_dirty().0
         };
         let done = Box::new(|_| {});
-        WriteRequest { ops, files, poison: Some(self.poison.clone()), done }
+        WriteRequest { ops, files, poison: Some(self.poison.clone()), written: None, done }
     }
 
     fn record_hard_state(&mut self, hs: HardState) -> Result<(), LogError> {

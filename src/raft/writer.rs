@@ -35,6 +35,8 @@ pub struct WriteRequest {
     /// The group's failure flag: set by the writer when an op fails (or by the group when it
     /// fails); while set, the group's requests are skipped with an error.
     pub poison: Option<Arc<AtomicBool>>,
+    /// Called on the writer thread once the ops are done (before the fsync), if they succeeded.
+    pub written: Option<Box<dyn FnOnce() + Send>>,
     /// Called, on the syncer thread, once the writes (and fsyncs) are done or failed.
     pub done: SyncDone,
 }
@@ -87,15 +89,19 @@ impl DiskWriter {
 
     /// Calls `done` once every request queued before this one has been answered.
     pub fn barrier(&self, done: impl FnOnce() + Send + 'static) {
-        self.submit(WriteRequest { ops: Vec::new(), files: Vec::new(), poison: None, done: Box::new(move |_| done()) });
+        let done = Box::new(move |_| done());
+        self.submit(WriteRequest { ops: Vec::new(), files: Vec::new(), poison: None, written: None, done });
     }
 }
 
 fn run(rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Write(req) => {
+            Msg::Write(mut req) => {
                 let before = write(&req, &logger);
+                if let Some(written) = req.written.take().filter(|_| before.is_ok()) {
+                    written();
+                }
                 let files = if before.is_ok() { req.files } else { Vec::new() };
                 syncer.sync(SyncRequest { files, before, done: req.done });
             }
@@ -159,6 +165,7 @@ mod tests {
                 .collect(),
             ops,
             poison: Some(poison.clone()),
+            written: None,
             done: Box::new(move |r| tx.send((n, r)).unwrap()),
         }
     }
