@@ -13,10 +13,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use raft::eraftpb::Entry;
-use slog::{warn, Logger};
+use slog::Logger;
 
 use super::index::EntryMeta;
 use super::offsets::entry_offsets;
@@ -88,10 +88,10 @@ pub struct PartitionLog {
     pub(super) queue: Vec<WriteOp>,
     /// Whether writes wait for the caller to hand them to a writer (a Raft group's log) or run
     /// at once, on the caller's thread.
-    deferred: bool,
+    pub(super) deferred: bool,
     /// Sequence number of the last append; entries of an append stay in memory until
     /// [`Self::written`] reports its sequence done.
-    write_seq: u64,
+    pub(super) write_seq: u64,
 }
 
 /// A stored entry that fails its checks.
@@ -496,103 +496,6 @@ impl PartitionLog {
             active.truncate((from - active.base_index) as usize, &mut self.queue);
         }
         self.flush_if_immediate()
-    }
-
-    /// Makes the log queue its writes for a writer (`true`, a Raft group's log) or run them at
-    /// once on the caller's thread (`false`, the default). Turning deferral off runs what is
-    /// queued.
-    pub fn set_deferred(&mut self, deferred: bool) -> Result<()> {
-        self.deferred = deferred;
-        self.flush_if_immediate()
-    }
-
-    /// Queues one more op behind the log's own (the group's vote and commit files).
-    pub fn queue_op(&mut self, op: WriteOp) -> Result<()> {
-        self.queue.push(op);
-        self.flush_if_immediate()
-    }
-
-    /// The writes queued since the last call, in order, and the write sequence they complete:
-    /// once a writer has carried them out, pass the sequence to [`Self::written`].
-    pub fn take_writes(&mut self) -> (Vec<WriteOp>, u64) {
-        (std::mem::take(&mut self.queue), self.write_seq)
-    }
-
-    /// Every write up to sequence `seq` is in the files: the entries kept in memory for it are
-    /// released and read from the files from now on.
-    pub fn written(&mut self, seq: u64) {
-        // Unwritten entries are a suffix of the log: stop at the first segment that has none.
-        for seg in self.segments.iter_mut().rev().filter(|s| !s.is_empty()) {
-            if seg.first_pending_slot() == seg.len() {
-                break;
-            }
-            seg.release(seq);
-        }
-    }
-
-    /// Bytes of entry data held in memory until their writes are done.
-    pub fn pending_bytes(&self) -> u64 {
-        let with_pending = self.segments.iter().rev().filter(|s| !s.is_empty());
-        with_pending.take_while(|s| s.first_pending_slot() < s.len()).map(Segment::pending_bytes).sum()
-    }
-
-    fn flush_if_immediate(&mut self) -> Result<()> {
-        if self.deferred {
-            return Ok(());
-        }
-        self.run_queued()
-    }
-
-    /// Runs the queued writes on this thread (only when no writer holds earlier ones).
-    fn run_queued(&mut self) -> Result<()> {
-        let ops = std::mem::take(&mut self.queue);
-        super::write::run_all(&ops)?;
-        self.written(self.write_seq);
-        Ok(())
-    }
-
-    /// Shared handles of every `.log` with unsynced writes (and of the directory after files
-    /// were created or deleted), clearing their dirty flags, plus the last raft index those
-    /// writes cover. The caller fsyncs them on another thread, after the writes queued so far.
-    pub fn take_dirty(&mut self) -> (Vec<Arc<DiskFile>>, u64) {
-        let mut files = Vec::new();
-        for seg in self.segments.iter_mut().filter(|s| s.is_log_dirty()) {
-            seg.take_dirty(&mut files);
-        }
-        if self.dir_dirty {
-            match DiskFile::dir(&self.dir) {
-                Ok(d) => {
-                    files.push(d);
-                    self.dir_dirty = false;
-                }
-                Err(e) => warn!(self.logger, "cannot open the log directory"; "error" => %e),
-            }
-        }
-        (files, self.last_index())
-    }
-
-    /// Ops that fsync every dirty file (all three of each segment) and the directory, clearing
-    /// the flags: the last job of a group that stops.
-    pub fn sync_ops(&mut self) -> Vec<WriteOp> {
-        let mut ops = Vec::new();
-        for seg in self.segments.iter_mut() {
-            seg.sync_ops(&mut ops);
-        }
-        if self.dir_dirty {
-            if let Ok(d) = DiskFile::dir(&self.dir) {
-                ops.push(WriteOp::Sync { to: d });
-                self.dir_dirty = false;
-            }
-        }
-        ops
-    }
-
-    /// Runs the queued writes and fsyncs everything dirty on this thread (only where no writer
-    /// holds writes of this log).
-    pub fn sync(&mut self) -> Result<()> {
-        self.run_queued()?;
-        let ops = self.sync_ops();
-        super::write::run_all(&ops)
     }
 
     /// Bytes of all `.log` files.
