@@ -379,7 +379,8 @@ impl PartitionLog {
     }
 
     /// Appends raft entries; a conflicting suffix from `entries[0].index` on is truncated first.
-    /// Rolls segments past `segment_bytes`; never fsyncs (except the old segment on a roll).
+    /// Rolls segments past `segment_bytes`; never fsyncs (a roll queues the sealed segment's
+    /// fsync). With deferred writes, only the entry table changes here (see `write.rs`).
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
         let Some(first) = entries.first() else {
             return Ok(());
