@@ -227,4 +227,37 @@ mod tests {
         run_all(&ops).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"hello WORLD");
     }
+
+    #[test]
+    fn deferred_log_serves_unwritten_entries_and_keeps_order_across_a_truncation() {
+        use crate::log::partition_log::tests::{batch_entry, fill, logger, opts};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), opts(400), &logger()).unwrap();
+        log.set_deferred(true).unwrap();
+        let _ = log.take_writes();
+        fill(&mut log, 1, 5, 1); // two 137-byte frames per segment: [1,2] [3,4] [5]
+        assert_eq!(log.segment_count(), 3);
+        let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+        assert_eq!(all.len(), 5 * 101, "every batch, from memory");
+        let (first, seq1) = log.take_writes();
+        // A new leader's entry 4 replaces 4 and 5: segment [5] is unlinked, [3,4] is cut.
+        let e4 = batch_entry(4, 2, 6, 4, 77);
+        log.append(std::slice::from_ref(&e4)).unwrap();
+        let (second, seq2) = log.take_writes();
+        assert_eq!(log.entries(4, 5, None).unwrap(), vec![e4.clone()]);
+        // The writer carries out the first job: entries 1..=3 are read from the files now.
+        run_all(&first).unwrap();
+        log.written(seq1);
+        assert_eq!(log.entries(3, 5, None).unwrap()[1], e4, "4 is still the new one, from memory");
+        assert!(log.pending_bytes() > 0);
+        run_all(&second).unwrap();
+        log.written(seq2);
+        assert_eq!(log.pending_bytes(), 0);
+        let before: Vec<_> = log.entries(1, 5, None).unwrap();
+        drop(log);
+        let (log, rep) = PartitionLog::open(dir.path(), opts(400), &logger()).unwrap();
+        assert_eq!(rep.truncated_bytes, 0, "exactly the kept entries on disk");
+        assert_eq!(log.entries(1, 5, None).unwrap(), before);
+        assert_eq!((log.last_index(), log.term(4), log.next_offset()), (4, Some(2), 10));
+    }
 }
