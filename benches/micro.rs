@@ -168,7 +168,7 @@ impl Logs {
         for log in &mut self.logs {
             let (files, _) = log.take_dirty();
             let tx = tx.clone();
-            syncer.sync(SyncRequest { files, done: Box::new(move |r| tx.send(r).unwrap()) });
+            syncer.sync(SyncRequest::new(files, Box::new(move |r| tx.send(r).unwrap())));
         }
         for _ in 0..self.logs.len() {
             rx.recv().unwrap().unwrap();
@@ -249,21 +249,21 @@ impl Group {
                 apply.apply(&item);
                 core.set_applied(apply.applied, apply.high_watermark);
             }
-            busy |= out.applied.is_some() || !out.messages.is_empty() || out.sync.is_some();
+            busy |= out.applied.is_some() || !out.messages.is_empty() || out.write.is_some();
             outs.push(out);
         }
         // Each replica would fsync on its own machine: do the three fsyncs at the same time.
         std::thread::scope(|s| {
             for out in &outs {
-                if let Some(job) = &out.sync {
-                    s.spawn(move || job.files.iter().for_each(|f| f.sync_data().unwrap()));
+                if let Some(job) = &out.write {
+                    s.spawn(move || job.run_now().unwrap());
                 }
             }
         });
         let mut inbox: Vec<Message> = Vec::new();
         for (core, out) in self.cores.iter_mut().zip(outs) {
             inbox.extend(out.messages);
-            if let Some(job) = out.sync {
+            if let Some(job) = out.write {
                 inbox.extend(core.raft.on_synced(job.number));
             }
         }

@@ -16,7 +16,7 @@
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads) and its actor shell |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
-//! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the syncer and the ticker |
+//! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the disk writer (+ syncer), the ticker |
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
@@ -40,17 +40,18 @@
 //!        └─────────────────────────────────────────┘                       │       │
 //!                                                                          ▼       ▼
 //!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)
-//!                                 └─► PartitionActor …               │ write entries to its log
-//!   MetaActor ── watch(MetaState) ──► Node actor ── start/stop ──►   │ SyncRequest
+//!                                 └─► PartitionActor …               │ entries → log table + memory,
+//!   MetaActor ── watch(MetaState) ──► Node actor ── start/stop ──►   │ WriteJob (queued write ops)
 //!                                     │ watch(PartitionTable)        ▼
-//!                                     ▼                            Syncer thread: one fsync round
-//!                              Kafka handlers read                 for all waiting groups, then
-//!                                                                  Synced ──► back to each group
+//!                                     ▼                            Writer thread: each job's writes, in
+//!                              Kafka handlers read                 order (Written ──► group) ──► Syncer
+//!                                                                  thread: one fsync round for all
+//!                                                                  waiting jobs, then Synced ──► group
 //!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
 //! ```
-//! A tick never waits for apply or the disk: the ticker only `do_send`s; groups append to the
-//! page cache and hand fsyncs to the syncer; committed entries are applied in order on the
-//! group's own actor. See `docs/architecture.md`.
+//! A tick never waits for apply or the disk: the ticker only `do_send`s; groups compute their
+//! appends in memory and hand the writes and fsyncs to the disk writer; committed entries are
+//! applied in order on the apply actor. See `docs/architecture.md`.
 
 pub mod admin;
 pub mod broker;

@@ -1,7 +1,7 @@
 //! The node: starts every actor of one chronik process and keeps partition groups in step with
 //! the metadata.
 //!
-//! [`start`] builds, in order: the syncer, the ticker, the metadata actor (`__meta`), the node
+//! [`start`] builds, in order: the disk writer (with its syncer), the ticker, the metadata actor (`__meta`), the node
 //! actor, the produce handler and the Kafka listener. The node actor receives every new metadata
 //! image and starts the partition groups that `__meta` assigns to this node, stops the ones it no
 //! longer assigns (deleting their data), and publishes the table of running partitions that the
@@ -29,8 +29,8 @@ use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
 use crate::peer::actor::PeerActor;
 use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
-use crate::raft::syncer::Syncer;
 use crate::raft::ticker::{Ticker, TickerMsg};
+use crate::raft::writer::{DiskWriter, WriterGuard};
 use crate::raft::{GroupId, GroupSettings};
 
 /// The node actor's one message enum.
@@ -55,7 +55,7 @@ pub struct Node {
     default_retention: RetentionSettings,
     retention_check: Duration,
     flush_interval: Duration,
-    syncer: Syncer,
+    writer: DiskWriter,
     ticker: Addr<Ticker>,
     links: Links,
     clock: SharedClock,
@@ -147,11 +147,11 @@ impl Node {
             // already running on this thread keep ticking while a thousand new ones are created.
             let shared = Arc::new(PartitionShared::default());
             let logger = self.logger.new(slog::o!("topic" => topic.clone(), "partition" => index));
-            let (syncer, ticker, links, clock) =
-                (self.syncer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
+            let (writer, ticker, links, clock) =
+                (self.writer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
             let opened_shared = shared.clone();
             let open = tokio::task::spawn_blocking(move || {
-                PartitionActor::open(spec, opened_shared, syncer, ticker, links, clock, logger)
+                PartitionActor::open(spec, opened_shared, writer, ticker, links, clock, logger)
             });
             ctx.spawn(open.into_actor(self).map(move |res, act, _| {
                 act.opening.remove(&g);
@@ -230,6 +230,8 @@ pub struct NodeHandle {
     /// Fault injection on this node's peer transport (tests).
     pub faults: Arc<Faults>,
     arbiters: Vec<Arbiter>,
+    /// Dropped after the arbiters are joined: waits for the disk writer to finish its queue.
+    _writer: WriterGuard,
 }
 
 impl Drop for NodeHandle {
@@ -271,7 +273,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     voters.sort_unstable();
 
     let clock: SharedClock = Arc::new(SystemClock);
-    let syncer = Syncer::start(node_id, logger.new(slog::o!("actor" => "syncer")));
+    let (writer, writer_guard) = DiskWriter::start(node_id, logger.new(slog::o!("actor" => "writer")));
     // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
     let tick_arbiter = Arbiter::new();
     let tick = ticks.tick;
@@ -309,7 +311,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             voters: &voters,
             settings: &settings,
             me,
-            syncer: syncer.clone(),
+            writer: writer.clone(),
             ticker: ticker.clone(),
             transport: transport.clone(),
         },
@@ -328,7 +330,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         },
         retention_check: config.storage.retention_check_interval,
         flush_interval: config.storage.flush_interval,
-        syncer,
+        writer,
         ticker,
         links: Links {
             transport,
@@ -479,5 +481,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         }
     });
     slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
-    Ok(NodeHandle { kafka_addr, ctx, faults, arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter] })
+    Ok(NodeHandle {
+        kafka_addr,
+        ctx,
+        faults,
+        arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter],
+        _writer: writer_guard,
+    })
 }

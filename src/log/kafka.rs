@@ -4,7 +4,8 @@
 //!
 //! Offsets come from the in-memory entry table: each entry covers `[offset_start, offset_end)`
 //! (empty for entries without a batch), monotone over the whole log, so lookups are binary
-//! searches. Reads verify each frame's CRC before handing out its batch.
+//! searches. Reads verify each frame's CRC before handing out its batch. Batches whose writes
+//! the disk writer has not reported done are served from memory (see `segment.rs`).
 
 use bytes::{Bytes, BytesMut};
 
@@ -91,8 +92,19 @@ impl PartitionLog {
         let mut i = 0;
         while i < picked.len() {
             let si = picked[i].0;
-            let j = i + picked[i..].iter().take_while(|p| p.0 == si).count();
             let seg = &self.segments[si];
+            let written = seg.first_pending_slot();
+            if picked[i].1 >= written {
+                // Not written yet: served from memory, never from the file.
+                let data = seg.pending_entry(picked[i].1).map(|e| e.data.clone()).unwrap_or_default();
+                if picked.len() == 1 {
+                    return Ok(data);
+                }
+                out.extend_from_slice(&data);
+                i += 1;
+                continue;
+            }
+            let j = i + picked[i..].iter().take_while(|p| p.0 == si && p.1 < written).count();
             let span = match seg.read_frames(picked[i].1, picked[j - 1].1 + 1) {
                 Ok(span) => span,
                 // Unreadable as a whole (a short file): read up to the first bad frame.
@@ -167,11 +179,12 @@ impl PartitionLog {
     /// producer state at start). Frames are read in chunks and CRC-checked.
     pub fn for_each_batch(&self, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
         for seg in &self.segments {
+            let written = seg.first_pending_slot();
             let mut lo = 0;
-            while lo < seg.len() {
+            while lo < written {
                 let start = seg.metas[lo].pos;
                 let mut hi = lo + 1;
-                while hi < seg.len() && seg.metas[hi].pos + seg.metas[hi].frame_len() - start <= ITER_CHUNK_BYTES {
+                while hi < written && seg.metas[hi].pos + seg.metas[hi].frame_len() - start <= ITER_CHUNK_BYTES {
                     hi += 1;
                 }
                 let span = seg.read_frames(lo, hi)?;
@@ -183,6 +196,11 @@ impl PartitionLog {
                     }
                 }
                 lo = hi;
+            }
+            for slot in written..seg.len() {
+                if let Some(e) = seg.pending_entry(slot).filter(|_| seg.metas[slot].is_batch()) {
+                    f(seg.base_index + slot as u64, &e.data);
+                }
             }
         }
         Ok(())

@@ -24,20 +24,28 @@
 //! segment is always scanned on open, and a torn tail is truncated with a warning. Frame CRCs are
 //! also checked on every read, so bit rot in a sealed segment surfaces as [`LogError::Corrupt`].
 //!
-//! # Durability
+//! # Durability and who writes
 //!
-//! Appends never fsync. [`PartitionLog::take_dirty`] hands cloned handles of files with unsynced
-//! writes (and of the directory when entries were created or removed) to a syncer thread for group
-//! commit. The only synchronous fsyncs are on segment roll (so that a sealed segment is never torn),
-//! after a truncation that deletes whole segments, and the atomic replacement of `log-start`.
-//!
+//! Appends never fsync. A log run by a Raft group does not even write on the group's actor: its
+//! appends, truncations and rolls change the in-memory entry table at once and queue
+//! [`write::WriteOp`]s (positional writes of the entry `Bytes`, cuts, fsyncs of a sealed segment
+//! or of the directory) that the node's disk writer (`raft::writer`) carries out in order; until
+//! it reports them done ([`PartitionLog::written`]) the entries are served from memory, and an
+//! unwritten file range is never read. [`PartitionLog::take_dirty`] hands the `.log` files (and
+//! the directory when entries were created or removed) to fsync after those writes, for group
+//! commit. Synchronous on the caller remain only rare metadata operations: creating a segment on
+//! a roll, unlinking segments (retention, a truncated suffix, a reset) and the atomic replacement
+//! of `log-start`; queued ops hold open handles, so a late write can only reach an unlinked file.
+//! A log opened outside a group (recovery, tests, tools) runs its ops at once.
+
 //! # Modules
 //!
 //! | module | responsibility |
 //! | --- | --- |
 //! | [`batch`] | Kafka record batch v2 framing and validation (shared with the produce path) |
 //! | `offsets` | the offset range / max timestamp an entry covers |
-//! | [`segment`] | frame format, one segment's files, appends, truncation, reads, dirty flags |
+//! | [`segment`] | frame format, one segment's files, appends, truncation, reads, dirty flags, unwritten entries in memory |
+//! | [`write`] | queued write operations, and the deferred-write side of [`PartitionLog`] |
 //! | [`index`] | the in-memory entry table and the `.index` / `.timeindex` records |
 //! | [`partition_log`] | [`PartitionLog`]: segments as a raft log, rolling, group-commit handles |
 //! | `kafka` | the Kafka view: offsets, high watermark, Fetch reads, ListOffsets |
@@ -54,6 +62,7 @@ mod recovery;
 mod retention;
 pub mod segment;
 pub mod state_file;
+pub mod write;
 
 use std::io;
 use std::path::{Path, PathBuf};

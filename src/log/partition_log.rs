@@ -2,21 +2,29 @@
 //! (append with conflict truncation, first/last index, terms, entries) plus dirty-file tracking for
 //! group commit. The Kafka view lives in `kafka.rs`, retention and reset in `retention.rs`,
 //! opening and crash recovery in `recovery.rs`.
+//!
+//! Deferred writes: a log run by a Raft group ([`PartitionLog::set_deferred`]) changes its entry
+//! table at once and queues the file writes ([`WriteOp`]s, see `write.rs`); the group hands them to
+//! the disk writer with [`PartitionLog::take_writes`] and reports them done with
+//! [`PartitionLog::written`], which releases the entries kept in memory meanwhile. Creating a
+//! segment on a roll, deleting segments (retention, a truncated suffix) and a reset stay
+//! synchronous metadata operations on the caller: they unlink or create files, and queued ops
+//! hold open handles, so a late write can only land in an unlinked file.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use raft::eraftpb::Entry;
-use slog::{warn, Logger};
+use slog::Logger;
 
 use super::index::EntryMeta;
 use super::offsets::entry_offsets;
 use super::recovery::open_dir;
 use super::retention::LogStart;
 use super::segment::{EntryOffsets, Segment, FRAME_HEADER_LEN};
-use super::{sync_dir, LogError, Result};
+use super::write::{DiskFile, WriteOp};
+use super::{LogError, Result};
 
 /// What the entries of a log hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +84,14 @@ pub struct PartitionLog {
     /// recovery or by any read (reads take `&self`, hence the lock); each is logged once. Their
     /// batches are never served: Fetch stops before them, replication does not send them.
     pub(super) damaged: Mutex<BTreeMap<u64, Damage>>,
+    /// Writes decided but not handed out yet (see [`Self::take_writes`]).
+    pub(super) queue: Vec<WriteOp>,
+    /// Whether writes wait for the caller to hand them to a writer (a Raft group's log) or run
+    /// at once, on the caller's thread.
+    pub(super) deferred: bool,
+    /// Sequence number of the last append; entries of an append stay in memory until
+    /// [`Self::written`] reports its sequence done.
+    pub(super) write_seq: u64,
 }
 
 /// A stored entry that fails its checks.
@@ -163,6 +179,9 @@ impl PartitionLog {
             start: opened.start,
             dir_dirty: false,
             damaged: Mutex::default(),
+            queue: Vec::new(),
+            deferred: false,
+            write_seq: 0,
         };
         for (index, d) in opened.damaged {
             log.note_damage(index, d);
@@ -360,7 +379,8 @@ impl PartitionLog {
     }
 
     /// Appends raft entries; a conflicting suffix from `entries[0].index` on is truncated first.
-    /// Rolls segments past `segment_bytes`; never fsyncs (except the old segment on a roll).
+    /// Rolls segments past `segment_bytes`; never fsyncs (a roll queues the sealed segment's
+    /// fsync). With deferred writes, only the entry table changes here (see `write.rs`).
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
         let Some(first) = entries.first() else {
             return Ok(());
@@ -398,14 +418,20 @@ impl PartitionLog {
             offsets.push(o);
         }
         self.truncate_suffix(first.index)?;
-        self.write_entries(entries, &offsets)
+        self.write_seq += 1;
+        self.write_entries(entries, &offsets)?;
+        self.flush_if_immediate()
     }
 
     fn write_entries(&mut self, entries: &[Entry], offsets: &[EntryOffsets]) -> Result<()> {
         let limit = self.opts.segment_bytes;
+        let seq = self.write_seq;
         let mut i = 0;
         while i < entries.len() {
-            let active = self.active_mut()?;
+            self.active_mut()?;
+            let (Some(active), queue) = (self.segments.last_mut(), &mut self.queue) else {
+                return Err(LogError::Invalid("log has no active segment".into()));
+            };
             let mut size = active.size;
             let mut j = i;
             while j < entries.len() {
@@ -418,7 +444,7 @@ impl PartitionLog {
                 j += 1;
             }
             if j > i {
-                active.append(&entries[i..j], &offsets[i..j])?;
+                active.append(&entries[i..j], &offsets[i..j], seq, queue);
                 i = j;
             }
             if i < entries.len() {
@@ -428,18 +454,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Seals the active segment (fsyncing it) and starts a new one, unless the active segment is
-    /// empty. Appends roll by themselves; callers may also roll on age (Kafka's `segment.ms`).
-    /// Returns whether a new segment was created.
+    /// Seals the active segment (its fsync is queued) and starts a new one, unless the active
+    /// segment is empty. Appends roll by themselves; callers may also roll on age (Kafka's
+    /// `segment.ms`). Returns whether a new segment was created. The new segment's files are
+    /// created here; the fsync of the directory is queued before any write to them.
     pub fn roll(&mut self) -> Result<bool> {
         let Some(active) = self.segments.last_mut().filter(|s| !s.is_empty()) else {
             return Ok(false);
         };
-        active.sync()?;
+        active.sync_ops(&mut self.queue);
         let next = active.next_index();
         let seg = Segment::create(&self.dir, next, self.opts.index_interval_bytes)?;
         self.segments.push(seg);
-        sync_dir(&self.dir)?;
+        self.queue.push(WriteOp::Sync { to: DiskFile::dir(&self.dir)? });
+        self.flush_if_immediate()?;
         Ok(true)
     }
 
@@ -461,47 +489,14 @@ impl PartitionLog {
             deleted = true;
         }
         if deleted {
-            // Deleted segments must not come back after a crash while later writes survive.
-            sync_dir(&self.dir)?;
+            // Deleted segments must not come back after a crash while later writes survive: the
+            // directory is fsynced before any write queued after this.
+            self.queue.push(WriteOp::Sync { to: DiskFile::dir(&self.dir)? });
         }
-        match self.segments.last_mut() {
-            Some(active) => active.truncate((from - active.base_index) as usize),
-            None => Ok(()),
+        if let Some(active) = self.segments.last_mut() {
+            active.truncate((from - active.base_index) as usize, &mut self.queue);
         }
-    }
-
-    /// Cloned handles of every file with unsynced writes (and of the directory after files
-    /// were created or deleted), clearing their dirty flags, plus the last raft index those
-    /// writes cover. The caller fsyncs them on another thread.
-    pub fn take_dirty(&mut self) -> (Vec<File>, u64) {
-        let mut files = Vec::new();
-        for seg in self.segments.iter_mut().filter(|s| s.is_log_dirty()) {
-            if let Err(e) = seg.take_dirty(&mut files) {
-                warn!(self.logger, "cannot clone a dirty file handle, it stays dirty"; "error" => %e);
-            }
-        }
-        if self.dir_dirty {
-            match File::open(&self.dir) {
-                Ok(d) => {
-                    files.push(d);
-                    self.dir_dirty = false;
-                }
-                Err(e) => warn!(self.logger, "cannot open the log directory"; "error" => %e),
-            }
-        }
-        (files, self.last_index())
-    }
-
-    /// fsyncs everything dirty on this thread.
-    pub fn sync(&mut self) -> Result<()> {
-        for seg in self.segments.iter_mut() {
-            seg.sync()?;
-        }
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
-        }
-        Ok(())
+        self.flush_if_immediate()
     }
 
     /// Bytes of all `.log` files.
@@ -721,7 +716,7 @@ pub(crate) mod tests {
         assert_eq!(last, 1);
         assert_eq!(files.len(), 1, "only the .log takes part in group commit");
         for f in &files {
-            f.sync_all().unwrap();
+            f.file.sync_all().unwrap();
         }
         assert!(log.take_dirty().0.is_empty());
         fill(&mut log, 2, 4, 1); // rolls: the sealed segment was synced, the new one is dirty

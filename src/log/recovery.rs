@@ -409,7 +409,10 @@ mod tests {
                 ..Default::default()
             };
             let o = EntryOffsets { offset_start: off + i as i64, offset_end: off + i as i64 + 1, max_ts: 10 };
-            seg.append(&[e], &[o]).unwrap();
+            let mut ops = Vec::new();
+            seg.append(&[e], &[o], i, &mut ops);
+            crate::log::write::run_all(&ops).unwrap();
+            seg.release(i);
         }
         seg.sync().unwrap();
         seg

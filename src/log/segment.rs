@@ -2,6 +2,12 @@
 //! in-memory entry table, the frame format, appends (without fsync), truncation, positional
 //! reads and per-file dirty tracking for group commit.
 //!
+//! Appends and truncations change the entry table at once and return [`WriteOp`]s for the disk
+//! writer (see `write.rs`): the frames go to `.log` at the positions the table gives them, the
+//! records to `.index` / `.timeindex` at theirs. Until the writer reports an append done
+//! ([`Segment::release`]), its entries stay in memory (`pending`, a suffix of the table) and are
+//! read from there: a file range is only read once it has been written.
+//!
 //! Frame layout in `.log` (big-endian, 36-byte header):
 //! `frame_len u32 | crc32c u32 | term u64 | index u64 | entry_type u8 | version u8 (=1) |
 //!  reserved u16 | data_len u32 | ctx_len u32 | data | context`
@@ -9,18 +15,20 @@
 //! CRC-32C covers every byte after the CRC field (term .. end of context), so it detects torn
 //! writes and flipped bits in the header and the payload alike.
 
-use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Write};
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use protobuf::ProtobufEnum;
 use raft::eraftpb::{Entry, EntryType};
 
 use super::index::{
     encode_index_record, encode_time_record, EntryMeta, TimeEntry, TimeIndexBuilder, INDEX_RECORD_LEN, TIME_RECORD_LEN,
 };
+use super::write::{DiskFile, WriteOp};
 use super::{be_u32, be_u64, IoContext, LogError, Result};
 
 /// Size of the frame header.
@@ -116,13 +124,16 @@ pub struct Segment {
     pub log_path: PathBuf,
     pub index_path: PathBuf,
     pub time_path: PathBuf,
-    log: File,
-    index: File,
-    time: File,
-    /// Bytes of `.log`.
+    log: Arc<DiskFile>,
+    index: Arc<DiskFile>,
+    time: Arc<DiskFile>,
+    /// Bytes of `.log`, appends queued for the writer included.
     pub size: u64,
     /// One entry per raft index `base_index + slot`.
     pub metas: Vec<EntryMeta>,
+    /// Entries of the last `pending.len()` slots, with the write sequence of their append: their
+    /// frames may not be in `.log` yet, so they are read from here.
+    pending: VecDeque<(u64, Entry)>,
     pub time_entries: Vec<TimeEntry>,
     time_builder: TimeIndexBuilder,
     interval: u64,
@@ -131,23 +142,19 @@ pub struct Segment {
     time_dirty: bool,
 }
 
-fn open_rw(path: &Path, truncate: bool) -> Result<File> {
-    let mut o = OpenOptions::new();
-    o.read(true).create(true);
-    if truncate {
-        o.write(true).truncate(true);
-    } else {
-        o.append(true);
-    }
-    o.open(path).ctx(path)
+/// Opens a segment file for positional reads and writes (never `O_APPEND`: writes go to the
+/// position the entry table gives them).
+fn open_rw(path: &Path) -> Result<Arc<DiskFile>> {
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ctx(path)?;
+    Ok(DiskFile::new(f, path.to_path_buf()))
 }
 
 impl Segment {
     /// Creates a new empty segment (any stale files with the same name are truncated).
     pub fn create(dir: &Path, base_index: u64, interval: u64) -> Result<Segment> {
         let mut s = Segment::open(dir, base_index, interval, Vec::new())?;
-        for (f, p) in [(&s.log, &s.log_path), (&s.index, &s.index_path), (&s.time, &s.time_path)] {
-            f.set_len(0).ctx(p)?;
+        for f in [&s.log, &s.index, &s.time] {
+            f.file.set_len(0).ctx(&f.path)?;
         }
         s.size = 0;
         s.log_dirty = true;
@@ -163,9 +170,9 @@ impl Segment {
         let log_path = dir.join(file_name(base_index, "log"));
         let index_path = dir.join(file_name(base_index, "index"));
         let time_path = dir.join(file_name(base_index, "timeindex"));
-        let log = open_rw(&log_path, false)?;
-        let index = open_rw(&index_path, false)?;
-        let time = open_rw(&time_path, false)?;
+        let log = open_rw(&log_path)?;
+        let index = open_rw(&index_path)?;
+        let time = open_rw(&time_path)?;
         let size = metas.last().map_or(0, |m| m.pos + m.frame_len());
         let (time_builder, time_entries) = TimeIndexBuilder::rebuild(interval, &metas);
         let mut s = Segment {
@@ -178,6 +185,7 @@ impl Segment {
             time,
             size,
             metas,
+            pending: VecDeque::new(),
             time_entries,
             time_builder,
             interval,
@@ -186,7 +194,7 @@ impl Segment {
             time_dirty: false,
         };
         let want = (s.time_entries.len() * TIME_RECORD_LEN) as u64;
-        if s.time.metadata().ctx(&s.time_path)?.len() != want {
+        if s.time.file.metadata().ctx(&s.time_path)?.len() != want {
             s.rewrite_time_index()?;
         }
         Ok(s)
@@ -198,8 +206,8 @@ impl Segment {
         for (slot, m) in self.metas.iter().enumerate() {
             encode_index_record(self.base_index + slot as u64, m, &mut buf);
         }
-        self.index.set_len(0).ctx(&self.index_path)?;
-        self.index.write_all(&buf).ctx(&self.index_path)?;
+        self.index.file.set_len(0).ctx(&self.index_path)?;
+        self.index.file.write_all_at(&buf, 0).ctx(&self.index_path)?;
         self.index_dirty = true;
         Ok(())
     }
@@ -210,8 +218,8 @@ impl Segment {
         for t in &self.time_entries {
             encode_time_record(t, &self.metas[t.slot], &mut buf);
         }
-        self.time.set_len(0).ctx(&self.time_path)?;
-        self.time.write_all(&buf).ctx(&self.time_path)?;
+        self.time.file.set_len(0).ctx(&self.time_path)?;
+        self.time.file.write_all_at(&buf, 0).ctx(&self.time_path)?;
         self.time_dirty = true;
         Ok(())
     }
@@ -241,15 +249,28 @@ impl Segment {
         self.time_builder.running_max()
     }
 
-    /// Appends `entries` (contiguous, starting at `next_index()`) with their offsets. Writes the
-    /// frames with vectored writes, then the index records; never fsyncs. On failure the files
-    /// are cut back to their previous length (best effort) and nothing is added to the table.
-    pub fn append(&mut self, entries: &[Entry], offsets: &[EntryOffsets]) -> Result<()> {
+    /// Appends `entries` (contiguous, starting at `next_index()`) with their offsets: the entry
+    /// table grows at once, and the writes of the frames (zero-copy slices of the entry data),
+    /// of the `.index` records and of any `.timeindex` record are pushed to `ops`, tagged with
+    /// the write sequence `seq`. Until [`Self::release`] is called with `seq` or later, the
+    /// entries are served from memory. Never fsyncs.
+    pub fn append(&mut self, entries: &[Entry], offsets: &[EntryOffsets], seq: u64, ops: &mut Vec<WriteOp>) {
         debug_assert_eq!(entries.len(), offsets.len());
-        let headers: Vec<[u8; FRAME_HEADER_LEN]> = entries.iter().map(encode_header).collect();
-        let mut new_metas = Vec::with_capacity(entries.len());
+        if entries.is_empty() {
+            return;
+        }
+        let mut headers = BytesMut::with_capacity(entries.len() * FRAME_HEADER_LEN);
+        for e in entries {
+            headers.extend_from_slice(&encode_header(e));
+        }
+        let headers = headers.freeze();
+        let mut bufs = Vec::with_capacity(entries.len() * 3);
+        let mut idx = Vec::with_capacity(entries.len() * INDEX_RECORD_LEN);
+        let mut time_buf = Vec::new();
+        let (log_pos, index_pos) = (self.size, (self.metas.len() * INDEX_RECORD_LEN) as u64);
+        let time_pos = (self.time_entries.len() * TIME_RECORD_LEN) as u64;
         let mut pos = self.size;
-        for (e, o) in entries.iter().zip(offsets) {
+        for (k, (e, o)) in entries.iter().zip(offsets).enumerate() {
             let m = EntryMeta {
                 term: e.term,
                 pos,
@@ -261,82 +282,90 @@ impl Segment {
                 max_ts: o.max_ts,
             };
             pos += m.frame_len();
-            new_metas.push(m);
-        }
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(entries.len() * 3);
-        for (h, e) in headers.iter().zip(entries) {
-            slices.push(IoSlice::new(h));
-            for part in [&e.data[..], &e.context[..]] {
-                if !part.is_empty() {
-                    slices.push(IoSlice::new(part));
-                }
-            }
-        }
-        let old_size = self.size;
-        let old_index_len = (self.metas.len() * INDEX_RECORD_LEN) as u64;
-        self.log_dirty = true;
-        if let Err(e) = write_all_vectored(&mut self.log, &mut slices) {
-            let _ = self.log.set_len(old_size);
-            return Err(LogError::io(&self.log_path, e));
-        }
-        let mut idx = Vec::with_capacity(entries.len() * INDEX_RECORD_LEN);
-        for (e, m) in entries.iter().zip(&new_metas) {
-            encode_index_record(e.index, m, &mut idx);
-        }
-        self.index_dirty = true;
-        if let Err(e) = self.index.write_all(&idx) {
-            let _ = self.log.set_len(old_size);
-            let _ = self.index.set_len(old_index_len);
-            return Err(LogError::io(&self.index_path, e));
-        }
-        self.size = pos;
-        let mut time_buf = Vec::new();
-        for m in new_metas {
+            bufs.push(headers.slice(k * FRAME_HEADER_LEN..(k + 1) * FRAME_HEADER_LEN));
+            bufs.extend([e.data.clone(), e.context.clone()].into_iter().filter(|b| !b.is_empty()));
+            encode_index_record(e.index, &m, &mut idx);
             let slot = self.metas.len();
             if let Some(t) = self.time_builder.observe(slot, &m) {
                 encode_time_record(&t, &m, &mut time_buf);
                 self.time_entries.push(t);
             }
             self.metas.push(m);
+            self.pending.push_back((seq, e.clone()));
         }
+        self.size = pos;
+        ops.push(WriteOp::Write { to: self.log.clone(), pos: log_pos, bufs });
+        ops.push(WriteOp::Write { to: self.index.clone(), pos: index_pos, bufs: vec![Bytes::from(idx)] });
+        self.log_dirty = true;
+        self.index_dirty = true;
         if !time_buf.is_empty() {
-            // The time index is derived and rebuilt on open, so a failure here is not fatal to
-            // the append; report it anyway so that the caller notices a failing disk.
+            ops.push(WriteOp::Write { to: self.time.clone(), pos: time_pos, bufs: vec![Bytes::from(time_buf)] });
             self.time_dirty = true;
-            self.time.write_all(&time_buf).ctx(&self.time_path)?;
         }
-        Ok(())
     }
 
-    /// Keeps only the first `keep` entries, cutting all three files accordingly.
-    pub fn truncate(&mut self, keep: usize) -> Result<()> {
+    /// Keeps only the first `keep` entries; the cuts of all three files go to `ops`.
+    pub fn truncate(&mut self, keep: usize, ops: &mut Vec<WriteOp>) {
         if keep >= self.metas.len() {
-            return Ok(());
+            return;
         }
         let new_size = self.metas[keep].pos;
-        self.log.set_len(new_size).ctx(&self.log_path)?;
-        self.log_dirty = true;
-        self.index.set_len((keep * INDEX_RECORD_LEN) as u64).ctx(&self.index_path)?;
-        self.index_dirty = true;
+        let pending_kept = keep.saturating_sub(self.first_pending_slot());
+        self.pending.truncate(pending_kept);
         self.metas.truncate(keep);
         self.size = new_size;
         let (builder, recs) = TimeIndexBuilder::rebuild(self.interval, &self.metas);
         self.time_builder = builder;
         self.time_entries = recs;
-        self.time.set_len((self.time_entries.len() * TIME_RECORD_LEN) as u64).ctx(&self.time_path)?;
+        ops.push(WriteOp::SetLen { to: self.log.clone(), len: new_size });
+        ops.push(WriteOp::SetLen { to: self.index.clone(), len: (keep * INDEX_RECORD_LEN) as u64 });
+        ops.push(WriteOp::SetLen { to: self.time.clone(), len: (self.time_entries.len() * TIME_RECORD_LEN) as u64 });
+        self.log_dirty = true;
+        self.index_dirty = true;
         self.time_dirty = true;
-        Ok(())
     }
 
-    /// Reads the frames of slots `[lo, hi)` with one positional read.
+    /// The first slot whose entry is (possibly) not written yet: every slot before it is in the
+    /// `.log`, every slot from it on is served from memory.
+    pub fn first_pending_slot(&self) -> usize {
+        self.metas.len() - self.pending.len()
+    }
+
+    /// The in-memory entry of `slot`, if its append has not been reported written.
+    pub fn pending_entry(&self, slot: usize) -> Option<&Entry> {
+        let k = slot.checked_sub(self.first_pending_slot())?;
+        self.pending.get(k).map(|(_, e)| e)
+    }
+
+    /// The writer has carried out every op of write sequence `seq` and earlier: their entries
+    /// are in the file and leave memory.
+    pub fn release(&mut self, seq: u64) {
+        while self.pending.front().is_some_and(|(s, _)| *s <= seq) {
+            self.pending.pop_front();
+        }
+    }
+
+    /// Bytes of entry data held in memory because they are not written yet.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.iter().map(|(_, e)| (e.data.len() + e.context.len()) as u64).sum()
+    }
+
+    /// Reads the frames of slots `[lo, hi)` with one positional read. They must be written
+    /// (`hi <= first_pending_slot()`): an unwritten range is never read from the file.
     pub fn read_frames(&self, lo: usize, hi: usize) -> Result<Bytes> {
         if lo >= hi || hi > self.metas.len() {
             return Ok(Bytes::new());
         }
+        if hi > self.first_pending_slot() {
+            return Err(LogError::Invalid(format!(
+                "slots {lo}..{hi} of {} are not written yet",
+                self.log_path.display()
+            )));
+        }
         let start = self.metas[lo].pos;
         let end = self.metas[hi - 1].pos + self.metas[hi - 1].frame_len();
         let mut buf = vec![0u8; (end - start) as usize];
-        self.log.read_exact_at(&mut buf, start).map_err(|e| {
+        self.log.file.read_exact_at(&mut buf, start).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 LogError::corrupt(&self.log_path, start, "log file shorter than its entry table")
             } else {
@@ -386,9 +415,11 @@ impl Segment {
         bad: &mut dyn FnMut(usize, LogError) -> Result<Option<Entry>>,
     ) -> Result<bool> {
         let hi = hi.min(self.metas.len());
-        let whole = if lo < hi { self.read_frames(lo, hi).ok() } else { None };
+        let fp = self.first_pending_slot();
+        let file_hi = hi.min(fp);
+        let whole = if lo < file_hi { self.read_frames(lo, file_hi).ok() } else { None };
         let base_pos = self.metas.get(lo).map_or(0, |m| m.pos);
-        for slot in lo..hi {
+        for slot in lo..file_hi {
             let m = &self.metas[slot];
             let checked = match &whole {
                 Some(span) => self.check_frame(span, (m.pos - base_pos) as usize, slot),
@@ -409,6 +440,11 @@ impl Segment {
                 },
             }
         }
+        for slot in lo.max(fp)..hi {
+            if let Some(e) = self.pending_entry(slot) {
+                out.push(e.clone());
+            }
+        }
         Ok(true)
     }
 
@@ -424,13 +460,15 @@ impl Segment {
         if !same {
             return Err(LogError::Invalid(format!("entry {} does not fit the frame of slot {slot}", e.index)));
         }
+        if slot >= self.first_pending_slot() {
+            return Err(LogError::Invalid(format!("entry {} is not written yet", e.index)));
+        }
         let mut frame = encode_header(e).to_vec();
         frame.extend_from_slice(&e.data);
         frame.extend_from_slice(&e.context);
-        // The segment's own handle appends (O_APPEND ignores positions): write through another.
-        let f = OpenOptions::new().write(true).open(&self.log_path).ctx(&self.log_path)?;
-        f.write_all_at(&frame, m.pos).ctx(&self.log_path)?;
-        f.sync_data().ctx(&self.log_path)?;
+        // A written frame: no queued op touches it (ops only write past the written slots).
+        self.log.file.write_all_at(&frame, m.pos).ctx(&self.log_path)?;
+        self.log.file.sync_data().ctx(&self.log_path)?;
         let back = self.read_frames(slot, slot + 1)?;
         self.check_frame(&back, 0, slot).map(drop)
     }
@@ -449,28 +487,31 @@ impl Segment {
     /// flag. Only the `.log` takes part in group commit: `.index` and `.timeindex` are derived
     /// (the active segment's are rebuilt by scanning on open) and are fsynced when the segment
     /// is sealed or on [`Segment::sync`], so an acknowledged append costs one fsync.
-    pub fn take_dirty(&mut self, out: &mut Vec<File>) -> Result<()> {
+    pub fn take_dirty(&mut self, out: &mut Vec<Arc<DiskFile>>) {
         if self.log_dirty {
-            let f = self.log.try_clone().map_err(|e| LogError::io(&self.log_path, e))?;
-            out.push(f);
+            out.push(self.log.clone());
             self.log_dirty = false;
         }
-        Ok(())
     }
 
-    /// fsyncs the dirty files on this thread.
-    pub fn sync(&mut self) -> Result<()> {
-        for (dirty, f, p) in [
-            (&mut self.log_dirty, &self.log, &self.log_path),
-            (&mut self.index_dirty, &self.index, &self.index_path),
-            (&mut self.time_dirty, &self.time, &self.time_path),
-        ] {
+    /// Pushes an fsync of every dirty file to `ops` (sealing the segment, or before a stop), and
+    /// clears the flags.
+    pub fn sync_ops(&mut self, ops: &mut Vec<WriteOp>) {
+        for (dirty, f) in
+            [(&mut self.log_dirty, &self.log), (&mut self.index_dirty, &self.index), (&mut self.time_dirty, &self.time)]
+        {
             if *dirty {
-                f.sync_data().ctx(p)?;
+                ops.push(WriteOp::Sync { to: f.clone() });
                 *dirty = false;
             }
         }
-        Ok(())
+    }
+
+    /// fsyncs the dirty files on this thread (only where no writer has ops of this segment).
+    pub fn sync(&mut self) -> Result<()> {
+        let mut ops = Vec::new();
+        self.sync_ops(&mut ops);
+        super::write::run_all(&ops)
     }
 
     /// Deletes the segment's files (`.log` first: orphan index files are removed on open).
@@ -487,23 +528,10 @@ impl Segment {
 
     /// Modification time of the `.log` in ms since the epoch (fallback age for retention).
     pub fn modified_ms(&self) -> Option<i64> {
-        let t = self.log.metadata().ok()?.modified().ok()?;
+        let t = self.log.file.metadata().ok()?.modified().ok()?;
         let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
         i64::try_from(d.as_millis()).ok()
     }
-}
-
-/// `write_all` for vectored writes (partial writes advance through the slices).
-fn write_all_vectored(f: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
-    while !slices.is_empty() {
-        match f.write_vectored(slices) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -522,6 +550,20 @@ mod tests {
 
     fn offs(n: usize) -> Vec<EntryOffsets> {
         (0..n).map(|_| EntryOffsets { offset_start: 0, offset_end: 0, max_ts: -1 }).collect()
+    }
+
+    /// Appends and carries the writes out at once, as a log outside a group does.
+    fn append_now(s: &mut Segment, ents: &[Entry]) {
+        let mut ops = Vec::new();
+        s.append(ents, &offs(ents.len()), 1, &mut ops);
+        crate::log::write::run_all(&ops).unwrap();
+        s.release(u64::MAX);
+    }
+
+    fn truncate_now(s: &mut Segment, keep: usize) {
+        let mut ops = Vec::new();
+        s.truncate(keep, &mut ops);
+        crate::log::write::run_all(&ops).unwrap();
     }
 
     #[test]
@@ -554,7 +596,7 @@ mod tests {
         let mut s = Segment::create(dir.path(), 5, 1 << 20).unwrap();
         let ents: Vec<Entry> =
             (5..10).map(|i| entry(i, 2, format!("data-{i}").as_bytes(), if i == 7 { b"c" } else { b"" })).collect();
-        s.append(&ents, &offs(5)).unwrap();
+        append_now(&mut s, &ents);
         assert_eq!(s.next_index(), 10);
         assert_eq!(s.slot(7), Some(2));
         assert_eq!(s.slot(4), None);
@@ -563,12 +605,12 @@ mod tests {
         let mut out = Vec::new();
         s.read_entries(0, 5, &mut out).unwrap();
         assert_eq!(out, ents);
-        s.truncate(2).unwrap();
+        truncate_now(&mut s, 2);
         assert_eq!(s.next_index(), 7);
         assert_eq!(std::fs::metadata(&s.log_path).unwrap().len(), s.size);
         assert_eq!(std::fs::metadata(&s.index_path).unwrap().len(), 2 * 64);
-        // Appending after a truncation lands at the new end (O_APPEND).
-        s.append(&ents[2..3], &offs(1)).unwrap();
+        // Appending after a truncation lands at the new end.
+        append_now(&mut s, &ents[2..3]);
         let mut out = Vec::new();
         s.read_entries(0, 3, &mut out).unwrap();
         assert_eq!(out, ents[..3].to_vec());
@@ -578,7 +620,7 @@ mod tests {
     fn flipped_byte_is_detected_on_read() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Segment::create(dir.path(), 1, 1 << 20).unwrap();
-        s.append(&[entry(1, 1, b"abcdef", b"")], &offs(1)).unwrap();
+        append_now(&mut s, &[entry(1, 1, b"abcdef", b"")]);
         let mut raw = std::fs::read(&s.log_path).unwrap();
         raw[FRAME_HEADER_LEN + 2] ^= 0x40;
         std::fs::write(&s.log_path, &raw).unwrap();
@@ -592,16 +634,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Segment::create(dir.path(), 1, 1).unwrap();
         let mut v = Vec::new();
-        s.take_dirty(&mut v).unwrap();
+        s.take_dirty(&mut v);
         assert_eq!(v.len(), 1, "only the .log joins group commit");
         assert!(!s.is_log_dirty());
         assert!(s.is_dirty(), "the derived index files wait for sync()");
         v.clear();
-        s.take_dirty(&mut v).unwrap();
+        s.take_dirty(&mut v);
         assert!(v.is_empty());
-        s.append(&[entry(1, 1, b"x", b"")], &offs(1)).unwrap();
+        append_now(&mut s, &[entry(1, 1, b"x", b"")]);
         assert!(s.is_dirty());
         s.sync().unwrap();
         assert!(!s.is_dirty());
+    }
+
+    #[test]
+    fn unwritten_entries_are_served_from_memory_then_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segment::create(dir.path(), 1, 1 << 20).unwrap();
+        let ents: Vec<Entry> = (1..4).map(|i| entry(i, 1, format!("payload-{i}").as_bytes(), b"")).collect();
+        let mut ops = Vec::new();
+        s.append(&ents, &offs(3), 7, &mut ops);
+        // Queued, not written: the file is empty, the table and the reads are complete.
+        assert_eq!(std::fs::metadata(&s.log_path).unwrap().len(), 0);
+        assert_eq!((s.next_index(), s.first_pending_slot()), (4, 0));
+        assert!(s.read_frames(0, 1).is_err(), "an unwritten range is never read from the file");
+        let mut out = Vec::new();
+        s.read_entries(0, 3, &mut out).unwrap();
+        assert_eq!(out, ents);
+        assert_eq!(out[1].data.as_ptr(), ents[1].data.as_ptr(), "served from memory, zero-copy");
+        assert!(s.pending_bytes() > 0);
+        // The writer runs the ops; an answer for an earlier sequence releases nothing.
+        crate::log::write::run_all(&ops).unwrap();
+        s.release(6);
+        assert_eq!(s.first_pending_slot(), 0);
+        s.release(7);
+        assert_eq!((s.first_pending_slot(), s.pending_bytes()), (3, 0));
+        assert_eq!(std::fs::metadata(&s.log_path).unwrap().len(), s.size);
+        assert_eq!(std::fs::metadata(&s.index_path).unwrap().len(), 3 * INDEX_RECORD_LEN as u64);
+        let mut out = Vec::new();
+        s.read_entries(0, 3, &mut out).unwrap();
+        assert_eq!(out, ents);
+        assert_ne!(out[1].data.as_ptr(), ents[1].data.as_ptr(), "read back from the file");
+    }
+
+    #[test]
+    fn truncation_queued_after_writes_leaves_exactly_the_kept_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segment::create(dir.path(), 1, 64).unwrap();
+        let ents: Vec<Entry> = (1..6).map(|i| entry(i, 1, &[i as u8; 100], b"")).collect();
+        let mut ops = Vec::new();
+        s.append(&ents, &offs(5), 1, &mut ops);
+        s.truncate(2, &mut ops);
+        let replacement = entry(3, 2, b"the leader's entry", b"ctx");
+        s.append(std::slice::from_ref(&replacement), &offs(1), 2, &mut ops);
+        let mut out = Vec::new();
+        s.read_entries(0, 3, &mut out).unwrap();
+        assert_eq!(out, vec![ents[0].clone(), ents[1].clone(), replacement.clone()]);
+        crate::log::write::run_all(&ops).unwrap();
+        s.release(2);
+        let raw = std::fs::read(&s.log_path).unwrap();
+        assert_eq!(raw.len() as u64, s.size);
+        let mut want = Vec::new();
+        for e in [&ents[0], &ents[1], &replacement] {
+            want.extend_from_slice(&encode_header(e));
+            want.extend_from_slice(&e.data);
+            want.extend_from_slice(&e.context);
+        }
+        assert_eq!(raw, want, "exactly the kept entries, then the new one");
+        assert_eq!(std::fs::metadata(&s.index_path).unwrap().len(), 3 * INDEX_RECORD_LEN as u64);
+        let want_time = (s.time_entries.len() * TIME_RECORD_LEN) as u64;
+        assert_eq!(std::fs::metadata(&s.time_path).unwrap().len(), want_time);
+        let mut out = Vec::new();
+        s.read_entries(0, 3, &mut out).unwrap();
+        assert_eq!(out[2], replacement);
     }
 }

@@ -34,8 +34,8 @@ use crate::meta::state::{MetaResult, MetaState};
 use crate::peer::Transport;
 use crate::raft::core::{OpenError, RaftCore, StateMachine};
 use crate::raft::storage::GroupStorage;
-use crate::raft::syncer::Syncer;
 use crate::raft::ticker::{Ticker, TickerMsg};
+use crate::raft::writer::DiskWriter;
 use crate::raft::{GroupSettings, META_GROUP};
 
 /// Why a metadata proposal did not apply.
@@ -88,6 +88,10 @@ impl StateMachine for MetaSm {
 pub enum MetaMsg {
     Tick(u64),
     Drive,
+    /// The disk writer has written (not yet fsynced) Ready `number`: send the appends it held.
+    Written {
+        number: u64,
+    },
     Synced {
         number: u64,
         result: Result<(), String>,
@@ -121,7 +125,7 @@ struct Pending {
 /// The metadata actor.
 pub struct MetaActor {
     core: RaftCore<MetaSm>,
-    syncer: Syncer,
+    writer: DiskWriter,
     ticker: Addr<Ticker>,
     transport: Transport,
     image: watch::Sender<Arc<MetaState>>,
@@ -141,7 +145,7 @@ pub struct MetaSpec<'a> {
     pub voters: &'a [u64],
     pub settings: &'a GroupSettings,
     pub me: RegisterBroker,
-    pub syncer: Syncer,
+    pub writer: DiskWriter,
     pub ticker: Addr<Ticker>,
     pub transport: Transport,
 }
@@ -180,7 +184,7 @@ impl MetaActor {
         Ok((
             MetaActor {
                 core,
-                syncer: spec.syncer,
+                writer: spec.writer,
                 ticker: spec.ticker,
                 transport: spec.transport,
                 image: tx,
@@ -220,14 +224,19 @@ impl MetaActor {
                 Err(e) => {
                     slog::error!(self.logger, "__meta storage failed"; "error" => %e);
                     self.failed = true;
+                    self.core.poison_writes();
                     self.fail_all(MetaError::Storage(e.to_string()));
                     return;
                 }
             };
             self.transport.send(META_GROUP, out.messages);
-            if let Some(job) = out.sync {
-                let addr = ctx.address();
-                job.submit(&self.syncer, move |number, result| addr.do_send(MetaMsg::Synced { number, result }));
+            if let Some(job) = out.write {
+                let (addr, written) = (ctx.address(), ctx.address());
+                job.submit(
+                    &self.writer,
+                    move |number| written.do_send(MetaMsg::Written { number }),
+                    move |number, result| addr.do_send(MetaMsg::Synced { number, result }),
+                );
             }
             if let Some(role) = out.role {
                 slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);
@@ -359,7 +368,10 @@ impl Actor for MetaActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        let _ = self.core.node.mut_store().log_mut().sync();
+        // The last job: whatever is queued, then an fsync of every dirty file (not waited for).
+        if !self.failed {
+            self.writer.submit(self.core.flush_job(true));
+        }
     }
 }
 
@@ -374,6 +386,11 @@ impl Handler<MetaMsg> for MetaActor {
                 }
             }
             MetaMsg::Drive => self.drive(ctx),
+            MetaMsg::Written { .. } | MetaMsg::Synced { .. } if self.failed => {}
+            MetaMsg::Written { number } => {
+                let msgs = self.core.on_written(number);
+                self.transport.send(META_GROUP, msgs);
+            }
             MetaMsg::Synced { number, result } => match result {
                 Ok(()) => {
                     let msgs = self.core.on_synced(number);
@@ -381,8 +398,9 @@ impl Handler<MetaMsg> for MetaActor {
                     self.schedule_drive(ctx);
                 }
                 Err(e) => {
-                    slog::error!(self.logger, "__meta fsync failed"; "error" => e.clone());
+                    slog::error!(self.logger, "__meta write or fsync failed"; "error" => e.clone());
                     self.failed = true;
+                    self.core.poison_writes();
                     self.fail_all(MetaError::Storage(e));
                 }
             },

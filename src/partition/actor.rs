@@ -1,8 +1,14 @@
 //! The partition actor: the shell around [`PartitionCore`]. It owns the mailbox, registers with
-//! the ticker, hands fsyncs to the syncer, runs the retention timer, and keeps the produce
-//! acknowledgements that wait for the high watermark. All Raft work happens in
+//! the ticker, hands each Ready's writes to the node's disk writer, runs the retention timer, and
+//! keeps the produce acknowledgements that wait for the high watermark. All Raft work happens in
 //! [`PartitionActor::drive`], which runs once after a burst of messages, so many produce
-//! requests share one Ready, one write and one fsync.
+//! requests share one Ready, one write job and one fsync. The actor itself never writes a log
+//! file while the group runs (only segment creation and deletion, and the rare state files).
+//!
+//! A storage failure (a write or fsync error from the writer, or an error of the core) stops the
+//! group ([`PartitionActor::fail`]): its queued jobs are skipped by the writer (poison flag),
+//! and a barrier is sent to the writer; only once the barrier is answered — no write of this
+//! core can land any more — does the timed [`PartitionActor::recover`] reopen the log from disk.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,8 +25,8 @@ use crate::error::PartitionError;
 use crate::log::batch::BatchHeader;
 use crate::partition::core::{Appended, PartitionCore};
 use crate::partition::shared::PartitionShared;
-use crate::raft::syncer::{SyncRequest, Syncer};
 use crate::raft::ticker::{Ticker, TickerMsg};
+use crate::raft::writer::DiskWriter;
 use crate::raft::{GroupId, GroupSettings};
 
 /// A produce acknowledgement: the batch's first offset and the log start offset.
@@ -75,8 +81,14 @@ pub enum PartitionMsg {
     Status { reply: oneshot::Sender<PartitionStatus> },
     /// The apply actor of core `generation` has applied up to `index`.
     Applied { generation: u64, index: u64, high_watermark: i64 },
-    /// The syncer finished the fsync of Ready `number` of core `generation`.
+    /// The disk writer finished the job (writes, and fsync) of Ready `number` of core `generation`.
     Synced { generation: u64, number: u64, result: Result<(), String> },
+    /// The disk writer has written (not yet fsynced) the job of Ready `number` of core
+    /// `generation`: the appends that waited for it can go to the followers.
+    Written { generation: u64, number: u64 },
+    /// After a failure of core `generation`: the writer has answered everything queued before
+    /// the failure, so the storage can be reopened.
+    Drained { generation: u64 },
     /// Try to reopen the group's storage after a failure (timer).
     Recover,
     /// From node `from`: a request for a copy of an entry, or the copy (see `frame::Repair`).
@@ -97,6 +109,8 @@ struct Failure {
     last_attempt: Option<std::time::Instant>,
     /// A `Recover` message is on its way.
     timer_set: bool,
+    /// The writer has answered every job of the failed core (see `PartitionMsg::Drained`).
+    drained: bool,
 }
 
 /// What reopening a group's core needs.
@@ -115,7 +129,7 @@ fn recovery_delay(n: u32) -> Duration {
 pub struct PartitionActor {
     core: PartitionCore,
     shared: Arc<PartitionShared>,
-    syncer: Syncer,
+    writer: DiskWriter,
     ticker: Addr<Ticker>,
     links: Links,
     apply: Option<Addr<super::apply::ApplyActor>>,
@@ -180,7 +194,7 @@ impl PartitionActor {
     pub fn open(
         spec: PartitionSpec,
         shared: Arc<PartitionShared>,
-        syncer: Syncer,
+        writer: DiskWriter,
         ticker: Addr<Ticker>,
         links: Links,
         clock: SharedClock,
@@ -196,7 +210,7 @@ impl PartitionActor {
         Ok(PartitionActor {
             core,
             shared,
-            syncer,
+            writer,
             ticker,
             links,
             apply: None,
@@ -241,14 +255,15 @@ impl PartitionActor {
                 }
             };
             self.links.transport.send(self.core.raft.group(), out.messages);
-            if let Some(job) = out.sync {
-                let addr = ctx.address();
-                let (number, generation) = (job.number, self.generation);
-                self.sync_marks.insert(number, job.last_index);
-                self.syncer.sync(SyncRequest {
-                    files: job.files,
-                    done: Box::new(move |result| addr.do_send(PartitionMsg::Synced { generation, number, result })),
-                });
+            if let Some(job) = out.write {
+                let (addr, written) = (ctx.address(), ctx.address());
+                let generation = self.generation;
+                self.sync_marks.insert(job.number, job.last_index);
+                job.submit(
+                    &self.writer,
+                    move |number| written.do_send(PartitionMsg::Written { generation, number }),
+                    move |number, result| addr.do_send(PartitionMsg::Synced { generation, number, result }),
+                );
             }
             if let Some(role) = out.role {
                 self.shared.set_role(role.leader, role.term);
@@ -377,12 +392,16 @@ impl PartitionActor {
             "group" => self.core.raft.group(), "error" => reason.as_str(), "durable_index" => self.durable_index);
         self.fail_waiters(PartitionError::Storage(reason.clone()));
         self.shared.set_role(0, self.core.raft.role().term);
-        self.failure = Some(Failure { reason, attempts: 0, last_attempt: None, timer_set: false });
-        self.schedule_recovery(ctx);
+        self.failure = Some(Failure { reason, attempts: 0, last_attempt: None, timer_set: false, drained: false });
+        // No queued write of this core may land after the reopen: the writer skips them from
+        // now on, and the reopen waits until it has answered everything queued so far.
+        self.core.raft.poison_writes();
+        let (addr, generation) = (ctx.address(), self.generation);
+        self.writer.barrier(move || addr.do_send(PartitionMsg::Drained { generation }));
     }
 
     fn schedule_recovery(&mut self, ctx: &mut Context<Self>) {
-        if let Some(f) = self.failure.as_mut().filter(|f| !f.timer_set) {
+        if let Some(f) = self.failure.as_mut().filter(|f| !f.timer_set && f.drained) {
             f.timer_set = true;
             ctx.notify_later(PartitionMsg::Recover, recovery_delay(f.attempts));
         }
@@ -392,7 +411,7 @@ impl PartitionActor {
     /// to what is known to be fsynced (anything after it was never acknowledged), then opened
     /// with the usual recovery (torn tail), and the state machine is rebuilt from it.
     fn recover(&mut self, ctx: &mut Context<Self>) {
-        let Some(f) = self.failure.as_mut() else {
+        let Some(f) = self.failure.as_mut().filter(|f| f.drained) else {
             return;
         };
         f.attempts += 1;
@@ -508,21 +527,22 @@ impl PartitionActor {
         }
     }
 
-    /// Page-cache policy: hand what was written since the last flush to the syncer.
+    /// Page-cache policy: have the writer fsync what it wrote since the last flush.
     fn flush(&mut self) {
-        let (files, _) = self.core.raft.node.mut_store().log_mut().take_dirty();
-        if files.is_empty() {
+        if self.failure.is_some() {
+            return;
+        }
+        let mut req = self.core.raft.flush_job(false);
+        if req.files.is_empty() && req.ops.is_empty() {
             return;
         }
         let logger = self.logger.clone();
-        self.syncer.sync(SyncRequest {
-            files,
-            done: Box::new(move |r| {
-                if let Err(e) = r {
-                    slog::error!(logger, "periodic fsync failed"; "error" => e);
-                }
-            }),
+        req.done = Box::new(move |r| {
+            if let Err(e) = r {
+                slog::error!(logger, "periodic fsync failed"; "error" => e);
+            }
         });
+        self.writer.submit(req);
     }
 
     fn run_retention(&mut self) {
@@ -565,7 +585,10 @@ impl Actor for PartitionActor {
         crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
         self.fail_waiters(PartitionError::ShuttingDown);
-        let _ = self.core.raft.node.mut_store().log_mut().sync();
+        // The last job: whatever is queued, then an fsync of every dirty file (not waited for).
+        if self.failure.is_none() {
+            self.writer.submit(self.core.raft.flush_job(true));
+        }
     }
 }
 
@@ -616,8 +639,20 @@ impl Handler<PartitionMsg> for PartitionActor {
                     self.links.transport.send(self.core.raft.group(), msgs);
                     self.schedule_drive(ctx);
                 }
-                Err(e) => self.fail(ctx, format!("fsync failed: {e}")),
+                Err(e) => self.fail(ctx, format!("write or fsync failed: {e}")),
             },
+            PartitionMsg::Written { generation, number } => {
+                if generation == self.generation && self.failure.is_none() {
+                    let msgs = self.core.raft.on_written(number);
+                    self.links.transport.send(self.core.raft.group(), msgs);
+                }
+            }
+            PartitionMsg::Drained { generation } => {
+                if let Some(f) = self.failure.as_mut().filter(|_| generation == self.generation) {
+                    f.drained = true;
+                    self.schedule_recovery(ctx);
+                }
+            }
             PartitionMsg::Repair { from, repair } => self.on_repair(from, repair),
             PartitionMsg::Recover => {
                 if let Some(f) = self.failure.as_mut() {

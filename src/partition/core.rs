@@ -442,11 +442,9 @@ mod tests {
                 apply.apply(&item);
                 core.set_applied(apply.applied, apply.high_watermark);
             }
-            let idle = out.sync.is_none() && out.messages.is_empty() && out.applied.is_none();
-            if let Some(job) = out.sync {
-                for f in &job.files {
-                    f.sync_data().unwrap();
-                }
+            let idle = out.write.is_none() && out.messages.is_empty() && out.applied.is_none();
+            if let Some(job) = out.write {
+                job.run_now().unwrap();
                 core.raft.on_synced(job.number);
             }
             if idle && !core.raft.node.has_ready() {
@@ -556,6 +554,32 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_replicates_entries_once_its_own_write_is_done() {
+        use raft::eraftpb::MessageType;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            PartitionCore::open(dir.path(), 7, &[1, 2, 3], true, &GroupSettings::for_tests(), logger()).unwrap();
+        let _ = c.handle_ready().unwrap();
+        let term = c.raft.role().term;
+        c.raft.step(msg(MessageType::MsgRequestPreVoteResponse, 2, term + 1)).unwrap();
+        let _ = c.handle_ready().unwrap();
+        c.raft.step(msg(MessageType::MsgRequestVoteResponse, 2, c.raft.role().term)).unwrap();
+        // The new leader appends its no-op and replicates it in the same Ready.
+        let out = c.handle_ready().unwrap();
+        assert!(c.raft.is_leader());
+        let appends = |ms: &[raft::eraftpb::Message]| {
+            ms.iter().filter(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty()).count()
+        };
+        assert_eq!(appends(&out.messages), 0, "held until the leader's own write is done");
+        let job = out.write.expect("the no-op is written by the writer");
+        assert!(job.holds_messages);
+        assert_eq!(appends(&c.raft.on_written(job.number.saturating_sub(1))), 0, "an earlier job releases nothing");
+        job.run_now().unwrap();
+        assert_eq!(appends(&c.raft.on_written(job.number)), 2, "one append per follower");
+        assert!(c.raft.on_written(job.number).is_empty(), "sent once");
+    }
+
+    #[test]
     fn a_leader_cut_off_from_its_quorum_steps_down_within_the_election_timeout() {
         use raft::eraftpb::MessageType;
         let settings = GroupSettings::for_tests();
@@ -593,19 +617,62 @@ mod tests {
         app.set_entries(vec![e].into());
         c.raft.step(app).unwrap();
         let out = c.handle_ready().unwrap();
-        let job = out.sync.expect("the appended entry waits for an fsync");
+        let job = out.write.expect("the appended entry waits for the writer");
         assert!(
             !out.messages.iter().any(|m| m.get_msg_type() == MessageType::MsgAppendResponse),
             "the append response waits for the fsync"
         );
+        // Not written yet: nothing in the file, the entry is read from memory.
+        let log = c.raft.storage().log();
+        assert_eq!(std::fs::metadata(dir.path().join(crate::log::segment::file_name(1, "log"))).unwrap().len(), 0);
+        assert_eq!(log.entries(1, 2, None).unwrap()[0].data, b.to_vec());
+        assert!(log.pending_bytes() > 0);
         let mut hb = msg(MessageType::MsgHeartbeat, 2, 3);
         hb.commit = 0;
         c.raft.step(hb).unwrap();
         let out = c.handle_ready().unwrap();
         let sent: Vec<_> = out.messages.iter().map(|m| m.get_msg_type()).collect();
         assert_eq!(sent, [MessageType::MsgHeartbeatResponse], "the heartbeat is answered at once");
+        job.run_now().unwrap();
         let after = c.raft.on_synced(job.number);
         assert!(after.iter().any(|m| m.get_msg_type() == MessageType::MsgAppendResponse && m.index == 1));
+        // Written: the memory copy is released and the entry is read back from the file.
+        let log = c.raft.storage().log();
+        assert_eq!(log.pending_bytes(), 0);
+        assert_eq!(log.entries(1, 2, None).unwrap()[0].data, b.to_vec());
+    }
+
+    #[test]
+    fn a_vote_leaves_only_once_its_job_is_done() {
+        use raft::eraftpb::MessageType;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            PartitionCore::open(dir.path(), 7, &[1, 2, 3], false, &GroupSettings::for_tests(), logger()).unwrap();
+        let _ = c.handle_ready().unwrap();
+        let vote_file = dir.path().join("raft-vote");
+        let before = std::fs::read(&vote_file).unwrap();
+        let mut req = msg(MessageType::MsgRequestVote, 2, 5);
+        (req.log_term, req.index) = (0, 0);
+        c.raft.step(req).unwrap();
+        let out = c.handle_ready().unwrap();
+        assert!(!out.messages.iter().any(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse));
+        let job = out.write.expect("the vote is written by the writer");
+        assert!(job.files.iter().any(|f| f.path == vote_file), "and fsynced");
+        assert_eq!(std::fs::read(&vote_file).unwrap(), before, "nothing written on the actor");
+        // A later Ready with nothing to write still waits behind the first job.
+        let mut hb = msg(MessageType::MsgHeartbeat, 2, 5);
+        hb.commit = 0;
+        c.raft.step(hb).unwrap();
+        let out = c.handle_ready().unwrap();
+        assert!(!out.messages.iter().any(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse));
+        let second = out.write.expect("a Ready behind an unanswered one goes through the writer too");
+        job.run_now().unwrap();
+        let msgs = c.raft.on_synced(job.number);
+        let vote = msgs.iter().find(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse).expect("vote");
+        assert!(!vote.reject && vote.term == 5);
+        assert_ne!(std::fs::read(&vote_file).unwrap(), before);
+        second.run_now().unwrap();
+        let _ = c.raft.on_synced(second.number);
     }
 
     #[test]

@@ -3,34 +3,50 @@
 //! [`RaftCore`] owns a raft-rs `RawNode` over a [`GroupStorage`] and a [`StateMachine`]. Its
 //! shell (the partition actor or the metadata actor) calls [`RaftCore::tick`],
 //! [`RaftCore::step`] and proposes, then calls [`RaftCore::handle_ready`] and carries out the
-//! returned [`ReadyOutcome`]: send `messages` now, hand `sync` to the syncer, and when the syncer
-//! answers, call [`RaftCore::on_synced`] and send the messages it returns.
+//! returned [`ReadyOutcome`]: send `messages` now, hand `write` to the disk writer, and when the
+//! writer answers, call [`RaftCore::on_synced`] and send the messages it returns.
 //!
 //! # The Ready contract (raft-rs `RawNode`), as implemented here
 //! 1. `ready()` is taken only when `has_ready()`.
 //! 2. Messages of the Ready (`messages`) go out at once: a leader may replicate before its own
-//!    append is durable (Raft thesis 10.2.1).
-//! 3. A snapshot, then the new entries, are written to the log, and the HardState is recorded;
-//!    a changed term or vote is made durable before anything else happens.
+//!    append is durable (Raft thesis 10.2.1). Only a leader's appends that carry entries wait
+//!    until the disk writer has *written* this Ready (page cache, before its fsync; see
+//!    [`RaftCore::on_written`]): a leader never replicates an entry its own disk refused (a full
+//!    disk), so a client told KAFKA_STORAGE_ERROR never finds its batch committed by the next
+//!    leader. Heartbeats, votes and everything else never wait for the disk.
+//! 3. A snapshot is installed, then the writes of the new entries and of the HardState are
+//!    *queued* (the entry table and the hard state change in memory at once; a changed term or
+//!    vote is made durable before anything depending on it happens). Nothing is written here.
 //! 4. Committed entries are applied in order, here, on the group's one actor, and
-//!    `advance_apply_to` records the applied index.
-//! 5. `advance_append_async` hands the Ready back. The written entries are then fsynced by the
-//!    syncer (grouped with other groups' fsyncs); only when that fsync is done are the
+//!    `advance_apply_to` records the applied index. raft-rs only hands out entries up to
+//!    min(committed, persisted), and reads entries it has not seen persisted from its own
+//!    `unstable` log, so the state machine never needs an entry that is not written yet; other
+//!    readers (Fetch, a new leader's view) get unwritten entries from the log's memory.
+//! 5. Every Ready that queued writes (or follows one not yet answered) goes through
+//!    `advance_append_async` and becomes a [`WriteJob`]. The disk writer writes it and, for
+//!    [`Durability::Fsync`], fsyncs (grouped with other groups' fsyncs); with
+//!    [`Durability::PageCache`] the write alone counts. Only when the writer has answered are the
 //!    `persisted_messages` (votes, append responses) sent and `on_persist_ready` called, which
-//!    lets the leader count its own copy toward the commit quorum. The one exception: heartbeat
-//!    responses among them go out at once (they carry no log position or vote).
+//!    lets the leader count its own copy toward the commit quorum, and the entries kept in
+//!    memory released. The one exception: heartbeat responses among them go out at once (they
+//!    carry no log position or vote). A Ready with nothing to write, and none before it
+//!    unanswered, is advanced at once (`advance_append`).
 //!
-//! With the `interval` fsync policy, step 5 treats the page-cache write as persisted and a timer
-//! fsyncs later; that trades durability of the last interval for latency, as Kafka's default does.
+//! With the `interval` fsync policy (page cache), a timer fsyncs the written files later; that
+//! trades durability of the last interval for latency, as Kafka's default does. A changed term
+//! or vote is fsynced with its job under either policy.
 
-use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message, MessageType};
 use raft::{RawNode, StateRole};
 use slog::Logger;
 
+use crate::log::write::{DiskFile, WriteOp};
 use crate::log::LogError;
 use crate::raft::storage::GroupStorage;
+use crate::raft::writer::{DiskWriter, WriteRequest};
 use crate::raft::GroupId;
 
 /// What a group does with its committed entries.
@@ -43,25 +59,54 @@ pub trait StateMachine {
     fn restore(&mut self, _index: u64, _next_offset: i64) {}
 }
 
-/// A batch of files to fsync for one group, and what to do after.
-pub struct SyncJob {
+/// The writes of one Ready for the disk writer, and the files to fsync after them.
+pub struct WriteJob {
     pub group: GroupId,
+    /// The Ready's number: pass it to [`RaftCore::on_synced`] once the job is done.
     pub number: u64,
-    pub files: Vec<File>,
-    /// The last log index written when the job was made: durable once the job is done.
+    /// Carried out in order by the writer.
+    pub ops: Vec<WriteOp>,
+    /// fsynced after the ops.
+    pub files: Vec<Arc<DiskFile>>,
+    /// Messages wait for this job's writes: call [`RaftCore::on_written`] when they are done.
+    pub holds_messages: bool,
+    /// The last log index written when the job was made: durable once the job is done (with
+    /// fsync durability).
     pub last_index: u64,
+    /// The group's failure flag (see `raft::writer`).
+    pub poison: Arc<AtomicBool>,
 }
 
-impl SyncJob {
-    /// Hands the job to the syncer; `done(number, result)` runs on the syncer's thread when the
-    /// files are durable (it should only `do_send` back to the group).
+impl WriteJob {
+    /// Hands the job to the writer; `done(number, result)` runs on the writer's side when the
+    /// writes (and fsyncs) are done (it should only `do_send` back to the group).
+    /// `written(number)` runs on the writer's thread once the writes are done, before the
+    /// fsync, if the job holds messages (it too should only `do_send`).
     pub fn submit(
         self,
-        syncer: &crate::raft::syncer::Syncer,
+        writer: &DiskWriter,
+        written: impl FnOnce(u64) + Send + 'static,
         done: impl FnOnce(u64, Result<(), String>) + Send + 'static,
     ) {
         let number = self.number;
-        syncer.sync(crate::raft::syncer::SyncRequest { files: self.files, done: Box::new(move |r| done(number, r)) });
+        let written: Option<Box<dyn FnOnce() + Send>> =
+            if self.holds_messages { Some(Box::new(move || written(number))) } else { None };
+        writer.submit(WriteRequest {
+            ops: self.ops,
+            files: self.files,
+            poison: Some(self.poison),
+            written,
+            done: Box::new(move |r| done(number, r)),
+        });
+    }
+
+    /// Carries the job out on this thread (tests, tools): the writes, then the fsyncs.
+    pub fn run_now(&self) -> Result<(), LogError> {
+        crate::log::write::run_all(&self.ops)?;
+        for f in &self.files {
+            f.file.sync_data().map_err(|e| LogError::io(&f.path, e))?;
+        }
+        Ok(())
     }
 }
 
@@ -78,8 +123,8 @@ pub struct RoleInfo {
 pub struct ReadyOutcome {
     /// Raft messages to hand to the transport now.
     pub messages: Vec<Message>,
-    /// Files to fsync; when done, call `on_synced(job.number)`.
-    pub sync: Option<SyncJob>,
+    /// Writes for the disk writer; when done, call `on_synced(job.number)`.
+    pub write: Option<WriteJob>,
     /// Set when the role, leader or term changed.
     pub role: Option<RoleInfo>,
     /// The highest index applied in this round, if any entry was applied.
@@ -116,8 +161,13 @@ pub struct RaftCore<M: StateMachine> {
     pub sm: M,
     group: GroupId,
     durability: Durability,
-    /// Messages that may only leave after the fsync of the Ready with this number.
-    pending_persisted: std::collections::VecDeque<(u64, Vec<Message>)>,
+    /// Ready number, write sequence of its log writes, and the messages that may only leave
+    /// once the writer has done that Ready's job.
+    pending_persisted: std::collections::VecDeque<(u64, u64, Vec<Message>)>,
+    /// Appends with entries that leave once the Ready with this number is written.
+    pending_written: std::collections::VecDeque<(u64, Vec<Message>)>,
+    /// Shared with every job: set when a write failed (see `raft::writer`).
+    poison: Arc<AtomicBool>,
     last_role: Option<RoleInfo>,
     applied: u64,
     /// A new leader waits for its next tick to bring its heartbeats in phase.
@@ -144,6 +194,9 @@ impl<M: StateMachine> RaftCore<M> {
         logger: Logger,
     ) -> raft::Result<Self> {
         let applied = cfg.applied;
+        let mut storage = storage;
+        // From now on the log's writes are queued for the disk writer (see `handle_ready`).
+        storage.log_mut().set_deferred(true).map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
         let node = RawNode::new(cfg, storage, &logger)?;
         Ok(RaftCore {
             node,
@@ -151,6 +204,8 @@ impl<M: StateMachine> RaftCore<M> {
             group,
             durability,
             pending_persisted: Default::default(),
+            pending_written: Default::default(),
+            poison: Arc::new(AtomicBool::new(false)),
             last_role: None,
             applied,
             align_pending: false,
@@ -305,23 +360,31 @@ impl<M: StateMachine> RaftCore<M> {
         let number = rd.number();
 
         // Term and vote are made durable with the entries, whatever the fsync policy. A Ready
-        // behind one still waiting for its fsync waits too: `advance_append` would declare every
-        // earlier Ready persisted.
-        let vote_changed = self.node.store().has_dirty_state();
-        let needs_fsync = vote_changed
-            || !self.pending_persisted.is_empty()
-            || (self.durability == Durability::Fsync && (wrote_entries || !rd.snapshot().is_empty()));
-        if needs_fsync {
+        // behind one still waiting for the writer waits too: `advance_append` would declare
+        // every earlier Ready persisted.
+        let (ops, seq) = self.node.mut_store().log_mut().take_writes();
+        let snapshot = !rd.snapshot().is_empty();
+        if !ops.is_empty() || snapshot || !self.pending_persisted.is_empty() {
             self.node.advance_append_async(rd);
             let store = self.node.mut_store();
-            let (mut files, last_index) = if self.durability == Durability::Fsync {
+            let (mut files, last_index) = if self.durability == Durability::Fsync && (wrote_entries || snapshot) {
                 store.log_mut().take_dirty()
             } else {
                 (Vec::new(), store.log().last_index())
             };
             files.extend(store.take_dirty_state());
-            self.pending_persisted.push_back((number, persisted));
-            out.sync = Some(SyncJob { group: self.group, number, files, last_index });
+            self.pending_persisted.push_back((number, seq, persisted));
+            // Entries go to followers once they are in this node's page cache (contract, 2).
+            let (held, now): (Vec<_>, Vec<_>) = std::mem::take(&mut out.messages)
+                .into_iter()
+                .partition(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty());
+            out.messages = now;
+            let holds_messages = !held.is_empty();
+            if holds_messages {
+                self.pending_written.push_back((number, held));
+            }
+            let poison = self.poison.clone();
+            out.write = Some(WriteJob { group: self.group, number, ops, files, holds_messages, last_index, poison });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);
@@ -332,20 +395,56 @@ impl<M: StateMachine> RaftCore<M> {
         Ok(out)
     }
 
-    /// Called when the syncer has made the Ready `number` (and every earlier one) durable.
-    /// Returns the messages that were waiting for that fsync; the shell sends them and then
-    /// calls `handle_ready` again, since the leader may now commit.
+    /// Called when the disk writer has done the job of Ready `number` (and every earlier one).
+    /// Returns the messages that were waiting for it; the shell sends them and then calls
+    /// `handle_ready` again, since the leader may now commit. The entries of those jobs are
+    /// read from the files from now on.
     pub fn on_synced(&mut self, number: u64) -> Vec<Message> {
-        let mut msgs = Vec::new();
-        while let Some((n, _)) = self.pending_persisted.front() {
+        let mut msgs = self.on_written(number);
+        let mut written = None;
+        while let Some((n, _, _)) = self.pending_persisted.front() {
             if *n > number {
                 break;
             }
-            let (_, m) = self.pending_persisted.pop_front().expect("front exists");
+            let (_, seq, m) = self.pending_persisted.pop_front().expect("front exists");
+            written = Some(seq);
             msgs.extend(m);
+        }
+        if let Some(seq) = written {
+            self.node.mut_store().log_mut().written(seq);
         }
         self.node.on_persist_ready(number);
         msgs
+    }
+
+    /// Called when the disk writer has written (not yet fsynced) the job of Ready `number`, and
+    /// every earlier one: returns the appends that waited for it, to send now.
+    pub fn on_written(&mut self, number: u64) -> Vec<Message> {
+        let mut msgs = Vec::new();
+        while self.pending_written.front().is_some_and(|(n, _)| *n <= number) {
+            msgs.extend(self.pending_written.pop_front().expect("front exists").1);
+        }
+        msgs
+    }
+
+    /// Marks the group's writes as failed: the writer skips every job of this core still queued.
+    pub fn poison_writes(&self) {
+        self.poison.store(true, Ordering::Release);
+    }
+
+    /// A job for the writer outside a Ready: what is queued, then an fsync of every dirty file
+    /// (a periodic flush with `all == false`: only the `.log`s; before a stop: everything).
+    pub fn flush_job(&mut self, all: bool) -> WriteRequest {
+        let log = self.node.mut_store().log_mut();
+        let (mut ops, _) = log.take_writes();
+        let files = if all {
+            ops.extend(log.sync_ops());
+            Vec::new()
+        } else {
+            log.take_dirty().0
+        };
+        let done = Box::new(|_| {});
+        WriteRequest { ops, files, poison: Some(self.poison.clone()), written: None, done }
     }
 
     fn record_hard_state(&mut self, hs: HardState) -> Result<(), LogError> {

@@ -2,13 +2,15 @@
 //!
 //! - [`storage`]: raft-rs `Storage` over the partition log (the Raft log *is* the partition log).
 //! - [`core`]: the Ready loop around `RawNode`, with the Ready contract; no actix.
-//! - [`syncer`]: the group-commit fsync worker shared by all groups of a node.
+//! - [`writer`]: the node's disk writer thread: carries out every group's queued writes in order.
+//! - [`syncer`]: the group-commit fsync stage behind the writer, shared by all groups of a node.
 //! - [`ticker`]: the node-wide tick actor.
 
 pub mod core;
 pub mod storage;
 pub mod syncer;
 pub mod ticker;
+pub mod writer;
 
 /// Raft group ids. `__meta` is group 0; partition groups get ids from the metadata state.
 pub type GroupId = u64;

@@ -7,11 +7,13 @@
 //!   conf state change.
 //! * `raft-vote` — term and vote, the part of the HardState that must be durable before a vote
 //!   or an append is acknowledged. Two 32-byte slots (`magic CRV1 | seq u64 | term u64 | vote u64`
-//!   and a crc32c), written alternately in place and NOT fsynced here: the caller takes the file
-//!   with [`GroupStorage::take_dirty_state`] and fsyncs it with the entries, through the syncer,
-//!   before any message that depends on it leaves. On open the valid slot with the higher
+//!   and a crc32c), written alternately in place and NOT fsynced here: the slot write is queued
+//!   behind the log's writes (see `log/write.rs`), and the caller takes the file with
+//!   [`GroupStorage::take_dirty_state`] and has the disk writer fsync it with the entries before
+//!   any message that depends on it leaves. On open the valid slot with the higher
 //!   sequence wins, so a torn write leaves the previous (never acted upon) state.
-//! * `raft-commit` — magic `CRC1`, body `commit u64`; overwritten in place and never fsynced:
+//! * `raft-commit` — magic `CRC1`, body `commit u64`; overwritten in place (a queued write) and
+//!   never fsynced:
 //!   commit-only updates are cheap, and losing or tearing one only makes the commit index go back
 //!   to an older (still correct) value. On open the larger valid commit wins.
 //!
@@ -23,12 +25,16 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use slog::{warn, Logger};
 
+use crate::log::write::{DiskFile, WriteOp};
 use crate::log::{state_file, LogError, LogKind, LogOptions, OnDamage, PartitionLog, RecoveryReport};
 
 const STATE_FILE: &str = "raft-state";
@@ -48,9 +54,8 @@ pub struct GroupStorage {
     durable: HardState,
     state_path: PathBuf,
     commit_path: PathBuf,
-    commit_file: Option<File>,
-    vote_path: PathBuf,
-    vote_file: File,
+    commit_file: Option<Arc<DiskFile>>,
+    vote_file: Arc<DiskFile>,
     /// Sequence number of the last vote slot written.
     vote_seq: u64,
     /// The vote file has writes that are not fsynced yet.
@@ -151,8 +156,9 @@ impl GroupStorage {
             vote_file.sync_all().map_err(|e| LogError::io(&vote_path, e))?;
             crate::log::sync_dir(dir)?;
         }
+        let vote_file = DiskFile::new(vote_file, vote_path);
         let mut vote_seq = 0;
-        if let Some((seq, term, vote)) = read_vote(&vote_file) {
+        if let Some((seq, term, vote)) = read_vote(&vote_file.file) {
             vote_seq = seq;
             let hs = &mut state.hard_state;
             if term > hs.term || (term == hs.term && vote != 0) {
@@ -185,7 +191,6 @@ impl GroupStorage {
             state_path,
             commit_path,
             commit_file: None,
-            vote_path,
             vote_file,
             vote_seq,
             vote_dirty: false,
@@ -227,7 +232,8 @@ impl GroupStorage {
             self.vote_seq += 1;
             let slot = (self.vote_seq % 2) * VOTE_SLOT;
             let b = encode_vote(self.vote_seq, hs.term, hs.vote);
-            self.vote_file.write_all_at(&b, slot).map_err(|e| LogError::io(&self.vote_path, e))?;
+            let op = WriteOp::Write { to: self.vote_file.clone(), pos: slot, bufs: vec![Bytes::copy_from_slice(&b)] };
+            self.log.queue_op(op)?;
             self.vote_dirty = true;
             self.durable.term = hs.term;
             self.durable.vote = hs.vote;
@@ -240,10 +246,11 @@ impl GroupStorage {
                 .truncate(false)
                 .open(&self.commit_path)
                 .map_err(|e| LogError::io(&self.commit_path, e))?;
-            self.commit_file = Some(f);
+            self.commit_file = Some(DiskFile::new(f, self.commit_path.clone()));
         }
         if let Some(f) = &self.commit_file {
-            f.write_all_at(&b, 0).map_err(|e| LogError::io(&self.commit_path, e))?;
+            let op = WriteOp::Write { to: f.clone(), pos: 0, bufs: vec![Bytes::from(b)] };
+            self.log.queue_op(op)?;
         }
         Ok(())
     }
@@ -254,21 +261,13 @@ impl GroupStorage {
         self.vote_dirty
     }
 
-    /// The vote file's handle if it has unsynced writes (clearing the flag), for the syncer.
-    pub fn take_dirty_state(&mut self) -> Option<File> {
+    /// The vote file's handle if it has unsynced writes (clearing the flag), for the writer.
+    pub fn take_dirty_state(&mut self) -> Option<Arc<DiskFile>> {
         if !self.vote_dirty {
             return None;
         }
-        match self.vote_file.try_clone() {
-            Ok(f) => {
-                self.vote_dirty = false;
-                Some(f)
-            }
-            Err(e) => {
-                warn!(self.logger, "cannot clone the vote file handle; it stays dirty"; "error" => %e);
-                None
-            }
-        }
+        self.vote_dirty = false;
+        Some(self.vote_file.clone())
     }
 
     pub fn set_conf_state(&mut self, cs: &ConfState) -> Result<(), LogError> {
@@ -409,7 +408,7 @@ mod tests {
             s.set_hard_state(&hs, false).unwrap();
             assert!(s.has_dirty_state());
             let f = s.take_dirty_state().expect("vote file to sync");
-            f.sync_all().unwrap();
+            f.file.sync_all().unwrap();
             assert!(!s.has_dirty_state());
             let hs = HardState { term: 5, vote: 3, commit: 0, ..Default::default() };
             s.set_hard_state(&hs, false).unwrap();
@@ -709,7 +708,7 @@ mod tests {
                 store.set_hard_state(hs, true).unwrap();
             }
             let (files, _) = store.log_mut().take_dirty();
-            files.iter().for_each(|f| f.sync_data().unwrap());
+            files.iter().for_each(|f| f.file.sync_data().unwrap());
             let mut light = node.advance(rd);
             if let Some(c) = light.commit_index() {
                 let mut hs = node.store().hard_state().clone();

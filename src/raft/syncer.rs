@@ -1,27 +1,41 @@
-//! The syncer: one worker per node that fsyncs the files Raft groups have written, in groups.
+//! The syncer: the second stage of the node's disk writer (`writer.rs`), one thread that fsyncs
+//! the files Raft groups have written, in groups.
 //!
-//! Groups write entries to the page cache on their own actor and send a [`SyncRequest`] here.
-//! The worker takes every request waiting in its mailbox, fsyncs each distinct file once, and then
-//! answers every request, in arrival order. While one round of fsyncs runs, new requests pile up
-//! and share the next round: that is the group commit across partitions. It runs on its own
-//! thread so that a slow disk never delays a tick, a heartbeat or an apply.
+//! The writer thread carries out each job's writes and passes it on here as a [`SyncRequest`].
+//! The syncer takes every request waiting in its mailbox, fsyncs each distinct file once, and
+//! then answers every request, in arrival order (a request the writer already failed is answered
+//! with its error, in its place). While one round of fsyncs runs, new requests pile up and share
+//! the next round: that is the group commit across partitions; meanwhile the writer already
+//! writes the next jobs. It runs on its own thread so that a slow disk never delays a tick, a
+//! heartbeat or an apply.
 
-use std::collections::HashSet;
-use std::fs::File;
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use slog::Logger;
+
+use crate::log::write::DiskFile;
 
 /// Called with the outcome once the request's files are durable.
 pub type SyncDone = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// One group's request: fsync these files, then call `done`.
 pub struct SyncRequest {
-    pub files: Vec<File>,
+    pub files: Vec<Arc<DiskFile>>,
+    /// The outcome of the writes before the fsync: an error is passed to `done` as it is, in
+    /// order, and nothing is fsynced for this request.
+    pub before: Result<(), String>,
     pub done: SyncDone,
+}
+
+impl SyncRequest {
+    /// A request that only fsyncs `files`.
+    pub fn new(files: Vec<Arc<DiskFile>>, done: SyncDone) -> Self {
+        SyncRequest { files, before: Ok(()), done }
+    }
 }
 
 /// Counters the syncer keeps (exposed for tests and metrics).
@@ -66,38 +80,49 @@ fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
             batch.push(more);
         }
         let started = Instant::now();
-        let result = sync_round(&batch, &mut stats);
+        let fsyncs = stats.fsyncs;
+        let results = sync_round(&batch, &mut stats);
         stats.rounds += 1;
         stats.requests += batch.len() as u64;
         stats.last_round = started.elapsed();
-        crate::metrics::registry().fsync(node, stats.last_round);
-        if let Err(e) = &result {
-            slog::error!(logger, "fsync failed"; "error" => e);
+        if stats.fsyncs > fsyncs {
+            crate::metrics::registry().fsync(node, stats.last_round);
         }
-        for req in batch {
-            (req.done)(result.clone());
+        for (req, result) in batch.into_iter().zip(results) {
+            if let Err(e) = &result {
+                slog::error!(logger, "write or fsync failed"; "error" => e);
+            }
+            (req.done)(result);
         }
     }
 }
 
-/// Fsyncs each distinct file (by device and inode) of the batch once.
-fn sync_round(batch: &[SyncRequest], stats: &mut SyncStats) -> Result<(), String> {
-    let mut seen = HashSet::new();
-    for req in batch {
-        for f in &req.files {
-            let key = f.metadata().map(|m| (m.dev(), m.ino())).map_err(|e| e.to_string())?;
-            if seen.insert(key) {
-                f.sync_data().map_err(|e| e.to_string())?;
-                stats.fsyncs += 1;
+/// Fsyncs each distinct file (by device and inode) of the batch once; returns each request's
+/// outcome (its writer's error, or the first error among its files).
+fn sync_round(batch: &[SyncRequest], stats: &mut SyncStats) -> Vec<Result<(), String>> {
+    let mut seen: HashMap<(u64, u64), Result<(), String>> = HashMap::new();
+    batch
+        .iter()
+        .map(|req| {
+            req.before.clone()?;
+            for f in &req.files {
+                let key =
+                    f.file.metadata().map(|m| (m.dev(), m.ino())).map_err(|e| format!("{}: {e}", f.path.display()))?;
+                let r = seen.entry(key).or_insert_with(|| {
+                    stats.fsyncs += 1;
+                    f.file.sync_data().map_err(|e| format!("fsync of {}: {e}", f.path.display()))
+                });
+                r.clone()?;
             }
-        }
-    }
-    Ok(())
+            Ok(())
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
@@ -106,19 +131,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = File::create(dir.path().join("a")).unwrap();
         f.write_all(b"x").unwrap();
+        let f = DiskFile::new(f, dir.path().join("a"));
         let syncer = Syncer::start(0, slog::Logger::root(slog::Discard, slog::o!()));
         let order = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         for i in 0..10 {
             let order = order.clone();
             let tx = tx.clone();
-            syncer.sync(SyncRequest {
-                files: vec![f.try_clone().unwrap(), f.try_clone().unwrap()],
-                done: Box::new(move |r| {
+            syncer.sync(SyncRequest::new(
+                vec![f.clone(), f.clone()],
+                Box::new(move |r| {
                     order.lock().unwrap().push(i);
                     tx.send(r).unwrap();
                 }),
-            });
+            ));
         }
         for _ in 0..10 {
             assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Ok(()));
@@ -129,11 +155,12 @@ mod tests {
     #[test]
     fn dedup_counts_one_fsync_per_file_per_round() {
         let dir = tempfile::tempdir().unwrap();
-        let f = File::create(dir.path().join("a")).unwrap();
-        let reqs: Vec<SyncRequest> =
-            (0..3).map(|_| SyncRequest { files: vec![f.try_clone().unwrap()], done: Box::new(|_| {}) }).collect();
+        let f = DiskFile::new(File::create(dir.path().join("a")).unwrap(), dir.path().join("a"));
+        let mut reqs: Vec<SyncRequest> = (0..3).map(|_| SyncRequest::new(vec![f.clone()], Box::new(|_| {}))).collect();
+        reqs[1].before = Err("the write failed".into());
         let mut stats = SyncStats::default();
-        sync_round(&reqs, &mut stats).unwrap();
+        let results = sync_round(&reqs, &mut stats);
+        assert_eq!(results, vec![Ok(()), Err("the write failed".into()), Ok(())]);
         assert_eq!(stats.fsyncs, 1);
     }
 }

@@ -1,0 +1,216 @@
+//! The disk writer: the one thread per node that writes what Raft groups decided to write.
+//!
+//! A group's actor computes an append, a truncation or a hard-state change in memory and queues
+//! the writes ([`WriteOp`]s: positional writes of `Bytes` slices, cuts, fsyncs of sealed
+//! segments and directories; see `log/write.rs`). After each Ready it hands them here as one
+//! [`WriteRequest`], with the files to fsync afterwards. The writer thread carries out the
+//! requests in arrival order (so each group's writes land in the order the group made them),
+//! then passes each to the syncer thread (`syncer.rs`), which fsyncs with group commit and calls
+//! `done` in the same order. Writing the next requests overlaps the previous round's fsyncs.
+//!
+//! Neither thread is a group's actor: a write that blocks (dirty-page throttling, a slow disk)
+//! delays acknowledgements, never a tick or a heartbeat. `done` only sends a message back.
+//!
+//! Errors: when a request's write fails, it is answered with the error and its group's `poison`
+//! flag is set; every later request carrying the same flag is skipped and answered with an error,
+//! so no write of a failed group lands after the failure. A group that reopens its storage first
+//! waits for a [`DiskWriter::barrier`]: once it is answered, nothing queued before it can land.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use slog::Logger;
+
+use crate::log::write::{DiskFile, WriteOp};
+use crate::raft::syncer::{SyncDone, SyncRequest, Syncer};
+
+/// One group's writes of one Ready (or a flush, or a barrier).
+pub struct WriteRequest {
+    /// Carried out in order.
+    pub ops: Vec<WriteOp>,
+    /// fsynced after the ops (with group commit).
+    pub files: Vec<Arc<DiskFile>>,
+    /// The group's failure flag: set by the writer when an op fails (or by the group when it
+    /// fails); while set, the group's requests are skipped with an error.
+    pub poison: Option<Arc<AtomicBool>>,
+    /// Called on the writer thread once the ops are done (before the fsync), if they succeeded.
+    pub written: Option<Box<dyn FnOnce() + Send>>,
+    /// Called, on the syncer thread, once the writes (and fsyncs) are done or failed.
+    pub done: SyncDone,
+}
+
+enum Msg {
+    Write(WriteRequest),
+    Shutdown(mpsc::Sender<()>),
+}
+
+/// A handle to the node's disk writer; cheap to clone.
+#[derive(Clone)]
+pub struct DiskWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Owned by the node: when dropped, waits (up to 30 s) until every request queued before has
+/// been written and fsynced, so that a node restarted in the same process never sees a late
+/// write of its previous life.
+pub struct WriterGuard {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        let (ack, done) = mpsc::channel();
+        if self.tx.send(Msg::Shutdown(ack)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(30));
+        }
+    }
+}
+
+impl DiskWriter {
+    /// Starts the writer thread and its syncer thread.
+    pub fn start(node: u64, logger: Logger) -> (DiskWriter, WriterGuard) {
+        let syncer = Syncer::start(node, logger.clone());
+        let (tx, rx) = mpsc::channel::<Msg>();
+        thread::Builder::new()
+            .name("chronik-writer".into())
+            .spawn(move || run(rx, syncer, logger))
+            .expect("spawn writer thread");
+        (DiskWriter { tx: tx.clone() }, WriterGuard { tx })
+    }
+
+    /// Queues a request. If the writer is gone (shutdown), `done` is called with an error.
+    pub fn submit(&self, req: WriteRequest) {
+        if let Err(mpsc::SendError(Msg::Write(req))) = self.tx.send(Msg::Write(req)) {
+            (req.done)(Err("disk writer stopped".into()));
+        }
+    }
+
+    /// Calls `done` once every request queued before this one has been answered.
+    pub fn barrier(&self, done: impl FnOnce() + Send + 'static) {
+        let done = Box::new(move |_| done());
+        self.submit(WriteRequest { ops: Vec::new(), files: Vec::new(), poison: None, written: None, done });
+    }
+}
+
+fn run(rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Write(mut req) => {
+                let before = write(&req, &logger);
+                if let Some(written) = req.written.take().filter(|_| before.is_ok()) {
+                    written();
+                }
+                let files = if before.is_ok() { req.files } else { Vec::new() };
+                syncer.sync(SyncRequest { files, before, done: req.done });
+            }
+            Msg::Shutdown(ack) => {
+                syncer.sync(SyncRequest::new(
+                    Vec::new(),
+                    Box::new(move |_| {
+                        let _ = ack.send(());
+                    }),
+                ));
+            }
+        }
+    }
+}
+
+/// Carries out one request's ops, honouring and setting its poison flag.
+fn write(req: &WriteRequest, logger: &Logger) -> Result<(), String> {
+    if req.poison.as_ref().is_some_and(|p| p.load(Ordering::Acquire)) {
+        return Err("an earlier write of this group failed".into());
+    }
+    for op in &req.ops {
+        if let Err(e) = op.run() {
+            slog::error!(logger, "write failed"; "error" => %e);
+            if let Some(p) = &req.poison {
+                p.store(true, Ordering::Release);
+            }
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::fs::OpenOptions;
+
+    fn logger() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    fn file(dir: &std::path::Path, name: &str, writable: bool) -> Arc<DiskFile> {
+        let p = dir.join(name);
+        std::fs::write(&p, b"").unwrap();
+        let f = OpenOptions::new().read(true).write(writable).open(&p).unwrap();
+        DiskFile::new(f, p)
+    }
+
+    fn request(
+        ops: Vec<WriteOp>,
+        poison: &Arc<AtomicBool>,
+        tx: &mpsc::Sender<(u32, Result<(), String>)>,
+        n: u32,
+    ) -> WriteRequest {
+        let tx = tx.clone();
+        WriteRequest {
+            files: ops
+                .iter()
+                .filter_map(|o| if let WriteOp::Write { to, .. } = o { Some(to.clone()) } else { None })
+                .collect(),
+            ops,
+            poison: Some(poison.clone()),
+            written: None,
+            done: Box::new(move |r| tx.send((n, r)).unwrap()),
+        }
+    }
+
+    #[test]
+    fn writes_in_order_then_answers_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(dir.path(), "a", true);
+        let (w, guard) = DiskWriter::start(0, logger());
+        let (tx, rx) = mpsc::channel();
+        let poison = Arc::new(AtomicBool::new(false));
+        for i in 0..20u32 {
+            let op =
+                WriteOp::Write { to: f.clone(), pos: u64::from(i) * 2, bufs: vec![Bytes::from(format!("{i:02}"))] };
+            w.submit(request(vec![op], &poison, &tx, i));
+        }
+        w.submit(request(vec![WriteOp::SetLen { to: f.clone(), len: 10 }], &poison, &tx, 20));
+        let got: Vec<_> = (0..21).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        assert_eq!(got, (0..21).map(|i| (i, Ok(()))).collect::<Vec<_>>());
+        drop(guard);
+        assert_eq!(std::fs::read(&f.path).unwrap(), b"0001020304");
+    }
+
+    #[test]
+    fn a_failed_write_fails_its_request_and_every_later_one_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ro = file(dir.path(), "readonly", false);
+        let ok = file(dir.path(), "ok", true);
+        let (w, _guard) = DiskWriter::start(0, logger());
+        let (tx, rx) = mpsc::channel();
+        let (sick, healthy) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let write =
+            |to: &Arc<DiskFile>| WriteOp::Write { to: to.clone(), pos: 0, bufs: vec![Bytes::from_static(b"x")] };
+        w.submit(request(vec![write(&ro)], &sick, &tx, 0));
+        w.submit(request(vec![write(&ok)], &sick, &tx, 1));
+        w.submit(request(vec![write(&ok)], &healthy, &tx, 2));
+        let (fired_tx, fired) = mpsc::channel();
+        w.barrier(move || fired_tx.send(()).unwrap());
+        let got: Vec<_> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        assert_eq!(got[0].0, 0);
+        assert!(got[0].1.as_ref().unwrap_err().contains("readonly"), "{got:?}");
+        assert_eq!(got[1], (1, Err("an earlier write of this group failed".into())));
+        assert_eq!(got[2], (2, Ok(())));
+        assert!(sick.load(Ordering::Acquire) && !healthy.load(Ordering::Acquire));
+        fired.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(std::fs::read(&ok.path).unwrap(), b"x", "only the healthy group's write landed");
+    }
+}
