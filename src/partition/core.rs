@@ -539,8 +539,9 @@ mod tests {
         m
     }
 
-    /// Node 1 of voters 1, 2, 3, elected with node 2's votes.
-    fn leader_of_three(dir: &Path) -> PartitionCore {
+    /// Node 1 of voters 1, 2, 3, elected with node 2's votes, and the Ready of its first moment
+    /// as leader (its no-op append).
+    fn elect_leader_of_three(dir: &Path) -> (PartitionCore, ReadyOutcome) {
         use raft::eraftpb::MessageType;
         let mut c = PartitionCore::open(dir, 7, &[1, 2, 3], true, &GroupSettings::for_tests(), logger()).unwrap();
         let _ = c.handle_ready().unwrap();
@@ -548,25 +549,21 @@ mod tests {
         c.raft.step(msg(MessageType::MsgRequestPreVoteResponse, 2, term + 1)).unwrap();
         let _ = c.handle_ready().unwrap();
         c.raft.step(msg(MessageType::MsgRequestVoteResponse, 2, c.raft.role().term)).unwrap();
-        let _ = c.handle_ready().unwrap();
+        let out = c.handle_ready().unwrap();
         assert!(c.raft.is_leader());
-        c
+        (c, out)
+    }
+
+    fn leader_of_three(dir: &Path) -> PartitionCore {
+        elect_leader_of_three(dir).0
     }
 
     #[test]
     fn a_leader_replicates_entries_once_its_own_write_is_done() {
         use raft::eraftpb::MessageType;
         let dir = tempfile::tempdir().unwrap();
-        let mut c =
-            PartitionCore::open(dir.path(), 7, &[1, 2, 3], true, &GroupSettings::for_tests(), logger()).unwrap();
-        let _ = c.handle_ready().unwrap();
-        let term = c.raft.role().term;
-        c.raft.step(msg(MessageType::MsgRequestPreVoteResponse, 2, term + 1)).unwrap();
-        let _ = c.handle_ready().unwrap();
-        c.raft.step(msg(MessageType::MsgRequestVoteResponse, 2, c.raft.role().term)).unwrap();
         // The new leader appends its no-op and replicates it in the same Ready.
-        let out = c.handle_ready().unwrap();
-        assert!(c.raft.is_leader());
+        let (mut c, out) = elect_leader_of_three(dir.path());
         let appends = |ms: &[raft::eraftpb::Message]| {
             ms.iter().filter(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty()).count()
         };

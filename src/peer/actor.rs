@@ -51,10 +51,11 @@ pub enum PeerMsg {
 }
 
 /// Whether a beat sends the heartbeat queue. The beat of a heartbeat tick always does (with the
-/// responses gathered since the last frame). Another beat does only when heartbeats are queued
-/// and the last heartbeat tick's beat had none to send: a whole frame that came late leaves as
-/// soon as it can. Heartbeats that miss a frame that did leave wait for the next heartbeat tick,
-/// so a link carries one heartbeat frame per interval however busy the groups are.
+/// responses gathered since the last frame). Otherwise only when heartbeats are queued and the
+/// last heartbeat tick's beat had none to send: a whole frame that came late leaves as soon as
+/// its first heartbeats arrive (the actor then flushes at once, not at the next beat).
+/// Heartbeats that miss a frame that did leave wait for the next heartbeat tick, so a link
+/// carries one heartbeat frame per interval however busy the groups are.
 fn beat_flushes(heartbeat_tick: bool, frame_due: bool, heartbeats_queued: bool) -> bool {
     heartbeat_tick || (frame_due && heartbeats_queued)
 }
@@ -224,8 +225,9 @@ impl Handler<PeerMsg> for PeerActor {
     fn handle(&mut self, msg: PeerMsg, ctx: &mut Self::Context) {
         match msg {
             PeerMsg::Send(group, msgs) => {
-                let mut urgent = false;
+                let (mut urgent, mut late_frame) = (false, false);
                 for m in msgs {
+                    late_frame |= self.heartbeat_frame_due && m.get_msg_type() == MessageType::MsgHeartbeat;
                     let heartbeat =
                         matches!(m.get_msg_type(), MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse);
                     let queue = if heartbeat { &mut self.heartbeats } else { &mut self.queue };
@@ -239,6 +241,11 @@ impl Handler<PeerMsg> for PeerActor {
                 if urgent && !self.flush_scheduled {
                     self.flush_scheduled = true;
                     ctx.notify(PeerMsg::Flush);
+                }
+                if late_frame {
+                    // The last beat found no heartbeat to send: this frame is late; it leaves
+                    // once the burst is queued instead of waiting for the next beat.
+                    ctx.notify(PeerMsg::FlushHeartbeats { heartbeat_tick: false });
                 }
             }
             PeerMsg::Repair(r) => {
@@ -256,7 +263,7 @@ impl Handler<PeerMsg> for PeerActor {
                 if beat_flushes(heartbeat_tick, self.heartbeat_frame_due, queued) {
                     self.flush(ctx, true);
                     // A heartbeat tick whose beat found no heartbeat leaves its frame due: the
-                    // first heartbeats that come late go out on the next beat.
+                    // first heartbeats that come late go out as soon as they are queued.
                     self.heartbeat_frame_due = heartbeat_tick && !queued;
                 }
             }
