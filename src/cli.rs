@@ -5,11 +5,11 @@
 //!
 //! ```text
 //! chronik-server standalone [--config FILE] [--data-dir DIR] [--listen HOST:PORT]
-//!                           [--advertised-addr HOST] [--log-level LEVEL]
+//!                           [--advertised-addr HOST] [--admin-listen HOST:PORT] [--log-level LEVEL]
 //! chronik-server raft-cluster [--config FILE] --node-id N --advertised-addr HOST
 //!                           [--kafka-port P | --listen HOST:PORT] [--raft-addr HOST:PORT]
 //!                           [--data-dir DIR] [--peers "1@host:port,2@host:port,3@host:port"]
-//!                           [--log-level LEVEL]
+//!                           [--admin-listen HOST:PORT] [--log-level LEVEL]
 //! chronik-server cluster status --bootstrap HOST:PORT
 //! ```
 
@@ -102,6 +102,10 @@ pub struct StandaloneArgs {
     #[arg(long, value_name = "HOST", value_parser = parse_advertised_host)]
     pub advertised_addr: Option<String>,
 
+    /// Address the admin HTTP listener (/metrics) binds, as IP:PORT; overrides `admin.listen` and enables it.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Log verbosity: trace, debug, info, warn or error; overrides `log-level`.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
@@ -147,6 +151,10 @@ pub struct RaftClusterArgs {
     /// Every node of the cluster as ID@HOST:PORT (raft address), comma-separated, this node included; replaces `raft.peers`.
     #[arg(long, value_name = "ID@HOST:PORT,...", value_parser = parse_peers_arg)]
     pub peers: Option<PeerList>,
+
+    /// Address the admin HTTP listener (/metrics) binds, as IP:PORT; overrides `admin.listen` and enables it.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
+    pub admin_listen: Option<SocketAddr>,
 
     /// Log verbosity: trace, debug, info, warn or error; overrides `log-level`.
     #[arg(long, value_name = "LEVEL")]
@@ -244,6 +252,10 @@ impl StandaloneArgs {
         if let Some(level) = self.log_level {
             config.log_level = level;
         }
+        if let Some(addr) = self.admin_listen {
+            config.admin.enabled = true;
+            config.admin.listen = addr.to_string();
+        }
         Ok(())
     }
 }
@@ -280,6 +292,10 @@ impl RaftClusterArgs {
         }
         if let Some(level) = self.log_level {
             config.log_level = level;
+        }
+        if let Some(addr) = self.admin_listen {
+            config.admin.enabled = true;
+            config.admin.listen = addr.to_string();
         }
         if let Some(PeerList(peers)) = &self.peers {
             let me = peers.iter().find(|p| p.id == node_id).ok_or_else(|| {
@@ -414,6 +430,7 @@ mod tests {
             data_dir: None,
             listen: None,
             advertised_addr: None,
+            admin_listen: None,
             log_level: None,
         });
         assert_eq!(cmd, expected);
@@ -436,6 +453,8 @@ mod tests {
             "broker.example",
             "--log-level",
             "debug",
+            "--admin-listen",
+            "127.0.0.1:0",
         ]);
         let Command::Standalone(a) = &cmd else { panic!("{cmd:?}") };
         assert_eq!(a.config.as_deref(), Some(Path::new("x.toml")));
@@ -447,6 +466,7 @@ mod tests {
         assert_eq!(c.kafka.effective_advertised_host().unwrap(), "broker.example");
         assert_eq!(c.kafka.effective_advertised_port().unwrap(), 19092);
         assert_eq!(c.log_level, LogLevel::Debug);
+        assert_eq!((c.admin.enabled, c.admin.listen.as_str()), (true, "127.0.0.1:0"));
         c.validate().unwrap();
     }
 
@@ -514,8 +534,12 @@ mod tests {
             PEERS,
             "--data-dir",
             "./data/node2",
+            "--admin-listen",
+            "127.0.0.1:9301",
         ]);
-        let c = cmd.load_config_with_env(NO_ENV).unwrap().unwrap();
+        let env = [("CHRONIK_ADMIN__LISTEN", "127.0.0.1:9999"), ("CHRONIK_ADMIN__ENABLED", "false")];
+        let c = cmd.load_config_with_env(env).unwrap().unwrap();
+        assert_eq!((c.admin.enabled, c.admin.listen.as_str()), (true, "127.0.0.1:9301"), "flag beats env");
         assert_eq!(c.node_id, 2);
         assert_eq!(c.kafka.listen, "127.0.0.1:9093");
         assert_eq!(c.kafka.effective_advertised_host().unwrap(), "127.0.0.1");
@@ -726,7 +750,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 5 + 9 + 2 + 5);
+        assert_eq!(checked, 6 + 10 + 2 + 5);
     }
 
     #[test]
@@ -743,6 +767,7 @@ mod tests {
             "--raft-addr",
             "--data-dir",
             "--peers",
+            "--admin-listen",
             "--log-level",
         ] {
             assert!(help.contains(flag), "{flag} missing from\n{help}");

@@ -7,7 +7,7 @@
 //! ## Module map
 //! | module | responsibility |
 //! | --- | --- |
-//! | [`config`], [`cli`] | TOML + env configuration with `validate()`; the command line |
+//! | [`config`], [`cli`] | TOML + env configuration (`config/`: section structs, durations and raft ticks, `CHRONIK_*` overrides, `validate()`, rendering, loading); the command line |
 //! | [`clock`] | injected time and randomness; backoff schedules |
 //! | [`node`] | starts the actors of one node; starts/stops partition groups as `__meta` assigns them |
 //! | [`net`] | Kafka listener and connections (responses in request order) |

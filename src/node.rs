@@ -382,10 +382,13 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         slog::info!(logger, "raft listener"; "listen" => raft_addr);
     }
 
-    if let Some(addr) = config.metrics.listen.clone() {
+    // The admin listener; for now it serves only /metrics.
+    if config.admin.enabled {
+        let addr = config.admin.listen.clone();
         let l =
             std::net::TcpListener::bind(&addr).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
         l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+        let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
         let mlog = logger.new(slog::o!("actor" => "metrics"));
         peer_arbiter.spawn(async move {
             match tokio::net::TcpListener::from_std(l) {
@@ -393,7 +396,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 Err(e) => slog::crit!(mlog, "cannot serve metrics"; "error" => %e),
             }
         });
-        slog::info!(logger, "metrics endpoint"; "listen" => addr, "path" => "/metrics");
+        slog::info!(logger, "admin listener"; "listen" => bound, "path" => "/metrics");
     }
 
     // Serve clients only once this broker is in the metadata it will hand out.

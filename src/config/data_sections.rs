@@ -1,16 +1,19 @@
 //! The data and operator sections of the configuration with their serde
 //! defaults: `[topics]` (defaults for new topics, retention), `[storage]`
-//! (fsync policy, index and retention timers), `[metrics]` and `[faults]`
+//! (fsync policy, index and retention timers), `[admin]` (the operator HTTP
+//! listener) and `[faults]`
 //! (test-only fault injection).
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::durations::{duration_str, opt_bytes, opt_duration_str};
-use super::sections::opt_string;
+use super::sections::parse_socket_addr;
+use super::ConfigError;
 
 /// `[topics]`: defaults for new topics, and retention.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,13 +122,28 @@ impl Default for StorageConfig {
     }
 }
 
-/// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `[admin]`: the operator HTTP listener (`/metrics`, and the admin API as it grows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// Address of the metrics HTTP endpoint; `None` disables it. Default: `None`.
-    #[serde(deserialize_with = "opt_string::deserialize", skip_serializing_if = "Option::is_none")]
-    pub listen: Option<String>,
+pub struct AdminConfig {
+    /// Serve the admin listener. Default: `true`.
+    pub enabled: bool,
+    /// Address the admin listener binds, `IP:PORT` (port 0 picks a free one).
+    /// Default: `"127.0.0.1:9300"`.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { enabled: true, listen: "127.0.0.1:9300".to_string() }
+    }
+}
+
+impl AdminConfig {
+    /// `listen` as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        parse_socket_addr("admin.listen", &self.listen)
+    }
 }
 
 /// `[faults]`: fault injection for tests; everything off by default.

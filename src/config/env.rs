@@ -80,7 +80,8 @@ mod tests {
             ("CHRONIK_TOPICS__RETENTION_BYTES", "123456"),
             ("CHRONIK_STORAGE__FSYNC", "interval"),
             ("CHRONIK_STORAGE__RETENTION_CHECK_INTERVAL", "30s"),
-            ("CHRONIK_METRICS__LISTEN", "127.0.0.1:9400"),
+            ("CHRONIK_ADMIN__LISTEN", "127.0.0.1:9400"),
+            ("CHRONIK_ADMIN__ENABLED", "false"),
             ("CHRONIK_FAULTS__APPLY_DELAY", "5ms"),
             ("PATH", "/usr/bin"),
             ("CHRONIKX_NODE_ID", "9"),
@@ -101,7 +102,8 @@ mod tests {
         assert_eq!(c.topics.retention_bytes, Some(123_456));
         assert_eq!(c.storage.fsync, FsyncPolicy::Interval);
         assert_eq!(c.storage.retention_check_interval, ms(30_000));
-        assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9400"));
+        assert_eq!(c.admin.listen, "127.0.0.1:9400");
+        assert!(!c.admin.enabled);
         assert_eq!(c.faults.apply_delay, ms(5));
         c.validate().unwrap();
     }
@@ -139,8 +141,9 @@ mod tests {
 
     #[test]
     fn empty_env_values_clear_optional_strings() {
-        let c = from_env(&[("CHRONIK_METRICS__LISTEN", ""), ("CHRONIK_KAFKA__ADVERTISED_HOST", "none")]).unwrap();
-        assert_eq!(c.metrics.listen, None);
+        let c = from_env(&[("CHRONIK_KAFKA__ADVERTISED_HOST", "")]).unwrap();
+        assert_eq!(c.kafka.advertised_host, None);
+        let c = from_env(&[("CHRONIK_KAFKA__ADVERTISED_HOST", "none")]).unwrap();
         assert_eq!(c.kafka.advertised_host, None);
     }
 

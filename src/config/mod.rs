@@ -27,7 +27,7 @@ mod sections;
 mod test_support;
 mod validate;
 
-pub use data_sections::{FaultsConfig, FsyncPolicy, MetricsConfig, StorageConfig, TopicsConfig};
+pub use data_sections::{AdminConfig, FaultsConfig, FsyncPolicy, StorageConfig, TopicsConfig};
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
@@ -43,6 +43,10 @@ pub const ENV_SEPARATOR: &str = "__";
 pub const MIN_SEGMENT_BYTES: u64 = 1024;
 /// `raft.election-timeout` must be at least this many `raft.heartbeat-interval`s.
 pub const MIN_ELECTION_HEARTBEAT_RATIO: u32 = 5;
+
+/// The key `[admin] listen` replaced; a source that still sets it gets an error naming
+/// `admin.listen` rather than a generic unknown-key error.
+const RETIRED_METRICS_LISTEN: &str = "metrics.listen";
 
 /// Everything that can go wrong while loading or validating configuration.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +141,15 @@ impl Config {
             ConfigError::Load { sources: sources.clone(), key, message }
         };
         let raw = builder.build().map_err(load_err)?;
+        if raw.get::<config::Value>(RETIRED_METRICS_LISTEN).is_ok() {
+            return Err(ConfigError::Load {
+                sources,
+                key: Some(RETIRED_METRICS_LISTEN.to_string()),
+                message: "is no longer read: /metrics is served on the admin listener; set `admin.listen` \
+                          ([admin] listen = \"IP:PORT\", or CHRONIK_ADMIN__LISTEN) instead"
+                    .to_string(),
+            });
+        }
         raw.try_deserialize::<Config>().map_err(load_err)
     }
 }
@@ -216,7 +229,8 @@ mod tests {
         assert_eq!(c.storage.flush_interval, ms(1000));
         assert_eq!(c.storage.index_interval_bytes, 4096);
         assert_eq!(c.storage.retention_check_interval, ms(60_000));
-        assert_eq!(c.metrics.listen, None);
+        assert!(c.admin.enabled);
+        assert_eq!(c.admin.listen, "127.0.0.1:9300");
         assert_eq!(c.faults.apply_delay, Duration::ZERO);
     }
 
@@ -258,8 +272,9 @@ mod tests {
             [storage]
             fsync = "interval"
             flush-interval = "250ms"
-            [metrics]
-            listen = "127.0.0.1:9300"
+            [admin]
+            enabled = false
+            listen = "127.0.0.1:9301"
             [faults]
             apply-delay = "20ms"
             "#,
@@ -286,9 +301,22 @@ mod tests {
         assert_eq!(c.topics.segment_bytes, 4096);
         assert_eq!(c.storage.fsync, FsyncPolicy::Interval);
         assert_eq!(c.storage.flush_interval, ms(250));
-        assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9300"));
+        assert!(!c.admin.enabled);
+        assert_eq!(c.admin.listen, "127.0.0.1:9301");
         assert_eq!(c.faults.apply_delay, ms(20));
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn retired_metrics_listen_names_admin_listen() {
+        let err = from_toml("[metrics]\nlisten = \"127.0.0.1:9300\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(&err, ConfigError::Load { key: Some(k), .. } if k == "metrics.listen"), "{err:?}");
+        assert!(msg.contains("admin.listen"), "{msg}");
+        let msg = from_env(&[("CHRONIK_METRICS__LISTEN", "127.0.0.1:9300")]).unwrap_err().to_string();
+        assert!(msg.contains("admin.listen") && msg.contains("CHRONIK_METRICS__LISTEN"), "{msg}");
+        // Any other key of the old section is an ordinary unknown key.
+        assert!(from_toml("[metrics]\nport = 1\n").is_err());
     }
 
     #[test]

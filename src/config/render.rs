@@ -110,11 +110,9 @@ impl fmt::Display for Config {
         writeln!(f, "index-interval-bytes = {}", s.index_interval_bytes)?;
         writeln!(f, "retention-check-interval = {}", toml_duration(s.retention_check_interval))?;
 
-        writeln!(f, "\n[metrics]")?;
-        match &self.metrics.listen {
-            Some(l) => writeln!(f, "listen = {}", toml_str(l))?,
-            None => writeln!(f, "# listen = (disabled)")?,
-        }
+        writeln!(f, "\n[admin]")?;
+        writeln!(f, "enabled = {}", self.admin.enabled)?;
+        writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;
 
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;
@@ -149,7 +147,7 @@ mod tests {
             "retention-bytes = -1",
             "fsync = \"always\"",
             "retention-check-interval = \"1m\"",
-            "# listen = (disabled)",
+            "[admin]\nenabled = true\nlisten = \"127.0.0.1:9300\"",
             "apply-delay = \"0s\"",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
@@ -167,7 +165,8 @@ mod tests {
         c.kafka.listen = "127.0.0.1:9093".into();
         c.topics.retention = None;
         c.topics.retention_bytes = Some(10_000);
-        c.metrics.listen = Some("127.0.0.1:9300".into());
+        c.admin.listen = "127.0.0.1:9301".into();
+        c.admin.enabled = false;
         c.storage.fsync = FsyncPolicy::Interval;
         let text = c.describe();
         let back = from_toml(&text).unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::data_sections::{FaultsConfig, MetricsConfig, StorageConfig, TopicsConfig};
+use super::data_sections::{AdminConfig, FaultsConfig, StorageConfig, TopicsConfig};
 use super::durations::{derive_ticks, duration_str, RaftTicks};
 use super::ConfigError;
 
@@ -92,8 +92,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// Local storage behaviour.
     pub storage: StorageConfig,
-    /// Metrics endpoint.
-    pub metrics: MetricsConfig,
+    /// The admin HTTP listener (`/metrics`).
+    pub admin: AdminConfig,
     /// Test-only fault injection.
     pub faults: FaultsConfig,
 }
@@ -108,7 +108,7 @@ impl Default for Config {
             raft: RaftConfig::default(),
             topics: TopicsConfig::default(),
             storage: StorageConfig::default(),
-            metrics: MetricsConfig::default(),
+            admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
         }
     }

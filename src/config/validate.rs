@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::durations::{fmt_duration, RaftTicks};
-use super::sections::{check_host, check_host_port, parse_socket_addr};
+use super::sections::{check_host, check_host_port};
 use super::{Config, ConfigError, MIN_ELECTION_HEARTBEAT_RATIO, MIN_SEGMENT_BYTES};
 
 impl Config {
@@ -201,15 +201,16 @@ impl Config {
             return Err(ConfigError::invalid("storage.retention-check-interval", "must be greater than zero"));
         }
 
-        // [metrics]
-        if let Some(listen) = &self.metrics.listen {
-            let addr = parse_socket_addr("metrics.listen", listen)?;
-            if addr.port() != 0 && (addr == kafka_listen || addr == raft_listen) {
-                return Err(ConfigError::invalid(
-                    "metrics.listen",
-                    format!("({addr}) must differ from kafka.listen and raft.listen"),
-                ));
-            }
+        // [admin]
+        let admin_listen = self.admin.listen_addr()?;
+        if self.admin.enabled
+            && admin_listen.port() != 0
+            && (admin_listen == kafka_listen || admin_listen == raft_listen)
+        {
+            return Err(ConfigError::invalid(
+                "admin.listen",
+                format!("({admin_listen}) must differ from kafka.listen and raft.listen"),
+            ));
         }
         Ok(())
     }
@@ -318,9 +319,13 @@ mod tests {
         c.raft.listen = "127.0.0.1".into();
         assert_eq!(invalid_key(&c), "raft.listen");
         let mut c = Config::default();
-        c.metrics.listen = Some("nowhere".into());
-        assert_eq!(invalid_key(&c), "metrics.listen");
-        c.metrics.listen = Some("127.0.0.1:9300".into());
+        c.admin.listen = "nowhere".into();
+        assert_eq!(invalid_key(&c), "admin.listen");
+        c.admin.listen = "127.0.0.1:0".into();
+        c.validate().unwrap();
+        c.admin.listen = c.kafka.listen.clone();
+        assert_eq!(invalid_key(&c), "admin.listen");
+        c.admin.enabled = false;
         c.validate().unwrap();
         let mut c = Config::default();
         c.raft.listen = c.kafka.listen.clone();

@@ -41,6 +41,8 @@ fn free_port() -> u16 {
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config { data_dir: dir.to_path_buf(), ..Default::default() };
     config.kafka.listen = format!("127.0.0.1:{}", free_port());
+    // Many test nodes run at once: the admin listener takes a free port, never the default 9300.
+    config.admin.listen = "127.0.0.1:0".to_string();
     config.validate().expect("test config is valid");
     config
 }
@@ -153,6 +155,7 @@ pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
             let mut c = Config { node_id: id, data_dir: dir.join(format!("node{id}")), ..Default::default() };
             c.kafka.listen = format!("127.0.0.1:{}", free_port());
             c.raft.listen = format!("127.0.0.1:{}", raft_ports[(id - 1) as usize]);
+            c.admin.listen = "127.0.0.1:0".to_string();
             c.raft.tick_interval = Duration::from_millis(20);
             c.raft.heartbeat_interval = Duration::from_millis(100);
             c.raft.election_timeout = Duration::from_secs(1);

@@ -88,7 +88,9 @@ class Node:
         return [str(self.cluster.bin), "raft-cluster", "--node-id", str(self.id),
                 "--advertised-addr", "127.0.0.1", "--kafka-port", str(self.kafka_port),
                 "--raft-addr", f"127.0.0.1:{self.raft_port}", "--data-dir", str(self.data_dir),
-                "--peers", self.cluster.peers, *self.cluster.extra_args]
+                "--peers", self.cluster.peers,
+                # Nodes share a machine: never the default admin port 9300 (0 = any free port).
+                "--admin-listen", f"127.0.0.1:{self.metrics_port or 0}", *self.cluster.extra_args]
 
     def start(self):
         b = self.cluster.bin
@@ -543,7 +545,7 @@ def wait_led(bootstrap, topic, partitions, timeout, poll=0.1):
 
 # --- metrics, runtime faults and process figures (test_stability.py, scripts/soak-stability.sh) ----
 # Each node serves Prometheus text at http://127.0.0.1:METRICS_PORT/metrics once enable_metrics()
-# has given it a port (CHRONIK_METRICS__LISTEN, set on that node's process only).
+# has given it a port (the node's --admin-listen; without enable_metrics() it binds port 0).
 _SAMPLE_RX = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)\s*$")
 _LABEL_RX = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -553,7 +555,6 @@ def enable_metrics(cluster):
     ports = free_ports(len(cluster.nodes))
     for n, port in zip(cluster.nodes.values(), ports):
         n.metrics_port = port
-        n.node_env["CHRONIK_METRICS__LISTEN"] = f"127.0.0.1:{port}"
     return cluster
 
 

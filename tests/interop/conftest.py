@@ -123,7 +123,8 @@ class ChronikBroker:
                         f"`cargo build --release` or set CHRONIK_BIN", pytrace=False)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(self.bin), "standalone", "--data-dir", str(self.data_dir),
-               "--listen", self.bootstrap, "--advertised-addr", "127.0.0.1"]
+               "--listen", self.bootstrap, "--advertised-addr", "127.0.0.1",
+               "--admin-listen", "127.0.0.1:0"]  # never the default admin port 9300
         self.starts += 1
         self.killed_on_purpose = False
         with open(self.log_path, "ab") as log:

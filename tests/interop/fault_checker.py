@@ -163,7 +163,8 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(self.binary), "raft-cluster", "--node-id", str(self.id), "--advertised-addr", self.ip,
                "--listen", f"{self.ip}:{self.kafka_port}", "--raft-addr", f"{self.ip}:{self.raft_port}",
-               "--data-dir", str(self.data_dir), "--peers", self.peers()]
+               "--data-dir", str(self.data_dir), "--peers", self.peers(),
+               "--admin-listen", f"{self.ip}:0"]  # nodes may share a network: never the default 9300
         if self.net:
             cmd = ["ip", "netns", "exec", self.net.ns(self.id)] + cmd
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONIK_")}
