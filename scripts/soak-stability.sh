@@ -8,8 +8,8 @@
 # ProducerPerformance at 10,000 msg/s of 1 KiB records with acks=all for MINUTES. It checks that no
 # election, leader change or term change happens after formation (from the nodes' /metrics), and
 # that heartbeat send intervals p50 and p99 stay within 150 ms +- 10 ms on every link. It prints
-# the elections per group, the max term, heartbeat p50/p99/max per peer (the last 4096 intervals
-# of each link, i.e. about the last 10 minutes), msg/s, latencies, CPU seconds per node and a
+# the elections per group, the max term, heartbeat p50/p99/max per peer (the last 4096 to 8192 intervals
+# of each link, i.e. the last 10 to 20 minutes), msg/s, latencies, CPU seconds per node and a
 # progress line every minute.
 #
 # This is tests/interop/test_stability.py::test_1_load_10k_msgs_no_election_heartbeats_regular

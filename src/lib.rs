@@ -20,7 +20,7 @@
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
-//! | [`metrics`] | process-wide counters (`deserialization_failures_total`) |
+//! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |
 //! | [`admin`] | the `cluster status` client |
 //! | `fuzzing` | fuzz harnesses over every decoder of untrusted bytes (`fuzz/`, `tests/fuzz_corpus.rs`) |
 //!

@@ -614,7 +614,7 @@ class Metrics:
 
     def peers(self):
         """{peer id: {frames, bytes, heartbeat_frames, dropped, p50, p99, max (seconds), count, sum}}
-        of this node's links. The heartbeat quantiles cover the last 4096 heartbeat frames."""
+        of this node's links. The heartbeat quantiles cover the last 4096 to 8192 heartbeat frames."""
         out = defaultdict(dict)
         for key, name in (("frames", "chronik_peer_frames_total"), ("bytes", "chronik_peer_bytes_total"),
                           ("heartbeat_frames", "chronik_peer_heartbeat_frames_total"),

@@ -297,7 +297,7 @@ def end_offsets(bootstrap, topic, partitions):
 
 def window_means(before, after):
     """Mean heartbeat send interval per link between two scrapes (from the summaries' _sum and
-    _count), as text: the quantiles cover the last 4096 intervals, this only the window."""
+    _count), as text: the quantiles cover the last 4096 to 8192 intervals, this only the window."""
     out = []
     for i in sorted(after):
         b, a = before[i].peers(), after[i].peers()
@@ -353,7 +353,7 @@ def load_run(c, label, records, rate, size, props=()):
     finally:
         sampler.stop()
         canary.stop()
-    after = scrape_all(c)  # right after the run: the heartbeat summaries hold the last 4096 samples
+    after = scrape_all(c)  # right after the run: the heartbeat summaries hold the last 4096 to 8192 samples
     cpu = {i: proc_figures(n)[0] - cpu0[i] for i, n in c.nodes.items()}
     c.check_alive()
     report(f"{label}: {records} x {size} B acks=all {' '.join(props)} at --throughput {rate}: "
@@ -368,7 +368,7 @@ def load_run(c, label, records, rate, size, props=()):
            + elections_table(after, groups) + f"\nmax term {max_term(after, groups)}; "
            f"{len(changes)} election counter change(s) during the run")
     table, _ = heartbeat_table(after)
-    report(f"{label}: heartbeat send intervals per link right after the run (ms; the last 4096 "
+    report(f"{label}: heartbeat send intervals per link right after the run (ms; the last 4096 to 8192 "
            f"per link):\n{table}\n{window_means(before, after)}\n{canary.summary()}")
     offs = end_offsets(c[1].bootstrap, topic, 3)
     assert sum(offs.values()) == records, f"{label}: end offsets {offs}, sum != {records}"
