@@ -1,5 +1,5 @@
 //! Metrics: process-wide counters, gauges and interval samples, rendered as Prometheus text at
-//! `/metrics` (see [`serve`]). Every series carries the node id, so several in-process nodes can
+//! `/metrics` by the admin API (`crate::admin`). Every series carries the node id, so several in-process nodes can
 //! share one registry in tests. Writers are actors on their own events (role changes, frames,
 //! fsync rounds, requests); the hot paths only touch atomics or a short mutex.
 
@@ -226,39 +226,6 @@ fn summary(out: &mut String, name: &str, labels: &str, s: &Samples) {
     }
     let _ = writeln!(out, "{name}_sum{{{labels}}} {:.6}", s.sum);
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", s.count);
-}
-
-/// Serves `/metrics` on `listener` until the process ends (plain HTTP/1.0, one response per
-/// connection).
-pub async fn serve(listener: tokio::net::TcpListener, logger: slog::Logger) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let logger = logger.clone();
-        actix::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if req.starts_with("GET /metrics") {
-                ("200 OK", registry().render())
-            } else {
-                ("404 Not Found", "only /metrics is served\n".to_string())
-            };
-            let head = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            if let Err(e) = stream.write_all(format!("{head}{body}").as_bytes()).await {
-                slog::debug!(logger, "metrics write failed"; "error" => %e);
-            }
-        });
-    }
 }
 
 #[cfg(test)]

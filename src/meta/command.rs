@@ -85,6 +85,10 @@ pub struct RegisterBroker {
     pub port: i32,
     #[prost(string, tag = "4")]
     pub cluster_id: String,
+    /// The broker's admin HTTP address (`admin.listen`, as bound); absent in entries written
+    /// before the admin API existed, and on nodes that run without it.
+    #[prost(string, optional, tag = "5")]
+    pub admin: Option<String>,
 }
 
 /// Create a topic. The proposer picks the topic id; the state machine places replicas.
