@@ -273,6 +273,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         segment_bytes: config.topics.segment_bytes,
         index_interval_bytes: config.storage.index_interval_bytes,
         max_message_bytes: config.kafka.max_message_bytes as usize,
+        max_inflight_msgs: config.raft.max_inflight_msgs,
+        max_size_per_msg: config.raft.max_size_per_msg,
     };
     let host = config.kafka.effective_advertised_host().map_err(|e| StartError::Config(e.to_string()))?;
     let port = config.kafka.effective_advertised_port().map_err(|e| StartError::Config(e.to_string()))?;

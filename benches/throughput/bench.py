@@ -619,6 +619,11 @@ def report(args, outdir, runs, scale_runs, rss, started, machine_text, load_befo
     text = "\n".join(md)
     (outdir / "report.md").write_text(text)
     print("\n" + text, flush=True)
+    try:
+        import charts  # benches/throughput/charts.py: SVG charts of summary.csv and scale.csv
+        charts.draw(outdir)
+    except ImportError as e:
+        log(f"!!!! no charts drawn ({e}): run.sh installs matplotlib into .deps/venv")
     if not args.no_docs:
         doc = REPO / "docs" / "benchmarks.md"
         begin, end = "<!-- results:begin -->", "<!-- results:end -->"
@@ -628,6 +633,12 @@ def report(args, outdir, runs, scale_runs, rss, started, machine_text, load_befo
             _, tail = rest.split(end, 1)
             doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
             log(f"updated {doc}")
+        # The CSVs and charts the doc shows, beside it.
+        for name in ("summary.csv", "runs.csv", "scale.csv"):
+            if (outdir / name).exists():
+                shutil.copy(outdir / name, REPO / "docs" / "benchmarks" / f"latest-{name}")
+        for svg in outdir.glob("*.svg"):
+            shutil.copy(svg, REPO / "docs" / "benchmarks" / svg.name)
 
 
 def records_for(args, row):

@@ -21,6 +21,9 @@ if ! command -v javac >/dev/null 2>&1; then  # install-test-deps.sh may have ins
     $SUDO apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q openjdk-17-jdk-headless >/dev/null
 fi
+# Charts of the run (benches/throughput/charts.py)
+"$ROOT/.deps/venv/bin/python" -c "import matplotlib" 2>/dev/null \
+    || "$ROOT/.deps/venv/bin/pip" install -q "matplotlib==${MATPLOTLIB_VERSION:-3.11.2}"
 cargo build --release
 mkdir -p .deps/bench-classes
 javac -cp ".deps/kafka-tools/lib/*" -d .deps/bench-classes benches/throughput/AssignConsumerPerf.java

@@ -41,6 +41,11 @@ pub struct GroupSettings {
     pub segment_bytes: u64,
     pub index_interval_bytes: u64,
     pub max_message_bytes: usize,
+    /// Most append messages in flight to one follower (`raft.max-inflight-msgs`).
+    pub max_inflight_msgs: usize,
+    /// Most bytes of entries in one append message (`raft.max-size-per-msg`); raft-rs always
+    /// sends at least one entry, however large.
+    pub max_size_per_msg: u64,
 }
 
 impl GroupSettings {
@@ -56,6 +61,8 @@ impl GroupSettings {
             segment_bytes: 1024 * 1024,
             index_interval_bytes: 4096,
             max_message_bytes: 1024 * 1024,
+            max_inflight_msgs: 256,
+            max_size_per_msg: 1024 * 1024,
         }
     }
 
@@ -74,8 +81,8 @@ impl GroupSettings {
             max_election_tick: self.election_tick.saturating_mul(2),
             heartbeat_tick: self.heartbeat_tick,
             applied,
-            max_size_per_msg: 1024 * 1024,
-            max_inflight_msgs: 256,
+            max_size_per_msg: self.max_size_per_msg,
+            max_inflight_msgs: self.max_inflight_msgs,
             check_quorum: self.check_quorum,
             pre_vote: self.pre_vote,
             max_committed_size_per_ready: 16 * 1024 * 1024,
@@ -113,5 +120,14 @@ mod tests {
         assert_eq!(c.election_tick, 30);
         assert_eq!(c.heartbeat_tick, 3);
         assert!(c.pre_vote && c.check_quorum);
+    }
+
+    #[test]
+    fn raft_config_takes_the_configured_message_limits() {
+        let s = GroupSettings { max_inflight_msgs: 7, max_size_per_msg: 12_345, ..GroupSettings::for_tests() };
+        let c = s.raft_config(0);
+        c.validate().expect("raft-rs accepts the configured limits");
+        assert_eq!(c.max_inflight_msgs, 7);
+        assert_eq!(c.max_size_per_msg, 12_345);
     }
 }

@@ -1,0 +1,153 @@
+//! The data and operator sections of the configuration with their serde
+//! defaults: `[topics]` (defaults for new topics, retention), `[storage]`
+//! (fsync policy, index and retention timers), `[metrics]` and `[faults]`
+//! (test-only fault injection).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::durations::{duration_str, opt_bytes, opt_duration_str};
+use super::sections::opt_string;
+
+/// `[topics]`: defaults for new topics, and retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Create topics on first produce/metadata request. Default: `true`.
+    pub auto_create: bool,
+    /// Partitions of an auto-created topic. Default: `1`.
+    pub default_partitions: u32,
+    /// Replicas of each partition of an auto-created topic. Default: `1`.
+    pub default_replication_factor: u16,
+    /// Delete segments older than this; `None` = keep forever. Default: `"7days"`.
+    #[serde(with = "opt_duration_str")]
+    pub retention: Option<Duration>,
+    /// Delete old segments while a partition is larger; `None` = no limit. Default: `None` (written `-1`).
+    #[serde(with = "opt_bytes")]
+    pub retention_bytes: Option<u64>,
+    /// Roll a new log segment at this size. Default: `1073741824`.
+    pub segment_bytes: u64,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            auto_create: true,
+            default_partitions: 1,
+            default_replication_factor: 1,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            segment_bytes: 1_073_741_824,
+        }
+    }
+}
+
+/// When an acknowledged write is durable (`storage.fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// An ack waits for the fsync of its batch; fsyncs are grouped across
+    /// partitions (group commit).
+    #[default]
+    Always,
+    /// Ack after the write; fsync every `storage.flush-interval`.
+    Interval,
+}
+
+impl FsyncPolicy {
+    /// The lowercase name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Interval => "interval",
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FsyncPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "interval" => Ok(FsyncPolicy::Interval),
+            other => Err(format!("unknown fsync policy {other:?}; expected \"always\" or \"interval\"")),
+        }
+    }
+}
+
+/// `[storage]`: local log storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Durability policy. Default: `"always"`.
+    pub fsync: FsyncPolicy,
+    /// Fsync period under `fsync = "interval"`. Default: `"1s"`.
+    #[serde(with = "duration_str")]
+    pub flush_interval: Duration,
+    /// Bytes of log between two offset-index entries. Default: `4096`.
+    pub index_interval_bytes: u64,
+    /// How often retention is enforced. Default: `"1m"`.
+    #[serde(with = "duration_str")]
+    pub retention_check_interval: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            fsync: FsyncPolicy::Always,
+            flush_interval: Duration::from_secs(1),
+            index_interval_bytes: 4096,
+            retention_check_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics HTTP endpoint; `None` disables it. Default: `None`.
+    #[serde(deserialize_with = "opt_string::deserialize", skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// `[faults]`: fault injection for tests; everything off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FaultsConfig {
+    /// Delay before applying each committed raft entry. Default: `"0s"`.
+    #[serde(with = "duration_str")]
+    pub apply_delay: Duration,
+    /// Accept `chronik-server faults` requests that cut or delay this node's peer traffic at
+    /// run time (tests only). Default: `false`.
+    pub runtime: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_policy_parsing() {
+        assert_eq!("Interval".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Interval);
+        assert_eq!("always".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Always);
+        assert!("never".parse::<FsyncPolicy>().is_err());
+    }
+}

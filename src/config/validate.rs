@@ -1,0 +1,374 @@
+//! Validation: [`Config::validate`] checks every value and the cross-field
+//! rules (listeners differ, election timeout well above the heartbeat,
+//! replication factor within the node count, peers distinct from this node),
+//! returning the first problem with the key that names it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::durations::{fmt_duration, RaftTicks};
+use super::sections::{check_host, check_host_port, parse_socket_addr};
+use super::{Config, ConfigError, MIN_ELECTION_HEARTBEAT_RATIO, MIN_SEGMENT_BYTES};
+
+impl Config {
+    /// Number of nodes in the cluster: this one plus its peers.
+    pub fn node_count(&self) -> usize {
+        1 + self.raft.peers.len()
+    }
+
+    /// Tick counts for raft-rs (see [`derive_ticks`]).
+    pub fn raft_ticks(&self) -> Result<RaftTicks, ConfigError> {
+        self.raft.ticks()
+    }
+
+    /// Checks every value and the rules that relate values to each other.
+    /// Returns the first problem found, naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let max_i32 = i32::MAX as u64;
+
+        // Top level.
+        if self.node_id == 0 || self.node_id > max_i32 {
+            return Err(ConfigError::invalid(
+                "node-id",
+                format!(
+                    "is {}; it must be between 1 and {max_i32} (it is also the Kafka broker id, an int32)",
+                    self.node_id
+                ),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data-dir", "must not be empty"));
+        }
+
+        // [kafka]
+        let kafka_listen = self.kafka.listen_addr()?;
+        if let Some(host) = &self.kafka.advertised_host {
+            check_host(host.trim()).map_err(|e| ConfigError::invalid("kafka.advertised-host", e))?;
+            if host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+                return Err(ConfigError::invalid(
+                    "kafka.advertised-host",
+                    format!("is {host:?}, which clients cannot connect to; give a reachable host"),
+                ));
+            }
+        }
+        if self.kafka.advertised_port == Some(0) {
+            return Err(ConfigError::invalid("kafka.advertised-port", "must be between 1 and 65535"));
+        }
+        if self.kafka.max_request_size == 0 || self.kafka.max_request_size > max_i32 {
+            return Err(ConfigError::invalid(
+                "kafka.max-request-size",
+                format!("is {}; it must be between 1 and {max_i32} bytes", self.kafka.max_request_size),
+            ));
+        }
+        if self.kafka.max_message_bytes == 0 {
+            return Err(ConfigError::invalid("kafka.max-message-bytes", "must be at least 1 byte"));
+        }
+        if self.kafka.max_message_bytes > self.kafka.max_request_size {
+            return Err(ConfigError::invalid(
+                "kafka.max-message-bytes",
+                format!(
+                    "({}) must not exceed kafka.max-request-size ({}): a batch travels inside one request",
+                    self.kafka.max_message_bytes, self.kafka.max_request_size
+                ),
+            ));
+        }
+        if self.kafka.max_connections == 0 {
+            return Err(ConfigError::invalid("kafka.max-connections", "must be at least 1"));
+        }
+
+        // [raft]
+        let raft_listen = self.raft.listen_addr()?;
+        if raft_listen.port() != 0 && raft_listen == kafka_listen {
+            return Err(ConfigError::invalid("raft.listen", format!("({raft_listen}) must differ from kafka.listen")));
+        }
+        let r = &self.raft;
+        if r.tick_interval.is_zero() {
+            return Err(ConfigError::invalid("raft.tick-interval", "must be greater than zero"));
+        }
+        if r.tick_interval > r.heartbeat_interval {
+            return Err(ConfigError::invalid(
+                "raft.tick-interval",
+                format!(
+                    "({}) must not be longer than raft.heartbeat-interval ({})",
+                    fmt_duration(r.tick_interval),
+                    fmt_duration(r.heartbeat_interval)
+                ),
+            ));
+        }
+        let min_election = r.heartbeat_interval.checked_mul(MIN_ELECTION_HEARTBEAT_RATIO).unwrap_or(Duration::MAX);
+        if r.election_timeout < min_election {
+            return Err(ConfigError::invalid(
+                "raft.election-timeout",
+                format!(
+                    "({}) must be at least {MIN_ELECTION_HEARTBEAT_RATIO} x raft.heartbeat-interval ({}), i.e. at least {}, so that heartbeats arrive well before followers time out",
+                    fmt_duration(r.election_timeout),
+                    fmt_duration(r.heartbeat_interval),
+                    fmt_duration(min_election)
+                ),
+            ));
+        }
+        r.ticks()?;
+        if r.max_inflight_msgs == 0 {
+            return Err(ConfigError::invalid("raft.max-inflight-msgs", "must be at least 1"));
+        }
+        if r.max_size_per_msg == 0 {
+            return Err(ConfigError::invalid("raft.max-size-per-msg", "must be at least 1 byte"));
+        }
+        let mut seen_ids = std::collections::HashSet::new();
+        let mut seen_addrs = std::collections::HashSet::new();
+        for (i, peer) in r.peers.iter().enumerate() {
+            let key = format!("raft.peers[{i}]");
+            if peer.id == 0 || peer.id > max_i32 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.id"),
+                    format!("is {}; node ids are between 1 and {max_i32}", peer.id),
+                ));
+            }
+            if peer.id == self.node_id {
+                return Err(ConfigError::invalid(
+                    format!("{key}.id"),
+                    format!("is {}, this node's own node-id; raft.peers lists only the other nodes", peer.id),
+                ));
+            }
+            if !seen_ids.insert(peer.id) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.id"),
+                    format!("{} appears more than once in raft.peers", peer.id),
+                ));
+            }
+            check_host_port(peer.addr.trim()).map_err(|e| ConfigError::invalid(format!("{key}.addr"), e))?;
+            if !seen_addrs.insert(peer.addr.trim()) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.addr"),
+                    format!("{:?} appears more than once in raft.peers", peer.addr),
+                ));
+            }
+            if peer.addr.trim().parse::<SocketAddr>().ok() == Some(raft_listen) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.addr"),
+                    format!("{:?} is this node's own raft.listen", peer.addr),
+                ));
+            }
+        }
+
+        // [topics]
+        let t = &self.topics;
+        if t.default_partitions == 0 || u64::from(t.default_partitions) > max_i32 {
+            return Err(ConfigError::invalid(
+                "topics.default-partitions",
+                format!("is {}; it must be at least 1", t.default_partitions),
+            ));
+        }
+        if t.default_replication_factor == 0 {
+            return Err(ConfigError::invalid("topics.default-replication-factor", "must be at least 1"));
+        }
+        if usize::from(t.default_replication_factor) > self.node_count() {
+            return Err(ConfigError::invalid(
+                "topics.default-replication-factor",
+                format!(
+                    "({}) exceeds the number of nodes ({}: this node plus {} in raft.peers)",
+                    t.default_replication_factor,
+                    self.node_count(),
+                    r.peers.len()
+                ),
+            ));
+        }
+        if t.retention.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(
+                "topics.retention",
+                "must be greater than zero; use \"unlimited\" to keep data forever",
+            ));
+        }
+        if t.retention_bytes == Some(0) {
+            return Err(ConfigError::invalid("topics.retention-bytes", "must be at least 1; use -1 for no size limit"));
+        }
+        if t.segment_bytes < MIN_SEGMENT_BYTES || t.segment_bytes > max_i32 {
+            return Err(ConfigError::invalid(
+                "topics.segment-bytes",
+                format!("is {}; it must be between {MIN_SEGMENT_BYTES} and {max_i32} bytes", t.segment_bytes),
+            ));
+        }
+
+        // [storage]
+        let s = &self.storage;
+        if s.flush_interval.is_zero() {
+            return Err(ConfigError::invalid("storage.flush-interval", "must be greater than zero"));
+        }
+        if s.index_interval_bytes == 0 {
+            return Err(ConfigError::invalid("storage.index-interval-bytes", "must be at least 1 byte"));
+        }
+        if s.retention_check_interval.is_zero() {
+            return Err(ConfigError::invalid("storage.retention-check-interval", "must be greater than zero"));
+        }
+
+        // [metrics]
+        if let Some(listen) = &self.metrics.listen {
+            let addr = parse_socket_addr("metrics.listen", listen)?;
+            if addr.port() != 0 && (addr == kafka_listen || addr == raft_listen) {
+                return Err(ConfigError::invalid(
+                    "metrics.listen",
+                    format!("({addr}) must differ from kafka.listen and raft.listen"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::*;
+    use crate::config::PeerConfig;
+
+    // --- validation -----------------------------------------------------
+
+    #[test]
+    fn tick_interval_rules() {
+        let mut c = Config::default();
+        c.raft.tick_interval = Duration::ZERO;
+        assert_eq!(invalid_key(&c), "raft.tick-interval");
+        c.raft.tick_interval = ms(200);
+        assert_eq!(invalid_key(&c), "raft.tick-interval");
+        c.raft.tick_interval = ms(150);
+        c.validate().unwrap();
+        c.raft.tick_interval = ms(1);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn election_timeout_must_be_well_above_heartbeat() {
+        let mut c = Config::default();
+        c.raft.election_timeout = ms(500);
+        let err = c.validate().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("raft.election-timeout"), "{msg}");
+        assert!(msg.contains("750ms"), "{msg}");
+        c.raft.election_timeout = ms(750);
+        c.validate().unwrap();
+        c.raft.election_timeout = ms(3000);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn replication_factor_bounded_by_node_count() {
+        let mut c = Config::default();
+        c.topics.default_replication_factor = 0;
+        assert_eq!(invalid_key(&c), "topics.default-replication-factor");
+        c.topics.default_replication_factor = 2;
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains("topics.default-replication-factor"), "{msg}");
+        assert!(msg.contains("number of nodes (1"), "{msg}");
+        c.raft.peers = vec![PeerConfig { id: 2, addr: "127.0.0.1:9193".into() }];
+        c.validate().unwrap();
+        c.topics.default_replication_factor = 3;
+        assert_eq!(invalid_key(&c), "topics.default-replication-factor");
+    }
+
+    #[test]
+    fn topic_and_storage_bounds() {
+        let mut c = Config::default();
+        c.topics.default_partitions = 0;
+        assert_eq!(invalid_key(&c), "topics.default-partitions");
+
+        let mut c = Config::default();
+        c.topics.segment_bytes = 1023;
+        assert_eq!(invalid_key(&c), "topics.segment-bytes");
+        c.topics.segment_bytes = 1024;
+        c.validate().unwrap();
+
+        let mut c = Config::default();
+        c.topics.retention = Some(Duration::ZERO);
+        assert_eq!(invalid_key(&c), "topics.retention");
+        let mut c = Config::default();
+        c.topics.retention_bytes = Some(0);
+        assert_eq!(invalid_key(&c), "topics.retention-bytes");
+
+        let mut c = Config::default();
+        c.storage.flush_interval = Duration::ZERO;
+        assert_eq!(invalid_key(&c), "storage.flush-interval");
+        let mut c = Config::default();
+        c.storage.index_interval_bytes = 0;
+        assert_eq!(invalid_key(&c), "storage.index-interval-bytes");
+        let mut c = Config::default();
+        c.storage.retention_check_interval = Duration::ZERO;
+        assert_eq!(invalid_key(&c), "storage.retention-check-interval");
+    }
+
+    #[test]
+    fn message_size_must_fit_in_request() {
+        let mut c = Config::default();
+        c.kafka.max_message_bytes = c.kafka.max_request_size + 1;
+        assert_eq!(invalid_key(&c), "kafka.max-message-bytes");
+        c.kafka.max_message_bytes = c.kafka.max_request_size;
+        c.validate().unwrap();
+        c.kafka.max_request_size = u64::from(u32::MAX);
+        assert_eq!(invalid_key(&c), "kafka.max-request-size");
+        let mut c = Config::default();
+        c.kafka.max_connections = 0;
+        assert_eq!(invalid_key(&c), "kafka.max-connections");
+    }
+
+    #[test]
+    fn listen_addresses_must_parse() {
+        let mut c = Config::default();
+        c.kafka.listen = "localhost:9092".into();
+        assert_eq!(invalid_key(&c), "kafka.listen");
+        let mut c = Config::default();
+        c.raft.listen = "127.0.0.1".into();
+        assert_eq!(invalid_key(&c), "raft.listen");
+        let mut c = Config::default();
+        c.metrics.listen = Some("nowhere".into());
+        assert_eq!(invalid_key(&c), "metrics.listen");
+        c.metrics.listen = Some("127.0.0.1:9300".into());
+        c.validate().unwrap();
+        let mut c = Config::default();
+        c.raft.listen = c.kafka.listen.clone();
+        assert_eq!(invalid_key(&c), "raft.listen");
+        // Port 0 (ephemeral, for tests) is allowed on both listeners.
+        let mut c = Config::default();
+        c.kafka.listen = "127.0.0.1:0".into();
+        c.raft.listen = "127.0.0.1:0".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn advertised_host_checks() {
+        let mut c = Config::default();
+        c.kafka.advertised_host = Some("0.0.0.0".into());
+        assert_eq!(invalid_key(&c), "kafka.advertised-host");
+        c.kafka.advertised_host = Some("bad host".into());
+        assert_eq!(invalid_key(&c), "kafka.advertised-host");
+        c.kafka.advertised_host = Some("::1".into());
+        c.validate().unwrap();
+        c.kafka.advertised_host = Some("broker-1.internal".into());
+        c.validate().unwrap();
+        c.kafka.advertised_port = Some(0);
+        assert_eq!(invalid_key(&c), "kafka.advertised-port");
+    }
+
+    #[test]
+    fn node_and_peer_id_rules() {
+        let mut c = Config { node_id: 0, ..Config::default() };
+        assert_eq!(invalid_key(&c), "node-id");
+        c.node_id = u64::from(u32::MAX);
+        assert_eq!(invalid_key(&c), "node-id");
+
+        let peer = |id: u64, addr: &str| PeerConfig { id, addr: addr.into() };
+        let mut c = Config::default();
+        c.raft.peers = vec![peer(1, "127.0.0.1:9193")];
+        assert_eq!(invalid_key(&c), "raft.peers[0].id");
+        c.raft.peers = vec![peer(2, "127.0.0.1:9193"), peer(2, "127.0.0.1:9194")];
+        assert_eq!(invalid_key(&c), "raft.peers[1].id");
+        c.raft.peers = vec![peer(2, "127.0.0.1:9193"), peer(0, "127.0.0.1:9194")];
+        assert_eq!(invalid_key(&c), "raft.peers[1].id");
+        c.raft.peers = vec![peer(2, "127.0.0.1")];
+        assert_eq!(invalid_key(&c), "raft.peers[0].addr");
+        c.raft.peers = vec![peer(2, "127.0.0.1:9193"), peer(3, "127.0.0.1:9193")];
+        assert_eq!(invalid_key(&c), "raft.peers[1].addr");
+        c.raft.peers = vec![peer(2, "127.0.0.1:9192")];
+        assert_eq!(invalid_key(&c), "raft.peers[0].addr");
+        c.raft.peers = vec![peer(2, "node2.local:9193"), peer(3, "[::1]:9194")];
+        c.validate().unwrap();
+    }
+}
