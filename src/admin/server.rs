@@ -32,13 +32,13 @@ impl AdminServer {
             .shutdown_timeout(1)
             .listen(listener);
             match server {
-                Ok(s) => {
-                    let server = system.block_on(async { s.run() });
+                Ok(s) => system.block_on(async move {
+                    let server = s.run();
                     let _ = tx.send(Ok(server.handle()));
-                    if let Err(e) = system.block_on(server) {
+                    if let Err(e) = server.await {
                         slog::crit!(logger, "admin server failed"; "error" => %e);
                     }
-                }
+                }),
                 Err(e) => {
                     let _ = tx.send(Err(e));
                 }
