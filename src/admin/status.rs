@@ -111,7 +111,10 @@ pub async fn partition_status(state: &AdminState, topic: &str, partition: i32) -
 }
 
 /// Why this node is not ready; empty when it is: `__meta` must have a known leader, and every
-/// group that the metadata places on this node must run here and have a known leader.
+/// group that the metadata places on this node must run here and have a known leader. A known
+/// leader means a live quorum: a follower that hears nothing for an election timeout becomes a
+/// (pre-)candidate and forgets its leader, and a leader without a quorum steps down
+/// (`raft.check-quorum`).
 pub async fn readiness(state: &AdminState) -> Vec<String> {
     let mut reasons = Vec::new();
     match meta_status(state).await {
