@@ -3,7 +3,7 @@
 #
 #   scripts/soak-stability.sh [MINUTES]      (default 30)
 #
-# Starts three chronik-server raft-cluster processes on 127.0.0.1 (free ports, a metrics endpoint
+# Starts three chronik-server raft-cluster processes on 127.0.0.1 (free ports, an admin API endpoint
 # each, a fresh temp dir), creates a topic of 3 partitions at RF 3, and runs Apache Kafka's
 # ProducerPerformance at 10,000 msg/s of 1 KiB records with acks=all for MINUTES. It checks that no
 # election, leader change or term change happens after formation (from the nodes' /metrics), and

@@ -10,7 +10,7 @@
 //!                           [--kafka-port P | --listen HOST:PORT] [--raft-addr HOST:PORT]
 //!                           [--data-dir DIR] [--peers "1@host:port,2@host:port,3@host:port"]
 //!                           [--admin-listen HOST:PORT] [--log-level LEVEL]
-//! chronik-server cluster status --bootstrap HOST:PORT
+//! chronik-server cluster status --admin HOST:PORT [--json]
 //! ```
 
 use std::collections::HashSet;
@@ -64,9 +64,12 @@ pub enum ClusterCommand {
 /// Flags of `chronik-server cluster faults`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ClusterFaultsArgs {
-    /// Kafka address of the node whose peer traffic changes, as HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap)]
-    pub bootstrap: String,
+    /// Admin API address (`admin.listen`) of the node whose peer traffic changes, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin)]
+    pub admin: String,
+    /// Removed: the Kafka port no longer serves faults; any use fails, pointing to --admin.
+    #[arg(long, hide = true, value_parser = removed_bootstrap)]
+    pub bootstrap: Option<String>,
     /// Comma-separated peer node ids to cut this node off from, in both directions.
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub cut: Vec<u64>,
@@ -164,9 +167,12 @@ pub struct RaftClusterArgs {
 /// Flags of `chronik-server cluster status`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ClusterStatusArgs {
-    /// Kafka address of any node of the cluster, as HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_bootstrap)]
-    pub bootstrap: String,
+    /// Admin API address (`admin.listen`) of any node of the cluster, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin)]
+    pub admin: String,
+    /// Removed: the Kafka port no longer serves status; any use fails, pointing to --admin.
+    #[arg(long, hide = true, value_parser = removed_bootstrap)]
+    pub bootstrap: Option<String>,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -194,10 +200,16 @@ fn parse_advertised_host(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_bootstrap(s: &str) -> Result<String, String> {
+fn parse_admin(s: &str) -> Result<String, String> {
     let s = s.trim();
     check_host_port(s)?;
     Ok(s.to_string())
+}
+
+fn removed_bootstrap(_: &str) -> Result<String, String> {
+    Err("--bootstrap was removed: status and faults moved from the Kafka port to the admin API; \
+         give --admin HOST:PORT (the node's admin.listen, for example 127.0.0.1:9300)"
+        .to_string())
 }
 
 fn parse_peers_arg(s: &str) -> Result<PeerList, String> {
@@ -651,11 +663,12 @@ mod tests {
 
     #[test]
     fn cluster_status() {
-        let cmd = ok(&["cluster", "status", "--bootstrap", "127.0.0.1:9092"]);
+        let cmd = ok(&["cluster", "status", "--admin", "127.0.0.1:9300"]);
         assert_eq!(
             cmd,
             Command::Cluster(ClusterCommand::Status(ClusterStatusArgs {
-                bootstrap: "127.0.0.1:9092".into(),
+                admin: "127.0.0.1:9300".into(),
+                bootstrap: None,
                 json: false
             }))
         );
@@ -665,7 +678,13 @@ mod tests {
         let mut c = Config::default();
         cmd.apply(&mut c).unwrap();
         assert_eq!(c, Config::default());
-        ok(&["cluster", "status", "--bootstrap", "broker-1:9092"]);
+        ok(&["cluster", "status", "--admin", "broker-1:9300"]);
+        for sub in ["status", "faults"] {
+            let e = parse_from(["chronik-server", "cluster", sub, "--bootstrap", "127.0.0.1:9092"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{sub}");
+            let text = e.to_string();
+            assert!(text.contains("--bootstrap was removed") && text.contains("--admin HOST:PORT"), "{sub}: {text}");
+        }
     }
 
     #[test]
@@ -750,7 +769,8 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 6 + 10 + 2 + 5);
+        // cluster status and faults each keep a hidden --bootstrap that only explains its removal.
+        assert_eq!(checked, 6 + 10 + 3 + 6);
     }
 
     #[test]

@@ -14,7 +14,7 @@ fn main() {
 
 fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Cluster(cli::ClusterCommand::Status(args)) = &command {
-        let status = chronik::admin::cluster_status(&args.bootstrap).context("cluster status")?;
+        let status = chronik::admin::cluster_status(&args.admin).context("cluster status")?;
         if args.json {
             println!("{status}");
         } else {
@@ -23,13 +23,13 @@ fn run(command: Command) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Command::Cluster(cli::ClusterCommand::Faults(a)) = &command {
-        let change = chronik::broker::status::FaultChange {
+        let change = chronik::admin::FaultChange {
             cut: a.cut.clone(),
             heal: a.heal.clone(),
             delay_ms: a.delay_ms,
             delay_to: a.delay_to.clone(),
         };
-        chronik::admin::send_faults(&a.bootstrap, &change).context("cluster faults")?;
+        chronik::admin::send_faults(&a.admin, &change).context("cluster faults")?;
         println!("ok");
         return Ok(());
     }

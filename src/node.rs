@@ -226,6 +226,9 @@ pub enum StartError {
 /// What a started node exposes (for tests and `main`).
 pub struct NodeHandle {
     pub kafka_addr: std::net::SocketAddr,
+    /// The admin API's bound address (`None` when it is off).
+    pub admin_addr: Option<std::net::SocketAddr>,
+    _admin: Option<crate::admin::AdminServer>,
     pub ctx: Arc<BrokerCtx>,
     /// Fault injection on this node's peer transport (tests).
     pub faults: Arc<Faults>,
@@ -246,6 +249,11 @@ impl Drop for NodeHandle {
             let _ = a.join();
         }
     }
+}
+
+/// The admin API's listen address, `None` when it is off.
+fn admin_listen(config: &Config) -> Option<String> {
+    config.admin.enabled.then(|| config.admin.listen.clone())
 }
 
 /// Starts all actors of one node inside the running actix System.
@@ -285,8 +293,24 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     if !config.faults.apply_delay.is_zero() {
         slog::warn!(logger, "fault injection: every committed batch is applied with a delay"; "apply_delay" => ?config.faults.apply_delay);
     }
-    let me =
-        RegisterBroker { node_id, host, port: i32::from(port), cluster_id: uuid::Uuid::new_v4().simple().to_string() };
+    // The admin listener is bound first: its address goes into this broker's registration.
+    let admin_listener = match admin_listen(&config) {
+        Some(addr) => {
+            let err = |source| StartError::Listen { addr: addr.clone(), source };
+            let l = std::net::TcpListener::bind(&addr).map_err(err)?;
+            let bound = l.local_addr().map_err(err)?;
+            Some((l, bound))
+        }
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().map(|(_, a)| *a);
+    let me = RegisterBroker {
+        node_id,
+        host,
+        port: i32::from(port),
+        cluster_id: uuid::Uuid::new_v4().simple().to_string(),
+        admin: admin_addr.map(|a| a.to_string()),
+    };
 
     // One peer actor per remote node, on their own arbiter: network I/O apart from the groups.
     let faults = Arc::new(Faults::default());
@@ -382,22 +406,25 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         slog::info!(logger, "raft listener"; "listen" => raft_addr);
     }
 
-    // The admin listener; for now it serves only /metrics.
-    if config.admin.enabled {
-        let addr = config.admin.listen.clone();
-        let l =
-            std::net::TcpListener::bind(&addr).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
-        l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
-        let bound = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-        let mlog = logger.new(slog::o!("actor" => "metrics"));
-        peer_arbiter.spawn(async move {
-            match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => crate::metrics::serve(l, mlog).await,
-                Err(e) => slog::crit!(mlog, "cannot serve metrics"; "error" => %e),
-            }
-        });
-        slog::info!(logger, "admin listener"; "listen" => bound, "path" => "/metrics");
-    }
+    // The admin API serves from now on, so readiness can be asked before `__meta` has a quorum.
+    let admin = match admin_listener {
+        Some((l, bound)) => {
+            let state = crate::admin::AdminState {
+                node_id,
+                meta: meta.clone(),
+                image: image_rx.clone(),
+                partitions: table_rx.clone(),
+                faults: faults.clone(),
+                runtime_faults: config.faults.runtime,
+                logger: logger.new(slog::o!("actor" => "admin")),
+            };
+            let server = crate::admin::AdminServer::start(l, state)
+                .map_err(|source| StartError::Listen { addr: bound.to_string(), source })?;
+            slog::info!(logger, "admin API"; "listen" => %bound);
+            Some(server)
+        }
+        None => None,
+    };
 
     // Serve clients only once this broker is in the metadata it will hand out.
     let wait = Duration::from_secs(30);
@@ -459,7 +486,6 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             auto_create_topics: config.topics.auto_create,
             default_partitions: config.topics.default_partitions,
             default_replication_factor: u32::from(config.topics.default_replication_factor),
-            runtime_faults: config.faults.runtime,
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,
@@ -488,6 +514,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
     Ok(NodeHandle {
         kafka_addr,
+        admin_addr,
+        _admin: admin,
         ctx,
         faults,
         arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter],

@@ -98,7 +98,7 @@ fn three_nodes_form_replicate_and_answer_not_leader() {
     // Every replica of every partition holds byte-identical data once it has applied it all.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = chronik::admin::cluster_status(&nodes[0].addr.to_string()).unwrap();
+        let status = chronik::admin::cluster_status(&nodes[0].admin.to_string()).unwrap();
         for n in status["nodes"].as_array().unwrap() {
             assert_eq!(n["deserialization_failures_total"], 0, "{n}");
         }
@@ -208,7 +208,7 @@ fn a_follower_behind_retention_catches_up_from_a_snapshot() {
     // Wait until the leader's log start has moved past what the follower has.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = chronik::admin::fetch_status(&nodes[(leader - 1) as usize].addr.to_string()).unwrap();
+        let status = chronik::admin::fetch_status(&nodes[(leader - 1) as usize].admin.to_string()).unwrap();
         let g = &status["groups"].as_array().unwrap().iter().find(|g| g["topic"] == "snap").unwrap().clone();
         if g["log_start"].as_i64().unwrap() > 0 {
             break;
@@ -222,8 +222,8 @@ fn a_follower_behind_retention_catches_up_from_a_snapshot() {
     // The follower is sent a snapshot and then the rest of the log.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let lead = chronik::admin::fetch_status(&nodes[(leader - 1) as usize].addr.to_string()).unwrap();
-        let lag = chronik::admin::fetch_status(&nodes[(lagging - 1) as usize].addr.to_string()).unwrap();
+        let lead = chronik::admin::fetch_status(&nodes[(leader - 1) as usize].admin.to_string()).unwrap();
+        let lag = chronik::admin::fetch_status(&nodes[(lagging - 1) as usize].admin.to_string()).unwrap();
         let pick = |s: &serde_json::Value| {
             s["groups"].as_array().unwrap().iter().find(|g| g["topic"] == "snap").unwrap().clone()
         };
@@ -263,7 +263,7 @@ fn a_replica_repairs_a_damaged_entry_with_a_copy_from_the_leader() {
     // Stop a follower once it has everything, and flip a byte in a sealed segment of its copy.
     let follower = leader % 3 + 1;
     let checksums = |nodes: &[Option<TestNode>]| -> Vec<(String, i64)> {
-        let status = chronik::admin::cluster_status(&nodes[(leader - 1) as usize].as_ref().unwrap().addr.to_string());
+        let status = chronik::admin::cluster_status(&nodes[(leader - 1) as usize].as_ref().unwrap().admin.to_string());
         let status = status.unwrap();
         let mut v: Vec<(String, i64)> = status["groups"]
             .as_array()

@@ -185,8 +185,20 @@ fn write_seed_corpus() {
     // meta_command: register brokers, create, grow, alter, delete, allocate ids, report a leader.
     use chronik::meta::command::*;
     let cmds = [
-        Cmd::RegisterBroker(RegisterBroker { node_id: 1, host: "h".into(), port: 9092, cluster_id: "c".into() }),
-        Cmd::RegisterBroker(RegisterBroker { node_id: 2, host: "h".into(), port: 9093, cluster_id: "c".into() }),
+        Cmd::RegisterBroker(RegisterBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            cluster_id: "c".into(),
+            admin: None,
+        }),
+        Cmd::RegisterBroker(RegisterBroker {
+            node_id: 2,
+            host: "h".into(),
+            port: 9093,
+            cluster_id: "c".into(),
+            admin: None,
+        }),
         Cmd::CreateTopic(CreateTopic {
             name: "t".into(),
             topic_id: vec![1; 16],
@@ -236,7 +248,13 @@ fn meta_input(cmds: Vec<chronik::meta::command::Cmd>) -> Vec<u8> {
 fn write_meta_regressions() {
     use chronik::meta::command::*;
     let dir = fuzz_dir().join("regressions").join("meta_command");
-    let broker = Cmd::RegisterBroker(RegisterBroker { node_id: 1, host: "h".into(), port: 1, cluster_id: "c".into() });
+    let broker = Cmd::RegisterBroker(RegisterBroker {
+        node_id: 1,
+        host: "h".into(),
+        port: 1,
+        cluster_id: "c".into(),
+        admin: None,
+    });
     let huge = |partitions| {
         Cmd::CreateTopic(CreateTopic {
             name: "t".into(),

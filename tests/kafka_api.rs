@@ -597,15 +597,15 @@ fn produce_request_v0_to_v2_is_advertised_but_refused() {
 fn runtime_fault_injection_is_refused_unless_enabled() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(test_config(dir.path()));
-    let change = chronik::broker::status::FaultChange { cut: vec![2], ..Default::default() };
-    let err = chronik::admin::send_faults(&node.addr.to_string(), &change).unwrap_err();
+    let change = chronik::admin::FaultChange { cut: vec![2], ..Default::default() };
+    let err = chronik::admin::send_faults(&node.admin.to_string(), &change).unwrap_err();
     assert!(err.to_string().contains("faults.runtime is off"), "{err}");
     drop(node);
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     config.faults.runtime = true;
     let node = start_node(config);
-    chronik::admin::send_faults(&node.addr.to_string(), &change).unwrap();
+    chronik::admin::send_faults(&node.admin.to_string(), &change).unwrap();
     assert!(node.faults.dropping_to(2) && node.faults.dropping_from(2));
 }
 

@@ -155,13 +155,10 @@ fn every_series_of_the_dashboard_is_exported() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let mut configs = cluster_configs(dir.path(), 3);
-    let metrics_addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    configs[0].metrics.listen = Some(metrics_addr.clone());
+    let configs = cluster_configs(dir.path(), 3);
     let nodes = start_cluster(configs);
+    // Node 1's admin API serves /metrics (tests/common gives every node its own admin port).
+    let metrics_addr = nodes[0].admin.to_string();
     let mut c = Client::connect(nodes[0].addr);
     let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
         create_topics_request::CreatableTopic::default()

@@ -29,7 +29,6 @@ pub mod offset_commit;
 pub mod offset_fetch;
 pub mod produce;
 pub mod routes;
-pub mod status;
 pub mod sync_group;
 pub mod topics;
 
@@ -68,8 +67,6 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub default_replication_factor: u32,
-    /// `faults.runtime`: accept fault-injection requests.
-    pub runtime_faults: bool,
 }
 
 /// What every handler can reach.

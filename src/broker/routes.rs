@@ -123,10 +123,6 @@ pub fn route_for(key: i16) -> Option<&'static Route> {
 
 /// What a frame turned out to be once its header is read.
 pub enum Routed {
-    /// chronik's private status request.
-    Status { correlation_id: i32 },
-    /// chronik's private fault-injection request (JSON body).
-    Faults { correlation_id: i32, body: Bytes },
     /// ApiVersions at a version chronik does not know: answered in the v0 layout.
     UnsupportedApiVersions { correlation_id: i32 },
     /// A request of a served API and version, with its decoded header and undecoded body.
@@ -137,15 +133,8 @@ pub enum Routed {
 /// [`dispatch`] does before the handler decodes the body. `Err`: log it and close the connection.
 pub fn route_frame(frame: Bytes) -> Result<Routed, ProtocolError> {
     let peek = crate::protocol::peek_request(&frame)?;
-    if peek.api_key == super::status::FAULTS_API_KEY {
-        // Header: key, version, correlation id, client id (i16 length + bytes); then JSON.
-        let client_len = frame.get(8..10).map(|b| i16::from_be_bytes([b[0], b[1]]).max(0) as usize).unwrap_or(0);
-        let body = frame.slice(frame.len().min(10 + client_len)..);
-        return Ok(Routed::Faults { correlation_id: peek.correlation_id, body });
-    }
-    if peek.api_key == super::status::STATUS_API_KEY {
-        return Ok(Routed::Status { correlation_id: peek.correlation_id });
-    }
+    // An API key chronik does not serve (status and faults left this port for the admin API):
+    // Apache Kafka cannot parse such a header either, and closes the connection.
     let Some(route) = route_for(peek.api_key) else {
         return Err(ProtocolError::UnknownApiKey(peek.api_key));
     };
@@ -162,19 +151,9 @@ pub fn route_frame(frame: Bytes) -> Result<Routed, ProtocolError> {
 /// Dispatches one frame (without its size prefix). `Err` means: log it and close the connection.
 pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError> {
     let peek = crate::protocol::peek_request(&frame)?;
-    if peek.api_key != super::status::STATUS_API_KEY {
-        let code = route_for(peek.api_key).is_none().then_some(crate::error::code::UNSUPPORTED_VERSION);
-        crate::metrics::registry().request(ctx.node_id, peek.api_key, code);
-    }
+    let code = route_for(peek.api_key).is_none().then_some(crate::error::code::UNSUPPORTED_VERSION);
+    crate::metrics::registry().request(ctx.node_id, peek.api_key, code);
     match route_frame(frame)? {
-        Routed::Status { correlation_id } => {
-            let ctx = ctx.clone();
-            Ok(Box::pin(async move { Ok(Some(super::status::handle(ctx, correlation_id).await)) }))
-        }
-        Routed::Faults { correlation_id, body } => {
-            let reply = super::status::handle_faults(ctx, correlation_id, &body);
-            Ok(Box::pin(async move { Ok(Some(reply)) }))
-        }
         Routed::UnsupportedApiVersions { correlation_id } => {
             // Tell the client what we support, in the v0 layout it can always read.
             let resp = api_versions::unsupported_response();

@@ -85,6 +85,10 @@ pub struct RegisterBroker {
     pub port: i32,
     #[prost(string, tag = "4")]
     pub cluster_id: String,
+    /// The broker's admin HTTP address (`admin.listen`, as bound); absent in entries written
+    /// before the admin API existed, and on nodes that run without it.
+    #[prost(string, optional, tag = "5")]
+    pub admin: Option<String>,
 }
 
 /// Create a topic. The proposer picks the topic id; the state machine places replicas.
@@ -234,6 +238,32 @@ impl MetaCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message as _;
+
+    /// `RegisterBroker` as written before the admin address existed (fields 1-4 only).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RegisterBrokerV1 {
+        #[prost(uint64, tag = "1")]
+        node_id: u64,
+        #[prost(string, tag = "2")]
+        host: String,
+        #[prost(int32, tag = "3")]
+        port: i32,
+        #[prost(string, tag = "4")]
+        cluster_id: String,
+    }
+
+    #[test]
+    fn register_broker_reads_entries_without_and_with_an_admin_address() {
+        let old = RegisterBrokerV1 { node_id: 2, host: "h".into(), port: 9093, cluster_id: "c".into() };
+        let read = RegisterBroker::decode(old.encode_to_vec().as_slice()).unwrap();
+        assert_eq!((read.node_id, read.port, read.admin), (2, 9093, None));
+        let new = RegisterBroker { admin: Some("127.0.0.1:9301".into()), ..read };
+        let bytes = new.encode_to_vec();
+        assert_eq!(RegisterBroker::decode(bytes.as_slice()).unwrap(), new);
+        // An older binary reading the new entry skips the unknown field.
+        assert_eq!(RegisterBrokerV1::decode(bytes.as_slice()).unwrap(), old);
+    }
 
     #[test]
     fn round_trip() {

@@ -14,6 +14,8 @@ use crate::raft::GroupId;
 pub struct BrokerInfo {
     pub host: String,
     pub port: i32,
+    /// Admin HTTP address, if the broker registered one.
+    pub admin: Option<String>,
 }
 
 /// One partition: its Raft group and the replicas (the group's voters).
@@ -156,7 +158,8 @@ impl MetaState {
                 if self.cluster_id.is_empty() {
                     self.cluster_id = b.cluster_id.clone();
                 }
-                self.brokers.insert(b.node_id, BrokerInfo { host: b.host.clone(), port: b.port });
+                self.brokers
+                    .insert(b.node_id, BrokerInfo { host: b.host.clone(), port: b.port, admin: b.admin.clone() });
                 MetaResult::Done
             }
             Cmd::CreateTopic(t) => {
@@ -341,6 +344,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9091 + id as i32,
                 cluster_id: format!("c{id}"),
+                admin: None,
             }));
             assert_eq!(s.apply(&cmd), MetaResult::Done);
         }

@@ -1,16 +1,15 @@
 //! Metrics: process-wide counters, gauges and latency/interval summaries, rendered as Prometheus
-//! text by [`render`] (served at `/metrics`, see [`serve`]). Every series carries the node id, so
+//! text by [`render`] (served at `/metrics` by the admin API, `crate::admin`). Every series carries the node id, so
 //! several in-process nodes can share one registry in tests. Writers are actors on their own
 //! events (role changes, frames, fsync rounds, requests); the hot paths only touch an atomic or
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `serve` (the stand-alone HTTP listener). The series are listed in
+//! families → text). The series are listed in
 //! `docs/metrics.md`.
 
 mod exposition;
 mod samples;
-mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +18,6 @@ use std::time::Duration;
 
 use exposition::Family;
 pub use samples::{Samples, WINDOW};
-pub use serve::serve;
 
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;

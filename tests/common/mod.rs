@@ -19,6 +19,8 @@ use chronik::config::Config;
 /// A node running on its own thread with its own actix System.
 pub struct TestNode {
     pub addr: SocketAddr,
+    /// The admin API's bound address.
+    pub admin: SocketAddr,
     pub faults: std::sync::Arc<chronik::peer::Faults>,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -33,7 +35,7 @@ impl Drop for TestNode {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -47,7 +49,7 @@ pub fn test_config(dir: &Path) -> Config {
     config
 }
 
-type Started = Result<(SocketAddr, actix::System, std::sync::Arc<chronik::peer::Faults>), String>;
+type Started = Result<(SocketAddr, SocketAddr, actix::System, std::sync::Arc<chronik::peer::Faults>), String>;
 
 /// A node whose start is in progress (cluster nodes wait for each other to form `__meta`).
 pub struct StartingNode {
@@ -58,9 +60,9 @@ pub struct StartingNode {
 impl StartingNode {
     /// Waits until the node serves Kafka clients.
     pub fn wait(self) -> TestNode {
-        let (addr, system, faults) =
+        let (addr, admin, system, faults) =
             self.rx.recv_timeout(Duration::from_secs(60)).expect("node start").expect("node started");
-        TestNode { addr, faults, system, thread: Some(self.thread) }
+        TestNode { addr, admin, faults, system, thread: Some(self.thread) }
     }
 }
 
@@ -131,7 +133,8 @@ pub fn spawn_node_logged(config: Config, capture: Option<CapturedLog>) -> Starti
         let started = system.block_on(chronik::node::start(config, logger));
         match started {
             Ok(handle) => {
-                tx.send(Ok((handle.kafka_addr, actix::System::current(), handle.faults.clone()))).unwrap();
+                let admin = handle.admin_addr.expect("test nodes serve the admin API");
+                tx.send(Ok((handle.kafka_addr, admin, actix::System::current(), handle.faults.clone()))).unwrap();
                 let _keep = handle;
                 system.run().unwrap();
             }

@@ -68,12 +68,15 @@ def free_ports(n):
 
 # --- one node --------------------------------------------------------------------------------------
 class Node:
-    def __init__(self, cluster, node_id, kafka_port, raft_port):
+    def __init__(self, cluster, node_id, kafka_port, raft_port, admin_port):
         self.cluster = cluster
         self.id = node_id
         self.kafka_port = kafka_port
         self.raft_port = raft_port
         self.bootstrap = f"127.0.0.1:{kafka_port}"
+        # Every node serves the admin API (status, faults, /metrics) on a port of its own.
+        self.admin_port = admin_port
+        self.admin = f"127.0.0.1:{admin_port}"
         self.data_dir = cluster.workdir / f"node{node_id}"
         self.log_path = cluster.workdir / f"node{node_id}.log"
         self.proc = None
@@ -81,16 +84,15 @@ class Node:
         self.starts = 0
         self.killed_on_purpose = False
         self.paused = False
-        self.node_env = {}  # CHRONIK_* entries for this node only (e.g. its metrics port)
-        self.metrics_port = None  # set by enable_metrics()
+        self.node_env = {}  # CHRONIK_* entries for this node only
 
     def command(self):
         return [str(self.cluster.bin), "raft-cluster", "--node-id", str(self.id),
                 "--advertised-addr", "127.0.0.1", "--kafka-port", str(self.kafka_port),
                 "--raft-addr", f"127.0.0.1:{self.raft_port}", "--data-dir", str(self.data_dir),
                 "--peers", self.cluster.peers,
-                # Nodes share a machine: never the default admin port 9300 (0 = any free port).
-                "--admin-listen", f"127.0.0.1:{self.metrics_port or 0}", *self.cluster.extra_args]
+                # Nodes share a machine: each has its own admin port, never the default 9300.
+                "--admin-listen", self.admin, *self.cluster.extra_args]
 
     def start(self):
         b = self.cluster.bin
@@ -188,8 +190,9 @@ class Cluster:
         self.bin = chronik_bin()
         self.env = dict(env or {})
         self.extra_args = list(extra_args)
-        ports = free_ports(2 * size)
-        self.nodes = {i + 1: Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(size)}
+        ports = free_ports(3 * size)
+        self.nodes = {i + 1: Node(self, i + 1, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2])
+                      for i in range(size)}
         self.peers = ",".join(f"{n.id}@127.0.0.1:{n.raft_port}" for n in self.nodes.values())
         self.started_at = None
 
@@ -382,10 +385,11 @@ def _cli_env():
     return {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
 
 
-def cluster_status(bootstrap, timeout=30):
-    """`chronik-server cluster status --bootstrap HOST:PORT --json`, parsed. Raises ClusterError with
-    the command's output when it fails or prints something that is not one JSON object."""
-    cmd = [str(chronik_bin()), "cluster", "status", "--bootstrap", bootstrap, "--json"]
+def cluster_status(admin, timeout=30):
+    """`chronik-server cluster status --admin HOST:PORT --json` (a node's admin API address,
+    `node.admin`), parsed. Raises ClusterError with the command's output when it fails or prints
+    something that is not one JSON object."""
+    cmd = [str(chronik_bin()), "cluster", "status", "--admin", admin, "--json"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_cli_env())
     except subprocess.TimeoutExpired:
@@ -544,17 +548,14 @@ def wait_led(bootstrap, topic, partitions, timeout, poll=0.1):
 
 
 # --- metrics, runtime faults and process figures (test_stability.py, scripts/soak-stability.sh) ----
-# Each node serves Prometheus text at http://127.0.0.1:METRICS_PORT/metrics once enable_metrics()
-# has given it a port (the node's --admin-listen; without enable_metrics() it binds port 0).
+# Each node serves Prometheus text at http://ADMIN/metrics: every node has its own admin port
+# (its --admin-listen).
 _SAMPLE_RX = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)\s*$")
 _LABEL_RX = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def enable_metrics(cluster):
-    """Gives every node of a not yet started cluster its own metrics port."""
-    ports = free_ports(len(cluster.nodes))
-    for n, port in zip(cluster.nodes.values(), ports):
-        n.metrics_port = port
+    """Kept for the callers: every node already serves /metrics on its own admin port."""
     return cluster
 
 
@@ -631,11 +632,9 @@ class Metrics:
 
 
 def scrape(node, timeout=5.0):
-    """GET /metrics from one node (it must run with enable_metrics()). Raises ClusterError."""
+    """GET /metrics from one node's admin API. Raises ClusterError."""
     import urllib.request
-    if node.metrics_port is None:
-        raise ClusterError(f"node {node.id} has no metrics port: call enable_metrics() before start")
-    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    url = f"http://{node.admin}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             text = r.read().decode("utf-8", "replace")
@@ -719,9 +718,9 @@ def heartbeat_table(scrapes):
 
 
 def run_faults(node, cut=(), heal=(), delay_ms=None, delay_to=(), timeout=20):
-    """`chronik-server cluster faults --bootstrap NODE ...` (the node needs
+    """`chronik-server cluster faults --admin NODE_ADMIN ...` (the node needs
     CHRONIK_FAULTS__RUNTIME=true). Raises ClusterError on failure."""
-    cmd = [str(chronik_bin()), "cluster", "faults", "--bootstrap", node.bootstrap]
+    cmd = [str(chronik_bin()), "cluster", "faults", "--admin", node.admin]
     if cut:
         cmd += ["--cut", ",".join(map(str, cut))]
     if heal:

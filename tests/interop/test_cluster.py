@@ -280,7 +280,7 @@ def test_3_integrity_no_deserialization_failures_after_50k(cluster):
     assert sum(end_offsets(c[2].bootstrap, t, 3).values()) == 50_000
     c.check_alive()
     errors = c.grep(r"\b(ERRO|CRIT)\b")
-    doc = cluster_status(c[1].bootstrap)
+    doc = cluster_status(c[1].admin)
     counters = node_counter(doc, "deserialization_failures_total")
     report(f"integrity: deserialization_failures_total per node = {counters}")
     assert set(counters) == {1, 2, 3}, f"counter reported for nodes {sorted(counters)} only"
@@ -309,7 +309,7 @@ def test_4_replication_replicas_byte_identical_after_10k(cluster):
 
     deadline = time.monotonic() + 30
     while True:
-        doc = cluster_status(c[2].bootstrap)
+        doc = cluster_status(c[2].admin)
         rows = status_groups(doc, t)
         by_p = {}
         for r in rows:
@@ -370,7 +370,7 @@ def test_6_metadata_visible_everywhere_and_delete_removes_groups(cluster):
             assert all(sorted(pm.replicas) == [1, 2, 3] for pm in tm.partitions.values()), tm
 
     victim = next(iter(made))
-    doc = cluster_status(c[1].bootstrap)
+    doc = cluster_status(c[1].admin)
     rows = status_groups(doc, victim)
     hosted = {}
     for row in rows:
@@ -389,7 +389,7 @@ def test_6_metadata_visible_everywhere_and_delete_removes_groups(cluster):
     deadline = t_del + 10
     while True:
         left = {}
-        status_rows = status_groups(cluster_status(c[3].bootstrap), victim)
+        status_rows = status_groups(cluster_status(c[3].admin), victim)
         for n in c.nodes.values():
             _, _, topics = metadata(n.bootstrap, None)
             where = []
@@ -538,7 +538,7 @@ def _start_order_body(c):
     report(f"start order: {len(natural)} 'retrying __meta proposal' line(s) while node 2 joined "
            f"(without the forced no-quorum case)")
     try:
-        doc = cluster_status(c[2].bootstrap)
+        doc = cluster_status(c[2].admin)
     except ClusterError as e:
         pytest.fail(f"cluster status through the late node failed: {e}", pytrace=False)
     nodes_of = {}

@@ -397,7 +397,7 @@ def wait_meta_settled(c, quiet=3.0, timeout=60.0):
     t0 = time.monotonic()
     last, since = None, time.monotonic()
     while time.monotonic() - t0 < timeout:
-        doc = cluster_status(next(iter(c.nodes.values())).bootstrap)
+        doc = cluster_status(next(iter(c.nodes.values())).admin)
         commits = tuple(sorted((g["node"], g["commit"]) for g in doc["groups"] if g.get("topic") == META))
         if commits != last:
             last, since = commits, time.monotonic()
@@ -604,7 +604,7 @@ def catch_up(c, node_id, topic, timeout=60):
     last = None
     while True:
         try:
-            by = status_by_group(cluster_status(c[node_id].bootstrap, timeout=30))
+            by = status_by_group(cluster_status(c[node_id].admin, timeout=30))
             lag = {}
             for (t, p), rows in by.items():
                 if t not in (topic, META):
