@@ -189,7 +189,7 @@ impl PartitionCore {
         let campaign = campaign && storage.log().last_index() == 0;
         let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
         if single || campaign {
-            let _ = raft.node.campaign();
+            let _ = raft.campaign();
         }
         Ok(PartitionCore {
             raft,
@@ -217,7 +217,7 @@ impl PartitionCore {
 
     /// Rebuilds the leader's view: committed producer state plus every entry after it.
     fn become_leader(&mut self) -> Result<(), LogError> {
-        let mut view = self.raft.sm.producers.clone();
+        let mut view = self.raft.sm().producers.clone();
         let store = self.raft.storage();
         let (lo, hi) = (self.raft.applied() + 1, store.log().last_index() + 1);
         if lo < hi {
@@ -238,39 +238,30 @@ impl PartitionCore {
     /// The replicas in contact with the leader (itself included); empty when not leading.
     /// raft-rs marks a follower active when it has heard from it within an election timeout.
     pub fn in_sync_replicas(&self) -> Vec<u64> {
-        if !self.raft.is_leader() {
-            return Vec::new();
-        }
-        let me = self.raft.node.raft.id;
-        let mut ids: Vec<u64> = self
-            .raft
-            .node
-            .raft
-            .prs()
-            .iter()
-            .filter(|(id, pr)| **id == me || pr.recent_active)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.raft.recently_active()
+    }
+
+    /// The committed items handed out since the last call, for the apply actor, in log order.
+    pub fn take_apply_items(&mut self) -> Vec<ApplyItem> {
+        self.raft.sm_mut().take_pending()
     }
 
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
-        self.raft.sm.high_watermark
+        self.raft.sm().high_watermark
     }
 
     /// Where the apply actor has got to: the index it confirmed and the high watermark.
     pub fn set_applied(&mut self, index: u64, high_watermark: i64) {
-        if index >= self.raft.sm.confirmed {
-            self.raft.sm.confirmed = index;
-            self.raft.sm.high_watermark = high_watermark;
+        if index >= self.raft.sm().confirmed {
+            self.raft.sm_mut().confirmed = index;
+            self.raft.sm_mut().high_watermark = high_watermark;
         }
     }
 
     /// The highest index the apply actor has confirmed.
     pub fn confirmed_applied(&self) -> u64 {
-        self.raft.sm.confirmed
+        self.raft.sm().confirmed
     }
 
     /// The log start offset.
@@ -420,7 +411,7 @@ impl PartitionCore {
         retention_bytes: Option<u64>,
     ) -> Result<usize, LogError> {
         let applied = self.confirmed_applied();
-        self.raft.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
+        self.raft.apply_retention(now_ms, retention_ms, retention_bytes, applied)
     }
 }
 
@@ -438,7 +429,7 @@ mod tests {
         let mut apply = ApplyState::new(core.high_watermark(), logger());
         for _ in 0..100 {
             let out = core.handle_ready().unwrap();
-            for item in core.raft.sm.take_pending() {
+            for item in core.take_apply_items() {
                 apply.apply(&item);
                 core.set_applied(apply.applied, apply.high_watermark);
             }
@@ -447,7 +438,7 @@ mod tests {
                 job.run_now().unwrap();
                 core.raft.on_synced(job.number);
             }
-            if idle && !core.raft.node.has_ready() {
+            if idle && !core.raft.has_ready() {
                 return;
             }
         }
@@ -528,7 +519,7 @@ mod tests {
         assert!(!c.raft.is_leader());
         let (b, h) = batch(9, 1, 1);
         assert!(matches!(c.produce(b, h), Err(PartitionError::NotLeader { leader: Some(2) })));
-        let forwarded = c.raft.node.raft.msgs.iter().any(|m| m.get_msg_type() == MessageType::MsgPropose);
+        let forwarded = c.raft.queued_messages().iter().any(|m| m.get_msg_type() == MessageType::MsgPropose);
         assert!(!forwarded, "nothing is forwarded to the new leader");
     }
 

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ pub type SyncDone = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// One group's request: fsync these files, then call `done`.
 pub struct SyncRequest {
     pub files: Vec<Arc<DiskFile>>,
+    /// The group's failure flag (see `writer.rs`): set here when an fsync fails, before `done`
+    /// is called, so the writer skips the group's later jobs at once.
+    pub poison: Option<Arc<AtomicBool>>,
     /// The outcome of the writes before the fsync: an error is passed to `done` as it is, in
     /// order, and nothing is fsynced for this request.
     pub before: Result<(), String>,
@@ -34,7 +38,7 @@ pub struct SyncRequest {
 impl SyncRequest {
     /// A request that only fsyncs `files`.
     pub fn new(files: Vec<Arc<DiskFile>>, done: SyncDone) -> Self {
-        SyncRequest { files, before: Ok(()), done }
+        SyncRequest { files, poison: None, before: Ok(()), done }
     }
 }
 
@@ -82,6 +86,12 @@ fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
         let started = Instant::now();
         let fsyncs = stats.fsyncs;
         let results = sync_round(&batch, &mut stats);
+        // Poison first: the writer skips a failed group's later jobs before any answer is out.
+        for (req, result) in batch.iter().zip(&results) {
+            if let (Err(_), Some(p)) = (result, &req.poison) {
+                p.store(true, Ordering::Release);
+            }
+        }
         stats.rounds += 1;
         stats.requests += batch.len() as u64;
         stats.last_round = started.elapsed();
@@ -150,6 +160,25 @@ mod tests {
             assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Ok(()));
         }
         assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_its_group_before_it_is_answered() {
+        // fsync of a socket fails (EINVAL): a deterministic fsync error.
+        let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let bad = DiskFile::new(File::from(std::os::fd::OwnedFd::from(sock)), "socket".into());
+        let dir = tempfile::tempdir().unwrap();
+        let good = DiskFile::new(File::create(dir.path().join("a")).unwrap(), dir.path().join("a"));
+        let syncer = Syncer::start(0, slog::Logger::root(slog::Discard, slog::o!()));
+        let (sick, healthy) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (tx, rx) = mpsc::channel();
+        for (file, poison) in [(bad, &sick), (good, &healthy)] {
+            let (tx, seen) = (tx.clone(), poison.clone());
+            let done: SyncDone = Box::new(move |r| tx.send((r.is_ok(), seen.load(Ordering::Acquire))).unwrap());
+            syncer.sync(SyncRequest { poison: Some(poison.clone()), ..SyncRequest::new(vec![file], done) });
+        }
+        let got: Vec<_> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        assert_eq!(got, vec![(false, true), (true, false)], "(ok, poisoned when answered) per request");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! Neither thread is a group's actor: a write that blocks (dirty-page throttling, a slow disk)
 //! delays acknowledgements, never a tick or a heartbeat. `done` only sends a message back.
 //!
-//! Errors: when a request's write fails, it is answered with the error and its group's `poison`
-//! flag is set; every later request carrying the same flag is skipped and answered with an error,
+//! Errors: when a request's write (or, in the syncer, its fsync) fails, it is answered with the
+//! error and its group's `poison` flag is set; every later request carrying the same flag is skipped and answered with an error,
 //! so no write of a failed group lands after the failure. A group that reopens its storage first
 //! waits for a [`DiskWriter::barrier`]: once it is answered, nothing queued before it can land.
 
@@ -103,7 +103,7 @@ fn run(rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
                     written();
                 }
                 let files = if before.is_ok() { req.files } else { Vec::new() };
-                syncer.sync(SyncRequest { files, before, done: req.done });
+                syncer.sync(SyncRequest { files, poison: req.poison, before, done: req.done });
             }
             Msg::Shutdown(ack) => {
                 syncer.sync(SyncRequest::new(
