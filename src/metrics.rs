@@ -94,6 +94,7 @@ struct Inner {
     errors: BTreeMap<(u64, i16, i16), u64>,
     fsync: BTreeMap<u64, Samples>,
     produce: BTreeMap<u64, Samples>,
+    disk_errors: BTreeMap<(u64, String, String), u64>,
 }
 
 /// The process-wide registry.
@@ -147,6 +148,16 @@ impl Registry {
     /// Records one fsync round.
     pub fn fsync(&self, node: u64, took: Duration) {
         self.with(|i| i.fsync.entry(node).or_default().record(took.as_secs_f64()))
+    }
+
+    /// Counts a failed disk operation (`op`: write, fsync, ...; `kind`: no_space, io, ...).
+    pub fn disk_error(&self, node: u64, op: &str, kind: &str) {
+        self.with(|i| *i.disk_errors.entry((node, op.to_string(), kind.to_string())).or_default() += 1)
+    }
+
+    /// How many disk operations `op` failed with `kind` on `node`.
+    pub fn disk_errors(&self, node: u64, op: &str, kind: &str) -> u64 {
+        self.with(|i| i.disk_errors.get(&(node, op.to_string(), kind.to_string())).copied().unwrap_or(0))
     }
 
     /// Records one produce request's latency.
@@ -213,6 +224,10 @@ impl Registry {
             for ((n, k, e), c) in &i.errors {
                 let _ = writeln!(out, "chronik_request_errors_total{{node=\"{n}\",api_key=\"{k}\",error_code=\"{e}\"}} {c}");
             }
+            out.push_str("# TYPE disk_errors_total counter\n");
+            for ((n, op, kind), c) in &i.disk_errors {
+                let _ = writeln!(out, "disk_errors_total{{node=\"{n}\",op=\"{op}\",kind=\"{kind}\"}} {c}");
+            }
         });
         out
     }
@@ -270,6 +285,19 @@ mod tests {
         let d = hex_dump(b"AB\x00", 64);
         assert!(d.starts_with("0000  41 42 00"));
         assert!(d.trim_end().ends_with("AB."));
+    }
+
+    #[test]
+    fn disk_errors_count_per_node_op_and_kind() {
+        let r = Registry::default();
+        r.disk_error(3, "write", "no_space");
+        r.disk_error(3, "write", "no_space");
+        r.disk_error(3, "fsync", "io");
+        assert_eq!(r.disk_errors(3, "write", "no_space"), 2);
+        assert_eq!(r.disk_errors(3, "fsync", "no_space"), 0);
+        let text = r.render();
+        assert!(text.contains("disk_errors_total{node=\"3\",op=\"write\",kind=\"no_space\"} 2"), "{text}");
+        assert!(text.contains("disk_errors_total{node=\"3\",op=\"fsync\",kind=\"io\"} 1"), "{text}");
     }
 
     #[test]
