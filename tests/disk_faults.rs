@@ -2,7 +2,9 @@
 //! node: a torn tail is cut back to the last whole batch; a flipped byte in a sealed segment is
 //! found by its CRC and only that batch's offsets fail (KAFKA_STORAGE_ERROR) while the rest is
 //! served; a full disk makes produce fail with KAFKA_STORAGE_ERROR and the partition serves again
-//! once space is freed, without a restart (on a tmpfs this test mounts, when run as root).
+//! once space is freed, without a restart (on a tmpfs this test mounts, when run as root); a full
+//! disk under `__meta` fails metadata proposals with KAFKA_STORAGE_ERROR and `__meta` reopens
+//! from disk, with every acknowledged topic, once space is freed.
 
 mod common;
 
@@ -276,6 +278,10 @@ fn full_disk_fails_produce_with_storage_error_and_recovers_once_space_is_freed()
     }
     assert!(storage_errors >= 3, "the disk never filled up");
     log.wait_for(&["partition storage failed"], Duration::from_secs(5));
+    // The operator is told that the disk is full, and where.
+    let full = log.wait_for(&["disk full: no space left"], Duration::from_secs(5));
+    assert!(full.contains(&mnt.join("data").display().to_string()), "names the path: {full}");
+    assert!(chronik::metrics::registry().render().contains("kind=\"no_space\""));
     // The broker is up: metadata and reads of what was acknowledged still work.
     let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(r.topics.len(), 1);
@@ -438,6 +444,8 @@ fn full_disk_under_meta_fails_its_proposals_and_meta_reopens_once_space_is_freed
     }
     let failed = failed.expect("the __meta disk never filled up");
     log.wait_for(&["__meta storage failed"], Duration::from_secs(5));
+    let full = log.wait_for(&["disk full: no space left"], Duration::from_secs(5));
+    assert!(full.contains(&meta.display().to_string()), "names the __meta path: {full}");
     // The node answers from the image it had; the partitions keep serving.
     created.sort();
     assert_eq!(topic_names(&mut c), created, "the image of acknowledged topics is kept");

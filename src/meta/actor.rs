@@ -58,7 +58,7 @@ pub enum MetaError {
     #[error("the proposal was dropped")]
     Dropped,
     #[error("metadata storage failed: {0}")]
-    Storage(String),
+    Storage(crate::raft::disk_error::DiskError),
 }
 
 /// The `__meta` state machine: the state plus the results of this node's proposals.
@@ -255,7 +255,7 @@ impl MetaActor {
     ) {
         if let Some(reason) = self.shell.failure_reason() {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(MetaError::Storage(format!("__meta storage failed: {reason}"))));
+                let _ = reply.send(Err(MetaError::Storage(reason.clone())));
                 return;
             }
         }
@@ -441,8 +441,8 @@ impl Group for MetaActor {
         }
     }
 
-    fn on_failure(&mut self, reason: &str) {
-        self.fail_waiting(MetaError::Storage(reason.to_string()));
+    fn on_failure(&mut self, reason: &crate::raft::disk_error::DiskError) {
+        self.fail_waiting(MetaError::Storage(reason.clone()));
     }
 
     /// Reopens `__meta` from disk after the writer drained: cut back to the durable index, a new

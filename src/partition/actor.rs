@@ -338,8 +338,7 @@ impl PartitionActor {
         reply: oneshot::Sender<Result<ProduceAck, PartitionError>>,
     ) {
         if let Some(reason) = self.shell.failure_reason() {
-            let reason = format!("partition storage failed: {reason}");
-            let _ = reply.send(Err(PartitionError::Storage(reason)));
+            let _ = reply.send(Err(PartitionError::Disk(reason.clone())));
             // A produce retries the storage at once, at most once a second.
             let next = shell::retry_now(self, std::time::Instant::now());
             self.follow(next, ctx);
@@ -373,7 +372,7 @@ impl PartitionActor {
         let logger = self.logger.clone();
         req.done = Box::new(move |r| {
             if let Err(e) = r {
-                slog::error!(logger, "periodic fsync failed"; "error" => e);
+                slog::error!(logger, "periodic fsync failed"; "error" => %e);
             }
         });
         self.shell.writer().submit(req);
@@ -538,8 +537,8 @@ impl Group for PartitionActor {
     }
 
     /// Fails every waiting produce (KAFKA_STORAGE_ERROR) and stops naming a leader.
-    fn on_failure(&mut self, reason: &str) {
-        self.fail_waiters(PartitionError::Storage(reason.to_string()));
+    fn on_failure(&mut self, reason: &crate::raft::disk_error::DiskError) {
+        self.fail_waiters(PartitionError::Disk(reason.clone()));
         self.shared.set_role(0, self.core.raft.role().term);
     }
 

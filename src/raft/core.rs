@@ -92,7 +92,7 @@ impl WriteJob {
         self,
         writer: &DiskWriter,
         written: impl FnOnce(u64) + Send + 'static,
-        done: impl FnOnce(u64, Result<(), String>) + Send + 'static,
+        done: impl FnOnce(u64, Result<(), crate::raft::disk_error::DiskError>) + Send + 'static,
     ) {
         let number = self.number;
         let written: Option<Box<dyn FnOnce() + Send>> =

@@ -8,9 +8,12 @@
 //!   durable index, reopen backoff).
 //! - [`writer`]: the node's disk writer thread: carries out every group's queued writes in order.
 //! - [`syncer`]: the group-commit fsync stage behind the writer, shared by all groups of a node.
+//! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
+//!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor.
 
 pub mod core;
+pub mod disk_error;
 pub mod recovery;
 pub mod shell;
 pub mod storage;

@@ -26,6 +26,7 @@ use slog::Logger;
 use crate::log::{LogError, LogOptions};
 use crate::peer::Transport;
 use crate::raft::core::{OpenError, RaftCore, ReadyOutcome, RoleInfo, StateMachine, WriteJob};
+use crate::raft::disk_error::{DiskError, DiskOp};
 use crate::raft::recovery::{Attempt, Recovery, SyncedDecision};
 use crate::raft::writer::DiskWriter;
 use crate::raft::GroupId;
@@ -36,7 +37,7 @@ pub enum ShellEvent {
     /// The writer has written (not yet fsynced) Ready `number` of core `generation`.
     Written { generation: u64, number: u64 },
     /// The writer finished (writes and fsync) Ready `number` of core `generation`.
-    Synced { generation: u64, number: u64, result: Result<(), String> },
+    Synced { generation: u64, number: u64, result: Result<(), DiskError> },
     /// The writer answered everything queued before the failure of core `generation`.
     Drained { generation: u64 },
     /// Try to reopen the storage (the retry timer).
@@ -75,7 +76,7 @@ pub trait Group {
     fn after_round(&mut self, role: Option<RoleInfo>, applied: Option<u64>);
 
     /// The storage failed (once per core): fail what waits and stop answering as leader.
-    fn on_failure(&mut self, reason: &str);
+    fn on_failure(&mut self, reason: &DiskError);
 
     /// Replaces the core with one opened from disk, its log first cut back after `cut_after`
     /// (see [`prepare_reopen`]). Helpers of the new core start when the shell says `reopened`.
@@ -87,7 +88,7 @@ pub struct GroupShell {
     group: GroupId,
     /// `partition` or `__meta`, in log lines.
     kind: &'static str,
-    recovery: Recovery<String>,
+    recovery: Recovery<DiskError>,
     writer: DiskWriter,
     transport: Transport,
     notify: Option<Notify>,
@@ -126,8 +127,8 @@ impl GroupShell {
     }
 
     /// Why the storage failed, while it is failed.
-    pub fn failure_reason(&self) -> Option<&str> {
-        self.recovery.failure().map(|f| f.reason.as_str())
+    pub fn failure_reason(&self) -> Option<&DiskError> {
+        self.recovery.failure().map(|f| &f.reason)
     }
 
     /// The generation of the current core (helpers tag their answers with it).
@@ -178,7 +179,14 @@ pub fn drive<G: Group>(g: &mut G) -> Next {
     loop {
         let out = match g.handle_ready() {
             Ok(out) => out,
-            Err(e) => return fail(g, e.to_string()),
+            Err(e) => {
+                // An operation of the log on this actor (a segment roll, a state file): the
+                // writer and syncer report their own failures, this one is reported here.
+                let e = DiskError::from_log(DiskOp::Open, &e);
+                let shell = g.shell();
+                e.report(shell.transport.me(), &shell.logger);
+                return fail(g, e);
+            }
         };
         let shell = g.shell();
         shell.transport.send(shell.group, out.messages);
@@ -212,7 +220,7 @@ pub fn on_event<G: Group>(g: &mut G, event: ShellEvent, now: Instant) -> Next {
                     shell.transport.send(shell.group, msgs);
                     Next { drive: true, ..Next::default() }
                 }
-                SyncedDecision::Fail(e) => fail(g, format!("write or fsync failed: {e}")),
+                SyncedDecision::Fail(e) => fail(g, e),
             }
         }
         ShellEvent::Drained { generation } => Next { timer: g.shell().recovery.drained(generation), ..Next::default() },
@@ -233,13 +241,13 @@ pub fn retry_now<G: Group>(g: &mut G, now: Instant) -> Next {
 
 /// The storage failed: stop taking part in Raft, fail what waits, poison the queued writes and
 /// send the writer a barrier; the reopen waits for its answer.
-pub fn fail<G: Group>(g: &mut G, reason: String) -> Next {
+pub fn fail<G: Group>(g: &mut G, reason: DiskError) -> Next {
     let shell = g.shell();
     if !shell.recovery.fail(reason.clone()) {
         return Next::default();
     }
     slog::error!(shell.logger, "{} storage failed; the group stops serving until its storage can be reopened", shell.kind;
-        "group" => shell.group, "error" => reason.as_str(), "durable_index" => shell.recovery.durable_index());
+        "group" => shell.group, "error" => %reason, "durable_index" => shell.recovery.durable_index());
     let (notify, generation) = (shell.notify(), shell.recovery.generation());
     // No queued write of this core may land after the reopen: the writer skips them from now
     // on, and the reopen waits until it has answered everything queued so far.
@@ -249,14 +257,14 @@ pub fn fail<G: Group>(g: &mut G, reason: String) -> Next {
     Next::default()
 }
 
-fn attempt<G: Group>(g: &mut G, a: Attempt<String>) -> Next {
+fn attempt<G: Group>(g: &mut G, a: Attempt<DiskError>) -> Next {
     match g.reopen(a.cut_after) {
         Ok(()) => {
             let last = g.raft().last_index();
             let shell = g.shell();
             shell.recovery.reopened(last);
             slog::warn!(shell.logger, "{} storage reopened after a failure; the group serves again", shell.kind;
-                "group" => shell.group, "attempt" => a.number, "failure" => a.reason.as_str(), "last_index" => last);
+                "group" => shell.group, "attempt" => a.number, "failure" => %a.reason, "last_index" => last);
             Next { reopened: true, ..Next::default() }
         }
         Err(e) => {
