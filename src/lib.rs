@@ -58,6 +58,8 @@
 //! appends in memory and hand the writes and fsyncs to the disk writer; committed entries are
 //! applied in order on the apply actor. See `docs/architecture.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod broker;
 pub mod cli;
