@@ -545,6 +545,47 @@ mod tests {
         (c, out)
     }
 
+    #[test]
+    fn a_follower_truncation_is_a_job_that_rewrites_and_is_not_durable_until_synced() {
+        use crate::raft::recovery::{Recovery, SyncedDecision};
+        use raft::eraftpb::{Entry, MessageType};
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            PartitionCore::open(dir.path(), 7, &[1, 2, 3], false, &GroupSettings::for_tests(), logger()).unwrap();
+        let mut recovery: Recovery<&str> = Recovery::new(c.raft.last_index(), true);
+        let append = |from: u64, term: u64, index: u64, log_term: u64, terms: &[u64]| {
+            let mut m = msg(MessageType::MsgAppend, from, term);
+            (m.index, m.log_term) = (index, log_term);
+            m.entries = terms
+                .iter()
+                .enumerate()
+                .map(|(k, t)| Entry { index: index + 1 + k as u64, term: *t, ..Default::default() })
+                .collect::<Vec<_>>()
+                .into();
+            m
+        };
+        // Leader 2 (term 1) gives this follower entries 1..=3; their job is written and fsynced.
+        c.raft.step(append(2, 1, 0, 0, &[1, 1, 1])).unwrap();
+        let job = c.handle_ready().unwrap().write.expect("a job");
+        assert_eq!((job.rewrites_from, job.last_index), (Some(1), 3));
+        recovery.submitted(job.number, job.rewrites_from, job.last_index);
+        job.run_now().unwrap();
+        assert_eq!(recovery.synced(0, job.number, Ok(())), SyncedDecision::Persisted(job.number));
+        let _ = c.raft.on_synced(job.number);
+        assert_eq!(recovery.durable_index(), Some(3));
+        // Leader 3 (term 2) replaces 2..=3 with its own entry 2: the job rewrites from index 2.
+        c.raft.step(append(3, 2, 1, 1, &[2])).unwrap();
+        let job = c.handle_ready().unwrap().write.expect("a job");
+        assert_eq!((job.rewrites_from, job.last_index), (Some(2), 2));
+        recovery.submitted(job.number, job.rewrites_from, job.last_index);
+        assert_eq!(recovery.durable_index(), Some(1), "the old 2..=3 are gone, the new 2 is not fsynced");
+        // Its fsync fails: a reopen keeps only index 1.
+        assert_eq!(recovery.synced(0, job.number, Err("EIO")), SyncedDecision::Fail("EIO"));
+        assert!(recovery.fail("EIO"));
+        let _ = recovery.drained(0);
+        assert_eq!(recovery.timer_fired(std::time::Instant::now()).unwrap().cut_after, Some(1));
+    }
+
     fn leader_of_three(dir: &Path) -> PartitionCore {
         elect_leader_of_three(dir).0
     }
