@@ -1,9 +1,9 @@
 //! The partition actor: the shell around [`PartitionCore`]. It owns the mailbox, registers with
-//! the ticker, hands each Ready's writes to the node's disk writer, runs the retention timer, and
-//! keeps the produce acknowledgements that wait for the high watermark. All Raft work happens in
-//! [`PartitionActor::drive`], which runs once after a burst of messages, so many produce
-//! requests share one Ready, one write job and one fsync. The actor itself never writes a log
-//! file while the group runs (only segment creation and deletion, and the rare state files).
+//! the ticker, runs the retention timer, and keeps the produce acknowledgements that wait for
+//! the high watermark ([`AckWaiters`]). All Raft work happens in one `Drive` (`shell::drive`),
+//! which runs once after a burst of messages, so many produce requests share one Ready, one
+//! write job and one fsync. The actor itself never writes a log file while the group runs (only
+//! segment creation and deletion, and the rare state files).
 //!
 //! The Ready loop, the writer's answers and storage failures (poison, barrier, timed reopen)
 //! are the group shell's (`raft/shell.rs`); this actor is its [`Group`] policy: after a round it
