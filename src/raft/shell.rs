@@ -302,3 +302,188 @@ pub fn prepare_reopen(
     storage.log_mut().sync()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::{mpsc, Mutex};
+
+    use raft::eraftpb::Entry;
+
+    use crate::log::LogKind;
+    use crate::raft::core::Durability;
+    use crate::raft::storage::GroupStorage;
+    use crate::raft::GroupSettings;
+
+    fn logger() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    #[derive(Default)]
+    struct Sm(Vec<Vec<u8>>);
+
+    impl StateMachine for Sm {
+        fn apply(&mut self, entry: &Entry) {
+            self.0.push(entry.data.to_vec());
+        }
+    }
+
+    fn opts() -> LogOptions {
+        LogOptions { segment_bytes: 1 << 20, index_interval_bytes: 4096, kind: LogKind::Opaque }
+    }
+
+    /// A one-voter group that campaigns at once; its state machine replays the log.
+    fn open_core(dir: &Path) -> RaftCore<Sm> {
+        let (mut storage, _) = GroupStorage::open(dir, opts(), &logger()).unwrap();
+        if storage.is_new() {
+            storage.initialize_voters(&[1]).unwrap();
+        }
+        let cfg = GroupSettings::for_tests().raft_config(storage.log().first_index() - 1);
+        let mut core = RaftCore::new(9, &cfg, storage, Sm::default(), Durability::Fsync, logger()).unwrap();
+        core.campaign().unwrap();
+        core
+    }
+
+    /// A group whose policy records what the shell asked of it.
+    struct TestGroup {
+        core: RaftCore<Sm>,
+        shell: GroupShell,
+        dir: PathBuf,
+        rounds: usize,
+        failures: Vec<DiskError>,
+        reopens: Vec<Option<u64>>,
+        /// Reopen attempts that fail before one succeeds.
+        refuse_reopens: u32,
+    }
+
+    impl Group for TestGroup {
+        type Sm = Sm;
+
+        fn shell(&mut self) -> &mut GroupShell {
+            &mut self.shell
+        }
+
+        fn raft(&mut self) -> &mut RaftCore<Sm> {
+            &mut self.core
+        }
+
+        fn after_round(&mut self, _: Option<RoleInfo>, _: Option<u64>) {
+            self.rounds += 1;
+        }
+
+        fn on_failure(&mut self, reason: &DiskError) {
+            self.failures.push(reason.clone());
+        }
+
+        fn reopen(&mut self, cut_after: Option<u64>) -> Result<(), OpenError> {
+            if self.refuse_reopens > 0 {
+                self.refuse_reopens -= 1;
+                return Err(LogError::io(&self.dir, std::io::Error::from_raw_os_error(28)).into());
+            }
+            prepare_reopen(&self.dir, opts(), cut_after, 9, &logger())?;
+            self.core = open_core(&self.dir);
+            self.reopens.push(cut_after);
+            Ok(())
+        }
+    }
+
+    fn group(dir: &Path) -> (TestGroup, mpsc::Receiver<ShellEvent>, crate::raft::writer::WriterGuard) {
+        let (writer, guard) = DiskWriter::start(1, logger());
+        let core = open_core(dir);
+        let mut shell = GroupShell::new(9, "test", core.last_index(), true, writer, Transport::local(1), logger());
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        shell.set_notify(Arc::new(move |e| {
+            let _ = tx.lock().unwrap().send(e);
+        }));
+        let g = TestGroup {
+            core,
+            shell,
+            dir: dir.to_path_buf(),
+            rounds: 0,
+            failures: Vec::new(),
+            reopens: Vec::new(),
+            refuse_reopens: 0,
+        };
+        (g, rx, guard)
+    }
+
+    /// Delivers the writer's answers (driving when asked) until `done` holds.
+    fn pump(g: &mut TestGroup, rx: &mpsc::Receiver<ShellEvent>, done: impl Fn(&mut TestGroup) -> bool) -> Vec<Next> {
+        let mut nexts = Vec::new();
+        while !done(g) {
+            let event = rx.recv_timeout(Duration::from_secs(10)).expect("an answer from the writer");
+            let next = on_event(g, event, Instant::now());
+            if next.drive {
+                assert_eq!(drive(g), Next::default());
+            }
+            nexts.push(next);
+        }
+        nexts
+    }
+
+    fn applied(g: &mut TestGroup, data: &[u8]) -> bool {
+        g.core.sm().0.iter().any(|d| d == data)
+    }
+
+    fn no_space() -> DiskError {
+        DiskError::io(DiskOp::Write, Path::new("/full/0.log"), &std::io::Error::from_raw_os_error(28))
+    }
+
+    #[test]
+    fn commits_through_the_writer_then_fails_drains_backs_off_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut g, rx, _guard) = group(dir.path());
+        assert_eq!(drive(&mut g), Next::default());
+        assert!(g.core.is_leader() && g.rounds > 0);
+        g.core.propose(b"a".to_vec()).unwrap();
+        assert_eq!(drive(&mut g), Next::default());
+        pump(&mut g, &rx, |g| applied(g, b"a"));
+        let durable = g.core.last_index();
+
+        // A job's write fails: the group fails once, stops driving, and the barrier follows.
+        g.core.propose(b"lost".to_vec()).unwrap();
+        assert_eq!(drive(&mut g), Next::default());
+        let number = u64::MAX;
+        let failed =
+            on_event(&mut g, ShellEvent::Synced { generation: 0, number, result: Err(no_space()) }, Instant::now());
+        assert_eq!(failed, Next::default());
+        let again =
+            on_event(&mut g, ShellEvent::Synced { generation: 0, number, result: Err(no_space()) }, Instant::now());
+        assert_eq!(again, Next::default());
+        assert_eq!(g.failures, vec![no_space()], "the policy hears of the failure once");
+        assert!(g.shell.is_failed() && g.shell.failure_reason() == Some(&no_space()));
+        g.core.propose(b"during".to_vec()).unwrap();
+        let rounds = g.rounds;
+        assert_eq!(drive(&mut g), Next::default());
+        assert_eq!(g.rounds, rounds, "a failed group does not drive");
+        // Every answer of the failed core is ignored; the barrier's answer sets the first timer.
+        let nexts = pump(&mut g, &rx, |g| g.shell.recovery.failure().is_some_and(|f| f.drained));
+        assert_eq!(nexts.last().unwrap().timer, Some(Duration::from_millis(500)));
+        assert!(nexts.iter().all(|n| !n.drive && !n.reopened));
+
+        // The first reopen fails (the disk is still full): the next timer is twice as long.
+        g.refuse_reopens = 1;
+        let next = on_event(&mut g, ShellEvent::Recover, Instant::now());
+        assert_eq!(next, Next { timer: Some(Duration::from_secs(1)), ..Next::default() });
+        assert!(g.shell.is_failed() && g.reopens.is_empty());
+        // The second goes through: cut back to what was fsynced, next generation.
+        let next = on_event(&mut g, ShellEvent::Recover, Instant::now());
+        assert_eq!(next, Next { reopened: true, ..Next::default() });
+        assert_eq!(g.reopens, vec![Some(durable)]);
+        assert!(!g.shell.is_failed());
+        assert_eq!(g.shell.generation(), 1);
+        let late = ShellEvent::Synced { generation: 0, number: 1, result: Err(no_space()) };
+        assert_eq!(on_event(&mut g, late, Instant::now()), Next::default(), "a late answer of the old core");
+        assert!(!g.shell.is_failed());
+
+        // The reopened group replays what was committed, never what failed, and commits again.
+        assert_eq!(drive(&mut g), Next::default());
+        g.core.propose(b"b".to_vec()).unwrap();
+        assert_eq!(drive(&mut g), Next::default());
+        pump(&mut g, &rx, |g| applied(g, b"b"));
+        assert!(applied(&mut g, b"a"));
+        assert!(!applied(&mut g, b"lost") && !applied(&mut g, b"during"));
+    }
+}
