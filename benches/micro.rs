@@ -245,7 +245,7 @@ impl Group {
         let mut busy = false;
         for (core, apply) in self.cores.iter_mut().zip(&mut self.applies) {
             let out = core.handle_ready().unwrap();
-            for item in core.raft.sm.take_pending() {
+            for item in core.take_apply_items() {
                 apply.apply(&item);
                 core.set_applied(apply.applied, apply.high_watermark);
             }

@@ -71,6 +71,9 @@ pub enum PartitionError {
     Producer(String, i16),
     #[error("storage error: {0}")]
     Storage(String),
+    /// The partition's storage failed (the disk writer's or syncer's error).
+    #[error("partition storage failed: {0}")]
+    Disk(crate::raft::disk_error::DiskError),
     #[error("request timed out")]
     Timeout,
     #[error("partition is shutting down")]
@@ -87,6 +90,7 @@ impl PartitionError {
             PartitionError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
             PartitionError::InvalidBatch(_, c) | PartitionError::Producer(_, c) => *c,
             PartitionError::Storage(_) => code::KAFKA_STORAGE_ERROR,
+            PartitionError::Disk(e) => e.kafka_code(),
             PartitionError::Timeout => code::REQUEST_TIMED_OUT,
             PartitionError::ShuttingDown => code::NOT_LEADER_OR_FOLLOWER,
         }

@@ -13,10 +13,10 @@
 //! | [`net`] | Kafka listener and connections (responses in request order) |
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
-//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads) and its actor shell |
+//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), its produce ack waiters and its actor |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
-//! | [`raft`] | the generic Ready loop, raft-rs storage over the log, the disk writer (+ syncer), the ticker |
+//! | [`raft`] | the generic Ready loop (`core`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
 //! | [`error`] | cross-actor error types and Kafka error codes |
@@ -40,18 +40,25 @@
 //!        └─────────────────────────────────────────┘                       │       │
 //!                                                                          ▼       ▼
 //!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)
-//!                                 └─► PartitionActor …               │ entries → log table + memory,
+//!                                 └─► PartitionActor …               │ both embed the GroupShell
+//!                                                                    │ (raft/shell.rs): Ready loop,
+//!                                                                    │ Written/Synced, fail → reopen
+//!                                                                    │ entries → log table + memory,
 //!   MetaActor ── watch(MetaState) ──► Node actor ── start/stop ──►   │ WriteJob (queued write ops)
 //!                                     │ watch(PartitionTable)        ▼
 //!                                     ▼                            Writer thread: each job's writes, in
 //!                              Kafka handlers read                 order (Written ──► group) ──► Syncer
 //!                                                                  thread: one fsync round for all
 //!                                                                  waiting jobs, then Synced ──► group
+//!                                                                  (a failed group: poison, barrier,
+//!                                                                  Drained ──► group, timed reopen)
 //!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
 //! ```
 //! A tick never waits for apply or the disk: the ticker only `do_send`s; groups compute their
 //! appends in memory and hand the writes and fsyncs to the disk writer; committed entries are
 //! applied in order on the apply actor. See `docs/architecture.md`.
+
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod broker;

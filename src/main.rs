@@ -1,6 +1,8 @@
 //! `chronik-server`: parses the command line, loads and validates the configuration, logs the
 //! node's identity and effective configuration, and runs the node's actors in an actix System.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context as _;
 use chronik::cli::{self, Command};
 

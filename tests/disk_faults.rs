@@ -2,7 +2,9 @@
 //! node: a torn tail is cut back to the last whole batch; a flipped byte in a sealed segment is
 //! found by its CRC and only that batch's offsets fail (KAFKA_STORAGE_ERROR) while the rest is
 //! served; a full disk makes produce fail with KAFKA_STORAGE_ERROR and the partition serves again
-//! once space is freed, without a restart (on a tmpfs this test mounts, when run as root).
+//! once space is freed, without a restart (on a tmpfs this test mounts, when run as root); a full
+//! disk under `__meta` fails metadata proposals with KAFKA_STORAGE_ERROR and `__meta` reopens
+//! from disk, with every acknowledged topic, once space is freed.
 
 mod common;
 
@@ -276,6 +278,10 @@ fn full_disk_fails_produce_with_storage_error_and_recovers_once_space_is_freed()
     }
     assert!(storage_errors >= 3, "the disk never filled up");
     log.wait_for(&["partition storage failed"], Duration::from_secs(5));
+    // The operator is told that the disk is full, and where.
+    let full = log.wait_for(&["disk full: no space left"], Duration::from_secs(5));
+    assert!(full.contains(&mnt.join("data").display().to_string()), "names the path: {full}");
+    assert!(chronik::metrics::registry().render().contains("kind=\"no_space\""));
     // The broker is up: metadata and reads of what was acknowledged still work.
     let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(r.topics.len(), 1);
@@ -384,5 +390,96 @@ fn full_disk_on_one_cluster_node_leaves_the_others_serving_and_the_node_catches_
     assert_eq!(leader_reads.unwrap(), acked);
     drop(clients);
     drop(nodes);
+    drop(fs);
+}
+
+/// Creates topic `topic` (one partition); returns the error code.
+fn try_create(c: &mut Client, topic: &str) -> i16 {
+    let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    r.topics[0].error_code
+}
+
+fn topic_names(c: &mut Client) -> Vec<String> {
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    let mut names: Vec<String> = r.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn full_disk_under_meta_fails_its_proposals_and_meta_reopens_once_space_is_freed() {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    // Only the __meta log lives on the small tmpfs; partition groups stay on the real disk.
+    let meta = data.join("meta");
+    let Some(fs) = Tmpfs::mount(&meta, 4) else {
+        eprintln!("!!!! SKIPPING __meta full_disk test: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let config = test_config(&data);
+    let (node, log) = start(&config);
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "before", None);
+    assert_eq!(produce(&mut c, "before", "b", 2, 20), (0, 0));
+    let filler = fill(&meta, 0);
+    // Create topics until __meta cannot write: each answer is success or KAFKA_STORAGE_ERROR.
+    let mut created = vec!["before".to_string()];
+    let mut failed = None;
+    for i in 0..2000 {
+        let topic = format!("t{i:04}");
+        match try_create(&mut c, &topic) {
+            0 => created.push(topic),
+            STORAGE_ERROR => {
+                failed = Some(topic);
+                break;
+            }
+            other => panic!("CreateTopics on a full __meta disk answered {other}"),
+        }
+    }
+    let failed = failed.expect("the __meta disk never filled up");
+    log.wait_for(&["__meta storage failed"], Duration::from_secs(5));
+    let full = log.wait_for(&["disk full: no space left"], Duration::from_secs(5));
+    assert!(full.contains(&meta.display().to_string()), "names the __meta path: {full}");
+    // The node answers from the image it had; the partitions keep serving.
+    created.sort();
+    assert_eq!(topic_names(&mut c), created, "the image of acknowledged topics is kept");
+    assert_eq!(produce(&mut c, "before", "c", 1, 10), (0, 2));
+    // While failed, proposals fail at once.
+    assert_eq!(try_create(&mut c, "during"), STORAGE_ERROR);
+    std::fs::remove_file(&filler).unwrap();
+    log.wait_for(&["__meta storage reopened after a failure"], Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match try_create(&mut c, "after") {
+            0 => break,
+            STORAGE_ERROR | 7 | 5 => assert!(Instant::now() < deadline, "no topic created after the reopen"),
+            other => panic!("CreateTopics after the reopen answered {other}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    created.push("after".to_string());
+    created.sort();
+    let names = topic_names(&mut c);
+    // A topic whose creation failed may or may not have been written before the failure (it was
+    // never acknowledged); every acknowledged one is there.
+    let unacked: Vec<&String> = names.iter().filter(|n| !created.contains(n)).collect();
+    assert!(unacked.iter().all(|n| **n == failed), "only the failed creation may appear: {unacked:?}");
+    assert!(created.iter().all(|t| names.contains(t)), "acknowledged topics lost: {created:?} vs {names:?}");
+    // The rebuilt metadata serves: the new topic takes data, the old one keeps its offsets.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while produce(&mut c, "after", "a", 1, 10) != (0, 0) {
+        assert!(Instant::now() < deadline, "the topic created after the reopen never took a produce");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(produce(&mut c, "before", "d", 1, 10), (0, 3));
+    assert_eq!(read_all(&mut c, "before", 0), vec![0, 2, 3]);
+    drop(c);
+    drop(node);
     drop(fs);
 }

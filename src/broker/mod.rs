@@ -135,6 +135,6 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::NotLeader(_) | MetaError::Dropped | MetaError::RetriesExhausted(_) => {
             crate::error::code::REQUEST_TIMED_OUT
         }
-        MetaError::Storage(_) => crate::error::code::KAFKA_STORAGE_ERROR,
+        MetaError::Storage(e) => e.kafka_code(),
     }
 }

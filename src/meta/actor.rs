@@ -15,9 +15,18 @@
 //!
 //! After every applied batch the actor publishes the new [`MetaState`] through a `watch`
 //! channel, read by the node (to start and stop partition groups) and the Kafka handlers.
+//!
+//! # Storage failures
+//! The Ready loop, the writer's answers and storage failures are the group shell's
+//! (`raft/shell.rs`), as for partitions; this actor is its [`Group`] policy. A write or fsync
+//! error stops the group (no ticks, no Raft messages; waiting proposals get
+//! [`MetaError::Storage`], proposals retried forever keep waiting), and once the writer has
+//! drained, the shell reopens `__meta` from disk on the partitions' schedule: the log is cut
+//! back to its durable index, a new state machine replays the retained log, and the rebuilt
+//! image is published again.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +41,8 @@ use crate::log::{LogKind, LogOptions};
 use crate::meta::command::{Cmd, MetaCommand, ProposalId, RegisterBroker};
 use crate::meta::state::{MetaResult, MetaState};
 use crate::peer::Transport;
-use crate::raft::core::{OpenError, RaftCore, StateMachine};
+use crate::raft::core::{Durability, OpenError, RaftCore, RoleInfo, StateMachine};
+use crate::raft::shell::{self, Group, GroupShell, Next, ShellEvent};
 use crate::raft::storage::GroupStorage;
 use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::DiskWriter;
@@ -48,7 +58,7 @@ pub enum MetaError {
     #[error("the proposal was dropped")]
     Dropped,
     #[error("metadata storage failed: {0}")]
-    Storage(String),
+    Storage(crate::raft::disk_error::DiskError),
 }
 
 /// The `__meta` state machine: the state plus the results of this node's proposals.
@@ -88,14 +98,8 @@ impl StateMachine for MetaSm {
 pub enum MetaMsg {
     Tick(u64),
     Drive,
-    /// The disk writer has written (not yet fsynced) Ready `number`: send the appends it held.
-    Written {
-        number: u64,
-    },
-    Synced {
-        number: u64,
-        result: Result<(), String>,
-    },
+    /// The disk writer's answers and the reopen timer (see `raft::shell`).
+    Shell(ShellEvent),
     /// A Raft message from a peer.
     Raft(Message),
     /// Propose a command; answered once applied (`reply` None: fire and forget, with retries).
@@ -125,17 +129,17 @@ struct Pending {
 /// The metadata actor.
 pub struct MetaActor {
     core: RaftCore<MetaSm>,
-    writer: DiskWriter,
+    shell: GroupShell,
     ticker: Addr<Ticker>,
-    transport: Transport,
     image: watch::Sender<Arc<MetaState>>,
     pending: HashMap<ProposalId, Pending>,
     next_seq: u64,
     backoff: Backoff,
     me: RegisterBroker,
     registering: bool,
-    drive_scheduled: bool,
-    failed: bool,
+    /// How to open the group again after a storage failure.
+    dir: PathBuf,
+    settings: GroupSettings,
     logger: Logger,
 }
 
@@ -155,38 +159,23 @@ impl MetaActor {
     /// of a cluster, campaigns at once so the group forms without waiting an election timeout.
     pub fn open(spec: MetaSpec<'_>, logger: Logger) -> Result<(Self, watch::Receiver<Arc<MetaState>>), OpenError> {
         std::fs::create_dir_all(spec.dir).map_err(|e| crate::log::LogError::io(spec.dir, e))?;
-        let opts = LogOptions {
-            segment_bytes: 64 * 1024 * 1024,
-            index_interval_bytes: spec.settings.index_interval_bytes,
-            kind: LogKind::Opaque,
-        };
-        let (mut storage, _) = GroupStorage::open(spec.dir, opts, &logger)?;
-        if storage.is_new() {
-            storage.initialize_voters(spec.voters)?;
-        }
-        let node_id = spec.settings.node_id;
-        let first_voter = storage.conf_state().voters.iter().min() == Some(&node_id);
-        let applied = storage.log().first_index().saturating_sub(1);
-        let sm = MetaSm { state: MetaState::new(), results: Vec::new(), me: node_id, logger: logger.clone() };
-        let mut core = RaftCore::new(
+        let core = open_core(spec.dir, Some(spec.voters), spec.settings, &logger)?;
+        let fsync = spec.settings.durability == Durability::Fsync;
+        let shell = GroupShell::new(
             META_GROUP,
-            &spec.settings.raft_config(applied),
-            storage,
-            sm,
-            spec.settings.durability,
+            "__meta",
+            core.last_index(),
+            fsync,
+            spec.writer,
+            spec.transport,
             logger.clone(),
-        )?;
-        core.set_metrics_name("__meta".to_string());
-        if first_voter {
-            let _ = core.node.campaign();
-        }
+        );
         let (tx, rx) = watch::channel(Arc::new(MetaState::new()));
         Ok((
             MetaActor {
                 core,
-                writer: spec.writer,
+                shell,
                 ticker: spec.ticker,
-                transport: spec.transport,
                 image: tx,
                 pending: HashMap::new(),
                 // Proposal ids must not repeat across restarts (the replayed state remembers the
@@ -198,8 +187,8 @@ impl MetaActor {
                 backoff: Backoff::new(Duration::from_millis(100), 5),
                 me: spec.me,
                 registering: false,
-                drive_scheduled: false,
-                failed: false,
+                dir: spec.dir.to_path_buf(),
+                settings: spec.settings.clone(),
                 logger,
             },
             rx,
@@ -207,54 +196,35 @@ impl MetaActor {
     }
 
     fn schedule_drive(&mut self, ctx: &mut Context<Self>) {
-        if !self.drive_scheduled {
-            self.drive_scheduled = true;
+        if self.shell.want_drive() {
             ctx.notify(MetaMsg::Drive);
         }
     }
 
     fn drive(&mut self, ctx: &mut Context<Self>) {
-        self.drive_scheduled = false;
-        if self.failed {
-            return;
+        let next = shell::drive(self);
+        self.follow(next, ctx);
+        if !self.shell.is_failed() {
+            self.maybe_register(ctx);
         }
-        loop {
-            let out = match self.core.handle_ready() {
-                Ok(o) => o,
-                Err(e) => {
-                    slog::error!(self.logger, "__meta storage failed"; "error" => %e);
-                    self.failed = true;
-                    self.core.poison_writes();
-                    self.fail_all(MetaError::Storage(e.to_string()));
-                    return;
-                }
-            };
-            self.transport.send(META_GROUP, out.messages);
-            if let Some(job) = out.write {
-                let (addr, written) = (ctx.address(), ctx.address());
-                job.submit(
-                    &self.writer,
-                    move |number| written.do_send(MetaMsg::Written { number }),
-                    move |number, result| addr.do_send(MetaMsg::Synced { number, result }),
-                );
-            }
-            if let Some(role) = out.role {
-                slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);
-            }
-            if out.applied.is_some() {
-                self.finish_applied();
-            }
-            if !self.core.node.has_ready() {
-                break;
-            }
+    }
+
+    /// Carries out what the shell asks for.
+    fn follow(&mut self, next: Next, ctx: &mut Context<Self>) {
+        if let Some(delay) = next.timer {
+            ctx.notify_later(MetaMsg::Shell(ShellEvent::Recover), delay);
         }
-        self.maybe_register(ctx);
+        if next.reopened {
+            self.drive(ctx);
+        } else if next.drive {
+            self.schedule_drive(ctx);
+        }
     }
 
     fn finish_applied(&mut self) {
         // Publish first: a client that got its answer must see the change in its next request.
-        self.image.send_replace(Arc::new(self.core.sm.state.clone()));
-        for (id, result) in std::mem::take(&mut self.core.sm.results) {
+        self.image.send_replace(Arc::new(self.core.sm().state.clone()));
+        for (id, result) in std::mem::take(&mut self.core.sm_mut().results) {
             if let Some(p) = self.pending.remove(&id) {
                 if let Some(reply) = p.reply {
                     let _ = reply.send(Ok(result));
@@ -263,9 +233,13 @@ impl MetaActor {
         }
     }
 
-    fn fail_all(&mut self, err: MetaError) {
-        for (_, p) in self.pending.drain() {
-            if let Some(reply) = p.reply {
+    /// Answers every waiting proposal with `err`; those retried until they apply (without a
+    /// waiter) stay, and are proposed again once the group works again.
+    fn fail_waiting(&mut self, err: MetaError) {
+        let waiting: Vec<ProposalId> =
+            self.pending.iter().filter(|(_, p)| p.reply.is_some()).map(|(id, _)| *id).collect();
+        for id in waiting {
+            if let Some(reply) = self.pending.remove(&id).and_then(|p| p.reply) {
                 let _ = reply.send(Err(err.clone()));
             }
         }
@@ -279,13 +253,13 @@ impl MetaActor {
         forever: bool,
         ctx: &mut Context<Self>,
     ) {
-        if self.failed {
+        if let Some(reason) = self.shell.failure_reason() {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(MetaError::Storage("__meta storage failed".into())));
+                let _ = reply.send(Err(MetaError::Storage(reason.clone())));
+                return;
             }
-            return;
         }
-        let applied_max = self.core.sm.state.seen.get(&self.me.node_id).and_then(|s| s.iter().max()).copied();
+        let applied_max = self.core.sm().state.seen.get(&self.me.node_id).and_then(|s| s.iter().max()).copied();
         self.next_seq = self.next_seq.max(applied_max.map_or(1, |m| m + 1));
         let id = ProposalId { node: self.me.node_id, seq: self.next_seq };
         self.next_seq += 1;
@@ -330,7 +304,7 @@ impl MetaActor {
         if self.registering || self.core.role().leader == 0 {
             return;
         }
-        let state = &self.core.sm.state;
+        let state = &self.core.sm().state;
         let current = state.brokers.get(&self.me.node_id);
         if current.is_some_and(|b| b.host == self.me.host && b.port == self.me.port && b.admin == self.me.admin)
             && !state.cluster_id.is_empty()
@@ -359,6 +333,8 @@ impl Actor for MetaActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let addr = ctx.address();
+        self.shell.set_notify(Arc::new(move |e| addr.do_send(MetaMsg::Shell(e))));
+        let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
             META_GROUP,
             Box::new(move |n| {
@@ -370,10 +346,7 @@ impl Actor for MetaActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        // The last job: whatever is queued, then an fsync of every dirty file (not waited for).
-        if !self.failed {
-            self.writer.submit(self.core.flush_job(true));
-        }
+        self.shell.final_flush(&mut self.core);
     }
 }
 
@@ -382,30 +355,18 @@ impl Handler<MetaMsg> for MetaActor {
 
     fn handle(&mut self, msg: MetaMsg, ctx: &mut Self::Context) {
         match msg {
-            MetaMsg::Tick(n) => {
-                if self.core.tick_at(n) || self.core.node.has_ready() {
-                    self.schedule_drive(ctx);
-                }
-            }
             MetaMsg::Drive => self.drive(ctx),
-            MetaMsg::Written { .. } | MetaMsg::Synced { .. } if self.failed => {}
-            MetaMsg::Written { number } => {
-                let msgs = self.core.on_written(number);
-                self.transport.send(META_GROUP, msgs);
-            }
-            MetaMsg::Synced { number, result } => match result {
-                Ok(()) => {
-                    let msgs = self.core.on_synced(number);
-                    self.transport.send(META_GROUP, msgs);
+            // A failed group is silent: peers see it as down.
+            MetaMsg::Tick(_) | MetaMsg::Raft(_) if self.shell.is_failed() => {}
+            MetaMsg::Tick(n) => {
+                if self.core.tick_at(n) || self.core.has_ready() {
                     self.schedule_drive(ctx);
                 }
-                Err(e) => {
-                    slog::error!(self.logger, "__meta write or fsync failed"; "error" => e.clone());
-                    self.failed = true;
-                    self.core.poison_writes();
-                    self.fail_all(MetaError::Storage(e));
-                }
-            },
+            }
+            MetaMsg::Shell(event) => {
+                let next = shell::on_event(self, event, std::time::Instant::now());
+                self.follow(next, ctx);
+            }
             MetaMsg::Raft(m) => {
                 if let Err(e) = self.core.step(m) {
                     slog::debug!(self.logger, "__meta rejected a raft message"; "error" => %e);
@@ -421,5 +382,77 @@ impl Handler<MetaMsg> for MetaActor {
                 let _ = reply.send(self.core.status());
             }
         }
+    }
+}
+
+/// Opens the `__meta` core from `dir`: at start (`voters`: a new group gets them, and the
+/// lowest-id voter campaigns) or after a storage failure (`None`: only a single voter campaigns).
+/// The state machine starts empty and replays the retained log.
+fn open_core(
+    dir: &Path,
+    voters: Option<&[u64]>,
+    settings: &GroupSettings,
+    logger: &Logger,
+) -> Result<RaftCore<MetaSm>, OpenError> {
+    let (mut storage, _) = GroupStorage::open(dir, meta_log_options(settings), logger)?;
+    if let Some(voters) = voters.filter(|_| storage.is_new()) {
+        storage.initialize_voters(voters)?;
+    }
+    let node_id = settings.node_id;
+    let conf_voters = &storage.conf_state().voters;
+    let campaign = match voters {
+        Some(_) => conf_voters.iter().min() == Some(&node_id),
+        None => conf_voters[..] == [node_id],
+    };
+    let applied = storage.log().first_index().saturating_sub(1);
+    let sm = MetaSm { state: MetaState::new(), results: Vec::new(), me: node_id, logger: logger.clone() };
+    let cfg = settings.raft_config(applied);
+    let mut core = RaftCore::new(META_GROUP, &cfg, storage, sm, settings.durability, logger.clone())?;
+    core.set_metrics_name("__meta".to_string());
+    if campaign {
+        let _ = core.campaign();
+    }
+    Ok(core)
+}
+
+fn meta_log_options(settings: &GroupSettings) -> LogOptions {
+    LogOptions {
+        segment_bytes: 64 * 1024 * 1024,
+        index_interval_bytes: settings.index_interval_bytes,
+        kind: LogKind::Opaque,
+    }
+}
+
+impl Group for MetaActor {
+    type Sm = MetaSm;
+
+    fn shell(&mut self) -> &mut GroupShell {
+        &mut self.shell
+    }
+
+    fn raft(&mut self) -> &mut RaftCore<MetaSm> {
+        &mut self.core
+    }
+
+    fn after_round(&mut self, role: Option<RoleInfo>, applied: Option<u64>) {
+        if let Some(role) = role {
+            slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);
+        }
+        if applied.is_some() {
+            self.finish_applied();
+        }
+    }
+
+    fn on_failure(&mut self, reason: &crate::raft::disk_error::DiskError) {
+        self.fail_waiting(MetaError::Storage(reason.clone()));
+    }
+
+    /// Reopens `__meta` from disk after the writer drained: cut back to the durable index, a new
+    /// state machine replays the log (the image is published again as it applies).
+    fn reopen(&mut self, cut_after: Option<u64>) -> Result<(), OpenError> {
+        let opts = meta_log_options(&self.settings);
+        shell::prepare_reopen(&self.dir, opts, cut_after, META_GROUP, &self.logger)?;
+        self.core = open_core(&self.dir, None, &self.settings, &self.logger)?;
+        Ok(())
     }
 }

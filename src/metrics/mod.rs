@@ -152,6 +152,11 @@ impl Registry {
         self.with(|i| *i.disk_errors.entry((node, op.to_string(), kind.to_string())).or_default() += 1)
     }
 
+    /// How many disk errors node `node` counted for `op` and `kind` (tests and status).
+    pub fn disk_errors(&self, node: u64, op: &str, kind: &str) -> u64 {
+        self.with(|i| i.disk_errors.get(&(node, op.to_string(), kind.to_string())).copied().unwrap_or(0))
+    }
+
     /// A copy of one peer link's figures.
     pub fn peer_figures(&self, node: u64, peer: u64) -> Option<PeerFigures> {
         self.with(|i| i.peers.get(&(node, peer)).cloned())

@@ -1,16 +1,15 @@
 //! The partition actor: the shell around [`PartitionCore`]. It owns the mailbox, registers with
-//! the ticker, hands each Ready's writes to the node's disk writer, runs the retention timer, and
-//! keeps the produce acknowledgements that wait for the high watermark. All Raft work happens in
-//! [`PartitionActor::drive`], which runs once after a burst of messages, so many produce
-//! requests share one Ready, one write job and one fsync. The actor itself never writes a log
-//! file while the group runs (only segment creation and deletion, and the rare state files).
+//! the ticker, runs the retention timer, and keeps the produce acknowledgements that wait for
+//! the high watermark ([`AckWaiters`]). All Raft work happens in one `Drive` (`shell::drive`),
+//! which runs once after a burst of messages, so many produce requests share one Ready, one
+//! write job and one fsync. The actor itself never writes a log file while the group runs (only
+//! segment creation and deletion, and the rare state files).
 //!
-//! A storage failure (a write or fsync error from the writer, or an error of the core) stops the
-//! group ([`PartitionActor::fail`]): its queued jobs are skipped by the writer (poison flag),
-//! and a barrier is sent to the writer; only once the barrier is answered — no write of this
-//! core can land any more — does the timed [`PartitionActor::recover`] reopen the log from disk.
+//! The Ready loop, the writer's answers and storage failures (poison, barrier, timed reopen)
+//! are the group shell's (`raft/shell.rs`); this actor is its [`Group`] policy: after a round it
+//! hands committed batches to its apply actor, reports leadership to `__meta` and fails the
+//! produce waiters on a step-down or a failure; a reopen rebuilds the [`PartitionCore`].
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +24,9 @@ use crate::error::PartitionError;
 use crate::log::batch::BatchHeader;
 use crate::partition::core::{Appended, PartitionCore};
 use crate::partition::shared::PartitionShared;
+use crate::partition::waiters::AckWaiters;
+use crate::raft::core::{Durability, OpenError, RaftCore, RoleInfo};
+use crate::raft::shell::{self, Group, GroupShell, Next, ShellEvent};
 use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::DiskWriter;
 use crate::raft::{GroupId, GroupSettings};
@@ -81,16 +83,8 @@ pub enum PartitionMsg {
     Status { reply: oneshot::Sender<PartitionStatus> },
     /// The apply actor of core `generation` has applied up to `index`.
     Applied { generation: u64, index: u64, high_watermark: i64 },
-    /// The disk writer finished the job (writes, and fsync) of Ready `number` of core `generation`.
-    Synced { generation: u64, number: u64, result: Result<(), String> },
-    /// The disk writer has written (not yet fsynced) the job of Ready `number` of core
-    /// `generation`: the appends that waited for it can go to the followers.
-    Written { generation: u64, number: u64 },
-    /// After a failure of core `generation`: the writer has answered everything queued before
-    /// the failure, so the storage can be reopened.
-    Drained { generation: u64 },
-    /// Try to reopen the group's storage after a failure (timer).
-    Recover,
+    /// The disk writer's answers and the reopen timer (see `raft::shell`).
+    Shell(ShellEvent),
     /// From node `from`: a request for a copy of an entry, or the copy (see `frame::Repair`).
     Repair { from: u64, repair: crate::peer::frame::Repair },
     /// New retention settings.
@@ -99,19 +93,7 @@ pub enum PartitionMsg {
     Stop,
 }
 
-type AckWaiter = (i64, oneshot::Sender<Result<ProduceAck, PartitionError>>);
-
-/// A storage failure and the recovery attempts since.
-#[derive(Debug, Clone)]
-struct Failure {
-    reason: String,
-    attempts: u32,
-    last_attempt: Option<std::time::Instant>,
-    /// A `Recover` message is on its way.
-    timer_set: bool,
-    /// The writer has answered every job of the failed core (see `PartitionMsg::Drained`).
-    drained: bool,
-}
+type AckReply = oneshot::Sender<Result<ProduceAck, PartitionError>>;
 
 /// What reopening a group's core needs.
 struct Reopen {
@@ -120,16 +102,11 @@ struct Reopen {
     settings: GroupSettings,
 }
 
-/// Delay before recovery attempt `n` (0-based) after a storage failure: 0.5 s doubling to 5 s.
-fn recovery_delay(n: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << n.min(4))).min(Duration::from_secs(5))
-}
-
 /// The actor shell of one partition group.
 pub struct PartitionActor {
     core: PartitionCore,
+    shell: GroupShell,
     shared: Arc<PartitionShared>,
-    writer: DiskWriter,
     ticker: Addr<Ticker>,
     links: Links,
     apply: Option<Addr<super::apply::ApplyActor>>,
@@ -138,18 +115,7 @@ pub struct PartitionActor {
     retention_check: Duration,
     flush_interval: Option<Duration>,
     /// Acknowledgements waiting for the high watermark to pass their last offset.
-    waiters: BTreeMap<i64, Vec<AckWaiter>>,
-    drive_scheduled: bool,
-    /// Set when the storage failed (a full disk, an I/O error): the group stops taking part in
-    /// Raft and answers produce with KAFKA_STORAGE_ERROR until its storage is reopened.
-    failure: Option<Failure>,
-    /// Counts reopenings of the core, so that late answers for an earlier core are ignored.
-    generation: u64,
-    /// The highest log index known to be on disk (fsynced); a reopen after a failure first cuts
-    /// the log back to it, since writes after it may be lost (`u64::MAX`: page-cache policy).
-    durable_index: u64,
-    /// Ready number -> last log index its fsync covers.
-    sync_marks: BTreeMap<u64, u64>,
+    waiters: AckWaiters<AckReply>,
     /// How to open the core again.
     reopen: Reopen,
     /// The preferred leader of a new group campaigns at once; its vote requests are lost when a
@@ -203,28 +169,22 @@ impl PartitionActor {
         std::fs::create_dir_all(&spec.dir).map_err(|e| crate::log::LogError::io(&spec.dir, e))?;
         let core =
             PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
-        let durable_index = match spec.settings.durability {
-            crate::raft::core::Durability::Fsync => core.raft.storage().log().last_index(),
-            crate::raft::core::Durability::PageCache => u64::MAX,
-        };
+        let fsync = spec.settings.durability == Durability::Fsync;
+        let last_index = core.raft.last_index();
+        let transport = links.transport.clone();
+        let shell = GroupShell::new(spec.group, "partition", last_index, fsync, writer, transport, logger.clone());
         Ok(PartitionActor {
             core,
+            shell,
             shared,
-            writer,
             ticker,
             links,
             apply: None,
             clock,
             retention: spec.retention,
             retention_check: spec.retention_check,
-            flush_interval: (spec.settings.durability == crate::raft::core::Durability::PageCache)
-                .then_some(spec.flush_interval),
-            waiters: BTreeMap::new(),
-            drive_scheduled: false,
-            failure: None,
-            generation: 0,
-            durable_index,
-            sync_marks: BTreeMap::new(),
+            flush_interval: (!fsync).then_some(spec.flush_interval),
+            waiters: AckWaiters::default(),
             campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
@@ -234,56 +194,23 @@ impl PartitionActor {
     }
 
     fn schedule_drive(&mut self, ctx: &mut Context<Self>) {
-        if !self.drive_scheduled {
-            self.drive_scheduled = true;
+        if self.shell.want_drive() {
             ctx.notify(PartitionMsg::Drive);
         }
     }
 
-    /// Runs the Ready loop until raft has nothing more to do right now.
-    fn drive(&mut self, ctx: &mut Context<Self>) {
-        self.drive_scheduled = false;
-        if self.failure.is_some() {
-            return;
+    /// Carries out what the shell asks for.
+    fn follow(&mut self, next: Next, ctx: &mut Context<Self>) {
+        if let Some(delay) = next.timer {
+            ctx.notify_later(PartitionMsg::Shell(ShellEvent::Recover), delay);
         }
-        loop {
-            let out = match self.core.handle_ready() {
-                Ok(out) => out,
-                Err(e) => {
-                    self.fail(ctx, e.to_string());
-                    return;
-                }
-            };
-            self.links.transport.send(self.core.raft.group(), out.messages);
-            if let Some(job) = out.write {
-                let (addr, written) = (ctx.address(), ctx.address());
-                let generation = self.generation;
-                self.sync_marks.insert(job.number, job.last_index);
-                job.submit(
-                    &self.writer,
-                    move |number| written.do_send(PartitionMsg::Written { generation, number }),
-                    move |number, result| addr.do_send(PartitionMsg::Synced { generation, number, result }),
-                );
-            }
-            if let Some(role) = out.role {
-                self.shared.set_role(role.leader, role.term);
-                if role.role == raft::StateRole::Leader {
-                    self.report_leader(role.term);
-                }
-                if role.role != raft::StateRole::Leader {
-                    self.fail_waiters(PartitionError::NotLeader { leader: Some(role.leader).filter(|l| *l != 0) });
-                }
-            }
-            let items = self.core.raft.sm.take_pending();
-            if !items.is_empty() {
-                if let Some(apply) = &self.apply {
-                    apply.do_send(super::apply::ApplyMsg::Apply(items));
-                }
-            }
-            self.shared.set_in_sync(self.core.in_sync_replicas());
-            if !self.core.raft.node.has_ready() {
-                break;
-            }
+        if next.reopened {
+            self.start_core(ctx);
+            // Lead (standalone) before the next message, so a produce right after is taken.
+            let next = shell::drive(self);
+            self.follow(next, ctx);
+        } else if next.drive {
+            self.schedule_drive(ctx);
         }
     }
 
@@ -336,7 +263,7 @@ impl PartitionActor {
                 return;
             }
         };
-        match self.core.raft.node.mut_store().log_mut().repair(&entry) {
+        match self.core.raft.repair_entry(&entry) {
             Ok(true) => slog::info!(self.logger, "repaired from a peer"; "from" => from, "index" => r.index),
             Ok(false) => {}
             Err(e) => {
@@ -355,7 +282,7 @@ impl PartitionActor {
             return;
         }
         self.campaign_retries -= 1;
-        let _ = self.core.raft.node.campaign();
+        let _ = self.core.raft.campaign();
     }
 
     /// Tells `__meta` that this node now leads the group (retried until it applies), so every
@@ -376,98 +303,9 @@ impl PartitionActor {
         let hw = self.core.high_watermark();
         let log_start = self.core.log_start();
         self.shared.set_offsets(hw, log_start);
-        let still_waiting = self.waiters.split_off(&hw);
-        let done = std::mem::replace(&mut self.waiters, still_waiting);
-        for (_, waiters) in done {
-            for (base_offset, reply) in waiters {
-                let _ = reply.send(Ok(ProduceAck { base_offset, log_start }));
-            }
+        for (base_offset, reply) in self.waiters.release(hw) {
+            let _ = reply.send(Ok(ProduceAck { base_offset, log_start }));
         }
-    }
-
-    /// The storage failed: stop taking part in Raft, fail every waiting produce, and try to
-    /// reopen the storage from disk after a delay (a full disk recovers once space is freed).
-    fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
-        slog::error!(self.logger, "partition storage failed; the group stops serving until its storage can be reopened";
-            "group" => self.core.raft.group(), "error" => reason.as_str(), "durable_index" => self.durable_index);
-        self.fail_waiters(PartitionError::Storage(reason.clone()));
-        self.shared.set_role(0, self.core.raft.role().term);
-        self.failure = Some(Failure { reason, attempts: 0, last_attempt: None, timer_set: false, drained: false });
-        // No queued write of this core may land after the reopen: the writer skips them from
-        // now on, and the reopen waits until it has answered everything queued so far.
-        self.core.raft.poison_writes();
-        let (addr, generation) = (ctx.address(), self.generation);
-        self.writer.barrier(move || addr.do_send(PartitionMsg::Drained { generation }));
-    }
-
-    fn schedule_recovery(&mut self, ctx: &mut Context<Self>) {
-        if let Some(f) = self.failure.as_mut().filter(|f| !f.timer_set && f.drained) {
-            f.timer_set = true;
-            ctx.notify_later(PartitionMsg::Recover, recovery_delay(f.attempts));
-        }
-    }
-
-    /// Reopens the core from disk, as a restart of this group would: the log is first cut back
-    /// to what is known to be fsynced (anything after it was never acknowledged), then opened
-    /// with the usual recovery (torn tail), and the state machine is rebuilt from it.
-    fn recover(&mut self, ctx: &mut Context<Self>) {
-        let Some(f) = self.failure.as_mut().filter(|f| f.drained) else {
-            return;
-        };
-        f.attempts += 1;
-        f.last_attempt = Some(std::time::Instant::now());
-        let (attempt, reason) = (f.attempts, f.reason.clone());
-        match self.reopen_core() {
-            Ok(core) => {
-                let old = std::mem::replace(&mut self.core, core);
-                drop(old);
-                self.generation += 1;
-                self.failure = None;
-                self.sync_marks.clear();
-                self.durable_index = match self.reopen.settings.durability {
-                    crate::raft::core::Durability::Fsync => self.core.raft.storage().log().last_index(),
-                    crate::raft::core::Durability::PageCache => u64::MAX,
-                };
-                slog::warn!(self.logger, "partition storage reopened after a failure; the group serves again";
-                    "group" => self.reopen.group, "attempt" => attempt, "failure" => reason.as_str(),
-                    "last_index" => self.core.raft.storage().log().last_index());
-                self.start_core(ctx);
-                // Lead (standalone) before the next message, so a produce right after is taken.
-                self.drive(ctx);
-            }
-            Err(e) => {
-                slog::warn!(self.logger, "partition storage still failing"; "group" => self.reopen.group,
-                    "attempt" => attempt, "error" => %e);
-                self.schedule_recovery(ctx);
-            }
-        }
-    }
-
-    fn reopen_core(&self) -> Result<PartitionCore, crate::raft::core::OpenError> {
-        let dir = &self.dir;
-        let r = &self.reopen;
-        let opts = crate::log::LogOptions {
-            segment_bytes: r.settings.segment_bytes,
-            index_interval_bytes: r.settings.index_interval_bytes,
-            kind: crate::log::LogKind::KafkaBatches,
-        };
-        // Reading needs no space, writing does: only come back once a write and its fsync go
-        // through again, so that a group on a full disk does not flap between leading and failing.
-        let probe = dir.join("storage-probe.tmp");
-        let wrote = std::fs::File::create(&probe)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &[0u8; 64 * 1024]).and_then(|_| f.sync_all()));
-        let _ = std::fs::remove_file(&probe);
-        wrote.map_err(|e| crate::log::LogError::io(&probe, e))?;
-        let (mut storage, _) = crate::raft::storage::GroupStorage::open(dir, opts, &self.logger)?;
-        let last = storage.log().last_index();
-        if last > self.durable_index {
-            slog::warn!(self.logger, "dropping log entries that were written but not fsynced before the failure";
-                "group" => r.group, "from_index" => self.durable_index + 1, "last_index" => last);
-            storage.log_mut().truncate_suffix(self.durable_index + 1)?;
-        }
-        storage.log_mut().sync()?;
-        drop(storage);
-        PartitionCore::open(dir, r.group, &r.voters, false, &r.settings, self.logger.clone())
     }
 
     /// Starts what runs beside the core: its apply actor; then drives it.
@@ -475,7 +313,7 @@ impl PartitionActor {
         self.core.raft.set_metrics_name(self.name.clone());
         let me = ctx.address();
         let state = crate::partition::core::ApplyState::new(self.core.high_watermark(), self.logger.clone());
-        let (delay, generation) = (self.links.apply_delay, self.generation);
+        let (delay, generation) = (self.links.apply_delay, self.shell.generation());
         let apply = match &self.links.apply_arbiter {
             Some(arbiter) => super::apply::ApplyActor::start_in_arbiter(arbiter, move |_| {
                 super::apply::ApplyActor::new(state, me, delay, generation)
@@ -487,10 +325,8 @@ impl PartitionActor {
     }
 
     fn fail_waiters(&mut self, err: PartitionError) {
-        for (_, waiters) in std::mem::take(&mut self.waiters) {
-            for (_, reply) in waiters {
-                let _ = reply.send(Err(err.clone()));
-            }
+        for reply in self.waiters.take_all() {
+            let _ = reply.send(Err(err.clone()));
         }
     }
 
@@ -501,14 +337,11 @@ impl PartitionActor {
         header: BatchHeader,
         reply: oneshot::Sender<Result<ProduceAck, PartitionError>>,
     ) {
-        if let Some(f) = &self.failure {
-            let reason = format!("partition storage failed: {}", f.reason);
-            let _ = reply.send(Err(PartitionError::Storage(reason)));
+        if let Some(reason) = self.shell.failure_reason() {
+            let _ = reply.send(Err(PartitionError::Disk(reason.clone())));
             // A produce retries the storage at once, at most once a second.
-            let due = f.last_attempt.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-            if due {
-                self.recover(ctx);
-            }
+            let next = shell::retry_now(self, std::time::Instant::now());
+            self.follow(next, ctx);
             return;
         }
         match self.core.produce(batch, header) {
@@ -518,7 +351,7 @@ impl PartitionActor {
                 if !new && last_offset < self.core.high_watermark() {
                     let _ = reply.send(Ok(ProduceAck { base_offset, log_start: self.core.log_start() }));
                 } else {
-                    self.waiters.entry(last_offset).or_default().push((base_offset, reply));
+                    self.waiters.wait(base_offset, last_offset, reply);
                 }
             }
             Err(e) => {
@@ -529,7 +362,7 @@ impl PartitionActor {
 
     /// Page-cache policy: have the writer fsync what it wrote since the last flush.
     fn flush(&mut self) {
-        if self.failure.is_some() {
+        if self.shell.is_failed() {
             return;
         }
         let mut req = self.core.raft.flush_job(false);
@@ -539,10 +372,10 @@ impl PartitionActor {
         let logger = self.logger.clone();
         req.done = Box::new(move |r| {
             if let Err(e) = r {
-                slog::error!(logger, "periodic fsync failed"; "error" => e);
+                slog::error!(logger, "periodic fsync failed"; "error" => %e);
             }
         });
-        self.writer.submit(req);
+        self.shell.writer().submit(req);
     }
 
     fn run_retention(&mut self) {
@@ -566,6 +399,8 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let addr = ctx.address();
+        self.shell.set_notify(Arc::new(move |e| addr.do_send(PartitionMsg::Shell(e))));
         self.start_core(ctx);
         let addr = ctx.address();
         self.ticker.do_send(TickerMsg::Register(
@@ -585,10 +420,7 @@ impl Actor for PartitionActor {
         crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
         self.fail_waiters(PartitionError::ShuttingDown);
-        // The last job: whatever is queued, then an fsync of every dirty file (not waited for).
-        if self.failure.is_none() {
-            self.writer.submit(self.core.raft.flush_job(true));
-        }
+        self.shell.final_flush(&mut self.core.raft);
     }
 }
 
@@ -598,7 +430,7 @@ impl Handler<PartitionMsg> for PartitionActor {
     fn handle(&mut self, msg: PartitionMsg, ctx: &mut Self::Context) {
         match msg {
             // A failed group is silent: peers see it as down and elect another leader.
-            PartitionMsg::Tick(_) | PartitionMsg::Raft(_) if self.failure.is_some() => {}
+            PartitionMsg::Tick(_) | PartitionMsg::Raft(_) if self.shell.is_failed() => {}
             PartitionMsg::Tick(n) => {
                 let hb = self.reopen.settings.heartbeat_tick.max(1) as u64;
                 if self.campaign_retries > 0 && n % hb == 0 {
@@ -607,11 +439,14 @@ impl Handler<PartitionMsg> for PartitionActor {
                 if n % (hb * 10) == 0 {
                     self.request_repairs(n / (hb * 10));
                 }
-                if self.core.raft.tick_at(n) || self.core.raft.node.has_ready() {
+                if self.core.raft.tick_at(n) || self.core.raft.has_ready() {
                     self.schedule_drive(ctx);
                 }
             }
-            PartitionMsg::Drive => self.drive(ctx),
+            PartitionMsg::Drive => {
+                let next = shell::drive(self);
+                self.follow(next, ctx);
+            }
             PartitionMsg::Produce { batch, header, reply } => {
                 self.produce(ctx, batch, header, reply);
                 self.schedule_drive(ctx);
@@ -627,39 +462,11 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::ListOffset { timestamp, reply } => {
                 let _ = reply.send(self.core.offset_for(timestamp));
             }
-            PartitionMsg::Synced { generation, .. } if generation != self.generation || self.failure.is_some() => {}
-            PartitionMsg::Synced { number, result, .. } => match result {
-                Ok(()) => {
-                    let done = self.sync_marks.split_off(&(number + 1));
-                    let synced = std::mem::replace(&mut self.sync_marks, done);
-                    if let Some(last) = synced.values().max() {
-                        self.durable_index = self.durable_index.max(*last);
-                    }
-                    let msgs = self.core.raft.on_synced(number);
-                    self.links.transport.send(self.core.raft.group(), msgs);
-                    self.schedule_drive(ctx);
-                }
-                Err(e) => self.fail(ctx, format!("write or fsync failed: {e}")),
-            },
-            PartitionMsg::Written { generation, number } => {
-                if generation == self.generation && self.failure.is_none() {
-                    let msgs = self.core.raft.on_written(number);
-                    self.links.transport.send(self.core.raft.group(), msgs);
-                }
-            }
-            PartitionMsg::Drained { generation } => {
-                if let Some(f) = self.failure.as_mut().filter(|_| generation == self.generation) {
-                    f.drained = true;
-                    self.schedule_recovery(ctx);
-                }
+            PartitionMsg::Shell(event) => {
+                let next = shell::on_event(self, event, std::time::Instant::now());
+                self.follow(next, ctx);
             }
             PartitionMsg::Repair { from, repair } => self.on_repair(from, repair),
-            PartitionMsg::Recover => {
-                if let Some(f) = self.failure.as_mut() {
-                    f.timer_set = false;
-                }
-                self.recover(ctx);
-            }
             // Partition proposals are never forwarded: a batch must be stamped and checked
             // against the producer state by the leader that appends it (see core.rs `produce`).
             PartitionMsg::Raft(m) if m.get_msg_type() == raft::eraftpb::MessageType::MsgPropose => {
@@ -683,7 +490,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                     checksum,
                 });
             }
-            PartitionMsg::Applied { generation, .. } if generation != self.generation => {}
+            PartitionMsg::Applied { generation, .. } if generation != self.shell.generation() => {}
             PartitionMsg::Applied { index, high_watermark, .. } => {
                 self.core.set_applied(index, high_watermark);
                 self.publish_offsets();
@@ -693,5 +500,61 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Retention(r) => self.retention = r,
             PartitionMsg::Stop => ctx.stop(),
         }
+    }
+}
+
+impl Group for PartitionActor {
+    type Sm = crate::partition::core::PartitionSm;
+
+    fn shell(&mut self) -> &mut GroupShell {
+        &mut self.shell
+    }
+
+    fn raft(&mut self) -> &mut RaftCore<Self::Sm> {
+        &mut self.core.raft
+    }
+
+    fn handle_ready(&mut self) -> Result<crate::raft::core::ReadyOutcome, crate::log::LogError> {
+        self.core.handle_ready()
+    }
+
+    fn after_round(&mut self, role: Option<RoleInfo>, _applied: Option<u64>) {
+        if let Some(role) = role {
+            self.shared.set_role(role.leader, role.term);
+            if role.role == raft::StateRole::Leader {
+                self.report_leader(role.term);
+            } else {
+                self.fail_waiters(PartitionError::NotLeader { leader: Some(role.leader).filter(|l| *l != 0) });
+            }
+        }
+        let items = self.core.take_apply_items();
+        if !items.is_empty() {
+            if let Some(apply) = &self.apply {
+                apply.do_send(super::apply::ApplyMsg::Apply(items));
+            }
+        }
+        self.shared.set_in_sync(self.core.in_sync_replicas());
+    }
+
+    /// Fails every waiting produce (KAFKA_STORAGE_ERROR) and stops naming a leader.
+    fn on_failure(&mut self, reason: &crate::raft::disk_error::DiskError) {
+        self.fail_waiters(PartitionError::Disk(reason.clone()));
+        self.shared.set_role(0, self.core.raft.role().term);
+    }
+
+    /// Reopens the core from disk, as a restart of this group would: the log is cut back to
+    /// what is known to be fsynced, opened with the usual recovery (torn tail), and the state
+    /// machine is rebuilt from it.
+    fn reopen(&mut self, cut_after: Option<u64>) -> Result<(), OpenError> {
+        let r = &self.reopen;
+        let opts = crate::log::LogOptions {
+            segment_bytes: r.settings.segment_bytes,
+            index_interval_bytes: r.settings.index_interval_bytes,
+            kind: crate::log::LogKind::KafkaBatches,
+        };
+        shell::prepare_reopen(&self.dir, opts, cut_after, r.group, &self.logger)?;
+        let core = PartitionCore::open(&self.dir, r.group, &r.voters, false, &r.settings, self.logger.clone())?;
+        self.core = core;
+        Ok(())
     }
 }

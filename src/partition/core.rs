@@ -189,7 +189,7 @@ impl PartitionCore {
         let campaign = campaign && storage.log().last_index() == 0;
         let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
         if single || campaign {
-            let _ = raft.node.campaign();
+            let _ = raft.campaign();
         }
         Ok(PartitionCore {
             raft,
@@ -217,7 +217,7 @@ impl PartitionCore {
 
     /// Rebuilds the leader's view: committed producer state plus every entry after it.
     fn become_leader(&mut self) -> Result<(), LogError> {
-        let mut view = self.raft.sm.producers.clone();
+        let mut view = self.raft.sm().producers.clone();
         let store = self.raft.storage();
         let (lo, hi) = (self.raft.applied() + 1, store.log().last_index() + 1);
         if lo < hi {
@@ -238,39 +238,30 @@ impl PartitionCore {
     /// The replicas in contact with the leader (itself included); empty when not leading.
     /// raft-rs marks a follower active when it has heard from it within an election timeout.
     pub fn in_sync_replicas(&self) -> Vec<u64> {
-        if !self.raft.is_leader() {
-            return Vec::new();
-        }
-        let me = self.raft.node.raft.id;
-        let mut ids: Vec<u64> = self
-            .raft
-            .node
-            .raft
-            .prs()
-            .iter()
-            .filter(|(id, pr)| **id == me || pr.recent_active)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.raft.recently_active()
+    }
+
+    /// The committed items handed out since the last call, for the apply actor, in log order.
+    pub fn take_apply_items(&mut self) -> Vec<ApplyItem> {
+        self.raft.sm_mut().take_pending()
     }
 
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
-        self.raft.sm.high_watermark
+        self.raft.sm().high_watermark
     }
 
     /// Where the apply actor has got to: the index it confirmed and the high watermark.
     pub fn set_applied(&mut self, index: u64, high_watermark: i64) {
-        if index >= self.raft.sm.confirmed {
-            self.raft.sm.confirmed = index;
-            self.raft.sm.high_watermark = high_watermark;
+        if index >= self.raft.sm().confirmed {
+            self.raft.sm_mut().confirmed = index;
+            self.raft.sm_mut().high_watermark = high_watermark;
         }
     }
 
     /// The highest index the apply actor has confirmed.
     pub fn confirmed_applied(&self) -> u64 {
-        self.raft.sm.confirmed
+        self.raft.sm().confirmed
     }
 
     /// The log start offset.
@@ -420,7 +411,7 @@ impl PartitionCore {
         retention_bytes: Option<u64>,
     ) -> Result<usize, LogError> {
         let applied = self.confirmed_applied();
-        self.raft.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
+        self.raft.apply_retention(now_ms, retention_ms, retention_bytes, applied)
     }
 }
 
@@ -438,7 +429,7 @@ mod tests {
         let mut apply = ApplyState::new(core.high_watermark(), logger());
         for _ in 0..100 {
             let out = core.handle_ready().unwrap();
-            for item in core.raft.sm.take_pending() {
+            for item in core.take_apply_items() {
                 apply.apply(&item);
                 core.set_applied(apply.applied, apply.high_watermark);
             }
@@ -447,7 +438,7 @@ mod tests {
                 job.run_now().unwrap();
                 core.raft.on_synced(job.number);
             }
-            if idle && !core.raft.node.has_ready() {
+            if idle && !core.raft.has_ready() {
                 return;
             }
         }
@@ -528,7 +519,7 @@ mod tests {
         assert!(!c.raft.is_leader());
         let (b, h) = batch(9, 1, 1);
         assert!(matches!(c.produce(b, h), Err(PartitionError::NotLeader { leader: Some(2) })));
-        let forwarded = c.raft.node.raft.msgs.iter().any(|m| m.get_msg_type() == MessageType::MsgPropose);
+        let forwarded = c.raft.queued_messages().iter().any(|m| m.get_msg_type() == MessageType::MsgPropose);
         assert!(!forwarded, "nothing is forwarded to the new leader");
     }
 
@@ -552,6 +543,47 @@ mod tests {
         let out = c.handle_ready().unwrap();
         assert!(c.raft.is_leader());
         (c, out)
+    }
+
+    #[test]
+    fn a_follower_truncation_is_a_job_that_rewrites_and_is_not_durable_until_synced() {
+        use crate::raft::recovery::{Recovery, SyncedDecision};
+        use raft::eraftpb::{Entry, MessageType};
+        let dir = tempfile::tempdir().unwrap();
+        let mut c =
+            PartitionCore::open(dir.path(), 7, &[1, 2, 3], false, &GroupSettings::for_tests(), logger()).unwrap();
+        let mut recovery: Recovery<&str> = Recovery::new(c.raft.last_index(), true);
+        let append = |from: u64, term: u64, index: u64, log_term: u64, terms: &[u64]| {
+            let mut m = msg(MessageType::MsgAppend, from, term);
+            (m.index, m.log_term) = (index, log_term);
+            m.entries = terms
+                .iter()
+                .enumerate()
+                .map(|(k, t)| Entry { index: index + 1 + k as u64, term: *t, ..Default::default() })
+                .collect::<Vec<_>>()
+                .into();
+            m
+        };
+        // Leader 2 (term 1) gives this follower entries 1..=3; their job is written and fsynced.
+        c.raft.step(append(2, 1, 0, 0, &[1, 1, 1])).unwrap();
+        let job = c.handle_ready().unwrap().write.expect("a job");
+        assert_eq!((job.rewrites_from, job.last_index), (Some(1), 3));
+        recovery.submitted(job.number, job.rewrites_from, job.last_index);
+        job.run_now().unwrap();
+        assert_eq!(recovery.synced(0, job.number, Ok(())), SyncedDecision::Persisted(job.number));
+        let _ = c.raft.on_synced(job.number);
+        assert_eq!(recovery.durable_index(), Some(3));
+        // Leader 3 (term 2) replaces 2..=3 with its own entry 2: the job rewrites from index 2.
+        c.raft.step(append(3, 2, 1, 1, &[2])).unwrap();
+        let job = c.handle_ready().unwrap().write.expect("a job");
+        assert_eq!((job.rewrites_from, job.last_index), (Some(2), 2));
+        recovery.submitted(job.number, job.rewrites_from, job.last_index);
+        assert_eq!(recovery.durable_index(), Some(1), "the old 2..=3 are gone, the new 2 is not fsynced");
+        // Its fsync fails: a reopen keeps only index 1.
+        assert_eq!(recovery.synced(0, job.number, Err("EIO")), SyncedDecision::Fail("EIO"));
+        assert!(recovery.fail("EIO"));
+        let _ = recovery.drained(0);
+        assert_eq!(recovery.timer_fired(std::time::Instant::now()).unwrap().cut_after, Some(1));
     }
 
     fn leader_of_three(dir: &Path) -> PartitionCore {

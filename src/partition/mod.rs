@@ -2,7 +2,9 @@
 //!
 //! - [`core`]: the partition's Raft core and Kafka view (offset stamping, idempotence, reads);
 //!   no actix, deterministic tests.
-//! - [`actor`]: the actor shell: mailbox, tick/sync/retention wiring, produce and fetch waiters.
+//! - [`actor`]: the actor: mailbox, tick and retention wiring, the partition's policy for the
+//!   group shell (`raft::shell`), repair requests.
+//! - [`waiters`]: the produce acknowledgements waiting for the high watermark; no actix.
 //! - [`apply`]: the apply actor: committed entries are applied off the group's actor.
 //! - [`shared`]: the few atomics a partition publishes for lock-free reads (leader, HW, ...).
 //! - [`producer_state`]: idempotent-producer bookkeeping.
@@ -12,6 +14,7 @@ pub mod apply;
 pub mod core;
 pub mod producer_state;
 pub mod shared;
+pub mod waiters;
 
 pub use actor::{PartitionActor, PartitionMsg};
 pub use shared::PartitionShared;

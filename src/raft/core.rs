@@ -1,10 +1,12 @@
 //! The Ready loop of one Raft group, written once for every kind of group and free of actix.
 //!
-//! [`RaftCore`] owns a raft-rs `RawNode` over a [`GroupStorage`] and a [`StateMachine`]. Its
-//! shell (the partition actor or the metadata actor) calls [`RaftCore::tick`],
-//! [`RaftCore::step`] and proposes, then calls [`RaftCore::handle_ready`] and carries out the
-//! returned [`ReadyOutcome`]: send `messages` now, hand `write` to the disk writer, and when the
-//! writer answers, call [`RaftCore::on_synced`] and send the messages it returns.
+//! [`RaftCore`] owns a raft-rs `RawNode` over a [`GroupStorage`] and a [`StateMachine`], both
+//! private: callers use intent methods (tick, step, propose, campaign, repair an entry, status,
+//! `has_ready`, the state machine through `sm`/`sm_mut`). The group shell (`raft/shell.rs`,
+//! embedded in the partition and metadata actors) calls [`RaftCore::handle_ready`] and carries
+//! out the returned [`ReadyOutcome`]: send `messages` now, hand `write` to the disk writer, and
+//! when the writer answers, call [`RaftCore::on_written`] / [`RaftCore::on_synced`] and send the
+//! messages they return.
 //!
 //! # The Ready contract (raft-rs `RawNode`), as implemented here
 //! 1. `ready()` is taken only when `has_ready()`.
@@ -73,6 +75,10 @@ pub struct WriteJob {
     /// The last log index written when the job was made: durable once the job is done (with
     /// fsync durability).
     pub last_index: u64,
+    /// The first log index this job (re)writes: its first entry, or the index after an
+    /// installed snapshot. Anything the log held from there on is replaced (a follower's
+    /// truncation), so it stops counting as durable (see `raft::recovery`).
+    pub rewrites_from: Option<u64>,
     /// The group's failure flag (see `raft::writer`).
     pub poison: Arc<AtomicBool>,
 }
@@ -86,7 +92,7 @@ impl WriteJob {
         self,
         writer: &DiskWriter,
         written: impl FnOnce(u64) + Send + 'static,
-        done: impl FnOnce(u64, Result<(), String>) + Send + 'static,
+        done: impl FnOnce(u64, Result<(), crate::raft::disk_error::DiskError>) + Send + 'static,
     ) {
         let number = self.number;
         let written: Option<Box<dyn FnOnce() + Send>> =
@@ -157,8 +163,8 @@ pub enum Durability {
 
 /// One Raft group: `RawNode` + state machine + the persisted-message backlog.
 pub struct RaftCore<M: StateMachine> {
-    pub node: RawNode<GroupStorage>,
-    pub sm: M,
+    node: RawNode<GroupStorage>,
+    sm: M,
     group: GroupId,
     durability: Durability,
     /// Ready number, write sequence of its log writes, and the messages that may only leave
@@ -212,6 +218,69 @@ impl<M: StateMachine> RaftCore<M> {
             metrics_name: None,
             logger,
         })
+    }
+
+    /// The state machine.
+    pub fn sm(&self) -> &M {
+        &self.sm
+    }
+
+    /// The state machine, to change what it keeps beside the log (never the applied state's
+    /// order: entries reach it only through the Ready loop).
+    pub fn sm_mut(&mut self) -> &mut M {
+        &mut self.sm
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
+    }
+
+    /// True when raft-rs has a Ready to handle.
+    pub fn has_ready(&self) -> bool {
+        self.node.has_ready()
+    }
+
+    /// Starts an election (a pre-vote first when PreVote is on).
+    pub fn campaign(&mut self) -> raft::Result<()> {
+        self.node.campaign()
+    }
+
+    /// Writes `entry`, a copy from a peer, over this node's damaged frame of the same index and
+    /// term (see `PartitionLog::repair`). True when it repaired something.
+    pub fn repair_entry(&mut self, entry: &Entry) -> Result<bool, LogError> {
+        self.node.mut_store().log_mut().repair(entry)
+    }
+
+    /// Deletes whole sealed segments by retention, never past index `applied` (what the state
+    /// machine has confirmed); returns how many were deleted.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<u64>,
+        applied: u64,
+    ) -> Result<usize, LogError> {
+        self.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
+    }
+
+    /// The replicas the leader heard from within an election timeout (itself included), as
+    /// raft-rs tracks them; empty when not leading.
+    pub fn recently_active(&self) -> Vec<u64> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let me = self.id();
+        let mut ids: Vec<u64> =
+            self.node.raft.prs().iter().filter(|(id, pr)| **id == me || pr.recent_active).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Messages raft-rs holds for the next Ready (tests).
+    #[cfg(test)]
+    pub(crate) fn queued_messages(&self) -> &[Message] {
+        &self.node.raft.msgs
     }
 
     /// The group id.
@@ -329,6 +398,7 @@ impl<M: StateMachine> RaftCore<M> {
         }
         let mut rd = self.node.ready();
         out.messages = rd.take_messages();
+        let mut rewrites_from = None;
 
         if !rd.snapshot().is_empty() {
             // A snapshot of a partition is only "the log restarts here": its data is the Kafka
@@ -340,8 +410,12 @@ impl<M: StateMachine> RaftCore<M> {
             self.node.mut_store().apply_snapshot(meta, next_offset)?;
             self.sm.restore(meta.index, next_offset);
             self.applied = self.applied.max(meta.index);
+            rewrites_from = Some(meta.index + 1);
         }
         let entries = rd.take_entries();
+        if let Some(first) = entries.first() {
+            rewrites_from = Some(rewrites_from.map_or(first.index, |r: u64| r.min(first.index)));
+        }
         let wrote_entries = !entries.is_empty();
         if wrote_entries {
             self.node.mut_store().log_mut().append(&entries)?;
@@ -384,7 +458,16 @@ impl<M: StateMachine> RaftCore<M> {
                 self.pending_written.push_back((number, held));
             }
             let poison = self.poison.clone();
-            out.write = Some(WriteJob { group: self.group, number, ops, files, holds_messages, last_index, poison });
+            out.write = Some(WriteJob {
+                group: self.group,
+                number,
+                ops,
+                files,
+                holds_messages,
+                last_index,
+                rewrites_from,
+                poison,
+            });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);

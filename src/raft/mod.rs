@@ -2,11 +2,20 @@
 //!
 //! - [`storage`]: raft-rs `Storage` over the partition log (the Raft log *is* the partition log).
 //! - [`core`]: the Ready loop around `RawNode`, with the Ready contract; no actix.
+//! - [`shell`]: the group shell every group's actor embeds: the Ready loop's driving, the
+//!   writer's answers, storage failure → poison → barrier → timed reopen; no actix.
+//! - [`recovery`]: the pure failure/recovery state machine the shell follows (generation,
+//!   durable index, reopen backoff).
 //! - [`writer`]: the node's disk writer thread: carries out every group's queued writes in order.
 //! - [`syncer`]: the group-commit fsync stage behind the writer, shared by all groups of a node.
+//! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
+//!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor.
 
 pub mod core;
+pub mod disk_error;
+pub mod recovery;
+pub mod shell;
 pub mod storage;
 pub mod syncer;
 pub mod ticker;

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,23 +19,27 @@ use std::time::{Duration, Instant};
 use slog::Logger;
 
 use crate::log::write::DiskFile;
+use crate::raft::disk_error::{DiskError, DiskOp};
 
 /// Called with the outcome once the request's files are durable.
-pub type SyncDone = Box<dyn FnOnce(Result<(), String>) + Send>;
+pub type SyncDone = Box<dyn FnOnce(Result<(), DiskError>) + Send>;
 
 /// One group's request: fsync these files, then call `done`.
 pub struct SyncRequest {
     pub files: Vec<Arc<DiskFile>>,
+    /// The group's failure flag (see `writer.rs`): set here when an fsync fails, before `done`
+    /// is called, so the writer skips the group's later jobs at once.
+    pub poison: Option<Arc<AtomicBool>>,
     /// The outcome of the writes before the fsync: an error is passed to `done` as it is, in
     /// order, and nothing is fsynced for this request.
-    pub before: Result<(), String>,
+    pub before: Result<(), DiskError>,
     pub done: SyncDone,
 }
 
 impl SyncRequest {
     /// A request that only fsyncs `files`.
     pub fn new(files: Vec<Arc<DiskFile>>, done: SyncDone) -> Self {
-        SyncRequest { files, before: Ok(()), done }
+        SyncRequest { files, poison: None, before: Ok(()), done }
     }
 }
 
@@ -67,7 +72,7 @@ impl Syncer {
     /// Queues a request. If the syncer is gone (shutdown), `done` is called with an error.
     pub fn sync(&self, req: SyncRequest) {
         if let Err(mpsc::SendError(req)) = self.tx.send(req) {
-            (req.done)(Err("syncer stopped".into()));
+            (req.done)(Err(DiskError::stopped()));
         }
     }
 }
@@ -81,7 +86,13 @@ fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
         }
         let started = Instant::now();
         let fsyncs = stats.fsyncs;
-        let results = sync_round(&batch, &mut stats);
+        let results = sync_round(&batch, &mut stats, &mut |e| e.report(node, &logger));
+        // Poison first: the writer skips a failed group's later jobs before any answer is out.
+        for (req, result) in batch.iter().zip(&results) {
+            if let (Err(_), Some(p)) = (result, &req.poison) {
+                p.store(true, Ordering::Release);
+            }
+        }
         stats.rounds += 1;
         stats.requests += batch.len() as u64;
         stats.last_round = started.elapsed();
@@ -89,28 +100,37 @@ fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
             crate::metrics::registry().fsync(node, stats.last_round);
         }
         for (req, result) in batch.into_iter().zip(results) {
-            if let Err(e) = &result {
-                slog::error!(logger, "write or fsync failed"; "error" => e);
-            }
             (req.done)(result);
         }
     }
 }
 
 /// Fsyncs each distinct file (by device and inode) of the batch once; returns each request's
-/// outcome (its writer's error, or the first error among its files).
-fn sync_round(batch: &[SyncRequest], stats: &mut SyncStats) -> Vec<Result<(), String>> {
-    let mut seen: HashMap<(u64, u64), Result<(), String>> = HashMap::new();
+/// outcome (its writer's error, or the first error among its files). Each failure of this
+/// round's own goes to `report` once.
+fn sync_round(
+    batch: &[SyncRequest],
+    stats: &mut SyncStats,
+    report: &mut dyn FnMut(&DiskError),
+) -> Vec<Result<(), DiskError>> {
+    let mut seen: HashMap<(u64, u64), Result<(), DiskError>> = HashMap::new();
     batch
         .iter()
         .map(|req| {
             req.before.clone()?;
             for f in &req.files {
-                let key =
-                    f.file.metadata().map(|m| (m.dev(), m.ino())).map_err(|e| format!("{}: {e}", f.path.display()))?;
+                let key = f.file.metadata().map(|m| (m.dev(), m.ino())).map_err(|e| {
+                    let e = DiskError::io(DiskOp::Fsync, &f.path, &e);
+                    report(&e);
+                    e
+                })?;
                 let r = seen.entry(key).or_insert_with(|| {
                     stats.fsyncs += 1;
-                    f.file.sync_data().map_err(|e| format!("fsync of {}: {e}", f.path.display()))
+                    let r = f.file.sync_data().map_err(|e| DiskError::io(DiskOp::Fsync, &f.path, &e));
+                    if let Err(e) = &r {
+                        report(e);
+                    }
+                    r
                 });
                 r.clone()?;
             }
@@ -147,9 +167,37 @@ mod tests {
             ));
         }
         for _ in 0..10 {
-            assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Ok(()));
+            assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap().is_ok());
         }
         assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_its_group_before_it_is_answered() {
+        // fsync of a socket fails (EINVAL): a deterministic fsync error.
+        let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let bad = DiskFile::new(File::from(std::os::fd::OwnedFd::from(sock)), "socket".into());
+        let dir = tempfile::tempdir().unwrap();
+        let good = DiskFile::new(File::create(dir.path().join("a")).unwrap(), dir.path().join("a"));
+        let syncer = Syncer::start(0, slog::Logger::root(slog::Discard, slog::o!()));
+        let (sick, healthy) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (tx, rx) = mpsc::channel();
+        for (file, poison) in [(bad, &sick), (good, &healthy)] {
+            let (tx, seen) = (tx.clone(), poison.clone());
+            let done: SyncDone = Box::new(move |r| tx.send((r.is_ok(), seen.load(Ordering::Acquire))).unwrap());
+            syncer.sync(SyncRequest { poison: Some(poison.clone()), ..SyncRequest::new(vec![file], done) });
+        }
+        let got: Vec<_> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        assert_eq!(got, vec![(false, true), (true, false)], "(ok, poisoned when answered) per request");
+        let mut stats = SyncStats::default();
+        let mut errors = Vec::new();
+        let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let bad = DiskFile::new(File::from(std::os::fd::OwnedFd::from(sock)), "socket".into());
+        let reqs: Vec<_> = (0..2).map(|_| SyncRequest::new(vec![bad.clone()], Box::new(|_| {}))).collect();
+        let results = sync_round(&reqs, &mut stats, &mut |e| errors.push(e.clone()));
+        assert_eq!(errors.len(), 1, "one failed fsync is reported once");
+        assert_eq!((errors[0].op, errors[0].os_code), (DiskOp::Fsync, Some(22)), "EINVAL");
+        assert!(results.iter().all(|r| r.as_ref().unwrap_err() == &errors[0]));
     }
 
     #[test]
@@ -157,10 +205,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = DiskFile::new(File::create(dir.path().join("a")).unwrap(), dir.path().join("a"));
         let mut reqs: Vec<SyncRequest> = (0..3).map(|_| SyncRequest::new(vec![f.clone()], Box::new(|_| {}))).collect();
-        reqs[1].before = Err("the write failed".into());
+        reqs[1].before = Err(DiskError::skipped());
         let mut stats = SyncStats::default();
-        let results = sync_round(&reqs, &mut stats);
-        assert_eq!(results, vec![Ok(()), Err("the write failed".into()), Ok(())]);
-        assert_eq!(stats.fsyncs, 1);
+        let mut reported = 0;
+        let results = sync_round(&reqs, &mut stats, &mut |_| reported += 1);
+        assert_eq!(results, vec![Ok(()), Err(DiskError::skipped()), Ok(())]);
+        assert_eq!((stats.fsyncs, reported), (1, 0));
     }
 }

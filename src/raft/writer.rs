@@ -11,8 +11,8 @@
 //! Neither thread is a group's actor: a write that blocks (dirty-page throttling, a slow disk)
 //! delays acknowledgements, never a tick or a heartbeat. `done` only sends a message back.
 //!
-//! Errors: when a request's write fails, it is answered with the error and its group's `poison`
-//! flag is set; every later request carrying the same flag is skipped and answered with an error,
+//! Errors: when a request's write (or, in the syncer, its fsync) fails, it is answered with the
+//! error and its group's `poison` flag is set; every later request carrying the same flag is skipped and answered with an error,
 //! so no write of a failed group lands after the failure. A group that reopens its storage first
 //! waits for a [`DiskWriter::barrier`]: once it is answered, nothing queued before it can land.
 
@@ -24,6 +24,7 @@ use std::time::Duration;
 use slog::Logger;
 
 use crate::log::write::{DiskFile, WriteOp};
+use crate::raft::disk_error::{DiskError, DiskOp};
 use crate::raft::syncer::{SyncDone, SyncRequest, Syncer};
 
 /// One group's writes of one Ready (or a flush, or a barrier).
@@ -75,7 +76,7 @@ impl DiskWriter {
         let (tx, rx) = mpsc::channel::<Msg>();
         thread::Builder::new()
             .name("chronik-writer".into())
-            .spawn(move || run(rx, syncer, logger))
+            .spawn(move || run(node, rx, syncer, logger))
             .expect("spawn writer thread");
         (DiskWriter { tx: tx.clone() }, WriterGuard { tx })
     }
@@ -83,7 +84,7 @@ impl DiskWriter {
     /// Queues a request. If the writer is gone (shutdown), `done` is called with an error.
     pub fn submit(&self, req: WriteRequest) {
         if let Err(mpsc::SendError(Msg::Write(req))) = self.tx.send(Msg::Write(req)) {
-            (req.done)(Err("disk writer stopped".into()));
+            (req.done)(Err(DiskError::stopped()));
         }
     }
 
@@ -94,16 +95,16 @@ impl DiskWriter {
     }
 }
 
-fn run(rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
+fn run(node: u64, rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Write(mut req) => {
-                let before = write(&req, &logger);
+                let before = write(node, &req, &logger);
                 if let Some(written) = req.written.take().filter(|_| before.is_ok()) {
                     written();
                 }
                 let files = if before.is_ok() { req.files } else { Vec::new() };
-                syncer.sync(SyncRequest { files, before, done: req.done });
+                syncer.sync(SyncRequest { files, poison: req.poison, before, done: req.done });
             }
             Msg::Shutdown(ack) => {
                 syncer.sync(SyncRequest::new(
@@ -118,17 +119,23 @@ fn run(rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
 }
 
 /// Carries out one request's ops, honouring and setting its poison flag.
-fn write(req: &WriteRequest, logger: &Logger) -> Result<(), String> {
+fn write(node: u64, req: &WriteRequest, logger: &Logger) -> Result<(), DiskError> {
     if req.poison.as_ref().is_some_and(|p| p.load(Ordering::Acquire)) {
-        return Err("an earlier write of this group failed".into());
+        return Err(DiskError::skipped());
     }
     for op in &req.ops {
         if let Err(e) = op.run() {
-            slog::error!(logger, "write failed"; "error" => %e);
+            let kind = match op {
+                WriteOp::Write { .. } => DiskOp::Write,
+                WriteOp::SetLen { .. } => DiskOp::Truncate,
+                WriteOp::Sync { .. } => DiskOp::Fsync,
+            };
+            let e = DiskError::from_log(kind, &e);
+            e.report(node, logger);
             if let Some(p) = &req.poison {
                 p.store(true, Ordering::Release);
             }
-            return Err(e.to_string());
+            return Err(e);
         }
     }
     Ok(())
@@ -154,7 +161,7 @@ mod tests {
     fn request(
         ops: Vec<WriteOp>,
         poison: &Arc<AtomicBool>,
-        tx: &mpsc::Sender<(u32, Result<(), String>)>,
+        tx: &mpsc::Sender<(u32, Result<(), DiskError>)>,
         n: u32,
     ) -> WriteRequest {
         let tx = tx.clone();
@@ -206,8 +213,9 @@ mod tests {
         w.barrier(move || fired_tx.send(()).unwrap());
         let got: Vec<_> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
         assert_eq!(got[0].0, 0);
-        assert!(got[0].1.as_ref().unwrap_err().contains("readonly"), "{got:?}");
-        assert_eq!(got[1], (1, Err("an earlier write of this group failed".into())));
+        let e = got[0].1.as_ref().unwrap_err();
+        assert_eq!((e.op, e.path.as_path()), (DiskOp::Write, ro.path.as_path()), "{got:?}");
+        assert_eq!(got[1], (1, Err(DiskError::skipped())));
         assert_eq!(got[2], (2, Ok(())));
         assert!(sick.load(Ordering::Acquire) && !healthy.load(Ordering::Acquire));
         fired.recv_timeout(Duration::from_secs(10)).unwrap();
