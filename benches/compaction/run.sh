@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The compaction benchmark (issue 11): chronik's cleaner against Apache Kafka's in the same run.
+#
+#   bash benches/compaction/run.sh [bench.py options]     e.g. --mb 1024 for the issue's 1 GB
+#
+# Installs what it needs (scripts/install-test-deps.sh: Java tools and the Python venv with
+# confluent-kafka; scripts/install-kafka-broker.sh: the Kafka broker jars), builds chronik
+# (cargo build --release) and runs benches/compaction/bench.py; results in
+# benches/compaction/results/<time>/ (runs.csv, report.md). Not part of CI: a benchmark measures,
+# it asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+T0=$SECONDS
+bash scripts/install-test-deps.sh
+bash scripts/install-kafka-broker.sh
+cargo build --release
+export CHRONIK_BIN=${CHRONIK_BIN:-$ROOT/target/release/chronik-server}
+export BENCH_COMMAND="bash benches/compaction/run.sh$(printf ' %q' "$@")"
+"$ROOT/.deps/venv/bin/python" benches/compaction/bench.py "$@"
+echo "[run.sh] done in $((SECONDS - T0)) s"
