@@ -31,6 +31,8 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
                 None => bad_config = Some(format!("config {} has no value", c.name.as_str())),
             }
         }
+        // validate_only describes the requested configs (the topic is not created).
+        let requested = configs.clone();
         let outcome = if let Some(m) = bad_config {
             Err((code::INVALID_CONFIG, m))
         } else if !t.assignments.is_empty() {
@@ -68,8 +70,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
                 result.replication_factor = rf as i16;
                 let image = ctx.image();
                 let info = image.topics.get(&name).cloned();
-                let empty = BTreeMap::new();
-                let configs = info.as_ref().map_or(&empty, |i| &i.configs);
+                let configs = info.as_ref().map_or(&requested, |i| &i.configs);
                 result.configs = Some(
                     TOPIC_CONFIG_DEFS
                         .iter()

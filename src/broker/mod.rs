@@ -29,6 +29,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_fetch;
 pub mod produce;
+pub mod produce_policy;
 pub mod routes;
 pub mod sync_group;
 pub mod topics;
