@@ -151,3 +151,14 @@ fn effective_values_and_sources() {
     assert_eq!(effective("retention.bytes", &topic, &broker), Some(("100".into(), Source::StaticBroker)));
     assert_eq!(effective("segment.bytes", &topic, &broker), Some(("1073741824".into(), Source::Default)));
 }
+
+#[test]
+fn the_configuration_doc_lists_every_topic_config_with_its_status() {
+    let doc = include_str!("../../docs/configuration.md");
+    for d in TOPIC_CONFIG_DEFS {
+        let row = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", d.name)));
+        let row = row.unwrap_or_else(|| panic!("docs/configuration.md has no row for {}", d.name));
+        assert!(row.contains(&format!("`{}`", d.default)), "{row}");
+        assert!(row.contains(d.status.describe()), "{row}");
+    }
+}
