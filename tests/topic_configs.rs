@@ -2,7 +2,7 @@
 //! with every kind of bad value, DescribeConfigs of topics (sources, synonyms, documentation)
 //! and of the BROKER resource, IncrementalAlterConfigs' list operations, and the produce rules
 //! (per-topic max.message.bytes both ways, keys on compacted topics, LogAppendTime, timestamp
-//! bounds, min.insync.replicas), and the `[groups]` session-timeout bounds.
+//! bounds, min.insync.replicas), and the `[groups]` session-timeout bounds and group.max.size.
 
 mod common;
 
@@ -298,4 +298,14 @@ fn session_timeout_bounds_come_from_the_groups_section() {
     // MEMBER_ID_REQUIRED: the session timeout passed, the join goes on as usual.
     assert_eq!(join(&mut c, 3000), 79);
     assert_eq!(join(&mut c, 500), 26);
+    drop(node);
+
+    // group.max.size: the second new member of a group limited to one is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.groups.max_size = 1;
+    let node = start_node(config);
+    let mut c = Client::connect(node.addr);
+    assert_eq!(join(&mut c, 10_000), 79);
+    assert_eq!(join(&mut c, 10_000), 81, "GROUP_MAX_SIZE_REACHED");
 }
