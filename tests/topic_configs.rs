@@ -309,3 +309,66 @@ fn session_timeout_bounds_come_from_the_groups_section() {
     assert_eq!(join(&mut c, 10_000), 79);
     assert_eq!(join(&mut c, 10_000), 81, "GROUP_MAX_SIZE_REACHED");
 }
+
+/// Polls `f` every 100 ms until it returns true or `timeout` passes (then fails with `what`).
+fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn min_insync_replicas_on_three_nodes_follows_the_replicas_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = common::start_cluster(common::cluster_configs(dir.path(), 3));
+    let mut c1 = Client::connect(nodes[0].addr);
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("isr3"))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(s("min.insync.replicas"))
+                .with_value(Some(s("3")))]),
+    ]);
+    let r: CreateTopicsResponse = c1.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let md = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("isr3")))]));
+    let mut leader = 0;
+    eventually(Duration::from_secs(20), "a leader", || {
+        let r: MetadataResponse = c1.call(ApiKey::Metadata, 12, &md);
+        leader = r.topics[0].partitions.first().map_or(0, |p| p.leader_id.0);
+        leader > 0
+    });
+    let mut lc = Client::connect(nodes[leader as usize - 1].addr);
+    let batch = || build_batch(0, -1, -1, -1, now_ms(), &[(Some(b"k".as_slice()), Some(b"v".as_slice()))]);
+    eventually(Duration::from_secs(20), "acks=all with every replica in sync", || {
+        produce(&mut lc, "isr3", batch(), -1).error_code == 0
+    });
+    // Cut one follower off: once the leader no longer counts it in sync, acks=all is refused
+    // with NOT_ENOUGH_REPLICAS while acks=1 still commits on the majority.
+    let cut = (leader as u64) % 3 + 1;
+    for (i, n) in nodes.iter().enumerate() {
+        let id = i as u64 + 1;
+        if id == cut {
+            (1..=3).filter(|p| *p != id).for_each(|p| n.faults.partition(p, true));
+        } else {
+            n.faults.partition(cut, true);
+        }
+    }
+    eventually(Duration::from_secs(30), "NOT_ENOUGH_REPLICAS with a follower cut off", || {
+        let code = produce(&mut lc, "isr3", batch(), -1).error_code;
+        assert!(code == 0 || code == 19 || code == 20, "unexpected error {code}");
+        code == 19
+    });
+    assert_eq!(produce(&mut lc, "isr3", batch(), 1).error_code, 0);
+    for n in &nodes {
+        (1..=3u64).for_each(|p| n.faults.partition(p, false));
+    }
+    eventually(Duration::from_secs(30), "acks=all again once the follower is back", || {
+        produce(&mut lc, "isr3", batch(), -1).error_code == 0
+    });
+}
