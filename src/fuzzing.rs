@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `kafka_request` | one request frame without its size prefix | [`routes::route_frame`] (header) and the route's body decoder |
 //! | `request_body` | route selector, version selector, body | every route's body decoder at every served version |
-//! | `record_batch` | a Produce `records` field | [`batch::validate_batches`], [`batch::records`], the log's offset parser |
+//! | `record_batch` | a Produce `records` field | [`batch::validate_batches`], [`batch::records`], the codecs of `protocol::compression`, the produce policy of a compacted, recompressing topic, the log's offset parser |
 //! | `peer_frame` | a peer frame with its length prefix | [`peer::frame`] and the listener's checks |
 //! | `meta_command` | a sequence of `__meta` entries | [`MetaCommand::decode`] and [`MetaState::apply_once`] |
 
@@ -63,6 +63,9 @@ pub fn request_body(data: &[u8]) {
 pub fn record_batch(data: &[u8]) {
     const MAX: usize = 1 << 20;
     let _ = batch::records(data);
+    for codec in 0..=5 {
+        let _ = crate::protocol::compression::decompress(codec, data, MAX);
+    }
     let Ok(batches) = batch::validate_batches(data, MAX) else {
         return;
     };
@@ -74,6 +77,14 @@ pub fn record_batch(data: &[u8]) {
             let recs = batch::records(&b).expect("a validated batch decodes");
             assert_eq!(recs.len() as i64, i64::from(header.record_count));
         }
+        // The produce policy of a compacted topic that recompresses: reads (and decompresses)
+        // every record; what it accepts is still a valid batch with the same record count.
+        let policy = policy_for_fuzzing();
+        let mut copy = bytes::BytesMut::from(&b[..]);
+        if let Ok(h) = policy.apply(&mut copy, header, 0, "t", 0) {
+            assert_eq!(batch::validate_batch(&copy, usize::MAX), Ok(h));
+            assert_eq!(h.record_count, header.record_count);
+        }
         batch::stamp_base_offset(&mut b, next);
         batch::stamp_leader_epoch(&mut b, 7);
         assert_eq!(batch::validate_batch(&b, MAX).map(|h| h.base_offset), Ok(next), "stamping keeps the crc");
@@ -82,6 +93,15 @@ pub fn record_batch(data: &[u8]) {
         assert_eq!(o.offset_end, next + i64::from(header.record_count));
         next = o.offset_end;
     }
+}
+
+fn policy_for_fuzzing() -> crate::broker::produce_policy::TopicPolicy {
+    let configs =
+        [("cleanup.policy", "compact"), ("compression.type", "lz4"), ("message.timestamp.type", "LogAppendTime")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    crate::broker::produce_policy::TopicPolicy::resolve(&configs, &Default::default())
 }
 
 /// A peer frame with its length prefix, through the listener's checks (node 1 hosting peers 2

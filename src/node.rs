@@ -272,7 +272,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         },
         segment_bytes: config.topics.segment_bytes,
         index_interval_bytes: config.storage.index_interval_bytes,
-        max_message_bytes: config.kafka.max_message_bytes as usize,
+        // The partition's backstop: a topic's max.message.bytes may exceed the broker's
+        // message.max.bytes, up to the request size (the produce handler enforces the topic's).
+        max_message_bytes: config.kafka.max_request_size as usize,
         max_inflight_msgs: config.raft.max_inflight_msgs,
         max_size_per_msg: config.raft.max_size_per_msg,
     };
@@ -464,7 +466,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
 
     let groups = GroupCoordinator::new(
         node_id,
-        CoordinatorSettings::default(),
+        CoordinatorSettings::from_config(&config.groups),
         meta.clone(),
         image_rx.clone(),
         clock.clone(),
@@ -475,10 +477,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
 
     let net = Arbiter::new();
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
-    let max_message_bytes = settings.max_message_bytes;
-    let produce = ProduceHandler::start_in_arbiter(&net.handle(), move |_| {
-        ProduceHandler::new(node_id, max_message_bytes, produce_logger)
-    });
+    let max_message_bytes = config.kafka.max_message_bytes as usize;
+    let produce =
+        ProduceHandler::start_in_arbiter(&net.handle(), move |_| ProduceHandler::new(node_id, produce_logger));
     let ctx = Arc::new(BrokerCtx {
         node_id,
         settings: BrokerSettings {
@@ -486,6 +487,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             auto_create_topics: config.topics.auto_create,
             default_partitions: config.topics.default_partitions,
             default_replication_factor: u32::from(config.topics.default_replication_factor),
+            topic_defaults: crate::broker::broker_configs::topic_defaults(&config),
+            broker_configs: crate::broker::broker_configs::broker_configs(&config),
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,

@@ -192,6 +192,25 @@ fn every_advertised_version_of_every_api_is_served() {
                     let r: CreatePartitionsResponse = c.call(route.key, v, &req);
                     assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
                 }
+                ApiKey::ListConfigResources => {
+                    let req = ListConfigResourcesRequest::default().with_resource_types(if v >= 1 {
+                        vec![2, 4]
+                    } else {
+                        vec![]
+                    });
+                    let r: ListConfigResourcesResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0);
+                    if v >= 1 {
+                        let names: Vec<_> =
+                            r.config_resources.iter().map(|c| (c.resource_type, c.resource_name.to_string())).collect();
+                        assert!(
+                            names.contains(&(2, "t".to_string())) && names.contains(&(4, "1".to_string())),
+                            "{names:?}"
+                        );
+                    } else {
+                        assert!(r.config_resources.is_empty(), "no client-metrics resources");
+                    }
+                }
                 ApiKey::DescribeCluster => {
                     let r: DescribeClusterResponse = c.call(route.key, v, &DescribeClusterRequest::default());
                     assert_eq!(r.error_code, 0);

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::topics::{self, NewTopic};
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::meta::topic_config::{effective, TOPIC_CONFIG_DEFS};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
     let version = h.request_api_version;
@@ -30,6 +31,8 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
                 None => bad_config = Some(format!("config {} has no value", c.name.as_str())),
             }
         }
+        // validate_only describes the requested configs (the topic is not created).
+        let requested = configs.clone();
         let outcome = if let Some(m) = bad_config {
             Err((code::INVALID_CONFIG, m))
         } else if !t.assignments.is_empty() {
@@ -67,19 +70,18 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
                 result.replication_factor = rf as i16;
                 let image = ctx.image();
                 let info = image.topics.get(&name).cloned();
+                let configs = info.as_ref().map_or(&requested, |i| &i.configs);
                 result.configs = Some(
-                    crate::meta::state::TOPIC_CONFIGS
+                    TOPIC_CONFIG_DEFS
                         .iter()
-                        .map(|(k, default)| {
-                            let v = info
-                                .as_ref()
-                                .and_then(|i| i.configs.get(*k))
-                                .cloned()
-                                .unwrap_or_else(|| default.to_string());
-                            CreatableTopicConfigs::default()
-                                .with_name(sb(*k))
-                                .with_value(Some(sb(v)))
-                                .with_config_source(5)
+                        .filter_map(|d| {
+                            let (value, source) = effective(d.name, configs, &ctx.settings.topic_defaults)?;
+                            Some(
+                                CreatableTopicConfigs::default()
+                                    .with_name(sb(d.name))
+                                    .with_value(Some(sb(value)))
+                                    .with_config_source(source.code()),
+                            )
                         })
                         .collect(),
                 );

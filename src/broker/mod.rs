@@ -7,6 +7,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod broker_configs;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -22,12 +23,14 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_fetch;
 pub mod produce;
+pub mod produce_policy;
 pub mod routes;
 pub mod sync_group;
 pub mod topics;
@@ -67,6 +70,11 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub default_replication_factor: u32,
+    /// Topic-config defaults the configuration file changes (`retention.ms` from
+    /// `[topics] retention`, ...): they describe as STATIC_BROKER_CONFIG.
+    pub topic_defaults: crate::meta::topic_config::BrokerTopicDefaults,
+    /// This node's broker configs for DescribeConfigs (BROKER).
+    pub broker_configs: Vec<broker_configs::BrokerConfigEntry>,
 }
 
 /// What every handler can reach.

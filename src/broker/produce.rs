@@ -1,11 +1,14 @@
 //! Produce (key 0) and the produce handler actor.
 //!
 //! The handler actor takes a whole request, validates each partition's record batches (CRC-32C,
-//! size, structure), sends each batch to its partition actor, and gathers the partitions'
+//! size, structure) and applies the topic's configs ([`super::produce_policy`]: per-topic
+//! `max.message.bytes`, keys on compacted topics, timestamp bounds, LogAppendTime stamping,
+//! `min.insync.replicas` for acks=all), sends each batch to its partition actor, and gathers the partitions'
 //! acknowledgements in a spawned future, so one slow partition never holds up other requests.
 //! A failure in one partition becomes that partition's error code. With acks=0 nothing is
 //! answered. Responses still leave the connection in request order (the connection keeps them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +20,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use slog::Logger;
 use tokio::sync::oneshot;
 
-use super::{BrokerCtx, PartitionTable};
+use super::produce_policy::TopicPolicy;
+use super::{BrokerCtx, PartitionHandle, PartitionTable};
 use crate::error::{code, PartitionError};
 use crate::log::batch::validate_batches;
 use crate::meta::state::valid_topic_name;
@@ -36,6 +40,10 @@ pub enum ProduceMsg {
         /// Why partitions not in `table` cannot be served (unknown, or led elsewhere).
         missing: Vec<(String, i32, PartitionError)>,
         version: i16,
+        /// The enforced configs of each topic of the request that exists.
+        policies: HashMap<String, TopicPolicy>,
+        /// The leader's wall clock (LogAppendTime, timestamp bounds).
+        now_ms: i64,
         reply: Option<oneshot::Sender<ProduceResponse>>,
     },
 }
@@ -43,13 +51,12 @@ pub enum ProduceMsg {
 /// The produce fan-out actor.
 pub struct ProduceHandler {
     node: u64,
-    max_message_bytes: usize,
     logger: Logger,
 }
 
 impl ProduceHandler {
-    pub fn new(node: u64, max_message_bytes: usize, logger: Logger) -> Self {
-        ProduceHandler { node, max_message_bytes, logger }
+    pub fn new(node: u64, logger: Logger) -> Self {
+        ProduceHandler { node, logger }
     }
 }
 
@@ -57,13 +64,14 @@ impl Actor for ProduceHandler {
     type Context = Context<Self>;
 }
 
-type PartitionReply = (i32, Result<ProduceAck, PartitionError>);
+/// A partition's outcome and its log append time (-1 unless the topic uses LogAppendTime).
+type PartitionReply = (i32, Result<ProduceAck, PartitionError>, i64);
 
 impl Handler<ProduceMsg> for ProduceHandler {
     type Result = ();
 
     fn handle(&mut self, msg: ProduceMsg, ctx: &mut Self::Context) {
-        let ProduceMsg::Request { req, table, missing, version, reply } = msg;
+        let ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply } = msg;
         let v5 = version >= 5;
         let v8 = version >= 8;
         let acks_ok = (-1..=1).contains(&req.acks);
@@ -91,14 +99,25 @@ impl Handler<ProduceMsg> for ProduceHandler {
                             .find(|(t, p, _)| *t == name && *p == index)
                             .map(|(_, _, e)| e.clone())
                             .unwrap_or(PartitionError::UnknownTopicOrPartition)),
-                        Some(handle) => self.dispatch(&name, index, p.records, &handle.addr),
+                        Some(handle) => match policies.get(&name) {
+                            Some(policy) => {
+                                let to = Target { topic: &name, partition: index, handle, policy, now_ms };
+                                self.dispatch(to, p.records, req.acks).map(|rxs| (rxs, handle.clone(), policy))
+                            }
+                            None => Err(PartitionError::UnknownTopicOrPartition),
+                        },
                     }
                 };
                 parts.push(match result {
-                    Ok(rxs) => Box::pin(gather(index, rxs, timeout)) as futures::future::BoxFuture<'static, PartitionReply>,
+                    Ok((rxs, handle, policy)) => {
+                        let append_time = if policy.log_append_time { now_ms } else { -1 };
+                        let min_isr = (req.acks == -1).then_some(policy.min_insync_replicas);
+                        Box::pin(gather(index, rxs, timeout, handle, min_isr, append_time))
+                            as futures::future::BoxFuture<'static, PartitionReply>
+                    }
                     Err(e) => {
                         slog::debug!(self.logger, "produce rejected"; "topic" => &name, "partition" => index, "error" => %e);
-                        Box::pin(async move { (index, Err(e)) })
+                        Box::pin(async move { (index, Err(e), -1) })
                     }
                 });
             }
@@ -123,11 +142,11 @@ impl Handler<ProduceMsg> for ProduceHandler {
                     let results = join_all(parts).await;
                     let partition_responses = results
                         .into_iter()
-                        .map(|(index, r)| match r {
+                        .map(|(index, r, append_time)| match r {
                             Ok(ack) => PartitionProduceResponse::default()
                                 .with_index(index)
                                 .with_base_offset(ack.base_offset)
-                                .with_log_append_time_ms(-1)
+                                .with_log_append_time_ms(if version >= 2 { append_time } else { -1 })
                                 .with_log_start_offset(if v5 { ack.log_start } else { -1 }),
                             Err(e) => PartitionProduceResponse::default()
                                 .with_index(index)
@@ -160,45 +179,77 @@ impl Handler<ProduceMsg> for ProduceHandler {
     }
 }
 
+/// Where one partition's records go, and the rules they must follow.
+struct Target<'a> {
+    topic: &'a str,
+    partition: i32,
+    handle: &'a PartitionHandle,
+    policy: &'a TopicPolicy,
+    now_ms: i64,
+}
+
 impl ProduceHandler {
-    /// Validates a partition's records and sends each batch to the partition actor.
+    /// Validates a partition's records against the topic's policy and sends each batch to the
+    /// partition actor.
     fn dispatch(
         &self,
-        topic: &str,
-        partition: i32,
+        to: Target<'_>,
         records: Option<bytes::Bytes>,
-        addr: &Addr<crate::partition::PartitionActor>,
+        acks: i16,
     ) -> Result<Vec<oneshot::Receiver<Result<ProduceAck, PartitionError>>>, PartitionError> {
+        let Target { topic, partition, handle, policy, now_ms } = to;
+        // The leader is always in sync (ids above 63 are not in the published bit set).
+        let in_sync = handle.shared.in_sync().len().max(1);
+        if acks == -1 && in_sync < policy.min_insync_replicas {
+            return Err(PartitionError::InvalidBatch(
+                format!(
+                    "The size of the current ISR {in_sync} is insufficient to satisfy the min.isr requirement of {} for partition {topic}-{partition}",
+                    policy.min_insync_replicas
+                ),
+                code::NOT_ENOUGH_REPLICAS,
+            ));
+        }
         let records = records.unwrap_or_default();
-        let batches = validate_batches(&records, self.max_message_bytes).map_err(|e| {
+        let batches = validate_batches(&records, policy.max_message_bytes).map_err(|e| {
             slog::warn!(self.logger, "invalid record batch rejected"; "topic" => topic, "partition" => partition, "error" => %e);
             PartitionError::InvalidBatch(e.to_string(), e.kafka_code())
         })?;
         if batches.is_empty() {
             return Err(PartitionError::InvalidBatch("no record batch".into(), code::INVALID_RECORD));
         }
-        let mut rxs = Vec::with_capacity(batches.len());
+        let mut checked = Vec::with_capacity(batches.len());
         for (range, header) in batches {
+            let mut batch = BytesMut::from(&records[range]);
+            let header = policy.apply(&mut batch, header, now_ms, topic, partition)?;
+            checked.push((batch, header));
+        }
+        let mut rxs = Vec::with_capacity(checked.len());
+        for (batch, header) in checked {
             slog::debug!(self.logger, "produce batch"; "topic" => topic, "partition" => partition,
-                "bytes" => range.len(), "records" => header.record_count, "crc" => header.crc);
+                "bytes" => batch.len(), "records" => header.record_count, "crc" => header.crc);
             let (tx, rx) = oneshot::channel();
-            addr.do_send(PartitionMsg::Produce { batch: BytesMut::from(&records[range]), header, reply: tx });
+            handle.addr.do_send(PartitionMsg::Produce { batch, header, reply: tx });
             rxs.push(rx);
         }
         Ok(rxs)
     }
 }
 
-/// Waits for every batch of one partition; the first batch's offset is the answer.
+/// Waits for every batch of one partition; the first batch's offset is the answer. With
+/// acks=all (`min_isr` given), a write that committed while the in-sync replicas dropped below
+/// `min.insync.replicas` answers NOT_ENOUGH_REPLICAS_AFTER_APPEND, as Kafka.
 async fn gather(
     index: i32,
     rxs: Vec<oneshot::Receiver<Result<ProduceAck, PartitionError>>>,
     timeout: Duration,
+    handle: PartitionHandle,
+    min_isr: Option<usize>,
+    append_time: i64,
 ) -> PartitionReply {
     let all = join_all(rxs);
     let results = match tokio::time::timeout(timeout, all).await {
         Ok(r) => r,
-        Err(_) => return (index, Err(PartitionError::Timeout)),
+        Err(_) => return (index, Err(PartitionError::Timeout), -1),
     };
     let mut first: Option<ProduceAck> = None;
     for r in results {
@@ -206,11 +257,16 @@ async fn gather(
             Ok(Ok(ack)) => {
                 first.get_or_insert(ack);
             }
-            Ok(Err(e)) => return (index, Err(e)),
-            Err(_) => return (index, Err(PartitionError::ShuttingDown)),
+            Ok(Err(e)) => return (index, Err(e), -1),
+            Err(_) => return (index, Err(PartitionError::ShuttingDown), -1),
         }
     }
-    (index, first.ok_or(PartitionError::ShuttingDown))
+    let in_sync = handle.shared.in_sync().len().max(1);
+    if let Some(min) = min_isr.filter(|m| in_sync < *m) {
+        let msg = format!("the in-sync replicas ({in_sync}) dropped below min.insync.replicas ({min}) while appending");
+        return (index, Err(PartitionError::InvalidBatch(msg, code::NOT_ENOUGH_REPLICAS_AFTER_APPEND)), -1);
+    }
+    (index, first.ok_or(PartitionError::ShuttingDown), append_time)
 }
 
 /// The Produce API entry point.
@@ -227,11 +283,21 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
             (t, p, e)
         })
         .collect();
+    let image = ctx.image();
+    let policies = req
+        .topic_data
+        .iter()
+        .filter_map(|t| {
+            let info = image.topics.get(t.name.0.as_str())?;
+            Some((t.name.0.to_string(), TopicPolicy::resolve(&info.configs, &ctx.settings.topic_defaults)))
+        })
+        .collect();
+    let now_ms = ctx.clock.unix_millis();
     if req.acks == 0 {
-        ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, reply: None });
+        ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: None });
         return None;
     }
     let (tx, rx) = oneshot::channel();
-    ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, reply: Some(tx) });
+    ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: Some(tx) });
     rx.await.ok()
 }
