@@ -101,6 +101,7 @@ pub static ROUTES: &[Route] = &[
     route!(CreatePartitions, 0, 3, create_partitions),
     route!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     route!(DescribeCluster, 0, 2, describe_cluster),
+    route!(DeleteRecords, 0, 2, delete_records),
     // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
     // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
     // Kafka 4 (KIP-896).
