@@ -21,6 +21,9 @@ pub mod code {
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
     pub const UNSUPPORTED_VERSION: i16 = 35;

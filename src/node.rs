@@ -464,7 +464,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
 
     let groups = GroupCoordinator::new(
         node_id,
-        CoordinatorSettings::default(),
+        CoordinatorSettings::from_config(&config.groups),
         meta.clone(),
         image_rx.clone(),
         clock.clone(),
@@ -486,6 +486,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             auto_create_topics: config.topics.auto_create,
             default_partitions: config.topics.default_partitions,
             default_replication_factor: u32::from(config.topics.default_replication_factor),
+            topic_defaults: crate::broker::broker_configs::topic_defaults(&config),
+            broker_configs: crate::broker::broker_configs::broker_configs(&config),
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,

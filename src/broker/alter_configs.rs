@@ -1,4 +1,5 @@
-//! AlterConfigs (key 33), the legacy form: the given configs replace all of a topic's configs.
+//! AlterConfigs (key 33), the legacy form: the given configs replace all of a topic's configs
+//! (validated as a whole). BROKER resources are refused: chronik's broker configs are static.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{incremental_alter_configs::apply_topic_change, sb, BrokerCtx};
 use crate::error::code;
 
@@ -17,10 +18,12 @@ pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: AlterConfigsReq
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         if r.resource_type != RESOURCE_TOPIC {
-            responses.push(
-                base.with_error_code(code::INVALID_REQUEST)
-                    .with_error_message(Some(sb("only topic configs can be altered"))),
-            );
+            let msg = if r.resource_type == RESOURCE_BROKER {
+                super::incremental_alter_configs::BROKER_READ_ONLY.to_string()
+            } else {
+                format!("resource type {} cannot be altered", r.resource_type)
+            };
+            responses.push(base.with_error_code(code::INVALID_REQUEST).with_error_message(Some(sb(msg))));
             continue;
         }
         let mut set = BTreeMap::new();

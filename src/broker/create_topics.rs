@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::topics::{self, NewTopic};
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::meta::topic_config::{effective, TOPIC_CONFIG_DEFS};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
     let version = h.request_api_version;
@@ -67,19 +68,19 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
                 result.replication_factor = rf as i16;
                 let image = ctx.image();
                 let info = image.topics.get(&name).cloned();
+                let empty = BTreeMap::new();
+                let configs = info.as_ref().map_or(&empty, |i| &i.configs);
                 result.configs = Some(
-                    crate::meta::state::TOPIC_CONFIGS
+                    TOPIC_CONFIG_DEFS
                         .iter()
-                        .map(|(k, default)| {
-                            let v = info
-                                .as_ref()
-                                .and_then(|i| i.configs.get(*k))
-                                .cloned()
-                                .unwrap_or_else(|| default.to_string());
-                            CreatableTopicConfigs::default()
-                                .with_name(sb(*k))
-                                .with_value(Some(sb(v)))
-                                .with_config_source(5)
+                        .filter_map(|d| {
+                            let (value, source) = effective(d.name, configs, &ctx.settings.topic_defaults)?;
+                            Some(
+                                CreatableTopicConfigs::default()
+                                    .with_name(sb(d.name))
+                                    .with_value(Some(sb(value)))
+                                    .with_config_source(source.code()),
+                            )
                         })
                         .collect(),
                 );

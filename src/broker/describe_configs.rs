@@ -1,21 +1,62 @@
-//! DescribeConfigs (key 32): topic configs (retention.ms, retention.bytes, segment.bytes,
-//! cleanup.policy, max.message.bytes) with their source, and an empty list for brokers.
+//! DescribeConfigs (key 32): every topic config of Kafka 4.4 with its effective value and
+//! source (DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG when chronik's TOML sets the default,
+//! DEFAULT_CONFIG), synonyms when asked, and type and documentation at v3+; and the BROKER
+//! resource (this node's id or "" for the cluster default) with the broker settings of
+//! [`super::broker_configs`], all read-only.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 
+use super::broker_configs::BrokerConfigEntry;
 use super::{sb, BrokerCtx};
 use crate::error::code;
-use crate::meta::state::TOPIC_CONFIGS;
+use crate::meta::topic_config::{effective, Source, TOPIC_CONFIG_DEFS};
 
 /// Kafka's ConfigResource types.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
-/// Kafka's ConfigSource values.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
+
+/// What the request asks for besides values.
+#[derive(Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+    v3: bool,
+}
+
+impl Detail {
+    fn entry(
+        self,
+        name: &str,
+        value: Option<String>,
+        source: Source,
+        read_only: bool,
+        config_type: i8,
+        doc: &str,
+    ) -> DescribeConfigsResourceResult {
+        let mut e = DescribeConfigsResourceResult::default()
+            .with_name(sb(name))
+            .with_value(value.map(sb))
+            .with_read_only(read_only)
+            .with_config_source(source.code())
+            .with_is_sensitive(false);
+        if self.v3 {
+            e = e.with_config_type(config_type);
+            if self.documentation {
+                e = e.with_documentation(Some(sb(doc)));
+            }
+        }
+        e
+    }
+}
+
+fn synonym(name: &str, value: Option<String>, source: Source) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default().with_name(sb(name)).with_value(value.map(sb)).with_source(source.code())
+}
 
 pub async fn handle(
     ctx: Arc<BrokerCtx>,
@@ -23,6 +64,7 @@ pub async fn handle(
     req: DescribeConfigsRequest,
 ) -> Option<DescribeConfigsResponse> {
     let v3 = h.request_api_version >= 3;
+    let detail = Detail { synonyms: req.include_synonyms, documentation: v3 && req.include_documentation, v3 };
     let image = ctx.image();
     let results = req
         .resources
@@ -31,6 +73,9 @@ pub async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let keys = r.configuration_keys.clone();
+            let wanted =
+                |k: &str| keys.as_ref().is_none_or(|keys| keys.is_empty() || keys.iter().any(|x| x.as_str() == k));
             match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(topic) = image.topics.get(r.resource_name.as_str()) else {
@@ -38,33 +83,59 @@ pub async fn handle(
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(sb("unknown topic")));
                     };
-                    let wanted = |k: &str| {
-                        r.configuration_keys
-                            .as_ref()
-                            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|x| x.as_str() == k))
-                    };
-                    let configs = TOPIC_CONFIGS
+                    let defaults = &ctx.settings.topic_defaults;
+                    let configs = TOPIC_CONFIG_DEFS
                         .iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, default)| {
-                            let (value, source) = match topic.configs.get(*k) {
-                                Some(v) => (v.clone(), SOURCE_TOPIC),
-                                None => (default.to_string(), SOURCE_DEFAULT),
-                            };
-                            DescribeConfigsResourceResult::default()
-                                .with_name(sb(*k))
-                                .with_value(Some(sb(value)))
-                                .with_config_source(source)
-                                .with_config_type(match (v3, *k == "cleanup.policy") {
-                                    (false, _) => 0,
-                                    (true, true) => 7,
-                                    (true, false) => 5,
-                                })
+                        .filter(|d| wanted(d.name))
+                        .filter_map(|d| {
+                            let (value, source) = effective(d.name, &topic.configs, defaults)?;
+                            let mut e = detail.entry(d.name, Some(value), source, false, d.kind.code(), d.doc);
+                            if detail.synonyms {
+                                let mut syn = Vec::new();
+                                if let Some(v) = topic.configs.get(d.name) {
+                                    syn.push(synonym(d.name, Some(v.clone()), Source::Topic));
+                                }
+                                if let Some(b) = d.synonym {
+                                    if let Some(v) = defaults.get(d.name) {
+                                        syn.push(synonym(b, Some(v.clone()), Source::StaticBroker));
+                                    }
+                                    syn.push(synonym(b, Some(d.default.to_string()), Source::Default));
+                                }
+                                e = e.with_synonyms(syn);
+                            }
+                            Some(e)
                         })
                         .collect();
                     base.with_configs(configs)
                 }
-                RESOURCE_BROKER => base,
+                RESOURCE_BROKER => {
+                    let name = r.resource_name.as_str();
+                    if !name.is_empty() && name != ctx.node_id.to_string() {
+                        return base.with_error_code(code::INVALID_REQUEST).with_error_message(Some(sb(format!(
+                            "Unexpected broker id, expected {} or empty string, but received {name}",
+                            ctx.node_id
+                        ))));
+                    }
+                    let configs = ctx
+                        .settings
+                        .broker_configs
+                        .iter()
+                        .filter(|c| wanted(c.name))
+                        .map(|c: &BrokerConfigEntry| {
+                            let mut e = detail.entry(c.name, c.value.clone(), c.source, true, c.kind.code(), c.doc);
+                            if detail.synonyms {
+                                let mut syn = Vec::new();
+                                if c.source == Source::StaticBroker {
+                                    syn.push(synonym(c.name, c.value.clone(), Source::StaticBroker));
+                                }
+                                syn.push(synonym(c.name, c.kafka_default.clone(), Source::Default));
+                                e = e.with_synonyms(syn);
+                            }
+                            e
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
                 other => base
                     .with_error_code(code::INVALID_REQUEST)
                     .with_error_message(Some(sb(format!("resource type {other} is not supported")))),

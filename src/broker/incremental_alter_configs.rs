@@ -1,5 +1,7 @@
-//! IncrementalAlterConfigs (key 44): SET and DELETE of single topic configs. APPEND and
-//! SUBTRACT apply to list-valued configs only, which chronik's topic configs are not.
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT of single topic configs
+//! (APPEND/SUBTRACT on LIST configs such as `cleanup.policy` only, as Kafka). The topic's
+//! resulting config map is validated as a whole (types, ranges, cross-field rules) before it
+//! is proposed. BROKER resources are refused: chronik's broker configs are static.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,12 +9,17 @@ use std::sync::Arc;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader};
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::topics::TopicError;
 use super::{meta_error_code, sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::command::{AlterTopicConfigs, Cmd, MetaCommand};
-use crate::meta::state::{validate_topic_config, MetaResult};
+use crate::meta::state::MetaResult;
+use crate::meta::topic_config::{self, apply_list_op, validate_topic_configs, ListOp};
+
+/// The answer to an alteration of a BROKER resource.
+pub const BROKER_READ_ONLY: &str = "chronik's broker configs are static: set them in the configuration file \
+     (see docs/configuration.md) and restart the node; they cannot be altered at run time";
 
 /// Validates and (unless `validate_only`) proposes a change of a topic's configs.
 pub async fn apply_topic_change(
@@ -23,20 +30,25 @@ pub async fn apply_topic_change(
     replace_all: bool,
     validate_only: bool,
 ) -> Result<(), TopicError> {
-    if !ctx.image().topics.contains_key(topic) {
+    let image = ctx.image();
+    let Some(info) = image.topics.get(topic) else {
         return Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {topic:?}")));
-    }
-    for (k, v) in &set {
-        validate_topic_config(k, v).map_err(|m| (code::INVALID_CONFIG, m))?;
-    }
+    };
     for k in &delete {
-        if !crate::meta::state::TOPIC_CONFIGS.iter().any(|(name, _)| name == k) {
-            return Err((code::INVALID_CONFIG, format!("unknown topic config {k:?}")));
+        if topic_config::def(k).is_none() {
+            return Err((code::INVALID_CONFIG, format!("Unknown topic config name: {k}")));
         }
     }
+    let mut merged = if replace_all { BTreeMap::new() } else { info.configs.clone() };
+    merged.extend(set.clone());
+    for k in &delete {
+        merged.remove(k);
+    }
+    validate_topic_configs(&merged).map_err(|m| (code::INVALID_CONFIG, m))?;
     if validate_only {
         return Ok(());
     }
+    topic_config::log_not_applied(&ctx.logger, topic, &set);
     let cmd = MetaCommand::new(Cmd::AlterTopicConfigs(AlterTopicConfigs {
         name: topic.to_string(),
         set,
@@ -61,24 +73,49 @@ pub async fn handle(
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         if r.resource_type != RESOURCE_TOPIC {
-            responses.push(
-                base.with_error_code(code::INVALID_REQUEST)
-                    .with_error_message(Some(sb("only topic configs can be altered"))),
-            );
+            let msg = if r.resource_type == RESOURCE_BROKER {
+                BROKER_READ_ONLY.to_string()
+            } else {
+                format!("resource type {} cannot be altered", r.resource_type)
+            };
+            responses.push(base.with_error_code(code::INVALID_REQUEST).with_error_message(Some(sb(msg))));
             continue;
         }
+        let current = ctx.image().topics.get(r.resource_name.as_str()).map(|t| t.configs.clone()).unwrap_or_default();
         let (mut set, mut delete, mut bad) = (BTreeMap::new(), Vec::new(), None);
+        let mut names = std::collections::HashSet::new();
         for c in &r.configs {
-            match (c.config_operation, &c.value) {
+            let key = c.name.to_string();
+            if !names.insert(key.clone()) {
+                bad = Some((code::INVALID_REQUEST, "Error due to duplicate config keys".to_string()));
+                break;
+            }
+            let value = c.value.as_ref().map(|v| v.to_string());
+            let op = match c.config_operation {
+                2 => Some(ListOp::Append),
+                3 => Some(ListOp::Subtract),
+                _ => None,
+            };
+            match (c.config_operation, value) {
                 (0, Some(v)) => {
-                    set.insert(c.name.to_string(), v.to_string());
+                    set.insert(key, v);
                 }
-                (1, _) => delete.push(c.name.to_string()),
-                (op, _) => bad = Some(format!("operation {op} on {} is not supported", c.name.as_str())),
+                (0, None) => bad = Some((code::INVALID_REQUEST, format!("Null value not supported for : {key}"))),
+                (1, _) => delete.push(key),
+                (2 | 3, v) => {
+                    let op = op.expect("2 or 3");
+                    match apply_list_op(&key, current.get(&key).map(String::as_str), v.as_deref().unwrap_or(""), op) {
+                        Ok(v) => {
+                            set.insert(key, v);
+                        }
+                        Err(m) => bad = Some((code::INVALID_CONFIG, m)),
+                    }
+                }
+                (other, _) => bad = Some((code::INVALID_REQUEST, format!("Unknown alter configs operation {other}"))),
             }
         }
         let outcome = match bad {
-            Some(m) => Err((code::INVALID_CONFIG, m)),
+            Some(e) => Err(e),
             None => apply_topic_change(&ctx, r.resource_name.as_str(), set, delete, false, req.validate_only).await,
         };
         responses.push(match outcome {

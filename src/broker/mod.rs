@@ -7,6 +7,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod broker_configs;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -68,6 +69,11 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub default_replication_factor: u32,
+    /// Topic-config defaults the configuration file changes (`retention.ms` from
+    /// `[topics] retention`, ...): they describe as STATIC_BROKER_CONFIG.
+    pub topic_defaults: crate::meta::topic_config::BrokerTopicDefaults,
+    /// This node's broker configs for DescribeConfigs (BROKER).
+    pub broker_configs: Vec<broker_configs::BrokerConfigEntry>,
 }
 
 /// What every handler can reach.

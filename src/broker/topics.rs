@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::BrokerCtx;
 use crate::error::code;
 use crate::meta::command::{Cmd, CreateTopic, MetaCommand};
-use crate::meta::state::{valid_topic_name, validate_topic_config, MetaResult};
+use crate::meta::state::{valid_topic_name, MetaResult};
+use crate::meta::topic_config::{log_not_applied, validate_topic_configs};
 
 /// A failed topic operation: Kafka error code and message.
 pub type TopicError = (i16, String);
@@ -46,15 +47,14 @@ pub fn validate(ctx: &BrokerCtx, t: &NewTopic) -> Result<(u32, u32), TopicError>
             format!("replication factor {rf} is larger than the {} available brokers", image.brokers.len()),
         ));
     }
-    for (k, v) in &t.configs {
-        validate_topic_config(k, v).map_err(|m| (code::INVALID_CONFIG, m))?;
-    }
+    validate_topic_configs(&t.configs).map_err(|m| (code::INVALID_CONFIG, m))?;
     Ok((partitions, rf))
 }
 
 /// Creates a topic and waits (up to `timeout`) until every partition has a leader.
 pub async fn create(ctx: &BrokerCtx, t: NewTopic, timeout: Duration) -> Result<[u8; 16], TopicError> {
     let (partitions, rf) = validate(ctx, &t)?;
+    log_not_applied(&ctx.logger, &t.name, &t.configs);
     let id = *uuid::Uuid::new_v4().as_bytes();
     let cmd = MetaCommand::new(Cmd::CreateTopic(CreateTopic {
         name: t.name.clone(),

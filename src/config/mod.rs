@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 mod data_sections;
 mod durations;
 mod env;
+mod groups_section;
 mod render;
 mod sections;
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod validate;
 
 pub use data_sections::{AdminConfig, FaultsConfig, FsyncPolicy, StorageConfig, TopicsConfig};
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
+pub use groups_section::GroupsConfig;
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
 };

@@ -103,6 +103,13 @@ impl fmt::Display for Config {
         }
         writeln!(f, "segment-bytes = {}", t.segment_bytes)?;
 
+        let g = &self.groups;
+        writeln!(f, "\n[groups]")?;
+        writeln!(f, "min-session-timeout = {}", toml_duration(g.min_session_timeout))?;
+        writeln!(f, "max-session-timeout = {}", toml_duration(g.max_session_timeout))?;
+        writeln!(f, "initial-rebalance-delay = {}", toml_duration(g.initial_rebalance_delay))?;
+        writeln!(f, "max-size = {}", g.max_size)?;
+
         let s = &self.storage;
         writeln!(f, "\n[storage]")?;
         writeln!(f, "fsync = {}", toml_str(s.fsync.as_str()))?;

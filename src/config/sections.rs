@@ -92,6 +92,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// Local storage behaviour.
     pub storage: StorageConfig,
+    /// Consumer group bounds (Kafka's `group.*`).
+    pub groups: super::GroupsConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// Test-only fault injection.
@@ -108,6 +110,7 @@ impl Default for Config {
             raft: RaftConfig::default(),
             topics: TopicsConfig::default(),
             storage: StorageConfig::default(),
+            groups: super::GroupsConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
         }

@@ -189,6 +189,8 @@ impl Config {
             ));
         }
 
+        self.groups.validate()?;
+
         // [storage]
         let s = &self.storage;
         if s.flush_interval.is_zero() {

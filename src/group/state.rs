@@ -237,6 +237,10 @@ impl Group {
             if !self.supports(&req.protocol_type, &req.protocols) {
                 return reply(out, JoinResponse::error(code::INCONSISTENT_GROUP_PROTOCOL, ""));
             }
+            let known_static = req.group_instance_id.as_ref().is_some_and(|i| self.static_members.contains_key(i));
+            if !known_static && self.members.len() + self.pending.len() >= settings.max_size {
+                return reply(out, JoinResponse::error(code::GROUP_MAX_SIZE_REACHED, ""));
+            }
             let prefix = req.group_instance_id.as_deref().unwrap_or(&req.client_id).to_string();
             let id = new_id(&prefix);
             match req.group_instance_id.as_ref().and_then(|i| self.static_members.get(i)).cloned() {

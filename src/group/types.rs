@@ -21,11 +21,26 @@ pub struct CoordinatorSettings {
     /// for more members (extended by the same delay while members keep arriving, up to the
     /// rebalance timeout).
     pub initial_rebalance_delay: Duration,
+    /// `group.max.size`: a new member beyond this many gets GROUP_MAX_SIZE_REACHED.
+    pub max_size: usize,
     /// A new member parked in JoinGroup longer than this is dropped (Kafka: 5 minutes).
     pub new_member_join_timeout: Duration,
     /// How long an Empty group without members is kept in memory (its committed offsets live in
     /// `__meta` regardless).
     pub empty_group_retention: Duration,
+}
+
+impl CoordinatorSettings {
+    /// Kafka's defaults with the `[groups]` bounds of the configuration.
+    pub fn from_config(groups: &crate::config::GroupsConfig) -> Self {
+        CoordinatorSettings {
+            min_session_timeout: groups.min_session_timeout,
+            max_session_timeout: groups.max_session_timeout,
+            initial_rebalance_delay: groups.initial_rebalance_delay,
+            max_size: groups.max_size as usize,
+            ..CoordinatorSettings::default()
+        }
+    }
 }
 
 impl Default for CoordinatorSettings {
@@ -34,6 +49,7 @@ impl Default for CoordinatorSettings {
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
             initial_rebalance_delay: Duration::from_millis(3_000),
+            max_size: i32::MAX as usize,
             new_member_join_timeout: Duration::from_secs(300),
             empty_group_retention: Duration::from_secs(600),
         }

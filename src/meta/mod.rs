@@ -2,12 +2,15 @@
 //!
 //! - [`command`]: the log entries of `__meta` (prost messages).
 //! - [`state`]: the metadata state machine, a plain struct with deterministic tests.
+//! - [`topic_config`]: Kafka's topic configs (the table, validation, effective values).
 //! - [`actor`]: the metadata actor, which runs the `__meta` group, answers proposals once they
 //!   are applied, and publishes each new [`state::MetaState`] image to readers.
 
 pub mod actor;
 pub mod command;
 pub mod state;
+pub mod topic_config;
+mod topic_config_table;
 
 pub use actor::{MetaActor, MetaMsg};
 pub use state::{MetaState, TopicInfo};

@@ -81,37 +81,7 @@ const SEEN_PER_NODE: usize = 1024;
 /// run out of memory, again on every restart.
 pub const MAX_PARTITIONS_PER_TOPIC: u32 = 10_000;
 
-/// The topic configs chronik understands, with their Kafka defaults.
-pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
-    ("cleanup.policy", "delete"),
-    ("retention.ms", "604800000"),
-    ("retention.bytes", "-1"),
-    ("segment.bytes", "1073741824"),
-    ("max.message.bytes", "1048588"),
-];
-
-/// Checks one topic config; the message says what is wrong.
-pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
-    match key {
-        "cleanup.policy" => match value {
-            "delete" => Ok(()),
-            other => Err(format!("cleanup.policy={other} is not supported (only delete)")),
-        },
-        "retention.ms" | "retention.bytes" => match value.parse::<i64>() {
-            Ok(v) if v >= -1 => Ok(()),
-            _ => Err(format!("{key} must be an integer >= -1, got {value:?}")),
-        },
-        "segment.bytes" => match value.parse::<i64>() {
-            Ok(v) if v >= 1024 => Ok(()),
-            _ => Err(format!("segment.bytes must be an integer >= 1024, got {value:?}")),
-        },
-        "max.message.bytes" => match value.parse::<i64>() {
-            Ok(v) if v >= 0 => Ok(()),
-            _ => Err(format!("max.message.bytes must be an integer >= 0, got {value:?}")),
-        },
-        other => Err(format!("unknown or unsupported topic config {other:?}")),
-    }
-}
+pub use super::topic_config::validate_topic_config;
 
 /// Kafka's topic-name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn valid_topic_name(name: &str) -> bool {
@@ -319,11 +289,7 @@ impl MetaState {
 
     /// Effective config value of a topic: its own setting or the default.
     pub fn topic_config<'a>(&'a self, topic: &'a TopicInfo, key: &str) -> Option<&'a str> {
-        topic
-            .configs
-            .get(key)
-            .map(String::as_str)
-            .or_else(|| TOPIC_CONFIGS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+        topic.configs.get(key).map(String::as_str).or_else(|| super::topic_config::default_value(key))
     }
 }
 
@@ -530,7 +496,8 @@ mod tests {
             assert!(!valid_topic_name(bad), "{bad:?}");
         }
         assert!(validate_topic_config("retention.ms", "1000").is_ok());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "compacted").is_err());
         assert!(validate_topic_config("retention.ms", "soon").is_err());
         assert!(validate_topic_config("flux.capacitor", "1").is_err());
     }

@@ -1,0 +1,119 @@
+//! The broker's own configs as Kafka names them, for DescribeConfigs on the BROKER resource:
+//! one line per setting in [`broker_configs`] (Kafka's name, type, Kafka's default, chronik's
+//! value from the TOML, documentation), then the broker synonym of every topic config
+//! (`log.cleanup.policy`, ...) not listed there. A value that differs from Kafka's default
+//! describes as STATIC_BROKER_CONFIG. All are read-only: chronik reads its configuration at
+//! start only. Also the topic-config defaults the TOML changes ([`topic_defaults`]), which
+//! topic configs describe as STATIC_BROKER_CONFIG.
+
+use crate::config::Config;
+use crate::meta::topic_config::{default_value, BrokerTopicDefaults, Kind, Source, TOPIC_CONFIG_DEFS};
+
+/// One broker config as DescribeConfigs shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfigEntry {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// chronik's value.
+    pub value: Option<String>,
+    /// Kafka's default.
+    pub kafka_default: Option<String>,
+    pub source: Source,
+    pub doc: &'static str,
+}
+
+fn entry(name: &'static str, kind: Kind, kafka_default: &str, value: String, doc: &'static str) -> BrokerConfigEntry {
+    let source = if value == kafka_default { Source::Default } else { Source::StaticBroker };
+    BrokerConfigEntry { name, kind, value: Some(value), kafka_default: Some(kafka_default.to_string()), source, doc }
+}
+
+/// Every broker config this node describes.
+pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
+    let (t, g) = (&config.topics, &config.groups);
+    let ms = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_millis() as i64).to_string();
+    #[rustfmt::skip]
+    let mut out = vec![
+        entry("auto.create.topics.enable", Kind::Boolean, "true", t.auto_create.to_string(),
+            "Enable auto creation of topic on the server. ([topics] auto-create)"),
+        entry("num.partitions", Kind::Int, "1", t.default_partitions.to_string(),
+            "The default number of log partitions per topic. ([topics] default-partitions)"),
+        entry("default.replication.factor", Kind::Int, "1", t.default_replication_factor.to_string(),
+            "The replication factor for automatically created topics. ([topics] default-replication-factor)"),
+        entry("message.max.bytes", Kind::Int, "1048588", config.kafka.max_message_bytes.to_string(),
+            "The largest record batch size allowed by Kafka (after compression if compression is enabled). ([kafka] max-message-bytes)"),
+        entry("socket.request.max.bytes", Kind::Int, "104857600", config.kafka.max_request_size.to_string(),
+            "The maximum number of bytes in a socket request. ([kafka] max-request-size)"),
+        entry("log.retention.ms", Kind::Long, "604800000", ms(t.retention),
+            "The number of milliseconds to keep a log file before deleting it. ([topics] retention)"),
+        entry("log.retention.bytes", Kind::Long, "-1", t.retention_bytes.map_or(-1, |b| b as i64).to_string(),
+            "The maximum size of the log before deleting it. ([topics] retention-bytes)"),
+        entry("log.segment.bytes", Kind::Int, "1073741824", t.segment_bytes.to_string(),
+            "The maximum size of a single log file. ([topics] segment-bytes)"),
+        entry("log.retention.check.interval.ms", Kind::Long, "300000", config.storage.retention_check_interval.as_millis().to_string(),
+            "The frequency in milliseconds that the log cleaner checks whether any log is eligible for deletion. ([storage] retention-check-interval)"),
+        entry("log.index.interval.bytes", Kind::Int, "4096", config.storage.index_interval_bytes.to_string(),
+            "The interval with which we add an entry to the offset index. ([storage] index-interval-bytes)"),
+        entry("broker.id", Kind::Int, "-1", config.node_id.to_string(), "The broker id for this server. (node-id)"),
+        entry("node.id", Kind::Int, "-1", config.node_id.to_string(), "The node ID associated with the roles this process is playing. (node-id)"),
+        entry("log.dirs", Kind::Str, "/tmp/kraft-combined-logs", config.data_dir.display().to_string(),
+            "The directories in which the log data is kept. (data-dir)"),
+        entry("group.min.session.timeout.ms", Kind::Int, "6000", g.min_session_timeout.as_millis().to_string(),
+            "The minimum allowed session timeout for registered consumers. ([groups] min-session-timeout)"),
+        entry("group.max.session.timeout.ms", Kind::Int, "1800000", g.max_session_timeout.as_millis().to_string(),
+            "The maximum allowed session timeout for registered consumers. ([groups] max-session-timeout)"),
+        entry("group.initial.rebalance.delay.ms", Kind::Int, "3000", g.initial_rebalance_delay.as_millis().to_string(),
+            "The amount of time the group coordinator will wait for more consumers to join a new group before performing the first rebalance. ([groups] initial-rebalance-delay)"),
+        entry("group.max.size", Kind::Int, "2147483647", g.max_size.to_string(),
+            "The maximum number of consumers that a single consumer group can accommodate. ([groups] max-size)"),
+    ];
+    for d in TOPIC_CONFIG_DEFS {
+        let Some(name) = d.synonym else { continue };
+        if out.iter().any(|e| e.name == name) {
+            continue;
+        }
+        let value = d.default.to_string();
+        out.push(BrokerConfigEntry {
+            name,
+            kind: d.kind,
+            value: Some(value.clone()),
+            kafka_default: Some(value),
+            source: Source::Default,
+            doc: d.doc,
+        });
+    }
+    out
+}
+
+/// The topic-config defaults that `config` sets to something other than Kafka's default.
+pub fn topic_defaults(config: &Config) -> BrokerTopicDefaults {
+    let retention_ms = config.topics.retention.map_or(-1, |d| d.as_millis() as i64);
+    let retention_bytes = config.topics.retention_bytes.map_or(-1, |b| b as i64);
+    let pairs: [(&'static str, String); 4] = [
+        ("retention.ms", retention_ms.to_string()),
+        ("retention.bytes", retention_bytes.to_string()),
+        ("segment.bytes", config.topics.segment_bytes.to_string()),
+        ("max.message.bytes", config.kafka.max_message_bytes.to_string()),
+    ];
+    pairs.into_iter().filter(|(k, v)| default_value(k) != Some(v.as_str())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_describe_as_default_and_toml_values_as_static() {
+        let mut c = Config::default();
+        let find = |c: &Config, n: &str| broker_configs(c).into_iter().find(|e| e.name == n).expect(n);
+        assert_eq!(find(&c, "num.partitions").source, Source::Default);
+        assert_eq!(find(&c, "log.cleanup.policy").value.as_deref(), Some("delete"));
+        c.topics.default_partitions = 3;
+        let e = find(&c, "num.partitions");
+        assert_eq!((e.value.as_deref(), e.source), (Some("3"), Source::StaticBroker));
+        assert!(topic_defaults(&Config::default()).is_empty(), "chronik's defaults are Kafka's");
+        c.topics.retention = None;
+        assert_eq!(topic_defaults(&c).get("retention.ms").map(String::as_str), Some("-1"));
+        let names: std::collections::HashSet<_> = broker_configs(&c).iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), broker_configs(&c).len(), "no name twice");
+    }
+}
