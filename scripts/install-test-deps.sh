@@ -6,7 +6,7 @@
 #   .deps/venv                Python venv with pytest, pytest-timeout, confluent-kafka, kafka-python (pinned)
 #   .deps/kafka-tools/lib     Apache Kafka Java tools (TopicCommand, ConsoleProducer, ...) from
 #                             Maven Central, plus an slf4j binding
-#   .deps/connect/lib         Kafka Connect (connect-runtime + connect-file) for the distributed worker
+#   .deps/connect/lib         Kafka Connect (connect-runtime + connect-file, CONNECT_VERSION) for the distributed worker
 #   .deps/streams/lib         Kafka Streams (kafka-streams) for tests/interop/streams/*.java
 #
 # Override versions with env vars KAFKA_VERSION, PYTEST_VERSION, CONFLUENT_KAFKA_VERSION,
@@ -17,9 +17,10 @@ ROOT=$PWD
 DEPS=$ROOT/.deps
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
-# connect-file 4.4.0 is not on the Maven mirror this project reaches; 4.3.0 is, and the
-# FileStream connectors only use the stable connect-api.
-CONNECT_FILE_VERSION=${CONNECT_FILE_VERSION:-4.3.0}
+# Kafka Connect is pinned as a whole at 4.3.1: connect-file 4.4.0 is not on the Maven mirror this
+# project reaches, and connect-file 4.3.x calls a kafka-clients class that 4.4 moved
+# (common.utils.AppInfoParser), so runtime, connectors and clients come from one release.
+CONNECT_VERSION=${CONNECT_VERSION:-4.3.1}
 SLF4J_VERSION=1.7.36   # must match the slf4j-api 1.7.x that kafka-tools 4.x pulls in
 PYTEST_VERSION=${PYTEST_VERSION:-9.2.0}
 CONFLUENT_KAFKA_VERSION=${CONFLUENT_KAFKA_VERSION:-2.16.1}
@@ -157,11 +158,11 @@ POM
     say "$name: installed ($(ls "$dir/lib" | wc -l) jars)"
 }
 kdep() { echo "    <dependency><groupId>org.apache.kafka</groupId><artifactId>$1</artifactId><version>$KAFKA_VERSION</version></dependency>"; }
-maven_set connect "$KAFKA_VERSION+file-$CONNECT_FILE_VERSION" "$(kdep connect-runtime)
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>connect-file</artifactId><version>$CONNECT_FILE_VERSION</version>
-      <exclusions><exclusion><groupId>org.apache.kafka</groupId><artifactId>*</artifactId></exclusion></exclusions></dependency>"
+cdep() { echo "    <dependency><groupId>org.apache.kafka</groupId><artifactId>$1</artifactId><version>$CONNECT_VERSION</version></dependency>"; }
+maven_set connect "$CONNECT_VERSION" "$(cdep connect-runtime)
+$(cdep connect-file)"
 maven_set streams "$KAFKA_VERSION" "$(kdep kafka-streams)"
-for jar in connect/lib/connect-runtime-$KAFKA_VERSION connect/lib/connect-file-$CONNECT_FILE_VERSION \
+for jar in connect/lib/connect-runtime-$CONNECT_VERSION connect/lib/connect-file-$CONNECT_VERSION \
         streams/lib/kafka-streams-$KAFKA_VERSION; do
     [ -f "$DEPS/$jar.jar" ] || { say "ERROR: $DEPS/$jar.jar missing"; exit 1; }
 done

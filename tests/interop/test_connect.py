@@ -1,5 +1,5 @@
-"""Kafka Connect 4.4 in distributed mode (the real connect-runtime jar from Maven Central; the
-FileStream connectors from connect-file) on the broker.
+"""Kafka Connect in distributed mode (the real connect-runtime and connect-file jars from Maven
+Central, 4.3.1: see scripts/install-test-deps.sh for why not 4.4.0) on the broker.
 
 One ConnectDistributed worker creates its config, offset and status topics itself
 (cleanup.policy=compact). A FileStreamSource connector reads a file into a topic and a
