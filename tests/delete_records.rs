@@ -149,12 +149,15 @@ fn delete_records_moves_the_log_start_on_every_replica_and_survives_restarts() {
     let leader = leader_of(nodes[0].as_ref().unwrap(), "dr");
     let (down, restarted) = (leader % 3 + 1, (leader + 1) % 3 + 1);
     let mut lc = Client::connect(node(&nodes, leader));
-    for _ in 0..12 {
-        produce(&mut lc, "dr", 8); // batches [0,8) [8,16) ... [88,96)
-    }
-    wait_replicas(nodes[0].as_ref().unwrap(), "dr", 0, 96, "before");
-    // One follower is down while the records are deleted.
+    // Batches [0,8) [8,16) ... [88,96). One follower is down from offset 8 on: it misses the
+    // entries of the segments that retention deletes below the new start, so it catches up from
+    // a snapshot, then the entries after it (the DeleteRecords entry among them).
+    produce(&mut lc, "dr", 8);
+    wait_replicas(nodes[0].as_ref().unwrap(), "dr", 0, 8, "before");
     drop(nodes[(down - 1) as usize].take());
+    for _ in 1..12 {
+        produce(&mut lc, "dr", 8);
+    }
 
     // Errors change nothing: past the high watermark, a negative offset, an unknown topic,
     // a node that does not lead.
@@ -197,8 +200,11 @@ fn delete_records_moves_the_log_start_on_every_replica_and_survives_restarts() {
     assert_eq!(fetch(&mut lc, "dr", 50), (0, 50, Some(48)));
 
     // A follower that applied it restarts and keeps it; the one that was down catches up.
-    nodes[(down - 1) as usize] = Some(common::spawn_node(configs[(down - 1) as usize].clone()).wait());
+    let log = common::CapturedLog::default();
+    nodes[(down - 1) as usize] =
+        Some(common::spawn_node_logged(configs[(down - 1) as usize].clone(), Some(log.clone())).wait());
     wait_replicas(nodes[(leader - 1) as usize].as_ref().unwrap(), "dr", 50, 96, "the follower that was down");
+    log.wait_for(&["log reset", "topic: dr"], Duration::from_secs(5)); // it was sent a snapshot
     assert!(gdir(down).is_some(), "the follower that was down stored the new start");
     drop(nodes[(restarted - 1) as usize].take());
     nodes[(restarted - 1) as usize] = Some(common::spawn_node(configs[(restarted - 1) as usize].clone()).wait());

@@ -559,6 +559,10 @@ mod tests {
         let data = |s: &GroupStorage, req| s.snapshot(req, 0).unwrap().data.to_vec();
         assert_eq!(data(&s, 0), 500i64.to_be_bytes());
         assert_eq!(data(&s, 10), 507i64.to_be_bytes());
+        // A DeleteRecords floor past the snapshot's offset travels with it.
+        s.log_mut().set_records_start(503).unwrap();
+        assert_eq!(data(&s, 0), [500i64.to_be_bytes(), 503i64.to_be_bytes()].concat());
+        assert_eq!(data(&s, 10), 507i64.to_be_bytes());
         // The __meta group's opaque log: no offset.
         let dir = tempfile::tempdir().unwrap();
         let opaque = LogOptions { kind: LogKind::Opaque, ..o };
