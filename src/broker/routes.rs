@@ -210,6 +210,7 @@ mod tests {
                     check_versions!(r, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse)
                 }
                 ApiKey::DescribeCluster => check_versions!(r, DescribeClusterRequest, DescribeClusterResponse),
+                ApiKey::DeleteRecords => check_versions!(r, DeleteRecordsRequest, DeleteRecordsResponse),
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
                 ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
                 ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),
