@@ -186,7 +186,8 @@ impl PartitionCore {
         }
         let applied = storage.log().first_index().saturating_sub(1);
         let sm = PartitionSm {
-            high_watermark: storage.log().log_start_offset(),
+            // Where the replay of committed entries starts (below a DeleteRecords floor, if any).
+            high_watermark: storage.log().offset_after_index(applied),
             confirmed: applied,
             producers: ProducerStateTable::new(),
             pending: Vec::new(),

@@ -16,7 +16,7 @@ import struct
 import subprocess
 import time
 
-from helpers import DEPS, JAVA_OPTS, REPO, create_topic, kcat, need_module, run, unique_topic
+from helpers import DEPS, JAVA_OPTS, REPO, create_topic, kcat, need_module, report, run, unique_topic
 
 STREAMS_LIB = DEPS / "streams" / "lib"
 SOURCE = REPO / "tests" / "interop" / "streams" / "CountApp.java"
@@ -123,7 +123,9 @@ def test_streams_count_repartition_purge_and_restore(broker, tmp_path):
     while earliest(b, repartition) == 0:
         assert time.monotonic() < deadline, f"{repartition} log start never moved\n{app.text()[-3000:]}"
         time.sleep(0.5)
-    assert earliest(b, repartition) > 0
+    start = earliest(b, repartition)
+    assert start > 0
+    report(f"streams: repartition topic purged by DeleteRecords up to offset {start} of {len(first)} records")
 
     # A new process, same application.id, local state wiped: restored from the changelog.
     app.stop()
