@@ -55,6 +55,8 @@ fi
 
 # --- Java + Maven (normally preinstalled) ----------------------------------------------------
 if ! command -v java >/dev/null 2>&1; then apt_install openjdk-17-jre-headless; fi
+# javac compiles tests/interop/streams/*.java (the Kafka Streams test application).
+if ! command -v javac >/dev/null 2>&1; then apt_install openjdk-17-jdk-headless; fi
 if ! command -v mvn >/dev/null 2>&1; then apt_install maven; fi
 
 # --- Python venv ------------------------------------------------------------------------------
