@@ -52,7 +52,11 @@ fn produce(c: &mut Client, topic: &str, n: usize) {
 
 /// DeleteRecords of one partition: (error code, low watermark).
 fn delete_records(c: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
-    let req = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+    delete_records_within(c, topic, partition, offset, 10_000)
+}
+
+fn delete_records_within(c: &mut Client, topic: &str, partition: i32, offset: i64, timeout_ms: i32) -> (i16, i64) {
+    let req = DeleteRecordsRequest::default().with_timeout_ms(timeout_ms).with_topics(vec![
         delete_records_request::DeleteRecordsTopic::default().with_name(name(topic)).with_partitions(vec![
             delete_records_request::DeleteRecordsPartition::default()
                 .with_partition_index(partition)
@@ -215,4 +219,11 @@ fn delete_records_moves_the_log_start_on_every_replica_and_survives_restarts() {
     produce(&mut lc, "dr", 4);
     assert_eq!(fetch(&mut lc, "dr", 96), (0, 96, Some(96)));
     wait_replicas(nodes[(leader - 1) as usize].as_ref().unwrap(), "dr", 96, 100, "after -1");
+
+    // A leader cut off from its followers cannot commit the entry: REQUEST_TIMED_OUT after the
+    // request's timeout (as in Kafka, a timed-out request may still take effect later).
+    let lead = nodes[(leader - 1) as usize].as_ref().unwrap();
+    (1..=3u64).filter(|p| *p != leader).for_each(|p| lead.faults.partition(p, true));
+    assert_eq!(delete_records_within(&mut lc, "dr", 0, 98, 200), (7, -1));
+    (1..=3u64).for_each(|p| lead.faults.partition(p, false));
 }
