@@ -1,6 +1,7 @@
 //! DeleteRecords (key 21) on an in-process three-node cluster: the log start moves through the
 //! partition's Raft group on every replica, survives a restart, reaches a follower that was down;
-//! ListOffsets EARLIEST and Fetch follow it; Kafka's errors for bad requests change nothing.
+//! ListOffsets EARLIEST and Fetch follow it; Kafka's errors (out of range, unknown, not leader, a
+//! compacted topic, a timeout) for bad requests.
 
 mod common;
 
@@ -219,6 +220,22 @@ fn delete_records_moves_the_log_start_on_every_replica_and_survives_restarts() {
     produce(&mut lc, "dr", 4);
     assert_eq!(fetch(&mut lc, "dr", 96), (0, 96, Some(96)));
     wait_replicas(nodes[(leader - 1) as usize].as_ref().unwrap(), "dr", 96, 100, "after -1");
+
+    // A compacted topic refuses it, as Kafka does (its cleanup.policy lacks delete).
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("compacted"))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("cleanup.policy"))
+                .with_value(Some(StrBytes::from_static_str("compact")))]),
+    ]);
+    let r: CreateTopicsResponse = c1.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let compacted_leader = leader_of(nodes[0].as_ref().unwrap(), "compacted");
+    let mut cc = Client::connect(node(&nodes, compacted_leader));
+    assert_eq!(delete_records(&mut cc, "compacted", 0, 0), (44, -1), "POLICY_VIOLATION");
 
     // A leader cut off from its followers cannot commit the entry: REQUEST_TIMED_OUT after the
     // request's timeout (as in Kafka, a timed-out request may still take effect later).
