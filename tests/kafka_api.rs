@@ -440,6 +440,26 @@ fn every_advertised_version_of_every_api_is_served() {
                     // v0 deletes the now empty group and its offsets; then it is gone.
                     assert_eq!(r.results[0].error_code, if v == 0 { 0 } else { 69 }, "delete groups v{v}");
                 }
+                ApiKey::DeleteRecords => {
+                    let part = |i: i32, offset: i64| {
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_partition_index(i)
+                            .with_offset(offset)
+                    };
+                    let req = DeleteRecordsRequest::default().with_timeout_ms(5_000).with_topics(vec![
+                        delete_records_request::DeleteRecordsTopic::default()
+                            .with_name(name("t"))
+                            .with_partitions(vec![part(0, i64::MAX), part(0, 0)]),
+                        delete_records_request::DeleteRecordsTopic::default()
+                            .with_name(name("no-such-topic"))
+                            .with_partitions(vec![part(0, 0)]),
+                    ]);
+                    let r: DeleteRecordsResponse = c.call(route.key, v, &req);
+                    let p = &r.topics[0].partitions;
+                    assert_eq!((p[0].error_code, p[0].low_watermark), (1, -1), "past the high watermark, v{v}");
+                    assert_eq!((p[1].error_code, p[1].low_watermark), (0, 0), "below the start: no change, v{v}");
+                    assert_eq!(r.topics[1].partitions[0].error_code, 3, "unknown topic, v{v}");
+                }
                 other => panic!("no test for {other:?}"),
             }
         }

@@ -102,6 +102,7 @@ pub static ROUTES: &[Route] = &[
     route!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     route!(DescribeCluster, 0, 2, describe_cluster),
     route!(ListConfigResources, 0, 1, list_config_resources),
+    route!(DeleteRecords, 0, 2, delete_records),
     // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
     // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
     // Kafka 4 (KIP-896).
@@ -213,6 +214,7 @@ mod tests {
                 ApiKey::ListConfigResources => {
                     check_versions!(r, ListConfigResourcesRequest, ListConfigResourcesResponse)
                 }
+                ApiKey::DeleteRecords => check_versions!(r, DeleteRecordsRequest, DeleteRecordsResponse),
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
                 ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
                 ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),

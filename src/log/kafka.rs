@@ -25,9 +25,10 @@ impl PartitionLog {
         self.segments.iter().rev().find_map(|s| s.metas.last())
     }
 
-    /// Base offset of the first retained batch (or `next_offset()` when the log holds none).
+    /// Base offset of the first retained batch (or `next_offset()` when the log holds none), or
+    /// the DeleteRecords floor when it is higher (`records_start.rs`).
     pub fn log_start_offset(&self) -> i64 {
-        self.first_meta().map_or(self.start.start_offset, |m| m.offset_start)
+        self.first_meta().map_or(self.start.start_offset, |m| m.offset_start).max(self.records_start)
     }
 
     /// Offset after the last batch in the log (the log end offset, uncommitted entries included).

@@ -15,6 +15,8 @@
 //!   running maximum timestamp grew. Used to skip ahead in `offset_for_timestamp`.
 //! * `log-start` — where the log begins after retention or `reset_to`: first raft index, the term of
 //!   the entry before it, the Kafka offset at that point (CRC-protected, replaced atomically).
+//! * `records-start` — the log start offset set by DeleteRecords, when one was applied: it may lie
+//!   inside a segment; nothing below it is served (see `records_start`).
 //!
 //! # Source of truth
 //!
@@ -51,6 +53,7 @@
 //! | `kafka` | the Kafka view: offsets, high watermark, Fetch reads, ListOffsets |
 //! | `recovery` | opening a directory, index rebuild, torn-tail truncation |
 //! | `retention` | `log-start`, time/size retention, `reset_to` |
+//! | `records_start` | the DeleteRecords floor under the log start offset (`records-start`) |
 //! | [`state_file`] | small CRC-protected files replaced atomically |
 
 pub mod batch;
@@ -58,6 +61,7 @@ pub mod index;
 mod kafka;
 pub(crate) mod offsets;
 pub mod partition_log;
+mod records_start;
 mod recovery;
 mod retention;
 pub mod segment;

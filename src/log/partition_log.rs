@@ -92,6 +92,8 @@ pub struct PartitionLog {
     /// Sequence number of the last append; entries of an append stay in memory until
     /// [`Self::written`] reports its sequence done.
     pub(super) write_seq: u64,
+    /// The log start offset set by DeleteRecords (see `records_start.rs`).
+    pub(super) records_start: i64,
 }
 
 /// A stored entry that fails its checks.
@@ -182,6 +184,7 @@ impl PartitionLog {
             queue: Vec::new(),
             deferred: false,
             write_seq: 0,
+            records_start: super::records_start::load(dir)?,
         };
         for (index, d) in opened.damaged {
             log.note_damage(index, d);

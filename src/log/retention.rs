@@ -77,7 +77,8 @@ impl LogStart {
 impl PartitionLog {
     /// Deletes whole sealed segments from the oldest while the oldest is older than the time
     /// limit (its largest batch max timestamp — or the file's mtime if it holds no batch — is
-    /// before `now_ms - retention_ms`) or the log stays at least `retention_bytes` without it.
+    /// before `now_ms - retention_ms`), or the log stays at least `retention_bytes` without it,
+    /// or it lies wholly below the DeleteRecords floor (`records_start.rs`).
     /// The active segment and segments holding an index above `max_index` are never deleted.
     /// Returns the number of segments deleted.
     pub fn apply_retention(
@@ -102,7 +103,7 @@ impl PartitionLog {
                 ts.is_some_and(|ts| ts < now_ms.saturating_sub(r))
             });
             let by_size = retention_bytes.is_some_and(|r| total - seg.size >= r);
-            if !(by_time || by_size) {
+            if !(by_time || by_size || self.below_records_start(seg)) {
                 break;
             }
             total -= seg.size;

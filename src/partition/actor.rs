@@ -75,6 +75,9 @@ pub enum PartitionMsg {
     Produce { batch: BytesMut, header: BatchHeader, reply: oneshot::Sender<Result<ProduceAck, PartitionError>> },
     /// Read committed batches.
     Fetch { offset: i64, max_bytes: usize, reply: oneshot::Sender<Result<FetchData, PartitionError>> },
+    /// DeleteRecords: move the log start to `offset` (-1: the high watermark); answers the new
+    /// log start once applied (`partition/delete_records.rs`).
+    DeleteRecords { offset: i64, reply: oneshot::Sender<Result<i64, PartitionError>> },
     /// Look up an offset by timestamp (or -1/-2/-3).
     ListOffset { timestamp: i64, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
     /// A Raft message from a peer.
@@ -116,6 +119,8 @@ pub struct PartitionActor {
     flush_interval: Option<Duration>,
     /// Acknowledgements waiting for the high watermark to pass their last offset.
     waiters: AckWaiters<AckReply>,
+    /// DeleteRecords answers waiting for their entry to apply.
+    deletes: crate::partition::delete_records::DeleteWaiters,
     /// How to open the core again.
     reopen: Reopen,
     /// The preferred leader of a new group campaigns at once; its vote requests are lost when a
@@ -185,6 +190,7 @@ impl PartitionActor {
             retention_check: spec.retention_check,
             flush_interval: (!fsync).then_some(spec.flush_interval),
             waiters: AckWaiters::default(),
+            deletes: Default::default(),
             campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
@@ -328,6 +334,7 @@ impl PartitionActor {
         for reply in self.waiters.take_all() {
             let _ = reply.send(Err(err.clone()));
         }
+        self.deletes.fail_all(&err);
     }
 
     fn produce(
@@ -381,9 +388,7 @@ impl PartitionActor {
     fn run_retention(&mut self) {
         let now = self.clock.unix_millis();
         let r = self.retention;
-        if r.retention_ms.is_none() && r.retention_bytes.is_none() {
-            return;
-        }
+        // Without time or size limits it still deletes segments below a DeleteRecords floor.
         match self.core.apply_retention(now, r.retention_ms, r.retention_bytes) {
             Ok(0) => {}
             Ok(n) => {
@@ -459,6 +464,19 @@ impl Handler<PartitionMsg> for PartitionActor {
                 });
                 let _ = reply.send(result);
             }
+            PartitionMsg::DeleteRecords { offset, reply } => {
+                use crate::partition::delete_records::Deletion;
+                match self.core.delete_records(offset) {
+                    Ok(Deletion::Done(start)) => {
+                        let _ = reply.send(Ok(start));
+                    }
+                    Ok(Deletion::Proposed { index }) => self.deletes.wait(index, reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                self.schedule_drive(ctx);
+            }
             PartitionMsg::ListOffset { timestamp, reply } => {
                 let _ = reply.send(self.core.offset_for(timestamp));
             }
@@ -528,6 +546,10 @@ impl Group for PartitionActor {
             }
         }
         let items = self.core.take_apply_items();
+        if items.iter().any(|i| matches!(i, crate::partition::core::ApplyItem::LogStart { .. })) {
+            self.publish_offsets();
+            self.deletes.release(self.core.raft.applied(), self.core.log_start());
+        }
         if !items.is_empty() {
             if let Some(apply) = &self.apply {
                 apply.do_send(super::apply::ApplyMsg::Apply(items));

@@ -32,6 +32,8 @@ pub enum ApplyItem {
     /// A committed entry whose frame is damaged on this node's disk: its batch is not applied
     /// (nor served); the high watermark moves to `next_offset`, after its range.
     Damaged { index: u64, next_offset: i64 },
+    /// A committed DeleteRecords entry: the log start moves to `offset` (`delete_records.rs`).
+    LogStart { index: u64, offset: i64 },
 }
 
 /// The group actor's side of apply: committed entries are handed to the apply actor in order,
@@ -58,6 +60,10 @@ impl StateMachine for PartitionSm {
     fn apply(&mut self, entry: &Entry) {
         if let Some(next_offset) = crate::log::is_damaged_placeholder(entry) {
             self.pending.push(ApplyItem::Damaged { index: entry.index, next_offset });
+            return;
+        }
+        if let Some(offset) = crate::partition::delete_records::delete_records_offset(entry) {
+            self.pending.push(ApplyItem::LogStart { index: entry.index, offset });
             return;
         }
         if let Ok(h) = BatchHeader::parse(&entry.data) {
@@ -118,6 +124,7 @@ impl ApplyState {
                 self.high_watermark = self.high_watermark.max(*next_offset);
                 self.applied = *index;
             }
+            ApplyItem::LogStart { index, .. } => self.applied = *index,
         }
     }
 }
@@ -179,7 +186,8 @@ impl PartitionCore {
         }
         let applied = storage.log().first_index().saturating_sub(1);
         let sm = PartitionSm {
-            high_watermark: storage.log().log_start_offset(),
+            // Where the replay of committed entries starts (below a DeleteRecords floor, if any).
+            high_watermark: storage.log().offset_after_index(applied),
             confirmed: applied,
             producers: ProducerStateTable::new(),
             pending: Vec::new(),
@@ -243,7 +251,9 @@ impl PartitionCore {
 
     /// The committed items handed out since the last call, for the apply actor, in log order.
     pub fn take_apply_items(&mut self) -> Vec<ApplyItem> {
-        self.raft.sm_mut().take_pending()
+        let items = self.raft.sm_mut().take_pending();
+        self.apply_log_starts(&items);
+        items
     }
 
     /// The high watermark.
@@ -269,7 +279,11 @@ impl PartitionCore {
         self.raft.storage().log().log_start_offset()
     }
 
-    fn not_leader(&self) -> PartitionError {
+    pub(crate) fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
+    pub(crate) fn not_leader(&self) -> PartitionError {
         let leader = self.raft.role().leader;
         if leader == 0 {
             PartitionError::LeaderNotAvailable
@@ -416,7 +430,7 @@ impl PartitionCore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::log::batch::build_batch;
 
@@ -425,7 +439,7 @@ mod tests {
     }
 
     /// Drives the core until idle, fsyncing and applying inline.
-    fn settle(core: &mut PartitionCore) {
+    pub(crate) fn settle(core: &mut PartitionCore) {
         let mut apply = ApplyState::new(core.high_watermark(), logger());
         for _ in 0..100 {
             let out = core.handle_ready().unwrap();
@@ -445,14 +459,14 @@ mod tests {
         panic!("core did not settle");
     }
 
-    fn batch(pid: i64, seq: i32, n: usize) -> (BytesMut, BatchHeader) {
+    pub(crate) fn batch(pid: i64, seq: i32, n: usize) -> (BytesMut, BatchHeader) {
         let recs: Vec<crate::log::batch::KeyValue> = (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
         let b = build_batch(0, pid, 0, seq, 1000, &recs);
         let h = BatchHeader::parse(&b).unwrap();
         (BytesMut::from(&b[..]), h)
     }
 
-    fn open(dir: &Path) -> PartitionCore {
+    pub(crate) fn open(dir: &Path) -> PartitionCore {
         let mut c = PartitionCore::open(dir, 7, &[1], false, &GroupSettings::for_tests(), logger()).unwrap();
         settle(&mut c);
         c

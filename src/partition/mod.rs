@@ -5,6 +5,7 @@
 //! - [`actor`]: the actor: mailbox, tick and retention wiring, the partition's policy for the
 //!   group shell (`raft::shell`), repair requests.
 //! - [`waiters`]: the produce acknowledgements waiting for the high watermark; no actix.
+//! - [`delete_records`]: DeleteRecords through the group (its entry, its apply, its waiters).
 //! - [`apply`]: the apply actor: committed entries are applied off the group's actor.
 //! - [`shared`]: the few atomics a partition publishes for lock-free reads (leader, HW, ...).
 //! - [`producer_state`]: idempotent-producer bookkeeping.
@@ -12,6 +13,7 @@
 pub mod actor;
 pub mod apply;
 pub mod core;
+pub mod delete_records;
 pub mod producer_state;
 pub mod shared;
 pub mod waiters;

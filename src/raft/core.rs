@@ -225,6 +225,11 @@ impl<M: StateMachine> RaftCore<M> {
         &self.sm
     }
 
+    /// Raises the log's DeleteRecords floor (`log/records_start.rs`); true when it moved.
+    pub fn set_records_start(&mut self, offset: i64) -> Result<bool, LogError> {
+        self.node.mut_store().log_mut().set_records_start(offset)
+    }
+
     /// The state machine, to change what it keeps beside the log (never the applied state's
     /// order: entries reach it only through the Ready loop).
     pub fn sm_mut(&mut self) -> &mut M {
@@ -408,6 +413,11 @@ impl<M: StateMachine> RaftCore<M> {
             let next_offset =
                 snap.data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
             self.node.mut_store().apply_snapshot(meta, next_offset)?;
+            // The leader's DeleteRecords floor, when it lies past the snapshot (storage.rs).
+            if let Some(b) = snap.data.get(8..16) {
+                let floor = i64::from_be_bytes(b.try_into().expect("8 bytes"));
+                self.node.mut_store().log_mut().set_records_start(floor)?;
+            }
             self.sm.restore(meta.index, next_offset);
             self.applied = self.applied.max(meta.index);
             rewrites_from = Some(meta.index + 1);
@@ -542,7 +552,8 @@ impl<M: StateMachine> RaftCore<M> {
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
-                    if !entry.data.is_empty() {
+                    // Data, or a typed context without data (a partition's DeleteRecords).
+                    if !entry.data.is_empty() || !entry.context.is_empty() {
                         self.sm.apply(&entry);
                     }
                 }

@@ -20,7 +20,8 @@
 //! The snapshot of a group carries no state machine: a follower only needs to know where the log
 //! restarts — the snapshot metadata (index, term, conf state) and, for a `KafkaBatches` log, the
 //! Kafka offset that follows the snapshot index as 8 big-endian bytes of data (what
-//! `raft::core` passes to `PartitionLog::reset_to`). An `Opaque` log's snapshot has empty data.
+//! `raft::core` passes to `PartitionLog::reset_to`), then, when the log's DeleteRecords floor lies
+//! past that offset, the floor as 8 more bytes. An `Opaque` log's snapshot has empty data.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -366,7 +367,12 @@ impl Storage for GroupStorage {
         meta.set_conf_state(self.state.conf_state.clone());
         if self.log.kind() == LogKind::KafkaBatches {
             let next_offset = self.log.offset_after_index(index);
-            snap.data = next_offset.to_be_bytes().to_vec().into();
+            let mut data = next_offset.to_be_bytes().to_vec();
+            // A DeleteRecords floor past the snapshot travels with it (8 more bytes).
+            if self.log.records_start() > next_offset {
+                data.extend_from_slice(&self.log.records_start().to_be_bytes());
+            }
+            snap.data = data.into();
         }
         Ok(snap)
     }
@@ -552,6 +558,10 @@ mod tests {
         s.log_mut().append(&[e, new_entry(11, 2)]).unwrap();
         let data = |s: &GroupStorage, req| s.snapshot(req, 0).unwrap().data.to_vec();
         assert_eq!(data(&s, 0), 500i64.to_be_bytes());
+        assert_eq!(data(&s, 10), 507i64.to_be_bytes());
+        // A DeleteRecords floor past the snapshot's offset travels with it.
+        s.log_mut().set_records_start(503).unwrap();
+        assert_eq!(data(&s, 0), [500i64.to_be_bytes(), 503i64.to_be_bytes()].concat());
         assert_eq!(data(&s, 10), 507i64.to_be_bytes());
         // The __meta group's opaque log: no offset.
         let dir = tempfile::tempdir().unwrap();

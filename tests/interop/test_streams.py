@@ -1,0 +1,147 @@
+"""Kafka Streams 4.4 (the real jar from Maven Central) on the broker: a stateful count
+(tests/interop/streams/CountApp.java: groupBy -> a repartition topic, count -> a key-value store
+with a compacted changelog topic), at_least_once.
+
+- the output totals are exactly right;
+- after commits, the repartition topic's log start offset moved forward (Streams purges it with
+  DeleteRecords);
+- stopped and started again as a new process with the same application.id and its local state
+  directory wiped, the application restores its store from the changelog: further input gives
+  the right running totals.
+"""
+import collections
+import shutil
+import signal
+import struct
+import subprocess
+import time
+
+from helpers import DEPS, JAVA_OPTS, REPO, create_topic, kcat, need_module, report, run, unique_topic
+
+STREAMS_LIB = DEPS / "streams" / "lib"
+SOURCE = REPO / "tests" / "interop" / "streams" / "CountApp.java"
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
+
+
+def compile_app(tmp_path):
+    java, javac = shutil.which("java"), shutil.which("javac")
+    assert java and javac, "java/javac not on PATH; install them with scripts/install-test-deps.sh"
+    assert list(STREAMS_LIB.glob("kafka-streams-*.jar")), \
+        f"Kafka Streams jars missing from {STREAMS_LIB}; run scripts/install-test-deps.sh"
+    classes = tmp_path / "classes"
+    classes.mkdir()
+    run([javac, "-d", str(classes), "-cp", f"{STREAMS_LIB}/*", str(SOURCE)], timeout=120)
+    return [java, *JAVA_OPTS, "-cp", f"{classes}:{STREAMS_LIB}/*", "CountApp"]
+
+
+class App:
+    """One CountApp process; its output goes to a file."""
+
+    def __init__(self, cmd, log_path):
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_running(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "STATE RUNNING" in self.text():
+                return
+            assert self.proc.poll() is None, f"CountApp exited ({self.proc.returncode}):\n{self.text()[-4000:]}"
+            time.sleep(0.5)
+        raise AssertionError(f"CountApp not RUNNING after {timeout}s:\n{self.text()[-4000:]}")
+
+    def stop(self, timeout=40):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"CountApp did not stop within {timeout}s of SIGTERM:\n{self.text()[-4000:]}")
+        finally:
+            self.log.close()
+
+
+def produce_words(bootstrap, topic, words):
+    ck = need_module("confluent_kafka")
+    p = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for w in words:
+        p.produce(topic, value=w.encode())
+    assert p.flush(30) == 0, "produce did not finish"
+
+
+def wait_totals(bootstrap, topic, expected, app, timeout=90):
+    """Reads the output topic from the beginning until the latest count of every word equals
+    `expected`; fails on a count above it (at_least_once without failures counts each once)."""
+    ck = need_module("confluent_kafka")
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic("out"),
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    latest = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None:
+                assert m.error() is None, m.error()
+                word, (count,) = m.key().decode(), struct.unpack(">q", m.value())
+                assert count <= expected.get(word, 0), f"{word} counted {count} > {expected.get(word)}"
+                latest[word] = count
+            if latest == expected:
+                return latest
+    finally:
+        c.close()
+    raise AssertionError(f"totals {latest} != expected {expected} after {timeout}s\n{app.text()[-3000:]}")
+
+
+def earliest(bootstrap, topic):
+    r = kcat("-b", bootstrap, "-Q", "-t", f"{topic}:0:-2", timeout=30)
+    return int(r.out.strip().rsplit(" ", 1)[-1])
+
+
+def test_streams_count_repartition_purge_and_restore(broker, tmp_path):
+    b = broker.bootstrap
+    app_id, src, out = unique_topic("app"), unique_topic("words"), unique_topic("counts")
+    create_topic(b, src, 1)
+    create_topic(b, out, 1)
+    cmd = compile_app(tmp_path) + [b, app_id, src, out, str(tmp_path / "state")]
+
+    app = App(cmd, tmp_path / "app1.log")
+    app.wait_running()
+    first = [WORDS[(i * 7) % 5 if i % 3 else i % 2] for i in range(300)]
+    produce_words(b, src, first)
+    expected = dict(collections.Counter(first))
+    assert wait_totals(b, out, expected, app) == expected
+
+    # Streams purged its repartition topic after committing (DeleteRecords).
+    repartition = f"{app_id}-words-repartition"
+    deadline = time.monotonic() + 60
+    while earliest(b, repartition) == 0:
+        assert time.monotonic() < deadline, f"{repartition} log start never moved\n{app.text()[-3000:]}"
+        time.sleep(0.5)
+    start = earliest(b, repartition)
+    assert start > 0
+    report(f"streams: repartition topic purged by DeleteRecords up to offset {start} of {len(first)} records")
+
+    # A new process, same application.id, local state wiped: restored from the changelog.
+    app.stop()
+    shutil.rmtree(tmp_path / "state")
+    app = App(cmd, tmp_path / "app2.log")
+    app.wait_running()
+    second = [WORDS[i % 5] for i in range(100)]
+    produce_words(b, src, second)
+    expected = dict(collections.Counter(first + second))
+    try:
+        assert wait_totals(b, out, expected, app) == expected
+    finally:
+        app.stop()
+    # The store's changelog was created compacted, as Streams asks.
+    ck_admin = need_module("confluent_kafka.admin")
+    admin = ck_admin.AdminClient({"bootstrap.servers": b})
+    res = ck_admin.ConfigResource(ck_admin.ResourceType.TOPIC, f"{app_id}-counts-changelog")
+    configs = admin.describe_configs([res])[res].result(timeout=30)
+    assert configs["cleanup.policy"].value == "compact", configs["cleanup.policy"]
