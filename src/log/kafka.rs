@@ -25,9 +25,11 @@ impl PartitionLog {
         self.segments.iter().rev().find_map(|s| s.metas.last())
     }
 
-    /// Base offset of the first retained batch (or `next_offset()` when the log holds none).
+    /// Offset at which the log starts: the first batch's base offset, unless compaction removed
+    /// the first batches (their entries then cover no offsets): like Kafka's log start offset, it
+    /// does not move on compaction, and a fetch there gets the first surviving batch.
     pub fn log_start_offset(&self) -> i64 {
-        self.first_meta().map_or(self.start.start_offset, |m| m.offset_start)
+        self.first_meta().map_or(self.start.start_offset, |m| m.offset_start.min(self.start.start_offset))
     }
 
     /// Offset after the last batch in the log (the log end offset, uncommitted entries included).

@@ -8,6 +8,7 @@
 //! families → text). The series are listed in
 //! `docs/metrics.md`.
 
+mod cleaner;
 mod exposition;
 mod samples;
 
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
 pub use samples::{Samples, WINDOW};
 
@@ -281,6 +283,8 @@ impl Registry {
                 disk,
             ]
         });
+        let mut families = families;
+        families.extend(cleaner::families(&keep));
         exposition::encode(families)
     }
 }

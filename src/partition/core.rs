@@ -32,6 +32,9 @@ pub enum ApplyItem {
     /// A committed entry whose frame is damaged on this node's disk: its batch is not applied
     /// (nor served); the high watermark moves to `next_offset`, after its range.
     Damaged { index: u64, next_offset: i64 },
+    /// A committed entry whose batch the cleaner removed (`log::cleaner`): the high watermark
+    /// moves to `next_offset`, after the removed batch.
+    Compacted { index: u64, next_offset: i64 },
 }
 
 /// The group actor's side of apply: committed entries are handed to the apply actor in order,
@@ -58,6 +61,10 @@ impl StateMachine for PartitionSm {
     fn apply(&mut self, entry: &Entry) {
         if let Some(next_offset) = crate::log::is_damaged_placeholder(entry) {
             self.pending.push(ApplyItem::Damaged { index: entry.index, next_offset });
+            return;
+        }
+        if let Some(next_offset) = crate::log::compacted_end(&entry.data, &entry.context) {
+            self.pending.push(ApplyItem::Compacted { index: entry.index, next_offset });
             return;
         }
         if let Ok(h) = BatchHeader::parse(&entry.data) {
@@ -115,6 +122,10 @@ impl ApplyState {
             ApplyItem::Damaged { index, next_offset } => {
                 slog::warn!(self.logger, "committed entry is damaged on disk; its offsets are skipped, not served"; "index" => index,
                     "offset_start" => self.high_watermark, "offset_end" => next_offset);
+                self.high_watermark = self.high_watermark.max(*next_offset);
+                self.applied = *index;
+            }
+            ApplyItem::Compacted { index, next_offset } => {
                 self.high_watermark = self.high_watermark.max(*next_offset);
                 self.applied = *index;
             }
