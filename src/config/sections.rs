@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::data_sections::{AdminConfig, FaultsConfig, StorageConfig, TopicsConfig};
+use super::data_sections::{AdminConfig, CleanerConfig, FaultsConfig, StorageConfig, TopicsConfig};
 use super::durations::{derive_ticks, duration_str, RaftTicks};
 use super::ConfigError;
 
@@ -92,6 +92,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// Local storage behaviour.
     pub storage: StorageConfig,
+    /// The log cleaner (compaction) and its topic defaults.
+    pub cleaner: CleanerConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// Test-only fault injection.
@@ -108,6 +110,7 @@ impl Default for Config {
             raft: RaftConfig::default(),
             topics: TopicsConfig::default(),
             storage: StorageConfig::default(),
+            cleaner: CleanerConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
         }

@@ -94,8 +94,19 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
     match key {
         "cleanup.policy" => match value {
-            "delete" => Ok(()),
-            other => Err(format!("cleanup.policy={other} is not supported (only delete)")),
+            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
+            other => Err(format!("cleanup.policy={other} is not supported (delete, compact or compact,delete)")),
+        },
+        // Compaction settings (minimal checks; Kafka's full ranges come with the topic config table).
+        "delete.retention.ms" | "min.compaction.lag.ms" | "max.compaction.lag.ms" | "segment.ms" => {
+            match value.parse::<i64>() {
+                Ok(v) if v >= 0 || (key == "max.compaction.lag.ms" && v == -1) => Ok(()),
+                _ => Err(format!("{key} must be a non-negative integer, got {value:?}")),
+            }
+        }
+        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => Err(format!("min.cleanable.dirty.ratio must be between 0 and 1, got {value:?}")),
         },
         "retention.ms" | "retention.bytes" => match value.parse::<i64>() {
             Ok(v) if v >= -1 => Ok(()),
@@ -530,7 +541,10 @@ mod tests {
             assert!(!valid_topic_name(bad), "{bad:?}");
         }
         assert!(validate_topic_config("retention.ms", "1000").is_ok());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate_topic_config("retention.ms", "soon").is_err());
         assert!(validate_topic_config("flux.capacitor", "1").is_err());
     }

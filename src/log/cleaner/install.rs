@@ -41,6 +41,16 @@ fn same_entry(old: &EntryMeta, new: &EntryMeta) -> bool {
 }
 
 impl PartitionLog {
+    /// Max timestamp of the active segment's first batch (Kafka rolls on `segment.ms` from it).
+    pub fn active_first_batch_timestamp(&self) -> Option<i64> {
+        self.segments.last()?.metas.iter().find(|m| m.is_batch()).map(|m| m.max_ts)
+    }
+
+    /// Spacing of `.timeindex` records.
+    pub fn index_interval_bytes(&self) -> u64 {
+        self.opts.index_interval_bytes
+    }
+
     /// The sealed segments wholly at or below raft index `max_index`, from the first, whose
     /// entries are all written and undamaged: what the cleaner may read.
     pub fn cleanable_segments(&self, max_index: u64) -> Vec<SegmentSummary> {
