@@ -81,7 +81,8 @@ impl Node {
         let explicit = |k: &str| topic.configs.contains_key(k);
         let own = |k: &str| topic.configs.get(k).and_then(|v| v.parse::<i64>().ok());
         let policy = image.topic_config(topic, "cleanup.policy").unwrap_or("delete");
-        let (compact, delete) = (policy.split(',').any(|p| p.trim() == "compact"), policy.split(',').any(|p| p.trim() == "delete"));
+        let (compact, delete) =
+            (policy.split(',').any(|p| p.trim() == "compact"), policy.split(',').any(|p| p.trim() == "delete"));
         let d = self.cleaner_defaults;
         let compaction = (compact && self.links.cleaner.is_some()).then(|| crate::log::cleaner::CompactionSettings {
             delete_retention_ms: own("delete.retention.ms").unwrap_or(d.delete_retention_ms),
@@ -404,7 +405,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                     io_max_bytes_per_second: config.cleaner.io_max_bytes_per_second,
                     dedupe_buffer_size: config.cleaner.dedupe_buffer_size as usize,
                 };
-                let cleaner = crate::log::cleaner::Cleaner::start(opts, clock.clone(), logger.new(slog::o!("component" => "cleaner")));
+                let cleaner = crate::log::cleaner::Cleaner::start(
+                    opts,
+                    clock.clone(),
+                    logger.new(slog::o!("component" => "cleaner")),
+                );
                 (cleaner, config.cleaner.backoff)
             }),
         },

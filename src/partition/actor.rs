@@ -440,7 +440,8 @@ impl PartitionActor {
         if let Some(job) = p.job {
             let addr = ctx.address();
             let reply = Box::new(move |r| addr.do_send(PartitionMsg::Cleaned(r)));
-            let msg = crate::log::cleaner::CleanerMsg::Clean { node, name: self.name.clone(), job: Box::new(job), reply };
+            let msg =
+                crate::log::cleaner::CleanerMsg::Clean { node, name: self.name.clone(), job: Box::new(job), reply };
             if !cleaner.send(msg) {
                 self.cleaning.finished(self.core.raft.log_mut(), Err("the cleaner has stopped".into()), &self.logger);
             }

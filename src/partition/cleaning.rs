@@ -11,7 +11,7 @@ use std::path::Path;
 
 use slog::Logger;
 
-use crate::log::cleaner::{plan, CleanJob, CleanReply, Checkpoint, CompactionSettings};
+use crate::log::cleaner::{plan, Checkpoint, CleanJob, CleanReply, CompactionSettings};
 use crate::log::index::NO_TIMESTAMP;
 use crate::log::PartitionLog;
 
@@ -136,8 +136,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let opts = LogOptions { segment_bytes: 1 << 20, index_interval_bytes: 64, kind: LogKind::KafkaBatches };
         let (mut log, _) = PartitionLog::open(dir.path(), opts, &logger()).unwrap();
-        let ents: Vec<Entry> =
-            (0..10).map(|i| Entry { index: i as u64 + 1, term: 1, data: batch(i, "k", 1000 + i), ..Default::default() }).collect();
+        let ents: Vec<Entry> = (0..10)
+            .map(|i| Entry { index: i as u64 + 1, term: 1, data: batch(i, "k", 1000 + i), ..Default::default() })
+            .collect();
         log.append(&ents).unwrap();
         let mut c = Cleaning::default();
         let s = CompactionSettings::default();
