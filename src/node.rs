@@ -88,7 +88,7 @@ impl Node {
             delete_retention_ms: own("delete.retention.ms").unwrap_or(d.delete_retention_ms),
             min_compaction_lag_ms: own("min.compaction.lag.ms").unwrap_or(d.min_compaction_lag_ms),
             max_compaction_lag_ms: match own("max.compaction.lag.ms") {
-                Some(v) if v >= 0 && v < i64::MAX => Some(v),
+                Some(v) if (0..i64::MAX).contains(&v) => Some(v),
                 Some(_) => None,
                 None => d.max_compaction_lag_ms,
             },

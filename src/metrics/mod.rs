@@ -5,7 +5,7 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;

@@ -178,7 +178,7 @@ fn a_small_map_cleans_only_what_it_covers_then_the_rest_next_time() {
 fn tombstones_disappear_after_delete_retention() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2"))];
+    let recs: Vec<crate::log::batch::KeyValue<'_>> = vec![(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2"))];
     log.append(&[Entry { index: 1, term: 1, data: kv_batch(0, &recs, 100).into(), ..Default::default() }]).unwrap();
     log.roll().unwrap();
     log.append(&[Entry {
@@ -283,7 +283,7 @@ fn a_crash_at_every_step_of_a_swap_recovers_old_or_new() {
         let mv = |from: &Path, to: &Path| std::fs::rename(from, to).unwrap();
         match step {
             // 0: a partial .cleaned log only; 1: all .cleaned files; 2: index renamed to .swap.
-            0 | 1 | 2 => {
+            0..=2 => {
                 for (ext, to_swap) in [("index", step >= 2), ("timeindex", false), ("log", false)] {
                     if !to_swap {
                         mv(&name(ext, ".swap"), &name(ext, ".cleaned"));
