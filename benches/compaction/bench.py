@@ -41,7 +41,9 @@ def wait_port(port, timeout=90):
 
 
 def dir_size(path):
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    """Bytes of the partition's live files. Kafka renames what compaction replaced to `*.deleted`
+    and unlinks it `file.delete.delay.ms` (60 s) later: those files are not counted."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file() and not f.name.endswith(".deleted"))
 
 
 def topic_dir(data, topic, target):
@@ -78,7 +80,7 @@ def create(ck_admin, bootstrap, topic, config):
     time.sleep(2)
 
 
-def wait_compacted(path, quiet=10, timeout=1800):
+def wait_compacted(path, quiet=15, timeout=1800):
     """Seconds until the directory size stops shrinking for `quiet` s, and the final size."""
     t0 = time.monotonic()
     last, last_change = dir_size(path), time.monotonic()
@@ -108,7 +110,9 @@ def start(target, work):
         log = open(data / "chronik.log", "wb")
         proc = subprocess.Popen([binary, "standalone", "--config", str(cfg), "--data-dir", str(data / "d"),
                                  "--listen", f"127.0.0.1:{port}", "--advertised-addr", "127.0.0.1",
-                                 "--admin-listen", f"127.0.0.1:{free_port()}"], stdout=log, stderr=subprocess.STDOUT)
+                                 "--admin-listen", f"127.0.0.1:{free_port()}"], stdout=log, stderr=subprocess.STDOUT,
+                                # chronik rejects unknown CHRONIK_* variables: not CHRONIK_BIN.
+                                env={k: v for k, v in os.environ.items() if k != "CHRONIK_BIN"})
         wait_port(port)
         stop = lambda: (proc.terminate(), proc.wait(30))
         data = data / "d"
