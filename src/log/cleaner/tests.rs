@@ -379,3 +379,30 @@ fn min_compaction_lag_and_max_lag_and_ratio_decide() {
     assert_eq!(dirty_ratio(&segs, 0), (0, 400, 1.0));
     assert_eq!(dirty_ratio(&segs, 40), (400, 0, 0.0));
 }
+
+#[test]
+fn the_cleaner_thread_runs_a_job_stores_the_checkpoint_and_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = build(dir.path(), 60, 4);
+    let opts = CleanerOptions { threads: 2, io_max_bytes_per_second: None, dedupe_buffer_size: 1 << 20 };
+    let cleaner = Cleaner::start(opts, crate::clock::SystemClock::shared(), logger());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let j = job(&log, 10_000, CompactionSettings::default());
+    let reply = Box::new(move |r: CleanReply| tx.send(r).unwrap());
+    assert!(cleaner.send(CleanerMsg::Clean { node: 99, name: "t/0".into(), job: Box::new(j), reply }));
+    let out = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().unwrap();
+    assert_eq!(Checkpoint::load(dir.path()).unwrap(), out.checkpoint, "stored before the reply");
+    assert!(crate::metrics::cleaner_bytes_read(99) >= out.bytes_read && out.bytes_read > 0);
+    for (base, metas) in out.cleaned {
+        assert!(log.install_cleaned(base, metas).unwrap());
+    }
+    assert_eq!(served(&log).len(), 4);
+    // A job on a directory that is gone fails with an error reply, and nothing is left behind.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut j = job(&log, 10_000, CompactionSettings::default());
+    j.checkpoint.cleaned_offset = 0;
+    j.dir = dir.path().join("gone");
+    let reply = Box::new(move |r: CleanReply| tx.send(r).unwrap());
+    assert!(cleaner.send(CleanerMsg::Clean { node: 99, name: "t/0".into(), job: Box::new(j), reply }));
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().is_err());
+}
