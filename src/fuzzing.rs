@@ -88,7 +88,7 @@ pub fn record_batch(data: &[u8]) {
         batch::stamp_base_offset(&mut b, next);
         batch::stamp_leader_epoch(&mut b, 7);
         assert_eq!(batch::validate_batch(&b, MAX).map(|h| h.base_offset), Ok(next), "stamping keeps the crc");
-        let o = crate::log::offsets::entry_offsets(true, raft::eraftpb::EntryType::EntryNormal, &b, next)
+        let o = crate::log::offsets::entry_offsets(true, raft::eraftpb::EntryType::EntryNormal, &b, &[], next)
             .expect("a validated, stamped batch is a valid log entry");
         assert_eq!(o.offset_end, next + i64::from(header.record_count));
         next = o.offset_end;

@@ -18,7 +18,7 @@
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`raft`] | the generic Ready loop (`core`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
-//! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation |
+//! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps) |
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |
 //! | [`admin`] | the `cluster status` client |

@@ -53,6 +53,8 @@ pub struct Node {
     settings: GroupSettings,
     data_dir: PathBuf,
     default_retention: RetentionSettings,
+    /// `[cleaner]` defaults of the compaction topic configs.
+    cleaner_defaults: crate::log::cleaner::CompactionSettings,
     retention_check: Duration,
     flush_interval: Duration,
     writer: DiskWriter,
@@ -77,7 +79,34 @@ impl Node {
     fn retention_of(&self, image: &MetaState, topic: &crate::meta::TopicInfo) -> RetentionSettings {
         let num = |k: &str| image.topic_config(topic, k).and_then(|v| v.parse::<i64>().ok());
         let explicit = |k: &str| topic.configs.contains_key(k);
+        let own = |k: &str| topic.configs.get(k).and_then(|v| v.parse::<i64>().ok());
+        let policy = image.topic_config(topic, "cleanup.policy").unwrap_or("delete");
+        let (compact, delete) =
+            (policy.split(',').any(|p| p.trim() == "compact"), policy.split(',').any(|p| p.trim() == "delete"));
+        let d = self.cleaner_defaults;
+        let compaction = (compact && self.links.cleaner.is_some()).then(|| crate::log::cleaner::CompactionSettings {
+            delete_retention_ms: own("delete.retention.ms").unwrap_or(d.delete_retention_ms),
+            min_compaction_lag_ms: own("min.compaction.lag.ms").unwrap_or(d.min_compaction_lag_ms),
+            max_compaction_lag_ms: match own("max.compaction.lag.ms") {
+                Some(v) if (0..i64::MAX).contains(&v) => Some(v),
+                Some(_) => None,
+                None => d.max_compaction_lag_ms,
+            },
+            min_cleanable_ratio: topic
+                .configs
+                .get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(d.min_cleanable_ratio),
+        });
+        // Kafka's default segment.ms (log.roll.ms) is 7 days.
+        let segment_ms = Some(own("segment.ms").unwrap_or(7 * 24 * 3600 * 1000));
+        if !delete {
+            // `compact` alone: no time or size retention.
+            return RetentionSettings { retention_ms: None, retention_bytes: None, compaction, segment_ms };
+        }
         RetentionSettings {
+            compaction,
+            segment_ms,
             retention_ms: if explicit("retention.ms") {
                 num("retention.ms").filter(|v| *v >= 0)
             } else {
@@ -355,6 +384,13 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         default_retention: RetentionSettings {
             retention_ms: config.topics.retention.map(|d| d.as_millis() as i64),
             retention_bytes: config.topics.retention_bytes,
+            ..Default::default()
+        },
+        cleaner_defaults: crate::log::cleaner::CompactionSettings {
+            delete_retention_ms: config.cleaner.delete_retention.as_millis() as i64,
+            min_compaction_lag_ms: config.cleaner.min_compaction_lag.as_millis() as i64,
+            max_compaction_lag_ms: config.cleaner.max_compaction_lag.map(|d| d.as_millis() as i64),
+            min_cleanable_ratio: config.cleaner.min_cleanable_ratio,
         },
         retention_check: config.storage.retention_check_interval,
         flush_interval: config.storage.flush_interval,
@@ -365,6 +401,19 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             meta: (!config.raft.peers.is_empty()).then(|| meta.clone()),
             apply_arbiter: Some(apply_arbiter.handle()),
             apply_delay: config.faults.apply_delay,
+            cleaner: config.cleaner.enabled.then(|| {
+                let opts = crate::log::cleaner::CleanerOptions {
+                    threads: config.cleaner.threads as usize,
+                    io_max_bytes_per_second: config.cleaner.io_max_bytes_per_second,
+                    dedupe_buffer_size: config.cleaner.dedupe_buffer_size as usize,
+                };
+                let cleaner = crate::log::cleaner::Cleaner::start(
+                    opts,
+                    clock.clone(),
+                    logger.new(slog::o!("component" => "cleaner")),
+                );
+                (cleaner, config.cleaner.backoff)
+            }),
         },
         clock: clock.clone(),
         running: HashMap::new(),

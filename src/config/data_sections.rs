@@ -1,6 +1,6 @@
 //! The data and operator sections of the configuration with their serde
 //! defaults: `[topics]` (defaults for new topics, retention), `[storage]`
-//! (fsync policy, index and retention timers), `[admin]` (the operator HTTP
+//! (fsync policy, index and retention timers), `[cleaner]` (log compaction), `[admin]` (the operator HTTP
 //! listener) and `[faults]`
 //! (test-only fault injection).
 
@@ -119,6 +119,79 @@ impl Default for StorageConfig {
             index_interval_bytes: 4096,
             retention_check_interval: Duration::from_secs(60),
         }
+    }
+}
+
+/// `[cleaner]`: the log cleaner (compaction of `cleanup.policy=compact` topics), and the broker
+/// defaults of the topic configs of the same meaning (Kafka's `log.cleaner.*` and `log.cleaner`
+/// topic defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CleanerConfig {
+    /// Run the log cleaner (`log.cleaner.enable`). Default: `true`.
+    pub enabled: bool,
+    /// Cleaner threads of the node (`log.cleaner.threads`). Default: `1`.
+    pub threads: u32,
+    /// I/O limit of all cleaner threads together, bytes read + written per second
+    /// (`log.cleaner.io.max.bytes.per.second`); `None` = unlimited. Default: `None` (written `-1`).
+    #[serde(with = "opt_bytes")]
+    pub io_max_bytes_per_second: Option<u64>,
+    /// Memory for the key maps of all cleaner threads (`log.cleaner.dedupe.buffer.size`): 24 bytes
+    /// per key. Default: `134217728`.
+    pub dedupe_buffer_size: u64,
+    /// How long a partition waits between two checks for cleanable data
+    /// (`log.cleaner.backoff.ms`). Default: `"15s"`.
+    #[serde(with = "duration_str")]
+    pub backoff: Duration,
+    /// Default `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`). Default: `0.5`.
+    pub min_cleanable_ratio: f64,
+    /// Default `delete.retention.ms` (`log.cleaner.delete.retention.ms`). Default: `"1day"`.
+    #[serde(with = "duration_str")]
+    pub delete_retention: Duration,
+    /// Default `min.compaction.lag.ms` (`log.cleaner.min.compaction.lag.ms`). Default: `"0s"`.
+    #[serde(with = "duration_str")]
+    pub min_compaction_lag: Duration,
+    /// Default `max.compaction.lag.ms` (`log.cleaner.max.compaction.lag.ms`); `None` = unlimited.
+    /// Default: `None`.
+    #[serde(with = "opt_duration_str")]
+    pub max_compaction_lag: Option<Duration>,
+}
+
+// `min_cleanable_ratio` is never NaN (`validate`), so equality is reflexive.
+impl Eq for CleanerConfig {}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enabled: true,
+            threads: 1,
+            io_max_bytes_per_second: None,
+            dedupe_buffer_size: 128 << 20,
+            backoff: Duration::from_secs(15),
+            min_cleanable_ratio: 0.5,
+            delete_retention: Duration::from_secs(86_400),
+            min_compaction_lag: Duration::ZERO,
+            max_compaction_lag: None,
+        }
+    }
+}
+
+impl CleanerConfig {
+    /// Ranges Kafka enforces on the same settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.min_cleanable_ratio) {
+            return Err(ConfigError::invalid("cleaner.min-cleanable-ratio", "must be between 0 and 1"));
+        }
+        if self.threads == 0 {
+            return Err(ConfigError::invalid("cleaner.threads", "must be at least 1"));
+        }
+        if self.dedupe_buffer_size < 24 * 1024 {
+            return Err(ConfigError::invalid("cleaner.dedupe-buffer-size", "must be at least 24576 (1024 keys)"));
+        }
+        if self.backoff.is_zero() {
+            return Err(ConfigError::invalid("cleaner.backoff", "must be greater than 0"));
+        }
+        Ok(())
     }
 }
 

@@ -117,6 +117,24 @@ impl fmt::Display for Config {
         writeln!(f, "index-interval-bytes = {}", s.index_interval_bytes)?;
         writeln!(f, "retention-check-interval = {}", toml_duration(s.retention_check_interval))?;
 
+        let c = &self.cleaner;
+        writeln!(f, "\n[cleaner]")?;
+        writeln!(f, "enabled = {}", c.enabled)?;
+        writeln!(f, "threads = {}", c.threads)?;
+        match c.io_max_bytes_per_second {
+            Some(n) => writeln!(f, "io-max-bytes-per-second = {n}")?,
+            None => writeln!(f, "io-max-bytes-per-second = -1")?,
+        }
+        writeln!(f, "dedupe-buffer-size = {}", c.dedupe_buffer_size)?;
+        writeln!(f, "backoff = {}", toml_duration(c.backoff))?;
+        writeln!(f, "min-cleanable-ratio = {:?}", c.min_cleanable_ratio)?;
+        writeln!(f, "delete-retention = {}", toml_duration(c.delete_retention))?;
+        writeln!(f, "min-compaction-lag = {}", toml_duration(c.min_compaction_lag))?;
+        match c.max_compaction_lag {
+            Some(d) => writeln!(f, "max-compaction-lag = {}", toml_duration(d))?,
+            None => writeln!(f, "max-compaction-lag = \"unlimited\"")?,
+        }
+
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;
@@ -175,12 +193,16 @@ mod tests {
         c.admin.listen = "127.0.0.1:9301".into();
         c.admin.enabled = false;
         c.storage.fsync = FsyncPolicy::Interval;
+        c.cleaner.io_max_bytes_per_second = Some(1 << 20);
+        c.cleaner.max_compaction_lag = Some(std::time::Duration::from_secs(3600));
+        c.cleaner.min_cleanable_ratio = 0.01;
         let text = c.describe();
         let back = from_toml(&text).unwrap();
         back.validate().unwrap();
         assert_eq!(back.describe(), text);
         assert_eq!(back.raft, c.raft);
         assert_eq!(back.topics, c.topics);
+        assert_eq!(back.cleaner, c.cleaner);
         assert_eq!(back.data_dir, c.data_dir);
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::data_sections::{AdminConfig, FaultsConfig, StorageConfig, TopicsConfig};
+use super::data_sections::{AdminConfig, CleanerConfig, FaultsConfig, StorageConfig, TopicsConfig};
 use super::durations::{derive_ticks, duration_str, RaftTicks};
 use super::ConfigError;
 
@@ -94,6 +94,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Consumer group bounds (Kafka's `group.*`).
     pub groups: super::GroupsConfig,
+    /// The log cleaner (compaction) and its topic defaults.
+    pub cleaner: CleanerConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// Test-only fault injection.
@@ -111,6 +113,7 @@ impl Default for Config {
             topics: TopicsConfig::default(),
             storage: StorageConfig::default(),
             groups: super::GroupsConfig::default(),
+            cleaner: CleanerConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
         }

@@ -25,6 +25,7 @@ impl Config {
     /// Returns the first problem found, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let max_i32 = i32::MAX as u64;
+        self.cleaner.validate()?;
 
         // Top level.
         if self.node_id == 0 || self.node_id > max_i32 {

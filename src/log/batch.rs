@@ -399,7 +399,7 @@ impl<'a> Cursor<'a> {
 
 /// Decodes the record starting at `body[*pos]` and advances `pos` past it. The record must
 /// consume exactly its declared length. Headers are collected only when `keep_headers`.
-fn parse_record<'a>(
+pub(crate) fn parse_record<'a>(
     body: &'a [u8],
     pos: &mut usize,
     index: usize,

@@ -25,10 +25,14 @@ impl PartitionLog {
         self.segments.iter().rev().find_map(|s| s.metas.last())
     }
 
-    /// Base offset of the first retained batch (or `next_offset()` when the log holds none), or
-    /// the DeleteRecords floor when it is higher (`records_start.rs`).
+    /// Offset at which the log starts: the first batch's base offset (unless compaction removed
+    /// the first batches: their entries then cover no offsets, and like Kafka's log start offset it
+    /// does not move on compaction; a fetch there gets the first surviving batch), or the
+    /// DeleteRecords floor when it is higher (`records_start.rs`).
     pub fn log_start_offset(&self) -> i64 {
-        self.first_meta().map_or(self.start.start_offset, |m| m.offset_start).max(self.records_start)
+        self.first_meta()
+            .map_or(self.start.start_offset, |m| m.offset_start.min(self.start.start_offset))
+            .max(self.records_start)
     }
 
     /// Offset after the last batch in the log (the log end offset, uncommitted entries included).

@@ -55,8 +55,10 @@
 //! | `retention` | `log-start`, time/size retention, `reset_to` |
 //! | `records_start` | the DeleteRecords floor under the log start offset (`records-start`) |
 //! | [`state_file`] | small CRC-protected files replaced atomically |
+//! | [`cleaner`] | log compaction: the key map, batch rewriting, crash-safe segment swaps, the cleaner thread |
 
 pub mod batch;
+pub mod cleaner;
 pub mod index;
 mod kafka;
 pub(crate) mod offsets;
@@ -71,6 +73,7 @@ pub mod write;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use offsets::{compacted_end, COMPACTED_ENTRY};
 pub use partition_log::{
     is_damaged_placeholder, Damage, LogKind, LogOptions, OnDamage, PartitionLog, RecoveryReport, DAMAGED_PLACEHOLDER,
 };

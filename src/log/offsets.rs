@@ -11,15 +11,39 @@ use super::batch::BatchHeader;
 use super::index::NO_TIMESTAMP;
 use super::segment::EntryOffsets;
 
+/// Context of an entry whose batch the cleaner removed entirely (see `log::cleaner`): no data,
+/// this marker followed by the offset after the removed batch (8 bytes, big-endian), so that the
+/// log end offset at that point survives compaction on every replica and after every scan.
+pub const COMPACTED_ENTRY: &[u8] = b"chronik:compacted-entry";
+
+/// The offset after the removed batch, if `context` (with empty `data`) marks a compacted entry.
+pub fn compacted_end(data: &[u8], context: &[u8]) -> Option<i64> {
+    if !data.is_empty() {
+        return None;
+    }
+    let rest = context.strip_prefix(COMPACTED_ENTRY)?;
+    Some(i64::from_be_bytes(rest.try_into().ok()?))
+}
+
 /// Offsets covered by an entry about to be stored at a point where the log end offset is
 /// `next_offset`. Only `Normal` entries with data in a Kafka log carry a batch; the others (raft's
-/// empty no-op, conf changes, every entry of an opaque log) cover no offsets.
+/// empty no-op, conf changes, every entry of an opaque log) cover no offsets. A compacted entry
+/// ([`COMPACTED_ENTRY`]) covers none either but moves the log end offset to its recorded end.
 pub(crate) fn entry_offsets(
     kafka: bool,
     entry_type: EntryType,
     data: &[u8],
+    context: &[u8],
     next_offset: i64,
 ) -> Result<EntryOffsets, String> {
+    if kafka && entry_type == EntryType::EntryNormal {
+        if let Some(end) = compacted_end(data, context) {
+            if end < next_offset {
+                return Err(format!("compacted entry ends at {end}, below the log end offset {next_offset}"));
+            }
+            return Ok(EntryOffsets { offset_start: end, offset_end: end, max_ts: NO_TIMESTAMP });
+        }
+    }
     if !kafka || entry_type != EntryType::EntryNormal || data.is_empty() {
         return Ok(EntryOffsets { offset_start: next_offset, offset_end: next_offset, max_ts: NO_TIMESTAMP });
     }
@@ -68,7 +92,7 @@ mod tests {
     use super::*;
 
     fn normal(data: &[u8], next: i64) -> Result<EntryOffsets, String> {
-        entry_offsets(true, EntryType::EntryNormal, data, next)
+        entry_offsets(true, EntryType::EntryNormal, data, &[], next)
     }
 
     #[test]
@@ -92,9 +116,23 @@ mod tests {
             (true, EntryType::EntryConfChangeV2, &b[..]),
             (false, EntryType::EntryNormal, &b[..]),
         ] {
-            let o = entry_offsets(kafka, ty, data, 42).unwrap();
+            let o = entry_offsets(kafka, ty, data, &[], 42).unwrap();
             assert_eq!((o.offset_start, o.offset_end, o.max_ts), (42, 42, NO_TIMESTAMP));
         }
+    }
+
+    #[test]
+    fn compacted_entries_keep_the_log_end_offset() {
+        let mut ctx = COMPACTED_ENTRY.to_vec();
+        ctx.extend_from_slice(&50i64.to_be_bytes());
+        assert_eq!(compacted_end(b"", &ctx), Some(50));
+        assert_eq!(compacted_end(b"x", &ctx), None);
+        assert_eq!(compacted_end(b"", &ctx[..ctx.len() - 1]), None);
+        let o = entry_offsets(true, EntryType::EntryNormal, b"", &ctx, 42).unwrap();
+        assert_eq!((o.offset_start, o.offset_end, o.max_ts), (50, 50, NO_TIMESTAMP));
+        assert!(entry_offsets(true, EntryType::EntryNormal, b"", &ctx, 51).is_err(), "going backwards");
+        let o = entry_offsets(false, EntryType::EntryNormal, b"", &ctx, 42).unwrap();
+        assert_eq!(o.offset_end, 42, "opaque logs know no compaction");
     }
 
     #[test]

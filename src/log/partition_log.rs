@@ -298,7 +298,7 @@ impl PartitionLog {
         };
         let m = self.segments[si].metas[slot];
         let kafka = self.opts.kind == LogKind::KafkaBatches;
-        let o = entry_offsets(kafka, e.entry_type, &e.data, m.offset_start)
+        let o = entry_offsets(kafka, e.entry_type, &e.data, &e.context, m.offset_start)
             .map_err(|reason| LogError::InvalidBatch { index: e.index, reason })?;
         if (o.offset_start, o.offset_end) != (m.offset_start, m.offset_end) {
             return Err(LogError::InvalidBatch {
@@ -415,7 +415,7 @@ impl PartitionLog {
         let mut next = self.offset_after_index(first.index - 1);
         let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
-            let o = entry_offsets(kafka, e.entry_type, &e.data, next)
+            let o = entry_offsets(kafka, e.entry_type, &e.data, &e.context, next)
                 .map_err(|reason| LogError::InvalidBatch { index: e.index, reason })?;
             next = o.offset_end;
             offsets.push(o);

@@ -136,7 +136,7 @@ pub(crate) fn scan_log(
             break Some((pos, why));
         }
         let ty = EntryType::from_i32(i32::from(h.entry_type)).unwrap_or_default();
-        let offsets = entry_offsets(kafka, ty, data, next_offset)
+        let offsets = entry_offsets(kafka, ty, data, ctx, next_offset)
             .map_err(|why| LogError::corrupt(path, pos, format!("entry {want}: {why}")))?;
         metas.push(EntryMeta {
             term: h.term,
@@ -338,6 +338,8 @@ pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, committed: u64, logger: &L
         bases.remove(0);
         report.stale_files_removed += 1;
     }
+    // Interrupted compaction swaps: finished or undone (see `cleaner::swap`).
+    report.stale_files_removed += super::cleaner::swap::recover(dir, &bases, logger)?;
     if let Some(&b) = bases.first() {
         if b != start.start_index {
             let p = dir.join(file_name(b, "log"));

@@ -498,6 +498,9 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "1000").is_ok());
         assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
         assert!(validate_topic_config("cleanup.policy", "compacted").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate_topic_config("retention.ms", "soon").is_err());
         assert!(validate_topic_config("flux.capacitor", "1").is_err());
     }

@@ -5,9 +5,10 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures). The series are listed in
 //! `docs/metrics.md`.
 
+mod cleaner;
 mod exposition;
 mod samples;
 
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
 pub use samples::{Samples, WINDOW};
 
@@ -82,6 +84,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// The log cleaner's figures (`cleaner.rs`), under their own lock.
+    cleaner: Mutex<cleaner::Figures>,
 }
 
 /// The registry.
@@ -281,6 +285,8 @@ impl Registry {
                 disk,
             ]
         });
+        let mut families = families;
+        families.extend(cleaner::families(self, &keep));
         exposition::encode(families)
     }
 }

@@ -57,10 +57,14 @@ pub struct PartitionStatus {
 }
 
 /// Topic-level settings a partition applies (from the topic's configs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RetentionSettings {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<u64>,
+    /// `cleanup.policy` includes `compact` (and the cleaner runs): the compaction settings.
+    pub compaction: Option<crate::log::cleaner::CompactionSettings>,
+    /// `segment.ms`: roll the active segment when its first batch is this old.
+    pub segment_ms: Option<i64>,
 }
 
 /// Everything a partition actor does, one enum.
@@ -92,6 +96,8 @@ pub enum PartitionMsg {
     Repair { from: u64, repair: crate::peer::frame::Repair },
     /// New retention settings.
     Retention(RetentionSettings),
+    /// The cleaner's answer to this partition's job (see `partition::cleaning`).
+    Cleaned(crate::log::cleaner::CleanReply),
     /// Stop the group (topic deleted); the node removes the data afterwards.
     Stop,
 }
@@ -116,6 +122,7 @@ pub struct PartitionActor {
     clock: SharedClock,
     retention: RetentionSettings,
     retention_check: Duration,
+    cleaning: super::cleaning::Cleaning,
     flush_interval: Option<Duration>,
     /// Acknowledgements waiting for the high watermark to pass their last offset.
     waiters: AckWaiters<AckReply>,
@@ -142,6 +149,8 @@ pub struct Links {
     pub apply_arbiter: Option<actix::dev::ArbiterHandle>,
     /// Fault injection: how long each committed batch takes to apply.
     pub apply_delay: Duration,
+    /// The node's log cleaner, and how often a partition checks for cleanable data.
+    pub cleaner: Option<(crate::log::cleaner::Cleaner, Duration)>,
 }
 
 /// What the node needs to start a partition actor.
@@ -188,6 +197,7 @@ impl PartitionActor {
             clock,
             retention: spec.retention,
             retention_check: spec.retention_check,
+            cleaning: Default::default(),
             flush_interval: (!fsync).then_some(spec.flush_interval),
             waiters: AckWaiters::default(),
             deletes: Default::default(),
@@ -400,6 +410,50 @@ impl PartitionActor {
     }
 }
 
+impl PartitionActor {
+    /// The cleaner timer: a time-based roll, then a compaction job for the node's cleaner
+    /// (planned from memory; the cleaner thread does the reading and writing).
+    fn run_cleaner(&mut self, ctx: &mut Context<Self>) {
+        if self.shell.is_failed() {
+            return;
+        }
+        let Some((cleaner, _)) = self.links.cleaner.clone() else {
+            return;
+        };
+        let (now, applied) = (self.clock.unix_millis(), self.core.confirmed_applied());
+        let r = self.retention;
+        let producers = self.core.raft.sm().producers.clone();
+        let log = self.core.raft.log_mut();
+        let planned = self.cleaning.check(
+            log,
+            &self.dir,
+            applied,
+            r.compaction,
+            r.segment_ms,
+            now,
+            || producers.last_offsets(),
+            &self.logger,
+        );
+        let node = self.links.transport.me();
+        let Some(p) = planned else {
+            if r.compaction.is_none() {
+                crate::metrics::cleaner_forget(node, &self.name);
+            }
+            return;
+        };
+        crate::metrics::cleaner_partition(node, &self.name, p.dirty_ratio, p.lag_seconds);
+        if let Some(job) = p.job {
+            let addr = ctx.address();
+            let reply = Box::new(move |r| addr.do_send(PartitionMsg::Cleaned(r)));
+            let msg =
+                crate::log::cleaner::CleanerMsg::Clean { node, name: self.name.clone(), job: Box::new(job), reply };
+            if !cleaner.send(msg) {
+                self.cleaning.finished(self.core.raft.log_mut(), Err("the cleaner has stopped".into()), &self.logger);
+            }
+        }
+    }
+}
+
 impl Actor for PartitionActor {
     type Context = Context<Self>;
 
@@ -416,6 +470,9 @@ impl Actor for PartitionActor {
             }),
         ));
         ctx.run_interval(self.retention_check, |act, _| act.run_retention());
+        if let Some((_, every)) = &self.links.cleaner {
+            ctx.run_interval(*every, |act, ctx| act.run_cleaner(ctx));
+        }
         if let Some(every) = self.flush_interval {
             ctx.run_interval(every, |act, _| act.flush());
         }
@@ -423,6 +480,7 @@ impl Actor for PartitionActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
+        crate::metrics::cleaner_forget(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
         self.fail_waiters(PartitionError::ShuttingDown);
         self.shell.final_flush(&mut self.core.raft);
@@ -516,6 +574,12 @@ impl Handler<PartitionMsg> for PartitionActor {
                 crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.apply_lag = lag);
             }
             PartitionMsg::Retention(r) => self.retention = r,
+            PartitionMsg::Cleaned(reply) => {
+                let log = self.core.raft.log_mut();
+                if self.cleaning.finished(log, reply, &self.logger) > 0 {
+                    self.publish_offsets();
+                }
+            }
             PartitionMsg::Stop => ctx.stop(),
         }
     }

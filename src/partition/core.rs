@@ -34,6 +34,9 @@ pub enum ApplyItem {
     Damaged { index: u64, next_offset: i64 },
     /// A committed DeleteRecords entry: the log start moves to `offset` (`delete_records.rs`).
     LogStart { index: u64, offset: i64 },
+    /// A committed entry whose batch the cleaner removed (`log::cleaner`): the high watermark
+    /// moves to `next_offset`, after the removed batch.
+    Compacted { index: u64, next_offset: i64 },
 }
 
 /// The group actor's side of apply: committed entries are handed to the apply actor in order,
@@ -64,6 +67,10 @@ impl StateMachine for PartitionSm {
         }
         if let Some(offset) = crate::partition::delete_records::delete_records_offset(entry) {
             self.pending.push(ApplyItem::LogStart { index: entry.index, offset });
+            return;
+        }
+        if let Some(next_offset) = crate::log::compacted_end(&entry.data, &entry.context) {
+            self.pending.push(ApplyItem::Compacted { index: entry.index, next_offset });
             return;
         }
         if let Ok(h) = BatchHeader::parse(&entry.data) {
@@ -125,6 +132,10 @@ impl ApplyState {
                 self.applied = *index;
             }
             ApplyItem::LogStart { index, .. } => self.applied = *index,
+            ApplyItem::Compacted { index, next_offset } => {
+                self.high_watermark = self.high_watermark.max(*next_offset);
+                self.applied = *index;
+            }
         }
     }
 }

@@ -9,9 +9,12 @@
 //! - [`apply`]: the apply actor: committed entries are applied off the group's actor.
 //! - [`shared`]: the few atomics a partition publishes for lock-free reads (leader, HW, ...).
 //! - [`producer_state`]: idempotent-producer bookkeeping.
+//! - [`cleaning`]: log compaction and time-based rolls on the partition side (plans runs for the
+//!   node's cleaner thread, installs what it cleaned); no actix.
 
 pub mod actor;
 pub mod apply;
+pub mod cleaning;
 pub mod core;
 pub mod delete_records;
 pub mod producer_state;

@@ -257,6 +257,12 @@ impl ProducerStateTable {
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }
+
+    /// Last offset of each producer's latest batch: the log cleaner keeps that batch (emptied
+    /// of its records if need be) so that this table rebuilds the same from the log.
+    pub fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers.iter().filter_map(|(pid, e)| Some((*pid, e.last_offset()?))).collect()
+    }
 }
 
 #[cfg(test)]

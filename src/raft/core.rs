@@ -257,6 +257,12 @@ impl<M: StateMachine> RaftCore<M> {
         self.node.mut_store().log_mut().repair(entry)
     }
 
+    /// The log, for maintenance that changes files but never the raft log's (index, term)
+    /// sequence: time-based rolls and installing compacted segments (`log::cleaner`).
+    pub fn log_mut(&mut self) -> &mut crate::log::PartitionLog {
+        self.node.mut_store().log_mut()
+    }
+
     /// Deletes whole sealed segments by retention, never past index `applied` (what the state
     /// machine has confirmed); returns how many were deleted.
     pub fn apply_retention(
@@ -552,7 +558,8 @@ impl<M: StateMachine> RaftCore<M> {
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
-                    // Data, or a typed context without data (a partition's DeleteRecords).
+                    // Data, or a typed context without data (a partition's DeleteRecords, an entry
+                    // the cleaner emptied, which still moves the state machine past its offsets).
                     if !entry.data.is_empty() || !entry.context.is_empty() {
                         self.sm.apply(&entry);
                     }

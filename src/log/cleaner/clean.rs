@@ -1,0 +1,303 @@
+//! One cleaning run over a partition, Kafka's `Cleaner.doClean`, reading only sealed segments
+//! through their own file handles (never the group actor's): when to clean (dirty ratio,
+//! `max.compaction.lag.ms`), building the key map over the dirty part, and rewriting every
+//! segment from the log start to the end of what the map covers into `.swap` copies.
+//!
+//! Record rules (Kafka's `shouldRetainRecord`): a record with a key survives when no later record
+//! of that key is in the map; a tombstone (null value) survives too until its segment was first
+//! cleaned `delete.retention.ms` ago; a record without a key does not survive. The batch rules
+//! are in `rewrite.rs`. Transactional control batches do not exist in chronik yet: see
+//! [`control_batch`], the one place that will treat them.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use protobuf::ProtobufEnum;
+use raft::eraftpb::{Entry, EntryType};
+
+use crate::log::batch::BatchHeader;
+use crate::log::index::{EntryMeta, NO_TIMESTAMP};
+use crate::log::offsets::{entry_offsets, COMPACTED_ENTRY};
+use crate::log::segment::{file_name, frame_crc, EntryOffsets, FrameHeader, FRAME_HEADER_LEN};
+use crate::log::{IoContext, LogError, Result};
+
+use super::checkpoint::Checkpoint;
+use super::install::SegmentSummary;
+use super::offset_map::OffsetMap;
+use super::rewrite::{Decoded, Rewritten};
+use super::swap::CleanedWriter;
+use super::CompactionSettings;
+
+/// Everything one run needs: given by the group actor, read-only.
+#[derive(Debug, Clone)]
+pub struct CleanJob {
+    pub dir: PathBuf,
+    /// The cleanable sealed segments, from the log start ([`super::PartitionLog::cleanable_segments`]
+    /// cut at `min.compaction.lag.ms` by [`plan`]).
+    pub segments: Vec<SegmentSummary>,
+    pub checkpoint: Checkpoint,
+    /// Producer id → last offset of its latest batch (that batch is kept, emptied if need be).
+    pub producer_last: HashMap<i64, i64>,
+    pub settings: CompactionSettings,
+    pub now_ms: i64,
+    /// `.timeindex` spacing.
+    pub index_interval_bytes: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct CleanOutcome {
+    /// Segments rewritten (their `.swap` files are ready), with their new entry tables.
+    pub cleaned: Vec<(u64, Vec<EntryMeta>)>,
+    /// The checkpoint to store once they are installed.
+    pub checkpoint: Checkpoint,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Records removed.
+    pub records_removed: u64,
+}
+
+/// Clean and dirty bytes of the cleanable part: segments ending at or below the checkpoint are
+/// clean, the others dirty (Kafka's `LogToClean`: `cleanableRatio = dirty / (clean + dirty)`).
+pub fn dirty_ratio(segments: &[SegmentSummary], cleaned_offset: i64) -> (u64, u64, f64) {
+    let (clean, dirty) = segments.iter().fold((0u64, 0u64), |(c, d), s| {
+        if s.offset_end <= cleaned_offset {
+            (c + s.size, d)
+        } else {
+            (c, d + s.size)
+        }
+    });
+    let ratio = if clean + dirty == 0 { 0.0 } else { dirty as f64 / (clean + dirty) as f64 };
+    (clean, dirty, ratio)
+}
+
+/// Kafka's `LogCleanerManager.cleanableOffsets` and `grabFilthiestCompactedLog` for one log:
+/// cuts `segments` before the first dirty one younger than `min.compaction.lag.ms`, and says
+/// whether the rest must be cleaned now: its dirty ratio reaches `min.cleanable.dirty.ratio`, or
+/// its oldest dirty batch is older than `max.compaction.lag.ms`. Also returns the seconds since
+/// the oldest dirty batch (the cleaner lag metric).
+pub fn plan(
+    mut segments: Vec<SegmentSummary>,
+    cleaned_offset: i64,
+    settings: &CompactionSettings,
+    now_ms: i64,
+) -> (Vec<SegmentSummary>, bool, f64, f64) {
+    let lag_bound = now_ms.saturating_sub(settings.min_compaction_lag_ms);
+    let cut = segments
+        .iter()
+        .position(|s| s.offset_end > cleaned_offset && s.largest_ts.is_some_and(|ts| ts > lag_bound))
+        .unwrap_or(segments.len());
+    segments.truncate(cut);
+    let (_, dirty, ratio) = dirty_ratio(&segments, cleaned_offset);
+    let oldest_dirty = segments.iter().filter(|s| s.offset_end > cleaned_offset).find_map(|s| s.first_batch_ts);
+    let lag_s = oldest_dirty.map_or(0.0, |ts| (now_ms.saturating_sub(ts)).max(0) as f64 / 1000.0);
+    let overdue =
+        settings.max_compaction_lag_ms.zip(oldest_dirty).is_some_and(|(max, ts)| ts < now_ms.saturating_sub(max));
+    let must = dirty > 0 && (ratio >= settings.min_cleanable_ratio || overdue);
+    (segments, must, ratio, lag_s)
+}
+
+/// The one place transactional control batches (issue 10) will be treated, as Kafka's cleaner
+/// does: a commit/abort marker is kept while its transaction's data may remain, aborted
+/// transactions' records are removed, and markers go after `delete.retention.ms`. Until control
+/// batches exist, a batch with the control bit is kept unchanged and its records enter no map.
+pub fn control_batch(_h: &BatchHeader) -> Rewritten {
+    Rewritten::Unchanged
+}
+
+/// Reads the frames of a sealed segment in order, checking each CRC and index.
+struct Frames {
+    path: PathBuf,
+    r: BufReader<File>,
+    next_index: u64,
+    left: usize,
+}
+
+impl Frames {
+    fn open(dir: &Path, s: &SegmentSummary) -> Result<Frames> {
+        let path = dir.join(file_name(s.base_index, "log"));
+        let f = File::open(&path).ctx(&path)?;
+        Ok(Frames { r: BufReader::with_capacity(1 << 20, f), path, next_index: s.base_index, left: s.entries })
+    }
+
+    /// The next entry and its frame size, or None after the segment's last entry.
+    fn next(&mut self) -> Result<Option<(Entry, u64)>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        self.r.read_exact(&mut h).ctx(&self.path)?;
+        let fh = FrameHeader::decode(&h).map_err(|why| LogError::corrupt(&self.path, 0, why))?;
+        let mut payload = vec![0u8; (fh.data_len + fh.ctx_len) as usize];
+        self.r.read_exact(&mut payload).ctx(&self.path)?;
+        let (data, ctx) = payload.split_at(fh.data_len as usize);
+        if frame_crc(&h, data, ctx) != fh.crc || fh.index != self.next_index {
+            return Err(LogError::corrupt(
+                &self.path,
+                0,
+                format!("frame of entry {} fails its checks", self.next_index),
+            ));
+        }
+        let payload = Bytes::from(payload);
+        let e = Entry {
+            index: fh.index,
+            term: fh.term,
+            entry_type: EntryType::from_i32(i32::from(fh.entry_type)).unwrap_or_default(),
+            data: payload.slice(..fh.data_len as usize),
+            context: payload.slice(fh.data_len as usize..),
+            ..Default::default()
+        };
+        self.next_index += 1;
+        self.left -= 1;
+        Ok(Some((e, u64::from(fh.frame_len))))
+    }
+}
+
+/// The batch an entry holds, if any (normal entries with data; not a compacted entry).
+fn batch_of(e: &Entry) -> Option<&[u8]> {
+    (e.entry_type == EntryType::EntryNormal && !e.data.is_empty()).then_some(&e.data[..])
+}
+
+/// Pass 1: the key map over the dirty part (offsets from `from`). Returns the offset up to which
+/// the map covers the log: the end of the dirty part, or where the map became full.
+fn build_map(job: &CleanJob, from: i64, map: &mut OffsetMap, io: &mut dyn FnMut(u64)) -> Result<(i64, u64)> {
+    let mut read = 0;
+    let end = job.segments.last().map_or(from, |s| s.offset_end);
+    for s in job.segments.iter().filter(|s| s.offset_end > from) {
+        let mut frames = Frames::open(&job.dir, s)?;
+        while let Some((e, len)) = frames.next()? {
+            read += len;
+            io(len);
+            let Some(data) = batch_of(&e) else { continue };
+            let Ok(d) = Decoded::new(data) else { continue };
+            if d.header.is_control() {
+                continue;
+            }
+            for r in d.records() {
+                let Some(key) = r.key.filter(|_| r.offset >= from) else { continue };
+                if !map.put(key, r.offset) {
+                    return Ok((r.offset, read));
+                }
+            }
+        }
+    }
+    Ok((end, read))
+}
+
+/// One cleaning run. `buffer_bytes` bounds the key map; `io(bytes)` is called for every read
+/// and written chunk (the rate limit). Leaves `.swap` files for the segments in the outcome.
+pub fn clean(job: &CleanJob, buffer_bytes: usize, io: &mut dyn FnMut(u64)) -> Result<CleanOutcome> {
+    let mut out = CleanOutcome { checkpoint: job.checkpoint.clone(), ..Default::default() };
+    match clean_into(job, buffer_bytes, io, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // Nothing of a failed run is kept: its swaps are not committed.
+            for (base, _) in &out.cleaned {
+                let _ = super::swap::discard(&job.dir, *base);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn clean_into(job: &CleanJob, buffer_bytes: usize, io: &mut dyn FnMut(u64), out: &mut CleanOutcome) -> Result<()> {
+    let from = job.checkpoint.cleaned_offset.max(job.segments.first().map_or(0, |s| s.offset_start));
+    let dirty_span = job.segments.last().map_or(0, |s| s.offset_end).saturating_sub(from).max(0) as usize;
+    let mut map = OffsetMap::new(buffer_bytes, dirty_span);
+    let (end, mut bytes_read) = build_map(job, from, &mut map, io)?;
+    if end <= from {
+        return Ok(());
+    }
+    for s in job.segments.iter().filter(|s| s.offset_start < end) {
+        let first_cleaned = job.checkpoint.cleaned_at.get(&s.base_index).copied();
+        let drop_tombstones =
+            first_cleaned.is_some_and(|t| job.now_ms >= t.saturating_add(job.settings.delete_retention_ms));
+        let mut frames = Frames::open(&job.dir, s)?;
+        let mtime = std::fs::metadata(&frames.path).and_then(|m| m.modified()).ok();
+        let mut w = CleanedWriter::create(&job.dir, s.base_index)?;
+        let mut changed = false;
+        let mut removed = 0u64;
+        let mut next = s.offset_start;
+        while let Some((e, len)) = frames.next()? {
+            bytes_read += len;
+            io(len);
+            let (ne, off) = match rewrite_entry(job, &map, drop_tombstones, &e, &mut removed) {
+                Some(x) => {
+                    changed = true;
+                    x
+                }
+                None => {
+                    let off = entry_offsets(true, e.entry_type, &e.data, &e.context, next)
+                        .map_err(|reason| LogError::InvalidBatch { index: e.index, reason })?;
+                    (e, off)
+                }
+            };
+            next = off.offset_end;
+            w.push(&ne, off)?;
+        }
+        if !changed {
+            w.abort()?;
+        } else {
+            io(w.size());
+            out.bytes_written += w.size();
+            out.records_removed += removed;
+            let metas = w.finish(job.index_interval_bytes, mtime)?;
+            out.cleaned.push((s.base_index, metas));
+        }
+        // Tombstones of this segment are kept delete.retention.ms from its first cleaning.
+        out.checkpoint.cleaned_at.entry(s.base_index).or_insert(job.now_ms);
+    }
+    let first = job.segments.first().map_or(0, |s| s.base_index);
+    out.checkpoint.cleaned_at.retain(|b, _| *b >= first);
+    out.checkpoint.cleaned_offset = end;
+    out.bytes_read = bytes_read;
+    Ok(())
+}
+
+/// The cleaned form of entry `e`, None when it stays as it is. Entries without a batch and
+/// batches that do not decode stay as they are.
+fn rewrite_entry(
+    job: &CleanJob,
+    map: &OffsetMap,
+    drop_tombstones: bool,
+    e: &Entry,
+    removed: &mut u64,
+) -> Option<(Entry, EntryOffsets)> {
+    let data = batch_of(e)?;
+    let d = Decoded::new(data).ok()?;
+    let h = d.header;
+    let result = if h.is_control() {
+        control_batch(&h)
+    } else {
+        let keep_empty = h.has_producer_id() && job.producer_last.get(&h.producer_id) == Some(&h.last_offset());
+        let mut keep = |r: &super::rewrite::RecordRef<'_>| match r.key {
+            Some(k) => map.get(k).is_none_or(|latest| r.offset >= latest) && !(r.tombstone && drop_tombstones),
+            None => false,
+        };
+        d.rewrite(data, &mut keep, keep_empty).ok()?
+    };
+    let mut ne = e.clone();
+    let off = match result {
+        Rewritten::Unchanged => return None,
+        Rewritten::Shrunk(b) | Rewritten::Empty(b) => {
+            let nh = BatchHeader::parse(&b).ok()?;
+            *removed += (h.record_count - nh.record_count).max(0) as u64;
+            ne.data = b;
+            EntryOffsets { offset_start: nh.base_offset, offset_end: nh.next_offset(), max_ts: nh.max_timestamp }
+        }
+        Rewritten::Removed => {
+            *removed += h.record_count.max(0) as u64;
+            let end = h.next_offset();
+            let mut ctx = COMPACTED_ENTRY.to_vec();
+            ctx.extend_from_slice(&end.to_be_bytes());
+            ne.data = Bytes::new();
+            ne.context = Bytes::from(ctx);
+            EntryOffsets { offset_start: end, offset_end: end, max_ts: NO_TIMESTAMP }
+        }
+    };
+    debug_assert_eq!(ne.entry_type.value(), EntryType::EntryNormal.value());
+    Some((ne, off))
+}

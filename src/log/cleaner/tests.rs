@@ -1,0 +1,408 @@
+//! Log-level tests of compaction: a real partition log, cleaned and swapped as the cleaner and
+//! the group actor do it, read back through the Kafka view and after reopening.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use bytes::Bytes;
+use raft::eraftpb::Entry;
+
+use super::rewrite::tests::{compressed, kv_batch};
+use super::rewrite::Decoded;
+use super::*;
+use crate::log::batch::{build_batch, finish_batch};
+use crate::log::partition_log::tests::{logger, noop};
+use crate::log::segment::file_name;
+use crate::log::{LogKind, LogOptions, PartitionLog};
+
+fn opts(segment_bytes: u64) -> LogOptions {
+    LogOptions { segment_bytes, index_interval_bytes: 256, kind: LogKind::KafkaBatches }
+}
+
+/// A log of `n` one-record batches, key `k{i % keys}`, value `v{i}`, timestamp `1000 + i`,
+/// every fifth batch gzip-compressed, with raft no-ops sprinkled in, rolled every 10 entries.
+fn build(dir: &Path, n: i64, keys: i64) -> PartitionLog {
+    let (mut log, _) = PartitionLog::open(dir, opts(1 << 20), &logger()).unwrap();
+    let mut index = 1;
+    for i in 0..n {
+        if i % 13 == 0 {
+            log.append(&[noop(index, 1)]).unwrap();
+            index += 1;
+        }
+        let (k, v) = (format!("k{}", i % keys), format!("v{i}"));
+        let mut b = kv_batch(i, &[(Some(k.as_bytes()), Some(v.as_bytes()))], 1000 + i);
+        if i % 5 == 0 {
+            b = compressed(&b, 1);
+        }
+        log.append(&[Entry { index, term: 1, data: Bytes::from(b), ..Default::default() }]).unwrap();
+        index += 1;
+        if index % 10 == 0 {
+            log.roll().unwrap();
+        }
+    }
+    log.roll().unwrap();
+    log
+}
+
+fn job(log: &PartitionLog, now_ms: i64, settings: CompactionSettings) -> CleanJob {
+    CleanJob {
+        dir: log.dir.clone(),
+        segments: log.cleanable_segments(u64::MAX),
+        checkpoint: Checkpoint::load(&log.dir).unwrap(),
+        producer_last: HashMap::new(),
+        settings,
+        now_ms,
+        index_interval_bytes: 256,
+    }
+}
+
+/// Cleans and installs, as the cleaner thread and the group actor do.
+fn run(log: &mut PartitionLog, now_ms: i64, settings: CompactionSettings, buffer: usize) -> CleanOutcome {
+    let j = job(log, now_ms, settings);
+    let out = clean(&j, buffer, &mut |_| {}).unwrap();
+    out.checkpoint.store(&log.dir).unwrap();
+    for (base, metas) in &out.cleaned {
+        assert!(log.install_cleaned(*base, metas.clone()).unwrap());
+    }
+    out
+}
+
+/// Every record served from offset 0: (offset, key, value).
+fn served(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+    let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < all.len() {
+        let h = crate::log::batch::BatchHeader::parse(&all[pos..]).unwrap();
+        let b = &all[pos..pos + h.total_len()];
+        assert_eq!(crate::log::batch::crc32c_of(b), h.crc, "every served batch has a valid crc");
+        for r in Decoded::new(b).unwrap().records() {
+            let k = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let v = (!r.tombstone).then(String::new);
+            out.push((r.offset, k, v));
+        }
+        pos += h.total_len();
+    }
+    out
+}
+
+fn latest(n: i64, keys: i64) -> BTreeMap<String, i64> {
+    (0..n).map(|i| (format!("k{}", i % keys), i)).collect()
+}
+
+#[test]
+fn latest_value_per_key_survives_across_many_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = build(dir.path(), 200, 7);
+    assert!(log.segment_count() > 10, "{} segments", log.segment_count());
+    let (start, end) = (log.log_start_offset(), log.next_offset());
+    let before: Vec<Entry> = log.entries(1, log.last_index() + 1, None).unwrap();
+    let out = run(&mut log, 10_000, CompactionSettings::default(), 1 << 20);
+    assert!(!out.cleaned.is_empty() && out.records_removed > 150, "{out:?}");
+    let got = served(&log);
+    let offsets: Vec<i64> = got.iter().map(|r| r.0).collect();
+    let want: Vec<i64> =
+        latest(200, 7).values().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    assert_eq!(offsets, want, "exactly the latest offset of each key, in offset order");
+    // Offsets, raft indexes and terms did not move.
+    assert_eq!((log.log_start_offset(), log.next_offset()), (start, end));
+    let after: Vec<Entry> = log.entries(1, log.last_index() + 1, None).unwrap();
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!((a.index, a.term, a.entry_type), (b.index, b.term, b.entry_type));
+    }
+    for i in 1..=log.last_index() {
+        assert_eq!(
+            log.offset_after_index(i),
+            {
+                let m = before
+                    .iter()
+                    .take_while(|e| e.index <= i)
+                    .filter_map(|e| crate::log::batch::BatchHeader::parse(&e.data).ok())
+                    .last();
+                m.map_or(0, |h| h.next_offset())
+            },
+            "high watermark of index {i}"
+        );
+    }
+    // Fetch from an offset whose batch was removed returns the next surviving batch.
+    let first_kept = want[0];
+    let h = crate::log::batch::BatchHeader::parse(&log.read(0, 1, i64::MAX).unwrap()).unwrap();
+    assert_eq!(h.base_offset, first_kept);
+    for gap in (0..200).filter(|o| !want.contains(o)) {
+        let next = *want.iter().find(|w| **w > gap).unwrap();
+        let got = log.read(gap, 1, i64::MAX).unwrap();
+        assert_eq!(crate::log::batch::BatchHeader::parse(&got).unwrap().base_offset, next, "fetch at {gap}");
+    }
+    // The same after reopening (indexes trusted) and after rebuilding every index by scanning.
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    assert_eq!(served(&log).iter().map(|r| r.0).collect::<Vec<_>>(), want);
+    drop(log);
+    for de in std::fs::read_dir(dir.path()).unwrap() {
+        let p = de.unwrap().path();
+        if p.extension().is_some_and(|e| e == "index") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let (log, rep) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    assert!(rep.indexes_rebuilt > 10);
+    assert_eq!(served(&log).iter().map(|r| r.0).collect::<Vec<_>>(), want);
+    assert_eq!((log.log_start_offset(), log.next_offset()), (start, end));
+    // A second run finds nothing dirty.
+    let j = job(&log, 20_000, CompactionSettings::default());
+    let (_, must, ratio, _) = plan(j.segments.clone(), j.checkpoint.cleaned_offset, &j.settings, 20_000);
+    assert!(!must && ratio == 0.0, "ratio {ratio}");
+}
+
+#[test]
+fn a_small_map_cleans_only_what_it_covers_then_the_rest_next_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = build(dir.path(), 120, 40);
+    // Room for 9 keys (10 slots of 24 bytes at 0.9).
+    let out = run(&mut log, 10_000, CompactionSettings::default(), 10 * offset_map::SLOT_BYTES);
+    assert!(out.checkpoint.cleaned_offset > 0 && out.checkpoint.cleaned_offset < 120, "{:?}", out.checkpoint);
+    let mut rounds = 1;
+    while Checkpoint::load(dir.path()).unwrap().cleaned_offset < 120 {
+        run(&mut log, 10_000, CompactionSettings::default(), 10 * offset_map::SLOT_BYTES);
+        rounds += 1;
+        assert!(rounds < 50, "bounded");
+    }
+    assert!(rounds > 3);
+    let want: Vec<i64> =
+        latest(120, 40).values().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    assert_eq!(served(&log).iter().map(|r| r.0).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn tombstones_disappear_after_delete_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    let recs: Vec<crate::log::batch::KeyValue<'_>> = vec![(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2"))];
+    log.append(&[Entry { index: 1, term: 1, data: kv_batch(0, &recs, 100).into(), ..Default::default() }]).unwrap();
+    log.roll().unwrap();
+    log.append(&[Entry {
+        index: 2,
+        term: 1,
+        data: kv_batch(2, &[(Some(b"a"), None)], 200).into(),
+        ..Default::default()
+    }])
+    .unwrap();
+    log.roll().unwrap();
+    let s = CompactionSettings { delete_retention_ms: 1000, ..Default::default() };
+    run(&mut log, 10_000, s, 1 << 20);
+    let keys = |log: &PartitionLog| served(log).into_iter().map(|(o, k, v)| (o, k, v.is_some())).collect::<Vec<_>>();
+    assert_eq!(keys(&log), vec![(1, "b".into(), true), (2, "a".into(), false)], "the tombstone stays at first");
+    // Dirty again so that a run happens; before the horizon the tombstone stays.
+    log.append(&[Entry {
+        index: 3,
+        term: 1,
+        data: kv_batch(3, &[(Some(b"c"), Some(b"3"))], 300).into(),
+        ..Default::default()
+    }])
+    .unwrap();
+    log.roll().unwrap();
+    run(&mut log, 10_999, s, 1 << 20);
+    assert_eq!(keys(&log).len(), 3);
+    log.append(&[Entry {
+        index: 4,
+        term: 1,
+        data: kv_batch(4, &[(Some(b"d"), Some(b"4"))], 400).into(),
+        ..Default::default()
+    }])
+    .unwrap();
+    log.roll().unwrap();
+    run(&mut log, 11_000, s, 1 << 20);
+    assert_eq!(keys(&log), vec![(1, "b".into(), true), (3, "c".into(), true), (4, "d".into(), true)]);
+    assert_eq!(log.next_offset(), 5);
+}
+
+#[test]
+fn the_last_batch_of_a_producer_is_kept_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    let mut b1 = build_batch(0, 7, 0, 0, 10, &[(Some(b"k"), Some(b"1"))]);
+    finish_batch(&mut b1);
+    let mut b2 = build_batch(1, 7, 0, 1, 11, &[(Some(b"k"), Some(b"2"))]);
+    finish_batch(&mut b2);
+    let b3 = kv_batch(2, &[(Some(b"k"), Some(b"3"))], 12);
+    let ents: Vec<Entry> = [b1, b2, b3]
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| Entry { index: i as u64 + 1, term: 1, data: b.into(), ..Default::default() })
+        .collect();
+    log.append(&ents).unwrap();
+    log.roll().unwrap();
+    let mut j = job(&log, 1000, CompactionSettings::default());
+    j.producer_last.insert(7, 1);
+    let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
+    for (base, metas) in out.cleaned {
+        assert!(log.install_cleaned(base, metas).unwrap());
+    }
+    let e = log.entries(1, 4, None).unwrap();
+    assert!(e[0].data.is_empty() && crate::log::compacted_end(&e[0].data, &e[0].context) == Some(1));
+    let h = crate::log::batch::BatchHeader::parse(&e[1].data).unwrap();
+    assert_eq!((h.producer_id, h.base_sequence, h.record_count, h.base_offset), (7, 1, 0, 1), "empty batch kept");
+    assert_eq!(served(&log).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
+}
+
+/// The files of segment `base` as (name → bytes).
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_crash_at_every_step_of_a_swap_recovers_old_or_new() {
+    // Reference: the old and the new content of the log.
+    let ref_dir = tempfile::tempdir().unwrap();
+    let log = build(ref_dir.path(), 40, 3);
+    let old = served(&log);
+    drop(log);
+    let (mut log, _) = PartitionLog::open(ref_dir.path(), opts(1 << 20), &logger()).unwrap();
+    run(&mut log, 10_000, CompactionSettings::default(), 1 << 20);
+    let new = served(&log);
+    assert_ne!(old, new);
+    drop(log);
+    // Steps of swapping segment `base`, each leaving the files as a crash right after it would.
+    for step in 0..=7 {
+        let dir = tempfile::tempdir().unwrap();
+        let log = build(dir.path(), 40, 3);
+        let j = job(&log, 10_000, CompactionSettings::default());
+        drop(log);
+        let base = j.segments[0].base_index;
+        let d = dir.path();
+        let name = |ext: &str, suffix: &str| d.join(format!("{}{suffix}", file_name(base, ext)));
+        let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
+        assert!(out.cleaned.iter().any(|(b, _)| *b == base));
+        // `clean` ends after step 3 (every .swap written). Undo back to the wanted step.
+        let mv = |from: &Path, to: &Path| std::fs::rename(from, to).unwrap();
+        match step {
+            // 0: a partial .cleaned log only; 1: all .cleaned files; 2: index renamed to .swap.
+            0..=2 => {
+                for (ext, to_swap) in [("index", step >= 2), ("timeindex", false), ("log", false)] {
+                    if !to_swap {
+                        mv(&name(ext, ".swap"), &name(ext, ".cleaned"));
+                    }
+                }
+                if step == 0 {
+                    std::fs::remove_file(name("index", ".cleaned")).unwrap();
+                    std::fs::remove_file(name("timeindex", ".cleaned")).unwrap();
+                    let f = std::fs::OpenOptions::new().write(true).open(name("log", ".cleaned")).unwrap();
+                    f.set_len(50).unwrap();
+                }
+            }
+            // 3: every .swap in place (the commit point passed).
+            3 => {}
+            // 4, 5: the index, then the time index renamed over; 6: the log too; 7: installed.
+            _ => {
+                let exts: &[&str] = match step {
+                    4 => &["index"],
+                    5 => &["index", "timeindex"],
+                    _ => &["index", "timeindex", "log"],
+                };
+                for ext in exts {
+                    mv(&name(ext, ".swap"), &name(ext, ""));
+                }
+            }
+        }
+        let (log, rep) = PartitionLog::open(d, opts(1 << 20), &logger()).unwrap();
+        let got = served(&log);
+        let left: Vec<String> =
+            files(d).into_keys().filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned")).collect();
+        assert!(left.is_empty(), "step {step}: leftovers {left:?}");
+        // Only segment `base` may be new: compare its batches' offsets with old and new.
+        let seg_range = (j.segments[0].offset_start, j.segments[0].offset_end);
+        let part = |v: &[(i64, String, Option<String>)]| {
+            v.iter().filter(|r| r.0 >= seg_range.0 && r.0 < seg_range.1).cloned().collect::<Vec<_>>()
+        };
+        if step <= 2 {
+            assert_eq!(part(&got), part(&old), "step {step}: the old segment");
+        } else {
+            assert_eq!(part(&got), part(&new), "step {step}: the new segment");
+            assert!(rep.stale_files_removed > 0 || step >= 6);
+        }
+        assert_eq!(log.next_offset(), 40);
+    }
+}
+
+#[test]
+fn a_segment_deleted_meanwhile_is_not_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = build(dir.path(), 60, 5);
+    let j = job(&log, 10_000, CompactionSettings::default());
+    let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
+    // Retention removes the first segments before the result arrives.
+    let n = log.apply_retention(0, None, Some(0), 25).unwrap();
+    assert!(n > 0);
+    let first = log.first_index();
+    for (base, metas) in out.cleaned {
+        let installed = log.install_cleaned(base, metas).unwrap();
+        assert_eq!(installed, base >= first, "base {base}");
+    }
+    let left: Vec<String> = files(dir.path()).into_keys().filter(|n| n.ends_with(".swap")).collect();
+    assert!(left.is_empty(), "{left:?}");
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    assert_eq!(log.first_index(), first);
+}
+
+#[test]
+fn min_compaction_lag_and_max_lag_and_ratio_decide() {
+    let seg = |base: u64, start: i64, end: i64, ts: i64| SegmentSummary {
+        base_index: base,
+        entries: 1,
+        size: 100,
+        offset_start: start,
+        offset_end: end,
+        first_batch_ts: Some(ts),
+        largest_ts: Some(ts),
+    };
+    let segs = vec![seg(1, 0, 10, 1000), seg(2, 10, 20, 2000), seg(3, 20, 30, 3000), seg(4, 30, 40, 9000)];
+    let s = CompactionSettings { min_cleanable_ratio: 0.5, min_compaction_lag_ms: 5000, ..Default::default() };
+    // Clean up to 20: dirty 3 of 4 segments... but segment 4 is younger than the lag.
+    let (kept, must, ratio, lag) = plan(segs.clone(), 20, &s, 10_000);
+    assert_eq!(kept.len(), 3);
+    assert!((ratio - 1.0 / 3.0).abs() < 1e-9);
+    assert!(!must);
+    assert!((lag - 7.0).abs() < 1e-9, "oldest dirty batch at 3000");
+    // max.compaction.lag.ms forces it.
+    let s2 = CompactionSettings { max_compaction_lag_ms: Some(6000), ..s };
+    assert!(plan(segs.clone(), 20, &s2, 10_000).1);
+    // A lower ratio threshold too.
+    let s3 = CompactionSettings { min_cleanable_ratio: 0.3, ..s };
+    assert!(plan(segs.clone(), 20, &s3, 10_000).1);
+    assert_eq!(dirty_ratio(&segs, 0), (0, 400, 1.0));
+    assert_eq!(dirty_ratio(&segs, 40), (400, 0, 0.0));
+}
+
+#[test]
+fn the_cleaner_thread_runs_a_job_stores_the_checkpoint_and_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = build(dir.path(), 60, 4);
+    let opts = CleanerOptions { threads: 2, io_max_bytes_per_second: None, dedupe_buffer_size: 1 << 20 };
+    let cleaner = Cleaner::start(opts, crate::clock::SystemClock::shared(), logger());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let j = job(&log, 10_000, CompactionSettings::default());
+    let reply = Box::new(move |r: CleanReply| tx.send(r).unwrap());
+    assert!(cleaner.send(CleanerMsg::Clean { node: 99, name: "t/0".into(), job: Box::new(j), reply }));
+    let out = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().unwrap();
+    assert_eq!(Checkpoint::load(dir.path()).unwrap(), out.checkpoint, "stored before the reply");
+    assert!(crate::metrics::cleaner_bytes_read(99) >= out.bytes_read && out.bytes_read > 0);
+    for (base, metas) in out.cleaned {
+        assert!(log.install_cleaned(base, metas).unwrap());
+    }
+    assert_eq!(served(&log).len(), 4);
+    // A job on a directory that is gone fails with an error reply, and nothing is left behind.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut j = job(&log, 10_000, CompactionSettings::default());
+    j.checkpoint.cleaned_offset = 0;
+    j.dir = dir.path().join("gone");
+    let reply = Box::new(move |r: CleanReply| tx.send(r).unwrap());
+    assert!(cleaner.send(CleanerMsg::Clean { node: 99, name: "t/0".into(), job: Box::new(j), reply }));
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().is_err());
+}

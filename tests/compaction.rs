@@ -1,0 +1,225 @@
+//! In-process cluster tests of log compaction: replicas that compact at different times (each
+//! node's cleaner decides alone) hold the same latest value of every key and only records the
+//! producer wrote at their offsets; a follower that was down while the leader compacted catches
+//! up by normal Raft replication of the compacted entries and then serves byte for byte what the
+//! leader serves. What a replica serves is read with the same `PartitionLog::read` Fetch uses,
+//! from its data directory once the nodes are stopped.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use chronik::config::Config;
+use chronik::log::batch::{build_batch, records, BatchHeader};
+use chronik::log::{LogKind, LogOptions, PartitionLog};
+use common::{cluster_configs, spawn_node_logged, CapturedLog, Client, TestNode};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn cfg(k: &'static str, v: &'static str) -> create_topics_request::CreatableTopicConfig {
+    create_topics_request::CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str(k))
+        .with_value(Some(StrBytes::from_static_str(v)))
+}
+
+/// A compacted topic of one partition on three replicas, small segments, eager cleaning.
+fn create_compacted(c: &mut Client, topic: &str) {
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![
+                cfg("cleanup.policy", "compact"),
+                cfg("segment.bytes", "2048"),
+                cfg("min.cleanable.dirty.ratio", "0.01"),
+            ]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
+
+fn leader_of(node: &TestNode, topic: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut c = Client::connect(node.addr);
+    loop {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
+        if let Some(p) = r.topics.first().and_then(|t| t.partitions.first()).filter(|p| p.leader_id.0 > 0) {
+            return p.leader_id.0 as u64;
+        }
+        assert!(Instant::now() < deadline, "no leader for {topic}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Produces `rounds` updates of keys `k0..k{keys}` (one record per batch, value `r{round}-k{key}`).
+fn produce_updates(c: &mut Client, topic: &str, rounds: usize, keys: usize, first_round: usize) {
+    for round in first_round..first_round + rounds {
+        for k in 0..keys {
+            let (key, value) = (format!("k{k}"), format!("r{round}-k{k}"));
+            let batch =
+                build_batch(0, -1, -1, -1, 1_700_000_000_000, &[(Some(key.as_bytes()), Some(value.as_bytes()))]);
+            let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+                produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+            ]);
+            let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        }
+    }
+}
+
+/// What a replica's log serves from offset 0: the raw bytes, and (offset, key, value) records.
+fn served(data_dir: &Path) -> (Bytes, Vec<(i64, String, String)>, usize) {
+    let groups = data_dir.join("groups");
+    let gdir: PathBuf = std::fs::read_dir(&groups).unwrap().next().unwrap().unwrap().path();
+    let opts = LogOptions { segment_bytes: 2048, index_interval_bytes: 4096, kind: LogKind::KafkaBatches };
+    let (log, _) = PartitionLog::open(&gdir, opts, &chronik::logging::discard()).unwrap();
+    let raw = log.read(0, usize::MAX, i64::MAX).unwrap();
+    let mut recs = Vec::new();
+    let mut pos = 0;
+    while pos < raw.len() {
+        let h = BatchHeader::parse(&raw[pos..]).unwrap();
+        let b = &raw[pos..pos + h.total_len()];
+        for (i, r) in records(b).unwrap().iter().enumerate() {
+            let _ = i;
+            let s = |x: Option<&[u8]>| String::from_utf8(x.unwrap().to_vec()).unwrap();
+            recs.push((h.base_offset + i64::from(r.offset_delta), s(r.key), s(r.value)));
+        }
+        pos += h.total_len();
+    }
+    let compacted_entries = log
+        .entries(log.first_index(), log.last_index() + 1, None)
+        .unwrap()
+        .iter()
+        .filter(|e| chronik::log::compacted_end(&e.data, &e.context).is_some())
+        .count();
+    (raw, recs, compacted_entries)
+}
+
+/// Every record a replica serves is the one the producer wrote at that offset (offset `o` holds
+/// round `o / keys`, key `o % keys`), offsets increase, and the latest value of every key is there.
+fn check_replica(recs: &[(i64, String, String)], keys: usize, rounds: usize) {
+    let mut latest: BTreeMap<String, String> = BTreeMap::new();
+    let mut last = -1;
+    for (o, k, v) in recs {
+        assert!(*o > last, "offsets increase");
+        last = *o;
+        let (round, key) = (*o as usize / keys, *o as usize % keys);
+        assert_eq!((k.as_str(), v.as_str()), (format!("k{key}").as_str(), format!("r{round}-k{key}").as_str()));
+        latest.insert(k.clone(), v.clone());
+    }
+    for k in 0..keys {
+        assert_eq!(latest.get(&format!("k{k}")), Some(&format!("r{}-k{k}", rounds - 1)), "latest of k{k}");
+    }
+}
+
+fn start(configs: &[Config], logs: &[CapturedLog]) -> Vec<TestNode> {
+    let starting: Vec<_> =
+        configs.iter().zip(logs).map(|(c, l)| spawn_node_logged(c.clone(), Some(l.clone()))).collect();
+    starting.into_iter().map(|s| s.wait()).collect()
+}
+
+#[test]
+fn replicas_compacting_at_different_times_keep_the_same_latest_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = cluster_configs(dir.path(), 3);
+    // Each node's cleaner decides alone, at its own pace.
+    for (c, ms) in configs.iter_mut().zip([100u64, 700, 1500]) {
+        c.cleaner.backoff = Duration::from_millis(ms);
+    }
+    let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
+    let nodes = start(&configs, &logs);
+    let mut c = Client::connect(nodes[0].addr);
+    create_compacted(&mut c, "kv");
+    let leader = leader_of(&nodes[0], "kv");
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].addr);
+    let (keys, rounds) = (10, 30);
+    produce_updates(&mut lc, "kv", rounds / 2, keys, 0);
+    // Every node cleans at least once, at different moments, while updates keep coming.
+    for l in &logs {
+        l.wait_for(&["cleaned partition", "kv/0"], Duration::from_secs(30));
+    }
+    produce_updates(&mut lc, "kv", rounds - rounds / 2, keys, rounds / 2);
+    std::thread::sleep(Duration::from_millis(2000));
+    drop(lc);
+    drop(c);
+    drop(nodes);
+    let mut counts = Vec::new();
+    for config in &configs {
+        let (_, recs, _) = served(&config.data_dir);
+        check_replica(&recs, keys, rounds);
+        counts.push(recs.len());
+    }
+    assert!(counts.iter().all(|n| *n < keys * rounds / 2), "every replica compacted: {counts:?}");
+}
+
+#[test]
+fn a_follower_down_while_the_leader_compacted_catches_up_and_serves_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = cluster_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.cleaner.backoff = Duration::from_millis(100);
+    }
+    let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
+    let mut nodes: Vec<Option<TestNode>> = start(&configs, &logs).into_iter().map(Some).collect();
+    let mut c = Client::connect(nodes[0].as_ref().unwrap().addr);
+    create_compacted(&mut c, "kv");
+    let leader = leader_of(nodes[0].as_ref().unwrap(), "kv");
+    let follower = leader % 3 + 1;
+    let other = 6 - leader - follower;
+    let fi = (follower - 1) as usize;
+    // The follower stops before anything is written; its own cleaner stays off after the
+    // restart, so all it holds is what the leader replicated.
+    drop(nodes[fi].take());
+    configs[fi].cleaner.enabled = false;
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
+    let (keys, rounds) = (8, 40);
+    produce_updates(&mut lc, "kv", rounds, keys, 0);
+    logs[(leader - 1) as usize].wait_for(&["cleaned partition", "kv/0"], Duration::from_secs(30));
+    // The leader has compacted: let it finish every run it started, then bring the follower back.
+    std::thread::sleep(Duration::from_millis(1000));
+    nodes[fi] = Some(spawn_node_logged(configs[fi].clone(), Some(logs[fi].clone())).wait());
+    let admin = |i: u64| nodes[(i - 1) as usize].as_ref().unwrap().admin.to_string();
+    let pick = |s: serde_json::Value| s["groups"].as_array().unwrap().iter().find(|g| g["topic"] == "kv").cloned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = pick(chronik::admin::fetch_status(&admin(leader)).unwrap());
+        let f = pick(chronik::admin::fetch_status(&admin(follower)).unwrap());
+        if let (Some(l), Some(f)) = (&l, &f) {
+            if f["applied"] == l["applied"] && f["high_watermark"] == l["high_watermark"] {
+                assert_eq!(l["high_watermark"], (keys * rounds) as i64);
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the follower did not catch up: leader {l:?} follower {f:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The other nodes' cleaners are idle by now (nothing new is written): stop everything.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(lc);
+    drop(c);
+    drop(nodes);
+    let (lraw, lrecs, _) = served(&configs[(leader - 1) as usize].data_dir);
+    let (fraw, frecs, fcompacted) = served(&configs[fi].data_dir);
+    check_replica(&lrecs, keys, rounds);
+    check_replica(&frecs, keys, rounds);
+    assert!(fcompacted > 0, "the follower received entries the leader had compacted");
+    assert!(lrecs.len() < keys * rounds / 2, "the leader compacted: {} records", lrecs.len());
+    assert_eq!(fraw, lraw, "the follower serves byte for byte what the leader serves");
+    let (_, orecs, _) = served(&configs[(other - 1) as usize].data_dir);
+    check_replica(&orecs, keys, rounds);
+}
