@@ -340,6 +340,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             writer: writer.clone(),
             ticker: ticker.clone(),
             transport: transport.clone(),
+            snapshots: crate::meta::snapshot::SnapshotPolicy {
+                entries: config.meta.snapshot_entries,
+                bytes: config.meta.snapshot_bytes,
+            },
+            segment_bytes: config.meta.segment_bytes,
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;

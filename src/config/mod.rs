@@ -27,7 +27,9 @@ mod sections;
 mod test_support;
 mod validate;
 
-pub use data_sections::{AdminConfig, FaultsConfig, FsyncPolicy, StorageConfig, TopicsConfig};
+pub use data_sections::{
+    AdminConfig, FaultsConfig, FsyncPolicy, MetaConfig, OffsetsConfig, StorageConfig, TopicsConfig,
+};
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,

@@ -110,6 +110,16 @@ impl fmt::Display for Config {
         writeln!(f, "index-interval-bytes = {}", s.index_interval_bytes)?;
         writeln!(f, "retention-check-interval = {}", toml_duration(s.retention_check_interval))?;
 
+        let m = &self.meta;
+        writeln!(f, "\n[meta]")?;
+        writeln!(f, "snapshot-entries = {}", m.snapshot_entries)?;
+        writeln!(f, "snapshot-bytes = {}", m.snapshot_bytes)?;
+        writeln!(f, "segment-bytes = {}", m.segment_bytes)?;
+
+        writeln!(f, "\n[offsets]")?;
+        writeln!(f, "retention = {}", toml_duration(self.offsets.retention))?;
+        writeln!(f, "retention-check-interval = {}", toml_duration(self.offsets.retention_check_interval))?;
+
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::data_sections::{AdminConfig, FaultsConfig, StorageConfig, TopicsConfig};
+use super::data_sections::{AdminConfig, FaultsConfig, MetaConfig, OffsetsConfig, StorageConfig, TopicsConfig};
 use super::durations::{derive_ticks, duration_str, RaftTicks};
 use super::ConfigError;
 
@@ -92,6 +92,10 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// Local storage behaviour.
     pub storage: StorageConfig,
+    /// Snapshots of the `__meta` group.
+    pub meta: MetaConfig,
+    /// Committed-offset expiry.
+    pub offsets: OffsetsConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// Test-only fault injection.
@@ -108,6 +112,8 @@ impl Default for Config {
             raft: RaftConfig::default(),
             topics: TopicsConfig::default(),
             storage: StorageConfig::default(),
+            meta: MetaConfig::default(),
+            offsets: OffsetsConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
         }
