@@ -421,6 +421,38 @@ fn every_advertised_version_of_every_api_is_served() {
                     // v0 deletes the now empty group and its offsets; then it is gone.
                     assert_eq!(r.results[0].error_code, if v == 0 { 0 } else { 69 }, "delete groups v{v}");
                 }
+                ApiKey::OffsetDelete => {
+                    let od = |group: &'static str| {
+                        OffsetDeleteRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str(group)))
+                            .with_topics(vec![offset_delete_request::OffsetDeleteRequestTopic::default()
+                                .with_name(name("t"))
+                                .with_partitions(vec![
+                                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                                        .with_partition_index(0),
+                                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                                        .with_partition_index(7),
+                                ])])
+                    };
+                    // "jg" was deleted above: unknown now.
+                    let r: OffsetDeleteResponse = c.call(route.key, v, &od("jg"));
+                    assert_eq!(r.error_code, 69, "offset delete v{v} of an unknown group");
+                    let commit = OffsetCommitRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("od")))
+                        .with_generation_id_or_member_epoch(-1)
+                        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(name("t"))
+                            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(5)])]);
+                    let _: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit);
+                    let r: OffsetDeleteResponse = c.call(route.key, v, &od("od"));
+                    let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+                    assert_eq!((r.error_code, codes), (0, vec![0, 3]), "offset delete v{v}");
+                    // Its only offset is gone, and so is the group.
+                    let r: OffsetDeleteResponse = c.call(route.key, v, &od("od"));
+                    assert_eq!(r.error_code, 69, "offset delete v{v}: the group went with its last offset");
+                }
                 other => panic!("no test for {other:?}"),
             }
         }

@@ -114,6 +114,7 @@ pub static ROUTES: &[Route] = &[
     route!(ListGroups, 0, 5, list_groups),
     route!(LeaveGroup, 0, 5, leave_group),
     route!(DeleteGroups, 0, 2, delete_groups),
+    route!(OffsetDelete, 0, 0, offset_delete),
 ];
 
 /// Finds the route of an API key.
@@ -219,6 +220,7 @@ mod tests {
                 ApiKey::DescribeGroups => check_versions!(r, DescribeGroupsRequest, DescribeGroupsResponse),
                 ApiKey::ListGroups => check_versions!(r, ListGroupsRequest, ListGroupsResponse),
                 ApiKey::DeleteGroups => check_versions!(r, DeleteGroupsRequest, DeleteGroupsResponse),
+                ApiKey::OffsetDelete => check_versions!(r, OffsetDeleteRequest, OffsetDeleteResponse),
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }
