@@ -476,6 +476,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         Box::new(crate::clock::ThreadRandom),
         logger.new(slog::o!("actor" => "groups")),
     )
+    .with_offset_retention(crate::group::actor::OffsetRetention {
+        retention: config.offsets.retention,
+        check_interval: config.offsets.retention_check_interval,
+    })
     .start();
 
     let net = Arbiter::new();

@@ -15,32 +15,16 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bytes::Buf;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
-use kafka_protocol::messages::{
-    ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader,
-};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
 use super::groups::{ask, commit_error, string};
 use super::BrokerCtx;
 use crate::error::code;
+use crate::group::expiry::subscribed_topics;
 use crate::group::{GroupMsg, GroupState};
 use crate::meta::command::{Cmd, DeleteOffsets, MetaCommand, OffsetRef};
 use crate::meta::state::MetaResult;
-
-/// The topics a consumer protocol subscription names (nothing for anything undecodable).
-pub fn subscribed_topics(metadata: &[u8]) -> Vec<String> {
-    let mut buf = metadata;
-    if buf.len() < 2 {
-        return Vec::new();
-    }
-    let version = buf.get_i16().clamp(0, 3);
-    match ConsumerProtocolSubscription::decode(&mut buf, version) {
-        Ok(s) => s.topics.iter().map(|t| t.as_str().to_string()).collect(),
-        Err(_) => Vec::new(),
-    }
-}
 
 fn top_level(error: i16) -> Option<OffsetDeleteResponse> {
     Some(OffsetDeleteResponse::default().with_error_code(error))
@@ -122,25 +106,4 @@ pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: OffsetDeleteReq
         })
         .collect();
     Some(OffsetDeleteResponse::default().with_topics(topics))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::BufMut;
-    use kafka_protocol::protocol::{Encodable, StrBytes};
-
-    #[test]
-    fn subscriptions_are_read_at_every_version_and_garbage_is_empty() {
-        for v in 0..=3i16 {
-            let s = ConsumerProtocolSubscription::default()
-                .with_topics(vec![StrBytes::from_static_str("a"), StrBytes::from_static_str("b")]);
-            let mut buf = bytes::BytesMut::new();
-            buf.put_i16(v);
-            s.encode(&mut buf, v).unwrap();
-            assert_eq!(subscribed_topics(&buf), vec!["a", "b"], "v{v}");
-        }
-        assert!(subscribed_topics(&[]).is_empty());
-        assert!(subscribed_topics(&[0, 0, 0xff]).is_empty());
-    }
 }

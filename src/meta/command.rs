@@ -189,6 +189,10 @@ pub struct StoreGroup {
     pub leader: String,
     #[prost(message, repeated, tag = "6")]
     pub members: Vec<StoredMember>,
+    /// When the group entered its current state (ms since the epoch; 0: unknown), stamped by
+    /// the proposer: for an Empty group, when it became empty (offset expiry counts from it).
+    #[prost(int64, tag = "7")]
+    pub state_timestamp: i64,
 }
 
 /// One member of a stored group.
@@ -334,6 +338,7 @@ mod tests {
                 subscription: bytes::Bytes::from_static(b"sub"),
                 assignment: bytes::Bytes::from_static(b"asg"),
             }],
+            state_timestamp: 1_700_000_000_123,
         }));
         assert_eq!(MetaCommand::decode(&g.encode_to_vec()).unwrap(), g);
     }

@@ -432,6 +432,7 @@ mod tests {
             protocol: "range".into(),
             leader: "m".into(),
             members: vec![StoredMember { member_id: "m".into(), ..Default::default() }],
+            state_timestamp: 1_700_000_000_123,
         })));
         s
     }

@@ -321,6 +321,9 @@ impl MetaState {
         }
         if group.is_empty() {
             self.offsets.remove(&d.group);
+            if self.consumer_groups.get(&d.group).is_some_and(|g| g.members.is_empty()) {
+                self.consumer_groups.remove(&d.group);
+            }
         }
     }
 
