@@ -20,6 +20,7 @@ pub mod groups;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod internal_topic;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
