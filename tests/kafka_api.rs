@@ -192,6 +192,57 @@ fn every_advertised_version_of_every_api_is_served() {
                     let r: CreatePartitionsResponse = c.call(route.key, v, &req);
                     assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
                 }
+                ApiKey::DescribeTopicPartitions => {
+                    // "grow" has 5 partitions now; pages of 2 with the cursor, then the unknown topic.
+                    let page = |cursor: Option<i32>| {
+                        DescribeTopicPartitionsRequest::default()
+                            .with_topics(
+                                ["grow", "zzz-missing"]
+                                    .iter()
+                                    .map(|t| {
+                                        describe_topic_partitions_request::TopicRequest::default().with_name(name(t))
+                                    })
+                                    .collect(),
+                            )
+                            .with_response_partition_limit(2)
+                            .with_cursor(cursor.map(|p| {
+                                describe_topic_partitions_request::Cursor::default()
+                                    .with_topic_name(name("grow"))
+                                    .with_partition_index(p)
+                            }))
+                    };
+                    let mut seen = Vec::new();
+                    let mut cursor = None;
+                    for _ in 0..5 {
+                        let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &page(cursor));
+                        let grow = r.topics.iter().find(|t| t.name == Some(name("grow"))).unwrap();
+                        assert_eq!(grow.error_code, 0);
+                        seen.extend(grow.partitions.iter().map(|p| p.partition_index));
+                        assert!(grow.partitions.iter().all(|p| p.leader_id.0 == 1 && p.replica_nodes.len() == 1));
+                        match &r.next_cursor {
+                            Some(next) => cursor = Some(next.partition_index),
+                            None => {
+                                let missing = r.topics.last().unwrap();
+                                assert_eq!((missing.name.clone(), missing.error_code), (Some(name("zzz-missing")), 3));
+                                break;
+                            }
+                        }
+                    }
+                    assert_eq!(seen, vec![0, 1, 2, 3, 4], "every partition once, in order");
+                    // All topics: the internal offsets topic is among them.
+                    let all = DescribeTopicPartitionsRequest::default().with_response_partition_limit(2000);
+                    let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &all);
+                    let internal: Vec<_> = r.topics.iter().filter(|t| t.is_internal).collect();
+                    assert_eq!(internal.len(), 1);
+                    assert_eq!(internal[0].name, Some(name("__consumer_offsets")));
+                    assert!(r.next_cursor.is_none());
+                    // A cursor naming a topic that is not asked for: INVALID_REQUEST.
+                    let bad = page(None).with_cursor(Some(
+                        describe_topic_partitions_request::Cursor::default().with_topic_name(name("elsewhere")),
+                    ));
+                    let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &bad);
+                    assert!(r.topics.iter().all(|t| t.error_code == 42) && r.topics.len() == 2);
+                }
                 ApiKey::DescribeCluster => {
                     let r: DescribeClusterResponse = c.call(route.key, v, &DescribeClusterRequest::default());
                     assert_eq!(r.error_code, 0);

@@ -101,6 +101,7 @@ pub static ROUTES: &[Route] = &[
     route!(CreatePartitions, 0, 3, create_partitions),
     route!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     route!(DescribeCluster, 0, 2, describe_cluster),
+    route!(DescribeTopicPartitions, 0, 0, describe_topic_partitions),
     // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
     // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
     // Kafka 4 (KIP-896).
@@ -210,6 +211,9 @@ mod tests {
                     check_versions!(r, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse)
                 }
                 ApiKey::DescribeCluster => check_versions!(r, DescribeClusterRequest, DescribeClusterResponse),
+                ApiKey::DescribeTopicPartitions => {
+                    check_versions!(r, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse)
+                }
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
                 ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
                 ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),
