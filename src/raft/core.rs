@@ -187,6 +187,8 @@ pub struct RaftCore<M: StateMachine> {
     applied: u64,
     /// A new leader waits for its next tick to bring its heartbeats in phase.
     align_pending: bool,
+    /// Ticks each follower has spent waiting for a snapshot (leader only).
+    snapshot_wait: std::collections::HashMap<u64, usize>,
     /// The name the group's figures are published under (`__meta`, `topic/partition`).
     metrics_name: Option<String>,
     logger: Logger,
@@ -224,6 +226,7 @@ impl<M: StateMachine> RaftCore<M> {
             last_role: None,
             applied,
             align_pending: false,
+            snapshot_wait: Default::default(),
             metrics_name: None,
             logger,
         })
@@ -374,11 +377,45 @@ impl<M: StateMachine> RaftCore<M> {
     /// Advances the logical clock by node-wide tick `n`.
     pub fn tick_at(&mut self, n: u64) -> bool {
         let mut ready = self.node.tick();
+        ready |= self.retry_lost_snapshots();
         if self.align_pending && self.is_leader() {
             self.align_pending = false;
             ready |= self.align_heartbeats(n);
         }
         ready
+    }
+
+    /// raft-rs pauses replication to a follower it sent a snapshot until the follower answers;
+    /// a snapshot lost on the way (a dropped connection) would pause it for the whole term. A
+    /// follower still waiting after two election timeouts is reported failed, so the snapshot
+    /// is sent again.
+    fn retry_lost_snapshots(&mut self) -> bool {
+        if !self.is_leader() {
+            self.snapshot_wait.clear();
+            return false;
+        }
+        let limit = 2 * self.node.raft.election_timeout();
+        let waiting: Vec<u64> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        self.snapshot_wait.retain(|id, _| waiting.contains(id));
+        let mut retried = false;
+        for id in waiting {
+            let ticks = self.snapshot_wait.entry(id).or_default();
+            *ticks += 1;
+            if *ticks > limit {
+                *ticks = 0;
+                slog::warn!(self.logger, "no answer to a snapshot; sending it again"; "group" => self.group, "to" => id);
+                self.node.report_snapshot(id, raft::SnapshotStatus::Failure);
+                retried = true;
+            }
+        }
+        retried
     }
 
     /// A new leader's heartbeat clock starts at zero whenever it was elected; on its next tick
