@@ -74,6 +74,14 @@ fn consumer_offsets_is_an_internal_topic_that_reads_empty_and_refuses_changes() 
     let delete = DeleteTopicsRequest::default().with_timeout_ms(5000).with_topic_names(vec![name()]);
     let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &delete);
     assert_eq!(r.responses[0].error_code, 42, "INVALID_REQUEST");
+    // DescribeConfigs (kafka-topics --describe asks for it): no error, no configs.
+    let dc = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("__consumer_offsets")),
+    ]);
+    let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &dc);
+    assert_eq!((r.results[0].error_code, r.results[0].configs.len()), (0, 0));
     // Still listed, still internal, and no real topic was made.
     let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(r.topics.iter().filter(|t| t.name.as_ref() == Some(&name())).count(), 1);

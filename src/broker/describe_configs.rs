@@ -33,6 +33,10 @@ pub async fn handle(
                 .with_resource_name(r.resource_name.clone());
             match r.resource_type {
                 RESOURCE_TOPIC => {
+                    // The internal offsets topic exists without configs (broker/internal_topic.rs).
+                    if super::internal_topic::is_internal(r.resource_name.as_str()) {
+                        return base.with_configs(Vec::new());
+                    }
                     let Some(topic) = image.topics.get(r.resource_name.as_str()) else {
                         return base
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
