@@ -121,6 +121,10 @@ fn a_node_behind_the_meta_log_start_catches_up_by_snapshot_and_a_restart_loads_i
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    // The metrics say so too.
+    let metrics = chronik::metrics::render_node(1);
+    let line = metrics.lines().find(|l| l.starts_with("chronik_meta_snapshot_index{")).expect("snapshot metric");
+    assert!(line.split_whitespace().last().unwrap().parse::<f64>().unwrap() >= 50.0, "{line}");
     let (_, node3_first) = meta_dir_state(&data[2]);
     assert_eq!(node3_first, 1, "the stopped node still has its whole (short) log");
 

@@ -386,6 +386,8 @@ impl MetaActor {
         match self.core.compact_to(index, snap.term, snap.data) {
             Ok(segments) => {
                 let log = self.core.storage().log();
+                let figures = Some((index, size, log.size_bytes()));
+                crate::metrics::registry().group(self.me.node_id, "__meta", |g| g.snapshot = figures);
                 slog::info!(self.logger, "__meta snapshot written"; "index" => index, "bytes" => size,
                     "took_ms" => took.as_millis() as u64, "segments_deleted" => segments,
                     "log_first_index" => log.first_index(), "log_bytes" => log.size_bytes());
