@@ -55,6 +55,7 @@ pub mod code {
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 }
 
 /// Why one partition could not serve a request. Turned into that partition's error code.

@@ -371,6 +371,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             writer: writer.clone(),
             ticker: ticker.clone(),
             transport: transport.clone(),
+            snapshots: crate::meta::snapshot::SnapshotPolicy {
+                entries: config.meta.snapshot_entries,
+                bytes: config.meta.snapshot_bytes,
+            },
+            segment_bytes: config.meta.segment_bytes,
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;
@@ -522,6 +527,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         Box::new(crate::clock::ThreadRandom),
         logger.new(slog::o!("actor" => "groups")),
     )
+    .with_offset_retention(crate::group::actor::OffsetRetention {
+        retention: config.offsets.retention,
+        check_interval: config.offsets.retention_check_interval,
+    })
     .start();
 
     let net = Arbiter::new();

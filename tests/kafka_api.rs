@@ -211,6 +211,57 @@ fn every_advertised_version_of_every_api_is_served() {
                         assert!(r.config_resources.is_empty(), "no client-metrics resources");
                     }
                 }
+                ApiKey::DescribeTopicPartitions => {
+                    // "grow" has 5 partitions now; pages of 2 with the cursor, then the unknown topic.
+                    let page = |cursor: Option<i32>| {
+                        DescribeTopicPartitionsRequest::default()
+                            .with_topics(
+                                ["grow", "zzz-missing"]
+                                    .iter()
+                                    .map(|t| {
+                                        describe_topic_partitions_request::TopicRequest::default().with_name(name(t))
+                                    })
+                                    .collect(),
+                            )
+                            .with_response_partition_limit(2)
+                            .with_cursor(cursor.map(|p| {
+                                describe_topic_partitions_request::Cursor::default()
+                                    .with_topic_name(name("grow"))
+                                    .with_partition_index(p)
+                            }))
+                    };
+                    let mut seen = Vec::new();
+                    let mut cursor = None;
+                    for _ in 0..5 {
+                        let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &page(cursor));
+                        let grow = r.topics.iter().find(|t| t.name == Some(name("grow"))).unwrap();
+                        assert_eq!(grow.error_code, 0);
+                        seen.extend(grow.partitions.iter().map(|p| p.partition_index));
+                        assert!(grow.partitions.iter().all(|p| p.leader_id.0 == 1 && p.replica_nodes.len() == 1));
+                        match &r.next_cursor {
+                            Some(next) => cursor = Some(next.partition_index),
+                            None => {
+                                let missing = r.topics.last().unwrap();
+                                assert_eq!((missing.name.clone(), missing.error_code), (Some(name("zzz-missing")), 3));
+                                break;
+                            }
+                        }
+                    }
+                    assert_eq!(seen, vec![0, 1, 2, 3, 4], "every partition once, in order");
+                    // All topics: the internal offsets topic is among them.
+                    let all = DescribeTopicPartitionsRequest::default().with_response_partition_limit(2000);
+                    let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &all);
+                    let internal: Vec<_> = r.topics.iter().filter(|t| t.is_internal).collect();
+                    assert_eq!(internal.len(), 1);
+                    assert_eq!(internal[0].name, Some(name("__consumer_offsets")));
+                    assert!(r.next_cursor.is_none());
+                    // A cursor naming a topic that is not asked for: INVALID_REQUEST.
+                    let bad = page(None).with_cursor(Some(
+                        describe_topic_partitions_request::Cursor::default().with_topic_name(name("elsewhere")),
+                    ));
+                    let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &bad);
+                    assert!(r.topics.iter().all(|t| t.error_code == 42) && r.topics.len() == 2);
+                }
                 ApiKey::DescribeCluster => {
                     let r: DescribeClusterResponse = c.call(route.key, v, &DescribeClusterRequest::default());
                     assert_eq!(r.error_code, 0);
@@ -459,6 +510,38 @@ fn every_advertised_version_of_every_api_is_served() {
                     assert_eq!((p[0].error_code, p[0].low_watermark), (1, -1), "past the high watermark, v{v}");
                     assert_eq!((p[1].error_code, p[1].low_watermark), (0, 0), "below the start: no change, v{v}");
                     assert_eq!(r.topics[1].partitions[0].error_code, 3, "unknown topic, v{v}");
+                }
+                ApiKey::OffsetDelete => {
+                    let od = |group: &'static str| {
+                        OffsetDeleteRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str(group)))
+                            .with_topics(vec![offset_delete_request::OffsetDeleteRequestTopic::default()
+                                .with_name(name("t"))
+                                .with_partitions(vec![
+                                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                                        .with_partition_index(0),
+                                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                                        .with_partition_index(7),
+                                ])])
+                    };
+                    // "jg" was deleted above: unknown now.
+                    let r: OffsetDeleteResponse = c.call(route.key, v, &od("jg"));
+                    assert_eq!(r.error_code, 69, "offset delete v{v} of an unknown group");
+                    let commit = OffsetCommitRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("od")))
+                        .with_generation_id_or_member_epoch(-1)
+                        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(name("t"))
+                            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(5)])]);
+                    let _: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit);
+                    let r: OffsetDeleteResponse = c.call(route.key, v, &od("od"));
+                    let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+                    assert_eq!((r.error_code, codes), (0, vec![0, 3]), "offset delete v{v}");
+                    // Its only offset is gone, and so is the group.
+                    let r: OffsetDeleteResponse = c.call(route.key, v, &od("od"));
+                    assert_eq!(r.error_code, 69, "offset delete v{v}: the group went with its last offset");
                 }
                 other => panic!("no test for {other:?}"),
             }

@@ -55,6 +55,9 @@ pub struct NodeStatus {
     pub deserialization_failures_total: u64,
     pub brokers: Vec<BrokerEntry>,
     pub meta: Option<GroupStatus>,
+    /// crc32c of the encoded `__meta` state this node has applied (`meta::snapshot::encode`):
+    /// replicas that applied the same log show the same digest.
+    pub meta_digest: u32,
     pub groups: Vec<PartitionEntry>,
 }
 
@@ -99,6 +102,7 @@ pub async fn node_status(state: &AdminState) -> NodeStatus {
         deserialization_failures_total: crate::metrics::deserialization_failures_total(),
         brokers: brokers(&image),
         meta,
+        meta_digest: crc32c::crc32c(&crate::meta::snapshot::encode(&image)),
         groups,
     }
 }

@@ -33,6 +33,11 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: DeleteTopicsRequ
         if let (Some(t), true) = (image.topics.get(&name), v6) {
             r.topic_id = Uuid::from_bytes(t.id);
         }
+        if super::internal_topic::is_internal(&name) {
+            let msg = format!("Deletion of internal topic {name} is prohibited.");
+            responses.push(r.with_error_code(code::INVALID_REQUEST).with_error_message(v5.then(|| sb(msg))));
+            continue;
+        }
         let cmd = MetaCommand::new(Cmd::DeleteTopic(DeleteTopic { name }));
         r = match ctx.propose(cmd).await {
             Ok(MetaResult::Rejected { code, message }) => {

@@ -78,6 +78,10 @@ pub async fn handle(
                 |k: &str| keys.as_ref().is_none_or(|keys| keys.is_empty() || keys.iter().any(|x| x.as_str() == k));
             match r.resource_type {
                 RESOURCE_TOPIC => {
+                    // The internal offsets topic exists without configs (broker/internal_topic.rs).
+                    if super::internal_topic::is_internal(r.resource_name.as_str()) {
+                        return base.with_configs(Vec::new());
+                    }
                     let Some(topic) = image.topics.get(r.resource_name.as_str()) else {
                         return base
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)

@@ -70,6 +70,10 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         let mut results = Vec::with_capacity(slots.len());
         for s in &slots {
             let r = match &s.handle {
+                // The internal offsets topic reads as an empty partition (broker/internal_topic.rs).
+                None if super::internal_topic::is_internal(&names[s.topic]) && s.partition == 0 => {
+                    Ok(FetchData { records: Bytes::new(), high_watermark: 0, log_start: 0 })
+                }
                 None => Err(ctx.missing_partition(&names[s.topic], s.partition)),
                 Some(h) if remaining == 0 => Ok(FetchData {
                     records: Bytes::new(),

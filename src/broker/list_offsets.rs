@@ -18,6 +18,8 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListOffsetsReque
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let result = match ctx.partition(&name, p.partition_index) {
+                // The internal offsets topic is an empty partition (broker/internal_topic.rs).
+                None if super::internal_topic::is_internal(&name) && p.partition_index == 0 => Ok(((0, -1), 0)),
                 None => Err(ctx.missing_partition(&name, p.partition_index)),
                 Some(h) => {
                     let (tx, rx) = oneshot::channel();

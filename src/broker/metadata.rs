@@ -1,6 +1,7 @@
 //! Metadata (key 3): brokers, the controller, and topics with their partitions' leaders,
 //! epochs (the Raft term) and replicas. Unknown topics are created when auto-creation is on and
-//! the request allows it.
+//! the request allows it. `__consumer_offsets` is listed as an internal topic
+//! (`broker/internal_topic.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,12 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName};
 use uuid::Uuid;
 
+use super::groups::ask;
+use super::internal_topic;
 use super::topics::{self, NewTopic};
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::group::GroupMsg;
 use crate::meta::state::valid_topic_name;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest) -> Option<MetadataResponse> {
@@ -28,7 +32,10 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
     let auto_create = ctx.settings.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut names: Vec<(String, Option<i16>)> = Vec::new();
     match requested {
-        None => names.extend(image.topics.keys().map(|n| (n.clone(), None))),
+        None => {
+            names.extend(image.topics.keys().map(|n| (n.clone(), None)));
+            names.push((internal_topic::CONSUMER_OFFSETS.to_string(), None));
+        }
         Some(list) => {
             for (name, id) in list {
                 let name = match name {
@@ -41,7 +48,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                         }
                     },
                 };
-                if image.topics.contains_key(&name) {
+                if image.topics.contains_key(&name) || internal_topic::is_internal(&name) {
                     names.push((name, None));
                 } else if !valid_topic_name(&name) {
                     names.push((name, Some(code::INVALID_TOPIC_EXCEPTION)));
@@ -68,6 +75,11 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
     }
     let image = ctx.image();
     let table = ctx.partition_table();
+    let coordinator = if names.iter().any(|(n, _)| internal_topic::is_internal(n)) {
+        ask(&ctx, |reply| GroupMsg::Coordinator { reply }).await.map_or(0, |(leader, _)| leader)
+    } else {
+        0
+    };
     let topics =
         names
             .into_iter()
@@ -75,6 +87,9 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                 let mut t = MetadataResponseTopic::default().with_name(Some(TopicName(sb(name.clone()))));
                 if let Some(c) = err {
                     return t.with_error_code(c);
+                }
+                if internal_topic::is_internal(&name) {
+                    return internal_topic::metadata_topic(&image, coordinator, version);
                 }
                 let Some(info) = image.topics.get(&name) else {
                     return t.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);

@@ -87,6 +87,11 @@ impl Handler<ProduceMsg> for ProduceHandler {
                         format!("acks={} is not 0, 1 or -1", req.acks),
                         code::INVALID_REQUIRED_ACKS,
                     ))
+                } else if super::internal_topic::is_internal(&name) {
+                    Err(PartitionError::InvalidBatch(
+                        format!("Cannot append to internal topic {name}"),
+                        code::INVALID_TOPIC_EXCEPTION,
+                    ))
                 } else if !valid_topic_name(&name) {
                     Err(PartitionError::InvalidBatch(
                         format!("invalid topic name {name:?}"),

@@ -103,6 +103,7 @@ pub static ROUTES: &[Route] = &[
     route!(DescribeCluster, 0, 2, describe_cluster),
     route!(ListConfigResources, 0, 1, list_config_resources),
     route!(DeleteRecords, 0, 2, delete_records),
+    route!(DescribeTopicPartitions, 0, 0, describe_topic_partitions),
     // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
     // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
     // Kafka 4 (KIP-896).
@@ -116,6 +117,7 @@ pub static ROUTES: &[Route] = &[
     route!(ListGroups, 0, 5, list_groups),
     route!(LeaveGroup, 0, 5, leave_group),
     route!(DeleteGroups, 0, 2, delete_groups),
+    route!(OffsetDelete, 0, 0, offset_delete),
 ];
 
 /// Finds the route of an API key.
@@ -215,6 +217,9 @@ mod tests {
                     check_versions!(r, ListConfigResourcesRequest, ListConfigResourcesResponse)
                 }
                 ApiKey::DeleteRecords => check_versions!(r, DeleteRecordsRequest, DeleteRecordsResponse),
+                ApiKey::DescribeTopicPartitions => {
+                    check_versions!(r, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse)
+                }
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
                 ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
                 ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),
@@ -225,6 +230,7 @@ mod tests {
                 ApiKey::DescribeGroups => check_versions!(r, DescribeGroupsRequest, DescribeGroupsResponse),
                 ApiKey::ListGroups => check_versions!(r, ListGroupsRequest, ListGroupsResponse),
                 ApiKey::DeleteGroups => check_versions!(r, DeleteGroupsRequest, DeleteGroupsResponse),
+                ApiKey::OffsetDelete => check_versions!(r, OffsetDeleteRequest, OffsetDeleteResponse),
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }

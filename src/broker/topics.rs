@@ -38,7 +38,7 @@ pub fn validate(ctx: &BrokerCtx, t: &NewTopic) -> Result<(u32, u32), TopicError>
         r => return Err((code::INVALID_REPLICATION_FACTOR, format!("invalid replication factor {r}"))),
     };
     let image = ctx.image();
-    if image.topics.contains_key(&t.name) {
+    if image.topics.contains_key(&t.name) || super::internal_topic::is_internal(&t.name) {
         return Err((code::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", t.name)));
     }
     if rf as usize > image.brokers.len().max(1) {

@@ -1,8 +1,8 @@
 //! The data and operator sections of the configuration with their serde
 //! defaults: `[topics]` (defaults for new topics, retention), `[storage]`
-//! (fsync policy, index and retention timers), `[cleaner]` (log compaction), `[admin]` (the operator HTTP
-//! listener) and `[faults]`
-//! (test-only fault injection).
+//! (fsync policy, index and retention timers), `[cleaner]` (log compaction), `[meta]` (snapshots
+//! of the `__meta` group), `[offsets]` (committed-offset expiry), `[admin]` (the operator HTTP
+//! listener) and `[faults]` (test-only fault injection).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -172,6 +172,49 @@ impl Default for CleanerConfig {
             delete_retention: Duration::from_secs(86_400),
             min_compaction_lag: Duration::ZERO,
             max_compaction_lag: None,
+        }
+    }
+}
+
+/// `[meta]`: snapshots and log compaction of the `__meta` Raft group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MetaConfig {
+    /// Snapshot the metadata state after this many applied entries. Default: `10000`.
+    pub snapshot_entries: u64,
+    /// ... or after this many bytes of applied entries, whichever comes first.
+    /// Default: `16777216` (16 MiB).
+    pub snapshot_bytes: u64,
+    /// Roll a new `__meta` log segment at this size; compaction deletes whole segments, so the
+    /// log keeps at most about one segment plus one snapshot interval. Default: `8388608`.
+    pub segment_bytes: u64,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig { snapshot_entries: 10_000, snapshot_bytes: 16 * 1024 * 1024, segment_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+/// `[offsets]`: committed offsets (Kafka's `offsets.retention.*` broker settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OffsetsConfig {
+    /// Kafka's `offsets.retention.minutes`: how long the offsets of an empty group (or a
+    /// standalone commit) are kept. Default: `"7days"`.
+    #[serde(with = "duration_str")]
+    pub retention: Duration,
+    /// Kafka's `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
+    /// Default: `"10min"`.
+    #[serde(with = "duration_str")]
+    pub retention_check_interval: Duration,
+}
+
+impl Default for OffsetsConfig {
+    fn default() -> Self {
+        OffsetsConfig {
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_check_interval: Duration::from_secs(600),
         }
     }
 }

@@ -28,7 +28,9 @@ mod sections;
 mod test_support;
 mod validate;
 
-pub use data_sections::{AdminConfig, CleanerConfig, FaultsConfig, FsyncPolicy, StorageConfig, TopicsConfig};
+pub use data_sections::{
+    AdminConfig, CleanerConfig, FaultsConfig, FsyncPolicy, MetaConfig, OffsetsConfig, StorageConfig, TopicsConfig,
+};
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use groups_section::GroupsConfig;
 pub use sections::{

@@ -135,6 +135,16 @@ impl fmt::Display for Config {
             None => writeln!(f, "max-compaction-lag = \"unlimited\"")?,
         }
 
+        let m = &self.meta;
+        writeln!(f, "\n[meta]")?;
+        writeln!(f, "snapshot-entries = {}", m.snapshot_entries)?;
+        writeln!(f, "snapshot-bytes = {}", m.snapshot_bytes)?;
+        writeln!(f, "segment-bytes = {}", m.segment_bytes)?;
+
+        writeln!(f, "\n[offsets]")?;
+        writeln!(f, "retention = {}", toml_duration(self.offsets.retention))?;
+        writeln!(f, "retention-check-interval = {}", toml_duration(self.offsets.retention_check_interval))?;
+
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::data_sections::{AdminConfig, CleanerConfig, FaultsConfig, StorageConfig, TopicsConfig};
+use super::data_sections::{
+    AdminConfig, CleanerConfig, FaultsConfig, MetaConfig, OffsetsConfig, StorageConfig, TopicsConfig,
+};
 use super::durations::{derive_ticks, duration_str, RaftTicks};
 use super::ConfigError;
 
@@ -96,6 +98,10 @@ pub struct Config {
     pub groups: super::GroupsConfig,
     /// The log cleaner (compaction) and its topic defaults.
     pub cleaner: CleanerConfig,
+    /// Snapshots of the `__meta` group.
+    pub meta: MetaConfig,
+    /// Committed-offset expiry.
+    pub offsets: OffsetsConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// Test-only fault injection.
@@ -114,6 +120,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             groups: super::GroupsConfig::default(),
             cleaner: CleanerConfig::default(),
+            meta: MetaConfig::default(),
+            offsets: OffsetsConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
         }

@@ -204,6 +204,32 @@ impl Config {
             return Err(ConfigError::invalid("storage.retention-check-interval", "must be greater than zero"));
         }
 
+        // [meta]
+        let m = &self.meta;
+        if m.snapshot_entries == 0 {
+            return Err(ConfigError::invalid("meta.snapshot-entries", "must be at least 1"));
+        }
+        if m.snapshot_bytes < 1024 {
+            return Err(ConfigError::invalid("meta.snapshot-bytes", "must be at least 1024 bytes"));
+        }
+        if m.segment_bytes < MIN_SEGMENT_BYTES || m.segment_bytes > max_i32 {
+            return Err(ConfigError::invalid(
+                "meta.segment-bytes",
+                format!("is {}; it must be between {MIN_SEGMENT_BYTES} and {max_i32} bytes", m.segment_bytes),
+            ));
+        }
+
+        // [offsets]
+        if self.offsets.retention.as_millis() < 60_000 {
+            return Err(ConfigError::invalid(
+                "offsets.retention",
+                "must be at least 1 minute (Kafka's offsets.retention.minutes >= 1)",
+            ));
+        }
+        if self.offsets.retention_check_interval.is_zero() {
+            return Err(ConfigError::invalid("offsets.retention-check-interval", "must be greater than zero"));
+        }
+
         // [admin]
         let admin_listen = self.admin.listen_addr()?;
         if self.admin.enabled

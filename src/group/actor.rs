@@ -37,6 +37,19 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the `__meta` leadership is checked.
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Offset expiry (`[offsets]`): how long offsets are kept and how often expiry runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRetention {
+    pub retention: Duration,
+    pub check_interval: Duration,
+}
+
+impl Default for OffsetRetention {
+    fn default() -> Self {
+        OffsetRetention { retention: Duration::from_secs(7 * 24 * 3600), check_interval: Duration::from_secs(600) }
+    }
+}
+
 /// The coordinator actor's one message enum.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -99,6 +112,7 @@ pub struct GroupCoordinator {
     next_waiter: Waiter,
     joins: HashMap<Waiter, (String, oneshot::Sender<JoinResponse>)>,
     syncs: HashMap<Waiter, oneshot::Sender<SyncResponse>>,
+    retention: OffsetRetention,
     logger: Logger,
 }
 
@@ -123,7 +137,30 @@ impl GroupCoordinator {
             next_waiter: 0,
             joins: HashMap::new(),
             syncs: HashMap::new(),
+            retention: OffsetRetention::default(),
             logger,
+        }
+    }
+
+    /// Sets offset expiry (`[offsets]`).
+    pub fn with_offset_retention(mut self, retention: OffsetRetention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The expiry timer: on the coordinator, proposes the removal of expired offsets
+    /// (`group::expiry`) to `__meta`, without waiting.
+    fn expire_offsets(&mut self) {
+        if self.coordinating().is_err() {
+            return;
+        }
+        let image = self.image.borrow().clone();
+        let retention_ms = i64::try_from(self.retention.retention.as_millis()).unwrap_or(i64::MAX);
+        let due = super::expiry::expired(&image, |g| self.core.describe(g), self.clock.unix_millis(), retention_ms);
+        for d in due {
+            slog::info!(self.logger, "expiring committed offsets"; "group" => &d.group, "offsets" => d.offsets.len());
+            let (tx, _) = oneshot::channel();
+            self.meta.do_send(MetaMsg::Propose { cmd: MetaCommand::new(Cmd::DeleteOffsets(d)), reply: Some(tx) });
         }
     }
 
@@ -299,7 +336,9 @@ impl GroupCoordinator {
     /// Proposes a group's membership to `__meta`; `then` is delivered once it is applied. If it
     /// cannot be stored, those requests are answered COORDINATOR_NOT_AVAILABLE (the client
     /// retries; the coordinator still has the state in memory).
-    fn store(&mut self, snapshot: crate::meta::command::StoreGroup, then: Vec<Effect>, ctx: &mut Context<Self>) {
+    fn store(&mut self, mut snapshot: crate::meta::command::StoreGroup, then: Vec<Effect>, ctx: &mut Context<Self>) {
+        // When the group entered this state: for an Empty group, offset expiry counts from it.
+        snapshot.state_timestamp = self.clock.unix_millis();
         let (tx, rx) = oneshot::channel();
         let group = snapshot.group.clone();
         self.meta.do_send(MetaMsg::Propose { cmd: MetaCommand::new(Cmd::StoreGroup(snapshot)), reply: Some(tx) });
@@ -344,6 +383,7 @@ impl Actor for GroupCoordinator {
             let poll = act.poll_status();
             ctx.spawn(poll);
         });
+        ctx.run_interval(self.retention.check_interval, |act, _| act.expire_offsets());
         ctx.run_interval(TICK_INTERVAL, |act, ctx| {
             act.core.tick(act.clock.now());
             act.deliver(ctx);

@@ -6,6 +6,7 @@
 //!   its requests after the join and its timers are in `session.rs`, its reports and `__meta`
 //!   snapshot in `snapshot.rs`.
 //! - [`coordinator`]: all groups of the node, member ids, group-level checks, the tick.
+//! - [`expiry`]: which committed offsets expire (`offsets.retention`), a plain function.
 //! - [`actor`]: the [`GroupCoordinator`] actor: parked requests, the 100 ms timer.
 //!
 //! Committed offsets are not kept here: they live in the `__meta` state (see
@@ -16,6 +17,7 @@
 
 pub mod actor;
 pub mod coordinator;
+pub mod expiry;
 mod session;
 mod snapshot;
 pub mod state;

@@ -69,6 +69,8 @@ impl Group {
                 })
                 .collect(),
             protocol,
+            // Stamped with the wall clock by the actor when it proposes the snapshot.
+            state_timestamp: 0,
         }
     }
 

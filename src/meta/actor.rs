@@ -13,6 +13,16 @@
 //! (a retriable Kafka error for the client) and a warning is logged. The node's own broker
 //! registration is re-proposed until it applies.
 //!
+//! # Snapshots
+//! Every `[meta] snapshot-entries` applied entries (or `snapshot-bytes` of them) the actor
+//! clones the state (cheap: groups' offsets sit behind `Arc`s) and a blocking-pool task encodes
+//! it and writes `meta-snapshot-<index>` atomically ([`crate::meta::snapshot`]); its answer comes
+//! back as [`MetaMsg::SnapshotWritten`], and only then is the log compacted below the snapshot
+//! (whole sealed segments) and the snapshot held for followers behind the new log start, which
+//! raft-rs sends it to as `MsgSnapshot`. A follower installs one in [`StateMachine::install`]:
+//! the file is written durably before the log restarts (persist before advance). On start the
+//! newest valid snapshot is loaded and only the log after it is replayed.
+//!
 //! After every applied batch the actor publishes the new [`MetaState`] through a `watch`
 //! channel, read by the node (to start and stop partition groups) and the Kafka handlers.
 //!
@@ -39,6 +49,7 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::Backoff;
 use crate::log::{LogKind, LogOptions};
 use crate::meta::command::{Cmd, MetaCommand, ProposalId, RegisterBroker};
+use crate::meta::snapshot::{self, SnapshotPolicy, SnapshotTrigger, StoredSnapshot};
 use crate::meta::state::{MetaResult, MetaState};
 use crate::peer::Transport;
 use crate::raft::core::{Durability, OpenError, RaftCore, RoleInfo, StateMachine};
@@ -66,11 +77,34 @@ pub struct MetaSm {
     pub state: MetaState,
     results: Vec<(ProposalId, MetaResult)>,
     me: u64,
+    /// The group's directory, where snapshots are written.
+    dir: PathBuf,
+    /// What was applied since the last snapshot.
+    trigger: SnapshotTrigger,
+    /// A snapshot from the leader replaced the state (publish it).
+    restored: bool,
     logger: Logger,
 }
 
 impl StateMachine for MetaSm {
+    /// Decodes the leader's snapshot and writes it to the group's directory durably before the
+    /// core restarts the log after it (raft-rs's Ready contract: a snapshot is persisted before
+    /// the Ready is advanced; here even before the log is reset).
+    fn install(&mut self, snap: &raft::eraftpb::Snapshot) -> Result<(), crate::log::LogError> {
+        let meta = snap.get_metadata();
+        let state = snapshot::decode(&snap.data)
+            .map_err(|e| crate::log::LogError::Invalid(format!("__meta snapshot from the leader: {e}")))?;
+        let stored = StoredSnapshot { index: meta.index, term: meta.term, data: snap.data.clone() };
+        let size = snapshot::write(&self.dir, &stored)?;
+        slog::info!(self.logger, "installed a __meta snapshot from the leader"; "index" => meta.index, "term" => meta.term, "bytes" => size);
+        self.state = state;
+        self.trigger = SnapshotTrigger::default();
+        self.restored = true;
+        Ok(())
+    }
+
     fn apply(&mut self, entry: &Entry) {
+        self.trigger.applied(entry.data.len());
         if crate::log::is_damaged_placeholder(entry).is_some() {
             slog::crit!(self.logger, "a committed __meta entry is damaged on disk and was skipped: this node's metadata may miss a change";
                 "index" => entry.index, "term" => entry.term);
@@ -116,6 +150,13 @@ pub enum MetaMsg {
         id: ProposalId,
         attempt: u32,
     },
+    /// The blocking task that wrote a snapshot of core `generation` is done.
+    SnapshotWritten {
+        generation: u64,
+        snap: StoredSnapshot,
+        result: Result<u64, String>,
+        took: Duration,
+    },
 }
 
 struct Pending {
@@ -140,6 +181,9 @@ pub struct MetaActor {
     /// How to open the group again after a storage failure.
     dir: PathBuf,
     settings: GroupSettings,
+    snapshots: SnapshotPolicy,
+    segment_bytes: u64,
+    addr: Option<Addr<MetaActor>>,
     logger: Logger,
 }
 
@@ -152,6 +196,10 @@ pub struct MetaSpec<'a> {
     pub writer: DiskWriter,
     pub ticker: Addr<Ticker>,
     pub transport: Transport,
+    /// When to snapshot (`[meta]`).
+    pub snapshots: SnapshotPolicy,
+    /// `meta.segment-bytes`.
+    pub segment_bytes: u64,
 }
 
 impl MetaActor {
@@ -159,7 +207,7 @@ impl MetaActor {
     /// of a cluster, campaigns at once so the group forms without waiting an election timeout.
     pub fn open(spec: MetaSpec<'_>, logger: Logger) -> Result<(Self, watch::Receiver<Arc<MetaState>>), OpenError> {
         std::fs::create_dir_all(spec.dir).map_err(|e| crate::log::LogError::io(spec.dir, e))?;
-        let core = open_core(spec.dir, Some(spec.voters), spec.settings, &logger)?;
+        let core = open_core(spec.dir, Some(spec.voters), spec.settings, spec.segment_bytes, &logger)?;
         let fsync = spec.settings.durability == Durability::Fsync;
         let shell = GroupShell::new(
             META_GROUP,
@@ -189,6 +237,9 @@ impl MetaActor {
                 registering: false,
                 dir: spec.dir.to_path_buf(),
                 settings: spec.settings.clone(),
+                snapshots: spec.snapshots,
+                segment_bytes: spec.segment_bytes,
+                addr: None,
                 logger,
             },
             rx,
@@ -300,6 +351,51 @@ impl MetaActor {
         self.attempt(id, ctx);
     }
 
+    /// Starts a snapshot when the policy says so: the state is cloned here and encoded and
+    /// written by a blocking-pool task, which answers with [`MetaMsg::SnapshotWritten`].
+    fn maybe_snapshot(&mut self) {
+        let Some(addr) = self.addr.clone() else { return };
+        let policy = self.snapshots;
+        if !self.core.sm_mut().trigger.due(&policy) {
+            return;
+        }
+        let Some((index, term)) = self.core.applied_point() else {
+            self.core.sm_mut().trigger.done();
+            return;
+        };
+        let state = self.core.sm().state.clone();
+        let (dir, generation, started) = (self.dir.clone(), self.shell.generation(), std::time::Instant::now());
+        tokio::task::spawn_blocking(move || {
+            let snap = StoredSnapshot { index, term, data: bytes::Bytes::from(snapshot::encode(&state)) };
+            let result = snapshot::write(&dir, &snap).map_err(|e| e.to_string());
+            addr.do_send(MetaMsg::SnapshotWritten { generation, snap, result, took: started.elapsed() });
+        });
+    }
+
+    /// A snapshot is durable (or failed): compact the log below it and hold it for followers.
+    fn snapshot_written(&mut self, snap: StoredSnapshot, result: Result<u64, String>, took: Duration) {
+        self.core.sm_mut().trigger.done();
+        let size = match result {
+            Ok(size) => size,
+            Err(e) => {
+                slog::warn!(self.logger, "writing a __meta snapshot failed; the log is kept"; "index" => snap.index, "error" => e);
+                return;
+            }
+        };
+        let index = snap.index;
+        match self.core.compact_to(index, snap.term, snap.data) {
+            Ok(segments) => {
+                let log = self.core.storage().log();
+                let figures = Some((index, size, log.size_bytes()));
+                crate::metrics::registry().group(self.me.node_id, "__meta", |g| g.snapshot = figures);
+                slog::info!(self.logger, "__meta snapshot written"; "index" => index, "bytes" => size,
+                    "took_ms" => took.as_millis() as u64, "segments_deleted" => segments,
+                    "log_first_index" => log.first_index(), "log_bytes" => log.size_bytes());
+            }
+            Err(e) => slog::warn!(self.logger, "compacting the __meta log failed"; "index" => index, "error" => %e),
+        }
+    }
+
     fn maybe_register(&mut self, ctx: &mut Context<Self>) {
         if self.registering || self.core.role().leader == 0 {
             return;
@@ -332,6 +428,7 @@ impl Actor for MetaActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.addr = Some(ctx.address());
         let addr = ctx.address();
         self.shell.set_notify(Arc::new(move |e| addr.do_send(MetaMsg::Shell(e))));
         let addr = ctx.address();
@@ -381,6 +478,11 @@ impl Handler<MetaMsg> for MetaActor {
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
             }
+            MetaMsg::SnapshotWritten { generation, snap, result, took } => {
+                if generation == self.shell.generation() {
+                    self.snapshot_written(snap, result, took);
+                }
+            }
         }
     }
 }
@@ -392,9 +494,10 @@ fn open_core(
     dir: &Path,
     voters: Option<&[u64]>,
     settings: &GroupSettings,
+    segment_bytes: u64,
     logger: &Logger,
 ) -> Result<RaftCore<MetaSm>, OpenError> {
-    let (mut storage, _) = GroupStorage::open(dir, meta_log_options(settings), logger)?;
+    let (mut storage, _) = GroupStorage::open(dir, meta_log_options(settings, segment_bytes), logger)?;
     if let Some(voters) = voters.filter(|_| storage.is_new()) {
         storage.initialize_voters(voters)?;
     }
@@ -404,8 +507,16 @@ fn open_core(
         Some(_) => conf_voters.iter().min() == Some(&node_id),
         None => conf_voters[..] == [node_id],
     };
-    let applied = storage.log().first_index().saturating_sub(1);
-    let sm = MetaSm { state: MetaState::new(), results: Vec::new(), me: node_id, logger: logger.clone() };
+    let (state, applied) = load_snapshot(dir, &mut storage, logger)?;
+    let sm = MetaSm {
+        state,
+        results: Vec::new(),
+        me: node_id,
+        dir: dir.to_path_buf(),
+        trigger: SnapshotTrigger::default(),
+        restored: false,
+        logger: logger.clone(),
+    };
     let cfg = settings.raft_config(applied);
     let mut core = RaftCore::new(META_GROUP, &cfg, storage, sm, settings.durability, logger.clone())?;
     core.set_metrics_name("__meta".to_string());
@@ -415,12 +526,46 @@ fn open_core(
     Ok(core)
 }
 
-fn meta_log_options(settings: &GroupSettings) -> LogOptions {
-    LogOptions {
-        segment_bytes: 64 * 1024 * 1024,
-        index_interval_bytes: settings.index_interval_bytes,
-        kind: LogKind::Opaque,
+/// The newest valid snapshot in `dir`, held in the storage for followers, with the index the
+/// state machine starts from; without one, an empty state from the log start. A snapshot the log
+/// does not reach (a crash after the snapshot file of an install and before the log reset, or a
+/// log that lost its unsynced tail) restarts the log after it, as an install does.
+fn load_snapshot(dir: &Path, storage: &mut GroupStorage, logger: &Logger) -> Result<(MetaState, u64), OpenError> {
+    let log_start = storage.log().first_index().saturating_sub(1);
+    let skipped = |path: &Path, why: String| {
+        slog::warn!(logger, "skipping a damaged __meta snapshot"; "file" => %path.display(), "error" => why);
+    };
+    let Some((snap, state)) = snapshot::load(dir, skipped)? else {
+        if log_start > 0 {
+            return Err(crate::log::LogError::Invalid(format!(
+                "the __meta log starts after index {log_start} but no snapshot covers it"
+            ))
+            .into());
+        }
+        return Ok((MetaState::new(), 0));
+    };
+    if snap.index < log_start {
+        return Err(crate::log::LogError::Invalid(format!(
+            "the newest __meta snapshot ends at {} but the log starts after {log_start}",
+            snap.index
+        ))
+        .into());
     }
+    if storage.log().term(snap.index) != Some(snap.term) {
+        slog::warn!(logger, "the __meta log does not reach the snapshot; restarting the log after it";
+            "snapshot_index" => snap.index, "last_index" => storage.log().last_index());
+        let mut meta = raft::eraftpb::SnapshotMetadata { index: snap.index, term: snap.term, ..Default::default() };
+        meta.set_conf_state(storage.conf_state().clone());
+        storage.apply_snapshot(&meta, 0)?;
+    }
+    slog::info!(logger, "loaded the __meta snapshot"; "index" => snap.index, "term" => snap.term, "bytes" => snap.data.len());
+    let index = snap.index;
+    storage.hold_snapshot(snap.index, snap.term, snap.data);
+    Ok((state, index))
+}
+
+fn meta_log_options(settings: &GroupSettings, segment_bytes: u64) -> LogOptions {
+    LogOptions { segment_bytes, index_interval_bytes: settings.index_interval_bytes, kind: LogKind::Opaque }
 }
 
 impl Group for MetaActor {
@@ -438,8 +583,11 @@ impl Group for MetaActor {
         if let Some(role) = role {
             slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);
         }
-        if applied.is_some() {
+        if applied.is_some() || std::mem::take(&mut self.core.sm_mut().restored) {
             self.finish_applied();
+        }
+        if applied.is_some() {
+            self.maybe_snapshot();
         }
     }
 
@@ -450,9 +598,9 @@ impl Group for MetaActor {
     /// Reopens `__meta` from disk after the writer drained: cut back to the durable index, a new
     /// state machine replays the log (the image is published again as it applies).
     fn reopen(&mut self, cut_after: Option<u64>) -> Result<(), OpenError> {
-        let opts = meta_log_options(&self.settings);
+        let opts = meta_log_options(&self.settings, self.segment_bytes);
         shell::prepare_reopen(&self.dir, opts, cut_after, META_GROUP, &self.logger)?;
-        self.core = open_core(&self.dir, None, &self.settings, &self.logger)?;
+        self.core = open_core(&self.dir, None, &self.settings, self.segment_bytes, &self.logger)?;
         Ok(())
     }
 }

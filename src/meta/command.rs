@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19")]
     pub cmd: Option<Cmd>,
 }
 
@@ -35,6 +35,8 @@ pub enum Cmd {
     DeleteGroups(DeleteGroups),
     #[prost(message, tag = "18")]
     StoreGroup(StoreGroup),
+    #[prost(message, tag = "19")]
+    DeleteOffsets(DeleteOffsets),
 }
 
 /// A partition group reports its new leader (sent by the leader when elected).
@@ -187,6 +189,10 @@ pub struct StoreGroup {
     pub leader: String,
     #[prost(message, repeated, tag = "6")]
     pub members: Vec<StoredMember>,
+    /// When the group entered its current state (ms since the epoch; 0: unknown), stamped by
+    /// the proposer: for an Empty group, when it became empty (offset expiry counts from it).
+    #[prost(int64, tag = "7")]
+    pub state_timestamp: i64,
 }
 
 /// One member of a stored group.
@@ -209,6 +215,29 @@ pub struct StoredMember {
     pub subscription: bytes::Bytes,
     #[prost(bytes = "bytes", tag = "8")]
     pub assignment: bytes::Bytes,
+}
+
+/// Delete committed offsets of one group (OffsetDelete, and offset expiry). A group left without
+/// offsets and without stored membership is forgotten.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteOffsets {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(message, repeated, tag = "2")]
+    pub offsets: Vec<OffsetRef>,
+}
+
+/// One committed offset to delete.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OffsetRef {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(int32, tag = "2")]
+    pub partition: i32,
+    /// Expiry: delete only if the offset still has this commit timestamp (it was not committed
+    /// again between the check and the apply). Absent: delete whatever is there.
+    #[prost(int64, optional, tag = "3")]
+    pub if_committed_at: Option<i64>,
 }
 
 /// Forget these groups: their committed offsets and stored membership.
@@ -309,6 +338,7 @@ mod tests {
                 subscription: bytes::Bytes::from_static(b"sub"),
                 assignment: bytes::Bytes::from_static(b"asg"),
             }],
+            state_timestamp: 1_700_000_000_123,
         }));
         assert_eq!(MetaCommand::decode(&g.encode_to_vec()).unwrap(), g);
     }

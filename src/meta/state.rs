@@ -259,6 +259,41 @@ impl MetaState {
                 self.consumer_groups.insert(g.group.clone(), Arc::new(g.clone()));
                 MetaResult::Done
             }
+            Cmd::DeleteOffsets(d) => {
+                self.delete_offsets(d);
+                MetaResult::Done
+            }
+        }
+    }
+
+    /// Deletes the listed offsets of a group (those still committed at the given time, if one is
+    /// given); a group left with none loses its offsets entry.
+    fn delete_offsets(&mut self, d: &crate::meta::command::DeleteOffsets) {
+        let Some(offsets) = self.offsets.get_mut(&d.group) else { return };
+        let matches = |o: &crate::meta::command::OffsetRef, g: &GroupOffsets| {
+            g.get(&o.topic)
+                .and_then(|t| t.get(&o.partition))
+                .is_some_and(|c| o.if_committed_at.is_none_or(|at| at == c.commit_timestamp))
+        };
+        if !d.offsets.iter().any(|o| matches(o, offsets)) {
+            return;
+        }
+        let group = Arc::make_mut(offsets);
+        for o in &d.offsets {
+            if matches(o, group) {
+                if let Some(t) = group.get_mut(&o.topic) {
+                    t.remove(&o.partition);
+                    if t.is_empty() {
+                        group.remove(&o.topic);
+                    }
+                }
+            }
+        }
+        if group.is_empty() {
+            self.offsets.remove(&d.group);
+            if self.consumer_groups.get(&d.group).is_some_and(|g| g.members.is_empty()) {
+                self.consumer_groups.remove(&d.group);
+            }
         }
     }
 
@@ -415,6 +450,33 @@ mod tests {
                 .collect(),
             commit_timestamp: ts,
         }))
+    }
+
+    #[test]
+    fn offsets_are_deleted_one_by_one_and_expiry_spares_newer_commits() {
+        let mut s = with_brokers(1);
+        s.apply(&create("t", 3, 1));
+        s.apply(&create("u", 1, 1));
+        s.apply(&commit("g", &[("t", 0, 1), ("t", 1, 2), ("u", 0, 3)], 100));
+        s.apply(&commit("g", &[("t", 2, 4)], 200));
+        let del = |offsets: Vec<OffsetRef>| {
+            MetaCommand::new(Cmd::DeleteOffsets(DeleteOffsets { group: "g".into(), offsets }))
+        };
+        let at = |t: &str, p, when| OffsetRef { topic: t.into(), partition: p, if_committed_at: when };
+        // Expiry of offsets committed at 100: t-2 was committed again (200) and stays.
+        assert_eq!(s.apply(&del(vec![at("t", 0, Some(100)), at("t", 2, Some(100))])), MetaResult::Done);
+        assert!(s.committed("g", "t", 0).is_none());
+        assert_eq!(s.committed("g", "t", 2).unwrap().offset, 4);
+        // OffsetDelete: whatever is there; unknown partitions and groups are no-ops.
+        s.apply(&del(vec![at("u", 0, None), at("nope", 0, None)]));
+        assert!(s.committed("g", "u", 0).is_none());
+        assert!(!s.offsets["g"].contains_key("u"), "a topic without offsets disappears");
+        s.apply(&MetaCommand::new(Cmd::DeleteOffsets(DeleteOffsets {
+            group: "x".into(),
+            offsets: vec![at("t", 0, None)],
+        })));
+        s.apply(&del(vec![at("t", 1, None), at("t", 2, None)]));
+        assert!(!s.offsets.contains_key("g"), "a group without offsets disappears");
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct GroupFigures {
     pub elections_won: u64,
     pub leader_changes: u64,
     pub apply_lag: u64,
+    /// `__meta` only: the last snapshot (index, bytes) and the log's size on disk after it.
+    pub snapshot: Option<(u64, u64, u64)>,
 }
 
 /// Per-peer transport figures.
@@ -207,8 +209,24 @@ impl Registry {
                 "chronik_apply_lag_entries",
                 "Committed entries of the group not yet applied on this node.",
             );
+            let mut snap_index = Family::gauge(
+                "chronik_meta_snapshot_index",
+                "Raft index of the latest `__meta` snapshot on this node.",
+            );
+            let mut snap_bytes =
+                Family::gauge("chronik_meta_snapshot_bytes", "Size of the latest `__meta` snapshot file on this node.");
+            let mut meta_log = Family::gauge(
+                "chronik_meta_log_bytes",
+                "Bytes of the `__meta` log on this node after the latest compaction.",
+            );
             for ((n, g), f) in i.groups.iter().filter(|((n, _), _)| keep(*n)) {
                 let n = n.to_string();
+                if let Some((index, size, log)) = f.snapshot {
+                    let l = [("node", n.as_str())];
+                    snap_index.value(&l, index as f64);
+                    snap_bytes.value(&l, size as f64);
+                    meta_log.value(&l, log as f64);
+                }
                 let l = [("node", n.as_str()), ("group", g.as_str())];
                 term.value(&l, f.term as f64);
                 leader.value(&[l[0], l[1], ("role", f.role.as_str())], f64::from(u8::from(f.role == "Leader")));
@@ -273,6 +291,9 @@ impl Registry {
                 won,
                 changes,
                 lag,
+                snap_index,
+                snap_bytes,
+                meta_log,
                 frames,
                 bytes,
                 hb_frames,

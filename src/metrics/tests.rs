@@ -64,7 +64,10 @@ fn quantiles_and_render() {
 #[test]
 fn every_series_keeps_its_name_and_labels() {
     let r = Registry::default();
-    r.group(1, "__meta", |g| g.role = "Follower".into());
+    r.group(1, "__meta", |g| {
+        g.role = "Follower".into();
+        g.snapshot = Some((10_000, 80_000, 4_000_000));
+    });
     r.peer(1, 2, |p| p.heartbeat_interval.record(0.1));
     r.request(1, 0, Some(6));
     r.error(1, 1, 3);
@@ -92,6 +95,9 @@ fn every_series_keeps_its_name_and_labels() {
         ("chronik_heartbeat_interval_seconds", &["node", "peer"]),
         ("chronik_heartbeat_interval_seconds_count", &["node", "peer"]),
         ("chronik_heartbeat_interval_seconds_sum", &["node", "peer"]),
+        ("chronik_meta_log_bytes", &["node"]),
+        ("chronik_meta_snapshot_bytes", &["node"]),
+        ("chronik_meta_snapshot_index", &["node"]),
         ("chronik_peer_bytes_total", &["node", "peer"]),
         ("chronik_peer_dropped_messages_total", &["node", "peer"]),
         ("chronik_peer_frames_total", &["node", "peer"]),
@@ -112,6 +118,7 @@ fn every_series_keeps_its_name_and_labels() {
     let want: Vec<(String, Vec<String>)> =
         want.iter().map(|(n, l)| (n.to_string(), l.iter().map(|s| s.to_string()).collect())).collect();
     assert_eq!(seen, want);
+    assert_eq!(value(find(&scrape, "chronik_meta_snapshot_index", &[("node", "1")])), 10_000.0);
     assert_eq!(value(find(&scrape, "disk_errors_total", &[("node", "1"), ("op", "fsync"), ("kind", "eio")])), 2.0);
     assert_eq!(value(find(&scrape, "chronik_request_errors_total", &[("api_key", "0"), ("error_code", "6")])), 1.0);
     assert_eq!(value(find(&scrape, "chronik_request_errors_total", &[("api_key", "1"), ("error_code", "3")])), 1.0);

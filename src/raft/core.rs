@@ -16,7 +16,8 @@
 //!    [`RaftCore::on_written`]): a leader never replicates an entry its own disk refused (a full
 //!    disk), so a client told KAFKA_STORAGE_ERROR never finds its batch committed by the next
 //!    leader. Heartbeats, votes and everything else never wait for the disk.
-//! 3. A snapshot is installed, then the writes of the new entries and of the HardState are
+//! 3. A snapshot is installed (a state machine whose snapshot carries its state persists it
+//!    first, see [`StateMachine::install`]; the log restarts after it), then the writes of the new entries and of the HardState are
 //!    *queued* (the entry table and the hard state change in memory at once; a changed term or
 //!    vote is made durable before anything depending on it happens). Nothing is written here.
 //! 4. Committed entries are applied in order, here, on the group's one actor, and
@@ -59,6 +60,14 @@ pub trait StateMachine {
     /// The log was replaced by a snapshot ending at `index`; for a partition, the next Kafka
     /// offset is `next_offset`. The default keeps the state (for logs that are never compacted).
     fn restore(&mut self, _index: u64, _next_offset: i64) {}
+
+    /// A snapshot from the leader is about to replace the log. A state machine whose snapshots
+    /// carry its state (`__meta`) takes it over here and makes it durable *before* the log
+    /// restarts after it, so a crash in between finds the snapshot and replays from it
+    /// (persist before advance). An error leaves log and state unchanged.
+    fn install(&mut self, _snapshot: &raft::eraftpb::Snapshot) -> Result<(), LogError> {
+        Ok(())
+    }
 }
 
 /// The writes of one Ready for the disk writer, and the files to fsync after them.
@@ -178,6 +187,8 @@ pub struct RaftCore<M: StateMachine> {
     applied: u64,
     /// A new leader waits for its next tick to bring its heartbeats in phase.
     align_pending: bool,
+    /// Ticks each follower has spent waiting for a snapshot (leader only).
+    snapshot_wait: std::collections::HashMap<u64, usize>,
     /// The name the group's figures are published under (`__meta`, `topic/partition`).
     metrics_name: Option<String>,
     logger: Logger,
@@ -215,6 +226,7 @@ impl<M: StateMachine> RaftCore<M> {
             last_role: None,
             applied,
             align_pending: false,
+            snapshot_wait: Default::default(),
             metrics_name: None,
             logger,
         })
@@ -273,6 +285,25 @@ impl<M: StateMachine> RaftCore<M> {
         applied: u64,
     ) -> Result<usize, LogError> {
         self.node.mut_store().log_mut().apply_retention(now_ms, retention_ms, retention_bytes, applied)
+    }
+
+    /// The applied index and its term: where a state-machine snapshot taken now ends.
+    pub fn applied_point(&self) -> Option<(u64, u64)> {
+        let term = self.node.raft.raft_log.term(self.applied).ok().filter(|t| *t > 0)?;
+        Some((self.applied, term))
+    }
+
+    /// A state-machine snapshot ending at `index` is durable: hold it for followers behind the
+    /// log start and delete the whole sealed segments it covers (raft-rs's `compact`: the log
+    /// start moves, never past `index`). Returns how many segments were deleted.
+    pub fn compact_to(&mut self, index: u64, term: u64, data: bytes::Bytes) -> Result<usize, LogError> {
+        let applied = self.applied;
+        let store = self.node.mut_store();
+        if store.held_snapshot_index().is_some_and(|h| h > index) {
+            return Ok(0);
+        }
+        store.hold_snapshot(index, term, data);
+        store.log_mut().apply_retention(0, None, Some(0), index.min(applied))
     }
 
     /// The replicas the leader heard from within an election timeout (itself included), as
@@ -357,11 +388,45 @@ impl<M: StateMachine> RaftCore<M> {
     /// Advances the logical clock by node-wide tick `n`.
     pub fn tick_at(&mut self, n: u64) -> bool {
         let mut ready = self.node.tick();
+        ready |= self.retry_lost_snapshots();
         if self.align_pending && self.is_leader() {
             self.align_pending = false;
             ready |= self.align_heartbeats(n);
         }
         ready
+    }
+
+    /// raft-rs pauses replication to a follower it sent a snapshot until the follower answers;
+    /// a snapshot lost on the way (a dropped connection) would pause it for the whole term. A
+    /// follower still waiting after two election timeouts is reported failed, so the snapshot
+    /// is sent again.
+    fn retry_lost_snapshots(&mut self) -> bool {
+        if !self.is_leader() {
+            self.snapshot_wait.clear();
+            return false;
+        }
+        let limit = 2 * self.node.raft.election_timeout();
+        let waiting: Vec<u64> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        self.snapshot_wait.retain(|id, _| waiting.contains(id));
+        let mut retried = false;
+        for id in waiting {
+            let ticks = self.snapshot_wait.entry(id).or_default();
+            *ticks += 1;
+            if *ticks > limit {
+                *ticks = 0;
+                slog::warn!(self.logger, "no answer to a snapshot; sending it again"; "group" => self.group, "to" => id);
+                self.node.report_snapshot(id, raft::SnapshotStatus::Failure);
+                retried = true;
+            }
+        }
+        retried
     }
 
     /// A new leader's heartbeat clock starts at zero whenever it was elected; on its next tick
@@ -418,9 +483,15 @@ impl<M: StateMachine> RaftCore<M> {
             let meta = snap.get_metadata();
             let next_offset =
                 snap.data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
+            self.sm.install(&snap)?;
             self.node.mut_store().apply_snapshot(meta, next_offset)?;
-            // The leader's DeleteRecords floor, when it lies past the snapshot (storage.rs).
-            if let Some(b) = snap.data.get(8..16) {
+            if self.node.store().log().kind() == crate::log::LogKind::Opaque {
+                // `__meta`: the data is the encoded state; keep it to send on to other followers.
+                if !snap.data.is_empty() {
+                    self.node.mut_store().hold_snapshot(meta.index, meta.term, snap.data.clone());
+                }
+            } else if let Some(b) = snap.data.get(8..16) {
+                // The leader's DeleteRecords floor, when it lies past the snapshot (storage.rs).
                 let floor = i64::from_be_bytes(b.try_into().expect("8 bytes"));
                 self.node.mut_store().log_mut().set_records_start(floor)?;
             }

@@ -17,11 +17,13 @@
 //!   commit-only updates are cheap, and losing or tearing one only makes the commit index go back
 //!   to an older (still correct) value. On open the larger valid commit wins.
 //!
-//! The snapshot of a group carries no state machine: a follower only needs to know where the log
-//! restarts — the snapshot metadata (index, term, conf state) and, for a `KafkaBatches` log, the
-//! Kafka offset that follows the snapshot index as 8 big-endian bytes of data (what
+//! The snapshot of a partition carries no state machine: a follower only needs to know where the
+//! log restarts — the snapshot metadata (index, term, conf state) and, for a `KafkaBatches` log,
+//! the Kafka offset that follows the snapshot index as 8 big-endian bytes of data (what
 //! `raft::core` passes to `PartitionLog::reset_to`), then, when the log's DeleteRecords floor lies
-//! past that offset, the floor as 8 more bytes. An `Opaque` log's snapshot has empty data.
+//! past that offset, the floor as 8 more bytes. An `Opaque` log (`__meta`) is compacted only
+//! below a state-machine snapshot its owner took or installed and handed over with
+//! [`GroupStorage::hold_snapshot`]; that one is what raft-rs sends (data: the encoded state).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -62,6 +64,8 @@ pub struct GroupStorage {
     /// The vote file has writes that are not fsynced yet.
     vote_dirty: bool,
     is_new: bool,
+    /// The state-machine snapshot of an `Opaque` log: (index, term, data).
+    held: Option<(u64, u64, Bytes)>,
     logger: Logger,
 }
 
@@ -196,6 +200,7 @@ impl GroupStorage {
             vote_seq,
             vote_dirty: false,
             is_new,
+            held: None,
             logger,
         };
         Ok((s, report))
@@ -290,6 +295,21 @@ impl GroupStorage {
         self.write_state()
     }
 
+    /// Keeps the state-machine snapshot at `index` (not older than one already held) for
+    /// followers behind the log start; the log may then be compacted up to `index`.
+    pub fn hold_snapshot(&mut self, index: u64, term: u64, data: Bytes) {
+        if self.held.as_ref().is_none_or(|h| h.0 < index) {
+            self.held = Some((index, term, data));
+        }
+        let hs = &mut self.state.hard_state;
+        hs.commit = hs.commit.max(index.min(self.log.last_index()));
+    }
+
+    /// The index of the held state-machine snapshot.
+    pub fn held_snapshot_index(&self) -> Option<u64> {
+        self.held.as_ref().map(|h| h.0)
+    }
+
     pub fn hard_state(&self) -> &HardState {
         &self.state.hard_state
     }
@@ -352,6 +372,15 @@ impl Storage for GroupStorage {
     /// and still in the log. Temporarily unavailable only when the index would be 0 (raft
     /// rejects empty snapshots) or `request_index` is beyond the log.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if let Some((index, term, data)) = self.held.as_ref().filter(|h| h.0 >= request_index) {
+            let mut snap = Snapshot::default();
+            let meta = snap.mut_metadata();
+            meta.index = *index;
+            meta.term = *term;
+            meta.set_conf_state(self.state.conf_state.clone());
+            snap.data = data.clone();
+            return Ok(snap);
+        }
         let index = (self.log.first_index() - 1).max(request_index);
         let term = match self.log.term(index) {
             Some(t) if index > 0 => t,
