@@ -29,7 +29,7 @@ fn entry(name: &'static str, kind: Kind, kafka_default: &str, value: String, doc
 
 /// Every broker config this node describes.
 pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
-    let (t, g) = (&config.topics, &config.groups);
+    let (t, g, c) = (&config.topics, &config.groups, &config.cleaner);
     let ms = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_millis() as i64).to_string();
     #[rustfmt::skip]
     let mut out = vec![
@@ -65,19 +65,36 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
             "The amount of time the group coordinator will wait for more consumers to join a new group before performing the first rebalance. ([groups] initial-rebalance-delay)"),
         entry("group.max.size", Kind::Int, "2147483647", g.max_size.to_string(),
             "The maximum number of consumers that a single consumer group can accommodate. ([groups] max-size)"),
+        entry("offsets.retention.minutes", Kind::Int, "10080", (config.offsets.retention.as_secs() / 60).to_string(),
+            "For subscribed consumers, committed offset of a specific partition will be expired and discarded when 1) this retention period has elapsed after the consumer group loses all its consumers (i.e. becomes empty); 2) this retention period has elapsed since the last time an offset is committed for the partition and the group is no longer subscribed to the corresponding topic. ([offsets] retention)"),
+        entry("offsets.retention.check.interval.ms", Kind::Long, "600000", config.offsets.retention_check_interval.as_millis().to_string(),
+            "Frequency at which to check for stale offsets. ([offsets] retention-check-interval)"),
+        entry("log.cleaner.enable", Kind::Boolean, "true", c.enabled.to_string(),
+            "Enable the log cleaner process to run on the server. ([cleaner] enabled)"),
+        entry("log.cleaner.threads", Kind::Int, "1", c.threads.to_string(),
+            "The number of background threads to use for log cleaning. ([cleaner] threads)"),
+        entry("log.cleaner.io.max.bytes.per.second", Kind::Double, "1.7976931348623157E308",
+            c.io_max_bytes_per_second.map_or("1.7976931348623157E308".to_string(), |b| format!("{b:.1}")),
+            "The log cleaner will be throttled so that the sum of its read and write i/o will be less than this value on average. ([cleaner] io-max-bytes-per-second)"),
+        entry("log.cleaner.dedupe.buffer.size", Kind::Long, "134217728", c.dedupe_buffer_size.to_string(),
+            "The total memory used for log deduplication across all cleaner threads. ([cleaner] dedupe-buffer-size)"),
+        entry("log.cleaner.backoff.ms", Kind::Long, "15000", c.backoff.as_millis().to_string(),
+            "The amount of time to sleep when there are no logs to clean. ([cleaner] backoff)"),
     ];
+    let defaults = topic_defaults(config);
     for d in TOPIC_CONFIG_DEFS {
         let Some(name) = d.synonym else { continue };
         if out.iter().any(|e| e.name == name) {
             continue;
         }
-        let value = d.default.to_string();
+        let value = defaults.get(d.name).cloned().unwrap_or_else(|| d.default.to_string());
+        let source = if value == d.default { Source::Default } else { Source::StaticBroker };
         out.push(BrokerConfigEntry {
             name,
             kind: d.kind,
-            value: Some(value.clone()),
-            kafka_default: Some(value),
-            source: Source::Default,
+            value: Some(value),
+            kafka_default: Some(d.default.to_string()),
+            source,
             doc: d.doc,
         });
     }
@@ -88,11 +105,18 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
 pub fn topic_defaults(config: &Config) -> BrokerTopicDefaults {
     let retention_ms = config.topics.retention.map_or(-1, |d| d.as_millis() as i64);
     let retention_bytes = config.topics.retention_bytes.map_or(-1, |b| b as i64);
-    let pairs: [(&'static str, String); 4] = [
+    let c = &config.cleaner;
+    let ms = |d: std::time::Duration| d.as_millis().min(i64::MAX as u128).to_string();
+    let pairs: [(&'static str, String); 8] = [
         ("retention.ms", retention_ms.to_string()),
         ("retention.bytes", retention_bytes.to_string()),
         ("segment.bytes", config.topics.segment_bytes.to_string()),
         ("max.message.bytes", config.kafka.max_message_bytes.to_string()),
+        // The [cleaner] keys that are broker defaults of topic configs (log.cleaner.*).
+        ("min.cleanable.dirty.ratio", format!("{:?}", c.min_cleanable_ratio)),
+        ("delete.retention.ms", ms(c.delete_retention)),
+        ("min.compaction.lag.ms", ms(c.min_compaction_lag)),
+        ("max.compaction.lag.ms", c.max_compaction_lag.map_or(i64::MAX.to_string(), ms)),
     ];
     pairs.into_iter().filter(|(k, v)| default_value(k) != Some(v.as_str())).collect()
 }
@@ -113,6 +137,12 @@ mod tests {
         assert!(topic_defaults(&Config::default()).is_empty(), "chronik's defaults are Kafka's");
         c.topics.retention = None;
         assert_eq!(topic_defaults(&c).get("retention.ms").map(String::as_str), Some("-1"));
+        c.cleaner.min_cleanable_ratio = 0.1;
+        let e = find(&c, "log.cleaner.min.cleanable.ratio");
+        assert_eq!((e.value.as_deref(), e.source), (Some("0.1"), Source::StaticBroker));
+        assert_eq!(topic_defaults(&c).get("min.cleanable.dirty.ratio").map(String::as_str), Some("0.1"));
+        assert_eq!(find(&c, "offsets.retention.minutes").value.as_deref(), Some("10080"));
+        assert_eq!(find(&c, "log.cleaner.backoff.ms").source, Source::Default);
         let names: std::collections::HashSet<_> = broker_configs(&c).iter().map(|e| e.name).collect();
         assert_eq!(names.len(), broker_configs(&c).len(), "no name twice");
     }
