@@ -23,6 +23,7 @@ mod durations;
 mod env;
 mod render;
 mod sections;
+mod security_sections;
 #[cfg(test)]
 mod test_support;
 mod validate;
@@ -31,6 +32,9 @@ pub use data_sections::{AdminConfig, FaultsConfig, FsyncPolicy, StorageConfig, T
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
+};
+pub use security_sections::{
+    parse_listener, ClientAuth, ListenerSpec, SaslConfig, SecurityProtocol, TlsConfig, SUPPORTED_MECHANISMS,
 };
 
 use env::{normalize_env, process_env};

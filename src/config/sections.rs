@@ -96,6 +96,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Test-only fault injection.
     pub faults: FaultsConfig,
+    /// TLS for the SSL and SASL_SSL listeners.
+    pub tls: super::TlsConfig,
+    /// SASL for the SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: super::SaslConfig,
 }
 
 impl Default for Config {
@@ -110,6 +114,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
+            tls: super::TlsConfig::default(),
+            sasl: super::SaslConfig::default(),
         }
     }
 }
@@ -190,6 +196,18 @@ pub struct KafkaConfig {
     pub max_message_bytes: u64,
     /// Maximum simultaneous client connections. Default: `10000`.
     pub max_connections: usize,
+    /// Kafka's `listeners`: `NAME://host:port` each; empty serves one PLAINTEXT listener on
+    /// `listen`. Default: `[]`.
+    pub listeners: Vec<String>,
+    /// Kafka's `advertised.listeners`: `NAME://host:port` for listeners whose address clients
+    /// must be told differently. Default: `[]`.
+    pub advertised_listeners: Vec<String>,
+    /// Kafka's `listener.security.protocol.map`: listener name → protocol, for listeners not
+    /// named after their protocol. Default: `{}`.
+    pub listener_security_protocol_map: std::collections::BTreeMap<String, String>,
+    /// Kafka's `connections.max.reauth.ms`: a SASL session must re-authenticate within this
+    /// many milliseconds (KIP-368); `0` never expires. Default: `0`.
+    pub connections_max_reauth_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -201,6 +219,10 @@ impl Default for KafkaConfig {
             max_request_size: 104_857_600,
             max_message_bytes: 1_048_588,
             max_connections: 10_000,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            listener_security_protocol_map: std::collections::BTreeMap::new(),
+            connections_max_reauth_ms: 0,
         }
     }
 }
