@@ -55,7 +55,8 @@ impl Mechanism {
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    /// `HMAC(key, data)` with this mechanism's hash.
+    pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             Mechanism::Sha256 => {
                 let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac takes any key length");
@@ -70,7 +71,8 @@ impl Mechanism {
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    /// `H(data)`.
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             Mechanism::Sha256 => Sha256::digest(data).to_vec(),
             Mechanism::Sha512 => Sha512::digest(data).to_vec(),
