@@ -104,24 +104,19 @@ impl KafkaConfig {
     }
 
     /// The listeners to serve: `listeners` if set, else one PLAINTEXT listener on `listen`
-    /// advertised as `advertised-host`/`advertised-port` (the configuration before listeners).
+    /// advertised as `advertised-host`/`advertised-port` (the configuration before listeners);
+    /// then `advertised-listeners` override the advertised address of the listeners they name.
     pub fn resolved_listeners(&self) -> Result<Vec<ListenerSpec>, ConfigError> {
+        let mut out: Vec<ListenerSpec> = Vec::new();
         if self.listeners.is_empty() {
-            if !self.advertised_listeners.is_empty() {
-                return Err(ConfigError::invalid(
-                    "kafka.advertised-listeners",
-                    "needs `kafka.listeners` (name each listener there)",
-                ));
-            }
-            return Ok(vec![ListenerSpec {
+            out.push(ListenerSpec {
                 name: "PLAINTEXT".to_string(),
                 protocol: SecurityProtocol::Plaintext,
                 bind: self.listen.clone(),
                 advertised_host: Some(self.effective_advertised_host()?),
                 advertised_port: self.advertised_port,
-            }]);
+            });
         }
-        let mut out: Vec<ListenerSpec> = Vec::new();
         for l in &self.listeners {
             let (name, host, port) = parse_listener("kafka.listeners", l)?;
             if out.iter().any(|o| o.name == name) {
@@ -237,7 +232,7 @@ pub(super) fn validate_security(kafka: &KafkaConfig, tls: &TlsConfig, sasl: &Sas
             "and `tls.key-file` are needed by the SSL/SASL_SSL listeners",
         ));
     }
-    if tls.client_auth != ClientAuth::None && tls.ca_file.is_none() {
+    if listeners.iter().any(|l| l.protocol.tls()) && tls.client_auth != ClientAuth::None && tls.ca_file.is_none() {
         return Err(ConfigError::invalid("tls.ca-file", "is needed when `tls.client-auth` is requested or required"));
     }
     for m in &sasl.enabled_mechanisms {
@@ -289,7 +284,9 @@ mod tests {
         assert_eq!(k.resolved_listeners().unwrap()[0].protocol, SecurityProtocol::SaslPlaintext);
         k.listener_security_protocol_map.insert("CLIENT".into(), "KERBEROS".into());
         assert!(k.resolved_listeners().is_err());
-        // Advertised listeners name existing listeners.
+        // Advertised listeners name existing listeners (the default one is PLAINTEXT).
+        let d = kafka(&[], &["PLAINTEXT://broker1:19092"]).resolved_listeners().unwrap();
+        assert_eq!((d[0].advertised_host.as_deref(), d[0].advertised_port), (Some("broker1"), Some(19092)));
         let err = kafka(&["SSL://127.0.0.1:1"], &["SASL_SSL://h:1"]).resolved_listeners().unwrap_err().to_string();
         assert!(err.contains("does not have"), "{err}");
         for bad in ["127.0.0.1:1", "SSL://127.0.0.1", "SSL://:1", "://h:1", "SSL://h:x"] {
