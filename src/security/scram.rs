@@ -290,7 +290,10 @@ impl ServerExchange {
     /// Checks the client's final message; `Ok(server-final)` when the proof is right.
     pub fn finish(&self, msg: &[u8]) -> Result<String, ScramError> {
         let last = parse_client_final(msg)?;
-        if last.nonce != self.nonce {
+        // As Kafka's ScramSaslServer: the nonce must END with the combined nonce. librdkafka
+        // before 2.1 sends the client nonce twice (client nonce + combined nonce), and Kafka
+        // brokers accept it; the proof covers the message as sent either way.
+        if !last.nonce.ends_with(&self.nonce) {
             return Err(ScramError::Nonce);
         }
         let cred = self.credential.as_ref().ok_or(ScramError::Credentials)?;
@@ -365,6 +368,12 @@ mod tests {
         let expect = format!("v={}", B64.encode(m.hmac(&m.hmac(&salted, b"Server Key"), auth.as_bytes())));
         assert_eq!(ex.finish(fin.as_bytes()).unwrap(), expect);
         assert_eq!(ex.finish(b"c=biws,r=abcxyZ,p=AAAA"), Err(ScramError::Nonce));
+        // librdkafka < 2.1 repeats the client nonce in front: accepted, as Kafka does.
+        let without = "c=biws,r=abcabcxyz";
+        let auth = format!("{bare},{},{without}", ex.server_first());
+        let sig = m.hmac(&m.hash(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        assert!(ex.finish(format!("{without},p={}", B64.encode(proof)).as_bytes()).is_ok());
     }
 
     #[test]
