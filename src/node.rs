@@ -325,13 +325,18 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
 
     // One peer actor per remote node, on their own arbiter: network I/O apart from the groups.
     let faults = Arc::new(Faults::default());
+    // Mutual TLS between nodes when `raft.tls-*` is set (docs/security.md).
+    let peer_tls =
+        crate::security::peer_tls::peer_tls(&config.raft, &logger).map_err(|e| StartError::Config(e.to_string()))?;
     let peer_arbiter = Arbiter::new();
     let mut peers = HashMap::new();
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
+        let connector = peer_tls.as_ref().map(|t| t.connector.clone());
         let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
-        let peer =
-            PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog));
+        let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
+            PeerActor::with_tls(node_id, id, addr, f, connector, plog)
+        });
         let beat = peer.clone();
         let hb = ticks.heartbeat_tick as u64;
         ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |n| {
@@ -408,9 +413,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
+        let acceptor = peer_tls.as_ref().map(|t| t.acceptor.clone());
         peer_arbiter.spawn(async move {
             match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => crate::peer::listener::run(l, node_id, known, router, f, plog).await,
+                Ok(l) => crate::peer::listener::run(l, node_id, known, router, f, acceptor, plog).await,
                 Err(e) => slog::crit!(plog, "cannot serve the raft port"; "error" => %e),
             }
         });

@@ -83,6 +83,13 @@ impl fmt::Display for Config {
         let peers: Vec<String> =
             r.peers.iter().map(|p| format!("{{ id = {}, addr = {} }}", p.id, toml_str(&p.addr))).collect();
         writeln!(f, "peers = [{}]", peers.join(", "))?;
+        for (key, v) in
+            [("tls-cert-file", &r.tls_cert_file), ("tls-key-file", &r.tls_key_file), ("tls-ca-file", &r.tls_ca_file)]
+        {
+            if let Some(p) = v {
+                writeln!(f, "{key} = {}", toml_str(&p.to_string_lossy()))?;
+            }
+        }
         match r.ticks() {
             Ok(t) => {
                 let (lo, hi) = t.election_timeout_range();

@@ -282,6 +282,16 @@ pub struct RaftConfig {
     /// The other nodes of the cluster (never this node). Default: none.
     #[serde(deserialize_with = "peers_de::deserialize")]
     pub peers: Vec<PeerConfig>,
+    /// Mutual TLS between nodes: this node's PEM certificate (CN and DNS SAN `node-<id>`).
+    /// Peer TLS is on when the three `tls-*` files are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// This node's PEM private key for peer TLS. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The PEM CA bundle every node's certificate must chain to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for RaftConfig {
@@ -296,6 +306,9 @@ impl Default for RaftConfig {
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
             peers: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
         }
     }
 }

@@ -224,7 +224,12 @@ impl Default for SaslConfig {
 }
 
 /// Checks the security keys against each other (called from `Config::validate`).
-pub(super) fn validate_security(kafka: &KafkaConfig, tls: &TlsConfig, sasl: &SaslConfig) -> Result<(), ConfigError> {
+pub(super) fn validate_security(
+    kafka: &KafkaConfig,
+    tls: &TlsConfig,
+    sasl: &SaslConfig,
+    raft: &super::RaftConfig,
+) -> Result<(), ConfigError> {
     let listeners = kafka.resolved_listeners()?;
     if listeners.iter().any(|l| l.protocol.tls()) && (tls.cert_file.is_none() || tls.key_file.is_none()) {
         return Err(ConfigError::invalid(
@@ -242,6 +247,13 @@ pub(super) fn validate_security(kafka: &KafkaConfig, tls: &TlsConfig, sasl: &Sas
                 format!("has {m:?}; chronik supports {}", SUPPORTED_MECHANISMS.join(", ")),
             ));
         }
+    }
+    let raft_tls = [&raft.tls_cert_file, &raft.tls_key_file, &raft.tls_ca_file];
+    if raft_tls.iter().any(|f| f.is_some()) && !raft_tls.iter().all(|f| f.is_some()) {
+        return Err(ConfigError::invalid(
+            "raft.tls-cert-file",
+            "`raft.tls-cert-file`, `raft.tls-key-file` and `raft.tls-ca-file` are set together (peer TLS) or not at all",
+        ));
     }
     if listeners.iter().any(|l| l.protocol.sasl()) && sasl.enabled_mechanisms.is_empty() {
         return Err(ConfigError::invalid("sasl.enabled-mechanisms", "is empty but a SASL listener is configured"));
@@ -297,13 +309,16 @@ mod tests {
     #[test]
     fn tls_and_sasl_keys_are_checked() {
         let k = kafka(&["SSL://127.0.0.1:1"], &[]);
-        assert!(validate_security(&k, &TlsConfig::default(), &SaslConfig::default()).is_err());
+        assert!(validate_security(&k, &TlsConfig::default(), &SaslConfig::default(), &Default::default()).is_err());
         let tls = TlsConfig { cert_file: Some("c".into()), key_file: Some("k".into()), ..TlsConfig::default() };
-        validate_security(&k, &tls, &SaslConfig::default()).unwrap();
+        validate_security(&k, &tls, &SaslConfig::default(), &Default::default()).unwrap();
         let tls2 = TlsConfig { client_auth: ClientAuth::Required, ..tls.clone() };
-        assert!(validate_security(&k, &tls2, &SaslConfig::default()).is_err());
+        assert!(validate_security(&k, &tls2, &SaslConfig::default(), &Default::default()).is_err());
         let sasl = SaslConfig { enabled_mechanisms: vec!["GSSAPI".into()], ..SaslConfig::default() };
-        assert!(validate_security(&k, &tls, &sasl).is_err());
+        assert!(validate_security(&k, &tls, &sasl, &Default::default()).is_err());
+        let raft = crate::config::RaftConfig { tls_cert_file: Some("c".into()), ..Default::default() };
+        let err = validate_security(&k, &tls, &SaslConfig::default(), &raft).unwrap_err().to_string();
+        assert!(err.contains("raft.tls-key-file"), "{err}");
         let shown = format!(
             "{:?}",
             SaslConfig { plain_users: [("alice".into(), "s3cr3t".into())].into(), ..SaslConfig::default() }

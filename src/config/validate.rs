@@ -76,7 +76,7 @@ impl Config {
             return Err(ConfigError::invalid("kafka.max-connections", "must be at least 1"));
         }
 
-        super::security_sections::validate_security(&self.kafka, &self.tls, &self.sasl)?;
+        super::security_sections::validate_security(&self.kafka, &self.tls, &self.sasl, &self.raft)?;
 
         // [raft]
         let raft_listen = self.raft.listen_addr()?;

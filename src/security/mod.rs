@@ -3,6 +3,7 @@
 //! server configuration with certificate reload and the client certificate's principal (`tls`).
 //! See docs/security.md.
 
+pub mod peer_tls;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

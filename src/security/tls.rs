@@ -36,7 +36,7 @@ pub enum TlsError {
 /// The ring provider: no C/assembly toolchain beyond a C compiler (aws-lc-rs needs cmake).
 /// Deprecated upstream only for lacking post-quantum key exchange.
 #[allow(deprecated)]
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
