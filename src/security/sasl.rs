@@ -63,6 +63,15 @@ pub fn parse_plain(msg: &[u8]) -> Result<(String, String), PlainError> {
     Ok((user.to_string(), password.to_string()))
 }
 
+/// Why a SaslHandshake was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("the mechanism is not enabled")]
+    Unsupported,
+    #[error("a handshake in the middle of an exchange")]
+    IllegalState,
+}
+
 /// What one SaslAuthenticate token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -108,13 +117,16 @@ impl Authenticator {
 
     /// SaslHandshake: `Ok` when `mechanism` is enabled (then tokens follow), else `Err` (send
     /// UNSUPPORTED_SASL_MECHANISM with the enabled list and close).
-    pub fn handshake(&mut self, mechanism: &str, settings: &SaslSettings) -> Result<(), ()> {
-        if !matches!(self.state, State::Handshake) || !settings.mechanisms.iter().any(|m| m == mechanism) {
-            return Err(());
+    pub fn handshake(&mut self, mechanism: &str, settings: &SaslSettings) -> Result<(), HandshakeError> {
+        if !matches!(self.state, State::Handshake) {
+            return Err(HandshakeError::IllegalState);
+        }
+        if !settings.mechanisms.iter().any(|m| m == mechanism) {
+            return Err(HandshakeError::Unsupported);
         }
         self.state = match mechanism {
             "PLAIN" => State::First(None),
-            m => State::First(Some(Mechanism::from_name(m).ok_or(())?)),
+            m => State::First(Some(Mechanism::from_name(m).ok_or(HandshakeError::Unsupported)?)),
         };
         Ok(())
     }
