@@ -56,6 +56,14 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    // Security (connection side).
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    pub const ILLEGAL_SASL_STATE: i16 = 34;
+    pub const NOT_CONTROLLER: i16 = 41;
+    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+    pub const RESOURCE_NOT_FOUND: i16 = 91;
+    pub const DUPLICATE_RESOURCE: i16 = 92;
+    pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 }
 
 /// Why one partition could not serve a request. Turned into that partition's error code.

@@ -10,6 +10,7 @@
 //! | `record_batch` | a Produce `records` field | [`batch::validate_batches`], [`batch::records`], the codecs of `protocol::compression`, the produce policy of a compacted, recompressing topic, the log's offset parser |
 //! | `peer_frame` | a peer frame with its length prefix | [`peer::frame`] and the listener's checks |
 //! | `meta_command` | a sequence of `__meta` entries | [`MetaCommand::decode`] and [`MetaState::apply_once`] |
+//! | `sasl` | selector byte, then SASL tokens split at `0xff` | [`sasl::parse_plain`], [`scram::parse_client_first`], [`scram::parse_client_final`], the [`sasl::Authenticator`] exchange |
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -20,9 +21,10 @@ use crate::log::batch;
 use crate::meta::command::{MetaCommand, ProposalId};
 use crate::meta::MetaState;
 use crate::peer;
+use crate::security::{sasl, scram};
 
 /// Names of the fuzz targets, as in `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`.
-pub const TARGETS: &[&str] = &["kafka_request", "request_body", "record_batch", "peer_frame", "meta_command"];
+pub const TARGETS: &[&str] = &["kafka_request", "request_body", "record_batch", "peer_frame", "meta_command", "sasl"];
 
 /// Runs the harness of target `name` on `data`. Panics on an unknown name.
 pub fn run(name: &str, data: &[u8]) {
@@ -32,6 +34,7 @@ pub fn run(name: &str, data: &[u8]) {
         "record_batch" => record_batch(data),
         "peer_frame" => peer_frame(data),
         "meta_command" => meta_command(data),
+        "sasl" => sasl(data),
         other => panic!("no fuzz target {other:?}"),
     }
 }
@@ -164,6 +167,46 @@ pub fn meta_command(data: &[u8]) {
             let distinct: BTreeSet<_> = p.replicas.iter().collect();
             assert_eq!(distinct.len(), p.replicas.len(), "replicas are distinct");
             assert!(!p.replicas.is_empty() && p.replicas.iter().all(|r| a.brokers.contains_key(r)));
+        }
+    }
+}
+
+/// SASL messages from an unauthenticated client: byte 0 picks the mechanism, the rest is up to
+/// three tokens separated by `0xff`, fed to a fresh [`sasl::Authenticator`] (user `u` with
+/// password `p` exists in both stores). Each parser also sees every token alone. A token may
+/// only succeed as the right user, and a failure never echoes the token.
+pub fn sasl(data: &[u8]) {
+    let [sel, rest @ ..] = data else {
+        return;
+    };
+    let mechanism = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"][usize::from(*sel) % 3];
+    let settings = sasl::SaslSettings {
+        mechanisms: vec![mechanism.to_string()],
+        plain_users: [("u".to_string(), "p".to_string())].into(),
+        reauth_ms: 0,
+    };
+    let mut store = MetaState::default();
+    for m in [scram::Mechanism::Sha256, scram::Mechanism::Sha512] {
+        let c = scram::Credential::from_password(m, "p", b"salt", scram::MIN_ITERATIONS);
+        store.scram_credentials.entry("u".to_string()).or_default().insert(m, c);
+    }
+    let mut auth = sasl::Authenticator::default();
+    assert!(auth.handshake(mechanism, &settings).is_ok());
+    for token in rest.split(|b| *b == 0xff).take(3) {
+        let _ = sasl::parse_plain(token);
+        let _ = scram::parse_client_first(token);
+        let _ = scram::parse_client_final(token);
+        match auth.authenticate(token, &settings, &store) {
+            sasl::Step::Done { principal, .. } => {
+                assert_eq!(principal.to_string(), "User:u");
+                break;
+            }
+            sasl::Step::Failed(msg) => {
+                // Failure messages are generic: they never echo what the client sent.
+                assert!(token.len() < 8 || !msg.as_bytes().windows(token.len()).any(|w| w == token));
+                break;
+            }
+            sasl::Step::Challenge(c) => assert!(c.starts_with(b"r=")),
         }
     }
 }

@@ -79,3 +79,4 @@ pub mod partition;
 pub mod peer;
 pub mod protocol;
 pub mod raft;
+pub mod security;

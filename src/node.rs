@@ -307,8 +307,18 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_inflight_msgs: config.raft.max_inflight_msgs,
         max_size_per_msg: config.raft.max_size_per_msg,
     };
-    let host = config.kafka.effective_advertised_host().map_err(|e| StartError::Config(e.to_string()))?;
-    let port = config.kafka.effective_advertised_port().map_err(|e| StartError::Config(e.to_string()))?;
+    // The Kafka listeners are bound first: their addresses go into this broker's registration.
+    let specs = config.kafka.resolved_listeners().map_err(|e| StartError::Config(e.to_string()))?;
+    let bound = crate::net::listener::bind_all(&specs).map_err(|(addr, source)| StartError::Listen { addr, source })?;
+    let (host, port) = bound[0].advertised();
+    let listener_endpoints = bound
+        .iter()
+        .map(|b| {
+            let (h, p) = b.advertised();
+            let addr = if h.contains(':') { format!("[{h}]:{p}") } else { format!("{h}:{p}") };
+            (b.spec.name.clone(), addr)
+        })
+        .collect();
     let mut voters: Vec<u64> = config.raft.peers.iter().map(|p| p.id).collect();
     voters.push(node_id);
     voters.sort_unstable();
@@ -341,17 +351,23 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         port: i32::from(port),
         cluster_id: uuid::Uuid::new_v4().simple().to_string(),
         admin: admin_addr.map(|a| a.to_string()),
+        listeners: listener_endpoints,
     };
 
     // One peer actor per remote node, on their own arbiter: network I/O apart from the groups.
     let faults = Arc::new(Faults::default());
+    // Mutual TLS between nodes when `raft.tls-*` is set (docs/security.md).
+    let peer_tls =
+        crate::security::peer_tls::peer_tls(&config.raft, &logger).map_err(|e| StartError::Config(e.to_string()))?;
     let peer_arbiter = Arbiter::new();
     let mut peers = HashMap::new();
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
+        let connector = peer_tls.as_ref().map(|t| t.connector.clone());
         let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
-        let peer =
-            PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| PeerActor::new(node_id, id, addr, f, plog));
+        let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
+            PeerActor::with_tls(node_id, id, addr, f, connector, plog)
+        });
         let beat = peer.clone();
         let hb = ticks.heartbeat_tick as u64;
         ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |n| {
@@ -453,9 +469,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
+        let acceptor = peer_tls.as_ref().map(|t| t.acceptor.clone());
         peer_arbiter.spawn(async move {
             match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => crate::peer::listener::run(l, node_id, known, router, f, plog).await,
+                Ok(l) => crate::peer::listener::run(l, node_id, known, router, f, acceptor, plog).await,
                 Err(e) => slog::crit!(plog, "cannot serve the raft port"; "error" => %e),
             }
         });
@@ -557,22 +574,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         faults: faults.clone(),
         groups,
     });
-    let addr = config.kafka.listen.clone();
-    let listen_err = |source| StartError::Listen { addr: addr.clone(), source };
-    let listener = std::net::TcpListener::bind(&addr).map_err(listen_err)?;
-    listener.set_nonblocking(true).map_err(listen_err)?;
-    let kafka_addr = listener.local_addr().map_err(listen_err)?;
-    let max_request_size = config.kafka.max_request_size as usize;
-    let max_connections = config.kafka.max_connections;
-    let listen_ctx = ctx.clone();
-    // The listener and every connection run on the network arbiter, apart from the groups.
-    net.spawn(async move {
-        match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => crate::net::listener::run(l, listen_ctx, max_request_size, max_connections).await,
-            Err(e) => slog::crit!(listen_ctx.logger, "cannot serve the Kafka port"; "error" => %e),
-        }
-    });
-    slog::info!(logger, "serving Kafka clients"; "listen" => %kafka_addr);
+    let kafka_addr = bound[0].addr;
+    crate::net::serve_listeners(&config, bound, &ctx, &net, &logger).map_err(StartError::Config)?;
     Ok(NodeHandle {
         kafka_addr,
         admin_addr,

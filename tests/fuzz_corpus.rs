@@ -191,6 +191,7 @@ fn write_seed_corpus() {
             port: 9092,
             cluster_id: "c".into(),
             admin: None,
+            listeners: Default::default(),
         }),
         Cmd::RegisterBroker(RegisterBroker {
             node_id: 2,
@@ -198,6 +199,7 @@ fn write_seed_corpus() {
             port: 9093,
             cluster_id: "c".into(),
             admin: None,
+            listeners: Default::default(),
         }),
         Cmd::CreateTopic(CreateTopic {
             name: "t".into(),
@@ -254,6 +256,7 @@ fn write_meta_regressions() {
         port: 1,
         cluster_id: "c".into(),
         admin: None,
+        listeners: Default::default(),
     });
     let huge = |partitions| {
         Cmd::CreateTopic(CreateTopic {

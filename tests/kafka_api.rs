@@ -543,6 +543,47 @@ fn every_advertised_version_of_every_api_is_served() {
                     let r: OffsetDeleteResponse = c.call(route.key, v, &od("od"));
                     assert_eq!(r.error_code, 69, "offset delete v{v}: the group went with its last offset");
                 }
+                // Security: on this PLAINTEXT listener the SASL APIs are in the wrong state.
+                ApiKey::SaslHandshake => {
+                    let req = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+                    let r: SaslHandshakeResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 34, "sasl handshake v{v}");
+                }
+                ApiKey::SaslAuthenticate => {
+                    let r: SaslAuthenticateResponse = c.call(route.key, v, &SaslAuthenticateRequest::default());
+                    assert_eq!(r.error_code, 34, "sasl authenticate v{v}");
+                }
+                ApiKey::DescribeUserScramCredentials => {
+                    let req = DescribeUserScramCredentialsRequest::default()
+                        .with_users(Some(vec![describe_user_scram_credentials_request::UserName::default()
+                            .with_name(StrBytes::from_static_str("alice"))]));
+                    let r: DescribeUserScramCredentialsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.results[0].error_code, 91, "describe scram v{v}: no credential yet");
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    let m = chronik::security::scram::Mechanism::Sha256;
+                    let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                        alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                            .with_name(StrBytes::from_static_str("alice"))
+                            .with_mechanism(1)
+                            .with_iterations(4096)
+                            .with_salt(bytes::Bytes::from_static(b"salt"))
+                            .with_salted_password(bytes::Bytes::from(m.salted_password(b"pw", b"salt", 4096))),
+                    ]);
+                    let r: AlterUserScramCredentialsResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.results[0].error_code, 0, "alter scram v{v}");
+                    let r: DescribeUserScramCredentialsResponse = c.call(
+                        ApiKey::DescribeUserScramCredentials,
+                        0,
+                        &DescribeUserScramCredentialsRequest::default(),
+                    );
+                    assert_eq!(r.results.len(), 1);
+                    assert_eq!(r.results[0].user.as_str(), "alice");
+                    assert_eq!(
+                        (r.results[0].credential_infos[0].mechanism, r.results[0].credential_infos[0].iterations),
+                        (1, 4096)
+                    );
+                }
                 other => panic!("no test for {other:?}"),
             }
         }

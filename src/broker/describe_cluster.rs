@@ -21,14 +21,19 @@ pub async fn handle(
                 .with_error_message(Some(sb("only broker endpoints are served"))),
         );
     }
+    // The addresses of the listener this client came in on.
+    let listener = crate::security::principal::current().listener.clone();
     let brokers = image
         .brokers
         .iter()
-        .map(|(id, b)| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(*id as i32))
-                .with_host(sb(b.host.clone()))
-                .with_port(b.port)
+        .filter_map(|(id, b)| {
+            let (host, port) = b.endpoint(&listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(*id as i32))
+                    .with_host(sb(host))
+                    .with_port(port),
+            )
         })
         .collect();
     Some(resp.with_controller_id(BrokerId(ctx.controller_id(&image))).with_brokers(brokers))

@@ -37,9 +37,12 @@ fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8) -> Answe
     };
     match key_type {
         GROUP => match coordinator.map(|id| (id, ctx.image().brokers.get(&id).cloned())) {
-            Ok((id, Some(b))) => {
-                Answer { error: code::NONE, message: None, node_id: id as i32, host: sb(b.host), port: b.port }
-            }
+            Ok((id, Some(b))) => match b.endpoint(&crate::security::principal::current().listener) {
+                Some((host, port)) => {
+                    Answer { error: code::NONE, message: None, node_id: id as i32, host: sb(host), port }
+                }
+                None => fail(code::COORDINATOR_NOT_AVAILABLE, "the coordinator has no such listener"),
+            },
             Ok((_, None)) => fail(code::COORDINATOR_NOT_AVAILABLE, "the coordinator is not registered yet"),
             Err(e) => fail(e, "no __meta leader: no group coordinator"),
         },

@@ -132,14 +132,19 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                 t
             })
             .collect();
+    // Each client is told the addresses of the listener it came in on.
+    let listener = crate::security::principal::current().listener.clone();
     let brokers = image
         .brokers
         .iter()
-        .map(|(id, b)| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(*id as i32))
-                .with_host(sb(b.host.clone()))
-                .with_port(b.port)
+        .filter_map(|(id, b)| {
+            let (host, port) = b.endpoint(&listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(*id as i32))
+                    .with_host(sb(host))
+                    .with_port(port),
+            )
         })
         .collect();
     Some(

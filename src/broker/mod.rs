@@ -6,6 +6,7 @@
 //! partitions through their actors; the produce fan-out is the [`produce::ProduceHandler`] actor.
 
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod broker_configs;
 pub mod create_partitions;
@@ -17,6 +18,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -36,6 +38,8 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod produce_policy;
 pub mod routes;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod topics;
 

@@ -118,6 +118,12 @@ pub static ROUTES: &[Route] = &[
     route!(LeaveGroup, 0, 5, leave_group),
     route!(DeleteGroups, 0, 2, delete_groups),
     route!(OffsetDelete, 0, 0, offset_delete),
+    // Security, connection side: on SASL listeners the connection answers the SASL APIs itself
+    // (net::sasl); these routes answer them elsewhere, and advertise the versions.
+    route!(SaslHandshake, 0, 1, sasl_handshake),
+    route!(SaslAuthenticate, 0, 2, sasl_authenticate),
+    route!(DescribeUserScramCredentials, 0, 0, describe_user_scram_credentials),
+    route!(AlterUserScramCredentials, 0, 0, alter_user_scram_credentials),
 ];
 
 /// Finds the route of an API key.
@@ -231,6 +237,14 @@ mod tests {
                 ApiKey::ListGroups => check_versions!(r, ListGroupsRequest, ListGroupsResponse),
                 ApiKey::DeleteGroups => check_versions!(r, DeleteGroupsRequest, DeleteGroupsResponse),
                 ApiKey::OffsetDelete => check_versions!(r, OffsetDeleteRequest, OffsetDeleteResponse),
+                ApiKey::SaslHandshake => check_versions!(r, SaslHandshakeRequest, SaslHandshakeResponse),
+                ApiKey::SaslAuthenticate => check_versions!(r, SaslAuthenticateRequest, SaslAuthenticateResponse),
+                ApiKey::DescribeUserScramCredentials => {
+                    check_versions!(r, DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse)
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    check_versions!(r, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse)
+                }
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }

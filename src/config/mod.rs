@@ -24,6 +24,7 @@ mod env;
 mod groups_section;
 mod render;
 mod sections;
+mod security_sections;
 #[cfg(test)]
 mod test_support;
 mod validate;
@@ -35,6 +36,9 @@ pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, Raf
 pub use groups_section::GroupsConfig;
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
+};
+pub use security_sections::{
+    parse_listener, ClientAuth, ListenerSpec, SaslConfig, SecurityProtocol, TlsConfig, SUPPORTED_MECHANISMS,
 };
 
 use env::{normalize_env, process_env};

@@ -59,6 +59,16 @@ impl fmt::Display for Config {
         writeln!(f, "max-request-size = {}", k.max_request_size)?;
         writeln!(f, "max-message-bytes = {}", k.max_message_bytes)?;
         writeln!(f, "max-connections = {}", k.max_connections)?;
+        let list = |v: &[String]| v.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", ");
+        writeln!(f, "listeners = [{}]", list(&k.listeners))?;
+        writeln!(f, "advertised-listeners = [{}]", list(&k.advertised_listeners))?;
+        let map: Vec<String> = k
+            .listener_security_protocol_map
+            .iter()
+            .map(|(n, p)| format!("{} = {}", toml_str(n), toml_str(p)))
+            .collect();
+        writeln!(f, "listener-security-protocol-map = {{ {} }}", map.join(", "))?;
+        writeln!(f, "connections-max-reauth-ms = {}", k.connections_max_reauth_ms)?;
 
         let r = &self.raft;
         writeln!(f, "\n[raft]")?;
@@ -73,6 +83,13 @@ impl fmt::Display for Config {
         let peers: Vec<String> =
             r.peers.iter().map(|p| format!("{{ id = {}, addr = {} }}", p.id, toml_str(&p.addr))).collect();
         writeln!(f, "peers = [{}]", peers.join(", "))?;
+        for (key, v) in
+            [("tls-cert-file", &r.tls_cert_file), ("tls-key-file", &r.tls_key_file), ("tls-ca-file", &r.tls_ca_file)]
+        {
+            if let Some(p) = v {
+                writeln!(f, "{key} = {}", toml_str(&p.to_string_lossy()))?;
+            }
+        }
         match r.ticks() {
             Ok(t) => {
                 let (lo, hi) = t.election_timeout_range();
@@ -148,6 +165,26 @@ impl fmt::Display for Config {
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;
+
+        let t = &self.tls;
+        writeln!(f, "\n[tls]")?;
+        for (key, v) in [("cert-file", &t.cert_file), ("key-file", &t.key_file), ("ca-file", &t.ca_file)] {
+            if let Some(p) = v {
+                writeln!(f, "{key} = {}", toml_str(&p.to_string_lossy()))?;
+            }
+        }
+        let auth = match t.client_auth {
+            super::ClientAuth::None => "none",
+            super::ClientAuth::Requested => "requested",
+            super::ClientAuth::Required => "required",
+        };
+        writeln!(f, "client-auth = {}", toml_str(auth))?;
+        writeln!(f, "\n[sasl]")?;
+        writeln!(f, "enabled-mechanisms = [{}]", list(&self.sasl.enabled_mechanisms))?;
+        // Passwords are never rendered: the users are listed, their passwords elided.
+        let users: Vec<String> =
+            self.sasl.plain_users.keys().map(|u| format!("{} = \"[hidden]\"", toml_str(u))).collect();
+        writeln!(f, "plain-users = {{ {} }}", users.join(", "))?;
 
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;

@@ -106,6 +106,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Test-only fault injection.
     pub faults: FaultsConfig,
+    /// TLS for the SSL and SASL_SSL listeners.
+    pub tls: super::TlsConfig,
+    /// SASL for the SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: super::SaslConfig,
 }
 
 impl Default for Config {
@@ -124,6 +128,8 @@ impl Default for Config {
             offsets: OffsetsConfig::default(),
             admin: AdminConfig::default(),
             faults: FaultsConfig::default(),
+            tls: super::TlsConfig::default(),
+            sasl: super::SaslConfig::default(),
         }
     }
 }
@@ -204,6 +210,18 @@ pub struct KafkaConfig {
     pub max_message_bytes: u64,
     /// Maximum simultaneous client connections. Default: `10000`.
     pub max_connections: usize,
+    /// Kafka's `listeners`: `NAME://host:port` each; empty serves one PLAINTEXT listener on
+    /// `listen`. Default: `[]`.
+    pub listeners: Vec<String>,
+    /// Kafka's `advertised.listeners`: `NAME://host:port` for listeners whose address clients
+    /// must be told differently. Default: `[]`.
+    pub advertised_listeners: Vec<String>,
+    /// Kafka's `listener.security.protocol.map`: listener name → protocol, for listeners not
+    /// named after their protocol. Default: `{}`.
+    pub listener_security_protocol_map: std::collections::BTreeMap<String, String>,
+    /// Kafka's `connections.max.reauth.ms`: a SASL session must re-authenticate within this
+    /// many milliseconds (KIP-368); `0` never expires. Default: `0`.
+    pub connections_max_reauth_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -215,6 +233,10 @@ impl Default for KafkaConfig {
             max_request_size: 104_857_600,
             max_message_bytes: 1_048_588,
             max_connections: 10_000,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            listener_security_protocol_map: std::collections::BTreeMap::new(),
+            connections_max_reauth_ms: 0,
         }
     }
 }
@@ -274,6 +296,16 @@ pub struct RaftConfig {
     /// The other nodes of the cluster (never this node). Default: none.
     #[serde(deserialize_with = "peers_de::deserialize")]
     pub peers: Vec<PeerConfig>,
+    /// Mutual TLS between nodes: this node's PEM certificate (CN and DNS SAN `node-<id>`).
+    /// Peer TLS is on when the three `tls-*` files are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// This node's PEM private key for peer TLS. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The PEM CA bundle every node's certificate must chain to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for RaftConfig {
@@ -288,6 +320,9 @@ impl Default for RaftConfig {
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
             peers: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
         }
     }
 }

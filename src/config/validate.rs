@@ -77,6 +77,8 @@ impl Config {
             return Err(ConfigError::invalid("kafka.max-connections", "must be at least 1"));
         }
 
+        super::security_sections::validate_security(&self.kafka, &self.tls, &self.sasl, &self.raft)?;
+
         // [raft]
         let raft_listen = self.raft.listen_addr()?;
         if raft_listen.port() != 0 && raft_listen == kafka_listen {

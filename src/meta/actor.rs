@@ -402,8 +402,12 @@ impl MetaActor {
         }
         let state = &self.core.sm().state;
         let current = state.brokers.get(&self.me.node_id);
-        if current.is_some_and(|b| b.host == self.me.host && b.port == self.me.port && b.admin == self.me.admin)
-            && !state.cluster_id.is_empty()
+        if current.is_some_and(|b| {
+            b.host == self.me.host
+                && b.port == self.me.port
+                && b.admin == self.me.admin
+                && b.listeners == crate::meta::state::parse_endpoints(&self.me.listeners)
+        }) && !state.cluster_id.is_empty()
         {
             return;
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 48")]
     pub cmd: Option<Cmd>,
 }
 
@@ -37,6 +37,47 @@ pub enum Cmd {
     StoreGroup(StoreGroup),
     #[prost(message, tag = "19")]
     DeleteOffsets(DeleteOffsets),
+    // Security, connection side (tags from 48).
+    #[prost(message, tag = "48")]
+    AlterScramCredentials(AlterScramCredentials),
+}
+
+/// Add, replace or delete SCRAM credentials (AlterUserScramCredentials). The proposer derives
+/// the stored and server keys from the salted password, so no password-equivalent secret enters
+/// the log.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AlterScramCredentials {
+    #[prost(message, repeated, tag = "1")]
+    pub upsertions: Vec<ScramUpsertion>,
+    #[prost(message, repeated, tag = "2")]
+    pub deletions: Vec<ScramDeletion>,
+}
+
+/// One credential to store.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScramUpsertion {
+    #[prost(string, tag = "1")]
+    pub user: String,
+    /// Kafka's mechanism byte (1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512).
+    #[prost(int32, tag = "2")]
+    pub mechanism: i32,
+    #[prost(int32, tag = "3")]
+    pub iterations: i32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub salt: Vec<u8>,
+    #[prost(bytes = "vec", tag = "5")]
+    pub stored_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    pub server_key: Vec<u8>,
+}
+
+/// One credential to delete.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScramDeletion {
+    #[prost(string, tag = "1")]
+    pub user: String,
+    #[prost(int32, tag = "2")]
+    pub mechanism: i32,
 }
 
 /// A partition group reports its new leader (sent by the leader when elected).
@@ -91,6 +132,10 @@ pub struct RegisterBroker {
     /// before the admin API existed, and on nodes that run without it.
     #[prost(string, optional, tag = "5")]
     pub admin: Option<String>,
+    /// Advertised `host:port` per listener name; empty in entries written before named
+    /// listeners existed (then `host`/`port` is the PLAINTEXT listener).
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub listeners: BTreeMap<String, String>,
 }
 
 /// Create a topic. The proposer picks the topic id; the state machine places replicas.

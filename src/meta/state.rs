@@ -16,6 +16,20 @@ pub struct BrokerInfo {
     pub port: i32,
     /// Admin HTTP address, if the broker registered one.
     pub admin: Option<String>,
+    /// Advertised address per listener name (empty: only `host`/`port`, the PLAINTEXT one).
+    pub listeners: BTreeMap<String, (String, i32)>,
+}
+
+impl BrokerInfo {
+    /// The address to give a client that came in on `listener`: that listener's advertised
+    /// address; the registered `host`/`port` for a broker that registered no listeners; `None`
+    /// when the broker lacks that listener (Kafka leaves such brokers out of Metadata).
+    pub fn endpoint(&self, listener: &str) -> Option<(String, i32)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.clone(), self.port));
+        }
+        self.listeners.get(listener).cloned()
+    }
 }
 
 /// One partition: its Raft group and the replicas (the group's voters).
@@ -58,6 +72,10 @@ pub struct MetaState {
     pub offsets: BTreeMap<String, Arc<GroupOffsets>>,
     /// The membership of each consumer group as of its last rebalance.
     pub consumer_groups: BTreeMap<String, Arc<StoreGroup>>,
+    /// SCRAM credentials by user and mechanism (salt, stored key, server key, iterations).
+    /// A snapshot of the state must include this map.
+    pub scram_credentials:
+        BTreeMap<String, BTreeMap<crate::security::scram::Mechanism, crate::security::scram::Credential>>,
 }
 
 /// A group's committed offsets: topic → partition → offset.
@@ -128,8 +146,43 @@ impl MetaState {
                 if self.cluster_id.is_empty() {
                     self.cluster_id = b.cluster_id.clone();
                 }
-                self.brokers
-                    .insert(b.node_id, BrokerInfo { host: b.host.clone(), port: b.port, admin: b.admin.clone() });
+                self.brokers.insert(
+                    b.node_id,
+                    BrokerInfo {
+                        host: b.host.clone(),
+                        port: b.port,
+                        admin: b.admin.clone(),
+                        listeners: parse_endpoints(&b.listeners),
+                    },
+                );
+                MetaResult::Done
+            }
+            Cmd::AlterScramCredentials(a) => {
+                use crate::security::scram::{Credential, Mechanism};
+                for d in &a.deletions {
+                    let Some(m) = Mechanism::from_id(d.mechanism as i8) else { continue };
+                    if let Some(creds) = self.scram_credentials.get_mut(&d.user) {
+                        creds.remove(&m);
+                        if creds.is_empty() {
+                            self.scram_credentials.remove(&d.user);
+                        }
+                    }
+                }
+                for u in &a.upsertions {
+                    let Some(m) = Mechanism::from_id(u.mechanism as i8) else {
+                        return reject(
+                            code::UNSUPPORTED_SASL_MECHANISM,
+                            format!("unknown SCRAM mechanism {}", u.mechanism),
+                        );
+                    };
+                    let cred = Credential {
+                        salt: u.salt.clone(),
+                        stored_key: u.stored_key.clone(),
+                        server_key: u.server_key.clone(),
+                        iterations: u.iterations,
+                    };
+                    self.scram_credentials.entry(u.user.clone()).or_default().insert(m, cred);
+                }
                 MetaResult::Done
             }
             Cmd::CreateTopic(t) => {
@@ -328,6 +381,18 @@ impl MetaState {
     }
 }
 
+/// A registration's `name → host:port` listeners as `name → (host, port)` (bad entries skipped).
+pub(crate) fn parse_endpoints(listeners: &BTreeMap<String, String>) -> BTreeMap<String, (String, i32)> {
+    listeners
+        .iter()
+        .filter_map(|(name, addr)| {
+            let (host, port) = addr.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((name.clone(), (host.to_string(), port.parse().ok()?)))
+        })
+        .collect()
+}
+
 fn reject(code: i16, message: impl Into<String>) -> MetaResult {
     MetaResult::Rejected { code, message: message.into() }
 }
@@ -346,6 +411,7 @@ mod tests {
                 port: 9091 + id as i32,
                 cluster_id: format!("c{id}"),
                 admin: None,
+                listeners: Default::default(),
             }));
             assert_eq!(s.apply(&cmd), MetaResult::Done);
         }

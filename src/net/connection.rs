@@ -6,22 +6,31 @@
 //! strictly in request order, as Kafka requires for pipelined requests. A request that cannot be
 //! answered (unknown API key, undecodable body, unsupported version) closes the connection after
 //! a log line; earlier responses are still written first.
+//!
+//! Every handler future runs inside the connection's [`Session`] (principal, listener, client
+//! host). On a SASL listener the reader answers SaslHandshake/SaslAuthenticate itself (see
+//! `net::sasl`); before authentication only those and ApiVersions are served, anything else
+//! closes the connection, as does any request other than re-authentication once the session
+//! has outlived `connections.max.reauth.ms` (KIP-368).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
 use slog::Logger;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
 use crate::broker::routes::{dispatch, Reply};
 use crate::broker::BrokerCtx;
 use crate::error::ProtocolError;
+use crate::net::listener::ListenerCtx;
+use crate::net::sasl::{self, SaslReply};
+use crate::security::principal::{Principal, Session, SESSION};
+use crate::security::sasl::Authenticator;
 
 /// How many requests of one connection may be in flight at once.
 const MAX_IN_FLIGHT: usize = 64;
@@ -36,13 +45,34 @@ pub fn client_addr() -> Option<SocketAddr> {
     CLIENT_ADDR.try_with(|a| *a).ok()
 }
 
+/// Kafka's API keys the SASL gate looks at.
+const API_VERSIONS: i16 = 18;
+
 /// Serves one connection until the client closes it or sends something unanswerable.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<BrokerCtx>, max_request_size: usize) {
-    let _ = stream.set_nodelay(true);
-    let logger = ctx.logger.new(slog::o!("client" => peer.to_string()));
-    let (mut rd, wr) = stream.into_split();
+/// `tls_principal`: the principal of a verified client certificate.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    ctx: Arc<BrokerCtx>,
+    lctx: Arc<ListenerCtx>,
+    tls_principal: Option<Principal>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let logger = ctx.logger.new(slog::o!("client" => peer.to_string(), "listener" => lctx.name.clone()));
+    let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<BoxFuture<'static, Reply>>(MAX_IN_FLIGHT);
     let writer = actix_rt::spawn(CLIENT_ADDR.scope(peer, write_loop(wr, rx, logger.clone())));
+    let mut session = Arc::new(Session {
+        principal: tls_principal.unwrap_or_else(Principal::anonymous),
+        listener: lctx.name.clone(),
+        host: peer.ip().to_string(),
+    });
+    let sasl_listener = lctx.protocol.sasl();
+    let mut auth = Authenticator::default();
+    let mut authenticated = !sasl_listener;
+    let mut expires: Option<Instant> = None;
+    let max_request_size = lctx.max_request_size;
     loop {
         let mut len = [0u8; 4];
         match rd.read_exact(&mut len).await {
@@ -64,9 +94,63 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<BrokerCtx>, max
             slog::warn!(logger, "closing connection: truncated frame"; "expected" => size, "error" => %e);
             break;
         }
-        match dispatch(&ctx, frame.freeze()) {
+        let frame = frame.freeze();
+        if sasl_listener {
+            let key = match crate::protocol::peek_request(&frame) {
+                Ok(p) => p.api_key,
+                Err(e) => {
+                    slog::warn!(logger, "closing connection"; "reason" => %e);
+                    break;
+                }
+            };
+            if sasl::is_sasl_api(key) {
+                let reauth = authenticated.then(|| session.principal.clone());
+                let reply = sasl::handle(frame, &mut auth, &lctx.sasl, &ctx.image(), reauth.as_ref());
+                let (bytes, close) = match reply {
+                    Ok(SaslReply::Continue(b)) => (Some(b), false),
+                    Ok(SaslReply::Authenticated { bytes, principal }) => {
+                        if !authenticated || principal != session.principal {
+                            slog::info!(logger, "authenticated"; "principal" => %principal);
+                        }
+                        session = Arc::new(Session { principal, ..(*session).clone() });
+                        authenticated = true;
+                        expires = (lctx.sasl.reauth_ms > 0)
+                            .then(|| Instant::now() + std::time::Duration::from_millis(lctx.sasl.reauth_ms));
+                        (Some(bytes), false)
+                    }
+                    Ok(SaslReply::Close { bytes, reason }) => {
+                        slog::info!(logger, "closing connection: SASL authentication failed"; "reason" => reason);
+                        (bytes, true)
+                    }
+                    Err(e) => {
+                        slog::warn!(logger, "closing connection"; "reason" => %e);
+                        (None, true)
+                    }
+                };
+                if let Some(b) = bytes {
+                    if tx.send(Box::pin(async move { Ok(Some(b)) })).await.is_err() {
+                        break;
+                    }
+                }
+                if close {
+                    break;
+                }
+                continue;
+            }
+            if key != API_VERSIONS {
+                if !authenticated {
+                    slog::info!(logger, "closing connection: request before SASL authentication"; "api_key" => key);
+                    break;
+                }
+                if expires.is_some_and(|t| Instant::now() >= t) {
+                    slog::info!(logger, "closing connection: SASL session expired (connections.max.reauth.ms)");
+                    break;
+                }
+            }
+        }
+        match dispatch(&ctx, frame) {
             Ok(fut) => {
-                if tx.send(fut).await.is_err() {
+                if tx.send(Box::pin(SESSION.scope(session.clone(), fut))).await.is_err() {
                     break;
                 }
             }
@@ -80,7 +164,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<BrokerCtx>, max
     let _ = writer.await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<BoxFuture<'static, Reply>>, logger: Logger) {
+async fn write_loop<S: AsyncWrite>(
+    mut wr: WriteHalf<S>,
+    mut rx: mpsc::Receiver<BoxFuture<'static, Reply>>,
+    logger: Logger,
+) {
     let mut pending: FuturesOrdered<BoxFuture<'static, Reply>> = FuturesOrdered::new();
     let mut open = true;
     loop {

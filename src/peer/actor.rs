@@ -60,6 +60,19 @@ fn beat_flushes(heartbeat_tick: bool, frame_due: bool, heartbeats_queued: bool) 
     heartbeat_tick || (frame_due && heartbeats_queued)
 }
 
+/// Writes the link's frames to `stream` until it fails or the actor drops the sender.
+async fn pump<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, me: Addr<PeerActor>, logger: Logger) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(MAX_FRAMES);
+    me.do_send(PeerMsg::Connected(tx));
+    while let Some(frame) = rx.recv().await {
+        if let Err(e) = stream.write_all(&frame).await {
+            slog::debug!(logger, "peer write failed"; "error" => %e);
+            break;
+        }
+    }
+    me.do_send(PeerMsg::Disconnected);
+}
+
 /// Counters of one peer link.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PeerStats {
@@ -85,12 +98,26 @@ pub struct PeerActor {
     backoff: Duration,
     flush_scheduled: bool,
     faults: Arc<Faults>,
+    /// Mutual TLS to the peer (`raft.tls-*`), or plain TCP.
+    tls: Option<tokio_rustls::TlsConnector>,
     pub stats: PeerStats,
     logger: Logger,
 }
 
 impl PeerActor {
     pub fn new(me: u64, peer: u64, addr: String, faults: Arc<Faults>, logger: Logger) -> Self {
+        Self::with_tls(me, peer, addr, faults, None, logger)
+    }
+
+    /// A peer link over mutual TLS when `tls` is set.
+    pub fn with_tls(
+        me: u64,
+        peer: u64,
+        addr: String,
+        faults: Arc<Faults>,
+        tls: Option<tokio_rustls::TlsConnector>,
+        logger: Logger,
+    ) -> Self {
         PeerActor {
             me,
             peer,
@@ -105,6 +132,7 @@ impl PeerActor {
             backoff: Duration::from_millis(50),
             flush_scheduled: false,
             faults,
+            tls,
             stats: PeerStats::default(),
             logger,
         }
@@ -118,9 +146,10 @@ impl PeerActor {
         let addr = self.addr.clone();
         let me = ctx.address();
         let logger = self.logger.clone();
+        let (tls, peer) = (self.tls.clone(), self.peer);
         actix::spawn(async move {
             let stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await;
-            let mut stream = match stream {
+            let stream = match stream {
                 Ok(Ok(s)) => s,
                 _ => {
                     me.do_send(PeerMsg::Disconnected);
@@ -128,15 +157,23 @@ impl PeerActor {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (tx, mut rx) = mpsc::channel::<Bytes>(MAX_FRAMES);
-            me.do_send(PeerMsg::Connected(tx));
-            while let Some(frame) = rx.recv().await {
-                if let Err(e) = stream.write_all(&frame).await {
-                    slog::debug!(logger, "peer write failed"; "error" => %e);
-                    break;
+            match tls {
+                None => pump(stream, me, logger).await,
+                Some(connector) => {
+                    let Some(name) = crate::security::peer_tls::server_name(peer) else {
+                        me.do_send(PeerMsg::Disconnected);
+                        return;
+                    };
+                    match tokio::time::timeout(Duration::from_secs(2), connector.connect(name, stream)).await {
+                        Ok(Ok(tls)) => pump(tls, me, logger).await,
+                        Ok(Err(e)) => {
+                            slog::warn!(logger, "peer TLS handshake failed"; "error" => %e);
+                            me.do_send(PeerMsg::Disconnected);
+                        }
+                        Err(_) => me.do_send(PeerMsg::Disconnected),
+                    }
                 }
             }
-            me.do_send(PeerMsg::Disconnected);
         });
     }
 

@@ -9,27 +9,54 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use slog::Logger;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::frame;
 use super::transport::{Faults, Router};
 
-/// Accepts peer connections forever.
+/// Accepts peer connections forever. With `tls` (mutual TLS), a peer must present a
+/// certificate naming a node (`CN=node-N`), and every frame on that connection must come from
+/// that node; a refused peer is logged and closed.
 pub async fn run(
     listener: TcpListener,
     me: u64,
     peers: Arc<HashSet<u64>>,
     router: Router,
     faults: Arc<Faults>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     logger: Logger,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let logger = logger.new(slog::o!("peer_addr" => addr.to_string()));
-                let (router, peers, faults) = (router.clone(), peers.clone(), faults.clone());
+                let (router, peers, faults, tls) = (router.clone(), peers.clone(), faults.clone(), tls.clone());
                 actix::spawn(async move {
-                    if let Err(reason) = serve(stream, me, &peers, &router, &faults, &logger).await {
+                    let _ = stream.set_nodelay(true);
+                    let result = match tls {
+                        None => serve(stream, me, &peers, &router, &faults, None, &logger).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => {
+                                let node = tls
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|c| c.first())
+                                    .and_then(|c| crate::security::peer_tls::cert_node(c));
+                                match node {
+                                    Some(n) if peers.contains(&n) => {
+                                        serve(tls, me, &peers, &router, &faults, Some(n), &logger).await
+                                    }
+                                    Some(n) => Err(format!(
+                                        "refusing peer: its certificate names node-{n}, not a configured peer"
+                                    )),
+                                    None => Err("refusing peer: its certificate names no node (CN=node-N)".to_string()),
+                                }
+                            }
+                            Err(e) => Err(format!("refusing peer: TLS handshake failed: {e}")),
+                        },
+                    };
+                    if let Err(reason) = result {
                         slog::warn!(logger, "closing peer connection"; "reason" => reason);
                     }
                 });
@@ -69,15 +96,15 @@ pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepte
     Ok(Accepted { from, messages, repairs })
 }
 
-async fn serve(
-    mut stream: TcpStream,
+async fn serve<S: tokio::io::AsyncRead + Unpin>(
+    mut stream: S,
     me: u64,
     peers: &HashSet<u64>,
     router: &Router,
     faults: &Faults,
+    cert_node: Option<u64>,
     logger: &Logger,
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut unknown_groups = HashSet::new();
     loop {
@@ -87,6 +114,12 @@ async fn serve(
             }
             let body = buf.split_to(4 + len);
             let Accepted { from, messages, repairs } = check_frame(&body[4..], me, peers)?;
+            if cert_node.is_some_and(|n| n != from) {
+                return Err(format!(
+                    "refusing peer: its certificate names node-{}, its frame claims node {from}",
+                    cert_node.unwrap_or_default()
+                ));
+            }
             if faults.dropping_from(from) {
                 continue;
             }

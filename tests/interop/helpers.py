@@ -21,6 +21,7 @@ TOOLS_LIB = DEPS / "kafka-tools" / "lib"
 INSTALL_HINT = "install it with scripts/install-test-deps.sh"
 
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
+CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"

@@ -1,0 +1,106 @@
+//! Mutual TLS between nodes (`raft.tls-cert-file`, `raft.tls-key-file`, `raft.tls-ca-file`):
+//! the raft listener's server configuration (client certificates required, chained to the CA)
+//! and the peers' client configuration (the server must present a certificate for
+//! `node-<id>` of the node dialled), and the node a peer certificate names. Node N's certificate
+//! carries `CN=node-N` and the subject alternative name `DNS:node-N` (see docs/security.md).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use slog::Logger;
+
+use crate::config::RaftConfig;
+use crate::security::tls::{load_certs, load_key, provider, subject_dn, ReloadingCert, TlsError};
+
+/// The TLS settings of the peer transport.
+#[derive(Clone)]
+pub struct PeerTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+/// The name node `id`'s certificate carries (CN and DNS SAN).
+pub fn node_name(id: u64) -> String {
+    format!("node-{id}")
+}
+
+/// The server name a peer dials node `id` with.
+pub fn server_name(id: u64) -> Option<ServerName<'static>> {
+    ServerName::try_from(node_name(id)).ok()
+}
+
+/// The node a certificate names: its subject's CN `node-N`; `None` otherwise.
+pub fn cert_node(cert: &[u8]) -> Option<u64> {
+    let dn = subject_dn(cert)?;
+    dn.split(',').find_map(|rdn| rdn.strip_prefix("CN=node-")).and_then(|n| n.parse().ok())
+}
+
+fn roots(ca: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in load_certs(ca)? {
+        roots.add(c)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Builds both sides when the three `raft.tls-*` files are set; `None` when none is.
+pub fn peer_tls(raft: &RaftConfig, logger: &Logger) -> Result<Option<PeerTls>, TlsError> {
+    let (Some(cert), Some(key), Some(ca)) = (&raft.tls_cert_file, &raft.tls_key_file, &raft.tls_ca_file) else {
+        return Ok(None);
+    };
+    let roots = roots(ca)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let resolver = Arc::new(ReloadingCert::new(cert, key, logger.new(slog::o!("tls" => "raft")))?);
+    let versions: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(resolver);
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(load_certs(cert)?, load_key(key)?)?;
+    Ok(Some(PeerTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn certificates_name_their_node_by_cn() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, subj) in [("n", "/O=chronik/CN=node-7"), ("x", "/CN=localhost")] {
+            let out = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+                .args([
+                    "-days",
+                    "1",
+                    "-subj",
+                    subj,
+                    "-keyout",
+                    &format!("{name}-key.pem"),
+                    "-out",
+                    &format!("{name}.pem"),
+                ])
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl CLI");
+            assert!(out.status.success());
+        }
+        let n = load_certs(&dir.path().join("n.pem")).unwrap();
+        assert_eq!(cert_node(&n[0]), Some(7));
+        let x = load_certs(&dir.path().join("x.pem")).unwrap();
+        assert_eq!(cert_node(&x[0]), None);
+        assert_eq!(server_name(3).map(|s| s.to_str().to_string()), Some("node-3".to_string()));
+    }
+}

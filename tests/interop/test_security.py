@@ -1,0 +1,336 @@
+"""Security with real clients: TLS, SASL/PLAIN and SASL/SCRAM-SHA-512 against one chronik with four
+listeners (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). Certificates are made at run time with the
+openssl CLI (never committed keys). Every client (Java console producer/consumer and
+kafka-topics via TopicCommand with a client properties file, kcat, confluent-kafka,
+kafka-python) produces and consumes over SSL, SASL_PLAINTEXT (PLAIN and SCRAM-SHA-512) and
+SASL_SSL; the SCRAM user is created with kafka-configs (ConfigCommand, AlterUserScramCredentials).
+Negative cases: wrong password, unknown user, unknown mechanism, a request before
+authentication, plaintext on the TLS port and TLS on the plaintext port, an expired client
+certificate, a truncated SASL exchange. Last, the broker's log is searched for every test secret.
+"""
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import kafka_wire
+from conftest import HARNESS_ENV, START_TIMEOUT, _LIVE, chronik_bin, free_port
+from helpers import CONFIG_COMMAND, CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPIC_COMMAND, java_tool, kcat, need_module
+
+pytestmark = pytest.mark.chronik_only
+
+PLAIN_USER, PLAIN_PASSWORD = "alice", "alice-pw-" + uuid.uuid4().hex[:8]
+SCRAM_USER, SCRAM_PASSWORD = "bob", "bob-pw-" + uuid.uuid4().hex[:8]
+SECRETS = [PLAIN_PASSWORD, SCRAM_PASSWORD]
+
+
+def openssl(cwd, *args):
+    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate and an expired one."""
+    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=chronik-test-ca",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, subj in [("server", "/CN=localhost"), ("client", "/O=Acme/CN=client1")]:
+        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", f"{name}-key.pem",
+                "-out", f"{name}.csr")
+        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem")
+    # Expired: `-days -1` puts notAfter a day before notBefore (now), so it has expired.
+    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=expired", "-keyout", "expired-key.pem",
+            "-out", "expired.csr")
+    openssl(d, "x509", "-req", "-in", "expired.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-days", "-1", "-out", "expired.pem")
+
+
+class SecureBroker:
+    def __init__(self, d):
+        self.dir = d
+        self.ports = {n: free_port() for n in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
+        self.log_path = d / "broker.log"
+        listeners = ", ".join(f'"{n}://127.0.0.1:{p}"' for n, p in self.ports.items())
+        (d / "chronik.toml").write_text(f"""
+[kafka]
+listeners = [{listeners}]
+connections-max-reauth-ms = 0
+[tls]
+cert-file = "{d}/server.pem"
+key-file = "{d}/server-key.pem"
+ca-file = "{d}/ca.pem"
+client-auth = "requested"
+[sasl]
+enabled-mechanisms = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+plain-users = {{ {PLAIN_USER} = "{PLAIN_PASSWORD}" }}
+[admin]
+listen = "127.0.0.1:0"
+""")
+
+    def bootstrap(self, name):
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def start(self):
+        cmd = [str(chronik_bin()), "standalone", "--config", str(self.dir / "chronik.toml"),
+               "--data-dir", str(self.dir / "data")]
+        env = {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        _LIVE.add(self.proc)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"chronik exited\n{self.log_path.read_text()[-4000:]}"
+            try:
+                if kafka_wire.api_versions_ok(self.bootstrap("PLAINTEXT"), timeout=2):
+                    return
+            except (OSError, AssertionError, ValueError):
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"chronik not ready\n{self.log_path.read_text()[-4000:]}", pytrace=False)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        _LIVE.discard(self.proc)
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    d = tmp_path_factory.mktemp("secure")
+    make_pki(d)
+    b = SecureBroker(d)
+    b.start()
+    # The SCRAM user, created as operators do: kafka-configs over the PLAINTEXT listener.
+    java_tool(CONFIG_COMMAND, "--bootstrap-server", b.bootstrap("PLAINTEXT"), "--alter", "--add-config",
+              f"SCRAM-SHA-512=[iterations=8192,password={SCRAM_PASSWORD}]", "--entity-type", "users",
+              "--entity-name", SCRAM_USER)
+    # (`kafka-configs --describe --entity-type users` also asks DescribeClientQuotas, which the
+    # quotas work serves; the SCRAM logins below prove the credential.)
+    yield b
+    b.stop()
+
+
+# (listener, mechanism or None, user, password)
+MODES = [
+    ("SSL", None, None, None),
+    ("SASL_PLAINTEXT", "PLAIN", PLAIN_USER, PLAIN_PASSWORD),
+    ("SASL_PLAINTEXT", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD),
+    ("SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD),
+]
+IDS = ["ssl", "sasl_plaintext-plain", "sasl_plaintext-scram512", "sasl_ssl-scram512"]
+
+
+def librdkafka_conf(b, mode):
+    listener, mech, user, pw = mode
+    conf = {"bootstrap.servers": b.bootstrap(listener), "security.protocol": listener}
+    if "SSL" in listener:
+        conf["ssl.ca.location"] = str(b.dir / "ca.pem")
+    if mech:
+        conf.update({"sasl.mechanisms": mech, "sasl.username": user, "sasl.password": pw})
+    return conf
+
+
+def java_props(b, mode, path):
+    listener, mech, user, pw = mode
+    lines = [f"security.protocol={listener}"]
+    if "SSL" in listener:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={b.dir}/ca.pem"]
+    if mech:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mech == "PLAIN"
+                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        lines += [f"sasl.mechanism={mech}",
+                  f'sasl.jaas.config={module} required username="{user}" password="{pw}";']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def topic_name(client, mode_id):
+    return f"sec-{client}-{mode_id}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.mark.parametrize("mode", MODES, ids=IDS)
+def test_java_tools(secure, mode, tmp_path):
+    props = java_props(secure, mode, tmp_path / "client.properties")
+    bs = secure.bootstrap(mode[0])
+    topic = topic_name("java", mode[0].lower())
+    java_tool(TOPIC_COMMAND, "--bootstrap-server", bs, "--command-config", props, "--create", "--topic", topic,
+              "--partitions", "1", "--replication-factor", "1")
+    r = java_tool(TOPIC_COMMAND, "--bootstrap-server", bs, "--command-config", props, "--list")
+    assert topic in r.out.split(), r.describe()
+    java_tool(CONSOLE_PRODUCER, "--bootstrap-server", bs, "--command-config", props, "--topic", topic,
+              input="one\ntwo\nthree\n")
+    r = java_tool(CONSOLE_CONSUMER, "--bootstrap-server", bs, "--command-config", props, "--topic", topic,
+                  "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000")
+    assert r.out.split() == ["one", "two", "three"], r.describe()
+
+
+@pytest.mark.parametrize("mode", MODES, ids=IDS)
+def test_kcat(secure, mode):
+    conf = [x for k, v in librdkafka_conf(secure, mode).items() if k != "bootstrap.servers" for x in ("-X", f"{k}={v}")]
+    bs = secure.bootstrap(mode[0])
+    topic = topic_name("kcat", mode[0].lower())
+    kcat("-b", bs, *conf, "-P", "-t", topic, "-X", "topic.request.required.acks=all", input="a\nb\n")
+    r = kcat("-b", bs, *conf, "-C", "-t", topic, "-o", "beginning", "-c", "2", "-e", timeout=60)
+    assert r.out.split() == ["a", "b"], r.describe()
+
+
+@pytest.mark.parametrize("mode", MODES, ids=IDS)
+def test_confluent_kafka(secure, mode):
+    ck = need_module("confluent_kafka")
+    conf = librdkafka_conf(secure, mode)
+    topic = topic_name("ck", mode[0].lower())
+    p = ck.Producer({**conf, "acks": "all"})
+    for i in range(5):
+        p.produce(topic, value=f"v{i}".encode())
+    assert p.flush(30) == 0
+    c = ck.Consumer({**conf, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got, deadline = [], time.monotonic() + 60
+    while len(got) < 5 and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got.append(m.value().decode())
+    c.close()
+    assert got == [f"v{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=IDS)
+def test_kafka_python(secure, mode):
+    kp = need_module("kafka")
+    listener, mech, user, pw = mode
+    conf = {"bootstrap_servers": secure.bootstrap(listener), "security_protocol": listener}
+    if "SSL" in listener:
+        conf["ssl_cafile"] = str(secure.dir / "ca.pem")
+    if mech:
+        conf.update({"sasl_mechanism": mech, "sasl_plain_username": user, "sasl_plain_password": pw})
+    topic = topic_name("kp", listener.lower())
+    p = kp.KafkaProducer(acks="all", **conf)
+    for i in range(5):
+        p.send(topic, f"v{i}".encode()).get(timeout=30)
+    p.close()
+    c = kp.KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=20000, **conf)
+    got = []
+    for m in c:
+        got.append(m.value.decode())
+        if len(got) == 5:
+            break
+    c.close()
+    assert got == [f"v{i}" for i in range(5)]
+
+
+# --- negative cases on the wire ------------------------------------------------------------------
+def frame(api_key, version, corr, body):
+    return kafka_wire.request(api_key, version, corr, body)
+
+
+def recv_frame(s):
+    head = b""
+    while len(head) < 4:
+        chunk = s.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (n,) = struct.unpack(">i", head)
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def closed(s, timeout=10):
+    s.settimeout(timeout)
+    try:
+        while True:
+            if not s.recv(4096):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def handshake_v1(s, mech):
+    s.sendall(frame(17, 1, 1, kafka_wire.string(mech)))
+    data = recv_frame(s)
+    (corr, err) = struct.unpack(">ih", data[:6])
+    return err, data
+
+
+def authenticate_v1(s, token):
+    s.sendall(frame(36, 1, 2, kafka_wire.bytes_field(token)))
+    data = recv_frame(s)
+    (corr, err) = struct.unpack(">ih", data[:6])
+    return err
+
+
+def test_negative_cases(secure):
+    sasl = ("127.0.0.1", secure.ports["SASL_PLAINTEXT"])
+    # Wrong password, unknown user: SASL_AUTHENTICATION_FAILED (58), then closed.
+    for user, pw in [(PLAIN_USER, "wrong"), ("mallory", PLAIN_PASSWORD)]:
+        with socket.create_connection(sasl, timeout=10) as s:
+            assert handshake_v1(s, "PLAIN")[0] == 0
+            assert authenticate_v1(s, f"\0{user}\0{pw}".encode()) == 58
+            assert closed(s)
+    # Unknown mechanism: UNSUPPORTED_SASL_MECHANISM (33) with the enabled list.
+    with socket.create_connection(sasl, timeout=10) as s:
+        err, data = handshake_v1(s, "GSSAPI")
+        assert err == 33 and b"SCRAM-SHA-512" in data and b"PLAIN" in data
+        assert closed(s)
+    # A request before authentication (Metadata v1) closes the connection.
+    with socket.create_connection(sasl, timeout=10) as s:
+        s.sendall(frame(3, 1, 1, struct.pack(">i", -1)))
+        assert closed(s)
+    # Truncated SCRAM exchange: client-first, then the client goes away.
+    with socket.create_connection(sasl, timeout=10) as s:
+        assert handshake_v1(s, "SCRAM-SHA-512")[0] == 0
+        s.sendall(frame(36, 1, 2, kafka_wire.bytes_field(b"n,,n=bob,r=abc"))[:-5])
+    # Plaintext Kafka on the TLS port: closed (rustls sends an alert at most).
+    with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=10) as s:
+        s.sendall(frame(18, 0, 1, b""))
+        assert closed(s)
+    # TLS on the plaintext port: the handshake fails, the connection is closed.
+    ctx = ssl.create_default_context(cafile=str(secure.dir / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", secure.ports["PLAINTEXT"]), timeout=10) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+            ctx.wrap_socket(raw, server_hostname="localhost")
+    # An expired client certificate is refused in the handshake; a valid one is accepted.
+    for cert, ok in [("expired", False), ("client", True)]:
+        ctx = ssl.create_default_context(cafile=str(secure.dir / "ca.pem"))
+        ctx.load_cert_chain(str(secure.dir / f"{cert}.pem"), str(secure.dir / f"{cert}-key.pem"))
+        with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=10) as raw:
+            try:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+                    t.sendall(frame(18, 0, 1, b""))
+                    answered = recv_frame(t) is not None
+            except (ssl.SSLError, ConnectionResetError, OSError):
+                answered = False
+        assert answered == ok, cert
+    # The broker is still up and serving.
+    assert secure.alive()
+    assert kafka_wire.api_versions_ok(secure.bootstrap("PLAINTEXT"), timeout=5)
+
+
+def test_no_secret_in_the_log(secure):
+    """Runs last in this file (pytest keeps file order): every test above has logged by now."""
+    text = secure.log_path.read_text(errors="replace")
+    assert "authenticated" in text, "the log has the authentication lines this test searches"
+    for secret in SECRETS:
+        assert secret not in text, "a test password appears in the broker log"
+    assert "PRIVATE KEY" not in text
