@@ -22,6 +22,8 @@ pub mod code {
     pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -78,6 +80,9 @@ pub enum PartitionError {
     Timeout,
     #[error("partition is shutting down")]
     ShuttingDown,
+    /// The principal may not do this on the partition's topic (TOPIC_AUTHORIZATION_FAILED).
+    #[error("topic authorization failed")]
+    TopicAuthorizationFailed,
 }
 
 impl PartitionError {
@@ -93,6 +98,7 @@ impl PartitionError {
             PartitionError::Disk(e) => e.kafka_code(),
             PartitionError::Timeout => code::REQUEST_TIMED_OUT,
             PartitionError::ShuttingDown => code::NOT_LEADER_OR_FOLLOWER,
+            PartitionError::TopicAuthorizationFailed => code::TOPIC_AUTHORIZATION_FAILED,
         }
     }
 }

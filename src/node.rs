@@ -495,6 +495,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         clock,
         faults: faults.clone(),
         groups,
+        authorizer: Arc::new(crate::security::authorizer::Authorizer::new(
+            config.authorizer.settings(),
+            logger.new(slog::o!("actor" => "authorizer")),
+        )),
     });
     let addr = config.kafka.listen.clone();
     let listen_err = |source| StartError::Listen { addr: addr.clone(), source };

@@ -7,6 +7,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod authz;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -83,6 +84,8 @@ pub struct BrokerCtx {
     pub faults: Arc<crate::peer::Faults>,
     /// The consumer group coordinator of this node.
     pub groups: Addr<crate::group::GroupCoordinator>,
+    /// This node's authorizer (allows everything unless `[authorizer] enabled`).
+    pub authorizer: Arc<crate::security::authorizer::Authorizer>,
 }
 
 impl BrokerCtx {

@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod authorizer_section;
 mod data_sections;
 mod durations;
 mod env;
@@ -27,6 +28,7 @@ mod sections;
 mod test_support;
 mod validate;
 
+pub use authorizer_section::AuthorizerConfig;
 pub use data_sections::{AdminConfig, FaultsConfig, FsyncPolicy, StorageConfig, TopicsConfig};
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use sections::{

@@ -114,6 +114,13 @@ impl fmt::Display for Config {
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;
 
+        let a = &self.authorizer;
+        writeln!(f, "\n[authorizer]")?;
+        writeln!(f, "enabled = {}", a.enabled)?;
+        let users: Vec<String> = a.super_users.iter().map(|u| toml_str(u)).collect();
+        writeln!(f, "super-users = [{}]", users.join(", "))?;
+        writeln!(f, "allow-everyone-if-no-acl-found = {}", a.allow_everyone_if_no_acl_found)?;
+
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;
         write!(f, "runtime = {}", self.faults.runtime)

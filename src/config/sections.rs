@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::authorizer_section::AuthorizerConfig;
 use super::data_sections::{AdminConfig, FaultsConfig, StorageConfig, TopicsConfig};
 use super::durations::{derive_ticks, duration_str, RaftTicks};
 use super::ConfigError;
@@ -94,6 +95,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
+    /// ACL checks (off by default).
+    pub authorizer: AuthorizerConfig,
     /// Test-only fault injection.
     pub faults: FaultsConfig,
 }
@@ -109,6 +112,7 @@ impl Default for Config {
             topics: TopicsConfig::default(),
             storage: StorageConfig::default(),
             admin: AdminConfig::default(),
+            authorizer: AuthorizerConfig::default(),
             faults: FaultsConfig::default(),
         }
     }

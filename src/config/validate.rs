@@ -76,6 +76,8 @@ impl Config {
             return Err(ConfigError::invalid("kafka.max-connections", "must be at least 1"));
         }
 
+        self.authorizer.validate()?;
+
         // [raft]
         let raft_listen = self.raft.listen_addr()?;
         if raft_listen.port() != 0 && raft_listen == kafka_listen {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 32, 33")]
     pub cmd: Option<Cmd>,
 }
 
@@ -35,6 +35,25 @@ pub enum Cmd {
     DeleteGroups(DeleteGroups),
     #[prost(message, tag = "18")]
     StoreGroup(StoreGroup),
+    // Security (tags from 32).
+    #[prost(message, tag = "32")]
+    CreateAcls(CreateAcls),
+    #[prost(message, tag = "33")]
+    DeleteAcls(DeleteAcls),
+}
+
+/// Add ACL bindings (CreateAcls). The handler validated them; applying skips any invalid one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CreateAcls {
+    #[prost(message, repeated, tag = "1")]
+    pub acls: Vec<crate::security::acl::AclBinding>,
+}
+
+/// Remove every ACL binding that matches one of the filters (DeleteAcls).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteAcls {
+    #[prost(message, repeated, tag = "1")]
+    pub filters: Vec<crate::security::acl::AclBindingFilter>,
 }
 
 /// A partition group reports its new leader (sent by the leader when elected).

@@ -58,6 +58,9 @@ pub struct MetaState {
     pub offsets: BTreeMap<String, Arc<GroupOffsets>>,
     /// The membership of each consumer group as of its last rebalance.
     pub consumer_groups: BTreeMap<String, Arc<StoreGroup>>,
+    /// Every ACL binding (CreateAcls/DeleteAcls). A new `Arc` on every change, which is what
+    /// invalidates the authorizers' decision caches.
+    pub acls: crate::security::acl::AclSet,
 }
 
 /// A group's committed offsets: topic → partition → offset.
@@ -287,6 +290,14 @@ impl MetaState {
             }
             Cmd::StoreGroup(g) => {
                 self.consumer_groups.insert(g.group.clone(), Arc::new(g.clone()));
+                MetaResult::Done
+            }
+            Cmd::CreateAcls(c) => {
+                self.acls = crate::security::acl::with_created(&self.acls, &c.acls);
+                MetaResult::Done
+            }
+            Cmd::DeleteAcls(d) => {
+                self.acls = crate::security::acl::with_deleted(&self.acls, &d.filters);
                 MetaResult::Done
             }
         }

@@ -1,0 +1,6 @@
+//! Security: who is asking ([`principal`], set per connection by the listener) and what they
+//! may do ([`acl`]: Kafka's ACL model; [`authorizer`]: the decision, its cache and audit log).
+
+pub mod acl;
+pub mod authorizer;
+pub mod principal;
