@@ -50,6 +50,18 @@ fn fetch_req(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> Fetc
     )
 }
 
+/// DescribeAcls matching every ACL (null strings: the crate's defaults are empty strings).
+fn any_acl() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
 fn values(n: usize) -> Vec<chronik::log::batch::KeyValue<'static>> {
     (0..n).map(|_| (Some(&b"key"[..]), Some(&b"value"[..]))).collect()
 }
@@ -420,6 +432,43 @@ fn every_advertised_version_of_every_api_is_served() {
                     let r: DeleteGroupsResponse = c.call(route.key, v, &req);
                     // v0 deletes the now empty group and its offsets; then it is gone.
                     assert_eq!(r.results[0].error_code, if v == 0 { 0 } else { 69 }, "delete groups v{v}");
+                }
+                ApiKey::DescribeAcls => {
+                    // Before CreateAcls in the route table: no ACL yet, with any filter.
+                    let r: DescribeAclsResponse = c.call(route.key, v, &any_acl());
+                    assert_eq!((r.error_code, r.resources.len()), (0, 0), "describe acls v{v}");
+                }
+                ApiKey::CreateAcls => {
+                    let creation = create_acls_request::AclCreation::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(format!("acl-v{v}")))
+                        .with_resource_pattern_type(3)
+                        .with_principal(StrBytes::from_static_str("User:alice"))
+                        .with_host(StrBytes::from_static_str("*"))
+                        .with_operation(3)
+                        .with_permission_type(3);
+                    let bad = creation.clone().with_resource_pattern_type(2);
+                    let r: CreateAclsResponse =
+                        c.call(route.key, v, &CreateAclsRequest::default().with_creations(vec![creation, bad]));
+                    assert_eq!(r.results[0].error_code, 0, "create acls v{v}");
+                    assert_eq!(r.results[1].error_code, 42, "create acls v{v}: MATCH is not a stored pattern");
+                    let r: DescribeAclsResponse = c.call(ApiKey::DescribeAcls, 3, &any_acl());
+                    assert_eq!(r.resources.len() as i16, v, "describe acls after create v{v}");
+                }
+                ApiKey::DeleteAcls => {
+                    let filter = delete_acls_request::DeleteAclsFilter::default()
+                        .with_resource_type_filter(2)
+                        .with_resource_name_filter(Some(StrBytes::from_string(format!("acl-v{v}"))))
+                        .with_pattern_type_filter(3)
+                        .with_principal_filter(None)
+                        .with_host_filter(None)
+                        .with_operation(1)
+                        .with_permission_type(1);
+                    let r: DeleteAclsResponse =
+                        c.call(route.key, v, &DeleteAclsRequest::default().with_filters(vec![filter]));
+                    let f = &r.filter_results[0];
+                    assert_eq!((f.error_code, f.matching_acls.len()), (0, 1), "delete acls v{v}");
+                    assert_eq!(f.matching_acls[0].principal.as_str(), "User:alice");
                 }
                 other => panic!("no test for {other:?}"),
             }

@@ -101,6 +101,10 @@ pub static ROUTES: &[Route] = &[
     route!(CreatePartitions, 0, 3, create_partitions),
     route!(IncrementalAlterConfigs, 0, 1, incremental_alter_configs),
     route!(DescribeCluster, 0, 2, describe_cluster),
+    // ACLs (v0 removed in Kafka 4, KIP-896).
+    route!(DescribeAcls, 1, 3, describe_acls),
+    route!(CreateAcls, 1, 3, create_acls),
+    route!(DeleteAcls, 1, 3, delete_acls),
     // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
     // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
     // Kafka 4 (KIP-896).
@@ -219,6 +223,9 @@ mod tests {
                 ApiKey::DescribeGroups => check_versions!(r, DescribeGroupsRequest, DescribeGroupsResponse),
                 ApiKey::ListGroups => check_versions!(r, ListGroupsRequest, ListGroupsResponse),
                 ApiKey::DeleteGroups => check_versions!(r, DeleteGroupsRequest, DeleteGroupsResponse),
+                ApiKey::DescribeAcls => check_versions!(r, DescribeAclsRequest, DescribeAclsResponse),
+                ApiKey::CreateAcls => check_versions!(r, CreateAclsRequest, CreateAclsResponse),
+                ApiKey::DeleteAcls => check_versions!(r, DeleteAclsRequest, DeleteAclsResponse),
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }
