@@ -64,6 +64,23 @@ impl BrokerCtx {
         self.authorizer.authorized_operations(&acls, &principal::current(), rt, name)
     }
 
+    /// A config resource (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs): a TOPIC (2)
+    /// on the topic, a BROKER (4) or BROKER_LOGGER (8) on the cluster.
+    pub fn check_config_resource(&self, op: Operation, resource_type: i8, name: &str) -> Result<(), i16> {
+        match resource_type {
+            super::describe_configs::RESOURCE_TOPIC => self.check_topic(op, name),
+            _ => self.check_cluster(op),
+        }
+    }
+
+    /// Creating a topic: CREATE on the cluster, or else on the topic (TOPIC_AUTHORIZATION_FAILED).
+    pub fn check_create_topic(&self, topic: &str) -> Result<(), i16> {
+        if self.visible(Operation::Create, ResourceType::Cluster, CLUSTER_NAME) {
+            return Ok(());
+        }
+        self.check_topic(Operation::Create, topic)
+    }
+
     /// InitProducerId without a transactional id: IDEMPOTENT_WRITE on the cluster, or WRITE on
     /// any topic (Kafka's `authorizeByResourceType`).
     pub fn check_idempotent_write(&self) -> Result<(), i16> {

@@ -11,6 +11,7 @@ use super::{meta_error_code, sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::command::{Cmd, DeleteTopic, MetaCommand};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
     let image = ctx.image();
@@ -32,6 +33,10 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: DeleteTopicsRequ
         r.name = Some(TopicName(sb(name.clone())));
         if let (Some(t), true) = (image.topics.get(&name), v6) {
             r.topic_id = Uuid::from_bytes(t.id);
+        }
+        if let Err(denied) = ctx.check_topic(Operation::Delete, &name) {
+            responses.push(r.with_error_code(denied));
+            continue;
         }
         let cmd = MetaCommand::new(Cmd::DeleteTopic(DeleteTopic { name }));
         r = match ctx.propose(cmd).await {

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::state::TOPIC_CONFIGS;
+use crate::security::acl::Operation;
 
 /// Kafka's ConfigResource types.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -31,6 +32,11 @@ pub async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Err(denied) =
+                ctx.check_config_resource(Operation::DescribeConfigs, r.resource_type, &r.resource_name)
+            {
+                return base.with_error_code(denied).with_error_message(None);
+            }
             match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(topic) = image.topics.get(r.resource_name.as_str()) else {

@@ -19,13 +19,16 @@ use super::{BrokerCtx, PartitionHandle};
 use crate::error::{code, PartitionError};
 use crate::partition::actor::FetchData;
 use crate::partition::PartitionMsg;
+use crate::security::acl::Operation;
 
 struct Slot {
     topic: usize,
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// `None` when the partition does not run here or READ on its topic is refused.
     handle: Option<PartitionHandle>,
+    refused: bool,
 }
 
 async fn read(handle: &PartitionHandle, offset: i64, max_bytes: usize) -> Result<FetchData, PartitionError> {
@@ -37,6 +40,7 @@ async fn read(handle: &PartitionHandle, offset: i64, max_bytes: usize) -> Result
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) -> Option<FetchResponse> {
     let v5 = h.request_api_version >= 5;
     let names: Vec<String> = req.topics.iter().map(|t| t.topic.0.to_string()).collect();
+    let refused: Vec<bool> = names.iter().map(|n| ctx.check_topic(Operation::Read, n).is_err()).collect();
     let slots: Vec<Slot> = req
         .topics
         .iter()
@@ -44,12 +48,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         .flat_map(|(ti, t)| {
             let ctx = &ctx;
             let name = &names[ti];
+            let refused = refused[ti];
             t.partitions.iter().map(move |p| Slot {
                 topic: ti,
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
-                handle: ctx.partition(name, p.partition),
+                handle: if refused { None } else { ctx.partition(name, p.partition) },
+                refused,
             })
         })
         .collect();
@@ -70,6 +76,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         let mut results = Vec::with_capacity(slots.len());
         for s in &slots {
             let r = match &s.handle {
+                None if s.refused => Err(PartitionError::TopicAuthorizationFailed),
                 None => Err(ctx.missing_partition(&names[s.topic], s.partition)),
                 Some(h) if remaining == 0 => Ok(FetchData {
                     records: Bytes::new(),

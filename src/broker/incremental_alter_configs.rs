@@ -13,6 +13,7 @@ use super::{meta_error_code, sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::command::{AlterTopicConfigs, Cmd, MetaCommand};
 use crate::meta::state::{validate_topic_config, MetaResult};
+use crate::security::acl::Operation;
 
 /// Validates and (unless `validate_only`) proposes a change of a topic's configs.
 pub async fn apply_topic_change(
@@ -60,6 +61,10 @@ pub async fn handle(
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        if let Err(denied) = ctx.check_config_resource(Operation::AlterConfigs, r.resource_type, &r.resource_name) {
+            responses.push(base.with_error_code(denied).with_error_message(None));
+            continue;
+        }
         if r.resource_type != RESOURCE_TOPIC {
             responses.push(
                 base.with_error_code(code::INVALID_REQUEST)

@@ -15,6 +15,7 @@ use super::topics::{self, NewTopic};
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::state::valid_topic_name;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest) -> Option<MetadataResponse> {
     let version = h.request_api_version;
@@ -28,7 +29,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
     let auto_create = ctx.settings.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut names: Vec<(String, Option<i16>)> = Vec::new();
     match requested {
-        None => names.extend(image.topics.keys().map(|n| (n.clone(), None))),
+        // All topics: those the principal may describe (the rest are hidden, as in Kafka).
+        None => names.extend(
+            image
+                .topics
+                .keys()
+                .filter(|n| ctx.visible(Operation::Describe, ResourceType::Topic, n))
+                .map(|n| (n.clone(), None)),
+        ),
         Some(list) => {
             for (name, id) in list {
                 let name = match name {
@@ -41,10 +49,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                         }
                     },
                 };
-                if image.topics.contains_key(&name) {
+                if let Err(denied) = ctx.check_topic(Operation::Describe, &name) {
+                    names.push((name, Some(denied)));
+                } else if image.topics.contains_key(&name) {
                     names.push((name, None));
                 } else if !valid_topic_name(&name) {
                     names.push((name, Some(code::INVALID_TOPIC_EXCEPTION)));
+                } else if let (true, Err(denied)) = (auto_create, ctx.check_create_topic(&name)) {
+                    names.push((name, Some(denied)));
                 } else if auto_create {
                     let t = NewTopic {
                         name: name.clone(),
@@ -81,6 +93,9 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                 };
                 if version >= 10 {
                     t.topic_id = Uuid::from_bytes(info.id);
+                }
+                if version >= 8 && req.include_topic_authorized_operations {
+                    t.topic_authorized_operations = ctx.authorized_operations(ResourceType::Topic, &name);
                 }
                 t.partitions =
                     info.partitions
@@ -127,9 +142,12 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                 .with_port(b.port)
         })
         .collect();
+    let mut resp = MetadataResponse::default();
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
+    }
     Some(
-        MetadataResponse::default()
-            .with_brokers(brokers)
+        resp.with_brokers(brokers)
             .with_cluster_id((version >= 2).then(|| sb(image.cluster_id.clone())))
             .with_controller_id(BrokerId(if version >= 1 { ctx.controller_id(&image) } else { -1 }))
             .with_topics(topics),

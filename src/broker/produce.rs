@@ -23,6 +23,7 @@ use crate::log::batch::validate_batches;
 use crate::meta::state::valid_topic_name;
 use crate::partition::actor::ProduceAck;
 use crate::partition::PartitionMsg;
+use crate::security::acl::Operation;
 
 /// The produce handler's one message enum.
 #[derive(Message)]
@@ -33,7 +34,8 @@ pub enum ProduceMsg {
     Request {
         req: ProduceRequest,
         table: Arc<PartitionTable>,
-        /// Why partitions not in `table` cannot be served (unknown, or led elsewhere).
+        /// Why partitions cannot be served: not authorized (WRITE on the topic), or not in
+        /// `table` (unknown, or led elsewhere).
         missing: Vec<(String, i32, PartitionError)>,
         version: i16,
         reply: Option<oneshot::Sender<ProduceResponse>>,
@@ -85,13 +87,11 @@ impl Handler<ProduceMsg> for ProduceHandler {
                         code::INVALID_TOPIC_EXCEPTION,
                     ))
                 } else {
-                    match table.get(&name).and_then(|ps| ps.get(&index)) {
-                        None => Err(missing
-                            .iter()
-                            .find(|(t, p, _)| *t == name && *p == index)
-                            .map(|(_, _, e)| e.clone())
-                            .unwrap_or(PartitionError::UnknownTopicOrPartition)),
-                        Some(handle) => self.dispatch(&name, index, p.records, &handle.addr),
+                    let refused = missing.iter().find(|(t, p, _)| *t == name && *p == index).map(|(_, _, e)| e.clone());
+                    match (refused, table.get(&name).and_then(|ps| ps.get(&index))) {
+                        (Some(e), _) => Err(e),
+                        (None, None) => Err(PartitionError::UnknownTopicOrPartition),
+                        (None, Some(handle)) => self.dispatch(&name, index, p.records, &handle.addr),
                     }
                 };
                 parts.push(match result {
@@ -221,10 +221,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
         .topic_data
         .iter()
         .flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.to_string(), p.index)))
-        .filter(|(t, p)| table.get(t).and_then(|ps| ps.get(p)).is_none())
-        .map(|(t, p)| {
-            let e = ctx.missing_partition(&t, p);
-            (t, p, e)
+        .filter_map(|(t, p)| {
+            if ctx.check_topic(Operation::Write, &t).is_err() {
+                return Some((t, p, PartitionError::TopicAuthorizationFailed));
+            }
+            table.get(&t).and_then(|ps| ps.get(&p)).is_none().then(|| {
+                let e = ctx.missing_partition(&t, p);
+                (t, p, e)
+            })
         })
         .collect();
     if req.acks == 0 {
