@@ -318,7 +318,7 @@ fn read_only_principal_matrix() {
     );
     assert_eq!(ip.error_code, CLUSTER_AUTHORIZATION_FAILED, "idempotent producing needs WRITE somewhere");
     // Nothing changed: `a` still exists with its config, `b` untouched.
-    assert!(n.ctx.image().topics["a"].configs.get("retention.ms").is_none());
+    assert!(!n.ctx.image().topics["a"].configs.contains_key("retention.ms"));
     // Every refusal left one audit line naming the principal and the resource, never a secret.
     let line = log.wait_for(&["authorization denied", "User:reader", "WRITE", "resource: a"], Duration::from_secs(5));
     assert!(line.contains("host: 127.0.0.1"), "{line}");
