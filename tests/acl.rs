@@ -27,6 +27,7 @@ const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 /// A node whose broker context the test can call into.
 struct Node {
     ctx: Arc<BrokerCtx>,
+    admin: Option<std::net::SocketAddr>,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -40,7 +41,7 @@ impl Drop for Node {
     }
 }
 
-type Started = (Arc<BrokerCtx>, actix::System);
+type Started = (Arc<BrokerCtx>, actix::System, Option<std::net::SocketAddr>);
 
 fn spawn(config: Config, log: CapturedLog) -> (mpsc::Receiver<Started>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
@@ -49,7 +50,7 @@ fn spawn(config: Config, log: CapturedLog) -> (mpsc::Receiver<Started>, std::thr
         let drain = slog::LevelFilter::new(log, slog::Level::Info);
         let logger = slog::Logger::root(slog::Drain::fuse(drain), slog::o!("node" => config.node_id));
         let handle = system.block_on(chronik::node::start(config, logger)).expect("node starts");
-        tx.send((handle.ctx.clone(), actix::System::current())).unwrap();
+        tx.send((handle.ctx.clone(), actix::System::current(), handle.admin_addr)).unwrap();
         let _keep = handle;
         system.run().unwrap();
     });
@@ -67,8 +68,8 @@ fn start(configs: Vec<Config>, log: &CapturedLog) -> Vec<Node> {
     let rxs: Vec<_> = configs.into_iter().map(|c| spawn(secured(c), log.clone())).collect();
     rxs.into_iter()
         .map(|(rx, thread)| {
-            let (ctx, system) = rx.recv_timeout(Duration::from_secs(60)).expect("node started");
-            Node { ctx, system, thread: Some(thread) }
+            let (ctx, system, admin) = rx.recv_timeout(Duration::from_secs(60)).expect("node started");
+            Node { ctx, system, admin, thread: Some(thread) }
         })
         .collect()
 }
@@ -413,4 +414,35 @@ fn acl_changes_apply_on_every_node_within_a_second() {
         }
     }
     eprintln!("ACL visible on all 3 nodes {:?} after CreateAcls was sent", added.elapsed());
+}
+
+/// With the authorizer on, the admin API's status needs CLUSTER DESCRIBE and fault changes
+/// CLUSTER ALTER, asked as `User:ANONYMOUS` from the HTTP client's address.
+#[test]
+fn admin_api_needs_cluster_describe_and_alter() {
+    use chronik::admin::client::{fetch_status, send_faults, AdminError};
+    let dir = tempfile::tempdir().unwrap();
+    let log = CapturedLog::default();
+    let mut config = common::test_config(dir.path());
+    config.faults.runtime = true;
+    let nodes = start(vec![config], &log);
+    let n = &nodes[0];
+    let admin = n.admin.expect("admin API").to_string();
+    fn status<T>(r: Result<T, AdminError>) -> u16 {
+        match r {
+            Ok(_) => 200,
+            Err(AdminError::Status { status, .. }) => status,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let no_change = chronik::admin::FaultChange::default();
+    assert_eq!(status(fetch_status(&admin)), 403);
+    assert_eq!(status(send_faults(&admin, &no_change)), 403);
+    let mut c = Caller::new();
+    let describe = 8;
+    let grant = acl(4, "kafka-cluster", LITERAL, "User:ANONYMOUS", describe, ALLOW).with_host(s("127.0.0.1"));
+    create_acls(&mut c, n, vec![grant]);
+    assert_eq!(status(fetch_status(&admin)), 200);
+    assert_eq!(status(send_faults(&admin, &no_change)), 403, "DESCRIBE does not grant ALTER");
+    log.wait_for(&["authorization denied", "User:ANONYMOUS", "ALTER", "CLUSTER"], Duration::from_secs(5));
 }
