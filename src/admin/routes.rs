@@ -34,16 +34,17 @@ fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 /// The admin API authenticates nobody: when the authorizer is on, a request is authorized as
 /// `User:ANONYMOUS` at the client's IP address (grant e.g. `--allow-principal User:ANONYMOUS
 /// --allow-host 127.0.0.1 --operation Describe --cluster`), and a refusal answers 403.
-fn authorize(state: &AdminState, req: &HttpRequest, op: Operation) -> Result<(), HttpResponse> {
+/// `Some(403 answer)` when refused.
+fn refused(state: &AdminState, req: &HttpRequest, op: Operation) -> Option<HttpResponse> {
     if !state.authorizer.enabled() {
-        return Ok(());
+        return None;
     }
     let host = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let session = Session { principal: Principal::anonymous(), listener: "ADMIN".to_string(), host };
     let acls = state.image.borrow().acls.clone();
     match state.authorizer.authorize(&acls, &session, op, ResourceType::Cluster, CLUSTER_NAME) {
-        true => Ok(()),
-        false => Err(error(
+        true => None,
+        false => Some(error(
             StatusCode::FORBIDDEN,
             format!("CLUSTER_AUTHORIZATION_FAILED: {} on the cluster is not allowed from {}", op.name(), session.host),
         )),
@@ -81,14 +82,14 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn node(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
-    if let Err(refused) = authorize(&state, &req, Operation::Describe) {
+    if let Some(refused) = refused(&state, &req, Operation::Describe) {
         return refused;
     }
     HttpResponse::Ok().json(status::node_status(&state).await)
 }
 
 async fn cluster(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
-    if let Err(refused) = authorize(&state, &req, Operation::Describe) {
+    if let Some(refused) = refused(&state, &req, Operation::Describe) {
         return refused;
     }
     let brokers = status::brokers(&state.image.borrow().clone());
@@ -121,7 +122,7 @@ async fn cluster(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse
 }
 
 async fn partition(state: web::Data<AdminState>, path: web::Path<(String, String)>, req: HttpRequest) -> HttpResponse {
-    if let Err(refused) = authorize(&state, &req, Operation::Describe) {
+    if let Some(refused) = refused(&state, &req, Operation::Describe) {
         return refused;
     }
     let (topic, partition) = path.into_inner();
@@ -137,7 +138,7 @@ async fn partition(state: web::Data<AdminState>, path: web::Path<(String, String
 }
 
 async fn faults(state: web::Data<AdminState>, body: web::Bytes, req: HttpRequest) -> HttpResponse {
-    if let Err(refused) = authorize(&state, &req, Operation::Alter) {
+    if let Some(refused) = refused(&state, &req, Operation::Alter) {
         return refused;
     }
     if !state.runtime_faults {
