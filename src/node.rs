@@ -501,6 +501,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         faults: faults.clone(),
         groups,
         authorizer,
+        throttles: Default::default(),
     });
     let addr = config.kafka.listen.clone();
     let listen_err = |source| StartError::Listen { addr: addr.clone(), source };

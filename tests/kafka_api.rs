@@ -470,6 +470,33 @@ fn every_advertised_version_of_every_api_is_served() {
                     assert_eq!((f.error_code, f.matching_acls.len()), (0, 1), "delete acls v{v}");
                     assert_eq!(f.matching_acls[0].principal.as_str(), "User:alice");
                 }
+                ApiKey::DescribeClientQuotas => {
+                    let req = DescribeClientQuotasRequest::default().with_components(vec![
+                        describe_client_quotas_request::ComponentData::default()
+                            .with_entity_type(StrBytes::from_static_str("client-id"))
+                            .with_match_type(2)
+                            .with_match(None),
+                    ]);
+                    let r: DescribeClientQuotasResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0, "describe client quotas v{v}");
+                    // After AlterClientQuotas in the route table: its v0 and v1 each set one entity.
+                    assert_eq!(r.entries.map(|e| e.len()), Some(2), "describe client quotas v{v}");
+                }
+                ApiKey::AlterClientQuotas => {
+                    let entry = alter_client_quotas_request::EntryData::default()
+                        .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                            .with_entity_type(StrBytes::from_static_str("client-id"))
+                            .with_entity_name(Some(StrBytes::from_string(format!("quota-v{v}"))))])
+                        .with_ops(vec![alter_client_quotas_request::OpData::default()
+                            .with_key(StrBytes::from_static_str("consumer_byte_rate"))
+                            .with_value(1e6)]);
+                    let bad = entry.clone().with_ops(vec![alter_client_quotas_request::OpData::default()
+                        .with_key(StrBytes::from_static_str("bogus"))
+                        .with_value(1.0)]);
+                    let r: AlterClientQuotasResponse =
+                        c.call(route.key, v, &AlterClientQuotasRequest::default().with_entries(vec![entry, bad]));
+                    assert_eq!((r.entries[0].error_code, r.entries[1].error_code), (0, 42), "alter client quotas v{v}");
+                }
                 other => panic!("no test for {other:?}"),
             }
         }

@@ -20,6 +20,7 @@ use crate::error::{code, PartitionError};
 use crate::partition::actor::FetchData;
 use crate::partition::PartitionMsg;
 use crate::security::acl::Operation;
+use crate::security::quota::CONSUMER_BYTE_RATE;
 
 struct Slot {
     topic: usize,
@@ -140,5 +141,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         };
         topics[s.topic].partitions.push(part);
     }
-    Some(FetchResponse::default().with_session_id(0).with_responses(topics))
+    let bytes: usize =
+        topics.iter().flat_map(|t| t.partitions.iter()).map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    let throttle = ctx.throttle(CONSUMER_BYTE_RATE, &h, bytes as u64);
+    super::throttle::hold(throttle).await;
+    Some(
+        FetchResponse::default()
+            .with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32)
+            .with_session_id(0)
+            .with_responses(topics),
+    )
 }

@@ -5,6 +5,7 @@
 //! as for Produce with acks=0). They read metadata from the published `__meta` image and reach
 //! partitions through their actors; the produce fan-out is the [`produce::ProduceHandler`] actor.
 
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod authz;
@@ -15,6 +16,7 @@ pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -34,6 +36,7 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod routes;
 pub mod sync_group;
+pub mod throttle;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -89,6 +92,8 @@ pub struct BrokerCtx {
     pub groups: Addr<crate::group::GroupCoordinator>,
     /// This node's authorizer (allows everything unless `[authorizer] enabled`).
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
+    /// Client quota budgets of this node (`security::quota`).
+    pub throttles: crate::security::quota::Throttles,
 }
 
 impl BrokerCtx {

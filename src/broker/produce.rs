@@ -24,6 +24,7 @@ use crate::meta::state::valid_topic_name;
 use crate::partition::actor::ProduceAck;
 use crate::partition::PartitionMsg;
 use crate::security::acl::Operation;
+use crate::security::quota::PRODUCER_BYTE_RATE;
 
 /// The produce handler's one message enum.
 #[derive(Message)]
@@ -231,11 +232,21 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
             })
         })
         .collect();
+    let bytes: usize = req
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    let throttle = ctx.throttle(PRODUCER_BYTE_RATE, &h, bytes as u64);
     if req.acks == 0 {
         ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, reply: None });
+        super::throttle::hold(throttle).await;
         return None;
     }
     let (tx, rx) = oneshot::channel();
     ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, reply: Some(tx) });
-    rx.await.ok()
+    let resp = rx.await.ok()?;
+    super::throttle::hold(throttle).await;
+    Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
 }

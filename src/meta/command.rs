@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 32, 33")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 32, 33, 34")]
     pub cmd: Option<Cmd>,
 }
 
@@ -40,6 +40,15 @@ pub enum Cmd {
     CreateAcls(CreateAcls),
     #[prost(message, tag = "33")]
     DeleteAcls(DeleteAcls),
+    #[prost(message, tag = "34")]
+    AlterClientQuotas(AlterClientQuotas),
+}
+
+/// Set or remove client quota values (AlterClientQuotas); invalid changes are skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AlterClientQuotas {
+    #[prost(message, repeated, tag = "1")]
+    pub changes: Vec<crate::security::quota::QuotaChange>,
 }
 
 /// Add ACL bindings (CreateAcls). The handler validated them; applying skips any invalid one.

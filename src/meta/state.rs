@@ -61,6 +61,8 @@ pub struct MetaState {
     /// Every ACL binding (CreateAcls/DeleteAcls). A new `Arc` on every change, which is what
     /// invalidates the authorizers' decision caches.
     pub acls: crate::security::acl::AclSet,
+    /// Client quota values by entity (AlterClientQuotas).
+    pub client_quotas: crate::security::quota::QuotaSet,
 }
 
 /// A group's committed offsets: topic → partition → offset.
@@ -298,6 +300,10 @@ impl MetaState {
             }
             Cmd::DeleteAcls(d) => {
                 self.acls = crate::security::acl::with_deleted(&self.acls, &d.filters);
+                MetaResult::Done
+            }
+            Cmd::AlterClientQuotas(q) => {
+                self.client_quotas = crate::security::quota::with_changes(&self.client_quotas, &q.changes);
                 MetaResult::Done
             }
         }
