@@ -25,6 +25,8 @@ pub mod code {
     pub const INVALID_TIMESTAMP: i16 = 32;
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -90,6 +92,9 @@ pub enum PartitionError {
     Timeout,
     #[error("partition is shutting down")]
     ShuttingDown,
+    /// The principal may not do this on the partition's topic (TOPIC_AUTHORIZATION_FAILED).
+    #[error("topic authorization failed")]
+    TopicAuthorizationFailed,
 }
 
 impl PartitionError {
@@ -105,6 +110,7 @@ impl PartitionError {
             PartitionError::Disk(e) => e.kafka_code(),
             PartitionError::Timeout => code::REQUEST_TIMED_OUT,
             PartitionError::ShuttingDown => code::NOT_LEADER_OR_FOLLOWER,
+            PartitionError::TopicAuthorizationFailed => code::TOPIC_AUTHORIZATION_FAILED,
         }
     }
 }

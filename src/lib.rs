@@ -22,6 +22,7 @@
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |
 //! | [`admin`] | the `cluster status` client |
+//! | [`security`] | principals of connections, Kafka's ACL model, the authorizer (decision cache, audit log), client quotas and their throttle |
 //! | `fuzzing` | fuzz harnesses over every decoder of untrusted bytes (`fuzz/`, `tests/fuzz_corpus.rs`) |
 //!
 //! ## Actors and messages

@@ -479,6 +479,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         slog::info!(logger, "raft listener"; "listen" => raft_addr);
     }
 
+    let authorizer = Arc::new(crate::security::authorizer::Authorizer::new(
+        config.authorizer.settings(),
+        logger.new(slog::o!("actor" => "authorizer")),
+    ));
     // The admin API serves from now on, so readiness can be asked before `__meta` has a quorum.
     let admin = match admin_listener {
         Some((l, bound)) => {
@@ -490,6 +494,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 faults: faults.clone(),
                 runtime_faults: config.faults.runtime,
                 logger: logger.new(slog::o!("actor" => "admin")),
+                authorizer: authorizer.clone(),
             };
             let server = crate::admin::AdminServer::start(l, state)
                 .map_err(|source| StartError::Listen { addr: bound.to_string(), source })?;
@@ -573,6 +578,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         clock,
         faults: faults.clone(),
         groups,
+        authorizer,
+        throttles: Default::default(),
     });
     let kafka_addr = bound[0].addr;
     crate::net::serve_listeners(&config, bound, &ctx, &net, &logger).map_err(StartError::Config)?;

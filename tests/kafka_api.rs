@@ -50,6 +50,18 @@ fn fetch_req(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> Fetc
     )
 }
 
+/// DescribeAcls matching every ACL (null strings: the crate's defaults are empty strings).
+fn any_acl() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
 fn values(n: usize) -> Vec<chronik::log::batch::KeyValue<'static>> {
     (0..n).map(|_| (Some(&b"key"[..]), Some(&b"value"[..]))).collect()
 }
@@ -583,6 +595,70 @@ fn every_advertised_version_of_every_api_is_served() {
                         (r.results[0].credential_infos[0].mechanism, r.results[0].credential_infos[0].iterations),
                         (1, 4096)
                     );
+                }
+                ApiKey::DescribeAcls => {
+                    // Before CreateAcls in the route table: no ACL yet, with any filter.
+                    let r: DescribeAclsResponse = c.call(route.key, v, &any_acl());
+                    assert_eq!((r.error_code, r.resources.len()), (0, 0), "describe acls v{v}");
+                }
+                ApiKey::CreateAcls => {
+                    let creation = create_acls_request::AclCreation::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(format!("acl-v{v}")))
+                        .with_resource_pattern_type(3)
+                        .with_principal(StrBytes::from_static_str("User:alice"))
+                        .with_host(StrBytes::from_static_str("*"))
+                        .with_operation(3)
+                        .with_permission_type(3);
+                    let bad = creation.clone().with_resource_pattern_type(2);
+                    let r: CreateAclsResponse =
+                        c.call(route.key, v, &CreateAclsRequest::default().with_creations(vec![creation, bad]));
+                    assert_eq!(r.results[0].error_code, 0, "create acls v{v}");
+                    assert_eq!(r.results[1].error_code, 42, "create acls v{v}: MATCH is not a stored pattern");
+                    let r: DescribeAclsResponse = c.call(ApiKey::DescribeAcls, 3, &any_acl());
+                    assert_eq!(r.resources.len() as i16, v, "describe acls after create v{v}");
+                }
+                ApiKey::DeleteAcls => {
+                    let filter = delete_acls_request::DeleteAclsFilter::default()
+                        .with_resource_type_filter(2)
+                        .with_resource_name_filter(Some(StrBytes::from_string(format!("acl-v{v}"))))
+                        .with_pattern_type_filter(3)
+                        .with_principal_filter(None)
+                        .with_host_filter(None)
+                        .with_operation(1)
+                        .with_permission_type(1);
+                    let r: DeleteAclsResponse =
+                        c.call(route.key, v, &DeleteAclsRequest::default().with_filters(vec![filter]));
+                    let f = &r.filter_results[0];
+                    assert_eq!((f.error_code, f.matching_acls.len()), (0, 1), "delete acls v{v}");
+                    assert_eq!(f.matching_acls[0].principal.as_str(), "User:alice");
+                }
+                ApiKey::DescribeClientQuotas => {
+                    let req = DescribeClientQuotasRequest::default().with_components(vec![
+                        describe_client_quotas_request::ComponentData::default()
+                            .with_entity_type(StrBytes::from_static_str("client-id"))
+                            .with_match_type(2)
+                            .with_match(None),
+                    ]);
+                    let r: DescribeClientQuotasResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0, "describe client quotas v{v}");
+                    // After AlterClientQuotas in the route table: its v0 and v1 each set one entity.
+                    assert_eq!(r.entries.map(|e| e.len()), Some(2), "describe client quotas v{v}");
+                }
+                ApiKey::AlterClientQuotas => {
+                    let entry = alter_client_quotas_request::EntryData::default()
+                        .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                            .with_entity_type(StrBytes::from_static_str("client-id"))
+                            .with_entity_name(Some(StrBytes::from_string(format!("quota-v{v}"))))])
+                        .with_ops(vec![alter_client_quotas_request::OpData::default()
+                            .with_key(StrBytes::from_static_str("consumer_byte_rate"))
+                            .with_value(1e6)]);
+                    let bad = entry.clone().with_ops(vec![alter_client_quotas_request::OpData::default()
+                        .with_key(StrBytes::from_static_str("bogus"))
+                        .with_value(1.0)]);
+                    let r: AlterClientQuotasResponse =
+                        c.call(route.key, v, &AlterClientQuotasRequest::default().with_entries(vec![entry, bad]));
+                    assert_eq!((r.entries[0].error_code, r.entries[1].error_code), (0, 42), "alter client quotas v{v}");
                 }
                 other => panic!("no test for {other:?}"),
             }

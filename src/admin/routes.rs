@@ -6,10 +6,12 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::status::{self, AdminState, FaultChange, NodeAnswer};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
+use crate::security::principal::{Principal, Session};
 
 /// How long `/v1/cluster` waits for another node's `/v1/node`.
 pub const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,6 +29,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message.into() }))
+}
+
+/// The admin API authenticates nobody: when the authorizer is on, a request is authorized as
+/// `User:ANONYMOUS` at the client's IP address (grant e.g. `--allow-principal User:ANONYMOUS
+/// --allow-host 127.0.0.1 --operation Describe --cluster`), and a refusal answers 403.
+/// `Some(403 answer)` when refused.
+fn refused(state: &AdminState, req: &HttpRequest, op: Operation) -> Option<HttpResponse> {
+    if !state.authorizer.enabled() {
+        return None;
+    }
+    let host = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let session = Session { principal: Principal::anonymous(), listener: "ADMIN".to_string(), host };
+    let acls = state.image.borrow().acls.clone();
+    match state.authorizer.authorize(&acls, &session, op, ResourceType::Cluster, CLUSTER_NAME) {
+        true => None,
+        false => Some(error(
+            StatusCode::FORBIDDEN,
+            format!("CLUSTER_AUTHORIZATION_FAILED: {} on the cluster is not allowed from {}", op.name(), session.host),
+        )),
+    }
 }
 
 /// Any path or method no route serves.
@@ -59,11 +81,17 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
-async fn node(state: web::Data<AdminState>) -> HttpResponse {
+async fn node(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = refused(&state, &req, Operation::Describe) {
+        return refused;
+    }
     HttpResponse::Ok().json(status::node_status(&state).await)
 }
 
-async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
+async fn cluster(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = refused(&state, &req, Operation::Describe) {
+        return refused;
+    }
     let brokers = status::brokers(&state.image.borrow().clone());
     let mine = status::node_status(&state).await;
     let mut asks = Vec::new();
@@ -93,7 +121,10 @@ async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(status::merge(&brokers, answers))
 }
 
-async fn partition(state: web::Data<AdminState>, path: web::Path<(String, String)>) -> HttpResponse {
+async fn partition(state: web::Data<AdminState>, path: web::Path<(String, String)>, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = refused(&state, &req, Operation::Describe) {
+        return refused;
+    }
     let (topic, partition) = path.into_inner();
     let Ok(index) = partition.parse::<i32>() else {
         return error(StatusCode::BAD_REQUEST, format!("partition {partition:?} is not a number"));
@@ -106,7 +137,10 @@ async fn partition(state: web::Data<AdminState>, path: web::Path<(String, String
     }
 }
 
-async fn faults(state: web::Data<AdminState>, body: web::Bytes) -> HttpResponse {
+async fn faults(state: web::Data<AdminState>, body: web::Bytes, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = refused(&state, &req, Operation::Alter) {
+        return refused;
+    }
     if !state.runtime_faults {
         return error(
             StatusCode::FORBIDDEN,

@@ -26,6 +26,9 @@ pub struct AdminState {
     /// `faults.runtime`: the fault endpoints accept changes.
     pub runtime_faults: bool,
     pub logger: slog::Logger,
+    /// The node's authorizer: with `[authorizer] enabled`, status needs CLUSTER DESCRIBE and
+    /// fault changes CLUSTER ALTER, asked as `User:ANONYMOUS` from the HTTP client's address.
+    pub authorizer: Arc<crate::security::authorizer::Authorizer>,
 }
 
 /// One broker as registered in `__meta`.

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, Reques
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{incremental_alter_configs::apply_topic_change, sb, BrokerCtx};
 use crate::error::code;
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
     let mut responses = Vec::with_capacity(req.resources.len());
@@ -17,6 +18,10 @@ pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: AlterConfigsReq
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        if let Err(denied) = ctx.check_config_resource(Operation::AlterConfigs, r.resource_type, &r.resource_name) {
+            responses.push(base.with_error_code(denied).with_error_message(None));
+            continue;
+        }
         if r.resource_type != RESOURCE_TOPIC {
             let msg = if r.resource_type == RESOURCE_BROKER {
                 super::incremental_alter_configs::BROKER_READ_ONLY.to_string()

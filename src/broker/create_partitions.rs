@@ -10,6 +10,7 @@ use super::{meta_error_code, sb, topics, BrokerCtx};
 use crate::error::code;
 use crate::meta::command::{Cmd, CreatePartitions, MetaCommand};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<BrokerCtx>,
@@ -23,6 +24,9 @@ pub async fn handle(
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         let image = ctx.image();
         let check = match image.topics.get(&name) {
+            _ if ctx.check_topic(Operation::Alter, &name).is_err() => {
+                Err((code::TOPIC_AUTHORIZATION_FAILED, "Authorization failed.".to_string()))
+            }
             None => Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {name:?}"))),
             Some(_) if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) => {
                 Err((code::INVALID_REQUEST, "manual replica assignment is not supported".to_string()))

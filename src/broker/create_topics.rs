@@ -33,7 +33,9 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
         }
         // validate_only describes the requested configs (the topic is not created).
         let requested = configs.clone();
-        let outcome = if let Some(m) = bad_config {
+        let outcome = if let Err(denied) = ctx.check_create_topic(&name) {
+            Err((denied, "Authorization failed.".to_string()))
+        } else if let Some(m) = bad_config {
             Err((code::INVALID_CONFIG, m))
         } else if !t.assignments.is_empty() {
             Err((code::INVALID_REQUEST, "manual replica assignment is not supported".to_string()))

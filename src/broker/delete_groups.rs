@@ -13,6 +13,7 @@ use crate::error::code;
 use crate::group::GroupMsg;
 use crate::meta::command::{Cmd, DeleteGroups, MetaCommand};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: DeleteGroupsRequest) -> Option<DeleteGroupsResponse> {
     let image = ctx.image();
@@ -27,9 +28,20 @@ pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: DeleteGroupsReq
         .collect();
     let n = asked.len();
     let names: Vec<String> = asked.iter().map(|(g, _)| g.clone()).collect();
-    let mut errors = ask(&ctx, |reply| GroupMsg::Delete { groups: asked, reply })
+    // Groups the principal may not delete are answered GROUP_AUTHORIZATION_FAILED and not asked.
+    let refused: Vec<Option<i16>> = names.iter().map(|g| ctx.check_group(Operation::Delete, g).err()).collect();
+    let asked: Vec<(String, bool)> =
+        asked.into_iter().zip(&refused).filter(|(_, r)| r.is_none()).map(|(a, _)| a).collect();
+    let n_asked = asked.len();
+    let mut answered = ask(&ctx, |reply| GroupMsg::Delete { groups: asked, reply })
         .await
-        .unwrap_or_else(|| vec![code::COORDINATOR_NOT_AVAILABLE; n]);
+        .unwrap_or_else(|| vec![code::COORDINATOR_NOT_AVAILABLE; n_asked])
+        .into_iter();
+    let mut errors: Vec<i16> = refused
+        .iter()
+        .map(|r| r.unwrap_or_else(|| answered.next().unwrap_or(code::COORDINATOR_NOT_AVAILABLE)))
+        .collect();
+    debug_assert_eq!(errors.len(), n);
     let deletable: Vec<String> =
         names.iter().zip(&errors).filter(|(_, e)| **e == code::NONE).map(|(g, _)| g.clone()).collect();
     if !deletable.is_empty() {

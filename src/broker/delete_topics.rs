@@ -11,6 +11,7 @@ use super::{meta_error_code, sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::command::{Cmd, DeleteTopic, MetaCommand};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
     let image = ctx.image();
@@ -33,7 +34,10 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: DeleteTopicsRequ
         if let (Some(t), true) = (image.topics.get(&name), v6) {
             r.topic_id = Uuid::from_bytes(t.id);
         }
-        if super::internal_topic::is_internal(&name) {
+        if let Err(denied) = ctx.check_topic(Operation::Delete, &name) {
+            responses.push(r.with_error_code(denied));
+            continue;
+        } else if super::internal_topic::is_internal(&name) {
             let msg = format!("Deletion of internal topic {name} is prohibited.");
             responses.push(r.with_error_code(code::INVALID_REQUEST).with_error_message(v5.then(|| sb(msg))));
             continue;

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<BrokerCtx>,
@@ -20,6 +21,9 @@ pub async fn handle(
             resp.with_error_code(code::UNSUPPORTED_VERSION)
                 .with_error_message(Some(sb("only broker endpoints are served"))),
         );
+    }
+    if let Err(denied) = ctx.check_cluster(Operation::Describe) {
+        return Some(resp.with_error_code(denied));
     }
     // The addresses of the listener this client came in on.
     let listener = crate::security::principal::current().listener.clone();

@@ -15,6 +15,7 @@ use super::broker_configs::BrokerConfigEntry;
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::topic_config::{effective, Source, TOPIC_CONFIG_DEFS};
+use crate::security::acl::Operation;
 
 /// Kafka's ConfigResource types.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -73,6 +74,11 @@ pub async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Err(denied) =
+                ctx.check_config_resource(Operation::DescribeConfigs, r.resource_type, &r.resource_name)
+            {
+                return base.with_error_code(denied).with_error_message(None);
+            }
             let keys = r.configuration_keys.clone();
             let wanted =
                 |k: &str| keys.as_ref().is_none_or(|keys| keys.is_empty() || keys.iter().any(|x| x.as_str() == k));

@@ -11,6 +11,7 @@ use super::groups::{ask, string};
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::{GroupMsg, GroupState};
+use crate::security::acl::{Operation, ResourceType};
 
 /// What may be done to a group without an authorizer: READ (3), DELETE (6), DESCRIBE (8),
 /// DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11).
@@ -29,14 +30,22 @@ pub async fn handle(
         .await
         .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE));
     let image = ctx.image();
-    let operations = if v >= 3 && req.include_authorized_operations { GROUP_OPERATIONS } else { i32::MIN };
+    let asked_operations = v >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
         .zip(found.map(|f| f.into_iter().map(Ok).collect()).unwrap_or_else(|e| vec![Err(e); n]))
         .zip(ids)
         .map(|((group_id, found), id)| {
+            let operations = match (asked_operations, ctx.authorizer.enabled()) {
+                (false, _) => i32::MIN,
+                (true, false) => GROUP_OPERATIONS,
+                (true, true) => ctx.authorized_operations(ResourceType::Group, &id),
+            };
             let g = DescribedGroup::default().with_group_id(group_id).with_authorized_operations(operations);
+            if let Err(denied) = ctx.check_group(Operation::Describe, &id) {
+                return g.with_error_code(denied).with_group_state(sb(""));
+            }
             match found {
                 Err(e) => g.with_error_code(e).with_group_state(sb(GroupState::Dead.name())),
                 Ok(Some(d)) => g

@@ -19,13 +19,17 @@ use super::{BrokerCtx, PartitionHandle};
 use crate::error::{code, PartitionError};
 use crate::partition::actor::FetchData;
 use crate::partition::PartitionMsg;
+use crate::security::acl::Operation;
+use crate::security::quota::CONSUMER_BYTE_RATE;
 
 struct Slot {
     topic: usize,
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// `None` when the partition does not run here or READ on its topic is refused.
     handle: Option<PartitionHandle>,
+    refused: bool,
 }
 
 async fn read(handle: &PartitionHandle, offset: i64, max_bytes: usize) -> Result<FetchData, PartitionError> {
@@ -37,6 +41,7 @@ async fn read(handle: &PartitionHandle, offset: i64, max_bytes: usize) -> Result
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) -> Option<FetchResponse> {
     let v5 = h.request_api_version >= 5;
     let names: Vec<String> = req.topics.iter().map(|t| t.topic.0.to_string()).collect();
+    let refused: Vec<bool> = names.iter().map(|n| ctx.check_topic(Operation::Read, n).is_err()).collect();
     let slots: Vec<Slot> = req
         .topics
         .iter()
@@ -44,12 +49,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         .flat_map(|(ti, t)| {
             let ctx = &ctx;
             let name = &names[ti];
+            let refused = refused[ti];
             t.partitions.iter().map(move |p| Slot {
                 topic: ti,
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
-                handle: ctx.partition(name, p.partition),
+                handle: if refused { None } else { ctx.partition(name, p.partition) },
+                refused,
             })
         })
         .collect();
@@ -70,6 +77,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         let mut results = Vec::with_capacity(slots.len());
         for s in &slots {
             let r = match &s.handle {
+                None if s.refused => Err(PartitionError::TopicAuthorizationFailed),
                 // The internal offsets topic reads as an empty partition (broker/internal_topic.rs).
                 None if super::internal_topic::is_internal(&names[s.topic]) && s.partition == 0 => {
                     Ok(FetchData { records: Bytes::new(), high_watermark: 0, log_start: 0 })
@@ -137,5 +145,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         };
         topics[s.topic].partitions.push(part);
     }
-    Some(FetchResponse::default().with_session_id(0).with_responses(topics))
+    let bytes: usize =
+        topics.iter().flat_map(|t| t.partitions.iter()).map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    let throttle = ctx.throttle(CONSUMER_BYTE_RATE, &h, bytes as u64);
+    super::throttle::hold(throttle).await;
+    Some(
+        FetchResponse::default()
+            .with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32)
+            .with_session_id(0)
+            .with_responses(topics),
+    )
 }

@@ -13,6 +13,7 @@ use super::groups::ask;
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::GroupMsg;
+use crate::security::acl::Operation;
 
 /// Key type 0: a consumer group.
 const GROUP: i8 = 0;
@@ -27,7 +28,7 @@ struct Answer {
     port: i32,
 }
 
-fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8) -> Answer {
+fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8, key: &str) -> Answer {
     let fail = |error, message: &str| Answer {
         error,
         message: Some(sb(message)),
@@ -35,6 +36,9 @@ fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8) -> Answe
         host: StrBytes::default(),
         port: -1,
     };
+    if let (GROUP, Err(denied)) = (key_type, ctx.check_group(Operation::Describe, key)) {
+        return Answer { message: None, ..fail(denied, "") };
+    }
     match key_type {
         GROUP => match coordinator.map(|id| (id, ctx.image().brokers.get(&id).cloned())) {
             Ok((id, Some(b))) => match b.endpoint(&crate::security::principal::current().listener) {
@@ -67,7 +71,7 @@ pub async fn handle(
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let a = answer(&ctx, coordinator, req.key_type);
+                let a = answer(&ctx, coordinator, req.key_type, &key);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(a.node_id))
@@ -79,7 +83,7 @@ pub async fn handle(
             .collect();
         return Some(resp.with_coordinators(coordinators));
     }
-    let a = answer(&ctx, coordinator, if version >= 1 { req.key_type } else { GROUP });
+    let a = answer(&ctx, coordinator, if version >= 1 { req.key_type } else { GROUP }, &req.key);
     Some(
         resp.with_error_code(a.error)
             .with_error_message(if version >= 1 { a.message } else { None })

@@ -8,8 +8,12 @@ use super::groups::{ask, opt_string, string};
 use super::BrokerCtx;
 use crate::error::code;
 use crate::group::{GroupMsg, MemberRef};
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: HeartbeatRequest) -> Option<HeartbeatResponse> {
+    if let Err(denied) = ctx.check_group(Operation::Read, req.group_id.0.as_str()) {
+        return Some(HeartbeatResponse::default().with_error_code(denied));
+    }
     let who = MemberRef {
         group_id: string(&req.group_id.0),
         member_id: string(&req.member_id),

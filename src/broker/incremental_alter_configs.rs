@@ -16,6 +16,7 @@ use crate::error::code;
 use crate::meta::command::{AlterTopicConfigs, Cmd, MetaCommand};
 use crate::meta::state::MetaResult;
 use crate::meta::topic_config::{self, apply_list_op, validate_topic_configs, ListOp};
+use crate::security::acl::Operation;
 
 /// The answer to an alteration of a BROKER resource.
 pub const BROKER_READ_ONLY: &str = "chronik's broker configs are static: set them in the configuration file \
@@ -72,6 +73,10 @@ pub async fn handle(
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        if let Err(denied) = ctx.check_config_resource(Operation::AlterConfigs, r.resource_type, &r.resource_name) {
+            responses.push(base.with_error_code(denied).with_error_message(None));
+            continue;
+        }
         if r.resource_type != RESOURCE_TOPIC {
             let msg = if r.resource_type == RESOURCE_BROKER {
                 BROKER_READ_ONLY.to_string()

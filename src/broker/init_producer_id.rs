@@ -26,6 +26,9 @@ pub async fn handle(
             return Some(resp.with_error_code(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED));
         }
     }
+    if let Err(denied) = ctx.check_idempotent_write() {
+        return Some(resp.with_error_code(denied));
+    }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return Some(resp.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1));
     }

@@ -12,10 +12,16 @@ use super::groups::{ask, millis, opt_string, string};
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::{GroupMsg, JoinRequest, JoinResponse, Protocol};
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: JoinGroupRequest) -> Option<JoinGroupResponse> {
     let v = h.request_api_version;
     let member_id = string(&req.member_id);
+    if let Err(denied) = ctx.check_group(Operation::Read, req.group_id.0.as_str()) {
+        let r =
+            JoinGroupResponse::default().with_error_code(denied).with_generation_id(-1).with_member_id(req.member_id);
+        return Some(if v >= 7 { r.with_protocol_name(None) } else { r });
+    }
     let join = JoinRequest {
         group_id: string(&req.group_id.0),
         member_id: member_id.clone(),

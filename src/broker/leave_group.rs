@@ -10,9 +10,13 @@ use super::groups::{ask, opt_string, string};
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::{GroupMsg, LeavingMember};
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: LeaveGroupRequest) -> Option<LeaveGroupResponse> {
     let v = h.request_api_version;
+    if let Err(denied) = ctx.check_group(Operation::Read, req.group_id.0.as_str()) {
+        return Some(LeaveGroupResponse::default().with_error_code(denied));
+    }
     let members: Vec<LeavingMember> = if v >= 3 {
         req.members
             .iter()

@@ -11,6 +11,7 @@ use super::groups::ask;
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::{GroupMsg, GroupState};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListGroupsRequest) -> Option<ListGroupsResponse> {
     let v = h.request_api_version;
@@ -28,6 +29,9 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListGroupsReques
     }
     let states: Vec<String> =
         if v >= 4 { req.states_filter.iter().map(|s| s.as_str().to_ascii_lowercase()).collect() } else { Vec::new() };
+    // DESCRIBE on the cluster lists every group; otherwise only those the principal may describe.
+    let everything = ctx.visible(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
+    all.retain(|id, _| everything || ctx.visible(Operation::Describe, ResourceType::Group, id));
     let classic_wanted = v < 5
         || req.types_filter.is_empty()
         || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case("classic"));

@@ -10,14 +10,17 @@ use tokio::sync::oneshot;
 use super::BrokerCtx;
 use crate::error::PartitionError;
 use crate::partition::PartitionMsg;
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut parts = Vec::with_capacity(t.partitions.len());
+        let refused = ctx.check_topic(Operation::Describe, &name).is_err();
         for p in t.partitions {
             let result = match ctx.partition(&name, p.partition_index) {
+                _ if refused => Err(PartitionError::TopicAuthorizationFailed),
                 // The internal offsets topic is an empty partition (broker/internal_topic.rs).
                 None if super::internal_topic::is_internal(&name) && p.partition_index == 0 => Ok(((0, -1), 0)),
                 None => Err(ctx.missing_partition(&name, p.partition_index)),

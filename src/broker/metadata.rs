@@ -19,6 +19,7 @@ use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::GroupMsg;
 use crate::meta::state::valid_topic_name;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest) -> Option<MetadataResponse> {
     let version = h.request_api_version;
@@ -32,8 +33,16 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
     let auto_create = ctx.settings.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut names: Vec<(String, Option<i16>)> = Vec::new();
     match requested {
+        // All topics: those the principal may describe (the rest are hidden, as in Kafka), and
+        // the internal offsets topic.
         None => {
-            names.extend(image.topics.keys().map(|n| (n.clone(), None)));
+            names.extend(
+                image
+                    .topics
+                    .keys()
+                    .filter(|n| ctx.visible(Operation::Describe, ResourceType::Topic, n))
+                    .map(|n| (n.clone(), None)),
+            );
             names.push((internal_topic::CONSUMER_OFFSETS.to_string(), None));
         }
         Some(list) => {
@@ -48,10 +57,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                         }
                     },
                 };
-                if image.topics.contains_key(&name) || internal_topic::is_internal(&name) {
+                if let Err(denied) = ctx.check_topic(Operation::Describe, &name) {
+                    names.push((name, Some(denied)));
+                } else if image.topics.contains_key(&name) || internal_topic::is_internal(&name) {
                     names.push((name, None));
                 } else if !valid_topic_name(&name) {
                     names.push((name, Some(code::INVALID_TOPIC_EXCEPTION)));
+                } else if let (true, Err(denied)) = (auto_create, ctx.check_create_topic(&name)) {
+                    names.push((name, Some(denied)));
                 } else if auto_create {
                     let t = NewTopic {
                         name: name.clone(),
@@ -96,6 +109,9 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                 };
                 if version >= 10 {
                     t.topic_id = Uuid::from_bytes(info.id);
+                }
+                if version >= 8 && req.include_topic_authorized_operations {
+                    t.topic_authorized_operations = ctx.authorized_operations(ResourceType::Topic, &name);
                 }
                 t.partitions =
                     info.partitions
@@ -147,9 +163,12 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
             )
         })
         .collect();
+    let mut resp = MetadataResponse::default();
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
+    }
     Some(
-        MetadataResponse::default()
-            .with_brokers(brokers)
+        resp.with_brokers(brokers)
             .with_cluster_id((version >= 2).then(|| sb(image.cluster_id.clone())))
             .with_controller_id(BrokerId(if version >= 1 { ctx.controller_id(&image) } else { -1 }))
             .with_topics(topics),

@@ -5,15 +5,21 @@
 //! as for Produce with acks=0). They read metadata from the published `__meta` image and reach
 //! partitions through their actors; the produce fan-out is the [`produce::ProduceHandler`] actor.
 
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod authz;
+pub mod create_acls;
 pub mod broker_configs;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -41,6 +47,7 @@ pub mod routes;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod throttle;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +106,10 @@ pub struct BrokerCtx {
     pub faults: Arc<crate::peer::Faults>,
     /// The consumer group coordinator of this node.
     pub groups: Addr<crate::group::GroupCoordinator>,
+    /// This node's authorizer (allows everything unless `[authorizer] enabled`).
+    pub authorizer: Arc<crate::security::authorizer::Authorizer>,
+    /// Client quota budgets of this node (`security::quota`).
+    pub throttles: crate::security::quota::Throttles,
 }
 
 impl BrokerCtx {

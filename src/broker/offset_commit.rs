@@ -13,6 +13,7 @@ use crate::error::code;
 use crate::group::{GroupMsg, MemberRef};
 use crate::meta::command::{Cmd, CommitOffsets, MetaCommand, OffsetEntry};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 
 /// Kafka's `offset.metadata.max.bytes` default.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -29,9 +30,12 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: OffsetCommitRequ
         group_instance_id: if v >= 7 { opt_string(&req.group_instance_id) } else { None },
         generation_id: req.generation_id_or_member_epoch,
     };
-    let check = ask(&ctx, |reply| GroupMsg::ValidateCommit { who, reply })
-        .await
-        .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE));
+    let check = match ctx.check_group(Operation::Read, &group) {
+        Err(denied) => Err(denied),
+        Ok(()) => ask(&ctx, |reply| GroupMsg::ValidateCommit { who, reply })
+            .await
+            .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE)),
+    };
     let image = ctx.image();
     // Per partition: Some(error) decided now, None to be committed.
     let mut decided: Vec<(TopicName, Vec<Decided>)> = Vec::new();
@@ -39,11 +43,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: OffsetCommitRequ
     for t in &req.topics {
         let topic = string(&t.name.0);
         let info = image.topics.get(&topic);
+        let topic_refused = ctx.check_topic(Operation::Read, &topic).err();
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let metadata = opt_string(&p.committed_metadata).unwrap_or_default();
             let error = if let Err(e) = check {
                 Some(e)
+            } else if topic_refused.is_some() {
+                topic_refused
             } else if !info.is_some_and(|i| p.partition_index >= 0 && (p.partition_index as usize) < i.partitions.len())
             {
                 Some(code::UNKNOWN_TOPIC_OR_PARTITION)

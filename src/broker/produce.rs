@@ -27,6 +27,8 @@ use crate::log::batch::validate_batches;
 use crate::meta::state::valid_topic_name;
 use crate::partition::actor::ProduceAck;
 use crate::partition::PartitionMsg;
+use crate::security::acl::Operation;
+use crate::security::quota::PRODUCER_BYTE_RATE;
 
 /// The produce handler's one message enum.
 #[derive(Message)]
@@ -37,7 +39,8 @@ pub enum ProduceMsg {
     Request {
         req: ProduceRequest,
         table: Arc<PartitionTable>,
-        /// Why partitions not in `table` cannot be served (unknown, or led elsewhere).
+        /// Why partitions cannot be served: not authorized (WRITE on the topic), or not in
+        /// `table` (unknown, or led elsewhere).
         missing: Vec<(String, i32, PartitionError)>,
         version: i16,
         /// The enforced configs of each topic of the request that exists.
@@ -98,13 +101,11 @@ impl Handler<ProduceMsg> for ProduceHandler {
                         code::INVALID_TOPIC_EXCEPTION,
                     ))
                 } else {
-                    match table.get(&name).and_then(|ps| ps.get(&index)) {
-                        None => Err(missing
-                            .iter()
-                            .find(|(t, p, _)| *t == name && *p == index)
-                            .map(|(_, _, e)| e.clone())
-                            .unwrap_or(PartitionError::UnknownTopicOrPartition)),
-                        Some(handle) => match policies.get(&name) {
+                    let refused = missing.iter().find(|(t, p, _)| *t == name && *p == index).map(|(_, _, e)| e.clone());
+                    match (refused, table.get(&name).and_then(|ps| ps.get(&index))) {
+                        (Some(e), _) => Err(e),
+                        (None, None) => Err(PartitionError::UnknownTopicOrPartition),
+                        (None, Some(handle)) => match policies.get(&name) {
                             Some(policy) => {
                                 let to = Target { topic: &name, partition: index, handle, policy, now_ms };
                                 self.dispatch(to, p.records, req.acks).map(|rxs| (rxs, handle.clone(), policy))
@@ -282,10 +283,14 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
         .topic_data
         .iter()
         .flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.to_string(), p.index)))
-        .filter(|(t, p)| table.get(t).and_then(|ps| ps.get(p)).is_none())
-        .map(|(t, p)| {
-            let e = ctx.missing_partition(&t, p);
-            (t, p, e)
+        .filter_map(|(t, p)| {
+            if ctx.check_topic(Operation::Write, &t).is_err() {
+                return Some((t, p, PartitionError::TopicAuthorizationFailed));
+            }
+            table.get(&t).and_then(|ps| ps.get(&p)).is_none().then(|| {
+                let e = ctx.missing_partition(&t, p);
+                (t, p, e)
+            })
         })
         .collect();
     let image = ctx.image();
@@ -298,11 +303,21 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
         })
         .collect();
     let now_ms = ctx.clock.unix_millis();
+    let bytes: usize = req
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    let throttle = ctx.throttle(PRODUCER_BYTE_RATE, &h, bytes as u64);
     if req.acks == 0 {
         ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: None });
+        super::throttle::hold(throttle).await;
         return None;
     }
     let (tx, rx) = oneshot::channel();
     ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: Some(tx) });
-    rx.await.ok()
+    let resp = rx.await.ok()?;
+    super::throttle::hold(throttle).await;
+    Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
 }

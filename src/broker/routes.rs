@@ -104,6 +104,13 @@ pub static ROUTES: &[Route] = &[
     route!(ListConfigResources, 0, 1, list_config_resources),
     route!(DeleteRecords, 0, 2, delete_records),
     route!(DescribeTopicPartitions, 0, 0, describe_topic_partitions),
+    // ACLs (v0 removed in Kafka 4, KIP-896).
+    route!(DescribeAcls, 1, 3, describe_acls),
+    route!(CreateAcls, 1, 3, create_acls),
+    route!(DeleteAcls, 1, 3, delete_acls),
+    // Client quotas.
+    route!(AlterClientQuotas, 0, 1, alter_client_quotas),
+    route!(DescribeClientQuotas, 0, 1, describe_client_quotas),
     // Consumer groups (the classic protocol; KIP-848's ConsumerGroupHeartbeat is not served),
     // in the order a consumer uses them. OffsetCommit v0-1 and OffsetFetch v0 were removed in
     // Kafka 4 (KIP-896).
@@ -245,6 +252,13 @@ mod tests {
                 ApiKey::AlterUserScramCredentials => {
                     check_versions!(r, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse)
                 }
+                ApiKey::DescribeAcls => check_versions!(r, DescribeAclsRequest, DescribeAclsResponse),
+                ApiKey::CreateAcls => check_versions!(r, CreateAclsRequest, CreateAclsResponse),
+                ApiKey::DeleteAcls => check_versions!(r, DeleteAclsRequest, DeleteAclsResponse),
+                ApiKey::DescribeClientQuotas => {
+                    check_versions!(r, DescribeClientQuotasRequest, DescribeClientQuotasResponse)
+                }
+                ApiKey::AlterClientQuotas => check_versions!(r, AlterClientQuotasRequest, AlterClientQuotasResponse),
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }

@@ -9,9 +9,13 @@ use super::groups::{ask, opt_string, string};
 use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::group::{GroupMsg, SyncRequest, SyncResponse};
+use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: SyncGroupRequest) -> Option<SyncGroupResponse> {
     let v = h.request_api_version;
+    if let Err(denied) = ctx.check_group(Operation::Read, req.group_id.0.as_str()) {
+        return Some(SyncGroupResponse::default().with_error_code(denied));
+    }
     let sync = SyncRequest {
         group_id: string(&req.group_id.0),
         member_id: string(&req.member_id),

@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod authorizer_section;
 mod data_sections;
 mod durations;
 mod env;
@@ -29,6 +30,7 @@ mod security_sections;
 mod test_support;
 mod validate;
 
+pub use authorizer_section::AuthorizerConfig;
 pub use data_sections::{
     AdminConfig, CleanerConfig, FaultsConfig, FsyncPolicy, MetaConfig, OffsetsConfig, StorageConfig, TopicsConfig,
 };

@@ -185,6 +185,12 @@ impl fmt::Display for Config {
         let users: Vec<String> =
             self.sasl.plain_users.keys().map(|u| format!("{} = \"[hidden]\"", toml_str(u))).collect();
         writeln!(f, "plain-users = {{ {} }}", users.join(", "))?;
+        let a = &self.authorizer;
+        writeln!(f, "\n[authorizer]")?;
+        writeln!(f, "enabled = {}", a.enabled)?;
+        let users: Vec<String> = a.super_users.iter().map(|u| toml_str(u)).collect();
+        writeln!(f, "super-users = [{}]", users.join(", "))?;
+        writeln!(f, "allow-everyone-if-no-acl-found = {}", a.allow_everyone_if_no_acl_found)?;
 
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;

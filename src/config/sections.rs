@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::authorizer_section::AuthorizerConfig;
 use super::data_sections::{
     AdminConfig, CleanerConfig, FaultsConfig, MetaConfig, OffsetsConfig, StorageConfig, TopicsConfig,
 };
@@ -104,6 +105,8 @@ pub struct Config {
     pub offsets: OffsetsConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
+    /// ACL checks (off by default).
+    pub authorizer: AuthorizerConfig,
     /// Test-only fault injection.
     pub faults: FaultsConfig,
     /// TLS for the SSL and SASL_SSL listeners.
@@ -127,6 +130,7 @@ impl Default for Config {
             meta: MetaConfig::default(),
             offsets: OffsetsConfig::default(),
             admin: AdminConfig::default(),
+            authorizer: AuthorizerConfig::default(),
             faults: FaultsConfig::default(),
             tls: super::TlsConfig::default(),
             sasl: super::SaslConfig::default(),

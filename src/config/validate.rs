@@ -78,6 +78,7 @@ impl Config {
         }
 
         super::security_sections::validate_security(&self.kafka, &self.tls, &self.sasl, &self.raft)?;
+        self.authorizer.validate()?;
 
         // [raft]
         let raft_listen = self.raft.listen_addr()?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 48")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 32, 33, 34, 48")]
     pub cmd: Option<Cmd>,
 }
 
@@ -37,6 +37,13 @@ pub enum Cmd {
     StoreGroup(StoreGroup),
     #[prost(message, tag = "19")]
     DeleteOffsets(DeleteOffsets),
+    // Security: authorization (tags from 32).
+    #[prost(message, tag = "32")]
+    CreateAcls(CreateAcls),
+    #[prost(message, tag = "33")]
+    DeleteAcls(DeleteAcls),
+    #[prost(message, tag = "34")]
+    AlterClientQuotas(AlterClientQuotas),
     // Security, connection side (tags from 48).
     #[prost(message, tag = "48")]
     AlterScramCredentials(AlterScramCredentials),
@@ -78,6 +85,27 @@ pub struct ScramDeletion {
     pub user: String,
     #[prost(int32, tag = "2")]
     pub mechanism: i32,
+}
+
+/// Set or remove client quota values (AlterClientQuotas); invalid changes are skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AlterClientQuotas {
+    #[prost(message, repeated, tag = "1")]
+    pub changes: Vec<crate::security::quota::QuotaChange>,
+}
+
+/// Add ACL bindings (CreateAcls). The handler validated them; applying skips any invalid one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CreateAcls {
+    #[prost(message, repeated, tag = "1")]
+    pub acls: Vec<crate::security::acl::AclBinding>,
+}
+
+/// Remove every ACL binding that matches one of the filters (DeleteAcls).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteAcls {
+    #[prost(message, repeated, tag = "1")]
+    pub filters: Vec<crate::security::acl::AclBindingFilter>,
 }
 
 /// A partition group reports its new leader (sent by the leader when elected).

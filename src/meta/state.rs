@@ -76,6 +76,11 @@ pub struct MetaState {
     /// A snapshot of the state must include this map.
     pub scram_credentials:
         BTreeMap<String, BTreeMap<crate::security::scram::Mechanism, crate::security::scram::Credential>>,
+    /// Every ACL binding (CreateAcls/DeleteAcls). A new `Arc` on every change, which is what
+    /// invalidates the authorizers' decision caches.
+    pub acls: crate::security::acl::AclSet,
+    /// Client quota values by entity (AlterClientQuotas).
+    pub client_quotas: crate::security::quota::QuotaSet,
 }
 
 /// A group's committed offsets: topic → partition → offset.
@@ -314,6 +319,18 @@ impl MetaState {
             }
             Cmd::DeleteOffsets(d) => {
                 self.delete_offsets(d);
+                MetaResult::Done
+            }
+            Cmd::CreateAcls(c) => {
+                self.acls = crate::security::acl::with_created(&self.acls, &c.acls);
+                MetaResult::Done
+            }
+            Cmd::DeleteAcls(d) => {
+                self.acls = crate::security::acl::with_deleted(&self.acls, &d.filters);
+                MetaResult::Done
+            }
+            Cmd::AlterClientQuotas(q) => {
+                self.client_quotas = crate::security::quota::with_changes(&self.client_quotas, &q.changes);
                 MetaResult::Done
             }
         }
