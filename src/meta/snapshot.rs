@@ -24,7 +24,13 @@ use prost::Message as _;
 
 use crate::log::{state_file, LogError};
 use crate::meta::command::StoreGroup;
-use crate::meta::state::{BrokerInfo, CommittedOffset, GroupOffsets, MetaState, PartitionInfo, TopicInfo};
+use crate::meta::command::ScramUpsertion;
+use crate::meta::state::{
+    parse_endpoints, BrokerInfo, CommittedOffset, GroupOffsets, MetaState, PartitionInfo, TopicInfo,
+};
+use crate::security::acl::AclBinding;
+use crate::security::quota::QuotaChange;
+use crate::security::scram::{Credential, Mechanism};
 
 /// The snapshot format this code writes; it reads this version and older ones. New fields are
 /// added with new tags (prost skips unknown ones); the version changes only if a field's meaning
@@ -34,8 +40,8 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 const MAGIC: &[u8; 4] = b"CMS1";
 const PREFIX: &str = "meta-snapshot-";
 
-/// The whole `__meta` state. Tags 16 and up are reserved for what comes later (transactions,
-/// ACLs, SCRAM users).
+/// The whole `__meta` state. Tags 16 and up hold the security state (SCRAM credentials, ACLs,
+/// client quotas); later additions (transactions) take the next free tags.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaSnapshot {
     #[prost(uint32, tag = "1")]
@@ -59,6 +65,14 @@ pub struct MetaSnapshot {
     pub offsets: Vec<SnapGroupOffsets>,
     #[prost(message, repeated, tag = "10")]
     pub consumer_groups: Vec<StoreGroup>,
+    /// SCRAM credentials (salt, stored and server keys, iterations: never a password).
+    #[prost(message, repeated, tag = "16")]
+    pub scram_credentials: Vec<ScramUpsertion>,
+    #[prost(message, repeated, tag = "17")]
+    pub acls: Vec<AclBinding>,
+    /// Client quotas, one entity each, as the AlterClientQuotas change that sets them.
+    #[prost(message, repeated, tag = "18")]
+    pub client_quotas: Vec<QuotaChange>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -71,6 +85,9 @@ pub struct SnapBroker {
     pub port: i32,
     #[prost(string, optional, tag = "4")]
     pub admin: Option<String>,
+    /// Advertised `host:port` per listener name.
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub listeners: BTreeMap<String, String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -158,7 +175,13 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
         brokers: state
             .brokers
             .iter()
-            .map(|(id, b)| SnapBroker { node_id: *id, host: b.host.clone(), port: b.port, admin: b.admin.clone() })
+            .map(|(id, b)| SnapBroker {
+                node_id: *id,
+                host: b.host.clone(),
+                port: b.port,
+                admin: b.admin.clone(),
+                listeners: b.listeners.iter().map(|(n, (h, p))| (n.clone(), format!("{h}:{p}"))).collect(),
+            })
             .collect(),
         topics: state
             .topics
@@ -188,6 +211,30 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
             .map(|(g, o)| SnapGroupOffsets { group: g.clone(), topics: o.iter().map(encode_topic).collect() })
             .collect(),
         consumer_groups: state.consumer_groups.values().map(|g| (**g).clone()).collect(),
+        scram_credentials: state
+            .scram_credentials
+            .iter()
+            .flat_map(|(user, creds)| {
+                creds.iter().map(move |(m, c)| ScramUpsertion {
+                    user: user.clone(),
+                    mechanism: i32::from(m.id()),
+                    iterations: c.iterations,
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                })
+            })
+            .collect(),
+        acls: state.acls.iter().cloned().collect(),
+        client_quotas: state
+            .client_quotas
+            .iter()
+            .map(|(entity, values)| QuotaChange {
+                entity: entity.clone(),
+                set: values.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
+                remove: Vec::new(),
+            })
+            .collect(),
     };
     snap.encode_to_vec()
 }
@@ -217,7 +264,8 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     let mut state = MetaState::new();
     state.cluster_id = snap.cluster_id;
     for b in snap.brokers {
-        state.brokers.insert(b.node_id, BrokerInfo { host: b.host, port: b.port, admin: b.admin });
+        let listeners = parse_endpoints(&b.listeners);
+        state.brokers.insert(b.node_id, BrokerInfo { host: b.host, port: b.port, admin: b.admin, listeners });
     }
     for t in snap.topics {
         let id = <[u8; 16]>::try_from(t.id.as_slice())
@@ -257,6 +305,15 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     for g in snap.consumer_groups {
         state.consumer_groups.insert(g.group.clone(), Arc::new(g));
     }
+    for u in snap.scram_credentials {
+        let m = Mechanism::from_id(i8::try_from(u.mechanism).unwrap_or(-1)).ok_or_else(|| {
+            SnapshotError::Invalid(format!("user {:?} has SCRAM mechanism {}", u.user, u.mechanism))
+        })?;
+        let c = Credential { salt: u.salt, stored_key: u.stored_key, server_key: u.server_key, iterations: u.iterations };
+        state.scram_credentials.entry(u.user).or_default().insert(m, c);
+    }
+    state.acls = crate::security::acl::with_created(&state.acls, &snap.acls);
+    state.client_quotas = crate::security::quota::with_changes(&state.client_quotas, &snap.client_quotas);
     Ok(state)
 }
 
