@@ -503,6 +503,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             auto_create_topics: config.topics.auto_create,
             default_partitions: config.topics.default_partitions,
             default_replication_factor: u32::from(config.topics.default_replication_factor),
+            broker_configs: Arc::new(crate::broker::describe_configs::broker_configs(&config)),
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,

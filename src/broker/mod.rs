@@ -71,6 +71,9 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub default_replication_factor: u32,
+    /// The broker configs DescribeConfigs shows for a BROKER resource (security keys with
+    /// Kafka's names; secrets flagged sensitive, their value never kept here).
+    pub broker_configs: Arc<Vec<describe_configs::BrokerConfig>>,
 }
 
 /// What every handler can reach.
