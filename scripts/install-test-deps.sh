@@ -3,6 +3,7 @@
 # only checks and prints "ok" lines. Works on a fresh Debian 12 machine (as root, or with sudo).
 #
 #   kcat                      from Debian apt
+#   openssl                   from Debian apt (certificates made at run time by the security tests)
 #   .deps/venv                Python venv with pytest, pytest-timeout, confluent-kafka, kafka-python (pinned)
 #   .deps/kafka-tools/lib     Apache Kafka Java tools (TopicCommand, ConsoleProducer, ...) from
 #                             Maven Central, plus an slf4j binding
@@ -43,6 +44,14 @@ apt_install() {
 }
 
 mkdir -p "$DEPS"
+
+# --- openssl (the security tests make their CA and certificates at run time) ----------------
+if command -v openssl >/dev/null 2>&1; then
+    say "openssl: ok ($(command -v openssl))"
+else
+    apt_install openssl
+    command -v openssl >/dev/null || { say "ERROR: openssl still missing after apt-get install"; exit 1; }
+fi
 
 # --- kcat -----------------------------------------------------------------------------------
 if command -v kcat >/dev/null 2>&1; then

@@ -288,6 +288,34 @@ fn read_only_principal_matrix() {
     let d: DeleteTopicsResponse = c.call(n, "reader", ApiKey::DeleteTopics, 4, &del);
     assert_eq!(d.responses[0].error_code, TOPIC_AUTHORIZATION_FAILED);
     assert_eq!(alter_config(&mut c, n, "reader", "a"), TOPIC_AUTHORIZATION_FAILED);
+    // The issue-11 APIs ask too: DeleteRecords (DELETE topic), OffsetDelete (DELETE group),
+    // DescribeTopicPartitions (DESCRIBE topic), ListConfigResources (DESCRIBE_CONFIGS cluster).
+    let dr = DeleteRecordsRequest::default().with_timeout_ms(5_000).with_topics(vec![
+        delete_records_request::DeleteRecordsTopic::default().with_name(name("a")).with_partitions(vec![
+            delete_records_request::DeleteRecordsPartition::default().with_partition_index(0).with_offset(1),
+        ]),
+    ]);
+    let r: DeleteRecordsResponse = c.call(n, "reader", ApiKey::DeleteRecords, 2, &dr);
+    assert_eq!(r.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let od = OffsetDeleteRequest::default().with_group_id(GroupId(s("g"))).with_topics(vec![
+        offset_delete_request::OffsetDeleteRequestTopic::default()
+            .with_name(name("a"))
+            .with_partitions(vec![offset_delete_request::OffsetDeleteRequestPartition::default()]),
+    ]);
+    let r: OffsetDeleteResponse = c.call(n, "reader", ApiKey::OffsetDelete, 0, &od);
+    assert_eq!(r.error_code, GROUP_AUTHORIZATION_FAILED);
+    let dtp = DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![describe_topic_partitions_request::TopicRequest::default().with_name(name("b"))])
+        .with_response_partition_limit(100);
+    let r: DescribeTopicPartitionsResponse = c.call(n, "reader", ApiKey::DescribeTopicPartitions, 0, &dtp);
+    assert_eq!(r.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let all = DescribeTopicPartitionsRequest::default().with_response_partition_limit(100);
+    let r: DescribeTopicPartitionsResponse = c.call(n, "reader", ApiKey::DescribeTopicPartitions, 0, &all);
+    let listed: Vec<String> = r.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    assert!(listed.contains(&"a".to_string()) && !listed.contains(&"b".to_string()), "{listed:?}");
+    let r: ListConfigResourcesResponse =
+        c.call(n, "reader", ApiKey::ListConfigResources, 1, &ListConfigResourcesRequest::default());
+    assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
     let dg: DeleteGroupsResponse = c.call(
         n,
         "reader",
@@ -356,7 +384,9 @@ fn prefixed_deny_and_removal() {
     assert_eq!(fetch(&mut c, n, "writer", "other").0, TOPIC_AUTHORIZATION_FAILED, "DENY wins");
     assert_eq!(fetch(&mut c, n, "someone", "other").0, 0);
     let listed = metadata_topics(&mut c, n, "writer", None);
-    assert_eq!(listed.len(), 3, "DENY READ does not deny DESCRIBE: {listed:?}");
+    // READ on `*` covers the internal offsets topic too, as in Kafka.
+    assert_eq!(listed.len(), 4, "DENY READ does not deny DESCRIBE: {listed:?}");
+    assert!(listed.contains(&("__consumer_offsets".to_string(), 0)), "{listed:?}");
 
     // DescribeAcls sees the four bindings; DeleteAcls of the PREFIXED one takes WRITE away.
     let any = DescribeAclsRequest::default()

@@ -134,6 +134,27 @@ fn listeners_sasl_gate_plain_and_errors() {
     assert_eq!((r.error_code, r.session_lifetime_ms), (0, 0));
     assert_eq!(metadata_ports(&mut c), vec![ports.sasl as i32]);
 
+    // DescribeConfigs shows the security configs; the PLAIN users' passwords and the private key
+    // only as sensitive entries without a value.
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1")),
+    ]);
+    let mut admin = connect(ports.plain);
+    let corr = admin.send(ApiKey::DescribeConfigs, 4, &req);
+    let raw = admin.recv_raw().expect("describe configs response");
+    assert!(!raw.windows(b"alice-secret".len()).any(|w| w == b"alice-secret"), "a password in DescribeConfigs");
+    let _ = corr;
+    let r: DescribeConfigsResponse = admin.call(ApiKey::DescribeConfigs, 4, &req);
+    let configs = &r.results[0].configs;
+    let find = |n: &str| configs.iter().find(|c| c.name.as_str() == n).unwrap_or_else(|| panic!("{n} missing"));
+    let jaas = find("listener.name.sasl_plaintext.plain.sasl.jaas.config");
+    assert!(jaas.is_sensitive && jaas.value.is_none());
+    let key = find("ssl.keystore.key");
+    assert!(key.is_sensitive && key.value.is_none());
+    assert!(find("listeners").value.as_deref().unwrap().contains("SASL_PLAINTEXT://"));
+
     // A plaintext Kafka client on the TLS port is closed; the broker stays up.
     let mut c = connect(ports.ssl);
     c.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());

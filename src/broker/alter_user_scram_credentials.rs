@@ -15,6 +15,7 @@ use super::{sb, BrokerCtx};
 use crate::error::code;
 use crate::meta::command::{AlterScramCredentials, Cmd, MetaCommand, ScramDeletion, ScramUpsertion};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 use crate::security::scram::{Credential, Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
 pub async fn handle(
@@ -30,6 +31,12 @@ pub async fn handle(
     }
     for u in &req.upsertions {
         *seen.entry((u.name.to_string(), u.mechanism)).or_default() += 1;
+    }
+    // Kafka: ALTER on the CLUSTER resource, else every user's result is CLUSTER_AUTHORIZATION_FAILED.
+    if let Err(denied) = ctx.check_cluster(Operation::Alter) {
+        for (user, _) in seen.keys() {
+            errors.entry(user.clone()).or_insert((denied, "Authorization failed.".to_string()));
+        }
     }
     let mut users: Vec<String> = Vec::new();
     let mut note = |user: &str| {

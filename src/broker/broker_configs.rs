@@ -12,7 +12,7 @@ use crate::meta::topic_config::{default_value, BrokerTopicDefaults, Kind, Source
 /// One broker config as DescribeConfigs shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfigEntry {
-    pub name: &'static str,
+    pub name: String,
     pub kind: Kind,
     /// chronik's value.
     pub value: Option<String>,
@@ -20,11 +20,14 @@ pub struct BrokerConfigEntry {
     pub kafka_default: Option<String>,
     pub source: Source,
     pub doc: &'static str,
+    /// A secret: described with `is_sensitive` and no value (the value is never kept here).
+    pub sensitive: bool,
 }
 
 fn entry(name: &'static str, kind: Kind, kafka_default: &str, value: String, doc: &'static str) -> BrokerConfigEntry {
     let source = if value == kafka_default { Source::Default } else { Source::StaticBroker };
-    BrokerConfigEntry { name, kind, value: Some(value), kafka_default: Some(kafka_default.to_string()), source, doc }
+    let kafka_default = Some(kafka_default.to_string());
+    BrokerConfigEntry { name: name.to_string(), kind, value: Some(value), kafka_default, source, doc, sensitive: false }
 }
 
 /// Every broker config this node describes.
@@ -81,6 +84,7 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
         entry("log.cleaner.backoff.ms", Kind::Long, "15000", c.backoff.as_millis().to_string(),
             "The amount of time to sleep when there are no logs to clean. ([cleaner] backoff)"),
     ];
+    out.extend(security_configs(config));
     let defaults = topic_defaults(config);
     for d in TOPIC_CONFIG_DEFS {
         let Some(name) = d.synonym else { continue };
@@ -90,13 +94,86 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
         let value = defaults.get(d.name).cloned().unwrap_or_else(|| d.default.to_string());
         let source = if value == d.default { Source::Default } else { Source::StaticBroker };
         out.push(BrokerConfigEntry {
-            name,
+            name: name.to_string(),
             kind: d.kind,
             value: Some(value),
             kafka_default: Some(d.default.to_string()),
             source,
             doc: d.doc,
+            sensitive: false,
         });
+    }
+    out
+}
+
+/// The security configs with Kafka's names (listeners, SASL, TLS). Secrets (the PLAIN users'
+/// passwords, the TLS private keys) are listed as sensitive, with no value.
+fn security_configs(config: &Config) -> Vec<BrokerConfigEntry> {
+    let plain = |name: &str, kind: Kind, value: String, kafka_default: &str, doc: &'static str| {
+        let source = if value == kafka_default { Source::Default } else { Source::StaticBroker };
+        let kafka_default = Some(kafka_default.to_string());
+        BrokerConfigEntry {
+            name: name.to_string(),
+            kind,
+            value: Some(value),
+            kafka_default,
+            source,
+            doc,
+            sensitive: false,
+        }
+    };
+    let secret = |name: String, doc: &'static str| BrokerConfigEntry {
+        name,
+        kind: Kind::Password,
+        value: None,
+        kafka_default: None,
+        source: Source::StaticBroker,
+        doc,
+        sensitive: true,
+    };
+    let k = &config.kafka;
+    let map = k.listener_security_protocol_map.iter().map(|(n, p)| format!("{n}:{p}")).collect::<Vec<_>>();
+    let client_auth = match config.tls.client_auth {
+        crate::config::ClientAuth::None => "none",
+        crate::config::ClientAuth::Requested => "requested",
+        crate::config::ClientAuth::Required => "required",
+    };
+    #[rustfmt::skip]
+    let mut out = vec![
+        plain("listeners", Kind::List, k.listeners.join(","), "PLAINTEXT://:9092",
+            "Listener List - Comma-separated list of URIs we will listen on and the listener names. ([kafka] listeners)"),
+        plain("advertised.listeners", Kind::List, k.advertised_listeners.join(","), "",
+            "Listeners to publish to ZooKeeper/KRaft for clients to use. ([kafka] advertised-listeners)"),
+        plain("listener.security.protocol.map", Kind::List, map.join(","),
+            "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "Map between listener names and security protocols. ([kafka] listener-security-protocol-map)"),
+        plain("sasl.enabled.mechanisms", Kind::List, config.sasl.enabled_mechanisms.join(","), "GSSAPI",
+            "The list of SASL mechanisms enabled in the Kafka server. ([sasl] enabled-mechanisms)"),
+        plain("connections.max.reauth.ms", Kind::Long, k.connections_max_reauth_ms.to_string(), "0",
+            "The maximum session lifetime before a client must re-authenticate (0: none). ([kafka] connections-max-reauth-ms)"),
+        plain("ssl.client.auth", Kind::Str, client_auth.to_string(), "none",
+            "Whether the broker requests or requires client authentication. ([tls] client-auth)"),
+    ];
+    if let Some(p) = &config.tls.cert_file {
+        out.push(plain(
+            "ssl.keystore.certificate.chain.location",
+            Kind::Str,
+            p.display().to_string(),
+            "",
+            "The PEM certificate chain of the broker. ([tls] cert-file)",
+        ));
+    }
+    if config.tls.key_file.is_some() {
+        out.push(secret("ssl.keystore.key".to_string(), "The private key of the broker. ([tls] key-file)"));
+    }
+    if config.raft.tls_key_file.is_some() {
+        out.push(secret("raft.tls.key".to_string(), "The private key for peer TLS. ([raft] tls-key-file)"));
+    }
+    if !config.sasl.plain_users.is_empty() {
+        for l in k.resolved_listeners().unwrap_or_default().iter().filter(|l| l.protocol.sasl()) {
+            let name = format!("listener.name.{}.plain.sasl.jaas.config", l.name.to_ascii_lowercase());
+            out.push(secret(name, "The PLAIN users of the listener. ([sasl] plain-users)"));
+        }
     }
     out
 }
@@ -143,7 +220,7 @@ mod tests {
         assert_eq!(topic_defaults(&c).get("min.cleanable.dirty.ratio").map(String::as_str), Some("0.1"));
         assert_eq!(find(&c, "offsets.retention.minutes").value.as_deref(), Some("10080"));
         assert_eq!(find(&c, "log.cleaner.backoff.ms").source, Source::Default);
-        let names: std::collections::HashSet<_> = broker_configs(&c).iter().map(|e| e.name).collect();
+        let names: std::collections::HashSet<_> = broker_configs(&c).iter().map(|e| e.name.clone()).collect();
         assert_eq!(names.len(), broker_configs(&c).len(), "no name twice");
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::BrokerCtx;
 use crate::error::{code, PartitionError};
 use crate::partition::PartitionMsg;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     ctx: Arc<BrokerCtx>,
@@ -33,11 +34,14 @@ pub async fn handle(
         let name = t.name.0.to_string();
         let policy = image.topics.get(&name).and_then(|i| i.configs.get("cleanup.policy").cloned());
         let deletable = policy.is_none_or(|p| p.split(',').any(|s| s.trim() == "delete"));
+        // Kafka: DELETE on the topic.
+        let denied = ctx.check_topic(Operation::Delete, &name).err();
         let parts = t.partitions.into_iter().map(|p| {
             let ctx = ctx.clone();
             let name = name.clone();
             async move {
                 let result = match ctx.partition(&name, p.partition_index) {
+                    _ if denied.is_some() => Err(denied.unwrap_or(code::TOPIC_AUTHORIZATION_FAILED)),
                     None => Err(ctx.missing_partition(&name, p.partition_index).kafka_code()),
                     Some(_) if !deletable => Err(code::POLICY_VIOLATION),
                     Some(h) => {

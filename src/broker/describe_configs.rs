@@ -130,15 +130,17 @@ pub async fn handle(
                         .settings
                         .broker_configs
                         .iter()
-                        .filter(|c| wanted(c.name))
+                        .filter(|c| wanted(&c.name))
                         .map(|c: &BrokerConfigEntry| {
-                            let mut e = detail.entry(c.name, c.value.clone(), c.source, true, c.kind.code(), c.doc);
+                            let mut e = detail
+                                .entry(&c.name, c.value.clone(), c.source, true, c.kind.code(), c.doc)
+                                .with_is_sensitive(c.sensitive);
                             if detail.synonyms {
                                 let mut syn = Vec::new();
                                 if c.source == Source::StaticBroker {
-                                    syn.push(synonym(c.name, c.value.clone(), Source::StaticBroker));
+                                    syn.push(synonym(&c.name, c.value.clone(), Source::StaticBroker));
                                 }
-                                syn.push(synonym(c.name, c.kafka_default.clone(), Source::Default));
+                                syn.push(synonym(&c.name, c.kafka_default.clone(), Source::Default));
                                 e = e.with_synonyms(syn);
                             }
                             e

@@ -25,6 +25,7 @@ use super::{internal_topic, sb, topics, BrokerCtx};
 use crate::error::code;
 use crate::group::GroupMsg;
 use crate::meta::MetaState;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's `max.request.partition.size.limit` default.
 pub const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
@@ -87,7 +88,14 @@ pub async fn handle(
     let cursor = req.cursor.as_ref().map(|c| (string(&c.topic_name.0), c.partition_index));
     let from = cursor.as_ref().map(|c| c.0.clone()).unwrap_or_default();
     let mut names: Vec<String> = if fetch_all {
-        image.topics.keys().cloned().chain([internal_topic::CONSUMER_OFFSETS.to_string()]).collect()
+        // Topics the principal may not describe are left out, as Metadata does.
+        image
+            .topics
+            .keys()
+            .cloned()
+            .chain([internal_topic::CONSUMER_OFFSETS.to_string()])
+            .filter(|n| ctx.visible(Operation::Describe, ResourceType::Topic, n))
+            .collect()
     } else {
         req.topics.iter().map(|t| string(&t.name.0)).collect()
     };
@@ -110,6 +118,16 @@ pub async fn handle(
     let mut topics_out = Vec::new();
     let mut next_cursor = None;
     for name in names {
+        if let Err(denied) = ctx.check_topic(Operation::Describe, &name) {
+            topics_out.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(denied)
+                    .with_name(Some(TopicName(sb(name.clone()))))
+                    .with_is_internal(internal_topic::is_internal(&name))
+                    .with_topic_authorized_operations(TOPIC_OPERATIONS),
+            );
+            continue;
+        }
         let count = if internal_topic::is_internal(&name) {
             Some(1)
         } else {

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::security::acl::Operation;
 use crate::security::scram::{Credential, Mechanism};
 
 fn infos(creds: &BTreeMap<Mechanism, Credential>) -> Vec<CredentialInfo> {
@@ -25,6 +26,14 @@ pub async fn handle(
     _h: RequestHeader,
     req: DescribeUserScramCredentialsRequest,
 ) -> Option<DescribeUserScramCredentialsResponse> {
+    // Kafka: DESCRIBE on the CLUSTER resource.
+    if let Err(denied) = ctx.check_cluster(Operation::Describe) {
+        return Some(
+            DescribeUserScramCredentialsResponse::default()
+                .with_error_code(denied)
+                .with_error_message(Some(sb("Authorization failed."))),
+        );
+    }
     let image = ctx.image();
     let results = match req.users.filter(|u| !u.is_empty()) {
         None => image

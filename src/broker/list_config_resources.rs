@@ -23,6 +23,10 @@ pub async fn handle(
     h: RequestHeader,
     req: ListConfigResourcesRequest,
 ) -> Option<ListConfigResourcesResponse> {
+    // Kafka: DESCRIBE_CONFIGS on the CLUSTER resource.
+    if let Err(denied) = ctx.check_cluster(crate::security::acl::Operation::DescribeConfigs) {
+        return Some(ListConfigResourcesResponse::default().with_error_code(denied));
+    }
     if h.request_api_version == 0 {
         return Some(ListConfigResourcesResponse::default());
     }

@@ -43,7 +43,9 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                     .filter(|n| ctx.visible(Operation::Describe, ResourceType::Topic, n))
                     .map(|n| (n.clone(), None)),
             );
-            names.push((internal_topic::CONSUMER_OFFSETS.to_string(), None));
+            if ctx.visible(Operation::Describe, ResourceType::Topic, internal_topic::CONSUMER_OFFSETS) {
+                names.push((internal_topic::CONSUMER_OFFSETS.to_string(), None));
+            }
         }
         Some(list) => {
             for (name, id) in list {

@@ -25,6 +25,7 @@ use crate::group::expiry::subscribed_topics;
 use crate::group::{GroupMsg, GroupState};
 use crate::meta::command::{Cmd, DeleteOffsets, MetaCommand, OffsetRef};
 use crate::meta::state::MetaResult;
+use crate::security::acl::Operation;
 
 fn top_level(error: i16) -> Option<OffsetDeleteResponse> {
     Some(OffsetDeleteResponse::default().with_error_code(error))
@@ -34,6 +35,10 @@ pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: OffsetDeleteReq
     let group = string(&req.group_id.0);
     if group.is_empty() {
         return top_level(code::INVALID_GROUP_ID);
+    }
+    // Kafka: DELETE on the group, then READ on each topic.
+    if let Err(denied) = ctx.check_group(Operation::Delete, &group) {
+        return top_level(denied);
     }
     let described = ask(&ctx, |reply| GroupMsg::Describe { groups: vec![group.clone()], reply })
         .await
@@ -68,12 +73,15 @@ pub async fn handle(ctx: Arc<BrokerCtx>, _h: RequestHeader, req: OffsetDeleteReq
     for t in &req.topics {
         let name = string(&t.name.0);
         let info = image.topics.get(&name);
+        let denied = ctx.check_topic(Operation::Read, &name).err();
         let parts = t
             .partitions
             .iter()
             .map(|p| {
                 let p = p.partition_index;
-                let error = if info.is_none_or(|i| p < 0 || p as usize >= i.partitions.len()) {
+                let error = if let Some(denied) = denied {
+                    denied
+                } else if info.is_none_or(|i| p < 0 || p as usize >= i.partitions.len()) {
                     code::UNKNOWN_TOPIC_OR_PARTITION
                 } else if subscribed.contains(&name) {
                     code::GROUP_SUBSCRIBED_TO_TOPIC

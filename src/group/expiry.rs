@@ -146,6 +146,7 @@ mod tests {
             port: 1,
             cluster_id: "c".into(),
             admin: None,
+            listeners: Default::default(),
         })));
         for t in ["a", "b"] {
             s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {

@@ -23,8 +23,8 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use crate::log::{state_file, LogError};
-use crate::meta::command::StoreGroup;
 use crate::meta::command::ScramUpsertion;
+use crate::meta::command::StoreGroup;
 use crate::meta::state::{
     parse_endpoints, BrokerInfo, CommittedOffset, GroupOffsets, MetaState, PartitionInfo, TopicInfo,
 };
@@ -306,10 +306,10 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
         state.consumer_groups.insert(g.group.clone(), Arc::new(g));
     }
     for u in snap.scram_credentials {
-        let m = Mechanism::from_id(i8::try_from(u.mechanism).unwrap_or(-1)).ok_or_else(|| {
-            SnapshotError::Invalid(format!("user {:?} has SCRAM mechanism {}", u.user, u.mechanism))
-        })?;
-        let c = Credential { salt: u.salt, stored_key: u.stored_key, server_key: u.server_key, iterations: u.iterations };
+        let m = Mechanism::from_id(i8::try_from(u.mechanism).unwrap_or(-1))
+            .ok_or_else(|| SnapshotError::Invalid(format!("user {:?} has SCRAM mechanism {}", u.user, u.mechanism)))?;
+        let c =
+            Credential { salt: u.salt, stored_key: u.stored_key, server_key: u.server_key, iterations: u.iterations };
         state.scram_credentials.entry(u.user).or_default().insert(m, c);
     }
     state.acls = crate::security::acl::with_created(&state.acls, &snap.acls);
@@ -454,6 +454,7 @@ mod tests {
                 port: 9091 + id as i32,
                 cluster_id: "c".into(),
                 admin: (id == 2).then(|| "127.0.0.1:9300".into()),
+                listeners: [("SASL_SSL".to_string(), format!("127.0.0.1:{}", 9191 + id))].into(),
             })));
         }
         s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
@@ -491,6 +492,38 @@ mod tests {
             members: vec![StoredMember { member_id: "m".into(), ..Default::default() }],
             state_timestamp: 1_700_000_000_123,
         })));
+        // Security: a SCRAM credential, an ACL, a client quota.
+        s.apply(&MetaCommand::new(Cmd::AlterScramCredentials(AlterScramCredentials {
+            upsertions: vec![ScramUpsertion {
+                user: "alice".into(),
+                mechanism: 2,
+                iterations: 4096,
+                salt: b"salt".to_vec(),
+                stored_key: vec![1; 64],
+                server_key: vec![2; 64],
+            }],
+            deletions: Vec::new(),
+        })));
+        use crate::security::acl::{binding, Operation, PatternType, Permission, ResourceType};
+        let acl = binding(
+            ResourceType::Topic,
+            "t",
+            PatternType::Prefixed,
+            "User:alice",
+            "*",
+            Operation::Read,
+            Permission::Allow,
+        );
+        s.apply(&MetaCommand::new(Cmd::CreateAcls(CreateAcls { acls: vec![acl] })));
+        use crate::security::quota::{EntityPart, USER};
+        let user = EntityPart { entity_type: USER.into(), name: Some("alice".into()) };
+        s.apply(&MetaCommand::new(Cmd::AlterClientQuotas(AlterClientQuotas {
+            changes: vec![QuotaChange {
+                entity: vec![user],
+                set: [("producer_byte_rate".to_string(), 1024.0)].into(),
+                remove: Vec::new(),
+            }],
+        })));
         s
     }
 
@@ -499,6 +532,8 @@ mod tests {
         let s = full_state();
         assert!(!s.cluster_id.is_empty() && !s.seen.is_empty() && !s.leaders.is_empty());
         assert!(s.next_producer_id == 5 && !s.offsets.is_empty() && !s.consumer_groups.is_empty());
+        assert!(!s.scram_credentials.is_empty() && !s.acls.is_empty() && !s.client_quotas.is_empty());
+        assert!(s.brokers.values().all(|b| b.listeners.contains_key("SASL_SSL")));
         let back = decode(&encode(&s)).unwrap();
         assert_eq!(back, s);
         assert_eq!(decode(&encode(&MetaState::new())).unwrap(), MetaState::new());

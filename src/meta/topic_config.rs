@@ -19,11 +19,13 @@ pub enum Kind {
     Long,
     Double,
     List,
+    /// A secret (broker configs only: passwords, private keys).
+    Password,
 }
 
 impl Kind {
     /// DescribeConfigs' `config_type` (BOOLEAN=1, STRING=2, INT=3, SHORT=4, LONG=5, DOUBLE=6,
-    /// LIST=7).
+    /// LIST=7, PASSWORD=9).
     pub fn code(self) -> i8 {
         match self {
             Kind::Boolean => 1,
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Long => 5,
             Kind::Double => 6,
             Kind::List => 7,
+            Kind::Password => 9,
         }
     }
 
@@ -44,6 +47,7 @@ impl Kind {
             Kind::Long => "LONG",
             Kind::Double => "DOUBLE",
             Kind::List => "LIST",
+            Kind::Password => "PASSWORD",
         }
     }
 }
@@ -168,7 +172,7 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
             }
             None
         }
-        Kind::Str | Kind::List => None,
+        Kind::Str | Kind::List | Kind::Password => None,
     };
     match (d.rule, num) {
         (Rule::AtLeast(min), Some(n)) if n < min => {

@@ -20,7 +20,7 @@ fn wrong_type(d: &TopicConfigDef) -> &'static str {
     match d.kind {
         Kind::Int | Kind::Long | Kind::Double => "soon",
         Kind::Boolean => "yes",
-        Kind::Str | Kind::List => "bogus",
+        Kind::Str | Kind::List | Kind::Password => "bogus",
     }
 }
 
