@@ -578,6 +578,10 @@ impl Handler<PartitionMsg> for PartitionActor {
                 let log = self.core.raft.log_mut();
                 if self.cleaning.finished(log, reply, &self.logger) > 0 {
                     self.publish_offsets();
+                    // As Kafka's cleaner does, keep cleaning while the log is still cleanable
+                    // (a full key map leaves the rest for the next run); the backoff timer only
+                    // paces a partition that has nothing to clean.
+                    self.run_cleaner(ctx);
                 }
             }
             PartitionMsg::Stop => ctx.stop(),
