@@ -145,7 +145,8 @@ impl Authenticator {
             State::First(Some(m)) => match scram::parse_client_first(token) {
                 Err(_) => Step::Failed(scram_failed(m)),
                 Ok(first) => {
-                    let cred = store.credential(&first.username, m);
+                    let cred =
+                        file_credential(settings, &first.username, m).or_else(|| store.credential(&first.username, m));
                     let ex = ServerExchange::start(m, first, cred, &scram::server_nonce());
                     let reply = ex.server_first().as_bytes().to_vec();
                     self.state = State::ScramFinal(Box::new(ex));
@@ -158,6 +159,15 @@ impl Authenticator {
             },
         }
     }
+}
+
+/// SCRAM for a user of the configuration file: the credential is derived from the file's
+/// password at login, with a salt fixed per user (HMAC of the name) and Kafka's minimum of 4096
+/// iterations, so the file's users log in with SCRAM-SHA-256/512 as well as PLAIN.
+fn file_credential(settings: &SaslSettings, user: &str, m: Mechanism) -> Option<Credential> {
+    let password = settings.plain_users.get(user)?;
+    let salt = m.hmac(b"chronik file user salt", user.as_bytes());
+    Some(Credential::from_password(m, password, &salt[..16], scram::MIN_ITERATIONS))
 }
 
 /// PLAIN: the file's users first, then SCRAM's store (either mechanism).
@@ -217,6 +227,41 @@ mod tests {
         for bad in [&b"\0alice\0wrong"[..], b"\0bob\0wrong", b"\0nobody\0x"] {
             let Step::Failed(msg) = run(bad) else { panic!("accepted {bad:?}") };
             assert_eq!(msg, "Authentication failed: Invalid username or password");
+        }
+    }
+
+    /// A client's final message for `first` (what a SCRAM client computes from the password).
+    fn client_final(m: Mechanism, password: &[u8], bare: &str, server_first: &str) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let field = |k: &str| server_first.split(',').find_map(|f| f.strip_prefix(k)).unwrap().to_string();
+        let salt = b64.decode(field("s=")).unwrap();
+        let salted = m.salted_password(password, &salt, field("i=").parse().unwrap());
+        let client_key = m.hmac(&salted, b"Client Key");
+        let without_proof = format!("c=biws,r={}", field("r="));
+        let sig = m.hmac(&m.hash(&client_key), format!("{bare},{server_first},{without_proof}").as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        format!("{without_proof},p={}", b64.encode(proof))
+    }
+
+    #[test]
+    fn file_users_log_in_with_scram_too() {
+        let s = settings();
+        let store = Store(BTreeMap::new());
+        for (password, ok) in [(&b"alice-secret"[..], true), (b"wrong", false)] {
+            let mut a = Authenticator::default();
+            a.handshake("SCRAM-SHA-512", &s).unwrap();
+            let bare = "n=alice,r=clientnonce";
+            let Step::Challenge(first) = a.authenticate(format!("n,,{bare}").as_bytes(), &s, &store) else {
+                panic!("no challenge")
+            };
+            let first = String::from_utf8(first).unwrap();
+            let fin = client_final(Mechanism::Sha512, password, bare, &first);
+            match a.authenticate(fin.as_bytes(), &s, &store) {
+                Step::Done { principal, .. } => assert!(ok && principal == Principal::user("alice")),
+                Step::Failed(_) => assert!(!ok, "the file's password is refused"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
