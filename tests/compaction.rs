@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use chronik::config::Config;
 use chronik::log::batch::{build_batch, records, BatchHeader};
 use chronik::log::{LogKind, LogOptions, PartitionLog};
-use common::{cluster_configs, spawn_node_logged, CapturedLog, Client, TestNode};
+use common::{cluster_configs, leader_of, spawn_node_logged, CapturedLog, Client, TestNode};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -45,21 +45,6 @@ fn create_compacted(c: &mut Client, topic: &str) {
     ]);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
-}
-
-fn leader_of(node: &TestNode, topic: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut c = Client::connect(node.addr);
-    loop {
-        let req = MetadataRequest::default()
-            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]));
-        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
-        if let Some(p) = r.topics.first().and_then(|t| t.partitions.first()).filter(|p| p.leader_id.0 > 0) {
-            return p.leader_id.0 as u64;
-        }
-        assert!(Instant::now() < deadline, "no leader for {topic}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Produces `rounds` updates of keys `k0..k{keys}` (one record per batch, value `r{round}-k{key}`).

@@ -12,25 +12,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::{build_batch, BatchHeader};
-use common::{cluster_configs, start_cluster, Client, TestNode};
+use common::{cluster_configs, leader_of, start_cluster, Client, TestNode};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn leader_of(node: &TestNode, topic: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut c = Client::connect(node.addr);
-    loop {
-        let req = MetadataRequest::default()
-            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]));
-        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
-        if let Some(p) = r.topics.first().and_then(|t| t.partitions.first()).filter(|p| p.leader_id.0 > 0) {
-            return p.leader_id.0 as u64;
-        }
-        assert!(Instant::now() < deadline, "no leader for {topic}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Now, as batch timestamps: time retention (7 days by default) must not delete the segments.

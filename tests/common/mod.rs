@@ -269,3 +269,21 @@ impl Client {
         matches!(self.stream.read(&mut b), Ok(0) | Err(_))
     }
 }
+
+/// The leader of partition 0 of `topic` as `node`'s Metadata tells it (waits up to 20 s for one).
+pub fn leader_of(node: &TestNode, topic: &str) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut c = Client::connect(node.addr);
+    let topic_name = kafka_protocol::messages::TopicName(StrBytes::from_string(topic.to_string()));
+    let request = kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name)),
+    ]));
+    loop {
+        let r: kafka_protocol::messages::MetadataResponse = c.call(ApiKey::Metadata, 12, &request);
+        if let Some(p) = r.topics.first().and_then(|t| t.partitions.first()).filter(|p| p.leader_id.0 > 0) {
+            return p.leader_id.0 as u64;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader for {topic}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
