@@ -21,8 +21,8 @@
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps) |
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |
-//! | [`admin`] | the `cluster status` client |
-//! | [`security`] | principals of connections, Kafka's ACL model, the authorizer (decision cache, audit log), client quotas and their throttle |
+//! | [`admin`] | the operator HTTP API (`/metrics`, health, `/v1/node`, `/v1/cluster`, faults) on its own thread, and the `cluster status` client |
+//! | [`security`] | principals of connections, TLS (rustls, certificate reload, peer mTLS), SASL PLAIN/SCRAM, Kafka's ACL model, the authorizer (decision cache, audit log), client quotas and their throttle |
 //! | `fuzzing` | fuzz harnesses over every decoder of untrusted bytes (`fuzz/`, `tests/fuzz_corpus.rs`) |
 //!
 //! ## Actors and messages
