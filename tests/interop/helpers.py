@@ -8,6 +8,7 @@ import importlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -149,3 +150,33 @@ def env_with(**kv):
     env = dict(os.environ)
     env.update({k: str(v) for k, v in kv.items()})
     return env
+
+
+class LoggedProcess:
+    """A long-running Java program started by a test (a Connect worker, a Streams app), its output
+    in a log file. Subclasses set `what` (how failures name it) and `tail` (log chars shown)."""
+
+    what = "process"
+    tail = 4000
+    stop_timeout = 60
+
+    def __init__(self, cmd, log_path):
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout=None):
+        """SIGTERM, and a failure if it does not exit within `timeout` (it is then killed)."""
+        timeout = self.stop_timeout if timeout is None else timeout
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"{self.what} did not stop within {timeout}s of SIGTERM:\n{self.text()[-self.tail:]}")
+        finally:
+            self.log.close()

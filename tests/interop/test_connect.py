@@ -10,13 +10,11 @@ offsets): the sink file holds every line exactly once, in order.
 """
 import json
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
-from helpers import DEPS, JAVA_OPTS, need_module, unique_topic
+from helpers import DEPS, JAVA_OPTS, LoggedProcess, need_module, unique_topic
 from conftest import free_port
 
 CONNECT_LIB = DEPS / "connect" / "lib"
@@ -31,8 +29,10 @@ def rest(url, method="GET", body=None, timeout=10):
         return r.status, (json.loads(text) if text else None)
 
 
-class Worker:
+class Worker(LoggedProcess):
     """One ConnectDistributed process; its log goes to a file."""
+
+    what, tail = "worker", 5000
 
     def __init__(self, props_path, log_path, port):
         java = shutil.which("java")
@@ -40,13 +40,7 @@ class Worker:
         assert list(CONNECT_LIB.glob("connect-runtime-*.jar")), \
             f"Kafka Connect jars missing from {CONNECT_LIB}; run scripts/install-test-deps.sh"
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([java, *JAVA_OPTS, "-cp", f"{CONNECT_LIB}/*", WORKER, str(props_path)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def text(self):
-        return self.log_path.read_text(errors="replace")
+        super().__init__([java, *JAVA_OPTS, "-cp", f"{CONNECT_LIB}/*", WORKER, str(props_path)], log_path)
 
     def wait_rest(self, timeout=90):
         deadline = time.monotonic() + timeout
@@ -88,17 +82,6 @@ class Worker:
                 last = e
             time.sleep(0.5)
         raise AssertionError(f"connectors not running after {timeout}s: {last}\n{self.text()[-5000:]}")
-
-    def stop(self, timeout=60):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError(f"worker did not stop within {timeout}s of SIGTERM:\n{self.text()[-5000:]}")
-        finally:
-            self.log.close()
 
 
 def wait_lines(path, expected, worker, timeout=60):

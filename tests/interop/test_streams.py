@@ -11,12 +11,10 @@ with a compacted changelog topic), at_least_once.
 """
 import collections
 import shutil
-import signal
 import struct
-import subprocess
 import time
 
-from helpers import DEPS, JAVA_OPTS, REPO, create_topic, kcat, need_module, report, run, unique_topic
+from helpers import DEPS, JAVA_OPTS, REPO, LoggedProcess, create_topic, kcat, need_module, report, run, unique_topic
 
 STREAMS_LIB = DEPS / "streams" / "lib"
 SOURCE = REPO / "tests" / "interop" / "streams" / "CountApp.java"
@@ -34,16 +32,10 @@ def compile_app(tmp_path):
     return [java, *JAVA_OPTS, "-cp", f"{classes}:{STREAMS_LIB}/*", "CountApp"]
 
 
-class App:
+class App(LoggedProcess):
     """One CountApp process; its output goes to a file."""
 
-    def __init__(self, cmd, log_path):
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def text(self):
-        return self.log_path.read_text(errors="replace")
+    what, stop_timeout = "CountApp", 40
 
     def wait_running(self, timeout=90):
         deadline = time.monotonic() + timeout
@@ -53,17 +45,6 @@ class App:
             assert self.proc.poll() is None, f"CountApp exited ({self.proc.returncode}):\n{self.text()[-4000:]}"
             time.sleep(0.5)
         raise AssertionError(f"CountApp not RUNNING after {timeout}s:\n{self.text()[-4000:]}")
-
-    def stop(self, timeout=40):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError(f"CountApp did not stop within {timeout}s of SIGTERM:\n{self.text()[-4000:]}")
-        finally:
-            self.log.close()
 
 
 def produce_words(bootstrap, topic, words):
