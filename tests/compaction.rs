@@ -20,31 +20,12 @@ use chronik::log::batch::{build_batch, records, BatchHeader};
 use chronik::log::{LogKind, LogOptions, PartitionLog};
 use common::{cluster_configs, leader_of, spawn_node_logged, CapturedLog, Client, TestNode};
 
+/// The configs of the compacted test topic: small segments, an eager cleaner.
+const COMPACTED: &[(&str, &str)] =
+    &[("cleanup.policy", "compact"), ("segment.bytes", "2048"), ("min.cleanable.dirty.ratio", "0.01")];
+
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn cfg(k: &'static str, v: &'static str) -> create_topics_request::CreatableTopicConfig {
-    create_topics_request::CreatableTopicConfig::default()
-        .with_name(StrBytes::from_static_str(k))
-        .with_value(Some(StrBytes::from_static_str(v)))
-}
-
-/// A compacted topic of one partition on three replicas, small segments, eager cleaning.
-fn create_compacted(c: &mut Client, topic: &str) {
-    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(1)
-            .with_replication_factor(3)
-            .with_configs(vec![
-                cfg("cleanup.policy", "compact"),
-                cfg("segment.bytes", "2048"),
-                cfg("min.cleanable.dirty.ratio", "0.01"),
-            ]),
-    ]);
-    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 }
 
 /// Produces `rounds` updates of keys `k0..k{keys}` (one record per batch, value `r{round}-k{key}`).
@@ -129,7 +110,7 @@ fn replicas_compacting_at_different_times_keep_the_same_latest_values() {
     let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
     let nodes = start(&configs, &logs);
     let mut c = Client::connect(nodes[0].addr);
-    create_compacted(&mut c, "kv");
+    common::create_topic(&mut c, "kv", 1, 3, COMPACTED);
     let leader = leader_of(&nodes[0], "kv");
     let mut lc = Client::connect(nodes[(leader - 1) as usize].addr);
     let (keys, rounds) = (10, 30);
@@ -162,7 +143,7 @@ fn a_follower_down_while_the_leader_compacted_catches_up_and_serves_the_same_byt
     let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
     let mut nodes: Vec<Option<TestNode>> = start(&configs, &logs).into_iter().map(Some).collect();
     let mut c = Client::connect(nodes[0].as_ref().unwrap().addr);
-    create_compacted(&mut c, "kv");
+    common::create_topic(&mut c, "kv", 1, 3, COMPACTED);
     let leader = leader_of(nodes[0].as_ref().unwrap(), "kv");
     let follower = leader % 3 + 1;
     let other = 6 - leader - follower;

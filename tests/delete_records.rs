@@ -125,17 +125,7 @@ fn delete_records_moves_the_log_start_on_every_replica_and_survives_restarts() {
     let mut nodes: Vec<Option<TestNode>> = start_cluster(configs.clone()).into_iter().map(Some).collect();
     let node = |nodes: &[Option<TestNode>], id: u64| nodes[(id - 1) as usize].as_ref().unwrap().addr;
     let mut c1 = Client::connect(node(&nodes, 1));
-    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name("dr"))
-            .with_num_partitions(1)
-            .with_replication_factor(3)
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str("segment.bytes"))
-                .with_value(Some(StrBytes::from_static_str("1024")))]),
-    ]);
-    let r: CreateTopicsResponse = c1.call(ApiKey::CreateTopics, 7, &req);
-    assert_eq!(r.topics[0].error_code, 0);
+    common::create_topic(&mut c1, "dr", 1, 3, &[("segment.bytes", "1024")]);
     let leader = leader_of(nodes[0].as_ref().unwrap(), "dr");
     let (down, restarted) = (leader % 3 + 1, (leader + 1) % 3 + 1);
     let mut lc = Client::connect(node(&nodes, leader));

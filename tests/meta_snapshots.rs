@@ -17,17 +17,6 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn create(c: &mut Client, topic: &str, partitions: i32) {
-    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_num_partitions(partitions)
-            .with_replication_factor(2),
-    ]);
-    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
-}
-
 /// A standalone commit (no member, generation -1); the error code of each partition.
 fn commit(c: &mut Client, group: &str, topic: &str, partition: i32, offset: i64) -> i16 {
     let req = OffsetCommitRequest::default()
@@ -99,7 +88,7 @@ fn a_node_behind_the_meta_log_start_catches_up_by_snapshot_and_a_restart_loads_i
     let data: Vec<_> = configs.iter().map(|c| c.data_dir.clone()).collect();
     let nodes = start_cluster(configs.clone());
     let mut nodes: Vec<Option<TestNode>> = nodes.into_iter().map(Some).collect();
-    create(&mut Client::connect(nodes[0].as_ref().unwrap().addr), "t", 4);
+    common::create_topic(&mut Client::connect(nodes[0].as_ref().unwrap().addr), "t", 4, 2, &[]);
 
     // Node 3 stops; the others go on committing (one __meta entry per commit).
     drop(nodes[2].take());

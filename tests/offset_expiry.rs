@@ -17,17 +17,6 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn create_topic(c: &mut Client, topic: &str) {
-    let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
-    assert_eq!(resp.topics[0].error_code, 0);
-}
-
 fn subscription(topics: &[&str]) -> Bytes {
     let sub = ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| s(t)).collect());
     let mut b = BytesMut::new();
@@ -91,7 +80,7 @@ fn offsets_expire_by_kafkas_rules() {
     let node = start_node(config);
     let mut c = Client::connect(node.addr);
     for t in ["sub", "other"] {
-        create_topic(&mut c, t);
+        common::create_topic(&mut c, t, 1, 1, &[]);
     }
     // A consumer group with one member subscribed to "sub".
     let first = join(&mut c, "live", "");

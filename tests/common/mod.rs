@@ -287,3 +287,25 @@ pub fn leader_of(node: &TestNode, topic: &str) -> u64 {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Creates `topic` (CreateTopics v7, `configs` as name/value pairs) and asserts it was created.
+pub fn create_topic(c: &mut Client, topic: &str, partitions: i32, replication: i16, configs: &[(&str, &str)]) {
+    use kafka_protocol::messages::{create_topics_request, CreateTopicsRequest, CreateTopicsResponse, TopicName};
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication)
+            .with_configs(configs),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
