@@ -29,6 +29,7 @@ import argparse
 import csv
 import datetime
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -198,6 +199,9 @@ def run(args, outdir, name, policy):
     finally:
         target.stop()
         tp.LIVE.remove(target)
+        # The logs stay for reading; the gigabytes of data do not (a run of --mb 1024 leaves 4 GB).
+        for data in (wd / "data", wd / "kafka"):
+            shutil.rmtree(data, ignore_errors=True)
     for k in ("fill_mb_s", "measured_mb_s", "fill_s", "measured_s"):
         if k in row:
             row[k] = round(row[k], 2)
