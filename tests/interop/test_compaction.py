@@ -78,7 +78,7 @@ def test_compacted_topic_keeps_the_latest_value_per_key(tmp_path, monkeypatch):
         admin = admin_addr(broker)
         b = broker.bootstrap
         t = unique_topic("compact")
-        create_topic(b, t, 1, config={"cleanup.policy": "compact", "segment.bytes": "4096",
+        create_topic(b, t, 1, config={"cleanup.policy": "compact", "internal.segment.bytes": "4096",
                                       "segment.ms": "500", "min.cleanable.dirty.ratio": "0.01"})
         written, failures = {}, []
 
