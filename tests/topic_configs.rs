@@ -225,7 +225,7 @@ fn segment_sizes(dir: &std::path::Path) -> Vec<u64> {
 /// `segment.bytes` has Kafka 4.4's floor (1048576, INVALID_CONFIG with Kafka's message) on
 /// CreateTopics, IncrementalAlterConfigs and AlterConfigs; the test-only
 /// `internal.segment.bytes` is accepted with any INT, described only where set, and the
-/// partition actually rolls its segments at that size.
+/// partition actually rolls its segments at that size and refuses a batch larger than one.
 #[test]
 fn segment_bytes_floor_and_internal_segment_bytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,6 +295,12 @@ fn segment_bytes_floor_and_internal_segment_bytes() {
     assert!(sizes.iter().all(|s| *s <= 1024), "no segment past internal.segment.bytes: {sizes:?}");
     let plain = segment_sizes(&dir.path().join("groups").join("2"));
     assert_eq!(plain.len(), 1, "a topic without it keeps one segment: {plain:?}");
+
+    // A batch larger than one segment is refused, as Kafka's UnifiedLog.append does.
+    let big = vec![b'v'; 1100];
+    let batch = build_batch(0, -1, -1, -1, now_ms(), &[(Some(b"k".as_slice()), Some(big.as_slice()))]);
+    assert_eq!(produce(&mut c, "small", batch.clone(), -1).error_code, 18, "RECORD_BATCH_TOO_LARGE");
+    assert_eq!(produce(&mut c, "plain", batch, -1).error_code, 0);
 
     // Deleting it puts segment.bytes back in charge (from the next open) and hides it again.
     assert_eq!(incremental(&mut c, 2, "small", &[("internal.segment.bytes", 1, None)]).0, 0);

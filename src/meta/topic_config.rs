@@ -133,17 +133,24 @@ pub fn default_value(name: &str) -> Option<&'static str> {
     TOPIC_CONFIG_DEFS.iter().find(|d| d.name == name).map(|d| d.default)
 }
 
-/// The segment size a topic's partitions roll at, as Kafka's `LogConfig.segmentSize()`:
-/// `internal.segment.bytes` when set, else `segment.bytes`, else the broker's
-/// `topics.segment-bytes`. Kafka accepts any INT for the internal key; chronik rolls after
-/// every entry for a value below 1 (Kafka refuses every batch with RECORD_BATCH_TOO_LARGE).
-pub fn segment_bytes(configs: &BTreeMap<String, String>, broker_default: u64) -> u64 {
+/// The segment size of a topic as Kafka's `LogConfig.segmentSize()`: `internal.segment.bytes`
+/// when set (any INT, so possibly 0 or negative), else `segment.bytes`, else the broker's
+/// `topics.segment-bytes`. Produce refuses a partition's batches larger than it
+/// (RECORD_BATCH_TOO_LARGE, as Kafka's `UnifiedLog.append`).
+pub fn segment_size(configs: &BTreeMap<String, String>, broker_default: i64) -> i64 {
     let int = |k: &str| configs.get(k).and_then(|v| v.trim().parse::<i32>().ok());
     match (int("internal.segment.bytes"), int("segment.bytes")) {
-        (Some(v), _) => v.max(1) as u64,
-        (None, Some(v)) if v > 0 => v as u64,
+        (Some(v), _) => i64::from(v),
+        (None, Some(v)) => i64::from(v),
         _ => broker_default,
     }
+}
+
+/// The size a topic's partitions roll their segments at: [`segment_size`], at least 1 (a
+/// value below 1 rolls after every entry; Produce refuses every batch on such a topic anyway).
+pub fn segment_bytes(configs: &BTreeMap<String, String>, broker_default: u64) -> u64 {
+    let broker = i64::try_from(broker_default).unwrap_or(i64::MAX);
+    segment_size(configs, broker).max(1) as u64
 }
 
 /// Kafka's `ConfigDef` list parsing: split on commas, trim; an empty (or blank) string is the

@@ -189,6 +189,7 @@ fn internal_segment_bytes() {
     let both = cfg(&[("segment.bytes", "2097152"), ("internal.segment.bytes", "1024")]);
     assert_eq!(segment_bytes(&both, 1 << 30), 1024, "the internal key wins");
     assert_eq!(segment_bytes(&cfg(&[("internal.segment.bytes", "-5")]), 1 << 30), 1, "rolls after every entry");
+    assert_eq!(segment_size(&cfg(&[("internal.segment.bytes", "-5")]), 1 << 30), -5, "as configured");
 }
 
 #[test]
