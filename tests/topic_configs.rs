@@ -245,12 +245,13 @@ fn segment_bytes_floor_and_internal_segment_bytes() {
     assert_eq!(create(&mut c, "floor", &[("segment.bytes", "1048576")], true).topics[0].error_code, 0);
     let (code, msg) = incremental(&mut c, 2, "small", &[("segment.bytes", 0, Some("1048575"))]);
     assert_eq!((code, msg.as_str()), (40, kafka_msg));
-    let legacy = AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(s("small"))
-        .with_configs(vec![alter_configs_request::AlterableConfig::default()
-            .with_name(s("segment.bytes"))
-            .with_value(Some(s("1000")))])]);
+    let legacy =
+        AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("small"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(s("segment.bytes"))
+                .with_value(Some(s("1000")))])]);
     let r: AlterConfigsResponse = c.call(ApiKey::AlterConfigs, 2, &legacy);
     assert_eq!(r.responses[0].error_code, 40);
     assert!(r.responses[0].error_message.as_deref().unwrap_or("").contains("segment.bytes"));

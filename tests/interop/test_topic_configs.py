@@ -158,7 +158,7 @@ def test_segment_bytes_floor_and_internal_segment_bytes(broker):
     segment.bytes below 1 MiB is refused with LogConfig's message; the test-only
     internal.segment.bytes takes any INT, and kafka-configs lists it (plain --describe and
     --describe --all) only on a topic that sets it, as DYNAMIC_TOPIC_CONFIG with itself as the
-    only synonym."""
+    only synonym; a batch larger than the segment size is RECORD_BATCH_TOO_LARGE."""
     b = broker.bootstrap
     t = unique_topic("segfloor")
     create_topic(b, t, 1)
@@ -200,6 +200,18 @@ def test_segment_bytes_floor_and_internal_segment_bytes(broker):
     r = java_tool(TOPIC_COMMAND, "--bootstrap-server", b, "--describe", "--topic", t2, timeout=60)
     configs_line = next((ln for ln in r.out.splitlines() if "Configs:" in ln), "")
     assert "internal.segment.bytes=1024" in configs_line, r.describe()
+
+    # A record batch larger than the segment size is refused (RECORD_BATCH_TOO_LARGE, code 18);
+    # one that fits is stored.
+    ck = need_module("confluent_kafka")
+    outcome = {}
+    p = ck.Producer({"bootstrap.servers": b, "linger.ms": 0, "compression.type": "none",
+                     "enable.idempotence": False, "retries": 0})
+    for size in (2000, 100):
+        p.produce(t2, value=b"x" * size, on_delivery=lambda err, msg: outcome.update(
+            {len(msg.value()): err.code() if err else None}))
+        assert p.flush(30) == 0, "bounded: the delivery report arrived"
+    assert outcome == {2000: ck.KafkaError.RECORD_LIST_TOO_LARGE, 100: None}, outcome
 
 
 def test_per_topic_max_message_bytes_in_both_directions(broker):
