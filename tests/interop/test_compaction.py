@@ -88,8 +88,10 @@ def test_compacted_topic_keeps_the_latest_value_per_key(tmp_path, monkeypatch):
             else:
                 written[m.offset()] = (m.key(), m.value())
 
+        # batch.size below internal.segment.bytes: a batch larger than a segment is
+        # RECORD_BATCH_TOO_LARGE, on Kafka as on chronik.
         p = ck.Producer({"bootstrap.servers": b, "compression.type": "lz4", "linger.ms": 5,
-                         "acks": "all", "enable.idempotence": True})
+                         "acks": "all", "enable.idempotence": True, "batch.size": 3000})
         for r in range(ROUNDS):
             for k in range(KEYS):
                 p.produce(t, key=f"key-{k:03d}".encode(), value=f"round-{r:03d}-key-{k:03d}".encode(),
