@@ -23,7 +23,7 @@ use crate::config::{Config, FsyncPolicy};
 use crate::group::{CoordinatorSettings, GroupCoordinator};
 use crate::meta::actor::MetaSpec;
 use crate::meta::command::RegisterBroker;
-use crate::meta::{MetaActor, MetaState};
+use crate::meta::{topic_config, MetaActor, MetaState};
 use crate::partition::actor::{Links, PartitionSpec, RetentionSettings};
 use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
 use crate::peer::actor::PeerActor;
@@ -125,11 +125,7 @@ impl Node {
         let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings, u64)> = BTreeMap::new();
         for (name, topic) in &image.topics {
             let retention = self.retention_of(image, topic);
-            let segment_bytes = topic
-                .configs
-                .get("segment.bytes")
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(self.settings.segment_bytes);
+            let segment_bytes = topic_config::segment_bytes(&topic.configs, self.settings.segment_bytes);
             for (i, p) in topic.partitions.iter().enumerate() {
                 if p.replicas.contains(&me) {
                     wanted.insert(p.group, (name.clone(), i as i32, p.replicas.clone(), retention, segment_bytes));

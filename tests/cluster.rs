@@ -180,7 +180,7 @@ fn a_follower_behind_retention_catches_up_from_a_snapshot() {
             .with_replication_factor(3)
             .with_configs(vec![
                 create_topics_request::CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("segment.bytes"))
+                    .with_name(StrBytes::from_static_str("internal.segment.bytes"))
                     .with_value(Some(StrBytes::from_static_str("4096"))),
                 create_topics_request::CreatableTopicConfig::default()
                     .with_name(StrBytes::from_static_str("retention.bytes"))
@@ -249,7 +249,7 @@ fn a_replica_repairs_a_damaged_entry_with_a_copy_from_the_leader() {
             .with_num_partitions(1)
             .with_replication_factor(3)
             .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str("segment.bytes"))
+                .with_name(StrBytes::from_static_str("internal.segment.bytes"))
                 .with_value(Some(StrBytes::from_static_str("1024")))]),
     ]);
     let r: CreateTopicsResponse = c1.call(ApiKey::CreateTopics, 7, &req);

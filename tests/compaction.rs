@@ -22,7 +22,7 @@ use common::{cluster_configs, leader_of, spawn_node_logged, CapturedLog, Client,
 
 /// The configs of the compacted test topic: small segments, an eager cleaner.
 const COMPACTED: &[(&str, &str)] =
-    &[("cleanup.policy", "compact"), ("segment.bytes", "2048"), ("min.cleanable.dirty.ratio", "0.01")];
+    &[("cleanup.policy", "compact"), ("internal.segment.bytes", "2048"), ("min.cleanable.dirty.ratio", "0.01")];
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))

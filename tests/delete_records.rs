@@ -125,7 +125,7 @@ fn delete_records_moves_the_log_start_on_every_replica_and_survives_restarts() {
     let mut nodes: Vec<Option<TestNode>> = start_cluster(configs.clone()).into_iter().map(Some).collect();
     let node = |nodes: &[Option<TestNode>], id: u64| nodes[(id - 1) as usize].as_ref().unwrap().addr;
     let mut c1 = Client::connect(node(&nodes, 1));
-    common::create_topic(&mut c1, "dr", 1, 3, &[("segment.bytes", "1024")]);
+    common::create_topic(&mut c1, "dr", 1, 3, &[("internal.segment.bytes", "1024")]);
     let leader = leader_of(nodes[0].as_ref().unwrap(), "dr");
     let (down, restarted) = (leader % 3 + 1, (leader + 1) % 3 + 1);
     let mut lc = Client::connect(node(&nodes, leader));

@@ -37,7 +37,7 @@ fn create_topic(c: &mut Client, topic: &str, segment_bytes: Option<&str>) {
         .with_replication_factor(1);
     if let Some(b) = segment_bytes {
         t = t.with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-            .with_name(StrBytes::from_static_str("segment.bytes"))
+            .with_name(StrBytes::from_static_str("internal.segment.bytes"))
             .with_value(Some(StrBytes::from_string(b.to_string())))]);
     }
     let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![t]);

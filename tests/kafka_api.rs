@@ -935,7 +935,7 @@ fn retention_by_size_deletes_segments_and_moves_the_log_start() {
             .with_replication_factor(1)
             .with_configs(vec![
                 create_topics_request::CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("segment.bytes"))
+                    .with_name(StrBytes::from_static_str("internal.segment.bytes"))
                     .with_value(Some(StrBytes::from_static_str("2048"))),
                 create_topics_request::CreatableTopicConfig::default()
                     .with_name(StrBytes::from_static_str("retention.bytes"))

@@ -2,7 +2,8 @@
 //! with every kind of bad value, DescribeConfigs of topics (sources, synonyms, documentation)
 //! and of the BROKER resource, IncrementalAlterConfigs' list operations, and the produce rules
 //! (per-topic max.message.bytes both ways, keys on compacted topics, LogAppendTime, timestamp
-//! bounds, min.insync.replicas), and the `[groups]` session-timeout bounds and group.max.size.
+//! bounds, min.insync.replicas), the `[groups]` session-timeout bounds and group.max.size, and
+//! `segment.bytes`' floor with the test-only `internal.segment.bytes`.
 
 mod common;
 
@@ -207,6 +208,104 @@ fn incremental_alter_list_operations_and_validation() {
     assert_eq!(code, 40, "{msg}");
     assert_eq!(incremental(&mut c, 2, "t", &[("max.compaction.lag.ms", 1, None)]).0, 0);
     assert_eq!(incremental(&mut c, 2, "t", &[("min.compaction.lag.ms", 0, Some("200"))]).0, 0);
+}
+
+/// The `.log` segment files of a partition directory, with their sizes.
+fn segment_sizes(dir: &std::path::Path) -> Vec<u64> {
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, len)| len).collect()
+}
+
+/// `segment.bytes` has Kafka 4.4's floor (1048576, INVALID_CONFIG with Kafka's message) on
+/// CreateTopics, IncrementalAlterConfigs and AlterConfigs; the test-only
+/// `internal.segment.bytes` is accepted with any INT, described only where set, and the
+/// partition actually rolls its segments at that size and refuses a batch larger than one.
+#[test]
+fn segment_bytes_floor_and_internal_segment_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    // First topic created: group 1, so its directory is groups/1.
+    let r = create(&mut c, "small", &[("internal.segment.bytes", "1024")], false);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let configs = r.topics[0].configs.as_ref().unwrap();
+    assert_eq!(configs.len(), 38, "the 37 configs and the internal one that is set");
+    let internal = configs.iter().find(|c| c.name.as_str() == "internal.segment.bytes").unwrap();
+    assert_eq!((internal.value.as_deref(), internal.config_source), (Some("1024"), 1));
+
+    let kafka_msg = "Invalid value 1048575 for configuration segment.bytes: Value must be at least 1048576";
+    let r = create(&mut c, "bad", &[("segment.bytes", "1048575")], false);
+    assert_eq!((r.topics[0].error_code, r.topics[0].error_message.as_deref()), (40, Some(kafka_msg)));
+    assert_eq!(create(&mut c, "floor", &[("segment.bytes", "1048576")], true).topics[0].error_code, 0);
+    let (code, msg) = incremental(&mut c, 2, "small", &[("segment.bytes", 0, Some("1048575"))]);
+    assert_eq!((code, msg.as_str()), (40, kafka_msg));
+    let legacy =
+        AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("small"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(s("segment.bytes"))
+                .with_value(Some(s("1000")))])]);
+    let r: AlterConfigsResponse = c.call(ApiKey::AlterConfigs, 2, &legacy);
+    assert_eq!(r.responses[0].error_code, 40);
+    assert!(r.responses[0].error_message.as_deref().unwrap_or("").contains("segment.bytes"));
+
+    // The internal config: any INT (Kafka has no validator for it), a non-INT is refused.
+    let (code, msg) = incremental(&mut c, 2, "small", &[("internal.segment.bytes", 0, Some("1k"))]);
+    assert_eq!(
+        (code, msg.as_str()),
+        (40, "Invalid value 1k for configuration internal.segment.bytes: Not a number of type INT")
+    );
+    assert_eq!(create(&mut c, "zero", &[("internal.segment.bytes", "0")], true).topics[0].error_code, 0);
+
+    // Described (first, as Kafka lists the set originals) only on the topic that sets it.
+    let d = describe(&mut c, 2, "small", 4);
+    assert_eq!(d.configs.len(), 38);
+    let i = &d.configs[0];
+    assert_eq!(
+        (i.name.as_str(), i.value.as_deref(), i.config_source, i.config_type),
+        ("internal.segment.bytes", Some("1024"), 1, 3)
+    );
+    let syn: Vec<_> = i.synonyms.iter().map(|s| (s.name.to_string(), s.source)).collect();
+    assert_eq!(syn, [("internal.segment.bytes".to_string(), 1)]);
+    assert!(i.documentation.as_deref().is_some_and(|d| d.contains("testing only")));
+    let seg = d.configs.iter().find(|c| c.name.as_str() == "segment.bytes").unwrap();
+    assert_eq!((seg.value.as_deref(), seg.config_source), (Some("1073741824"), 5), "segment.bytes is untouched");
+    assert_eq!(create(&mut c, "plain", &[], false).topics[0].error_code, 0);
+    let d = describe(&mut c, 2, "plain", 4);
+    assert_eq!(d.configs.len(), 37);
+    assert!(d.configs.iter().all(|c| c.name.as_str() != "internal.segment.bytes"));
+
+    // The partition rolls at 1024 bytes: 40 batches of about 150 bytes make several
+    // segments, none (but one holding a single larger entry) above 1 KiB.
+    let value = vec![b'v'; 100];
+    for _ in 0..40 {
+        let batch = build_batch(0, -1, -1, -1, now_ms(), &[(Some(b"k".as_slice()), Some(value.as_slice()))]);
+        assert_eq!(produce(&mut c, "small", batch, -1).error_code, 0);
+    }
+    let sizes = segment_sizes(&dir.path().join("groups").join("1"));
+    let total: u64 = sizes.iter().sum();
+    assert!(total > 40 * 150, "every batch is on disk: {sizes:?}");
+    assert!(sizes.len() as u64 >= total / 1024, "rolled about every KiB: {sizes:?}");
+    assert!(sizes.iter().all(|s| *s <= 1024), "no segment past internal.segment.bytes: {sizes:?}");
+    let plain = segment_sizes(&dir.path().join("groups").join("2"));
+    assert_eq!(plain.len(), 1, "a topic without it keeps one segment: {plain:?}");
+
+    // A batch larger than one segment is refused, as Kafka's UnifiedLog.append does.
+    let big = vec![b'v'; 1100];
+    let batch = build_batch(0, -1, -1, -1, now_ms(), &[(Some(b"k".as_slice()), Some(big.as_slice()))]);
+    assert_eq!(produce(&mut c, "small", batch.clone(), -1).error_code, 18, "RECORD_BATCH_TOO_LARGE");
+    assert_eq!(produce(&mut c, "plain", batch, -1).error_code, 0);
+
+    // Deleting it puts segment.bytes back in charge (from the next open) and hides it again.
+    assert_eq!(incremental(&mut c, 2, "small", &[("internal.segment.bytes", 1, None)]).0, 0);
+    assert_eq!(describe(&mut c, 2, "small", 4).configs.len(), 37);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::topics::{self, NewTopic};
 use super::{sb, BrokerCtx};
 use crate::error::code;
-use crate::meta::topic_config::{effective, TOPIC_CONFIG_DEFS};
+use crate::meta::topic_config::{described_defs, effective};
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
     let version = h.request_api_version;
@@ -74,8 +74,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
                 let info = image.topics.get(&name).cloned();
                 let configs = info.as_ref().map_or(&requested, |i| &i.configs);
                 result.configs = Some(
-                    TOPIC_CONFIG_DEFS
-                        .iter()
+                    described_defs()
                         .filter_map(|d| {
                             let (value, source) = effective(d.name, configs, &ctx.settings.topic_defaults)?;
                             Some(

@@ -1,6 +1,7 @@
 //! DescribeConfigs (key 32): every topic config of Kafka 4.4 with its effective value and
 //! source (DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG when chronik's TOML sets the default,
-//! DEFAULT_CONFIG), synonyms when asked, and type and documentation at v3+; and the BROKER
+//! DEFAULT_CONFIG), plus an internal config (`internal.segment.bytes`) only when the topic
+//! sets it, as Kafka; synonyms when asked, and type and documentation at v3+; and the BROKER
 //! resource (this node's id or "" for the cluster default) with the broker settings of
 //! [`super::broker_configs`], all read-only.
 
@@ -14,7 +15,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use super::broker_configs::BrokerConfigEntry;
 use super::{sb, BrokerCtx};
 use crate::error::code;
-use crate::meta::topic_config::{effective, Source, TOPIC_CONFIG_DEFS};
+use crate::meta::topic_config::{described_defs, effective, Source};
 use crate::security::acl::Operation;
 
 /// Kafka's ConfigResource types.
@@ -94,8 +95,7 @@ pub async fn handle(
                             .with_error_message(Some(sb("unknown topic")));
                     };
                     let defaults = &ctx.settings.topic_defaults;
-                    let configs = TOPIC_CONFIG_DEFS
-                        .iter()
+                    let configs = described_defs()
                         .filter(|d| wanted(d.name))
                         .filter_map(|d| {
                             let (value, source) = effective(d.name, &topic.configs, defaults)?;

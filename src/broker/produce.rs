@@ -229,6 +229,7 @@ impl ProduceHandler {
             let header = policy.apply(&mut batch, header, now_ms, topic, partition)?;
             checked.push((batch, header));
         }
+        policy.check_segment_size(checked.iter().map(|(b, _)| b.len()).sum(), topic, partition)?;
         let mut rxs = Vec::with_capacity(checked.len());
         for (batch, header) in checked {
             slog::debug!(self.logger, "produce batch"; "topic" => topic, "partition" => partition,

@@ -4,8 +4,10 @@
 //! with INVALID_RECORD, as Kafka's LogValidator does), `message.timestamp.type`
 //! (`LogAppendTime`: the leader stamps the batch), `message.timestamp.before.max.ms` /
 //! `after.max.ms` (INVALID_TIMESTAMP for CreateTime batches out of bounds) and
-//! `min.insync.replicas` (NOT_ENOUGH_REPLICAS for acks=all) and `compression.type` (a codec
-//! other than `producer` recompresses the batch on the leader, as Kafka's LogValidator does).
+//! `min.insync.replicas` (NOT_ENOUGH_REPLICAS for acks=all), `compression.type` (a codec
+//! other than `producer` recompresses the batch on the leader, as Kafka's LogValidator does)
+//! and the segment size (`internal.segment.bytes`, else `segment.bytes`: a partition's batches
+//! larger than one segment are RECORD_BATCH_TOO_LARGE, as Kafka's `UnifiedLog.append`).
 //! Compressed batches are decompressed (bounded) when their records must be read: for the keys
 //! on compacted topics and for recompression.
 
@@ -15,7 +17,7 @@ use bytes::BytesMut;
 
 use crate::error::{code, PartitionError};
 use crate::log::batch::{finish_batch, records, validate_batch, BatchHeader};
-use crate::meta::topic_config::{effective, list_items, BrokerTopicDefaults};
+use crate::meta::topic_config::{effective, list_items, segment_size, BrokerTopicDefaults};
 use crate::protocol::compression::{self, codec_of};
 
 /// The fixed header of a v2 batch; the records (compressed or not) follow it.
@@ -48,6 +50,9 @@ pub struct TopicPolicy {
     pub compression: Option<u8>,
     /// `compression.gzip.level`.
     pub gzip_level: i32,
+    /// The segment size (Kafka's `LogConfig.segmentSize()`; may be 0 or negative when
+    /// `internal.segment.bytes` says so).
+    pub segment_bytes: i64,
 }
 
 impl TopicPolicy {
@@ -65,7 +70,25 @@ impl TopicPolicy {
             min_insync_replicas: long("min.insync.replicas", 1).max(1) as usize,
             compression: codec_of(get("compression.type").trim()),
             gzip_level: long("compression.gzip.level", -1) as i32,
+            segment_bytes: segment_size(configs, long("segment.bytes", 1_073_741_824)),
         }
+    }
+
+    /// Kafka's last check before an append: the partition's validated batches of one request
+    /// (`bytes` in all) must fit in one segment, else RECORD_BATCH_TOO_LARGE with
+    /// `UnifiedLog.append`'s message.
+    pub fn check_segment_size(&self, bytes: usize, topic: &str, partition: i32) -> Result<(), PartitionError> {
+        if i64::try_from(bytes).unwrap_or(i64::MAX) <= self.segment_bytes {
+            return Ok(());
+        }
+        Err(PartitionError::InvalidBatch(
+            format!(
+                "Message batch size is {bytes} bytes in append to partition {topic}-{partition}, which exceeds \
+                 the maximum configured segment size of {}.",
+                self.segment_bytes
+            ),
+            code::RECORD_LIST_TOO_LARGE,
+        ))
     }
 
     /// Checks one validated batch against the policy (keys, timestamps) and, for
@@ -209,6 +232,27 @@ mod tests {
         let p = policy(&[("cleanup.policy", "delete, compact"), ("max.message.bytes", "10485760")]);
         assert!(p.compact);
         assert_eq!(p.max_message_bytes, 10_485_760);
+    }
+
+    #[test]
+    fn batches_larger_than_the_segment_size_are_refused() {
+        let err = |p: &TopicPolicy, n| p.check_segment_size(n, "t", 3).map_err(|e| (e.kafka_code(), e.to_string()));
+        let p = policy(&[]);
+        assert_eq!(p.segment_bytes, 1_073_741_824);
+        let broker: BrokerTopicDefaults = [("segment.bytes", "2097152".to_string())].into();
+        assert_eq!(TopicPolicy::resolve(&BTreeMap::new(), &broker).segment_bytes, 2_097_152);
+        let p = policy(&[("segment.bytes", "1048576"), ("internal.segment.bytes", "1024")]);
+        assert_eq!(err(&p, 1024), Ok(()));
+        let (c, msg) = err(&p, 1025).unwrap_err();
+        assert_eq!(c, code::RECORD_LIST_TOO_LARGE);
+        assert!(
+            msg.contains(
+                "Message batch size is 1025 bytes in append to partition t-3, which exceeds the maximum \
+                 configured segment size of 1024."
+            ),
+            "{msg}"
+        );
+        assert!(err(&policy(&[("internal.segment.bytes", "0")]), 1).is_err(), "0 refuses every batch, as Kafka");
     }
 
     #[test]

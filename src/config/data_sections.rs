@@ -31,7 +31,7 @@ pub struct TopicsConfig {
     /// Delete old segments while a partition is larger; `None` = no limit. Default: `None` (written `-1`).
     #[serde(with = "opt_bytes")]
     pub retention_bytes: Option<u64>,
-    /// Roll a new log segment at this size. Default: `1073741824`.
+    /// Roll a new log segment at this size (at least 1 MiB, Kafka's floor). Default: `1073741824`.
     pub segment_bytes: u64,
 }
 

@@ -49,8 +49,13 @@ use env::{normalize_env, process_env};
 pub const ENV_PREFIX: &str = "CHRONIK";
 /// Separator between section and key in environment variable names.
 pub const ENV_SEPARATOR: &str = "__";
-/// Smallest accepted `topics.segment-bytes` (small so that tests can roll segments).
-pub const MIN_SEGMENT_BYTES: u64 = 1024;
+/// Smallest accepted `topics.segment-bytes`: Kafka's floor of `log.segment.bytes` (and of the
+/// topic config `segment.bytes`), 1 MiB. Tests roll smaller segments with the topic config
+/// `internal.segment.bytes`, as Kafka's do.
+pub const MIN_SEGMENT_BYTES: u64 = 1_048_576;
+/// Smallest accepted `meta.segment-bytes` (chronik's own key; small so that tests can roll
+/// `__meta` segments).
+pub const MIN_META_SEGMENT_BYTES: u64 = 1024;
 /// `raft.election-timeout` must be at least this many `raft.heartbeat-interval`s.
 pub const MIN_ELECTION_HEARTBEAT_RATIO: u32 = 5;
 
@@ -278,7 +283,7 @@ mod tests {
             default-replication-factor = 3
             retention = "3days"
             retention-bytes = 1000000
-            segment-bytes = 4096
+            segment-bytes = 2097152
             [storage]
             fsync = "interval"
             flush-interval = "250ms"
@@ -308,7 +313,7 @@ mod tests {
         assert_eq!(c.topics.default_replication_factor, 3);
         assert_eq!(c.topics.retention, Some(Duration::from_secs(3 * 86_400)));
         assert_eq!(c.topics.retention_bytes, Some(1_000_000));
-        assert_eq!(c.topics.segment_bytes, 4096);
+        assert_eq!(c.topics.segment_bytes, 2_097_152);
         assert_eq!(c.storage.fsync, FsyncPolicy::Interval);
         assert_eq!(c.storage.flush_interval, ms(250));
         assert!(!c.admin.enabled);

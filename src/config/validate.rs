@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::durations::{fmt_duration, RaftTicks};
 use super::sections::{check_host, check_host_port};
-use super::{Config, ConfigError, MIN_ELECTION_HEARTBEAT_RATIO, MIN_SEGMENT_BYTES};
+use super::{Config, ConfigError, MIN_ELECTION_HEARTBEAT_RATIO, MIN_META_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 
 impl Config {
     /// Number of nodes in the cluster: this one plus its peers.
@@ -215,10 +215,10 @@ impl Config {
         if m.snapshot_bytes < 1024 {
             return Err(ConfigError::invalid("meta.snapshot-bytes", "must be at least 1024 bytes"));
         }
-        if m.segment_bytes < MIN_SEGMENT_BYTES || m.segment_bytes > max_i32 {
+        if m.segment_bytes < MIN_META_SEGMENT_BYTES || m.segment_bytes > max_i32 {
             return Err(ConfigError::invalid(
                 "meta.segment-bytes",
-                format!("is {}; it must be between {MIN_SEGMENT_BYTES} and {max_i32} bytes", m.segment_bytes),
+                format!("is {}; it must be between {MIN_META_SEGMENT_BYTES} and {max_i32} bytes", m.segment_bytes),
             ));
         }
 
@@ -305,9 +305,13 @@ mod tests {
         assert_eq!(invalid_key(&c), "topics.default-partitions");
 
         let mut c = Config::default();
-        c.topics.segment_bytes = 1023;
+        c.topics.segment_bytes = 1_048_575;
         assert_eq!(invalid_key(&c), "topics.segment-bytes");
-        c.topics.segment_bytes = 1024;
+        c.topics.segment_bytes = 1_048_576;
+        c.validate().unwrap();
+        c.meta.segment_bytes = 1023;
+        assert_eq!(invalid_key(&c), "meta.segment-bytes");
+        c.meta.segment_bytes = 1024;
         c.validate().unwrap();
 
         let mut c = Config::default();

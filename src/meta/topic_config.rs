@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
-pub use super::topic_config_table::TOPIC_CONFIG_DEFS;
+pub use super::topic_config_table::{INTERNAL_TOPIC_CONFIG_DEFS, TOPIC_CONFIG_DEFS};
 
 /// Kafka's `ConfigDef.Type`, with the `config_type` code DescribeConfigs v3+ answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,14 +117,40 @@ pub struct TopicConfigDef {
     pub doc: &'static str,
 }
 
-/// The definition of a topic config, if Kafka has one by that name.
+/// The definition of a topic config, if Kafka has one by that name (internal ones included).
 pub fn def(name: &str) -> Option<&'static TopicConfigDef> {
-    TOPIC_CONFIG_DEFS.iter().find(|d| d.name == name)
+    TOPIC_CONFIG_DEFS.iter().chain(INTERNAL_TOPIC_CONFIG_DEFS).find(|d| d.name == name)
 }
 
-/// Kafka's default of a topic config.
+/// Every config a topic may describe, as Kafka orders DescribeConfigs: the internal ones first
+/// (they appear only when set: [`effective`] has no default for them), then the rest.
+pub fn described_defs() -> impl Iterator<Item = &'static TopicConfigDef> {
+    INTERNAL_TOPIC_CONFIG_DEFS.iter().chain(TOPIC_CONFIG_DEFS)
+}
+
+/// Kafka's default of a topic config; `None` for an internal config, which has none.
 pub fn default_value(name: &str) -> Option<&'static str> {
-    def(name).map(|d| d.default)
+    TOPIC_CONFIG_DEFS.iter().find(|d| d.name == name).map(|d| d.default)
+}
+
+/// The segment size of a topic as Kafka's `LogConfig.segmentSize()`: `internal.segment.bytes`
+/// when set (any INT, so possibly 0 or negative), else `segment.bytes`, else the broker's
+/// `topics.segment-bytes`. Produce refuses a partition's batches larger than it
+/// (RECORD_BATCH_TOO_LARGE, as Kafka's `UnifiedLog.append`).
+pub fn segment_size(configs: &BTreeMap<String, String>, broker_default: i64) -> i64 {
+    let int = |k: &str| configs.get(k).and_then(|v| v.trim().parse::<i32>().ok());
+    match (int("internal.segment.bytes"), int("segment.bytes")) {
+        (Some(v), _) => i64::from(v),
+        (None, Some(v)) => i64::from(v),
+        _ => broker_default,
+    }
+}
+
+/// The size a topic's partitions roll their segments at: [`segment_size`], at least 1 (a
+/// value below 1 rolls after every entry; Produce refuses every batch on such a topic anyway).
+pub fn segment_bytes(configs: &BTreeMap<String, String>, broker_default: u64) -> u64 {
+    let broker = i64::try_from(broker_default).unwrap_or(i64::MAX);
+    segment_size(configs, broker).max(1) as u64
 }
 
 /// Kafka's `ConfigDef` list parsing: split on commas, trim; an empty (or blank) string is the

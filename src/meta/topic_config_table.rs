@@ -2,7 +2,8 @@
 //! broker synonym, whether chronik applies it, and the first sentence of Kafka's documentation.
 //! Data only; [`super::topic_config`] validates against it and the DescribeConfigs handler
 //! describes from it. Names, types, defaults and ranges were read from
-//! `org.apache.kafka.storage.internals.log.LogConfig` of kafka-storage 4.4.0.
+//! `org.apache.kafka.storage.internals.log.LogConfig` of kafka-storage 4.4.0, including its one
+//! internal config (`defineInternal`), `internal.segment.bytes`.
 
 use super::topic_config::{Kind, Rule, Status, TopicConfigDef};
 
@@ -28,10 +29,7 @@ const LONG_MAX: &str = "9223372036854775807";
 /// Every topic config, in `LogConfig`'s definition order.
 #[rustfmt::skip]
 pub const TOPIC_CONFIG_DEFS: &[TopicConfigDef] = &[
-    // Kafka 4.4 refuses segment.bytes below 1048576 (tests use the internal
-    // `internal.segment.bytes`); chronik keeps its own floor of 1024, the same as
-    // `[topics] segment-bytes`, so tests and small deployments can roll segments.
-    def("segment.bytes", Int, "1073741824", AtLeast(1024), Some("log.segment.bytes"), Applied,
+    def("segment.bytes", Int, "1073741824", AtLeast(1_048_576), Some("log.segment.bytes"), Applied,
         "This configuration controls the segment file size for the log."),
     def("segment.ms", Long, "604800000", AtLeast(1), Some("log.roll.ms"), Cleaner,
         "This configuration controls the period of time after which Kafka will force the log to roll even if the segment file isn't full to ensure that retention can delete or compact old data."),
@@ -105,4 +103,17 @@ pub const TOPIC_CONFIG_DEFS: &[TopicConfigDef] = &[
         "Determines whether tiered data for a topic should be deleted after tiered storage is disabled on a topic."),
     def("errors.deadletterqueue.group.enable", Boolean, "false", Unbounded, None, NotApplied,
         "Enable this topic to be used as a dead-letter queue for share groups."),
+];
+
+/// Kafka's internal topic configs (`ConfigDef.defineInternal`, left out of
+/// `LogConfig.nonInternalConfigNames`): accepted by CreateTopics, AlterConfigs and
+/// IncrementalAlterConfigs like the others, but with no default, so CreateTopics and
+/// DescribeConfigs list one only on a topic that sets it (Kafka describes the originals that
+/// are set plus the non-internal values). `default` is unused.
+#[rustfmt::skip]
+pub const INTERNAL_TOPIC_CONFIG_DEFS: &[TopicConfigDef] = &[
+    // No validator in Kafka: any INT. It replaces segment.bytes (`LogConfig.segmentSize()`),
+    // so tests can roll segments below segment.bytes' floor of 1048576.
+    def("internal.segment.bytes", Int, "", Unbounded, None, Applied,
+        "The maximum size of a single log file. This should be used for testing only."),
 ];

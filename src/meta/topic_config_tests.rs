@@ -56,8 +56,17 @@ fn every_key_refuses_a_wrong_type_and_an_out_of_range_value_naming_the_key() {
 fn kafka_messages() {
     let e = |k, v| validate_topic_config(k, v).unwrap_err();
     assert_eq!(
-        e("segment.bytes", "100"),
-        "Invalid value 100 for configuration segment.bytes: Value must be at least 1024"
+        e("segment.bytes", "1048575"),
+        "Invalid value 1048575 for configuration segment.bytes: Value must be at least 1048576"
+    );
+    assert_eq!(validate_topic_config("segment.bytes", "1048576"), Ok(()));
+    assert_eq!(
+        e("internal.segment.bytes", "abc"),
+        "Invalid value abc for configuration internal.segment.bytes: Not a number of type INT"
+    );
+    assert_eq!(
+        e("internal.segment.bytes", "2147483648"),
+        "Invalid value 2147483648 for configuration internal.segment.bytes: Not a number of type INT"
     );
     assert_eq!(e("retention.ms", "abc"), "Invalid value abc for configuration retention.ms: Not a number of type LONG");
     assert_eq!(
@@ -152,13 +161,45 @@ fn effective_values_and_sources() {
     assert_eq!(effective("segment.bytes", &topic, &broker), Some(("1073741824".into(), Source::Default)));
 }
 
+/// `internal.segment.bytes` as Kafka 4.4 has it (checked against a running Kafka 4.4 broker):
+/// any INT is accepted (no validator, so 0 and negative values too), it has no default, so it
+/// is neither effective nor described until a topic sets it, and it replaces `segment.bytes`.
+#[test]
+fn internal_segment_bytes() {
+    assert_eq!(INTERNAL_TOPIC_CONFIG_DEFS.len(), 1);
+    assert!(TOPIC_CONFIG_DEFS.iter().all(|d| d.name != "internal.segment.bytes"), "not a public config");
+    for v in ["1024", "1", "0", "-5", "2147483647"] {
+        assert_eq!(validate_topic_config("internal.segment.bytes", v), Ok(()), "{v}");
+    }
+    let none = BTreeMap::new();
+    let broker = BrokerTopicDefaults::new();
+    assert_eq!(effective("internal.segment.bytes", &none, &broker), None, "no default: not described");
+    assert_eq!(default_value("internal.segment.bytes"), None);
+    let set: BTreeMap<String, String> = [("internal.segment.bytes".to_string(), "1024".to_string())].into();
+    assert_eq!(effective("internal.segment.bytes", &set, &broker), Some(("1024".into(), Source::Topic)));
+    let described: Vec<&str> = described_defs().map(|d| d.name).collect();
+    assert_eq!(described.len(), 38);
+    assert_eq!(described[0], "internal.segment.bytes", "Kafka lists the set originals first");
+
+    let cfg = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    assert_eq!(segment_bytes(&cfg(&[]), 1 << 30), 1 << 30, "the broker's topics.segment-bytes");
+    assert_eq!(segment_bytes(&cfg(&[("segment.bytes", "2097152")]), 1 << 30), 2_097_152);
+    let both = cfg(&[("segment.bytes", "2097152"), ("internal.segment.bytes", "1024")]);
+    assert_eq!(segment_bytes(&both, 1 << 30), 1024, "the internal key wins");
+    assert_eq!(segment_bytes(&cfg(&[("internal.segment.bytes", "-5")]), 1 << 30), 1, "rolls after every entry");
+    assert_eq!(segment_size(&cfg(&[("internal.segment.bytes", "-5")]), 1 << 30), -5, "as configured");
+}
+
 #[test]
 fn the_configuration_doc_lists_every_topic_config_with_its_status() {
     let doc = include_str!("../../docs/configuration.md");
-    for d in TOPIC_CONFIG_DEFS {
+    for d in described_defs() {
         let row = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", d.name)));
         let row = row.unwrap_or_else(|| panic!("docs/configuration.md has no row for {}", d.name));
-        assert!(row.contains(&format!("`{}`", d.default)), "{row}");
+        let default = default_value(d.name).map_or("none".to_string(), |v| format!("`{v}`"));
+        assert!(row.contains(&default), "{row}");
         assert!(row.contains(d.status.describe()), "{row}");
     }
 }

@@ -78,7 +78,7 @@ def test_compacted_topic_keeps_the_latest_value_per_key(tmp_path, monkeypatch):
         admin = admin_addr(broker)
         b = broker.bootstrap
         t = unique_topic("compact")
-        create_topic(b, t, 1, config={"cleanup.policy": "compact", "segment.bytes": "4096",
+        create_topic(b, t, 1, config={"cleanup.policy": "compact", "internal.segment.bytes": "4096",
                                       "segment.ms": "500", "min.cleanable.dirty.ratio": "0.01"})
         written, failures = {}, []
 
@@ -88,8 +88,10 @@ def test_compacted_topic_keeps_the_latest_value_per_key(tmp_path, monkeypatch):
             else:
                 written[m.offset()] = (m.key(), m.value())
 
+        # batch.size below internal.segment.bytes: a batch larger than a segment is
+        # RECORD_BATCH_TOO_LARGE, on Kafka as on chronik.
         p = ck.Producer({"bootstrap.servers": b, "compression.type": "lz4", "linger.ms": 5,
-                         "acks": "all", "enable.idempotence": True})
+                         "acks": "all", "enable.idempotence": True, "batch.size": 3000})
         for r in range(ROUNDS):
             for k in range(KEYS):
                 p.produce(t, key=f"key-{k:03d}".encode(), value=f"round-{r:03d}-key-{k:03d}".encode(),

@@ -1,6 +1,7 @@
 """Kafka's topic-config surface with the real Java tools (Kafka 4.4 ConfigCommand, TopicCommand)
 and confluent-kafka: --describe --all of topics and brokers, --alter of every topic config,
---create --config cleanup.policy=compact, and the produce rules (per-topic max.message.bytes in
+--create --config cleanup.policy=compact, segment.bytes' floor and the test-only
+internal.segment.bytes, and the produce rules (per-topic max.message.bytes in
 both directions, LogAppendTime seen by a consumer, keyless records refused on a compacted topic),
 and a consumer group with session.timeout.ms=3000 on a broker whose minimum is lowered."""
 import re
@@ -150,6 +151,67 @@ def test_alter_every_topic_config_then_delete_them(broker):
     got, _ = describe_all(b, "topics", t)
     assert got["cleanup.policy"][0] == "delete"
     assert all(not v[2].startswith("DYNAMIC_TOPIC_CONFIG") for v in got.values()), got
+
+
+def test_segment_bytes_floor_and_internal_segment_bytes(broker):
+    """Kafka 4.4's rules, checked against Apache Kafka 4.4 with EXTERNAL_BOOTSTRAP too:
+    segment.bytes below 1 MiB is refused with LogConfig's message; the test-only
+    internal.segment.bytes takes any INT, and kafka-configs lists it (plain --describe and
+    --describe --all) only on a topic that sets it, as DYNAMIC_TOPIC_CONFIG with itself as the
+    only synonym; a batch larger than the segment size is RECORD_BATCH_TOO_LARGE."""
+    b = broker.bootstrap
+    t = unique_topic("segfloor")
+    create_topic(b, t, 1)
+    alter = ("--alter", "--entity-type", "topics", "--entity-name", t, "--add-config")
+    r = configs(b, *alter, "segment.bytes=1000", check=False)
+    assert r.returncode != 0, r.describe()
+    assert ("InvalidConfigurationException: Invalid value 1000 for configuration segment.bytes: "
+            "Value must be at least 1048576") in r.out + r.err, r.describe()
+    r = configs(b, *alter, "segment.bytes=1048576")
+    assert "Completed updating config" in r.out, r.describe()
+    got, r = describe_all(b, "topics", t)
+    assert got["segment.bytes"][0] == "1048576", r.out
+    assert "internal.segment.bytes" not in got, "internal: not listed while unset\n" + r.out
+
+    r = configs(b, *alter, "internal.segment.bytes=abc", check=False)
+    assert r.returncode != 0 and ("Invalid value abc for configuration internal.segment.bytes: "
+                                  "Not a number of type INT") in r.out + r.err, r.describe()
+    r = configs(b, *alter, "internal.segment.bytes=1000")
+    assert "Completed updating config" in r.out, r.describe()
+    line = "internal.segment.bytes=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:internal.segment.bytes=1000}"
+    r = configs(b, "--describe", "--entity-type", "topics", "--entity-name", t)
+    assert line in r.out, r.describe()
+    got, r = describe_all(b, "topics", t)
+    assert got["internal.segment.bytes"] == ("1000", "false", "DYNAMIC_TOPIC_CONFIG:internal.segment.bytes=1000"), \
+        r.out
+    assert set(got) == set(ALL_TOPIC_CONFIGS) | {"internal.segment.bytes"}, r.out
+    r = configs(b, "--alter", "--entity-type", "topics", "--entity-name", t, "--delete-config",
+                "internal.segment.bytes")
+    assert "Completed updating config" in r.out, r.describe()
+    got, r = describe_all(b, "topics", t)
+    assert "internal.segment.bytes" not in got, r.out
+
+    # kafka-topics --create takes it too, and --describe shows it among the topic's configs.
+    t2 = unique_topic("segsmall")
+    r = java_tool(TOPIC_COMMAND, "--bootstrap-server", b, "--create", "--topic", t2, "--partitions", 1,
+                  "--replication-factor", 1, "--config", "internal.segment.bytes=1024", timeout=60)
+    assert f"Created topic {t2}." in r.out, r.describe()
+    wait_topic_ready(b, t2, 1)
+    r = java_tool(TOPIC_COMMAND, "--bootstrap-server", b, "--describe", "--topic", t2, timeout=60)
+    configs_line = next((ln for ln in r.out.splitlines() if "Configs:" in ln), "")
+    assert "internal.segment.bytes=1024" in configs_line, r.describe()
+
+    # A record batch larger than the segment size is refused (RECORD_BATCH_TOO_LARGE, code 18);
+    # one that fits is stored.
+    ck = need_module("confluent_kafka")
+    outcome = {}
+    p = ck.Producer({"bootstrap.servers": b, "linger.ms": 0, "compression.type": "none",
+                     "enable.idempotence": False, "retries": 0})
+    for size in (2000, 100):
+        p.produce(t2, value=b"x" * size, on_delivery=lambda err, msg: outcome.update(
+            {len(msg.value()): err.code() if err else None}))
+        assert p.flush(30) == 0, "bounded: the delivery report arrived"
+    assert outcome == {2000: ck.KafkaError.RECORD_LIST_TOO_LARGE, 100: None}, outcome
 
 
 def test_per_topic_max_message_bytes_in_both_directions(broker):
