@@ -207,6 +207,20 @@ def make_pki(d):
             "-days", "-1", "-out", "expired.pem")
 
 
+def make_node_certs(d, n):
+    """In `d`: a CA (`ca.pem`) and the peer certificates `node-1.pem`..`node-n.pem` (keys
+    `node-N-key.pem`) with CN and DNS SAN `node-N`, as `raft.tls-*` wants them."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(d, "req", "-x509", *ec, "-days", "2", "-subj", "/CN=chronik-test-ca", "-keyout", "ca-key.pem",
+            "-out", "ca.pem")
+    for i in range(1, n + 1):
+        name = f"node-{i}"
+        (d / f"{name}.ext").write_text(f"subjectAltName=DNS:{name}\n")
+        openssl(d, "req", *ec, "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr")
+        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+
+
 def java_client_props(path, listener, mech=None, user=None, password=None, ca=None):
     """A Java client properties file (--command-config, --consumer.config, --producer.config)."""
     lines = [f"security.protocol={listener}"]
