@@ -95,7 +95,7 @@ listen = "127.0.0.1:0"
         print(broker.log_text()[-6000:])
 
 
-def produce_as_alice(s, producer, topic, value):
+def produce_as_alice(producer, topic, value):
     """One record through `producer`; the delivery error code (None when it was appended)."""
     got = []
     producer.produce(topic, value=value.encode(), on_delivery=lambda err, msg: got.append(err))
@@ -112,7 +112,7 @@ def test_alice_consumes_a_with_group_g(setup):
 def test_alice_may_not_produce_to_a(setup):
     ck = need_module("confluent_kafka")
     p = ck.Producer(setup.ck(acks="all", **{"message.timeout.ms": 15000}))
-    assert produce_as_alice(setup, p, "a", "no") == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_as_alice(p, "a", "no") == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED
     # The Java producer (idempotence off: with it, InitProducerId would be refused first, as a
     # CLUSTER_AUTHORIZATION_FAILED) reports the same code as its exception.
     r = java_tool(CONSOLE_PRODUCER, "--bootstrap-server", setup.bs, "--command-config", setup.alice_props,
@@ -129,7 +129,7 @@ def test_alice_has_no_access_to_b(setup):
     r = setup.consume_as_alice("b", "g", timeout_ms=15000)
     assert "TopicAuthorizationException" in r.out + r.err and not set(MSGS) & set(r.out.split()), r.describe()
     p = ck.Producer(setup.ck(acks="all", **{"message.timeout.ms": 15000}))
-    assert produce_as_alice(setup, p, "b", "no") == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_as_alice(p, "b", "no") == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED
     r = java_tool(TOPIC_COMMAND, "--bootstrap-server", setup.bs, "--command-config", setup.alice_props, "--list")
     listed = set(r.out.split())
     assert {"a", "pre-x", "pre-y"} <= listed and "b" not in listed, r.describe()
@@ -195,14 +195,14 @@ def test_an_acl_change_is_in_force_within_a_second(setup):
     ck = need_module("confluent_kafka")
     p = ck.Producer(setup.ck(acks="all", **{"message.timeout.ms": 5000}))
     # Connected, authenticated, metadata known: refused now.
-    assert produce_as_alice(setup, p, "a", "before") == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_as_alice(p, "a", "before") == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED
 
     def first_success_after(change, want):
         """Runs the kafka-acls `change`, then produces until the result is `want`; seconds taken."""
         setup.acls(*change)
         t0 = time.monotonic()
         while True:
-            got = produce_as_alice(setup, p, "a", "after")
+            got = produce_as_alice(p, "a", "after")
             took = time.monotonic() - t0
             if got == want:
                 return took
