@@ -151,6 +151,7 @@ def test_alice_may_not_use_another_group(setup):
     assert err == ck.KafkaError.GROUP_AUTHORIZATION_FAILED, err
 
 
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")  # AlterConfigs is tested on purpose
 def test_alice_admin_requests_are_refused_with_kafkas_codes(setup):
     ck = need_module("confluent_kafka")
     adm = need_module("confluent_kafka.admin")
