@@ -4,6 +4,8 @@
 #   2. cargo fmt --all -- --check
 #   3. cargo clippy --all-targets -- -D warnings
 #   4. cargo test --all-targets        (all Rust tiers, the fuzz corpus and its regressions included)
+#   4a. the multi-node in-process tests again with CHRONIK_TEST_PEER_TLS=1: mutual TLS between the
+#       nodes (tests/common/peer_tls.rs; start_cluster proves each raft listener speaks mTLS)
 #   4b. scripts/fuzz.sh                 (each cargo-fuzz target for FUZZ_SECONDS, default 25 s, when
 #                                        `cargo +nightly fuzz` is available; otherwise says so loudly)
 #   5. cargo build --release
@@ -60,6 +62,12 @@ else
 fi
 
 run_step cargo-test cargo test --all-targets
+
+# The same cluster tests, unchanged, over peer mTLS. tests/peer_validation.rs is left out: it
+# writes plaintext garbage to the raft port on purpose.
+PEER_TLS_TESTS=(cluster groups stability meta_snapshots delete_records topic_configs metrics_dashboard
+    acl admin_api compaction disk_faults peer_tls)
+run_step cargo-test-peer-mtls env CHRONIK_TEST_PEER_TLS=1 cargo test "${PEER_TLS_TESTS[@]/#/--test=}"
 
 # Fuzzing needs nightly and cargo-fuzz. Without them only the corpus runs (tests/fuzz_corpus.rs, in
 # the cargo-test step above), and the summary says so.

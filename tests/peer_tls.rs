@@ -1,12 +1,11 @@
 //! Mutual TLS between nodes (`raft.tls-*`): a 3-node cluster whose nodes hold certificates for
 //! `node-1`..`node-3` (made at run time with openssl, signed by a throw-away CA) forms, creates a
 //! replicated topic and acknowledges an acks=all produce; a node that presents another node's
-//! certificate has its frames refused, and the refusal is logged.
+//! certificate has its frames refused, and the refusal is logged. The certificate making and the
+//! mTLS probe live in `tests/common/peer_tls.rs`, shared with `cluster_configs`.
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,64 +13,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::build_batch;
+use common::peer_tls::{assert_peer_listener_is_tls, make_node_certs, with_tls};
 use common::{cluster_configs, spawn_node, spawn_node_logged, start_cluster, CapturedLog, Client};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl CLI");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA and certificates `node-1.pem`.. with CN and DNS SAN `node-N`.
-fn make_node_certs(dir: &Path, n: u64) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-days", "2", "-subj", "/CN=chronik-test-ca", "-keyout", "ca-key.pem", "-out", "ca.pem"],
-        ]
-        .concat(),
-    );
-    for id in 1..=n {
-        let name = format!("node-{id}");
-        std::fs::write(dir.join(format!("{name}.ext")), format!("subjectAltName=DNS:{name}\n")).unwrap();
-        let (key, csr, pem, ext) =
-            (format!("{name}-key.pem"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-        let subj = format!("/CN={name}");
-        openssl(dir, &[&["req"][..], &ec, &["-subj", &subj, "-keyout", &key, "-out", &csr]].concat());
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca-key.pem",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &pem,
-            ],
-        );
-    }
-}
-
-fn with_tls(configs: &mut [chronik::config::Config], dir: &Path, cert_of: impl Fn(u64) -> u64) {
-    for c in configs.iter_mut() {
-        let n = cert_of(c.node_id);
-        c.raft.tls_cert_file = Some(dir.join(format!("node-{n}.pem")));
-        c.raft.tls_key_file = Some(dir.join(format!("node-{n}-key.pem")));
-        c.raft.tls_ca_file = Some(dir.join("ca.pem"));
-        c.validate().unwrap();
-    }
-}
 
 #[test]
 fn a_cluster_replicates_over_mutual_tls() {
@@ -143,4 +86,26 @@ fn a_peer_with_another_nodes_certificate_is_refused_and_logged() {
     let (n1, _n2) = (n1.wait(), n2.wait());
     let mut c = Client::connect(n1.addr);
     let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+}
+
+/// The probe `start_cluster` runs under `CHRONIK_TEST_PEER_TLS` is not vacuous: it fails against
+/// a node whose raft listener is plaintext.
+#[test]
+fn the_tls_probe_fails_against_a_plaintext_peer_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    make_node_certs(&dir.path().join("certs"), 3);
+    let mut configs = cluster_configs(dir.path(), 3);
+    with_tls(&mut configs, &dir.path().join("certs"), |id| id);
+    let mut plain = configs[1].clone();
+    (plain.raft.tls_cert_file, plain.raft.tls_key_file, plain.raft.tls_ca_file) = (None, None, None);
+    // Node 2 alone, plaintext: it has no quorum, but its raft listener accepts connections.
+    let _starting = spawn_node(plain.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&plain.raft.listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "node 2's raft listener never bound");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let from = configs[0].clone();
+    let probe = std::panic::catch_unwind(move || assert_peer_listener_is_tls(&from, &plain));
+    assert!(probe.is_err(), "the probe accepted a plaintext raft listener");
 }

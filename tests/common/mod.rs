@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod peer_tls;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -150,10 +152,11 @@ pub fn start_node(config: Config) -> TestNode {
 }
 
 /// Configurations of an `n`-node cluster on loopback, with data under `dir`, and short Raft
-/// timings (tick 20 ms, heartbeat 100 ms, election timeout 1 s) so tests form quickly.
+/// timings (tick 20 ms, heartbeat 100 ms, election timeout 1 s) so tests form quickly. With
+/// `CHRONIK_TEST_PEER_TLS=1` the nodes talk mutual TLS (certificates made under `dir`).
 pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
     let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    (1..=n)
+    let mut configs: Vec<Config> = (1..=n)
         .map(|id| {
             let mut c = Config { node_id: id, data_dir: dir.join(format!("node{id}")), ..Default::default() };
             c.kafka.listen = format!("127.0.0.1:{}", free_port());
@@ -173,15 +176,30 @@ pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
             c.validate().expect("cluster test config is valid");
             c
         })
-        .collect()
+        .collect();
+    if peer_tls::enabled_by_env() {
+        let certs = dir.join("peer-tls");
+        peer_tls::make_node_certs(&certs, n);
+        peer_tls::with_tls(&mut configs, &certs, |id| id);
+    }
+    configs
 }
 
 /// Starts every node of a cluster and waits until all serve clients and every node's metadata
 /// lists every broker.
+/// With peer mTLS configured, it first proves each node's raft listener speaks mutual TLS.
 pub fn start_cluster(configs: Vec<Config>) -> Vec<TestNode> {
     let n = configs.len();
+    let tls_checks: Vec<(Config, Config)> = configs
+        .iter()
+        .filter(|c| c.raft.tls_cert_file.is_some())
+        .map(|c| (configs.iter().find(|o| o.node_id != c.node_id).unwrap_or(c).clone(), c.clone()))
+        .collect();
     let starting: Vec<StartingNode> = configs.into_iter().map(spawn_node).collect();
     let nodes: Vec<TestNode> = starting.into_iter().map(StartingNode::wait).collect();
+    for (from, target) in &tls_checks {
+        peer_tls::assert_peer_listener_is_tls(from, target);
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     for node in &nodes {
         let mut c = Client::connect(node.addr);

@@ -23,6 +23,7 @@ INSTALL_HINT = "install it with scripts/install-test-deps.sh"
 
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
+ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
@@ -180,3 +181,119 @@ class LoggedProcess:
             raise AssertionError(f"{self.what} did not stop within {timeout}s of SIGTERM:\n{self.text()[-self.tail:]}")
         finally:
             self.log.close()
+
+
+# --- security: certificates, client settings and a broker started from a config file ----------------
+def openssl(cwd, *args):
+    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+
+
+def make_pki(d):
+    """In `d`: a CA, a server certificate for 127.0.0.1/localhost, a client certificate and an
+    expired one (made at run time, never committed keys)."""
+    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=chronik-test-ca",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, subj in [("server", "/CN=localhost"), ("client", "/O=Acme/CN=client1")]:
+        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", f"{name}-key.pem",
+                "-out", f"{name}.csr")
+        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem")
+    # Expired: `-days -1` puts notAfter a day before notBefore (now), so it has expired.
+    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=expired", "-keyout", "expired-key.pem",
+            "-out", "expired.csr")
+    openssl(d, "x509", "-req", "-in", "expired.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-days", "-1", "-out", "expired.pem")
+
+
+def make_node_certs(d, n):
+    """In `d`: a CA (`ca.pem`) and the peer certificates `node-1.pem`..`node-n.pem` (keys
+    `node-N-key.pem`) with CN and DNS SAN `node-N`, as `raft.tls-*` wants them."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(d, "req", "-x509", *ec, "-days", "2", "-subj", "/CN=chronik-test-ca", "-keyout", "ca-key.pem",
+            "-out", "ca.pem")
+    for i in range(1, n + 1):
+        name = f"node-{i}"
+        (d / f"{name}.ext").write_text(f"subjectAltName=DNS:{name}\n")
+        openssl(d, "req", *ec, "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr")
+        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+
+
+def java_client_props(path, listener, mech=None, user=None, password=None, ca=None):
+    """A Java client properties file (--command-config, --consumer.config, --producer.config)."""
+    lines = [f"security.protocol={listener}"]
+    if "SSL" in listener:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={ca}"]
+    if mech:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mech == "PLAIN"
+                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        lines += [f"sasl.mechanism={mech}",
+                  f'sasl.jaas.config={module} required username="{user}" password="{password}";']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def librdkafka_security(listener, mech=None, user=None, password=None, ca=None):
+    """librdkafka (kcat, confluent-kafka) settings for a listener."""
+    conf = {"security.protocol": listener}
+    if "SSL" in listener:
+        conf["ssl.ca.location"] = str(ca)
+    if mech:
+        conf.update({"sasl.mechanisms": mech, "sasl.username": user, "sasl.password": password})
+    return conf
+
+
+class SecureBroker:
+    """A chronik standalone started with `--config <d>/chronik.toml`: `ports` maps listener names
+    (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) to free ports, `toml` is the rest of the file (it
+    may add keys to `[kafka]`, which the file opens with). Ready once ApiVersions (allowed before
+    SASL authentication) answers on the first listener of `ports`."""
+
+    def __init__(self, d, ports, toml):
+        self.dir = d
+        self.ports = dict(ports)
+        self.log_path = d / "broker.log"
+        listeners = ", ".join(f'"{n}://127.0.0.1:{p}"' for n, p in self.ports.items())
+        (d / "chronik.toml").write_text(f"[kafka]\nlisteners = [{listeners}]\n{toml}")
+
+    def bootstrap(self, name):
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def start(self):
+        import kafka_wire
+        from conftest import HARNESS_ENV, START_TIMEOUT, _LIVE, chronik_bin
+        cmd = [str(chronik_bin()), "standalone", "--config", str(self.dir / "chronik.toml"),
+               "--data-dir", str(self.dir / "data")]
+        env = {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        _LIVE.add(self.proc)
+        first = next(iter(self.ports))
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"chronik exited\n{self.log_text()[-4000:]}"
+            try:
+                if kafka_wire.api_versions_ok(self.bootstrap(first), timeout=2):
+                    return
+            except (OSError, AssertionError, ValueError):
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"chronik not ready\n{self.log_text()[-4000:]}", pytrace=False)
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        from conftest import _LIVE
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        _LIVE.discard(self.proc)

@@ -15,10 +15,8 @@ import subprocess
 import pytest
 
 from conftest import HARNESS_ENV, _LIVE, ChronikBroker
-from helpers import (CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPIC_COMMAND, high_watermark, java_tool,
+from helpers import (ACL_COMMAND, CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPIC_COMMAND, high_watermark, java_tool,
                      report, unique_topic, wait_topic_ready)
-
-ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
 
 pytestmark = pytest.mark.chronik_only
 

@@ -11,6 +11,9 @@ starts its own cluster in a chosen order with one node 20 s late.
     4 replication    after 10,000 acks=all records every replica's checksum is identical
     5 start order    node 3, then node 1, node 2 20 s late; the retrier, forced by a lost quorum
     6 metadata       topics created on one node visible on all; delete removes groups everywhere
+    7 mutual TLS     a cluster whose nodes talk mutual TLS (raft.tls-*): the raft port completes a
+                     TLS handshake with node-N's certificate and refuses plaintext (logged);
+                     TopicCommand RF 3, acks=all produce and read back with kcat
 
 Elections are counted from the nodes' logs by cluster.election_stats() (one place to switch to
 metrics). `cluster status --json` (chronik's admin CLI) supplies checksums and counters.
@@ -18,6 +21,8 @@ metrics). `cluster status --json` (chronik's admin CLI) supplies checksums and c
 import hashlib
 import os
 import re
+import socket
+import ssl
 import time
 
 import pytest
@@ -26,7 +31,7 @@ import kafka_wire
 from cluster import (META, Cluster, ClusterError, cluster_status, election_stats, formation_check,
                      group_ids_from_logs, metadata, node_counter, status_groups, wait_led)
 from helpers import (CONSOLE_CONSUMER, CONSOLE_PRODUCER, PRODUCER_PERFORMANCE, TOPIC_COMMAND,
-                     java_tool, kcat, report, unique_topic)
+                     java_tool, kcat, make_node_certs, report, unique_topic)
 
 # Every test here starts chronik processes and reads their logs: deselected with EXTERNAL_BOOTSTRAP.
 pytestmark = pytest.mark.chronik_only
@@ -549,3 +554,53 @@ def _start_order_body(c):
         reps = set(tm.partitions[p].replicas)
         assert nodes_of.get((early, p)) == reps, f"{early}[{p}] hosted on {nodes_of.get((early, p))}, replicas {reps}"
     c.check_alive()
+
+
+# --- 7. mutual TLS between the nodes ---------------------------------------------------------------
+def test_7_mutual_tls_between_nodes(request, tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_node_certs(certs, 3)
+    c = Cluster(tmp_path / "mtls")
+    for n in c.nodes.values():
+        n.node_env = {"CHRONIK_RAFT__TLS_CERT_FILE": str(certs / f"node-{n.id}.pem"),
+                      "CHRONIK_RAFT__TLS_KEY_FILE": str(certs / f"node-{n.id}-key.pem"),
+                      "CHRONIK_RAFT__TLS_CA_FILE": str(certs / "ca.pem")}
+    try:
+        c.start()
+        # The raft port speaks mutual TLS: a handshake as node 2 gets node 1's certificate...
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(str(certs / "ca.pem"))
+        ctx.load_cert_chain(str(certs / "node-2.pem"), str(certs / "node-2-key.pem"))
+        with socket.create_connection(("127.0.0.1", c[1].raft_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="node-1") as tls:
+                subject = dict(x[0] for x in tls.getpeercert()["subject"])
+        assert subject.get("commonName") == "node-1", subject
+        # ...and a plaintext peer frame is refused, with a log line.
+        mark = c.log_marks()
+        with socket.create_connection(("127.0.0.1", c[1].raft_port), timeout=10) as s:
+            s.sendall(b"\x00\x00\x00\x08" + b"\x00" * 8)
+            s.settimeout(10)
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+        deadline = time.monotonic() + 10
+        while not c.grep(r"closing peer connection.*refusing peer: TLS handshake failed", since=mark):
+            assert time.monotonic() < deadline, "no log line refusing the plaintext peer"
+            time.sleep(0.1)
+
+        # The basic path over it: RF 3, acks=all (needs the followers), read back.
+        t = unique_topic("mtls")
+        r = topic_command(c[2].bootstrap, "--create", "--topic", t, "--partitions", 3, "--replication-factor", 3)
+        assert f"Created topic {t}." in r.out, r.describe()
+        wait_led(c[2].bootstrap, t, 3, timeout=LEADER_DEADLINE)
+        msgs = [f"mtls-{i}" for i in range(30)]
+        kcat("-b", c.bootstrap, "-P", "-t", t, "-X", "topic.request.required.acks=all", input="\n".join(msgs) + "\n")
+        r = kcat("-b", c[3].bootstrap, "-C", "-t", t, "-o", "beginning", "-c", len(msgs), "-e", "-q", timeout=60)
+        assert sorted(r.out.split()) == sorted(msgs), r.describe()
+        c.check_alive()
+        report("mTLS cluster: raft ports serve mutual TLS (node-N certificates), refuse plaintext; RF 3 acks=all ok")
+    finally:
+        finish(request, c, "mTLS cluster")

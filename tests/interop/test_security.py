@@ -8,20 +8,18 @@ Negative cases: wrong password, unknown user, unknown mechanism, a request befor
 authentication, plaintext on the TLS port and TLS on the plaintext port, an expired client
 certificate, a truncated SASL exchange. Last, the broker's log is searched for every test secret.
 """
-import os
-import signal
 import socket
 import ssl
 import struct
-import subprocess
 import time
 import uuid
 
 import pytest
 
 import kafka_wire
-from conftest import HARNESS_ENV, START_TIMEOUT, _LIVE, chronik_bin, free_port
-from helpers import CONFIG_COMMAND, CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPIC_COMMAND, java_tool, kcat, need_module
+from conftest import free_port
+from helpers import (CONFIG_COMMAND, CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPIC_COMMAND, SecureBroker,
+                     java_client_props, java_tool, kcat, librdkafka_security, make_pki, need_module)
 
 pytestmark = pytest.mark.chronik_only
 
@@ -30,38 +28,10 @@ SCRAM_USER, SCRAM_PASSWORD = "bob", "bob-pw-" + uuid.uuid4().hex[:8]
 SECRETS = [PLAIN_PASSWORD, SCRAM_PASSWORD]
 
 
-def openssl(cwd, *args):
-    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, timeout=60)
-    assert p.returncode == 0, p.stderr.decode()
-
-
-def make_pki(d):
-    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate and an expired one."""
-    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=chronik-test-ca",
-            "-keyout", "ca-key.pem", "-out", "ca.pem")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, subj in [("server", "/CN=localhost"), ("client", "/O=Acme/CN=client1")]:
-        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", f"{name}-key.pem",
-                "-out", f"{name}.csr")
-        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem")
-    # Expired: `-days -1` puts notAfter a day before notBefore (now), so it has expired.
-    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=expired", "-keyout", "expired-key.pem",
-            "-out", "expired.csr")
-    openssl(d, "x509", "-req", "-in", "expired.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-            "-days", "-1", "-out", "expired.pem")
-
-
-class SecureBroker:
-    def __init__(self, d):
-        self.dir = d
-        self.ports = {n: free_port() for n in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
-        self.log_path = d / "broker.log"
-        listeners = ", ".join(f'"{n}://127.0.0.1:{p}"' for n, p in self.ports.items())
-        (d / "chronik.toml").write_text(f"""
-[kafka]
-listeners = [{listeners}]
-connections-max-reauth-ms = 0
+def secure_broker(d):
+    """One chronik with the four listeners; SCRAM-SHA-512 and PLAIN users."""
+    ports = {n: free_port() for n in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
+    return SecureBroker(d, ports, f"""connections-max-reauth-ms = 0
 [tls]
 cert-file = "{d}/server.pem"
 key-file = "{d}/server-key.pem"
@@ -74,45 +44,12 @@ plain-users = {{ {PLAIN_USER} = "{PLAIN_PASSWORD}" }}
 listen = "127.0.0.1:0"
 """)
 
-    def bootstrap(self, name):
-        return f"127.0.0.1:{self.ports[name]}"
-
-    def start(self):
-        cmd = [str(chronik_bin()), "standalone", "--config", str(self.dir / "chronik.toml"),
-               "--data-dir", str(self.dir / "data")]
-        env = {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        _LIVE.add(self.proc)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"chronik exited\n{self.log_path.read_text()[-4000:]}"
-            try:
-                if kafka_wire.api_versions_ok(self.bootstrap("PLAINTEXT"), timeout=2):
-                    return
-            except (OSError, AssertionError, ValueError):
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"chronik not ready\n{self.log_path.read_text()[-4000:]}", pytrace=False)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        _LIVE.discard(self.proc)
-
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory):
     d = tmp_path_factory.mktemp("secure")
     make_pki(d)
-    b = SecureBroker(d)
+    b = secure_broker(d)
     b.start()
     # The SCRAM user, created as operators do: kafka-configs over the PLAINTEXT listener.
     java_tool(CONFIG_COMMAND, "--bootstrap-server", b.bootstrap("PLAINTEXT"), "--alter", "--add-config",
@@ -136,26 +73,13 @@ IDS = ["ssl", "sasl_plaintext-plain", "sasl_plaintext-scram512", "sasl_ssl-scram
 
 def librdkafka_conf(b, mode):
     listener, mech, user, pw = mode
-    conf = {"bootstrap.servers": b.bootstrap(listener), "security.protocol": listener}
-    if "SSL" in listener:
-        conf["ssl.ca.location"] = str(b.dir / "ca.pem")
-    if mech:
-        conf.update({"sasl.mechanisms": mech, "sasl.username": user, "sasl.password": pw})
-    return conf
+    return {"bootstrap.servers": b.bootstrap(listener),
+            **librdkafka_security(listener, mech, user, pw, ca=b.dir / "ca.pem")}
 
 
 def java_props(b, mode, path):
     listener, mech, user, pw = mode
-    lines = [f"security.protocol={listener}"]
-    if "SSL" in listener:
-        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={b.dir}/ca.pem"]
-    if mech:
-        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mech == "PLAIN"
-                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
-        lines += [f"sasl.mechanism={mech}",
-                  f'sasl.jaas.config={module} required username="{user}" password="{pw}";']
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return java_client_props(path, listener, mech, user, pw, ca=b.dir / "ca.pem")
 
 
 def topic_name(client, mode_id):
@@ -329,7 +253,7 @@ def test_negative_cases(secure):
 
 def test_no_secret_in_the_log(secure):
     """Runs last in this file (pytest keeps file order): every test above has logged by now."""
-    text = secure.log_path.read_text(errors="replace")
+    text = secure.log_text()
     assert "authenticated" in text, "the log has the authentication lines this test searches"
     for secret in SECRETS:
         assert secret not in text, "a test password appears in the broker log"
