@@ -1,21 +1,34 @@
 //! Quota enforcement for handlers: [`BrokerCtx::throttle`] records a request's bytes against the
 //! client's quota (Kafka's precedence over user and client-id entities, `security::quota`) and
-//! answers the `throttle_time_ms` to report. The handler then holds its response that long
-//! (Kafka mutes the channel instead; holding the response keeps this connection's later
-//! responses behind it, since they leave in request order), and clients that read
-//! `throttle_time_ms` also back off on their own.
+//! answers the `throttle_time_ms` to report. The handler then calls [`mute`]: as Kafka does since
+//! KIP-219 (`RequestHandlerHelper.throttle`, `ThrottledChannel`), the response leaves at once with
+//! `throttle_time_ms` set and the connection's channel is muted, i.e. the connection reads no
+//! further request until the throttle time is over. Kafka 4 does this for every request version
+//! (the broker never delays a response; `shouldClientThrottle` only tells the client whether to
+//! back off itself as well).
+//!
+//! The channel state lives per connection in a [`Channel`], scoped around the handler futures
+//! with [`CHANNEL`]; the connection waits on [`Channel::unmuted`] before it dispatches the next
+//! request.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::RequestHeader;
+use tokio::time::Instant;
 
 use super::BrokerCtx;
 use crate::security::principal;
 use crate::security::quota::quota_for;
 
+/// The longest throttle: Kafka's default `quota.window.num` × `quota.window.size.seconds` (11 s),
+/// the bound Kafka's `QuotaUtils.boundedThrottleTime` applies.
+pub const MAX_THROTTLE_MS: u64 = 11_000;
+
 impl BrokerCtx {
     /// Records `bytes` under quota `key` (`producer_byte_rate`, `consumer_byte_rate`) for the
-    /// request's user and client id; the throttle time in ms (0 without a quota).
+    /// request's user and client id; the throttle time in ms (0 without a quota), at most
+    /// [`MAX_THROTTLE_MS`].
     pub fn throttle(&self, key: &str, header: &RequestHeader, bytes: u64) -> u64 {
         let quotas = self.image.borrow().client_quotas.clone();
         if quotas.is_empty() {
@@ -28,14 +41,75 @@ impl BrokerCtx {
             return 0;
         };
         let now = self.clock.unix_millis().max(0) as u64;
-        self.throttles.record(key, user, client_id, rate, bytes, now)
+        self.throttles.record(key, user, client_id, rate, bytes, now).min(MAX_THROTTLE_MS)
     }
 }
 
-/// Holds a throttled response for `ms` (bounded at Kafka's default `quota.window.num` ×
-/// `quota.window.size.seconds`, 11 s, per response).
-pub async fn hold(ms: u64) {
-    if ms > 0 {
-        tokio::time::sleep(Duration::from_millis(ms.min(11_000))).await;
+/// One connection's channel: muted until an instant (`None`: not muted).
+#[derive(Debug, Default)]
+pub struct Channel {
+    muted_until: Mutex<Option<Instant>>,
+}
+
+tokio::task_local! {
+    /// The channel of the connection whose handler futures run in this task.
+    pub static CHANNEL: Arc<Channel>;
+}
+
+impl Channel {
+    /// Mutes the channel for `ms` from now (a longer mute already running is kept).
+    pub fn mute_for(&self, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let until = Instant::now() + Duration::from_millis(ms.min(MAX_THROTTLE_MS));
+        let mut m = self.muted_until.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_none_or(|t| t < until) {
+            *m = Some(until);
+        }
+    }
+
+    /// When the channel will be unmuted, if it is muted now.
+    pub fn muted_until(&self) -> Option<Instant> {
+        let m = *self.muted_until.lock().unwrap_or_else(|e| e.into_inner());
+        m.filter(|t| *t > Instant::now())
+    }
+
+    /// Returns once the channel is not muted (at once if it is not).
+    pub async fn unmuted(&self) {
+        while let Some(t) = self.muted_until() {
+            tokio::time::sleep_until(t).await;
+        }
+    }
+}
+
+/// Mutes the current connection's channel for a throttle of `ms` (Kafka's
+/// `ClientQuotaManager.throttle`); the handler answers at once. Outside a connection (a unit
+/// test calling a handler) there is no channel and nothing to mute.
+pub fn mute(ms: u64) {
+    let _ = CHANNEL.try_with(|c| c.mute_for(ms));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_muted_channel_opens_after_the_throttle() {
+        let c = Arc::new(Channel::default());
+        assert!(c.muted_until().is_none());
+        let start = Instant::now();
+        CHANNEL.scope(c.clone(), async { mute(300) }).await;
+        assert_eq!(c.muted_until(), Some(start + Duration::from_millis(300)));
+        // A shorter throttle does not shorten a running mute; a longer one extends it.
+        c.mute_for(100);
+        assert_eq!(c.muted_until(), Some(start + Duration::from_millis(300)));
+        c.unmuted().await;
+        assert_eq!(Instant::now(), start + Duration::from_millis(300));
+        assert!(c.muted_until().is_none());
+        c.mute_for(60_000);
+        assert_eq!(c.muted_until(), Some(Instant::now() + Duration::from_millis(MAX_THROTTLE_MS)), "bounded");
+        // Outside a connection, mute is a no-op.
+        mute(1_000);
     }
 }

@@ -12,6 +12,10 @@
 //! `net::sasl`); before authentication only those and ApiVersions are served, anything else
 //! closes the connection, as does any request other than re-authentication once the session
 //! has outlived `connections.max.reauth.ms` (KIP-368).
+//!
+//! Quotas mute the channel (KIP-219, `broker::throttle`): a handler that throttles the client
+//! answers at once and mutes the connection's [`Channel`]; the reader dispatches no further
+//! request of that connection until the mute is over.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
 use crate::broker::routes::{dispatch, Reply};
+use crate::broker::throttle::{Channel, CHANNEL};
 use crate::broker::BrokerCtx;
 use crate::error::ProtocolError;
 use crate::net::listener::ListenerCtx;
@@ -73,6 +78,7 @@ pub async fn serve<S>(
     let mut authenticated = !sasl_listener;
     let mut expires: Option<Instant> = None;
     let max_request_size = lctx.max_request_size;
+    let channel = Arc::new(Channel::default());
     loop {
         let mut len = [0u8; 4];
         match rd.read_exact(&mut len).await {
@@ -95,6 +101,8 @@ pub async fn serve<S>(
             break;
         }
         let frame = frame.freeze();
+        // A throttled channel is muted: the request waits (unread, for Kafka) until it opens.
+        channel.unmuted().await;
         if sasl_listener {
             let key = match crate::protocol::peek_request(&frame) {
                 Ok(p) => p.api_key,
@@ -150,7 +158,8 @@ pub async fn serve<S>(
         }
         match dispatch(&ctx, frame) {
             Ok(fut) => {
-                if tx.send(Box::pin(SESSION.scope(session.clone(), fut))).await.is_err() {
+                let fut = CHANNEL.scope(channel.clone(), SESSION.scope(session.clone(), fut));
+                if tx.send(Box::pin(fut)).await.is_err() {
                     break;
                 }
             }
