@@ -3,6 +3,7 @@
 //! throttled so that its rate stays bounded. Throttling is Kafka's (KIP-219): the throttled
 //! response leaves at once with `throttle_time_ms`, and the connection is muted (its next request
 //! is not served) until the throttle time is over; other connections are not muted.
+//! `request_percentage` (KIP-124) throttles the same way by the time handlers keep a thread busy.
 
 mod common;
 
@@ -135,4 +136,46 @@ fn a_throttled_response_leaves_at_once_and_mutes_the_channel() {
         "throttle_time_ms {expected}: produce answered after {answered:?}, other connection after \
          {other_answered:?}, next request on the muted connection after {next_answered:?}"
     );
+}
+
+#[test]
+fn request_percentage_throttles_by_handler_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    // 0.1 % of one thread: 1 ms of handler time a second (and 1 ms of burst).
+    set_client_quota(&mut c, "request_percentage", 0.1);
+    let metadata = MetadataRequest::default().with_topics(None);
+    // Each Metadata request costs some handler time; within a bounded number the budget runs out.
+    let mut throttled = None;
+    for i in 0..2_000 {
+        let sent_at = Instant::now();
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata);
+        if r.throttle_time_ms > 0 {
+            throttled = Some((i, sent_at, r.throttle_time_ms));
+            break;
+        }
+    }
+    let (n, sent_at, ms) = throttled.expect("request_percentage never throttled 2000 Metadata requests");
+    assert!(ms as u64 <= 11_000, "bounded by the quota window: {ms}");
+    // The channel is muted for the throttle: the next request waits for it.
+    let _: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let next = sent_at.elapsed();
+    assert!(next >= Duration::from_millis(ms as u64), "served after {next:?}, throttle {ms} ms");
+    // Without the quota nothing is throttled (the budget is only charged under a quota).
+    let alter =
+        AlterClientQuotasRequest::default().with_entries(vec![alter_client_quotas_request::EntryData::default()
+            .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                .with_entity_type(s("client-id"))
+                .with_entity_name(Some(s("chronik-test")))])
+            .with_ops(vec![alter_client_quotas_request::OpData::default()
+                .with_key(s("request_percentage"))
+                .with_remove(true)])]);
+    let r: AlterClientQuotasResponse = c.call(ApiKey::AlterClientQuotas, 1, &alter);
+    assert_eq!(r.entries[0].error_code, 0);
+    for _ in 0..20 {
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata);
+        assert_eq!(r.throttle_time_ms, 0);
+    }
+    eprintln!("request_percentage=0.1: request {n} throttled for {ms} ms; the next one served after {next:?}");
 }

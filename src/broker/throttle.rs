@@ -1,6 +1,9 @@
 //! Quota enforcement for handlers: [`BrokerCtx::throttle`] records a request's bytes against the
 //! client's quota (Kafka's precedence over user and client-id entities, `security::quota`) and
-//! answers the `throttle_time_ms` to report. The handler then calls [`mute`]: as Kafka does since
+//! answers the `throttle_time_ms` to report; [`BrokerCtx::throttle_request`] does the same for
+//! the time a request kept a thread busy against `request_percentage` (KIP-124; the route table
+//! measures it and sets the larger throttle in any response that has the field,
+//! [`ThrottleField`]). The handler then calls [`mute`]: as Kafka does since
 //! KIP-219 (`RequestHandlerHelper.throttle`, `ThrottledChannel`), the response leaves at once with
 //! `throttle_time_ms` set and the connection's channel is muted, i.e. the connection reads no
 //! further request until the throttle time is over. Kafka 4 does this for every request version
@@ -14,12 +17,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::messages::*;
 use tokio::time::Instant;
 
 use super::BrokerCtx;
 use crate::security::principal;
-use crate::security::quota::quota_for;
+use crate::security::quota::{quota_for, request_time_rate, REQUEST_PERCENTAGE};
 
 /// The longest throttle: Kafka's default `quota.window.num` × `quota.window.size.seconds` (11 s),
 /// the bound Kafka's `QuotaUtils.boundedThrottleTime` applies.
@@ -30,6 +33,20 @@ impl BrokerCtx {
     /// request's user and client id; the throttle time in ms (0 without a quota), at most
     /// [`MAX_THROTTLE_MS`].
     pub fn throttle(&self, key: &str, header: &RequestHeader, bytes: u64) -> u64 {
+        self.charge(key, header, bytes, |rate| rate)
+    }
+
+    /// Records `busy`, the time handling a request kept a thread busy, under
+    /// `request_percentage` for the request's user and client id (Kafka's
+    /// `ClientRequestQuotaManager`: a percentage of one thread); the throttle time in ms.
+    pub fn throttle_request(&self, header: &RequestHeader, busy: Duration) -> u64 {
+        let micros = u64::try_from(busy.as_micros()).unwrap_or(u64::MAX);
+        self.charge(REQUEST_PERCENTAGE, header, micros, request_time_rate)
+    }
+
+    /// Charges `amount` to the quota `key` that applies to the request (its value turned into a
+    /// rate of `amount` units per second by `rate_of`).
+    fn charge(&self, key: &str, header: &RequestHeader, amount: u64, rate_of: impl Fn(f64) -> f64) -> u64 {
         let quotas = self.image.borrow().client_quotas.clone();
         if quotas.is_empty() {
             return 0;
@@ -37,11 +54,11 @@ impl BrokerCtx {
         let session = principal::current();
         let user = session.principal.name.as_str();
         let client_id = header.client_id.as_ref().map(|c| c.as_str()).unwrap_or("");
-        let Some(rate) = quota_for(&quotas, key, user, client_id) else {
+        let Some(value) = quota_for(&quotas, key, user, client_id) else {
             return 0;
         };
         let now = self.clock.unix_millis().max(0) as u64;
-        self.throttles.record(key, user, client_id, rate, bytes, now).min(MAX_THROTTLE_MS)
+        self.throttles.record(key, user, client_id, rate_of(value), amount, now).min(MAX_THROTTLE_MS)
     }
 }
 
@@ -88,6 +105,50 @@ impl Channel {
 /// test calling a handler) there is no channel and nothing to mute.
 pub fn mute(ms: u64) {
     let _ = CHANNEL.try_with(|c| c.mute_for(ms));
+}
+
+/// A response's `throttle_time_ms`, at the versions that have it (Kafka's
+/// `AbstractResponse.maybeSetThrottleTimeMs`). The first version is kafka-protocol's (Kafka's
+/// first version with the field, or the first version the crate encodes).
+pub trait ThrottleField {
+    fn throttle_time_ms(&mut self, version: i16) -> Option<&mut i32>;
+}
+
+macro_rules! throttle_field {
+    ($($t:ty => $from:expr),* $(,)?) => {$(
+        impl ThrottleField for $t {
+            fn throttle_time_ms(&mut self, version: i16) -> Option<&mut i32> {
+                (version >= $from).then_some(&mut self.throttle_time_ms)
+            }
+        }
+    )*};
+}
+
+throttle_field! {
+    ProduceResponse => 1, FetchResponse => 1, ListOffsetsResponse => 2, MetadataResponse => 3,
+    ApiVersionsResponse => 1, CreateTopicsResponse => 2, DeleteTopicsResponse => 1,
+    InitProducerIdResponse => 0, DescribeConfigsResponse => 0, AlterConfigsResponse => 0,
+    CreatePartitionsResponse => 0, IncrementalAlterConfigsResponse => 0, DescribeClusterResponse => 0,
+    ListConfigResourcesResponse => 0, DeleteRecordsResponse => 0, DescribeTopicPartitionsResponse => 0,
+    DescribeAclsResponse => 0, CreateAclsResponse => 0, DeleteAclsResponse => 0,
+    AlterClientQuotasResponse => 0, DescribeClientQuotasResponse => 0, FindCoordinatorResponse => 1,
+    JoinGroupResponse => 2, SyncGroupResponse => 1, HeartbeatResponse => 1, OffsetCommitResponse => 3,
+    OffsetFetchResponse => 3, DescribeGroupsResponse => 1, ListGroupsResponse => 1,
+    LeaveGroupResponse => 1, DeleteGroupsResponse => 0, OffsetDeleteResponse => 0,
+    DescribeUserScramCredentialsResponse => 0, AlterUserScramCredentialsResponse => 0,
+}
+
+/// The SASL responses have no `throttle_time_ms` (Kafka does not throttle them).
+impl ThrottleField for SaslHandshakeResponse {
+    fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
+        None
+    }
+}
+
+impl ThrottleField for SaslAuthenticateResponse {
+    fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
+        None
+    }
 }
 
 #[cfg(test)]
