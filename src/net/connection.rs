@@ -131,7 +131,8 @@ pub async fn serve<S>(
                     Ok(SaslReply::Continue(b)) => (Some(b), false),
                     Ok(SaslReply::Authenticated { bytes, principal }) => {
                         if !authenticated || principal != session.principal {
-                            slog::info!(logger, "authenticated"; "principal" => %principal);
+                            let framing = if key.is_none() { "raw tokens" } else { "SaslAuthenticate" };
+                            slog::info!(logger, "authenticated"; "principal" => %principal, "framing" => framing);
                         }
                         session = Arc::new(Session { principal, ..(*session).clone() });
                         authenticated = true;
