@@ -62,8 +62,9 @@ where
     let correlation_id = header.correlation_id;
     let req: Req = decode_body(what, body, version)?;
     let (ctx2, header2) = (ctx.clone(), header.clone());
-    let mut fut = Box::pin(f(ctx, header, req));
+    let fut = f(ctx, header, req);
     Ok(Box::pin(async move {
+        let mut fut = std::pin::pin!(fut);
         // The time the handler keeps a thread busy: its polls, not its waits (KIP-124 counts
         // request handler thread time).
         let mut busy = std::time::Duration::ZERO;
