@@ -1,6 +1,7 @@
 //! In-process tests of the connection side of security: named listeners (Metadata answers with
 //! the addresses of the listener a client came in on), the SASL gate (only ApiVersions and the
-//! SASL APIs before authentication), PLAIN and SCRAM-SHA-512 exchanges, Kafka's error codes for
+//! SASL APIs before authentication), PLAIN and SCRAM-SHA-512 exchanges (also as raw tokens after
+//! a v0 SaslHandshake), Kafka's error codes for
 //! an unknown mechanism and bad credentials, KIP-368 session expiry, and a plaintext client on a
 //! TLS port (closed, the broker stays up). Certificates are made at run time with openssl.
 
@@ -172,7 +173,8 @@ fn listeners_sasl_gate_plain_and_errors() {
     assert_eq!(metadata_ports(&mut connect(ports.plain)), vec![ports.plain as i32]);
 }
 
-/// A SCRAM client per RFC 5802 over the test client. `Err(response)` when the server refused.
+/// A SCRAM client per RFC 5802 over the test client's SaslAuthenticate. `Err(response)` when
+/// the server refused.
 fn scram_login(
     c: &mut Client,
     m: Mechanism,
@@ -180,12 +182,29 @@ fn scram_login(
     password: &str,
 ) -> Result<SaslAuthenticateResponse, SaslAuthenticateResponse> {
     assert_eq!(handshake(c, m.name()).error_code, 0);
-    let bare = format!("n={user},r=clientnonce");
-    let r = authenticate(c, format!("n,,{bare}").as_bytes());
-    if r.error_code != 0 {
-        return Err(r);
+    let mut last = None;
+    let done = scram_exchange(m, user, password, |msg| {
+        let r = authenticate(c, msg);
+        let answer = (r.error_code == 0).then(|| r.auth_bytes.to_vec());
+        last = Some(r);
+        answer
+    });
+    let r = last.expect("a SaslAuthenticate response");
+    if done {
+        Ok(r)
+    } else {
+        Err(r)
     }
-    let server_first = String::from_utf8(r.auth_bytes.to_vec()).unwrap();
+}
+
+/// The client side of a SCRAM exchange: `step` sends one client message and returns the
+/// server's answer (`None`: refused). True when the server's signature checked out.
+fn scram_exchange(m: Mechanism, user: &str, password: &str, mut step: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> bool {
+    let bare = format!("n={user},r=clientnonce");
+    let Some(first) = step(format!("n,,{bare}").as_bytes()) else {
+        return false;
+    };
+    let server_first = String::from_utf8(first).unwrap();
     let attr = |k: &str| server_first.split(',').find_map(|a| a.strip_prefix(k)).unwrap().to_string();
     let (nonce, salt, iterations) = (attr("r="), B64.decode(attr("s=")).unwrap(), attr("i=").parse::<u32>().unwrap());
     assert!(nonce.starts_with("clientnonce") && nonce.len() > "clientnonce".len());
@@ -195,13 +214,65 @@ fn scram_login(
     let auth = format!("{bare},{server_first},{without}");
     let sig = m.hmac(&m.hash(&client_key), auth.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-    let r = authenticate(c, format!("{without},p={}", B64.encode(proof)).as_bytes());
-    if r.error_code != 0 {
-        return Err(r);
-    }
+    let Some(last) = step(format!("{without},p={}", B64.encode(proof)).as_bytes()) else {
+        return false;
+    };
     let expect = format!("v={}", B64.encode(m.hmac(&m.hmac(&salted, b"Server Key"), auth.as_bytes())));
-    assert_eq!(r.auth_bytes.as_ref(), expect.as_bytes(), "server signature");
-    Ok(r)
+    assert_eq!(last, expect.as_bytes(), "server signature");
+    true
+}
+
+/// SaslHandshake v0: the tokens that follow travel raw (no SaslAuthenticate).
+fn handshake_v0(c: &mut Client, mechanism: &'static str) -> SaslHandshakeResponse {
+    c.call(
+        ApiKey::SaslHandshake,
+        0,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+    )
+}
+
+/// Sends a raw size-prefixed SASL token; the server's raw answer, or `None` once it closed.
+fn raw_token(c: &mut Client, token: &[u8]) -> Option<Vec<u8>> {
+    c.send_raw(token);
+    c.recv_raw().map(|b| b.to_vec())
+}
+
+#[test]
+fn raw_sasl_tokens_after_a_v0_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, ports) = secure_node(dir.path(), 0);
+
+    // PLAIN: the token raw, answered by an empty raw token; then Kafka requests are served.
+    let mut c = connect(ports.sasl);
+    let r = handshake_v0(&mut c, "PLAIN");
+    assert_eq!(r.error_code, 0);
+    assert_eq!(raw_token(&mut c, b"\0alice\0alice-secret"), Some(vec![]), "PLAIN's empty final token");
+    assert_eq!(metadata_ports(&mut c), vec![ports.sasl as i32]);
+
+    // SCRAM-SHA-256 (alice from the config file logs in with SCRAM too), every message raw.
+    let mut c = connect(ports.sasl);
+    assert_eq!(handshake_v0(&mut c, "SCRAM-SHA-256").error_code, 0);
+    assert!(scram_exchange(Mechanism::Sha256, "alice", "alice-secret", |m| raw_token(&mut c, m)));
+    assert_eq!(metadata_ports(&mut c), vec![ports.sasl as i32]);
+
+    // Bad tokens: no answer (there is no header to carry an error), the connection is closed.
+    let mut c = connect(ports.sasl);
+    assert_eq!(handshake_v0(&mut c, "PLAIN").error_code, 0);
+    assert_eq!(raw_token(&mut c, b"\0alice\0wrong"), None, "a wrong password closes the connection");
+    let mut c = connect(ports.sasl);
+    assert_eq!(handshake_v0(&mut c, "SCRAM-SHA-512").error_code, 0);
+    assert_eq!(raw_token(&mut c, b"\xff not a SCRAM message"), None, "garbage closes the connection");
+    let mut c = connect(ports.sasl);
+    assert_eq!(handshake_v0(&mut c, "SCRAM-SHA-512").error_code, 0);
+    assert!(!scram_exchange(Mechanism::Sha512, "alice", "wrong", |m| raw_token(&mut c, m)), "a wrong proof");
+    // A Kafka request where a raw token is expected is a token too (a malformed one): closed.
+    let mut c = connect(ports.sasl);
+    assert_eq!(handshake_v0(&mut c, "PLAIN").error_code, 0);
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(c.closed_by_broker());
+
+    // The broker stays up.
+    assert_eq!(metadata_ports(&mut connect(ports.plain)), vec![ports.plain as i32]);
 }
 
 #[test]

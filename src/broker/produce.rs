@@ -313,12 +313,12 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
     let throttle = ctx.throttle(PRODUCER_BYTE_RATE, &h, bytes as u64);
     if req.acks == 0 {
         ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: None });
-        super::throttle::hold(throttle).await;
+        super::throttle::mute(throttle);
         return None;
     }
     let (tx, rx) = oneshot::channel();
     ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: Some(tx) });
     let resp = rx.await.ok()?;
-    super::throttle::hold(throttle).await;
+    super::throttle::mute(throttle);
     Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
 }

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+use super::throttle::{self, ThrottleField};
 use super::*;
 use crate::error::ProtocolError;
 use crate::protocol::frame::{decode_body, decode_header, encode_response};
@@ -53,17 +54,36 @@ fn serve<Req, Resp, F, Fut>(
 ) -> Result<BoxFuture<'static, Reply>, ProtocolError>
 where
     Req: Decodable,
-    Resp: Encodable + HeaderVersion + Send + 'static,
+    Resp: Encodable + HeaderVersion + ThrottleField + Send + 'static,
     F: FnOnce(Arc<BrokerCtx>, RequestHeader, Req) -> Fut,
     Fut: Future<Output = Option<Resp>> + Send + 'static,
 {
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     let req: Req = decode_body(what, body, version)?;
+    let (ctx2, header2) = (ctx.clone(), header.clone());
     let fut = f(ctx, header, req);
     Ok(Box::pin(async move {
-        match fut.await {
-            Some(resp) => encode_response(what, correlation_id, version, &resp).map(Some),
+        let mut fut = std::pin::pin!(fut);
+        // The time the handler keeps a thread busy: its polls, not its waits (KIP-124 counts
+        // request handler thread time).
+        let mut busy = std::time::Duration::ZERO;
+        let resp = std::future::poll_fn(|cx| {
+            let start = ctx2.clock.now();
+            let r = fut.as_mut().poll(cx);
+            busy += ctx2.clock.elapsed_since(start);
+            r
+        })
+        .await;
+        let throttle = ctx2.throttle_request(&header2, busy);
+        throttle::mute(throttle);
+        match resp {
+            Some(mut resp) => {
+                if let Some(t) = resp.throttle_time_ms(version) {
+                    *t = (*t).max(throttle.min(i32::MAX as u64) as i32);
+                }
+                encode_response(what, correlation_id, version, &resp).map(Some)
+            }
             None => Ok(None),
         }
     }))

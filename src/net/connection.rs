@@ -9,9 +9,14 @@
 //!
 //! Every handler future runs inside the connection's [`Session`] (principal, listener, client
 //! host). On a SASL listener the reader answers SaslHandshake/SaslAuthenticate itself (see
-//! `net::sasl`); before authentication only those and ApiVersions are served, anything else
+//! `net::sasl`), and after a v0 SaslHandshake the raw SASL tokens that follow it (frames without
+//! a Kafka header, as clients before KIP-152 send them); before authentication only those and ApiVersions are served, anything else
 //! closes the connection, as does any request other than re-authentication once the session
 //! has outlived `connections.max.reauth.ms` (KIP-368).
+//!
+//! Quotas mute the channel (KIP-219, `broker::throttle`): a handler that throttles the client
+//! answers at once and mutes the connection's [`Channel`]; the reader dispatches no further
+//! request of that connection until the mute is over.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
 use crate::broker::routes::{dispatch, Reply};
+use crate::broker::throttle::{Channel, CHANNEL};
 use crate::broker::BrokerCtx;
 use crate::error::ProtocolError;
 use crate::net::listener::ListenerCtx;
@@ -72,7 +78,10 @@ pub async fn serve<S>(
     let mut auth = Authenticator::default();
     let mut authenticated = !sasl_listener;
     let mut expires: Option<Instant> = None;
+    // Set between a v0 SaslHandshake and the end of its exchange: frames are raw SASL tokens.
+    let mut raw_tokens = false;
     let max_request_size = lctx.max_request_size;
+    let channel = Arc::new(Channel::default());
     loop {
         let mut len = [0u8; 4];
         match rd.read_exact(&mut len).await {
@@ -95,22 +104,35 @@ pub async fn serve<S>(
             break;
         }
         let frame = frame.freeze();
+        // A throttled channel is muted: the request waits (unread, for Kafka) until it opens.
+        channel.unmuted().await;
         if sasl_listener {
-            let key = match crate::protocol::peek_request(&frame) {
-                Ok(p) => p.api_key,
-                Err(e) => {
-                    slog::warn!(logger, "closing connection"; "reason" => %e);
-                    break;
-                }
+            let reauth = authenticated.then(|| session.principal.clone());
+            let (key, reply) = if raw_tokens {
+                // After a v0 SaslHandshake the client sends raw SASL tokens, without a Kafka
+                // header, until the exchange ends (Kafka's `enableKafkaSaslAuthenticateHeaders`).
+                (None, Some(Ok(sasl::handle_raw(&frame, &mut auth, &lctx.sasl, &ctx.image(), reauth.as_ref()))))
+            } else {
+                let peek = match crate::protocol::peek_request(&frame) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        slog::warn!(logger, "closing connection"; "reason" => %e);
+                        break;
+                    }
+                };
+                let reply = sasl::is_sasl_api(peek.api_key)
+                    .then(|| sasl::handle(frame.clone(), &mut auth, &lctx.sasl, &ctx.image(), reauth.as_ref()));
+                (Some(peek), reply)
             };
-            if sasl::is_sasl_api(key) {
-                let reauth = authenticated.then(|| session.principal.clone());
-                let reply = sasl::handle(frame, &mut auth, &lctx.sasl, &ctx.image(), reauth.as_ref());
+            if let Some(reply) = reply {
+                let handshake_v0 = key.is_some_and(|p| p.api_key == sasl::SASL_HANDSHAKE && p.api_version == 0);
+                raw_tokens = matches!(reply, Ok(SaslReply::Continue(_))) && (raw_tokens || handshake_v0);
                 let (bytes, close) = match reply {
                     Ok(SaslReply::Continue(b)) => (Some(b), false),
                     Ok(SaslReply::Authenticated { bytes, principal }) => {
                         if !authenticated || principal != session.principal {
-                            slog::info!(logger, "authenticated"; "principal" => %principal);
+                            let framing = if key.is_none() { "raw tokens" } else { "SaslAuthenticate" };
+                            slog::info!(logger, "authenticated"; "principal" => %principal, "framing" => framing);
                         }
                         session = Arc::new(Session { principal, ..(*session).clone() });
                         authenticated = true;
@@ -137,6 +159,7 @@ pub async fn serve<S>(
                 }
                 continue;
             }
+            let key = key.map_or(-1, |p| p.api_key);
             if key != API_VERSIONS {
                 if !authenticated {
                     slog::info!(logger, "closing connection: request before SASL authentication"; "api_key" => key);
@@ -150,7 +173,8 @@ pub async fn serve<S>(
         }
         match dispatch(&ctx, frame) {
             Ok(fut) => {
-                if tx.send(Box::pin(SESSION.scope(session.clone(), fut))).await.is_err() {
+                let fut = CHANNEL.scope(channel.clone(), SESSION.scope(session.clone(), fut));
+                if tx.send(Box::pin(fut)).await.is_err() {
                     break;
                 }
             }

@@ -1,5 +1,5 @@
-//! Client networking: the listeners (one per configured Kafka listener, TLS on SSL/SASL_SSL)
-//! accept Kafka connections; each connection gates SASL listeners on authentication (`sasl`),
+//! Client networking: the listeners (one per configured Kafka listener, TLS on SSL/SASL_SSL, its
+//! certificate re-read on SIGHUP) accept Kafka connections; each connection gates SASL listeners on authentication (`sasl`),
 //! reads frames, dispatches them through the route table inside its session and writes
 //! responses in request order.
 
@@ -27,8 +27,12 @@ pub fn serve_listeners(
 ) -> Result<(), String> {
     let tls = match bound.iter().any(|b| b.spec.protocol.tls()) {
         true => {
-            let (server, _resolver) =
+            let (server, resolver) =
                 crate::security::tls::server_config(&config.tls, logger).map_err(|e| e.to_string())?;
+            #[cfg(unix)]
+            net.spawn(crate::security::tls::reload_on_sighup(resolver));
+            #[cfg(not(unix))]
+            drop(resolver);
             Some(tokio_rustls::TlsAcceptor::from(server))
         }
         false => None,

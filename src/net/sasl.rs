@@ -3,6 +3,12 @@
 //! enabled list, SASL_AUTHENTICATION_FAILED with a generic message, `session_lifetime_ms` from
 //! v1 when `connections.max.reauth.ms` is set). The connection writes the bytes and closes on
 //! [`SaslReply::Close`].
+//!
+//! After a v0 SaslHandshake, Kafka expects the SASL tokens raw (KIP-152 added SaslAuthenticate
+//! with handshake v1): each frame is a token, each answer a size-prefixed token (an empty one
+//! when PLAIN succeeds), and a failure closes the connection without an answer, since there is
+//! no header to carry an error ([`handle_raw`], Kafka's `SaslServerAuthenticator.handleSaslToken`
+//! with `enableKafkaSaslAuthenticateHeaders` false).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -27,6 +33,9 @@ pub enum SaslReply {
     /// Write the bytes (if any), then close; `reason` is for the log (no secrets).
     Close { bytes: Option<BytesMut>, reason: String },
 }
+
+/// SaslHandshake's API key.
+pub const SASL_HANDSHAKE: i16 = ApiKey::SaslHandshake as i16;
 
 /// Whether `key` is SaslHandshake (17) or SaslAuthenticate (36).
 pub fn is_sasl_api(key: i16) -> bool {
@@ -90,5 +99,29 @@ pub fn handle(
             let bytes = encode_response("sasl authenticate", correlation_id, version, &resp)?;
             Ok(SaslReply::Authenticated { bytes, principal })
         }
+    }
+}
+
+/// Answers one raw SASL token (the frames after a v0 SaslHandshake). `reauth` as for [`handle`].
+pub fn handle_raw(
+    token: &[u8],
+    auth: &mut Authenticator,
+    settings: &SaslSettings,
+    store: &MetaState,
+    reauth: Option<&Principal>,
+) -> SaslReply {
+    let framed = |b: Vec<u8>| {
+        let mut out = BytesMut::with_capacity(4 + b.len());
+        out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+        out.extend_from_slice(&b);
+        out
+    };
+    match auth.authenticate(token, settings, store) {
+        Step::Challenge(b) => SaslReply::Continue(framed(b)),
+        Step::Failed(reason) => SaslReply::Close { bytes: None, reason },
+        Step::Done { principal, .. } if reauth.is_some_and(|p| *p != principal) => {
+            SaslReply::Close { bytes: None, reason: "Cannot change principals during re-authentication".to_string() }
+        }
+        Step::Done { principal, reply } => SaslReply::Authenticated { bytes: framed(reply), principal },
     }
 }

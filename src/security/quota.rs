@@ -119,6 +119,13 @@ pub fn quota_for(set: &QuotaSet, key: &str, user: &str, client_id: &str) -> Opti
     order.iter().find_map(|e| set.get(e).and_then(|v| v.get(key)).map(|v| v.0))
 }
 
+/// The rate, in microseconds of thread time per second, that a `request_percentage` quota
+/// allows: `percentage` % of one thread (Kafka's KIP-124; 100 = one whole thread). The request
+/// budget is a [`Throttles`] budget in microseconds at this rate.
+pub fn request_time_rate(percentage: f64) -> f64 {
+    percentage * 10_000.0
+}
+
 /// Per-client byte budgets: each (quota key, user, client-id) may send `rate` bytes a second,
 /// with up to one second of burst. A request that overdraws the budget is throttled for the time
 /// the refill needs to bring it back to zero.
@@ -233,5 +240,28 @@ mod tests {
         assert!(sent >= 1000 * 9, "the throttle must not starve the client: {sent}");
         // Other clients have their own budgets.
         assert_eq!(t.record("p", "u", "other", 1000.0, 100, now), 0);
+    }
+
+    #[test]
+    fn request_percentage_is_a_share_of_one_thread() {
+        // 50 %: half a second of thread time per second, with one second's worth as burst.
+        let rate = request_time_rate(50.0);
+        assert_eq!(rate, 500_000.0);
+        let t = Throttles::default();
+        assert_eq!(t.record(REQUEST_PERCENTAGE, "u", "c", rate, 400_000, 0), 0);
+        // 1.1 s of thread time at t = 0: 1 s over the 0.5 s budget, so 2 s at half a thread.
+        assert_eq!(t.record(REQUEST_PERCENTAGE, "u", "c", rate, 1_100_000, 0), 2_000);
+        // Muted for those 2 s, the client is back at zero; 1 ms of work then costs 2 ms.
+        assert_eq!(t.record(REQUEST_PERCENTAGE, "u", "c", rate, 1_000, 2_000), 2);
+        // Over a long run a busy client gets percentage x time (+ the burst), whatever its pace.
+        let (t, mut now, mut busy) = (Throttles::default(), 0u64, 0u64);
+        while now < 100_000 {
+            // Each request keeps a thread busy for 3 ms.
+            let wait = t.record(REQUEST_PERCENTAGE, "u", "c", request_time_rate(10.0), 3_000, now);
+            busy += 3_000;
+            now += 3 + wait;
+        }
+        let share = busy as f64 / (now as f64 * 1000.0);
+        assert!((0.095..=0.11).contains(&share), "10 % of a thread, got {share}");
     }
 }

@@ -1,7 +1,7 @@
 //! TLS for the SSL and SASL_SSL listeners on rustls (ring provider, TLS 1.2 and 1.3 only):
 //! loading PEM certificate chains and keys, a certificate resolver that re-reads the files when
-//! they change (checked at most once a second, on a handshake) or when asked ([`ReloadingCert::
-//! reload`]), client authentication (`none`/`requested`/`required` against a CA bundle) and the
+//! they change (checked at most once a second, on a handshake), on SIGHUP ([`reload_on_sighup`])
+//! or when asked ([`ReloadingCert::reload`]), client authentication (`none`/`requested`/`required` against a CA bundle) and the
 //! principal of a client certificate: `User:` + its subject DN in RFC 2253 form, as Kafka's
 //! default principal builder gives it. Key material is never logged.
 
@@ -107,14 +107,27 @@ impl ReloadingCert {
 
     /// Re-reads the files now; on an error the old certificate stays (and the error is logged).
     pub fn reload(&self) -> Result<(), TlsError> {
+        self.reload_for("request")
+    }
+
+    /// Re-reads the files now because of `trigger` (for the log line), and takes their current
+    /// modification times as seen, so a handshake's check does not read them again.
+    pub fn reload_now(&self, trigger: &'static str) -> Result<(), TlsError> {
+        let mut c = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        *c = (Instant::now(), mtime(&self.cert_file), mtime(&self.key_file));
+        drop(c);
+        self.reload_for(trigger)
+    }
+
+    fn reload_for(&self, trigger: &'static str) -> Result<(), TlsError> {
         match certified_key(&self.cert_file, &self.key_file) {
             Ok(k) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = k;
-                slog::info!(self.logger, "TLS certificate reloaded"; "cert_file" => %self.cert_file.display());
+                slog::info!(self.logger, "TLS certificate reloaded"; "cert_file" => %self.cert_file.display(), "trigger" => trigger);
                 Ok(())
             }
             Err(e) => {
-                slog::warn!(self.logger, "TLS certificate reload failed, keeping the old one"; "error" => %e);
+                slog::warn!(self.logger, "TLS certificate reload failed, keeping the old one"; "error" => %e, "trigger" => trigger);
                 Err(e)
             }
         }
@@ -133,7 +146,7 @@ impl ReloadingCert {
             c.1 = cm;
             c.2 = km;
             drop(c);
-            let _ = self.reload();
+            let _ = self.reload_for("file change");
         }
     }
 
@@ -147,6 +160,28 @@ impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.check(false);
         Some(self.current())
+    }
+}
+
+/// Re-reads `resolver`'s files on every SIGHUP for as long as the runtime it is spawned on runs.
+/// The signal handler itself only wakes this task (tokio's signal driver); the files are read
+/// on the blocking pool, so no runtime thread waits on the disk. A line is logged once the
+/// handler is in place (from then on SIGHUP no longer terminates the process).
+#[cfg(unix)]
+pub async fn reload_on_sighup(resolver: Arc<ReloadingCert>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            slog::warn!(resolver.logger, "cannot handle SIGHUP: TLS certificates reload on file change only"; "error" => %e);
+            return;
+        }
+    };
+    slog::info!(resolver.logger, "SIGHUP reloads the TLS certificate"; "cert_file" => %resolver.cert_file.display());
+    while hup.recv().await.is_some() {
+        let r = resolver.clone();
+        // The outcome is logged by reload_now.
+        let _ = tokio::task::spawn_blocking(move || r.reload_now("SIGHUP")).await;
     }
 }
 

@@ -4,6 +4,7 @@ openssl CLI (never committed keys). Every client (Java console producer/consumer
 kafka-topics via TopicCommand with a client properties file, kcat, confluent-kafka,
 kafka-python) produces and consumes over SSL, SASL_PLAINTEXT (PLAIN and SCRAM-SHA-512) and
 SASL_SSL; the SCRAM user is created with kafka-configs (ConfigCommand, AlterUserScramCredentials).
+kafka-python with `api_version=(0, 11)` logs in the pre-KIP-152 way (SaslHandshake v0, raw tokens).
 Negative cases: wrong password, unknown user, unknown mechanism, a request before
 authentication, plaintext on the TLS port and TLS on the plaintext port, an expired client
 certificate, a truncated SASL exchange. Last, the broker's log is searched for every test secret.
@@ -154,6 +155,34 @@ def test_kafka_python(secure, mode):
             break
     c.close()
     assert got == [f"v{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("mech,user,pw", [("PLAIN", PLAIN_USER, PLAIN_PASSWORD),
+                                         ("SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD)], ids=["plain", "scram512"])
+def test_kafka_python_raw_sasl_tokens(secure, mech, user, pw):
+    """kafka-python told the broker is 0.11 (`api_version=(0, 11)`) authenticates the way clients
+    did before KIP-152: SaslHandshake v0, then raw size-prefixed SASL tokens (kafka-python's
+    SaslBytesRequest). The broker logs which framing each login used."""
+    kp = need_module("kafka")
+    conf = {"bootstrap_servers": secure.bootstrap("SASL_PLAINTEXT"), "security_protocol": "SASL_PLAINTEXT",
+            "api_version": (0, 11), "sasl_mechanism": mech, "sasl_plain_username": user,
+            "sasl_plain_password": pw}
+    topic = topic_name("kp-raw", mech.lower())
+    before = secure.log_path.read_text().count(f"framing: raw tokens, principal: User:{user},")
+    p = kp.KafkaProducer(acks="all", **conf)
+    for i in range(5):
+        p.send(topic, f"v{i}".encode()).get(timeout=30)
+    p.close()
+    c = kp.KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=20000, **conf)
+    got = []
+    for m in c:
+        got.append(m.value.decode())
+        if len(got) == 5:
+            break
+    c.close()
+    assert got == [f"v{i}" for i in range(5)]
+    after = secure.log_path.read_text().count(f"framing: raw tokens, principal: User:{user},")
+    assert after > before, "no login with raw SASL tokens in the broker log"
 
 
 # --- negative cases on the wire ------------------------------------------------------------------
