@@ -356,6 +356,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let peer_tls =
         crate::security::peer_tls::peer_tls(&config.raft, &logger).map_err(|e| StartError::Config(e.to_string()))?;
     let peer_arbiter = Arbiter::new();
+    #[cfg(unix)]
+    if let Some(t) = &peer_tls {
+        peer_arbiter.spawn(crate::security::tls::reload_on_sighup(t.cert.clone()));
+    }
     let mut peers = HashMap::new();
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());

@@ -13,13 +13,16 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use slog::Logger;
 
 use crate::config::RaftConfig;
-use crate::security::tls::{load_certs, load_key, provider, subject_dn, ReloadingCert, TlsError};
+use crate::security::tls::{load_certs, provider, subject_dn, ReloadingCert, TlsError};
 
 /// The TLS settings of the peer transport.
 #[derive(Clone)]
 pub struct PeerTls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub connector: tokio_rustls::TlsConnector,
+    /// The node's certificate, served and presented by both sides: re-read when its files
+    /// change and on SIGHUP ([`crate::security::tls::reload_on_sighup`]).
+    pub cert: Arc<ReloadingCert>,
 }
 
 /// The name node `id`'s certificate carries (CN and DNS SAN).
@@ -60,14 +63,15 @@ pub fn peer_tls(raft: &RaftConfig, logger: &Logger) -> Result<Option<PeerTls>, T
     let server = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)?
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(resolver);
+        .with_cert_resolver(resolver.clone());
     let client = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)?
         .with_root_certificates(roots)
-        .with_client_auth_cert(load_certs(cert)?, load_key(key)?)?;
+        .with_client_cert_resolver(resolver.clone());
     Ok(Some(PeerTls {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
         connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+        cert: resolver,
     }))
 }
 
@@ -102,5 +106,45 @@ mod tests {
         let x = load_certs(&dir.path().join("x.pem")).unwrap();
         assert_eq!(cert_node(&x[0]), None);
         assert_eq!(server_name(3).map(|s| s.to_str().to_string()), Some("node-3".to_string()));
+    }
+
+    fn self_signed(dir: &Path, name: &str, subj: &str) {
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "1", "-subj", subj, "-keyout", &format!("{name}-key.pem"), "-out", &format!("{name}.pem")])
+            .current_dir(dir)
+            .output()
+            .expect("openssl CLI");
+        assert!(out.status.success());
+    }
+
+    /// The certificate a node presents when it dials a peer is the reloading one: after the
+    /// files are replaced and reloaded (as SIGHUP does), the client side presents the new one.
+    #[test]
+    fn the_client_side_presents_the_reloaded_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        self_signed(dir.path(), "node", "/CN=node-1");
+        self_signed(dir.path(), "next", "/O=renewed/CN=node-1");
+        let raft = RaftConfig {
+            tls_cert_file: Some(dir.path().join("node.pem")),
+            tls_key_file: Some(dir.path().join("node-key.pem")),
+            tls_ca_file: Some(dir.path().join("node.pem")),
+            ..RaftConfig::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let t = peer_tls(&raft, &logger).unwrap().expect("all three files set");
+        let presented = |t: &PeerTls| {
+            let k = rustls::client::ResolvesClientCert::resolve(&*t.cert, &[], &[]).expect("a certificate");
+            k.cert[0].as_ref().to_vec()
+        };
+        let first = load_certs(&dir.path().join("node.pem")).unwrap();
+        assert_eq!(presented(&t), first[0].as_ref());
+        std::fs::copy(dir.path().join("next.pem"), dir.path().join("node.pem")).unwrap();
+        std::fs::copy(dir.path().join("next-key.pem"), dir.path().join("node-key.pem")).unwrap();
+        t.cert.reload_now("test").unwrap();
+        let next = load_certs(&dir.path().join("next.pem")).unwrap();
+        assert_ne!(first[0].as_ref(), next[0].as_ref());
+        assert_eq!(presented(&t), next[0].as_ref());
+        assert_eq!(cert_node(&presented(&t)), Some(1));
     }
 }

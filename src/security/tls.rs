@@ -163,6 +163,22 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
+/// The same certificate as a client's (a node dialling a peer presents it), reloaded alike.
+impl rustls::client::ResolvesClientCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.check(false);
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// Re-reads `resolver`'s files on every SIGHUP for as long as the runtime it is spawned on runs.
 /// The signal handler itself only wakes this task (tokio's signal driver); the files are read
 /// on the blocking pool, so no runtime thread waits on the disk. A line is logged once the
