@@ -100,13 +100,21 @@ impl Node {
         });
         // Kafka's default segment.ms (log.roll.ms) is 7 days.
         let segment_ms = Some(own("segment.ms").unwrap_or(7 * 24 * 3600 * 1000));
+        let segment_bytes = Some(topic_config::segment_bytes(&topic.configs, self.settings.segment_bytes));
         if !delete {
             // `compact` alone: no time or size retention.
-            return RetentionSettings { retention_ms: None, retention_bytes: None, compaction, segment_ms };
+            return RetentionSettings {
+                retention_ms: None,
+                retention_bytes: None,
+                compaction,
+                segment_ms,
+                segment_bytes,
+            };
         }
         RetentionSettings {
             compaction,
             segment_ms,
+            segment_bytes,
             retention_ms: if explicit("retention.ms") {
                 num("retention.ms").filter(|v| *v >= 0)
             } else {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -303,7 +303,25 @@ fn segment_bytes_floor_and_internal_segment_bytes() {
     assert_eq!(produce(&mut c, "small", batch.clone(), -1).error_code, 18, "RECORD_BATCH_TOO_LARGE");
     assert_eq!(produce(&mut c, "plain", batch, -1).error_code, 0);
 
-    // Deleting it puts segment.bytes back in charge (from the next open) and hides it again.
+    // A new size applies from the next roll, without a restart (Kafka's segment.bytes is
+    // dynamic too): the segments written after the change grow past 1 KiB up to 4 KiB.
+    assert_eq!(incremental(&mut c, 2, "small", &[("internal.segment.bytes", 0, Some("4096"))]).0, 0);
+    // (The change reaches the partition through __meta's apply, so a few batches may still roll
+    // at 1 KiB right after the answer.)
+    let before = sizes.len();
+    let big_sealed =
+        |v: &[u64]| v.get(before..v.len().saturating_sub(1)).map_or(0, |s| s.iter().filter(|s| **s > 1024).count());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut grown = Vec::new();
+    while Instant::now() < deadline && big_sealed(&grown) < 2 {
+        let batch = build_batch(0, -1, -1, -1, now_ms(), &[(Some(b"k".as_slice()), Some(value.as_slice()))]);
+        assert_eq!(produce(&mut c, "small", batch, -1).error_code, 0);
+        grown = segment_sizes(&dir.path().join("groups").join("1"));
+    }
+    assert!(big_sealed(&grown) >= 2, "segments sealed after the change grew past 1 KiB: {grown:?}");
+    assert!(grown.iter().all(|s| *s <= 4096), "none past the new size: {grown:?}");
+
+    // Deleting it puts segment.bytes back in charge and hides it again.
     assert_eq!(incremental(&mut c, 2, "small", &[("internal.segment.bytes", 1, None)]).0, 0);
     assert_eq!(describe(&mut c, 2, "small", 4).configs.len(), 37);
 }

@@ -426,6 +426,12 @@ impl PartitionLog {
         self.flush_if_immediate()
     }
 
+    /// The size at which the active segment rolls from now on (a topic's `segment.bytes`
+    /// changed); segments already sealed keep theirs.
+    pub fn set_segment_bytes(&mut self, segment_bytes: u64) {
+        self.opts.segment_bytes = segment_bytes.max(1);
+    }
+
     fn write_entries(&mut self, entries: &[Entry], offsets: &[EntryOffsets]) -> Result<()> {
         let limit = self.opts.segment_bytes;
         let seq = self.write_seq;

@@ -65,6 +65,9 @@ pub struct RetentionSettings {
     pub compaction: Option<crate::log::cleaner::CompactionSettings>,
     /// `segment.ms`: roll the active segment when its first batch is this old.
     pub segment_ms: Option<i64>,
+    /// `segment.bytes` (or `internal.segment.bytes`): the size at which the next segment rolls;
+    /// `None` keeps the size the log was opened with.
+    pub segment_bytes: Option<u64>,
 }
 
 /// Everything a partition actor does, one enum.
@@ -573,7 +576,13 @@ impl Handler<PartitionMsg> for PartitionActor {
                 let lag = self.core.raft.commit_index().saturating_sub(index);
                 crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.apply_lag = lag);
             }
-            PartitionMsg::Retention(r) => self.retention = r,
+            PartitionMsg::Retention(r) => {
+                // A changed segment size applies from the next roll, as Kafka's does.
+                if let Some(b) = r.segment_bytes {
+                    self.core.raft.log_mut().set_segment_bytes(b);
+                }
+                self.retention = r;
+            }
             PartitionMsg::Cleaned(reply) => {
                 let log = self.core.raft.log_mut();
                 if self.cleaning.finished(log, reply, &self.logger) > 0 {
