@@ -118,6 +118,13 @@ impl Config {
         if r.max_size_per_msg == 0 {
             return Err(ConfigError::invalid("raft.max-size-per-msg", "must be at least 1 byte"));
         }
+        let max_chunk = crate::peer::actor::MAX_CHUNK_FRAME as u64;
+        if !(1024..=max_chunk).contains(&r.snapshot_chunk_bytes) {
+            return Err(ConfigError::invalid(
+                "raft.snapshot-chunk-bytes",
+                format!("must be between 1024 and {max_chunk} bytes (half the peer frame limit)"),
+            ));
+        }
         let mut seen_ids = std::collections::HashSet::new();
         let mut seen_addrs = std::collections::HashSet::new();
         for (i, peer) in r.peers.iter().enumerate() {

@@ -40,6 +40,12 @@ impl PartitionLog {
         self.raft_start.max(self.first_index())
     }
 
+    /// The highest index at most `max` where a raft start may be: the first index of a
+    /// segment that follows a sealed one.
+    pub fn raft_start_candidate(&self, max: u64) -> Option<u64> {
+        self.segments.iter().skip(1).map(|s| s.base_index).take_while(|b| *b <= max).last()
+    }
+
     /// Moves the raft start up to `index`, which must be the first index of a segment after a
     /// sealed one (every entry below it sealed). Stored durably first. Returns whether it moved.
     pub fn set_raft_start(&mut self, index: u64) -> Result<bool> {
@@ -73,6 +79,10 @@ mod tests {
         assert!(log.set_raft_start(5).unwrap());
         assert!(!log.set_raft_start(3).unwrap(), "never down");
         assert_eq!((log.first_index(), log.raft_first_index()), (1, 5));
+        assert_eq!(
+            (log.raft_start_candidate(6), log.raft_start_candidate(4), log.raft_start_candidate(2)),
+            (Some(5), Some(3), None)
+        );
         assert!(log.set_raft_start(7).unwrap(), "the active segment's base: every entry below is sealed");
         drop(log);
         let log = PartitionLog::open(dir.path(), opts(300), &logger()).unwrap().0;
