@@ -165,7 +165,13 @@ impl PartitionActor {
             // raft-rs would ignore it (and answer so): no transfer.
             return Some(m);
         }
+        let (from, index, term, files, bytes) = (m.from, meta.index, meta.term, desc.files.len(), desc.total_bytes());
+        let before = self.snapshots.receiver.in_progress();
         let actions = self.snapshots.receiver.on_snapshot(m, desc);
+        if self.snapshots.receiver.in_progress() != before {
+            slog::info!(self.logger, "snapshot transfer started"; "from" => from, "index" => index, "term" => term,
+                "files" => files, "bytes" => bytes);
+        }
         self.run_snapshot_actions(actions, ctx);
         None
     }
@@ -184,6 +190,10 @@ impl PartitionActor {
     /// One tick of the receiver.
     pub(super) fn snapshot_tick(&mut self, ctx: &mut Context<Self>) {
         let actions = self.snapshots.receiver.on_tick();
+        if let Some(Action::Send { to, req }) = actions.first() {
+            slog::info!(self.logger, "asking again for a snapshot chunk"; "to" => to, "index" => req.index,
+                "file" => req.file.as_str(), "offset" => req.offset);
+        }
         self.run_snapshot_actions(actions, ctx);
     }
 
