@@ -109,19 +109,21 @@ fn read_chunk(
 ) -> Result<(bytes::Bytes, bool), String> {
     let mut map = served.lock().unwrap_or_else(|p| p.into_inner());
     map.retain(|_, s| s.touched.elapsed() < IDLE_TRANSFER);
-    if !map.contains_key(&key) {
-        let Some(paths) = open else {
-            return Err("the transfer is not open".into());
-        };
-        let mut files = HashMap::new();
-        for (name, path) in &paths {
-            let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            files.insert(name.clone(), Arc::new(f));
+    let s = match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let Some(paths) = open else {
+                return Err("the transfer is not open".into());
+            };
+            let mut files = HashMap::new();
+            for (name, path) in &paths {
+                let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                files.insert(name.clone(), Arc::new(f));
+            }
+            let last_file = paths.last().map(|p| p.0.clone()).unwrap_or_default();
+            e.insert(Served { files, last_file, touched: Instant::now() })
         }
-        let last_file = paths.last().map(|p| p.0.clone()).unwrap_or_default();
-        map.insert(key, Served { files, last_file, touched: Instant::now() });
-    }
-    let s = map.get_mut(&key).expect("inserted");
+    };
     s.touched = Instant::now();
     let f = s.files.get(&req.file).ok_or_else(|| format!("{} is not a file of snapshot {}", req.file, req.index))?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
@@ -187,8 +189,12 @@ impl PartitionActor {
         }
     }
 
-    /// One tick of the receiver.
+    /// One tick: the receiver's time-outs, and the served transfers' open files dropped after
+    /// [`IDLE_TRANSFER`] (skipped while a chunk is being read: never wait on the tick).
     pub(super) fn snapshot_tick(&mut self, ctx: &mut Context<Self>) {
+        if let Ok(mut served) = self.snapshots.served.try_lock() {
+            served.retain(|_, s| s.touched.elapsed() < IDLE_TRANSFER);
+        }
         let actions = self.snapshots.receiver.on_tick();
         if let Some(Action::Send { to, req }) = actions.first() {
             slog::info!(self.logger, "asking again for a snapshot chunk"; "to" => to, "index" => req.index,

@@ -200,6 +200,8 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
 
 /// A decoded frame: sender, addressee, and the messages by group.
 pub type Decoded = (u64, u64, Vec<(GroupId, Message)>);
+/// A decoded frame with everything it carries besides Raft messages.
+pub type DecodedFull = (u64, u64, Vec<(GroupId, Message)>, Extras);
 /// A decoded frame with its repair requests and copies.
 pub type DecodedWithRepairs = (u64, u64, Vec<(GroupId, Message)>, Vec<Repair>);
 
@@ -214,7 +216,7 @@ pub fn decode_with_repairs(body: &[u8]) -> Result<DecodedWithRepairs, FrameError
 }
 
 /// [`decode`], with everything else the frame carries.
-pub fn decode_full(body: &[u8]) -> Result<(u64, u64, Vec<(GroupId, Message)>, Extras), FrameError> {
+pub fn decode_full(body: &[u8]) -> Result<DecodedFull, FrameError> {
     let frame = <PeerFrame as prost::Message>::decode(body).map_err(|e| FrameError::Decode(e.to_string()))?;
     let mut out = Vec::with_capacity(frame.messages.len());
     for gm in frame.messages {
