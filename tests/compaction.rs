@@ -241,6 +241,11 @@ fn catch_up_through_a_snapshot(disruption: Disruption) {
     if disruption == Disruption::CutLink {
         assert!(!logs[fi].lines_with(&["asking again for a snapshot chunk"]).is_empty());
     }
+    eprintln!(
+        "{disruption:?}: {:?}; leader chunks sent {}",
+        logs[fi].lines_with(&["snapshot transfer started"]),
+        chronik::metrics::snapshot_figures(leader).chunks_sent - sent_before
+    );
     // The other nodes' cleaners are idle by now (nothing new is written): stop everything.
     std::thread::sleep(Duration::from_millis(500));
     drop(lc);
