@@ -167,14 +167,15 @@ fn reads_at_every_offset(data_dir: &Path, hw: i64) -> Vec<Bytes> {
 }
 
 /// A follower down while the leader compacted comes back behind the compacted prefix: it
-/// receives that prefix as a snapshot (the segment files, in chunks of 1 KiB), then the log,
+/// receives that prefix as a snapshot (the segment files, in chunks of 128 bytes), then the log,
 /// and ends serving byte for byte what the leader serves at every offset.
 fn catch_up_through_a_snapshot(disruption: Disruption) {
     let dir = tempfile::tempdir().unwrap();
     let mut configs = cluster_configs(dir.path(), 3);
     for c in &mut configs {
         c.cleaner.backoff = Duration::from_millis(100);
-        c.raft.snapshot_chunk_bytes = 1024;
+        // Small chunks: most files take several.
+        c.raft.snapshot_chunk_bytes = 128;
     }
     let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
     let mut nodes: Vec<Option<TestNode>> = start(&configs, &logs).into_iter().map(Some).collect();
@@ -208,7 +209,8 @@ fn catch_up_through_a_snapshot(disruption: Disruption) {
             std::thread::sleep(Duration::from_millis(150));
             faults.partition(follower, true);
             logs[fi].wait_for(&["asking again for a snapshot chunk"], Duration::from_secs(30));
-            std::thread::sleep(Duration::from_millis(1500));
+            // Shorter than the follower's give-up time (two election timeouts): it resumes.
+            std::thread::sleep(Duration::from_millis(300));
             faults.partition(follower, false);
         }
         Disruption::KillFollower => {
@@ -240,6 +242,8 @@ fn catch_up_through_a_snapshot(disruption: Disruption) {
     assert!(chronik::metrics::snapshot_figures(leader).chunks_sent > sent_before);
     if disruption == Disruption::CutLink {
         assert!(!logs[fi].lines_with(&["asking again for a snapshot chunk"]).is_empty());
+        let gave_up = logs[fi].lines_with(&["snapshot transfer abandoned", "no chunk from"]);
+        assert!(gave_up.is_empty(), "the transfer resumed where it was cut: {gave_up:?}");
     }
     eprintln!(
         "{disruption:?}: {:?}; leader chunks sent {}",

@@ -119,10 +119,10 @@ impl Config {
             return Err(ConfigError::invalid("raft.max-size-per-msg", "must be at least 1 byte"));
         }
         let max_chunk = crate::peer::actor::MAX_CHUNK_FRAME as u64;
-        if !(1024..=max_chunk).contains(&r.snapshot_chunk_bytes) {
+        if !(128..=max_chunk).contains(&r.snapshot_chunk_bytes) {
             return Err(ConfigError::invalid(
                 "raft.snapshot-chunk-bytes",
-                format!("must be between 1024 and {max_chunk} bytes (half the peer frame limit)"),
+                format!("must be between 128 and {max_chunk} bytes (half the peer frame limit)"),
             ));
         }
         let mut seen_ids = std::collections::HashSet::new();
@@ -262,6 +262,18 @@ mod tests {
     use crate::config::PeerConfig;
 
     // --- validation -----------------------------------------------------
+
+    #[test]
+    fn snapshot_chunks_fit_in_a_peer_frame() {
+        let mut c = Config::default();
+        assert_eq!(c.raft.snapshot_chunk_bytes, 1 << 20);
+        c.raft.snapshot_chunk_bytes = 127;
+        assert_eq!(invalid_key(&c), "raft.snapshot-chunk-bytes");
+        c.raft.snapshot_chunk_bytes = crate::peer::frame::MAX_FRAME as u64;
+        assert_eq!(invalid_key(&c), "raft.snapshot-chunk-bytes");
+        c.raft.snapshot_chunk_bytes = crate::peer::actor::MAX_CHUNK_FRAME as u64;
+        c.validate().unwrap();
+    }
 
     #[test]
     fn tick_interval_rules() {

@@ -6,9 +6,10 @@
 //! be stepped. The shell (`partition::snapshot`) carries out its [`Action`]s: peer requests,
 //! disk work off the group actor, and the step.
 //!
-//! Rules: a duplicate `MsgSnapshot` (same snapshot index and term) for the transfer in
-//! progress is ignored, except that a new sender (a new leader with the same snapshot) becomes
-//! the source; an older one is ignored; a newer one aborts the transfer and starts its own. A
+//! Rules: a duplicate `MsgSnapshot` (same snapshot index, term and manifest) for the transfer in
+//! progress is ignored, except that a new sender (a new leader with the same files) becomes
+//! the source; an older one is ignored; a newer one, or one for the same point whose files
+//! differ (replicas compact independently), aborts the transfer and starts its own. A
 //! chunk that is not the one asked for (late, duplicated) is ignored. A lost request or chunk
 //! is asked for again after `resend_ticks`; with no answer for `give_up_ticks`, an error chunk
 //! (CRC, length, the leader cannot serve the file), or a failed write or check, the transfer is
@@ -115,7 +116,7 @@ impl Receiver {
         let (index, term, from) = (meta.index, meta.term, msg.from);
         let mut out = Vec::new();
         if let Some(t) = &mut self.current {
-            if (t.index, t.term) == (index, term) {
+            if (t.index, t.term) == (index, term) && t.desc == desc {
                 if t.leader != from {
                     // The same snapshot from a new leader: pull the rest from it.
                     t.leader = from;
@@ -131,7 +132,8 @@ impl Receiver {
             if (t.index, t.term) > (index, term) {
                 return out;
             }
-            out = self.fail(format!("a newer snapshot at index {index} arrived"));
+            // Newer, or the same point from a replica whose files differ (each compacts alone).
+            out = self.fail(format!("a newer or different snapshot at index {index} arrived"));
         }
         if desc.files.is_empty() {
             return out;

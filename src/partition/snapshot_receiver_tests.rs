@@ -110,6 +110,10 @@ fn duplicate_older_and_newer_snapshots() {
         [Action::Send { to: 3, req: again }] => assert_eq!(again, &req),
         other => panic!("{other:?}"),
     }
+    // The same point from a replica whose files differ: start again from it.
+    let a = r.on_snapshot(snapshot_msg(2, 20, 2), desc(&[140]));
+    assert!(matches!(&a[0], Action::Abort { index: 20, .. }), "{a:?}");
+    assert!(matches!(&a[1], Action::Send { to: 2, req } if req.offset == 0 && req.max_len == 100));
     // A newer one aborts the transfer and starts its own.
     let a = r.on_snapshot(snapshot_msg(3, 30, 2), desc(&[80]));
     assert!(matches!(&a[0], Action::Abort { index: 20, .. }), "{a:?}");
