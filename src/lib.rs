@@ -13,12 +13,12 @@
 //! | [`net`] | Kafka listener and connections (responses in request order) |
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
-//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), its produce ack waiters and its actor |
+//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`raft`] | the generic Ready loop (`core`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
-//! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps) |
+//! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps), the raft start and the install of a received snapshot's segments |
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |
 //! | [`admin`] | the operator HTTP API (`/metrics`, health, `/v1/node`, `/v1/cluster`, faults) on its own thread, and the `cluster status` client |

@@ -310,6 +310,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_message_bytes: config.kafka.max_request_size as usize,
         max_inflight_msgs: config.raft.max_inflight_msgs,
         max_size_per_msg: config.raft.max_size_per_msg,
+        snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
     };
     // The Kafka listeners are bound first: their addresses go into this broker's registration.
     let specs = config.kafka.resolved_listeners().map_err(|e| StartError::Config(e.to_string()))?;

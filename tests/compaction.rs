@@ -1,8 +1,9 @@
 //! In-process cluster tests of log compaction: replicas that compact at different times (each
 //! node's cleaner decides alone) hold the same latest value of every key and only records the
-//! producer wrote at their offsets; a follower that was down while the leader compacted catches
-//! up by normal Raft replication of the compacted entries and then serves byte for byte what the
-//! leader serves. What a replica serves is read with the same `PartitionLog::read` Fetch uses,
+//! producer wrote at their offsets; a follower that was down while the leader compacted is
+//! behind the leader's raft start and catches up through a snapshot of the compacted segment
+//! files, pulled in chunks (also when the link is cut mid-transfer, or the follower killed),
+//! then serves byte for byte what the leader serves at every offset. What a replica serves is read with the same `PartitionLog::read` Fetch uses,
 //! from its data directory once the nodes are stopped.
 
 mod common;
@@ -93,10 +94,22 @@ fn check_replica(recs: &[(i64, String, String)], keys: usize, rounds: usize) {
     }
 }
 
+/// Starts the nodes and waits until the first one's metadata lists every broker.
 fn start(configs: &[Config], logs: &[CapturedLog]) -> Vec<TestNode> {
     let starting: Vec<_> =
         configs.iter().zip(logs).map(|(c, l)| spawn_node_logged(c.clone(), Some(l.clone()))).collect();
-    starting.into_iter().map(|s| s.wait()).collect()
+    let nodes: Vec<TestNode> = starting.into_iter().map(|s| s.wait()).collect();
+    let mut c = Client::connect(nodes[0].addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+        if r.brokers.len() == configs.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {} brokers registered", r.brokers.len(), configs.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nodes
 }
 
 #[test]
@@ -133,12 +146,36 @@ fn replicas_compacting_at_different_times_keep_the_same_latest_values() {
     assert!(counts.iter().all(|n| *n < keys * rounds / 2), "every replica compacted: {counts:?}");
 }
 
-#[test]
-fn a_follower_down_while_the_leader_compacted_catches_up_and_serves_the_same_bytes() {
+/// What happens to the follower while the snapshot's files travel.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Disruption {
+    None,
+    /// The link between leader and follower is cut for a while mid-transfer.
+    CutLink,
+    /// The follower is killed mid-transfer and started again.
+    KillFollower,
+}
+
+/// What a replica serves from every offset `0..hw` (one Fetch-sized read from each).
+fn reads_at_every_offset(data_dir: &Path, hw: i64) -> Vec<Bytes> {
+    let groups = data_dir.join("groups");
+    let gdir: PathBuf = std::fs::read_dir(&groups).unwrap().next().unwrap().unwrap().path();
+    let opts = LogOptions { segment_bytes: 2048, index_interval_bytes: 4096, kind: LogKind::KafkaBatches };
+    let (log, _) = PartitionLog::open(&gdir, opts, &chronik::logging::discard()).unwrap();
+    let start = log.log_start_offset();
+    (0..hw).map(|o| if o < start { Bytes::new() } else { log.read(o, 300, i64::MAX).unwrap() }).collect()
+}
+
+/// A follower down while the leader compacted comes back behind the compacted prefix: it
+/// receives that prefix as a snapshot (the segment files, in chunks of 128 bytes), then the log,
+/// and ends serving byte for byte what the leader serves at every offset.
+fn catch_up_through_a_snapshot(disruption: Disruption) {
     let dir = tempfile::tempdir().unwrap();
     let mut configs = cluster_configs(dir.path(), 3);
     for c in &mut configs {
         c.cleaner.backoff = Duration::from_millis(100);
+        // Small chunks: most files take several.
+        c.raft.snapshot_chunk_bytes = 128;
     }
     let logs: Vec<CapturedLog> = (0..3).map(|_| CapturedLog::default()).collect();
     let mut nodes: Vec<Option<TestNode>> = start(&configs, &logs).into_iter().map(Some).collect();
@@ -147,21 +184,46 @@ fn a_follower_down_while_the_leader_compacted_catches_up_and_serves_the_same_byt
     let leader = leader_of(nodes[0].as_ref().unwrap(), "kv");
     let follower = leader % 3 + 1;
     let other = 6 - leader - follower;
-    let fi = (follower - 1) as usize;
+    let (li, fi) = ((leader - 1) as usize, (follower - 1) as usize);
     // The follower stops before anything is written; its own cleaner stays off after the
-    // restart, so all it holds is what the leader replicated.
+    // restart, so all it holds is what the leader sent.
     drop(nodes[fi].take());
     configs[fi].cleaner.enabled = false;
-    let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
+    let mut lc = Client::connect(nodes[li].as_ref().unwrap().addr);
     let (keys, rounds) = (8, 40);
     produce_updates(&mut lc, "kv", rounds, keys, 0);
-    logs[(leader - 1) as usize].wait_for(&["cleaned partition", "kv/0"], Duration::from_secs(30));
+    logs[li].wait_for(&["cleaned partition", "kv/0"], Duration::from_secs(30));
     // The leader has compacted: let it finish every run it started, then bring the follower back.
     std::thread::sleep(Duration::from_millis(1000));
+    let sent_before = chronik::metrics::snapshot_figures(leader).chunks_sent;
+    let faults = nodes[li].as_ref().unwrap().faults.clone();
+    if disruption != Disruption::None {
+        // Slow chunks down, so that the transfer is still going when it is disrupted.
+        faults.delay_to(follower, Some(Duration::from_millis(40)));
+    }
     nodes[fi] = Some(spawn_node_logged(configs[fi].clone(), Some(logs[fi].clone())).wait());
+    logs[fi].wait_for(&["snapshot transfer started"], Duration::from_secs(30));
+    match disruption {
+        Disruption::None => {}
+        Disruption::CutLink => {
+            std::thread::sleep(Duration::from_millis(150));
+            faults.partition(follower, true);
+            logs[fi].wait_for(&["asking again for a snapshot chunk"], Duration::from_secs(30));
+            // Shorter than the follower's give-up time (two election timeouts): it resumes.
+            std::thread::sleep(Duration::from_millis(300));
+            faults.partition(follower, false);
+        }
+        Disruption::KillFollower => {
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(logs[fi].lines_with(&["installed a snapshot's segments"]).is_empty(), "killed mid-transfer");
+            drop(nodes[fi].take());
+            nodes[fi] = Some(spawn_node_logged(configs[fi].clone(), Some(logs[fi].clone())).wait());
+        }
+    }
+    faults.delay_to(follower, None);
     let admin = |i: u64| nodes[(i - 1) as usize].as_ref().unwrap().admin.to_string();
     let pick = |s: serde_json::Value| s["groups"].as_array().unwrap().iter().find(|g| g["topic"] == "kv").cloned();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let l = pick(chronik::admin::fetch_status(&admin(leader)).unwrap());
         let f = pick(chronik::admin::fetch_status(&admin(follower)).unwrap());
@@ -174,18 +236,52 @@ fn a_follower_down_while_the_leader_compacted_catches_up_and_serves_the_same_byt
         assert!(Instant::now() < deadline, "the follower did not catch up: leader {l:?} follower {f:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The snapshot path was used: the leader served chunks, the follower installed segments.
+    logs[fi].wait_for(&["installed a snapshot's segments"], Duration::from_secs(5));
+    assert!(chronik::metrics::snapshot_figures(follower).installed >= 1);
+    assert!(chronik::metrics::snapshot_figures(leader).chunks_sent > sent_before);
+    if disruption == Disruption::CutLink {
+        assert!(!logs[fi].lines_with(&["asking again for a snapshot chunk"]).is_empty());
+        let gave_up = logs[fi].lines_with(&["snapshot transfer abandoned", "no chunk from"]);
+        assert!(gave_up.is_empty(), "the transfer resumed where it was cut: {gave_up:?}");
+    }
+    eprintln!(
+        "{disruption:?}: {:?}; leader chunks sent {}",
+        logs[fi].lines_with(&["snapshot transfer started"]),
+        chronik::metrics::snapshot_figures(leader).chunks_sent - sent_before
+    );
     // The other nodes' cleaners are idle by now (nothing new is written): stop everything.
     std::thread::sleep(Duration::from_millis(500));
     drop(lc);
     drop(c);
     drop(nodes);
-    let (lraw, lrecs, _) = served(&configs[(leader - 1) as usize].data_dir);
+    let (lraw, lrecs, _) = served(&configs[li].data_dir);
     let (fraw, frecs, fcompacted) = served(&configs[fi].data_dir);
     check_replica(&lrecs, keys, rounds);
     check_replica(&frecs, keys, rounds);
-    assert!(fcompacted > 0, "the follower received entries the leader had compacted");
+    assert!(fcompacted > 0, "the follower holds the entries the leader had compacted");
     assert!(lrecs.len() < keys * rounds / 2, "the leader compacted: {} records", lrecs.len());
     assert_eq!(fraw, lraw, "the follower serves byte for byte what the leader serves");
+    let hw = (keys * rounds) as i64;
+    let (lr, fr) = (reads_at_every_offset(&configs[li].data_dir, hw), reads_at_every_offset(&configs[fi].data_dir, hw));
+    for o in 0..hw as usize {
+        assert_eq!(fr[o], lr[o], "what the follower serves from offset {o}");
+    }
     let (_, orecs, _) = served(&configs[(other - 1) as usize].data_dir);
     check_replica(&orecs, keys, rounds);
+}
+
+#[test]
+fn a_follower_down_while_the_leader_compacted_catches_up_and_serves_the_same_bytes() {
+    catch_up_through_a_snapshot(Disruption::None);
+}
+
+#[test]
+fn a_snapshot_transfer_cut_mid_way_resumes_and_completes() {
+    catch_up_through_a_snapshot(Disruption::CutLink);
+}
+
+#[test]
+fn a_follower_killed_mid_transfer_restarts_and_catches_up() {
+    catch_up_through_a_snapshot(Disruption::KillFollower);
 }

@@ -297,6 +297,9 @@ pub struct RaftConfig {
     pub max_inflight_msgs: usize,
     /// Maximum bytes of entries per append message. Default: `1048576`.
     pub max_size_per_msg: u64,
+    /// Most bytes of one chunk of a snapshot's segment files sent to a follower. Default:
+    /// `1048576`.
+    pub snapshot_chunk_bytes: u64,
     /// The other nodes of the cluster (never this node). Default: none.
     #[serde(deserialize_with = "peers_de::deserialize")]
     pub peers: Vec<PeerConfig>,
@@ -323,6 +326,7 @@ impl Default for RaftConfig {
             check_quorum: true,
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
+            snapshot_chunk_bytes: 1_048_576,
             peers: Vec::new(),
             tls_cert_file: None,
             tls_key_file: None,

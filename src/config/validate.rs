@@ -118,6 +118,13 @@ impl Config {
         if r.max_size_per_msg == 0 {
             return Err(ConfigError::invalid("raft.max-size-per-msg", "must be at least 1 byte"));
         }
+        let max_chunk = crate::peer::actor::MAX_CHUNK_FRAME as u64;
+        if !(128..=max_chunk).contains(&r.snapshot_chunk_bytes) {
+            return Err(ConfigError::invalid(
+                "raft.snapshot-chunk-bytes",
+                format!("must be between 128 and {max_chunk} bytes (half the peer frame limit)"),
+            ));
+        }
         let mut seen_ids = std::collections::HashSet::new();
         let mut seen_addrs = std::collections::HashSet::new();
         for (i, peer) in r.peers.iter().enumerate() {
@@ -255,6 +262,18 @@ mod tests {
     use crate::config::PeerConfig;
 
     // --- validation -----------------------------------------------------
+
+    #[test]
+    fn snapshot_chunks_fit_in_a_peer_frame() {
+        let mut c = Config::default();
+        assert_eq!(c.raft.snapshot_chunk_bytes, 1 << 20);
+        c.raft.snapshot_chunk_bytes = 127;
+        assert_eq!(invalid_key(&c), "raft.snapshot-chunk-bytes");
+        c.raft.snapshot_chunk_bytes = crate::peer::frame::MAX_FRAME as u64;
+        assert_eq!(invalid_key(&c), "raft.snapshot-chunk-bytes");
+        c.raft.snapshot_chunk_bytes = crate::peer::actor::MAX_CHUNK_FRAME as u64;
+        c.validate().unwrap();
+    }
 
     #[test]
     fn tick_interval_rules() {

@@ -17,6 +17,9 @@
 //!   the entry before it, the Kafka offset at that point (CRC-protected, replaced atomically).
 //! * `records-start` — the log start offset set by DeleteRecords, when one was applied: it may lie
 //!   inside a segment; nothing below it is served (see `records_start`).
+//! * `raft-start` — the first index raft-rs sees when compacted segments below it are kept for
+//!   Kafka reads only (see `raft_start`); `snapshot-install` and `snapshot-<index>.tmp/` exist
+//!   only while a received snapshot replaces the log (see [`snapshot_install`]).
 //!
 //! # Source of truth
 //!
@@ -54,6 +57,9 @@
 //! | `recovery` | opening a directory, index rebuild, torn-tail truncation |
 //! | `retention` | `log-start`, time/size retention, `reset_to` |
 //! | `records_start` | the DeleteRecords floor under the log start offset (`records-start`) |
+//! | `raft_start` | the raft start above the data start once compacted segments are sealed off (`raft-start`) |
+//! | [`snapshot_descriptor`] | a partition snapshot's data: next offset, floor, the manifest of segment files |
+//! | [`snapshot_install`] | a received snapshot's segments: verified and indexed off the group actor, then swapped in crash-safely |
 //! | [`state_file`] | small CRC-protected files replaced atomically |
 //! | [`cleaner`] | log compaction: the key map, batch rewriting, crash-safe segment swaps, the cleaner thread |
 
@@ -63,10 +69,13 @@ pub mod index;
 mod kafka;
 pub(crate) mod offsets;
 pub mod partition_log;
+mod raft_start;
 mod records_start;
 mod recovery;
 mod retention;
 pub mod segment;
+pub mod snapshot_descriptor;
+pub mod snapshot_install;
 pub mod state_file;
 pub mod write;
 

@@ -94,6 +94,8 @@ pub struct PartitionLog {
     pub(super) write_seq: u64,
     /// The log start offset set by DeleteRecords (see `records_start.rs`).
     pub(super) records_start: i64,
+    /// The raft start, when above the data start (see `raft_start.rs`; 0: none).
+    pub(super) raft_start: u64,
 }
 
 /// A stored entry that fails its checks.
@@ -172,6 +174,7 @@ impl PartitionLog {
         logger: &slog::Logger,
     ) -> Result<(Self, RecoveryReport)> {
         let logger = logger.new(slog::o!("log" => dir.display().to_string()));
+        super::snapshot_install::recover(dir, &logger)?;
         let opened = open_dir(dir, &opts, committed, &logger)?;
         let log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -185,6 +188,7 @@ impl PartitionLog {
             deferred: false,
             write_seq: 0,
             records_start: super::records_start::load(dir)?,
+            raft_start: super::raft_start::load(dir)?,
         };
         for (index, d) in opened.damaged {
             log.note_damage(index, d);

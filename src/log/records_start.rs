@@ -29,6 +29,11 @@ pub(crate) fn load(dir: &Path) -> Result<i64> {
     }
 }
 
+/// Replaces `dir/records-start` atomically and durably.
+pub(crate) fn store(dir: &Path, offset: i64) -> Result<()> {
+    state_file::store(&dir.join(FILE), MAGIC, &offset.to_be_bytes())
+}
+
 impl PartitionLog {
     /// The floor set by DeleteRecords (0 when none).
     pub fn records_start(&self) -> i64 {
@@ -43,7 +48,7 @@ impl PartitionLog {
         if offset <= self.records_start {
             return Ok(false);
         }
-        state_file::store(&self.dir.join(FILE), MAGIC, &offset.to_be_bytes())?;
+        store(&self.dir, offset)?;
         self.records_start = offset;
         slog::info!(self.logger, "log start offset moved by DeleteRecords"; "log_start_offset" => self.log_start_offset());
         Ok(true)

@@ -5,12 +5,13 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
 mod exposition;
 mod samples;
+mod snapshots;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
 pub use samples::{Samples, WINDOW};
+pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};
 
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -88,6 +90,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// The log cleaner's figures (`cleaner.rs`), under their own lock.
     cleaner: Mutex<cleaner::Figures>,
+    /// Snapshot transfer figures (`snapshots.rs`), under their own lock.
+    snapshots: Mutex<snapshots::Figures>,
 }
 
 /// The registry.
@@ -308,6 +312,7 @@ impl Registry {
         });
         let mut families = families;
         families.extend(cleaner::families(self, &keep));
+        families.extend(snapshots::families(self, &keep));
         exposition::encode(families)
     }
 }

@@ -31,6 +31,9 @@ use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::DiskWriter;
 use crate::raft::{GroupId, GroupSettings};
 
+#[path = "snapshot.rs"]
+pub mod snapshot;
+
 /// A produce acknowledgement: the batch's first offset and the log start offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProduceAck {
@@ -101,6 +104,10 @@ pub enum PartitionMsg {
     Retention(RetentionSettings),
     /// The cleaner's answer to this partition's job (see `partition::cleaning`).
     Cleaned(crate::log::cleaner::CleanReply),
+    /// From node `from`: a snapshot chunk request or chunk (see `partition::actor::snapshot`).
+    Snapshot { from: u64, msg: crate::peer::frame::SnapshotPeerMsg },
+    /// The answer of a snapshot receiver's disk work.
+    SnapshotIo(snapshot::SnapshotIo),
     /// Stop the group (topic deleted); the node removes the data afterwards.
     Stop,
 }
@@ -126,6 +133,8 @@ pub struct PartitionActor {
     retention: RetentionSettings,
     retention_check: Duration,
     cleaning: super::cleaning::Cleaning,
+    /// Snapshot transfers that carry segment files, both ways.
+    snapshots: snapshot::Snapshots,
     flush_interval: Option<Duration>,
     /// Acknowledgements waiting for the high watermark to pass their last offset.
     waiters: AckWaiters<AckReply>,
@@ -201,6 +210,7 @@ impl PartitionActor {
             retention: spec.retention,
             retention_check: spec.retention_check,
             cleaning: Default::default(),
+            snapshots: snapshot::Snapshots::new(spec.group, &spec.settings),
             flush_interval: (!fsync).then_some(spec.flush_interval),
             waiters: AckWaiters::default(),
             deletes: Default::default(),
@@ -423,6 +433,7 @@ impl PartitionActor {
         let Some((cleaner, _)) = self.links.cleaner.clone() else {
             return;
         };
+        self.advance_raft_start();
         let (now, applied) = (self.clock.unix_millis(), self.core.confirmed_applied());
         let r = self.retention;
         let producers = self.core.raft.sm().producers.clone();
@@ -505,6 +516,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                 if n % (hb * 10) == 0 {
                     self.request_repairs(n / (hb * 10));
                 }
+                self.snapshot_tick(ctx);
                 if self.core.raft.tick_at(n) || self.core.raft.has_ready() {
                     self.schedule_drive(ctx);
                 }
@@ -552,6 +564,9 @@ impl Handler<PartitionMsg> for PartitionActor {
                 slog::warn!(self.logger, "dropping a proposal forwarded by a peer"; "group" => self.core.raft.group(), "from" => m.from);
             }
             PartitionMsg::Raft(m) => {
+                let Some(m) = self.take_snapshot_msg(m, ctx) else {
+                    return;
+                };
                 if let Err(e) = self.core.raft.step(m) {
                     slog::debug!(self.logger, "raft rejected a message"; "group" => self.core.raft.group(), "error" => %e);
                 }
@@ -586,6 +601,7 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Cleaned(reply) => {
                 let log = self.core.raft.log_mut();
                 if self.cleaning.finished(log, reply, &self.logger) > 0 {
+                    self.advance_raft_start();
                     self.publish_offsets();
                     // As Kafka's cleaner does, keep cleaning while the log is still cleanable
                     // (a full key map leaves the rest for the next run); the backoff timer only
@@ -593,6 +609,8 @@ impl Handler<PartitionMsg> for PartitionActor {
                     self.run_cleaner(ctx);
                 }
             }
+            PartitionMsg::Snapshot { from, msg } => self.on_snapshot_peer(from, msg, ctx),
+            PartitionMsg::SnapshotIo(io) => self.on_snapshot_io(io, ctx),
             PartitionMsg::Stop => ctx.stop(),
         }
     }

@@ -22,6 +22,9 @@ pub struct Cleaning {
     in_flight: bool,
     /// The checkpoint as last stored by the cleaner (read from the file once).
     checkpoint: Option<Checkpoint>,
+    /// The index after the last cleaned segment installed: where the raft start may move
+    /// (`RaftCore::advance_raft_start`).
+    pub raft_start_target: u64,
 }
 
 /// What a check decided.
@@ -106,8 +109,12 @@ impl Cleaning {
         };
         let mut installed = 0;
         for (base, metas) in out.cleaned {
+            let end = base + metas.len() as u64;
             match log.install_cleaned(base, metas) {
-                Ok(true) => installed += 1,
+                Ok(true) => {
+                    installed += 1;
+                    self.raft_start_target = self.raft_start_target.max(end);
+                }
                 Ok(false) => slog::info!(logger, "a cleaned segment is gone meanwhile; copy dropped"; "base" => base),
                 Err(e) => slog::warn!(logger, "installing a cleaned segment failed"; "base" => base, "error" => %e),
             }
@@ -156,6 +163,7 @@ mod tests {
         let out = clean(&job, 1 << 20, &mut |_| {}).unwrap();
         out.checkpoint.store(dir.path()).unwrap();
         assert_eq!(c.finished(&mut log, Ok(out), &logger()), 1);
+        assert_eq!(c.raft_start_target, 11, "after the cleaned segment");
         let served = log.read(0, usize::MAX, i64::MAX).unwrap();
         assert_eq!(crate::log::batch::BatchHeader::parse(&served).unwrap().base_offset, 9);
         assert_eq!(served.len(), crate::log::batch::BatchHeader::parse(&served).unwrap().total_len(), "one batch left");

@@ -87,6 +87,13 @@ impl StateMachine for PartitionSm {
         self.producers.clear();
         self.pending.push(ApplyItem::Restore { index, next_offset });
     }
+
+    /// The producer state of a snapshot's segments, read while they were checked.
+    fn restore_state(&mut self, state: Box<dyn std::any::Any + Send>) {
+        if let Ok(table) = state.downcast::<ProducerStateTable>() {
+            self.producers = *table;
+        }
+    }
 }
 
 /// The apply actor's state: the high watermark, computed from committed batches in order.
@@ -195,12 +202,25 @@ impl PartitionCore {
         if storage.is_new() {
             storage.initialize_voters(voters)?;
         }
-        let applied = storage.log().first_index().saturating_sub(1);
+        // Raft replays the committed entries from its raft start; below it (a compacted topic's
+        // sealed prefix, see `log/raft_start.rs`) the producer state is read from the log here.
+        let applied = storage.log().raft_first_index().saturating_sub(1);
+        let mut producers = ProducerStateTable::new();
+        let log = storage.log();
+        if log.first_index() <= applied {
+            for e in log.entries_with(log.first_index(), applied + 1, None, crate::log::OnDamage::Placeholder)? {
+                if let Ok(h) = BatchHeader::parse(&e.data) {
+                    if h.has_producer_id() {
+                        producers.apply(&ProducerBatch::from_header(&h));
+                    }
+                }
+            }
+        }
         let sm = PartitionSm {
             // Where the replay of committed entries starts (below a DeleteRecords floor, if any).
             high_watermark: storage.log().offset_after_index(applied),
             confirmed: applied,
-            producers: ProducerStateTable::new(),
+            producers,
             pending: Vec::new(),
         };
         let cfg = settings.raft_config(applied);

@@ -10,7 +10,10 @@
 //! - [`shared`]: the few atomics a partition publishes for lock-free reads (leader, HW, ...).
 //! - [`producer_state`]: idempotent-producer bookkeeping.
 //! - [`cleaning`]: log compaction and time-based rolls on the partition side (plans runs for the
-//!   node's cleaner thread, installs what it cleaned); no actix.
+//!   node's cleaner thread, installs what it cleaned, moves the raft start); no actix.
+//! - [`snapshot_receiver`]: the follower's side of a snapshot transfer that carries segment
+//!   files (chunk sequencing, duplicates, time-outs); no actix. Its shell, and the serving of
+//!   chunks on the leader, is `actor::snapshot`.
 
 pub mod actor;
 pub mod apply;
@@ -19,6 +22,7 @@ pub mod core;
 pub mod delete_records;
 pub mod producer_state;
 pub mod shared;
+pub mod snapshot_receiver;
 pub mod waiters;
 
 pub use actor::{PartitionActor, PartitionMsg};

@@ -27,6 +27,10 @@ use crate::raft::GroupId;
 const MAX_QUEUED: usize = 16 * 1024;
 /// Frames buffered for the writer task.
 const MAX_FRAMES: usize = 64;
+/// Most bytes of snapshot chunk data in one frame; more waits for the next flush.
+pub const MAX_CHUNK_FRAME: usize = frame::MAX_FRAME / 2;
+/// Most snapshot messages queued for one peer (each transfer has one chunk in flight).
+const MAX_SNAPSHOT_QUEUED: usize = 256;
 
 /// The peer actor's one message enum.
 #[derive(Message)]
@@ -36,6 +40,8 @@ pub enum PeerMsg {
     Send(GroupId, Vec<Message>),
     /// A repair request or copy for this peer.
     Repair(frame::Repair),
+    /// A snapshot chunk request or chunk for this peer.
+    Snapshot(frame::SnapshotPeerMsg),
     /// Write everything queued (self-sent after a burst).
     Flush,
     /// The ticker's beat, three quarters of a tick after each tick. On a heartbeat tick (`heartbeat_tick`)
@@ -88,6 +94,8 @@ pub struct PeerActor {
     addr: String,
     queue: Vec<(GroupId, Message)>,
     repairs: Vec<frame::Repair>,
+    /// Snapshot chunk requests and chunks (a frame carries at most [`MAX_CHUNK_FRAME`] of chunk data).
+    snapshots: std::collections::VecDeque<frame::SnapshotPeerMsg>,
     /// Heartbeats and their responses, sent together on the ticker's beat.
     heartbeats: Vec<(GroupId, Message)>,
     last_heartbeat_frame: Option<std::time::Instant>,
@@ -124,6 +132,7 @@ impl PeerActor {
             addr,
             queue: Vec::new(),
             repairs: Vec::new(),
+            snapshots: Default::default(),
             heartbeats: Vec::new(),
             last_heartbeat_frame: None,
             heartbeat_frame_due: false,
@@ -204,19 +213,34 @@ impl PeerActor {
             }
         }
         let repairs = std::mem::take(&mut self.repairs);
-        if msgs.is_empty() && repairs.is_empty() {
+        let mut snapshots = Vec::new();
+        let mut chunk_bytes = 0;
+        while let Some(m) = self.snapshots.front() {
+            if !snapshots.is_empty() && chunk_bytes + m.data_len() > MAX_CHUNK_FRAME {
+                // The rest goes in the next frame.
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    ctx.notify(PeerMsg::Flush);
+                }
+                break;
+            }
+            chunk_bytes += m.data_len();
+            snapshots.extend(self.snapshots.pop_front());
+        }
+        let extras = frame::Extras { repairs, snapshots };
+        if msgs.is_empty() && extras.is_empty() {
             return;
         }
         if self.faults.dropping_to(self.peer) {
-            self.count_dropped(msgs.len() + repairs.len());
+            self.count_dropped(msgs.len() + extras.len());
             return;
         }
         let Some(writer) = self.writer.clone() else {
-            self.count_dropped(msgs.len() + repairs.len());
+            self.count_dropped(msgs.len() + extras.len());
             self.connect(ctx);
             return;
         };
-        let bytes = frame::encode_with_repairs(self.me, self.peer, &msgs, repairs);
+        let bytes = frame::encode_full(self.me, self.peer, &msgs, extras);
         let size = bytes.len() as u64;
         let count = msgs.len() as u64;
         match self.faults.delay(self.peer) {
@@ -288,6 +312,17 @@ impl Handler<PeerMsg> for PeerActor {
             PeerMsg::Repair(r) => {
                 if self.repairs.len() < 1024 {
                     self.repairs.push(r);
+                }
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    ctx.notify(PeerMsg::Flush);
+                }
+            }
+            PeerMsg::Snapshot(m) => {
+                if self.snapshots.len() < MAX_SNAPSHOT_QUEUED {
+                    self.snapshots.push_back(m);
+                } else {
+                    self.count_dropped(1);
                 }
                 if !self.flush_scheduled {
                     self.flush_scheduled = true;

@@ -1,6 +1,6 @@
 //! The peer frame: `u32 length | prost PeerFrame`. One frame carries the Raft messages of any
 //! number of groups from one node to another, so heartbeats of all groups bound to a node share
-//! a frame. Decoding never panics: a short, oversized or undecodable frame is an error and the
+//! a frame; beside them, entry repairs and snapshot chunk requests and chunks. Decoding never panics: a short, oversized or undecodable frame is an error and the
 //! connection that sent it is closed.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -37,6 +37,72 @@ pub struct Repair {
     pub entry: Bytes,
 }
 
+/// A follower's request for bytes `offset..offset + max_len` of `file`, one of the segment files
+/// of the snapshot at `index` (term `term`) that the leader sent it (`partition::snapshot`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotChunkRequest {
+    #[prost(uint64, tag = "1")]
+    pub group: u64,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    #[prost(string, tag = "4")]
+    pub file: String,
+    #[prost(uint64, tag = "5")]
+    pub offset: u64,
+    #[prost(uint64, tag = "6")]
+    pub max_len: u64,
+}
+
+/// The leader's answer: the bytes from `offset` (at most the request's `max_len`), `eof` when
+/// they reach the end of the file, or `error` (the file cannot be served: the follower gives up
+/// this transfer).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotChunk {
+    #[prost(uint64, tag = "1")]
+    pub group: u64,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    #[prost(string, tag = "4")]
+    pub file: String,
+    #[prost(uint64, tag = "5")]
+    pub offset: u64,
+    #[prost(bytes = "bytes", tag = "6")]
+    pub data: Bytes,
+    #[prost(bool, tag = "7")]
+    pub eof: bool,
+    #[prost(string, tag = "8")]
+    pub error: String,
+}
+
+/// A snapshot transfer message, either way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotPeerMsg {
+    Request(SnapshotChunkRequest),
+    Chunk(SnapshotChunk),
+}
+
+impl SnapshotPeerMsg {
+    /// The group it belongs to.
+    pub fn group(&self) -> u64 {
+        match self {
+            SnapshotPeerMsg::Request(r) => r.group,
+            SnapshotPeerMsg::Chunk(c) => c.group,
+        }
+    }
+
+    /// Bytes of data it carries.
+    pub fn data_len(&self) -> usize {
+        match self {
+            SnapshotPeerMsg::Request(_) => 0,
+            SnapshotPeerMsg::Chunk(c) => c.data.len(),
+        }
+    }
+}
+
 /// Everything one node sends another in one write.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PeerFrame {
@@ -48,6 +114,27 @@ pub struct PeerFrame {
     pub messages: Vec<GroupMessage>,
     #[prost(message, repeated, tag = "4")]
     pub repairs: Vec<Repair>,
+    #[prost(message, repeated, tag = "5")]
+    pub chunk_requests: Vec<SnapshotChunkRequest>,
+    #[prost(message, repeated, tag = "6")]
+    pub chunks: Vec<SnapshotChunk>,
+}
+
+/// What a frame carries besides Raft messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    pub repairs: Vec<Repair>,
+    pub snapshots: Vec<SnapshotPeerMsg>,
+}
+
+impl Extras {
+    pub fn is_empty(&self) -> bool {
+        self.repairs.is_empty() && self.snapshots.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.repairs.len() + self.snapshots.len()
+    }
 }
 
 /// Why a frame was refused.
@@ -68,6 +155,19 @@ pub fn encode(from: u64, to: u64, messages: &[(GroupId, Message)]) -> Bytes {
 
 /// Encodes a frame that also carries repair requests or copies.
 pub fn encode_with_repairs(from: u64, to: u64, messages: &[(GroupId, Message)], repairs: Vec<Repair>) -> Bytes {
+    encode_full(from, to, messages, Extras { repairs, ..Default::default() })
+}
+
+/// Encodes a frame with everything it may carry.
+pub fn encode_full(from: u64, to: u64, messages: &[(GroupId, Message)], extras: Extras) -> Bytes {
+    let (mut chunk_requests, mut chunks) = (Vec::new(), Vec::new());
+    for m in extras.snapshots {
+        match m {
+            SnapshotPeerMsg::Request(r) => chunk_requests.push(r),
+            SnapshotPeerMsg::Chunk(c) => chunks.push(c),
+        }
+    }
+    let repairs = extras.repairs;
     let frame = PeerFrame {
         from,
         to,
@@ -76,6 +176,8 @@ pub fn encode_with_repairs(from: u64, to: u64, messages: &[(GroupId, Message)], 
             .map(|(g, m)| GroupMessage { group: *g, raft: Bytes::from(m.write_to_bytes().unwrap_or_default()) })
             .collect(),
         repairs,
+        chunk_requests,
+        chunks,
     };
     let len = prost::Message::encoded_len(&frame);
     let mut buf = BytesMut::with_capacity(4 + len);
@@ -98,6 +200,8 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
 
 /// A decoded frame: sender, addressee, and the messages by group.
 pub type Decoded = (u64, u64, Vec<(GroupId, Message)>);
+/// A decoded frame with everything it carries besides Raft messages.
+pub type DecodedFull = (u64, u64, Vec<(GroupId, Message)>, Extras);
 /// A decoded frame with its repair requests and copies.
 pub type DecodedWithRepairs = (u64, u64, Vec<(GroupId, Message)>, Vec<Repair>);
 
@@ -108,6 +212,11 @@ pub fn decode(body: &[u8]) -> Result<Decoded, FrameError> {
 
 /// [`decode`], with the repair requests and copies the frame carries.
 pub fn decode_with_repairs(body: &[u8]) -> Result<DecodedWithRepairs, FrameError> {
+    decode_full(body).map(|(from, to, msgs, extras)| (from, to, msgs, extras.repairs))
+}
+
+/// [`decode`], with everything else the frame carries.
+pub fn decode_full(body: &[u8]) -> Result<DecodedFull, FrameError> {
     let frame = <PeerFrame as prost::Message>::decode(body).map_err(|e| FrameError::Decode(e.to_string()))?;
     let mut out = Vec::with_capacity(frame.messages.len());
     for gm in frame.messages {
@@ -115,7 +224,9 @@ pub fn decode_with_repairs(body: &[u8]) -> Result<DecodedWithRepairs, FrameError
             .map_err(|e| FrameError::Raft { group: gm.group, reason: e.to_string() })?;
         out.push((gm.group, m));
     }
-    Ok((frame.from, frame.to, out, frame.repairs))
+    let mut snapshots: Vec<SnapshotPeerMsg> = frame.chunk_requests.into_iter().map(SnapshotPeerMsg::Request).collect();
+    snapshots.extend(frame.chunks.into_iter().map(SnapshotPeerMsg::Chunk));
+    Ok((frame.from, frame.to, out, Extras { repairs: frame.repairs, snapshots }))
 }
 
 #[cfg(test)]
@@ -137,6 +248,28 @@ mod tests {
         let (from, to, back) = decode(&bytes[4..]).unwrap();
         assert_eq!((from, to), (1, 2));
         assert_eq!(back, msgs);
+    }
+
+    #[test]
+    fn snapshot_chunks_round_trip() {
+        let req = SnapshotChunkRequest { group: 7, index: 40, term: 2, file: "x.log".into(), offset: 9, max_len: 100 };
+        let chunk = SnapshotChunk {
+            group: 7,
+            index: 40,
+            term: 2,
+            file: "x.log".into(),
+            offset: 9,
+            data: Bytes::from_static(b"abc"),
+            eof: true,
+            error: String::new(),
+        };
+        let extras =
+            Extras { repairs: vec![], snapshots: vec![SnapshotPeerMsg::Request(req), SnapshotPeerMsg::Chunk(chunk)] };
+        let bytes = encode_full(1, 2, &[], extras.clone());
+        let (from, to, msgs, back) = decode_full(&bytes[4..]).unwrap();
+        assert_eq!((from, to, msgs.len()), (1, 2, 0));
+        assert_eq!(back, extras);
+        assert_eq!(back.snapshots[1].data_len(), 3);
     }
 
     #[test]

@@ -75,13 +75,14 @@ pub struct Accepted {
     pub from: u64,
     pub messages: Vec<(crate::raft::GroupId, raft::eraftpb::Message)>,
     pub repairs: Vec<frame::Repair>,
+    pub snapshots: Vec<frame::SnapshotPeerMsg>,
 }
 
 /// Decodes a frame body (after the length prefix) and checks that it is addressed to node `me`,
 /// comes from one of its configured `peers`, and that every Raft message in it claims the
 /// frame's sender and is addressed to `me`. `Err` says why the connection must be closed.
 pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepted, String> {
-    let (from, to, messages, repairs) = frame::decode_with_repairs(body).map_err(|e| e.to_string())?;
+    let (from, to, messages, extras) = frame::decode_full(body).map_err(|e| e.to_string())?;
     if to != me || !peers.contains(&from) {
         return Err(format!("frame from node {from} to node {to}: not a configured peer of node {me}"));
     }
@@ -93,7 +94,7 @@ pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepte
             ));
         }
     }
-    Ok(Accepted { from, messages, repairs })
+    Ok(Accepted { from, messages, repairs: extras.repairs, snapshots: extras.snapshots })
 }
 
 async fn serve<S: tokio::io::AsyncRead + Unpin>(
@@ -113,7 +114,7 @@ async fn serve<S: tokio::io::AsyncRead + Unpin>(
                 break;
             }
             let body = buf.split_to(4 + len);
-            let Accepted { from, messages, repairs } = check_frame(&body[4..], me, peers)?;
+            let Accepted { from, messages, repairs, snapshots } = check_frame(&body[4..], me, peers)?;
             if cert_node.is_some_and(|n| n != from) {
                 return Err(format!(
                     "refusing peer: its certificate names node-{}, its frame claims node {from}",
@@ -132,6 +133,12 @@ async fn serve<S: tokio::io::AsyncRead + Unpin>(
                 let group = r.group;
                 if !router.route_repair(from, r) && unknown_groups.insert(group) {
                     slog::warn!(logger, "dropping a repair for a group this node does not host"; "group" => group, "from" => from);
+                }
+            }
+            for m in snapshots {
+                let group = m.group();
+                if !router.route_snapshot(from, m) && unknown_groups.insert(group) {
+                    slog::warn!(logger, "dropping a snapshot chunk for a group this node does not host"; "group" => group, "from" => from);
                 }
             }
         }

@@ -105,6 +105,13 @@ impl Transport {
         }
     }
 
+    /// Sends a snapshot chunk request or chunk to node `to` (see `frame::SnapshotChunk`).
+    pub fn send_snapshot(&self, to: u64, msg: super::frame::SnapshotPeerMsg) {
+        if let Some(peer) = self.peers.get(&to) {
+            peer.do_send(PeerMsg::Snapshot(msg));
+        }
+    }
+
     /// Hands `msgs` of `group` to the peer actors of their destinations.
     pub fn send(&self, group: GroupId, msgs: Vec<Message>) {
         if msgs.is_empty() {
@@ -154,6 +161,18 @@ impl Router {
         match self.groups.borrow().get(&repair.group) {
             Some(addr) => {
                 addr.do_send(PartitionMsg::Repair { from, repair });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Delivers a snapshot chunk request or chunk from node `from` to its partition group;
+    /// false if this node does not host the group.
+    pub fn route_snapshot(&self, from: u64, msg: super::frame::SnapshotPeerMsg) -> bool {
+        match self.groups.borrow().get(&msg.group()) {
+            Some(addr) => {
+                addr.do_send(PartitionMsg::Snapshot { from, msg });
                 true
             }
             None => false,

@@ -17,7 +17,9 @@
 //!    disk), so a client told KAFKA_STORAGE_ERROR never finds its batch committed by the next
 //!    leader. Heartbeats, votes and everything else never wait for the disk.
 //! 3. A snapshot is installed (a state machine whose snapshot carries its state persists it
-//!    first, see [`StateMachine::install`]; the log restarts after it), then the writes of the new entries and of the HardState are
+//!    first, see [`StateMachine::install`]; a partition snapshot that names segment files
+//!    installs the segments its receiver already pulled, checked and indexed off this actor —
+//!    renames only, see `log::snapshot_install`; the log restarts after it), then the writes of the new entries and of the HardState are
 //!    *queued* (the entry table and the hard state change in memory at once; a changed term or
 //!    vote is made durable before anything depending on it happens). Nothing is written here.
 //! 4. Committed entries are applied in order, here, on the group's one actor, and
@@ -46,6 +48,7 @@ use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Messa
 use raft::{RawNode, StateRole};
 use slog::Logger;
 
+use crate::log::snapshot_descriptor::SnapshotDescriptor;
 use crate::log::write::{DiskFile, WriteOp};
 use crate::log::LogError;
 use crate::raft::storage::GroupStorage;
@@ -68,6 +71,10 @@ pub trait StateMachine {
     fn install(&mut self, _snapshot: &raft::eraftpb::Snapshot) -> Result<(), LogError> {
         Ok(())
     }
+
+    /// After [`StateMachine::restore`]: state derived from the installed segments while they
+    /// were checked (see `PreparedSnapshot::state`). The default drops it.
+    fn restore_state(&mut self, _state: Box<dyn std::any::Any + Send>) {}
 }
 
 /// The writes of one Ready for the disk writer, and the files to fsync after them.
@@ -429,6 +436,40 @@ impl<M: StateMachine> RaftCore<M> {
         retried
     }
 
+    /// Keeps a received snapshot's prepared segments for the Ready that installs it.
+    pub fn stage_snapshot(&mut self, p: crate::log::snapshot_install::PreparedSnapshot) {
+        self.node.mut_store().stage_prepared(p);
+    }
+
+    /// A follower is pulling the files of the snapshot it was sent (`partition::snapshot`):
+    /// it has not lost it, so its wait starts again.
+    pub fn note_snapshot_progress(&mut self, follower: u64) {
+        if let Some(ticks) = self.snapshot_wait.get_mut(&follower) {
+            *ticks = 0;
+        }
+    }
+
+    /// Moves the log's raft start (`log/raft_start.rs`) toward `target`, the end of the cleaned
+    /// segments, never past the applied index nor, on a leader, past what a follower in contact
+    /// still needs as entries (its match index + 1): only a replica that is down or far behind
+    /// is sent a snapshot. Returns whether it moved.
+    pub fn advance_raft_start(&mut self, target: u64) -> Result<bool, LogError> {
+        let mut limit = target.min(self.applied + 1);
+        if self.is_leader() {
+            let me = self.id();
+            for (id, pr) in self.node.raft.prs().iter() {
+                if *id != me && pr.recent_active {
+                    limit = limit.min(pr.matched + 1);
+                }
+            }
+        }
+        let log = self.node.mut_store().log_mut();
+        match log.raft_start_candidate(limit) {
+            Some(index) => log.set_raft_start(index),
+            None => Ok(false),
+        }
+    }
+
     /// A new leader's heartbeat clock starts at zero whenever it was elected; on its next tick
     /// it is advanced so that its heartbeats fall on node-wide ticks that are multiples of the
     /// heartbeat tick, like every other leader's of this node. Then all groups' heartbeats to a
@@ -477,27 +518,9 @@ impl<M: StateMachine> RaftCore<M> {
         let mut rewrites_from = None;
 
         if !rd.snapshot().is_empty() {
-            // A snapshot of a partition is only "the log restarts here": its data is the Kafka
-            // offset that follows the snapshot index (8 bytes, big-endian).
             let snap = rd.snapshot().clone();
-            let meta = snap.get_metadata();
-            let next_offset =
-                snap.data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
-            self.sm.install(&snap)?;
-            self.node.mut_store().apply_snapshot(meta, next_offset)?;
-            if self.node.store().log().kind() == crate::log::LogKind::Opaque {
-                // `__meta`: the data is the encoded state; keep it to send on to other followers.
-                if !snap.data.is_empty() {
-                    self.node.mut_store().hold_snapshot(meta.index, meta.term, snap.data.clone());
-                }
-            } else if let Some(b) = snap.data.get(8..16) {
-                // The leader's DeleteRecords floor, when it lies past the snapshot (storage.rs).
-                let floor = i64::from_be_bytes(b.try_into().expect("8 bytes"));
-                self.node.mut_store().log_mut().set_records_start(floor)?;
-            }
-            self.sm.restore(meta.index, next_offset);
-            self.applied = self.applied.max(meta.index);
-            rewrites_from = Some(meta.index + 1);
+            self.install_snapshot(&snap)?;
+            rewrites_from = Some(snap.get_metadata().index + 1);
         }
         let entries = rd.take_entries();
         if let Some(first) = entries.first() {
@@ -563,6 +586,47 @@ impl<M: StateMachine> RaftCore<M> {
         }
         self.note_role(&mut out);
         Ok(out)
+    }
+
+    /// Installs a snapshot raft-rs handed out in a Ready (contract, 3).
+    fn install_snapshot(&mut self, snap: &raft::eraftpb::Snapshot) -> Result<(), LogError> {
+        let meta = snap.get_metadata();
+        self.sm.install(snap)?;
+        let next_offset = if self.node.store().log().kind() == crate::log::LogKind::Opaque {
+            // `__meta`: the data is the encoded state; keep it to send on to other followers.
+            self.node.mut_store().apply_snapshot(meta, 0)?;
+            if !snap.data.is_empty() {
+                self.node.mut_store().hold_snapshot(meta.index, meta.term, snap.data.clone());
+            }
+            self.sm.restore(meta.index, 0);
+            0
+        } else {
+            let desc = SnapshotDescriptor::decode(&snap.data)
+                .map_err(|e| LogError::Invalid(format!("undecodable snapshot {}: {e}", meta.index)))?;
+            let store = self.node.mut_store();
+            if desc.has_manifest() {
+                // Only stepped once its segments are prepared (`partition::snapshot`).
+                let mut p = store.take_prepared(meta.index).ok_or_else(|| {
+                    LogError::Invalid(format!("the segments of snapshot {} were not prepared", meta.index))
+                })?;
+                store.install_prepared(meta, &p)?;
+                self.sm.restore(meta.index, desc.next_offset);
+                if let Some(state) = p.state.take() {
+                    self.sm.restore_state(state);
+                }
+                crate::metrics::snapshot_installed(self.node.raft.id, desc.total_bytes());
+            } else {
+                store.apply_snapshot(meta, desc.next_offset)?;
+                // The leader's DeleteRecords floor, when it lies past the snapshot.
+                store.log_mut().set_records_start(desc.floor)?;
+                self.sm.restore(meta.index, desc.next_offset);
+            }
+            desc.next_offset
+        };
+        slog::info!(self.logger, "snapshot installed"; "group" => self.group, "index" => meta.index,
+            "term" => meta.term, "next_offset" => next_offset);
+        self.applied = self.applied.max(meta.index);
+        Ok(())
     }
 
     /// Called when the disk writer has done the job of Ready `number` (and every earlier one).

@@ -55,6 +55,8 @@ pub struct GroupSettings {
     /// Most bytes of entries in one append message (`raft.max-size-per-msg`); raft-rs always
     /// sends at least one entry, however large.
     pub max_size_per_msg: u64,
+    /// Most bytes of one snapshot chunk (`raft.snapshot-chunk-bytes`).
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl GroupSettings {
@@ -72,6 +74,7 @@ impl GroupSettings {
             max_message_bytes: 1024 * 1024,
             max_inflight_msgs: 256,
             max_size_per_msg: 1024 * 1024,
+            snapshot_chunk_bytes: 1024 * 1024,
         }
     }
 

@@ -294,7 +294,10 @@ pub fn prepare_reopen(
     wrote.map_err(|e| LogError::io(&probe, e))?;
     let (mut storage, _) = crate::raft::storage::GroupStorage::open(dir, opts, logger)?;
     let last = storage.log().last_index();
-    if let Some(durable) = cut_after.filter(|d| last > *d) {
+    // Entries below the raft start are durable whatever the durable index says: a snapshot
+    // install (or a cleaned prefix) fsyncs them before the raft start moves past them.
+    let floor = storage.log().raft_first_index() - 1;
+    if let Some(durable) = cut_after.map(|d| d.max(floor)).filter(|d| last > *d) {
         slog::warn!(logger, "dropping log entries that were written but not fsynced before the failure";
             "group" => group, "from_index" => durable + 1, "last_index" => last);
         storage.log_mut().truncate_suffix(durable + 1)?;
@@ -485,5 +488,20 @@ mod tests {
         pump(&mut g, &rx, |g| applied(g, b"b"));
         assert!(applied(&mut g, b"a"));
         assert!(!applied(&mut g, b"lost") && !applied(&mut g, b"during"));
+    }
+
+    #[test]
+    fn a_reopen_never_cuts_below_the_raft_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = LogOptions { segment_bytes: 300, index_interval_bytes: 256, kind: LogKind::KafkaBatches };
+        let (mut log, _) = crate::log::PartitionLog::open(dir.path(), o.clone(), &logger()).unwrap();
+        crate::log::partition_log::tests::fill(&mut log, 1, 7, 1); // [1,2] [3,4] [5,6] [7]
+        log.sync().unwrap();
+        assert!(log.set_raft_start(5).unwrap());
+        drop(log);
+        // A durable index from before an install (2) would cut inside the sealed prefix.
+        prepare_reopen(dir.path(), o.clone(), Some(2), 9, &logger()).unwrap();
+        let (log, _) = crate::log::PartitionLog::open(dir.path(), o, &logger()).unwrap();
+        assert_eq!((log.first_index(), log.raft_first_index(), log.last_index()), (1, 5, 4));
     }
 }

@@ -17,11 +17,16 @@
 //!   commit-only updates are cheap, and losing or tearing one only makes the commit index go back
 //!   to an older (still correct) value. On open the larger valid commit wins.
 //!
-//! The snapshot of a partition carries no state machine: a follower only needs to know where the
-//! log restarts — the snapshot metadata (index, term, conf state) and, for a `KafkaBatches` log,
-//! the Kafka offset that follows the snapshot index as 8 big-endian bytes of data (what
-//! `raft::core` passes to `PartitionLog::reset_to`), then, when the log's DeleteRecords floor lies
-//! past that offset, the floor as 8 more bytes. An `Opaque` log (`__meta`) is compacted only
+//! The snapshot of a partition carries no state machine. raft-rs sees the log from its raft start
+//! (`PartitionLog::raft_first_index`, see `log/raft_start.rs`): below it, entries are compacted
+//! for raft even when the segments still hold them for Kafka reads. The snapshot's data is a
+//! `log::snapshot_descriptor::SnapshotDescriptor`: when the log holds data below its raft start
+//! (a compacted topic), the snapshot is taken at the raft start and names the segment files that
+//! hold that data (a manifest built from memory), which the follower pulls in chunks and installs
+//! ([`GroupStorage::stage_prepared`], [`GroupStorage::install_prepared`]); otherwise it is only
+//! where the log restarts — the Kafka offset that follows the snapshot index (8 big-endian
+//! bytes, what `raft::core` passes to `PartitionLog::reset_to`) and, when the DeleteRecords floor
+//! lies past that offset, the floor (8 more bytes). An `Opaque` log (`__meta`) is compacted only
 //! below a state-machine snapshot its owner took or installed and handed over with
 //! [`GroupStorage::hold_snapshot`]; that one is what raft-rs sends (data: the encoded state).
 
@@ -37,6 +42,8 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use slog::{warn, Logger};
 
+use crate::log::snapshot_descriptor::SnapshotDescriptor;
+use crate::log::snapshot_install::PreparedSnapshot;
 use crate::log::write::{DiskFile, WriteOp};
 use crate::log::{state_file, LogError, LogKind, LogOptions, OnDamage, PartitionLog, RecoveryReport};
 
@@ -66,6 +73,9 @@ pub struct GroupStorage {
     is_new: bool,
     /// The state-machine snapshot of an `Opaque` log: (index, term, data).
     held: Option<(u64, u64, Bytes)>,
+    /// A received snapshot's segments, checked and indexed, waiting for raft-rs to hand the
+    /// snapshot back in a Ready.
+    prepared: Option<PreparedSnapshot>,
     logger: Logger,
 }
 
@@ -179,7 +189,7 @@ impl GroupStorage {
         // The commit tells a damaged committed frame from a torn tail (see PartitionLog).
         let (log, report) = PartitionLog::open_committed(dir, opts, hs.commit, logger)?;
         let logger = logger.new(slog::o!("group_dir" => dir.display().to_string()));
-        let (lo, hi) = (log.first_index() - 1, log.last_index());
+        let (lo, hi) = (log.raft_first_index() - 1, log.last_index());
         if hs.commit > hi {
             warn!(logger, "persisted commit is beyond the log, clamping";
                 "commit" => hs.commit, "last_index" => hi);
@@ -201,6 +211,7 @@ impl GroupStorage {
             vote_dirty: false,
             is_new,
             held: None,
+            prepared: None,
             logger,
         };
         Ok((s, report))
@@ -284,10 +295,50 @@ impl GroupStorage {
     /// Installs a snapshot received from the leader: the log restarts after `meta.index`, with
     /// `next_offset` as its Kafka log start offset; conf state and commit follow the snapshot.
     pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata, next_offset: i64) -> Result<(), LogError> {
-        if meta.index < self.log.first_index() {
-            return Err(LogError::Compacted { index: meta.index, first_index: self.log.first_index() });
+        if meta.index < self.log.raft_first_index() {
+            return Err(LogError::Compacted { index: meta.index, first_index: self.log.raft_first_index() });
         }
         self.log.reset_to(meta.index, meta.term, next_offset)?;
+        self.snapshot_installed(meta)
+    }
+
+    /// Keeps a received snapshot's prepared segments until raft-rs hands the snapshot back
+    /// (replacing, and removing the staging directory of, one kept before).
+    pub fn stage_prepared(&mut self, p: PreparedSnapshot) {
+        if let Some(old) = self.prepared.take() {
+            if old.staging != p.staging {
+                let _ = std::fs::remove_dir_all(&old.staging);
+            }
+        }
+        self.prepared = Some(p);
+    }
+
+    /// The prepared segments of the snapshot at `index`, if they are kept.
+    pub fn take_prepared(&mut self, index: u64) -> Option<PreparedSnapshot> {
+        match self.prepared.take() {
+            Some(p) if p.index == index => Some(p),
+            other => {
+                self.prepared = other;
+                None
+            }
+        }
+    }
+
+    /// Installs a snapshot whose segments were received and prepared: they replace the log
+    /// (see `log::snapshot_install`), raft restarts after `meta.index`; conf state and commit
+    /// follow the snapshot.
+    pub fn install_prepared(&mut self, meta: &SnapshotMetadata, p: &PreparedSnapshot) -> Result<(), LogError> {
+        if meta.index < self.log.raft_first_index() || (p.index, p.term) != (meta.index, meta.term) {
+            return Err(LogError::Invalid(format!(
+                "prepared snapshot {}/{} does not match {}/{} or is behind the log",
+                p.index, p.term, meta.index, meta.term
+            )));
+        }
+        self.log.install_snapshot(p)?;
+        self.snapshot_installed(meta)
+    }
+
+    fn snapshot_installed(&mut self, meta: &SnapshotMetadata) -> Result<(), LogError> {
         let hs = &mut self.state.hard_state;
         hs.term = hs.term.max(meta.term);
         hs.commit = hs.commit.max(meta.index);
@@ -344,6 +395,10 @@ impl Storage for GroupStorage {
         // (committed entries to apply, pending conf changes) gets a placeholder in its place, so
         // that raft-rs, which panics on any other storage error there, goes on.
         let policy = if context.can_async() { OnDamage::Stop } else { OnDamage::Placeholder };
+        let first = self.log.raft_first_index();
+        if low < first {
+            return Err(to_raft(LogError::Compacted { index: low, first_index: first }));
+        }
         match self.log.entries_with(low, high, max_size.into(), policy) {
             Ok(ents) if ents.is_empty() && low < high => {
                 Err(raft::Error::Store(StorageError::LogTemporarilyUnavailable))
@@ -353,6 +408,9 @@ impl Storage for GroupStorage {
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx.saturating_add(1) < self.log.raft_first_index() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
         match self.log.term(idx) {
             Some(t) => Ok(t),
             None if idx < self.log.first_index() => Err(raft::Error::Store(StorageError::Compacted)),
@@ -361,16 +419,18 @@ impl Storage for GroupStorage {
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.log.first_index())
+        Ok(self.log.raft_first_index())
     }
 
     fn last_index(&self) -> raft::Result<u64> {
         Ok(self.log.last_index())
     }
 
-    /// A snapshot at the log start (`first_index - 1`), or at `request_index` when that is later
-    /// and still in the log. Temporarily unavailable only when the index would be 0 (raft
-    /// rejects empty snapshots) or `request_index` is beyond the log.
+    /// A snapshot at the raft start (`first_index - 1`), or at `request_index` when that is later
+    /// and still in the log. Temporarily unavailable when the index would be 0 (raft rejects
+    /// empty snapshots), `request_index` is beyond the log, or the segments below the raft start
+    /// cannot be named (not all written or a damaged entry: raft-rs asks again later). Built from
+    /// memory only: this runs on the group actor.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if let Some((index, term, data)) = self.held.as_ref().filter(|h| h.0 >= request_index) {
             let mut snap = Snapshot::default();
@@ -381,7 +441,8 @@ impl Storage for GroupStorage {
             snap.data = data.clone();
             return Ok(snap);
         }
-        let index = (self.log.first_index() - 1).max(request_index);
+        let raft_first = self.log.raft_first_index();
+        let index = (raft_first - 1).max(request_index);
         let term = match self.log.term(index) {
             Some(t) if index > 0 => t,
             _ => {
@@ -395,402 +456,26 @@ impl Storage for GroupStorage {
         meta.term = term;
         meta.set_conf_state(self.state.conf_state.clone());
         if self.log.kind() == LogKind::KafkaBatches {
-            let next_offset = self.log.offset_after_index(index);
-            let mut data = next_offset.to_be_bytes().to_vec();
-            // A DeleteRecords floor past the snapshot travels with it (8 more bytes).
-            if self.log.records_start() > next_offset {
-                data.extend_from_slice(&self.log.records_start().to_be_bytes());
+            // A DeleteRecords floor past the snapshot travels with it.
+            let mut desc = SnapshotDescriptor::legacy(self.log.offset_after_index(index), self.log.records_start());
+            if raft_first > self.log.first_index() && index + 1 == raft_first {
+                let Some(files) = self.log.snapshot_manifest(index) else {
+                    warn!(self.logger, "the segments below the raft start cannot be sent yet"; "index" => index);
+                    return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+                };
+                let (start_index, prev_term, start_offset) = self.log.data_start();
+                desc.files = files;
+                desc.start_index = start_index;
+                desc.prev_term = prev_term;
+                desc.start_offset = start_offset;
+                desc.log_start_offset = self.log.log_start_offset();
             }
-            snap.data = data.into();
+            snap.data = desc.encode().into();
         }
         Ok(snap)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use raft::{Config, RawNode};
-
-    fn logger() -> Logger {
-        Logger::root(slog::Discard, slog::o!())
-    }
-
-    /// One entry per segment, so that retention can compact at any index like MemStorage.
-    fn opts() -> LogOptions {
-        LogOptions { segment_bytes: 1, index_interval_bytes: 4096, kind: LogKind::KafkaBatches }
-    }
-
-    fn new_entry(index: u64, term: u64) -> Entry {
-        Entry { term, index, ..Default::default() }
-    }
-
-    fn ctx() -> GetEntriesContext {
-        GetEntriesContext::empty(false)
-    }
-
-    fn size_of(e: &Entry) -> u64 {
-        u64::from(e.compute_size())
-    }
-
-    #[test]
-    fn term_and_vote_survive_reopen_and_a_torn_slot_falls_back() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-            s.initialize_voters(&[1, 2, 3]).unwrap();
-            let hs = HardState { term: 4, vote: 2, commit: 0, ..Default::default() };
-            s.set_hard_state(&hs, false).unwrap();
-            assert!(s.has_dirty_state());
-            let f = s.take_dirty_state().expect("vote file to sync");
-            f.file.sync_all().unwrap();
-            assert!(!s.has_dirty_state());
-            let hs = HardState { term: 5, vote: 3, commit: 0, ..Default::default() };
-            s.set_hard_state(&hs, false).unwrap();
-        }
-        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        let hs = s.initial_state().unwrap().hard_state;
-        assert_eq!((hs.term, hs.vote), (5, 3));
-        drop(s);
-        // Tear the newer slot (sequence 2, slot 0): the older state comes back.
-        let f = OpenOptions::new().write(true).open(dir.path().join(VOTE_FILE)).unwrap();
-        f.write_all_at(&[0xff; 8], 8).unwrap();
-        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        let hs = s.initial_state().unwrap().hard_state;
-        assert_eq!((hs.term, hs.vote), (4, 2));
-    }
-
-    fn store_err(e: StorageError) -> raft::Error {
-        raft::Error::Store(e)
-    }
-
-    /// Storage holding `ents` (MemStorage's tests start at index 3: the log is reset to 2 first).
-    fn storage_with(dir: &Path, ents: &[Entry]) -> GroupStorage {
-        let (mut s, _) = GroupStorage::open(dir, opts(), &logger()).unwrap();
-        let first = ents[0].index;
-        s.log_mut().reset_to(first - 1, first - 1, 0).unwrap();
-        s.log_mut().append(ents).unwrap();
-        s
-    }
-
-    /// Entries `lo..hi`, entry `i` having term `i`.
-    fn run(lo: u64, hi: u64) -> Vec<Entry> {
-        (lo..hi).map(|i| new_entry(i, i)).collect()
-    }
-
-    fn three() -> Vec<Entry> {
-        run(3, 6)
-    }
-
-    #[test]
-    fn storage_term() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = storage_with(dir.path(), &three());
-        // Unlike MemStorage, the term of first_index - 1 is remembered.
-        let tests = [
-            (1, Err(store_err(StorageError::Compacted))),
-            (2, Ok(2)),
-            (3, Ok(3)),
-            (4, Ok(4)),
-            (5, Ok(5)),
-            (6, Err(store_err(StorageError::Unavailable))),
-        ];
-        for (idx, want) in tests {
-            assert_eq!(s.term(idx), want, "term({idx})");
-        }
-    }
-
-    #[test]
-    fn storage_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = storage_with(dir.path(), &run(3, 7));
-        let max = u64::MAX;
-        let sz = |i: u64| size_of(&new_entry(i, i));
-        let tests = vec![
-            (2, 6, max, Err(store_err(StorageError::Compacted))),
-            (3, 4, max, Ok(run(3, 4))),
-            (4, 5, max, Ok(run(4, 5))),
-            (4, 6, max, Ok(run(4, 6))),
-            (4, 7, max, Ok(run(4, 7))),
-            // even if maxsize is zero, the first entry should be returned
-            (4, 7, 0, Ok(run(4, 5))),
-            (4, 7, sz(4) + sz(5), Ok(run(4, 6))),
-            (4, 7, sz(4) + sz(5) + sz(6) / 2, Ok(run(4, 6))),
-            (4, 7, sz(4) + sz(5) + sz(6) - 1, Ok(run(4, 6))),
-            (4, 7, sz(4) + sz(5) + sz(6), Ok(run(4, 7))),
-            // Beyond the log: an error instead of MemStorage's panic.
-            (4, 8, max, Err(store_err(StorageError::Unavailable))),
-            (4, 4, max, Ok(vec![])),
-        ];
-        for (i, (lo, hi, maxsize, want)) in tests.into_iter().enumerate() {
-            assert_eq!(s.entries(lo, hi, maxsize, ctx()), want, "#{i}");
-        }
-        // None means no limit.
-        assert_eq!(s.entries(3, 7, None, ctx()).unwrap(), run(3, 7));
-    }
-
-    #[test]
-    fn storage_first_last_index_and_compact() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = storage_with(dir.path(), &three());
-        assert_eq!((s.first_index(), s.last_index()), (Ok(3), Ok(5)));
-        s.log_mut().append(&[new_entry(6, 5)]).unwrap();
-        assert_eq!(s.last_index(), Ok(6));
-        // MemStorage's compact(idx) is retention of every segment up to idx - 1 (one entry each).
-        // (compact index, first index, its term, entries left)
-        for (idx, windex, wterm, wlen) in [(2, 3, 3, 3), (3, 3, 3, 3), (4, 4, 4, 2), (5, 5, 5, 1)] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut s = storage_with(dir.path(), &three());
-            s.log_mut().apply_retention(0, None, Some(0), idx - 1).unwrap();
-            let index = s.first_index().unwrap();
-            assert_eq!(index, windex, "compact {idx}");
-            let term = s.entries(index, index + 1, 1, ctx()).unwrap()[0].term;
-            assert_eq!(term, wterm, "compact {idx}");
-            let last = s.last_index().unwrap();
-            assert_eq!(s.entries(index, last + 1, 100, ctx()).unwrap().len(), wlen);
-        }
-    }
-
-    #[test]
-    fn storage_create_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = storage_with(dir.path(), &three());
-        let cs = ConfState { voters: vec![1, 2, 3], ..Default::default() };
-        s.set_conf_state(&cs).unwrap();
-        let snap = |s: &GroupStorage, req| {
-            s.snapshot(req, 0).map(|sn| {
-                let m = sn.get_metadata();
-                (m.index, m.term, m.get_conf_state().voters.clone(), sn.data.to_vec())
-            })
-        };
-        let zero = 0i64.to_be_bytes().to_vec();
-        assert_eq!(snap(&s, 0), Ok((2, 2, vec![1, 2, 3], zero.clone())));
-        assert_eq!(snap(&s, 4), Ok((4, 4, vec![1, 2, 3], zero.clone())));
-        let unavailable = Err(store_err(StorageError::SnapshotTemporarilyUnavailable));
-        assert_eq!(snap(&s, 6), unavailable);
-        s.log_mut().apply_retention(0, None, Some(0), 4).unwrap();
-        assert_eq!(snap(&s, 0), Ok((4, 4, vec![1, 2, 3], zero)));
-        // A brand-new log has nothing to snapshot (raft rejects index 0).
-        let dir = tempfile::tempdir().unwrap();
-        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        assert_eq!(snap(&s, 0), unavailable);
-    }
-
-    #[test]
-    fn snapshot_data_is_the_next_offset() {
-        let dir = tempfile::tempdir().unwrap();
-        let o = LogOptions { segment_bytes: 300, ..opts() };
-        let (mut s, _) = GroupStorage::open(dir.path(), o.clone(), &logger()).unwrap();
-        s.log_mut().reset_to(9, 2, 500).unwrap();
-        let b = crate::log::offsets::make_batch(500, 7, 0, 100);
-        let e = Entry { index: 10, term: 2, data: b.into(), ..Default::default() };
-        s.log_mut().append(&[e, new_entry(11, 2)]).unwrap();
-        let data = |s: &GroupStorage, req| s.snapshot(req, 0).unwrap().data.to_vec();
-        assert_eq!(data(&s, 0), 500i64.to_be_bytes());
-        assert_eq!(data(&s, 10), 507i64.to_be_bytes());
-        // A DeleteRecords floor past the snapshot's offset travels with it.
-        s.log_mut().set_records_start(503).unwrap();
-        assert_eq!(data(&s, 0), [500i64.to_be_bytes(), 503i64.to_be_bytes()].concat());
-        assert_eq!(data(&s, 10), 507i64.to_be_bytes());
-        // The __meta group's opaque log: no offset.
-        let dir = tempfile::tempdir().unwrap();
-        let opaque = LogOptions { kind: LogKind::Opaque, ..o };
-        let (mut s, _) = GroupStorage::open(dir.path(), opaque, &logger()).unwrap();
-        s.log_mut().append(&[new_entry(1, 1)]).unwrap();
-        assert!(data(&s, 1).is_empty());
-    }
-
-    #[test]
-    fn storage_append() {
-        let e = |pairs: &[(u64, u64)]| -> Vec<Entry> { pairs.iter().map(|&(i, t)| new_entry(i, t)).collect() };
-        let tests = vec![
-            (three(), Some(three())),
-            (e(&[(3, 3), (4, 6), (5, 6)]), Some(e(&[(3, 3), (4, 6), (5, 6)]))),
-            (e(&[(3, 3), (4, 4), (5, 5), (6, 5)]), Some(e(&[(3, 3), (4, 4), (5, 5), (6, 5)]))),
-            // overwriting compacted raft logs is an error
-            (e(&[(2, 3), (3, 3), (4, 5)]), None),
-            // truncate the existing entries and append
-            (e(&[(4, 5)]), Some(e(&[(3, 3), (4, 5)]))),
-            // direct append
-            (e(&[(6, 6)]), Some(run(3, 7))),
-            // a gap is an error
-            (e(&[(7, 6)]), None),
-        ];
-        for (i, (ents, want)) in tests.into_iter().enumerate() {
-            let dir = tempfile::tempdir().unwrap();
-            let mut s = storage_with(dir.path(), &three());
-            let res = s.log_mut().append(&ents);
-            match want {
-                Some(want) => {
-                    res.unwrap();
-                    let last = s.last_index().unwrap();
-                    assert_eq!(s.entries(3, last + 1, None, ctx()).unwrap(), want, "#{i}");
-                }
-                None => {
-                    assert!(res.is_err(), "#{i}");
-                    let now = s.entries(3, 6, None, ctx()).unwrap();
-                    assert_eq!(now, three(), "#{i} unchanged");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn storage_apply_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        let mut meta = SnapshotMetadata { index: 4, term: 4, ..Default::default() };
-        meta.mut_conf_state().voters = vec![1, 2, 3];
-        s.apply_snapshot(&meta, 40).unwrap();
-        assert_eq!((s.first_index(), s.last_index(), s.term(4)), (Ok(5), Ok(4), Ok(4)));
-        assert_eq!((s.hard_state().commit, s.hard_state().term), (4, 4));
-        assert_eq!(s.conf_state().voters, vec![1, 2, 3]);
-        assert_eq!(s.log().next_offset(), 40);
-        // Out of date.
-        meta.index = 3;
-        meta.term = 3;
-        assert!(s.apply_snapshot(&meta, 0).is_err());
-        drop(s);
-        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        let st = s.initial_state().unwrap();
-        assert_eq!((st.hard_state.commit, st.hard_state.term), (4, 4));
-        assert_eq!((s.first_index(), s.term(4)), (Ok(5), Ok(4)));
-    }
-
-    #[test]
-    fn hard_state_persists_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        assert!(s.is_new());
-        assert!(!s.initial_state().unwrap().initialized());
-        s.initialize_voters(&[1, 2, 3]).unwrap();
-        assert!(!s.is_new());
-        assert!(s.initialize_voters(&[1]).is_err());
-        s.log_mut().append(&[new_entry(1, 2), new_entry(2, 2), new_entry(3, 2)]).unwrap();
-        let mut hs = HardState { term: 2, vote: 1, commit: 1, ..Default::default() };
-        s.set_hard_state(&hs, true).unwrap();
-        // Commit-only change: not fsynced, but written.
-        hs.commit = 3;
-        s.set_hard_state(&hs, false).unwrap();
-        s.log_mut().sync().unwrap();
-        drop(s);
-        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        assert!(!s.is_new());
-        let st = s.initial_state().unwrap();
-        let h = &st.hard_state;
-        assert_eq!((h.term, h.vote, h.commit), (2, 1, 3));
-        assert_eq!(st.conf_state.voters, vec![1, 2, 3]);
-        assert_eq!(s.hard_state(), &st.hard_state);
-    }
-
-    #[test]
-    fn term_or_vote_change_is_always_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        let hs = HardState { term: 5, vote: 2, ..Default::default() };
-        s.set_hard_state(&hs, false).unwrap();
-        // A damaged commit file is ignored.
-        std::fs::write(dir.path().join(COMMIT_FILE), b"garbage").unwrap();
-        drop(s);
-        let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        assert_eq!((s.hard_state().term, s.hard_state().vote), (5, 2));
-    }
-
-    #[test]
-    fn commit_is_clamped_into_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        s.initialize_voters(&[1]).unwrap();
-        s.log_mut().append(&[new_entry(1, 1), new_entry(2, 1), new_entry(3, 1)]).unwrap();
-        let hs = HardState { term: 1, commit: 3, ..Default::default() };
-        s.set_hard_state(&hs, true).unwrap();
-        s.log_mut().sync().unwrap();
-        drop(s);
-        // Torn tail: the last entry's segment loses its frame.
-        let last_seg = dir.path().join(format!("{:020}.log", 3));
-        let len = std::fs::metadata(&last_seg).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&last_seg).unwrap();
-        f.set_len(len - 1).unwrap();
-        drop(f);
-        let (s, rep) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        assert!(rep.truncated_bytes > 0);
-        assert_eq!(s.last_index(), Ok(2));
-        assert_eq!(s.initial_state().unwrap().hard_state.commit, 2);
-    }
-
-    #[test]
-    fn corrupt_state_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
-        s.initialize_voters(&[1]).unwrap();
-        drop(s);
-        let p = dir.path().join(STATE_FILE);
-        let mut raw = std::fs::read(&p).unwrap();
-        let n = raw.len();
-        raw[n - 6] ^= 0xFF;
-        std::fs::write(&p, &raw).unwrap();
-        let err = GroupStorage::open(dir.path(), opts(), &logger()).err().unwrap();
-        assert!(matches!(err, LogError::CorruptState { .. }), "{err}");
-        std::fs::write(&p, b"CRS1").unwrap();
-        assert!(GroupStorage::open(dir.path(), opts(), &logger()).is_err());
-    }
-
-    /// Runs ready/advance until quiet, persisting like a broker would; returns applied entries.
-    fn drive(node: &mut RawNode<GroupStorage>) -> usize {
-        let mut applied = 0;
-        while node.has_ready() {
-            let mut rd = node.ready();
-            applied += rd.take_committed_entries().len();
-            let store = node.mut_store();
-            store.log_mut().append(rd.entries()).unwrap();
-            if let Some(hs) = rd.hs() {
-                store.set_hard_state(hs, true).unwrap();
-            }
-            let (files, _) = store.log_mut().take_dirty();
-            files.iter().for_each(|f| f.file.sync_data().unwrap());
-            let mut light = node.advance(rd);
-            if let Some(c) = light.commit_index() {
-                let mut hs = node.store().hard_state().clone();
-                hs.commit = c;
-                node.mut_store().set_hard_state(&hs, false).unwrap();
-            }
-            applied += light.take_committed_entries().len();
-            node.advance_apply();
-        }
-        applied
-    }
-
-    /// A single-voter raft group elected and fed proposals through GroupStorage, then restarted.
-    #[test]
-    fn raw_node_commits_through_group_storage() {
-        let dir = tempfile::tempdir().unwrap();
-        let o = LogOptions { segment_bytes: 300, ..opts() };
-        let cfg = Config { id: 1, ..Default::default() };
-        let (mut s, _) = GroupStorage::open(dir.path(), o.clone(), &logger()).unwrap();
-        s.initialize_voters(&[1]).unwrap();
-        let mut node = RawNode::new(&cfg, s, &logger()).unwrap();
-        node.campaign().unwrap();
-        assert_eq!(drive(&mut node), 1, "the leader's no-op");
-        for i in 0..3 {
-            let batch = crate::log::offsets::make_batch(i * 2, 2, 100 + i, 30);
-            node.propose(vec![], batch).unwrap();
-            drive(&mut node);
-        }
-        let log = node.store().log();
-        assert_eq!(log.last_index(), 4);
-        assert_eq!(node.store().hard_state().commit, 4);
-        assert_eq!(log.offset_after_index(4), 6);
-        assert_eq!(log.offset_for_timestamp(101), Some((2, 101)));
-        drop(node);
-        let (s, rep) = GroupStorage::open(dir.path(), o, &logger()).unwrap();
-        assert_eq!(rep.truncated_bytes, 0);
-        assert_eq!(s.initial_state().unwrap().hard_state.commit, 4);
-        let mut node = RawNode::new(&cfg, s, &logger()).unwrap();
-        node.campaign().unwrap();
-        drive(&mut node);
-        assert_eq!(node.raft.term, 2);
-        assert_eq!(node.store().log().last_index(), 5);
-        assert_eq!(node.store().hard_state().commit, 5);
-        assert_eq!(node.store().log().read(0, usize::MAX, 6).unwrap().len(), 3 * 91);
-    }
-}
+#[path = "storage_tests.rs"]
+mod tests;
