@@ -94,21 +94,12 @@ fn check_replica(recs: &[(i64, String, String)], keys: usize, rounds: usize) {
     }
 }
 
-/// Starts the nodes and waits until the first one's metadata lists every broker.
+/// Starts the nodes and waits until every node's metadata lists every broker.
 fn start(configs: &[Config], logs: &[CapturedLog]) -> Vec<TestNode> {
     let starting: Vec<_> =
         configs.iter().zip(logs).map(|(c, l)| spawn_node_logged(c.clone(), Some(l.clone()))).collect();
     let nodes: Vec<TestNode> = starting.into_iter().map(|s| s.wait()).collect();
-    let mut c = Client::connect(nodes[0].addr);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default());
-        if r.brokers.len() == configs.len() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{} of {} brokers registered", r.brokers.len(), configs.len());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_brokers(&nodes, configs.len());
     nodes
 }
 

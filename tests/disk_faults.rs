@@ -105,6 +105,20 @@ fn read_all(c: &mut Client, topic: &str, from: i64) -> Vec<i64> {
     }
 }
 
+/// Waits (at most 10 s) until the restarted partition has replayed its log and leads again:
+/// a fetch answers without error and with the high watermark `hw`.
+fn wait_high_watermark(c: &mut Client, topic: &str, hw: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (err, now, _) = fetch_batches(c, topic, 0);
+        if err == 0 && now == hw {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{topic}: error {err}, high watermark {now}, want {hw}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The partition directory of the first topic created on a node (group 1).
 fn group_dir(data: &Path) -> PathBuf {
     data.join("groups").join("1")
@@ -146,6 +160,7 @@ fn restart_over_a_torn_tail_cuts_back_to_the_last_whole_batch() {
     assert_eq!(&now[..raw.len()], &raw[..], "the whole frames are kept");
     assert_ne!(&now[raw.len()..now.len().min(raw.len() + 60)], &raw[..60], "the torn frame is gone");
     let mut c = Client::connect(node.addr);
+    wait_high_watermark(&mut c, "torn", 10);
     assert_eq!(read_all(&mut c, "torn", 0), vec![0, 2, 4, 6, 8], "every acknowledged batch is there");
     assert_eq!(produce(&mut c, "torn", "after", 1, 5), (0, 10), "the log goes on after the cut");
 }
@@ -335,6 +350,7 @@ fn full_disk_on_one_cluster_node_leaves_the_others_serving_and_the_node_catches_
     let starting: Vec<_> =
         configs.iter().zip(&logs).map(|(c, l)| spawn_node_logged(c.clone(), Some(l.clone()))).collect();
     let nodes: Vec<TestNode> = starting.into_iter().map(|s| s.wait()).collect();
+    common::wait_brokers(&nodes, 3);
     let mut clients: Vec<Client> = nodes.iter().map(|n| Client::connect(n.addr)).collect();
     let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
         create_topics_request::CreatableTopic::default()

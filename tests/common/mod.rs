@@ -200,8 +200,15 @@ pub fn start_cluster(configs: Vec<Config>) -> Vec<TestNode> {
     for (from, target) in &tls_checks {
         peer_tls::assert_peer_listener_is_tls(from, target);
     }
+    wait_brokers(&nodes, n);
+    nodes
+}
+
+/// Waits (at most 30 s) until every node's metadata lists `n` brokers: a topic created with
+/// replication factor `n` before that gets INVALID_REPLICATION_FACTOR.
+pub fn wait_brokers(nodes: &[TestNode], n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    for node in &nodes {
+    for node in nodes {
         let mut c = Client::connect(node.addr);
         loop {
             let r: kafka_protocol::messages::MetadataResponse =
@@ -213,7 +220,6 @@ pub fn start_cluster(configs: Vec<Config>) -> Vec<TestNode> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    nodes
 }
 
 /// A blocking Kafka client for tests.
