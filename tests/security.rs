@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -27,35 +26,8 @@ struct Ports {
     ssl: u16,
 }
 
-fn make_cert(dir: &Path) {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            "server-key.pem",
-            "-out",
-            "server.pem",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn secure_node(dir: &Path, reauth_ms: u64) -> (TestNode, Ports) {
-    make_cert(dir);
+    common::peer_tls::self_signed(dir, "server", "/CN=localhost", Some("IP:127.0.0.1,DNS:localhost"));
     let ports = Ports { plain: free_port(), sasl: free_port(), ssl: free_port() };
     let mut config: Config = test_config(dir);
     config.kafka.listeners = vec![

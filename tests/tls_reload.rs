@@ -7,46 +7,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use chronik::config::Config;
+use common::peer_tls::openssl;
 use common::{free_port, spawn_node_logged, test_config, CapturedLog};
 
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).current_dir(dir).stdin(Stdio::null()).output().expect("openssl CLI");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+/// The subject line of the certificate the listener on `port` serves now.
 /// Writes a self-signed `server.pem` / `server-key.pem` for 127.0.0.1 with subject CN=`cn`.
 fn make_cert(dir: &Path, cn: &str) {
-    let subject = format!("/CN={cn}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &subject,
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "server-key.pem",
-            "-out",
-            "server.pem",
-        ],
-    );
+    common::peer_tls::self_signed(dir, "server", &format!("/CN={cn}"), Some("IP:127.0.0.1"));
 }
 
-/// The subject line of the certificate the listener on `port` serves now.
 fn served_subject(dir: &Path, port: u16) -> String {
     let out = openssl(dir, &["s_client", "-connect", &format!("127.0.0.1:{port}"), "-showcerts"]);
     let subject = out.lines().find(|l| l.trim_start().starts_with("subject=") || l.contains(" s:"));

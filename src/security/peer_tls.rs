@@ -78,28 +78,13 @@ pub fn peer_tls(raft: &RaftConfig, logger: &Logger) -> Result<Option<PeerTls>, T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
+    use crate::security::tls::tests::make_cert;
 
     #[test]
     fn certificates_name_their_node_by_cn() {
         let dir = tempfile::tempdir().unwrap();
         for (name, subj) in [("n", "/O=chronik/CN=node-7"), ("x", "/CN=localhost")] {
-            let out = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-                .args([
-                    "-days",
-                    "1",
-                    "-subj",
-                    subj,
-                    "-keyout",
-                    &format!("{name}-key.pem"),
-                    "-out",
-                    &format!("{name}.pem"),
-                ])
-                .current_dir(dir.path())
-                .output()
-                .expect("openssl CLI");
-            assert!(out.status.success());
+            make_cert(dir.path(), name, subj);
         }
         let n = load_certs(&dir.path().join("n.pem")).unwrap();
         assert_eq!(cert_node(&n[0]), Some(7));
@@ -108,23 +93,13 @@ mod tests {
         assert_eq!(server_name(3).map(|s| s.to_str().to_string()), Some("node-3".to_string()));
     }
 
-    fn self_signed(dir: &Path, name: &str, subj: &str) {
-        let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-            .args(["-days", "1", "-subj", subj, "-keyout", &format!("{name}-key.pem"), "-out", &format!("{name}.pem")])
-            .current_dir(dir)
-            .output()
-            .expect("openssl CLI");
-        assert!(out.status.success());
-    }
-
     /// The certificate a node presents when it dials a peer is the reloading one: after the
     /// files are replaced and reloaded (as SIGHUP does), the client side presents the new one.
     #[test]
     fn the_client_side_presents_the_reloaded_certificate() {
         let dir = tempfile::tempdir().unwrap();
-        self_signed(dir.path(), "node", "/CN=node-1");
-        self_signed(dir.path(), "next", "/O=renewed/CN=node-1");
+        make_cert(dir.path(), "node", "/CN=node-1");
+        make_cert(dir.path(), "next", "/O=renewed/CN=node-1");
         let raft = RaftConfig {
             tls_cert_file: Some(dir.path().join("node.pem")),
             tls_key_file: Some(dir.path().join("node-key.pem")),

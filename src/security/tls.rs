@@ -338,7 +338,7 @@ pub fn subject_dn(cert: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::process::Command;
 
@@ -347,27 +347,12 @@ mod tests {
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    fn make_cert(dir: &Path, name: &str, subject: &str) {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                subject,
-                "-keyout",
-                &format!("{name}-key.pem"),
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
+    /// A self-signed EC certificate `<name>.pem` and key `<name>-key.pem` in `dir`, valid two
+    /// days, with `subject`, made with the openssl CLI (also used by `peer_tls`'s tests).
+    pub(crate) fn make_cert(dir: &Path, name: &str, subject: &str) {
+        let (key, pem) = (format!("{name}-key.pem"), format!("{name}.pem"));
+        let ec = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(dir, &[&ec[..], &["-days", "2", "-subj", subject, "-keyout", &key, "-out", &pem]].concat());
     }
 
     fn logger() -> Logger {

@@ -20,9 +20,30 @@ pub fn enabled_by_env() -> bool {
     std::env::var(ENV).map(|v| !v.is_empty() && v != "0").unwrap_or(false)
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl CLI");
+/// Runs the openssl CLI in `dir` (stdin closed); its stdout. Panics when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl CLI");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A self-signed EC certificate `<name>.pem` and key `<name>-key.pem` in `dir`, valid two days,
+/// with `subject` (e.g. `/CN=localhost`) and, when given, the subject alternative names `san`
+/// (e.g. `IP:127.0.0.1,DNS:localhost`).
+pub fn self_signed(dir: &Path, name: &str, subject: &str, san: Option<&str>) {
+    let (key, pem) = (format!("{name}-key.pem"), format!("{name}.pem"));
+    let mut args = vec!["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    args.extend(["-days", "2", "-subj", subject, "-keyout", &key, "-out", &pem]);
+    let ext = san.map(|s| format!("subjectAltName={s}"));
+    if let Some(ext) = &ext {
+        args.extend(["-addext", ext]);
+    }
+    openssl(dir, &args);
 }
 
 /// A CA (`ca.pem`) and certificates `node-1.pem`..`node-n.pem` (keys `node-N-key.pem`) with CN
