@@ -49,7 +49,7 @@ CONSUMER_PERF_RX = re.compile(r"^[^,]+, [^,]+, ([\d.]+), ([\d.]+), (\d+), ([\d.]
                               re.M)
 
 
-class Chronik:
+class Chronik(tp.ChronikStandalone):
     name = "chronik"
 
     def __init__(self, workdir, certs):
@@ -80,17 +80,6 @@ listen = "127.0.0.1:0"
         self.logf = open(self.workdir / "chronik.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         tp.wait_serving(self.addr("PLAINTEXT"), lambda: self.proc.poll() is None, 60, "chronik")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc:
-            self.logf.close()
 
 
 class Kafka(tp.KafkaSingle):

@@ -8,14 +8,7 @@
 # scripts/install-kafka-broker.sh: the Kafka broker jars), builds chronik (cargo build --release)
 # and runs benches/security/bench.py; results in benches/security/results/<time>/ (runs.csv,
 # report.md). Not part of CI: a benchmark measures, it asserts nothing.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-T0=$SECONDS
-bash scripts/install-test-deps.sh
-bash scripts/install-kafka-broker.sh
-cargo build --release
-export CHRONIK_BIN=${CHRONIK_BIN:-$ROOT/target/release/chronik-server}
+source "$(dirname "$0")/../prepare.sh"
 export BENCH_COMMAND="bash benches/security/run.sh$(printf ' %q' "$@")"
 "$ROOT/.deps/venv/bin/python" benches/security/bench.py "$@"
 echo "[run.sh] done in $((SECONDS - T0)) s"

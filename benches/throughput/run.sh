@@ -10,12 +10,7 @@
 # 3. runs benches/throughput/bench.py: every target, row and repetition, the scale curve and the
 #    RSS measurement; results in benches/throughput/results/<time>/ and docs/benchmarks.md.
 # `bench.py --help` lists the options (record count, repetitions, targets, rows, scale curve).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-T0=$SECONDS
-bash scripts/install-test-deps.sh
-bash scripts/install-kafka-broker.sh
+source "$(dirname "$0")/../prepare.sh"
 if ! command -v javac >/dev/null 2>&1; then  # install-test-deps.sh may have installed only a JRE
     SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
     $SUDO apt-get update -q >/dev/null
@@ -24,10 +19,8 @@ fi
 # Charts of the run (benches/throughput/charts.py)
 "$ROOT/.deps/venv/bin/python" -c "import matplotlib" 2>/dev/null \
     || "$ROOT/.deps/venv/bin/pip" install -q "matplotlib==${MATPLOTLIB_VERSION:-3.11.2}"
-cargo build --release
 mkdir -p .deps/bench-classes
 javac -cp ".deps/kafka-tools/lib/*" -d .deps/bench-classes benches/throughput/AssignConsumerPerf.java
-export CHRONIK_BIN=${CHRONIK_BIN:-$ROOT/target/release/chronik-server}
 export BENCH_COMMAND="bash benches/throughput/run.sh$(printf ' %q' "$@")"
 "$ROOT/.deps/venv/bin/python" benches/throughput/bench.py "$@"
 echo "[run.sh] done in $((SECONDS - T0)) s"
