@@ -9,8 +9,8 @@ use super::{registry, Registry};
 
 #[derive(Debug, Default)]
 pub(super) struct Figures {
-    /// node → (bytes read, bytes written, runs, records removed)
-    nodes: BTreeMap<u64, (u64, u64, u64, u64)>,
+    /// node → (bytes read, bytes written, runs, records removed, seconds)
+    nodes: BTreeMap<u64, (u64, u64, u64, u64, f64)>,
     /// (node, group) → (dirty ratio, lag seconds)
     partitions: BTreeMap<(u64, String), (f64, f64)>,
 }
@@ -25,14 +25,16 @@ fn with<T>(f: impl FnOnce(&mut Figures) -> T) -> T {
     registry().cleaner_with(f)
 }
 
-/// One cleaning run on `node` read `read` bytes, wrote `written` and removed `records`.
-pub fn cleaner_run(node: u64, read: u64, written: u64, records: u64) {
+/// One cleaning run on `node` read `read` bytes, wrote `written`, removed `records` and took
+/// `seconds`.
+pub fn cleaner_run(node: u64, read: u64, written: u64, records: u64, seconds: f64) {
     with(|f| {
         let e = f.nodes.entry(node).or_default();
         e.0 += read;
         e.1 += written;
         e.2 += 1;
         e.3 += records;
+        e.4 += seconds;
     });
 }
 
@@ -62,13 +64,18 @@ pub(super) fn families(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<Family> 
             Family::counter("chronik_cleaner_bytes_written_total", "Bytes of cleaned segments the log cleaner wrote.");
         let mut runs = Family::counter("chronik_cleaner_runs_total", "Cleaning runs of the log cleaner.");
         let mut removed = Family::counter("chronik_cleaner_records_removed_total", "Records the log cleaner removed.");
-        for (n, (r, w, k, x)) in f.nodes.iter().filter(|(n, _)| keep(**n)) {
+        let mut seconds = Family::counter(
+            "chronik_cleaner_seconds_total",
+            "Wall-clock seconds the log cleaner's runs took, throttle waits included.",
+        );
+        for (n, (r, w, k, x, s)) in f.nodes.iter().filter(|(n, _)| keep(**n)) {
             let l = [("node", n.to_string())];
             let l = [(l[0].0, l[0].1.as_str())];
             read.value(&l, *r as f64);
             written.value(&l, *w as f64);
             runs.value(&l, *k as f64);
             removed.value(&l, *x as f64);
+            seconds.value(&l, *s);
         }
         let mut ratio = Family::gauge(
             "chronik_cleaner_dirty_ratio",
@@ -84,6 +91,6 @@ pub(super) fn families(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<Family> 
             ratio.value(&l, *r);
             lag.value(&l, *s);
         }
-        vec![read, written, runs, removed, ratio, lag]
+        vec![read, written, runs, removed, seconds, ratio, lag]
     })
 }
