@@ -37,8 +37,20 @@ impl Drop for TestNode {
     }
 }
 
+/// A free loopback port, never one this process was given before.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // The OS may hand a port it just gave back out again, so a cluster's kafka and raft ports
+    // could coincide: never give the same port twice in this process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no unused loopback port after 1000 tries");
 }
 
 /// Configuration of a test node storing its data in `dir`.
