@@ -436,6 +436,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                     threads: config.cleaner.threads as usize,
                     io_max_bytes_per_second: config.cleaner.io_max_bytes_per_second,
                     dedupe_buffer_size: config.cleaner.dedupe_buffer_size as usize,
+                    nice: config.cleaner.nice,
                 };
                 let cleaner = crate::log::cleaner::Cleaner::start(
                     opts,

@@ -139,6 +139,10 @@ pub struct CleanerConfig {
     /// Memory for the key maps of all cleaner threads (`log.cleaner.dedupe.buffer.size`): 24 bytes
     /// per key. Default: `134217728`.
     pub dedupe_buffer_size: u64,
+    /// The cleaner threads' OS scheduling niceness (Linux `setpriority`, 0..=19; no Kafka
+    /// equivalent): above 0 the cleaner yields the CPU to the produce, fetch and Raft threads
+    /// when they want it and takes every idle cycle otherwise. Default: `10`.
+    pub nice: i32,
     /// How long a partition waits between two checks for cleanable data
     /// (`log.cleaner.backoff.ms`). Default: `"15s"`.
     #[serde(with = "duration_str")]
@@ -167,6 +171,7 @@ impl Default for CleanerConfig {
             threads: 1,
             io_max_bytes_per_second: None,
             dedupe_buffer_size: 128 << 20,
+            nice: 10,
             backoff: Duration::from_secs(15),
             min_cleanable_ratio: 0.5,
             delete_retention: Duration::from_secs(86_400),
@@ -230,6 +235,9 @@ impl CleanerConfig {
         }
         if self.dedupe_buffer_size < 24 * 1024 {
             return Err(ConfigError::invalid("cleaner.dedupe-buffer-size", "must be at least 24576 (1024 keys)"));
+        }
+        if !(0..=19).contains(&self.nice) {
+            return Err(ConfigError::invalid("cleaner.nice", "must be between 0 and 19"));
         }
         if self.backoff.is_zero() {
             return Err(ConfigError::invalid("cleaner.backoff", "must be greater than 0"));

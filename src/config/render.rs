@@ -144,6 +144,7 @@ impl fmt::Display for Config {
             None => writeln!(f, "io-max-bytes-per-second = -1")?,
         }
         writeln!(f, "dedupe-buffer-size = {}", c.dedupe_buffer_size)?;
+        writeln!(f, "nice = {}", c.nice)?;
         writeln!(f, "backoff = {}", toml_duration(c.backoff))?;
         writeln!(f, "min-cleanable-ratio = {:?}", c.min_cleanable_ratio)?;
         writeln!(f, "delete-retention = {}", toml_duration(c.delete_retention))?;

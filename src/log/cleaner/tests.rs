@@ -384,7 +384,7 @@ fn min_compaction_lag_and_max_lag_and_ratio_decide() {
 fn the_cleaner_thread_runs_a_job_stores_the_checkpoint_and_replies() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = build(dir.path(), 60, 4);
-    let opts = CleanerOptions { threads: 2, io_max_bytes_per_second: None, dedupe_buffer_size: 1 << 20 };
+    let opts = CleanerOptions { threads: 2, io_max_bytes_per_second: None, dedupe_buffer_size: 1 << 20, nice: 0 };
     let cleaner = Cleaner::start(opts, crate::clock::SystemClock::shared(), logger());
     let (tx, rx) = std::sync::mpsc::channel();
     let j = job(&log, 10_000, CompactionSettings::default());
@@ -405,4 +405,22 @@ fn the_cleaner_thread_runs_a_job_stores_the_checkpoint_and_replies() {
     let reply = Box::new(move |r: CleanReply| tx.send(r).unwrap());
     assert!(cleaner.send(CleanerMsg::Clean { node: 99, name: "t/0".into(), job: Box::new(j), reply }));
     assert!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().is_err());
+}
+
+#[test]
+fn the_cleaner_threads_run_at_the_configured_niceness() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = build(dir.path(), 20, 2);
+    let base = rustix::process::getpriority_process(None).unwrap();
+    let nice = (base + 7).min(19);
+    let opts = CleanerOptions { threads: 1, io_max_bytes_per_second: None, dedupe_buffer_size: 1 << 20, nice };
+    let cleaner = Cleaner::start(opts, crate::clock::SystemClock::shared(), logger());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The reply runs on the cleaner thread: it reads that thread's own niceness.
+    let reply = Box::new(move |_: CleanReply| tx.send(rustix::process::getpriority_process(None).unwrap()).unwrap());
+    let j = job(&log, 10_000, CompactionSettings::default());
+    assert!(cleaner.send(CleanerMsg::Clean { node: 98, name: "t/0".into(), job: Box::new(j), reply }));
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap(), nice);
+    // Only the cleaner's thread changed: this one keeps its priority.
+    assert_eq!(rustix::process::getpriority_process(None).unwrap(), base);
 }

@@ -4,7 +4,8 @@
 //! (`clean.rs`), paced by the shared I/O rate limit (`rate.rs`, sleeping on this thread only),
 //! stores the partition's new checkpoint, counts the metrics and replies with the cleaned
 //! segments' entry tables for the partition actor to install. A tick, a heartbeat or an apply
-//! never waits for any of this.
+//! never waits for any of this. The threads run at a lower OS priority (`[cleaner] nice`), so a
+//! busy machine spends its CPU on produce and fetch first and the cleaner takes what is idle.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ pub struct CleanerOptions {
     pub threads: usize,
     pub io_max_bytes_per_second: Option<u64>,
     pub dedupe_buffer_size: usize,
+    /// OS niceness of each thread (`[cleaner] nice`).
+    pub nice: i32,
 }
 
 /// The answer to a job: what was cleaned, or why not.
@@ -49,9 +52,11 @@ impl Cleaner {
         for i in 0..opts.threads.max(1) {
             let (rx, throttle, log) = (rx.clone(), throttle.clone(), logger.new(slog::o!("cleaner" => i)));
             let buffer = opts.dedupe_buffer_size / opts.threads.max(1);
-            let spawned = std::thread::Builder::new()
-                .name(format!("log-cleaner-{i}"))
-                .spawn(move || run(&rx, &throttle, buffer, &log));
+            let nice = opts.nice;
+            let spawned = std::thread::Builder::new().name(format!("log-cleaner-{i}")).spawn(move || {
+                lower_priority(nice, &log);
+                run(&rx, &throttle, buffer, &log)
+            });
             if let Err(e) = spawned {
                 slog::error!(logger, "cannot start a log cleaner thread"; "error" => %e);
             }
@@ -62,6 +67,20 @@ impl Cleaner {
     /// Queues a message; false when the cleaner has stopped.
     pub fn send(&self, msg: CleanerMsg) -> bool {
         self.tx.send(msg).is_ok()
+    }
+}
+
+/// Sets this thread's niceness (`setpriority(PRIO_PROCESS, tid)` changes one thread on Linux):
+/// the cleaner then yields the CPU to every thread at the default priority. A failure (a platform
+/// without per-thread priorities, a sandbox refusing it) is logged and the cleaner runs anyway.
+fn lower_priority(nice: i32, logger: &Logger) {
+    if nice == 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), nice) {
+        Ok(()) => slog::debug!(logger, "cleaner thread niceness set"; "nice" => nice),
+        Err(e) => slog::warn!(logger, "cannot lower the cleaner thread's priority"; "nice" => nice, "error" => %e),
     }
 }
 
