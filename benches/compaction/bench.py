@@ -246,9 +246,13 @@ def main():
     ap.add_argument("--max-clean", type=float, default=900)
     ap.add_argument("--targets", default="chronik,kafka")
     ap.add_argument("--backoff-ms", type=int, default=1000, help="cleaner backoff of both targets")
+    ap.add_argument("--cleaner-nice", type=int, default=None,
+                    help="chronik's [cleaner] nice (default: chronik's own default); 0 = same priority as produce")
     args = ap.parse_args()
     tp.ROW_KAFKA_PROPS["pagecache"] = [*tp.ROW_KAFKA_PROPS["pagecache"], f"log.cleaner.backoff.ms={args.backoff_ms}"]
     tp.ROW_CHRONIK_ENV["pagecache"] = {**tp.ROW_CHRONIK_ENV["pagecache"], "CHRONIK_CLEANER__BACKOFF": f"{args.backoff_ms}ms"}
+    if args.cleaner_nice is not None:
+        tp.ROW_CHRONIK_ENV["pagecache"]["CHRONIK_CLEANER__NICE"] = str(args.cleaner_nice)
     started = datetime.datetime.now(datetime.timezone.utc)
     outdir = REPO / "benches" / "compaction" / "results" / started.strftime("%Y%m%dT%H%M%SZ")
     outdir.mkdir(parents=True)
