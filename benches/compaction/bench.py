@@ -15,8 +15,8 @@ For each target (chronik standalone, Kafka KRaft single node), each in a fresh d
      the cleaning time is from the end of the measured pass to the last shrink. The broker's I/O over
      that time comes from /proc/PID/io (write_bytes, rchar). Finally every record is read back:
      the number of distinct keys must be --keys, and each key's last value must be the last one sent.
-  3. The cleaner's own work over the compact run, from each broker's log: runs, MiB processed and
-     seconds (chronik's `cleaned partition` lines; Kafka's LogCleaner statistics): the speed
+  3. The cleaner's own work over the compact run, from each broker's log: runs, MiB read (the
+     key-map pass and the rewrite pass, for both) and seconds (chronik's `cleaned partition` lines; Kafka's LogCleaner statistics): the speed
      comparison of the two cleaners (MiB processed per cleaner second).
 
 Both targets use their default cleaner settings (1 thread, min.cleanable.dirty.ratio 0.5) except
@@ -146,8 +146,10 @@ def read_back(bootstrap, topic, keys, rounds, value_bytes):
 
 def cleaner_work(target, wd):
     """(runs, MiB processed, seconds) of every cleaning run of the target, from its own log:
-    chronik's `cleaned partition` lines (`read`, `seconds`), Kafka's LogCleaner statistics
-    (`X MB of log processed in Y seconds`, MB = MiB, 0.1 s resolution)."""
+    chronik's `cleaned partition` lines (`read`: the key-map pass and the rewrite pass, `seconds`),
+    Kafka's LogCleaner statistics (MB = MiB, 0.1 s resolution): `X MB of log processed in Y seconds`
+    counts only the rewrite pass, so its `Indexed Z MB` (the key-map pass) is added, and both
+    cleaners' MiB are the bytes they read."""
     runs, mib, secs = 0, 0.0, 0.0
     if isinstance(target, tp.ChronikStandalone):
         for line in (wd / "chronik.log").read_text(errors="replace").splitlines():
@@ -160,6 +162,8 @@ def cleaner_work(target, wd):
             runs += 1
             mib += float(m.group(1).replace(",", ""))
             secs += float(m.group(2).replace(",", ""))
+        for m in re.finditer(r"Indexed ([\d,]+\.\d) MB in", text):
+            mib += float(m.group(1).replace(",", ""))
     return runs, round(mib, 1), round(secs, 2)
 
 
