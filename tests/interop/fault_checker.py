@@ -22,6 +22,11 @@ Checks, at the end (after healing everything and restarting every node):
 It prints the fault log and the counts: acknowledged, read, lost, duplicated (and more).
 Exit status 0 only if every check passed.
 
+With --transactional, the producer is transactional instead (tests/interop/txn_workload.py:
+transactions committed or aborted on purpose), the read-back is read_committed, and the checks are
+that every committed transaction is fully visible, no aborted one is, and a transaction whose
+commit failed mid-fault is visible whole or not at all.
+
     python tests/interop/fault_checker.py --faults 10 --seed 7            # short (CI)
     python tests/interop/fault_checker.py --faults 100 --partitions 6     # long (scripts/)
 
@@ -43,6 +48,8 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+import txn_workload
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_PORT, RAFT_PORT = 9092, 9093
@@ -370,6 +377,10 @@ class Workload:
     def start(self):
         self.thread.start()
 
+    def acknowledged(self):
+        with self.lock:
+            return len(self.acked)
+
     def stop(self):
         self.stop_flag.set()
         self.thread.join(timeout=120)
@@ -431,11 +442,13 @@ class OffsetMonitor:
             t.join(timeout=30)
 
 
-def read_back(ck, bootstrap, topic, partitions, timeout=120):
-    """Every record of every partition, from the start to the high watermark: {p: [(offset, value)]}."""
+def read_back(ck, bootstrap, topic, partitions, timeout=120, isolation="read_uncommitted"):
+    """Every record of every partition, from the start to the high watermark: {p: [(offset, value)]}.
+    With read_committed, a partition ends at its end-of-partition event at the high watermark
+    (its last offset may be a transaction marker, which a consumer never sees)."""
     c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": f"readback-{topic}",
                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                     "enable.partition.eof": True})
+                     "enable.partition.eof": True, "isolation.level": isolation})
     try:
         hw = {}
         deadline = time.monotonic() + timeout
@@ -572,6 +585,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", default=None, help="also write the result here")
     ap.add_argument("--kinds", default=None, help="comma-separated fault kinds (default: all available)")
+    ap.add_argument("--transactional", action="store_true",
+                    help="a transactional producer and read_committed checks (txn_workload.py)")
     ap.add_argument("--client-debug", default=None, help="librdkafka debug contexts (e.g. eos,msg), "
                     "logged to WORKDIR/producer-debug.log")
     args = ap.parse_args()
@@ -625,14 +640,19 @@ def main():
         versions = api_versions(nodes[0].bootstrap)
         missing = [name for k, name in GROUP_API_KEYS.items() if k not in versions]
         monitor = None
-        if missing:
+        if args.transactional:
+            log("transactional mode: the committed-offsets check is not part of it")
+        elif missing:
             log(f"!!!! SKIPPING the committed-offsets check: the broker does not serve {', '.join(missing)} "
                 f"(consumer groups are not in this build)")
         else:
             monitor = OffsetMonitor(ck, bootstrap, topic, args.partitions, f"checker-{seed}")
 
         debug = (args.client_debug, str(workdir / "producer-debug.log")) if args.client_debug else None
-        work = Workload(ck, bootstrap, topic, args.partitions, f"r{seed}", args.rate, debug)
+        if args.transactional:
+            work = txn_workload.TxnWorkload(ck, bootstrap, topic, args.partitions, f"r{seed}", args.rate, log=log)
+        else:
+            work = Workload(ck, bootstrap, topic, args.partitions, f"r{seed}", args.rate, debug)
         work.start()
         if monitor:
             monitor.start()
@@ -641,8 +661,7 @@ def main():
         for i, (kind, duration, pause) in enumerate(schedule(rng, args.faults, kinds), 1):
             what = run_fault(kind, duration, nodes, net, rng)
             result["faults"].append(what)
-            with work.lock:
-                acked = len(work.acked)
+            acked = work.acknowledged()
             log(f"fault {i}/{args.faults}: {what}; acknowledged so far {acked}")
             for n in nodes:
                 if not n.alive() and not n.killed_on_purpose:
@@ -660,11 +679,16 @@ def main():
         work.stop()
         if monitor:
             monitor.stop()
-        records, hw = read_back(ck, bootstrap, topic, args.partitions)
-        counts, problems = check(work, records, hw)
+        if args.transactional:
+            records, hw = read_back(ck, bootstrap, topic, args.partitions, isolation="read_committed")
+            counts, problems = txn_workload.check(work, records)
+            counts["high_watermarks"] = sum(hw.values())
+        else:
+            records, hw = read_back(ck, bootstrap, topic, args.partitions)
+            counts, problems = check(work, records, hw)
         if work.failed:
             log(f"produce errors (unacknowledged, allowed): {dict(work.failed)}")
-        if work.fatal:
+        if getattr(work, "fatal", None):
             log(f"fatal producer errors: {work.fatal[:3]} ({len(work.fatal)} in all)")
         if monitor:
             counts["committed_offset_samples"] = monitor.samples

@@ -4,6 +4,7 @@ cluster in scripts/test.sh (short schedule) and scripts/fault-checker-long.sh (1
 from types import SimpleNamespace
 
 import fault_checker as fc
+import txn_workload
 
 
 def work(acked, attempted=None):
@@ -38,3 +39,35 @@ def test_every_violation_is_reported():
     assert counts["ack_offset_mismatch"] >= 1, problems
     text = "\n".join(problems)
     assert "lost: partition 1 seq 0" in text and "never produced" in text and "out of order" in text
+
+
+def txn_work(txns, run="r1"):
+    return SimpleNamespace(run_id=run, txns=txns)
+
+
+def test_transactional_clean_history_passes():
+    w = txn_work([("committed", [(0, 0), (1, 0)]), ("aborted", [(0, 1), (1, 1)]),
+                  ("unknown", [(0, 2), (1, 2)]), ("unknown", [(0, 3)])])
+    # The committed one and the first unknown one are visible whole; the aborted one is not.
+    records = {0: [(0, rec(0, 0)), (4, rec(0, 2))], 1: [(0, rec(1, 0)), (4, rec(1, 2))]}
+    counts, problems = txn_workload.check(w, records)
+    assert problems == []
+    assert counts["records_committed"] == 2 and counts["committed_lost"] == 0
+    assert counts["unknown_visible"] == 1 and counts["unknown_invisible"] == 1
+    assert counts["read"] == 4
+
+
+def test_transactional_violations_are_reported():
+    w = txn_work([("committed", [(0, 0), (1, 0)]), ("aborted", [(0, 1)]), ("unknown", [(0, 2), (1, 1)])])
+    records = {
+        0: [(0, rec(0, 1)), (1, rec(0, 2)), (2, rec(0, 2)), (3, rec(0, 7))],  # aborted, dup, never produced
+        1: [(0, rec(1, 0, run="r0"))],  # another run's record; p1 seq 0 of the committed txn lost
+    }
+    counts, problems = txn_workload.check(w, records)
+    assert counts["committed_lost"] == 2, problems  # p0 seq 0 and p1 seq 0
+    assert counts["aborted_visible"] == 1, problems
+    assert counts["unknown_partial"] == 1, problems
+    assert counts["duplicated"] == 1, problems
+    assert counts["never_produced"] == 2, problems
+    text = "\n".join(problems)
+    assert "aborted transaction is visible" in text and "partly visible" in text and "lost: p0 seq 0" in text
