@@ -319,15 +319,18 @@ def create_topic(bootstrap, topic, partitions, rf, timeout=120):
     raise RuntimeError(f"topic {topic}: not every partition has a leader after {timeout}s")
 
 
-def produce(bootstrap, topic, records, logpath, throughput=-1, client_warmup=0):
+def produce(bootstrap, topic, records, logpath, throughput=-1, client_warmup=0, txn_id=None):
     """ProducerPerformance; with client_warmup > 0 the first client_warmup records (sent in addition
-    to `records`, by the same JVM) are left out of the figures: its steady-state summary is used."""
+    to `records`, by the same JVM) are left out of the figures: its steady-state summary is used.
+    With `txn_id`, a transactional producer committing every 100 ms (issue 12's row)."""
     cmd = java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
                "--num-records", str(records + client_warmup),
                "--record-size", "1024", "--throughput", str(throughput),
                "--command-property", "acks=all", f"bootstrap.servers={bootstrap}")
     if client_warmup > 0:
         cmd += ["--warmup-records", str(client_warmup)]
+    if txn_id:
+        cmd += ["--transactional-id", txn_id, "--transaction-duration-ms", "100"]
     out = run_logged(cmd, logpath, timeout=max(600, records // 200))
     m = None
     for m in PERF_RX.finditer(out):
@@ -375,7 +378,9 @@ def measure(args, outdir, target, row, rep, partitions, records, consume_too=Tru
         create_topic(t.bootstrap, "bench", partitions, t.rf)
         pids = t.pids()
         cpu0, ccpu0, w0 = sum(proc_cpu_seconds(p) for p in pids), children_cpu(), time.monotonic()
-        res.update(produce(t.bootstrap, "bench", records, logpath, args.throughput, args.client_warmup))
+        txn_id = f"bench-{name}" if args.transactional else None
+        res["transactional"] = bool(args.transactional)
+        res.update(produce(t.bootstrap, "bench", records, logpath, args.throughput, args.client_warmup, txn_id))
         wall = time.monotonic() - w0
         res["broker_cpu_s"] = round(sum(proc_cpu_seconds(p) for p in pids) - cpu0, 2)
         res["client_cpu_s"] = round(children_cpu() - ccpu0, 2)
@@ -661,6 +666,9 @@ def main():
     ap.add_argument("--throughput", type=int, default=-1,
                     help="ProducerPerformance --throughput: -1 (default) is as fast as possible; a fixed "
                          "rate below every target's capacity measures latency without queueing")
+    ap.add_argument("--transactional", action="store_true",
+                    help="the measured producer is transactional (--transaction-duration-ms 100): issue 12's "
+                         "row; the consumer reads read_uncommitted as before")
     ap.add_argument("--rows", default=",".join(ROWS), help="durable,pagecache")
     ap.add_argument("--targets", default=",".join(TARGETS), help="chronik-1,kafka-1,chronik-3,kafka-3")
     ap.add_argument("--scale", default="1,6,24,96", help="partition counts of the scale curve ('' to skip)")
