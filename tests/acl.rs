@@ -327,6 +327,26 @@ fn read_only_principal_matrix() {
     let dc: DescribeClusterResponse =
         c.call(n, "reader", ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
     assert_eq!(dc.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // Transactions, partition side: WriteTxnMarkers needs CLUSTER_ACTION on the cluster (nothing
+    // is written), DescribeProducers READ on the topic.
+    let marker =
+        write_txn_markers_request::WritableTxnMarker::default().with_producer_id(ProducerId(1)).with_topics(vec![
+            write_txn_markers_request::WritableTxnMarkerTopic::default()
+                .with_name(name("a"))
+                .with_partition_indexes(vec![0]),
+        ]);
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+    let r: WriteTxnMarkersResponse = c.call(n, "reader", ApiKey::WriteTxnMarkers, 1, &req);
+    assert_eq!(r.markers[0].topics[0].partitions[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    let dp = |t: &str| {
+        DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default()
+            .with_name(name(t))
+            .with_partition_indexes(vec![0])])
+    };
+    let r: DescribeProducersResponse = c.call(n, "reader", ApiKey::DescribeProducers, 0, &dp("b"));
+    assert_eq!(r.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let r: DescribeProducersResponse = c.call(n, "reader", ApiKey::DescribeProducers, 0, &dp("a"));
+    assert_eq!(r.topics[0].partitions[0].error_code, 0, "READ on a is granted");
     let ca: CreateAclsResponse = c.call(
         n,
         "reader",
