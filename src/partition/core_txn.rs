@@ -19,9 +19,11 @@ pub struct ProducerInfo {
 }
 
 impl PartitionCore {
-    /// The last stable offset of the committed state (`txn::last_stable_offset`).
+    /// The last stable offset of the committed state (`txn::last_stable_offset`), never below
+    /// the log start (an open transaction whose first batches retention or DeleteRecords removed
+    /// holds it at the log start).
     pub fn last_stable_offset(&self) -> i64 {
-        txn::last_stable_offset(&self.raft.sm().producers, self.high_watermark())
+        txn::last_stable_offset(&self.raft.sm().producers, self.high_watermark()).max(self.log_start())
     }
 
     /// The aborted transactions a read_committed Fetch from `from` returning `records` gets:
