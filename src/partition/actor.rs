@@ -60,6 +60,8 @@ pub struct PartitionStatus {
     pub raft: crate::raft::core::GroupStatus,
     pub high_watermark: i64,
     pub log_start: i64,
+    /// The last stable offset (`partition::txn`).
+    pub last_stable_offset: i64,
     pub checksum: String,
 }
 
@@ -640,6 +642,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                     raft: self.core.raft.status(),
                     high_watermark: self.core.high_watermark(),
                     log_start: self.core.log_start(),
+                    last_stable_offset: self.core.last_stable_offset(),
                     checksum,
                 });
             }
