@@ -253,6 +253,8 @@ mod tests {
                     check_versions!(r, ListConfigResourcesRequest, ListConfigResourcesResponse)
                 }
                 ApiKey::DeleteRecords => check_versions!(r, DeleteRecordsRequest, DeleteRecordsResponse),
+                ApiKey::WriteTxnMarkers => check_versions!(r, WriteTxnMarkersRequest, WriteTxnMarkersResponse),
+                ApiKey::DescribeProducers => check_versions!(r, DescribeProducersRequest, DescribeProducersResponse),
                 ApiKey::DescribeTopicPartitions => {
                     check_versions!(r, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse)
                 }
