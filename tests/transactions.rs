@@ -2,7 +2,8 @@
 //! COMMIT/ABORT markers written through WriteTxnMarkers (the broker hands each to the partition's
 //! group as `PartitionMsg::WriteTxnMarker`), the last stable offset and the aborted list of a
 //! read_committed Fetch, the same on a new leader after the old one is killed and on every
-//! replica, and Kafka's errors for bad markers and client-sent control batches.
+//! replica, and Kafka's errors for bad markers, client-sent control batches and transactional
+//! records without a transactional id.
 
 mod common;
 
@@ -35,13 +36,19 @@ fn batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
     b
 }
 
-/// Produce (acks=all) of one batch: (error, base offset).
+/// Produce (acks=all) of one batch, with a transactional id: (error, base offset).
 fn produce(c: &mut Client, topic: &str, records: Vec<u8>) -> (i16, i64) {
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records))),
-        ]),
-    ]);
+    produce_as(c, topic, records, Some("txn-test"))
+}
+
+fn produce_as(c: &mut Client, topic: &str, records: Vec<u8>, transactional_id: Option<&str>) -> (i16, i64) {
+    let id = transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string())));
+    let req =
+        ProduceRequest::default().with_transactional_id(id).with_acks(-1).with_timeout_ms(10_000).with_topic_data(
+            vec![produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records))),
+            ])],
+        );
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
@@ -198,6 +205,8 @@ fn markers_move_the_lso_and_a_new_leader_has_the_same_lso_and_aborted_list() {
     control[21..23].copy_from_slice(&0x30i16.to_be_bytes());
     finish_batch(&mut control);
     assert_eq!(produce(&mut lc, "tx", control).0, 87, "INVALID_RECORD: clients never write markers");
+    let no_id = produce_as(&mut lc, "tx", batch(1000, 2, 1), None).0;
+    assert_eq!(no_id, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED: transactional records need the id");
 
     // 1000 aborts: LSO moves to 1001's transaction.
     assert_eq!(marker(&mut lc, "tx", 0, 1000, 0, false, 1), 0);

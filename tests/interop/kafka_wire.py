@@ -176,9 +176,9 @@ def api_versions_v3_body(software_name="chronik-interop", software_version="1.0"
     return compact_string(software_name) + compact_string(software_version) + b"\x00"
 
 
-def produce_v7_body(topic, partition, records, acks=1, timeout_ms=10000):
+def produce_v7_body(topic, partition, records, acks=1, timeout_ms=10000, transactional_id=None):
     """records: the record batch bytes for that one partition."""
-    return (string(None) + i16(acks) + i32(timeout_ms)
+    return (string(transactional_id) + i16(acks) + i32(timeout_ms)
             + array([string(topic) + array([i32(partition) + bytes_field(records)])]))
 
 

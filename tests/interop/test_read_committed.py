@@ -21,7 +21,7 @@ WRITE_TXN_MARKERS = 27
 def produce(bootstrap, topic, values, producer=(-1, -1, -1), transactional=False):
     batch = w.record_batch([(None, v.encode(), []) for v in values], producer=producer,
                            transactional=transactional)
-    body = w.produce_v7_body(topic, 0, batch, acks=-1)
+    body = w.produce_v7_body(topic, 0, batch, acks=-1, transactional_id="interop-txn" if transactional else None)
     out = w.decode_produce_v7(w.roundtrip(bootstrap, w.PRODUCE, 7, body))
     err, base = out[(topic, 0)]
     assert err == w.NONE, f"produce {values}: error {err}"
