@@ -138,6 +138,7 @@ fn acl(rt: i8, resource: &str, pattern: i8, who: &str, op: i8, permission: i8) -
 
 // Kafka's codes: TOPIC 2, GROUP 3; LITERAL 3, PREFIXED 4; READ 3, WRITE 4; DENY 2, ALLOW 3.
 const TOPIC: i8 = 2;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const GROUP: i8 = 3;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
@@ -347,6 +348,19 @@ fn read_only_principal_matrix() {
     assert_eq!(r.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
     let r: DescribeProducersResponse = c.call(n, "reader", ApiKey::DescribeProducers, 0, &dp("a"));
     assert_eq!(r.topics[0].partitions[0].error_code, 0, "READ on a is granted");
+    // Transactional records need WRITE on the transactional id (checked before the topic).
+    let mut txn = build_batch(0, 3, 0, 0, 1, &[(Some(&b"k"[..]), Some(&b"v"[..]))]);
+    txn[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    chronik::log::batch::finish_batch(&mut txn);
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("tid"))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default().with_name(name("a")).with_partition_data(
+            vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(txn)))],
+        )]);
+    let r: ProduceResponse = c.call(n, "reader", ApiKey::Produce, 9, &req);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     let ca: CreateAclsResponse = c.call(
         n,
         "reader",
