@@ -5,7 +5,8 @@ coordinator writes them: transactional batches by Produce (raw wire, Produce v7 
 and COMMIT/ABORT markers by WriteTxnMarkers v1 (raw wire). Then real consumers read the
 partition: read_committed ones see exactly the committed and the non-transactional records, in
 offset order, nothing of the aborted transaction, nothing of the open one and no control record;
-read_uncommitted ones see every data record.
+read_uncommitted ones see every data record. `kafka-transactions.sh describe-producers` (the Java
+TransactionsCommand, DescribeProducers) lists the three producers and C's open transaction.
 
 Offsets: A (pid 5000, aborted) 0-2, B (pid 5001, committed) 3-4, plain 5, ABORT A 6,
 COMMIT B 7, plain 8, C (pid 5002, never ended) 9. High watermark 10, last stable offset 9.
@@ -13,7 +14,7 @@ COMMIT B 7, plain 8, C (pid 5002, never ended) 9. High watermark 10, last stable
 import time
 
 import kafka_wire as w
-from helpers import create_topic, kcat, need_module, unique_topic
+from helpers import create_topic, java_tool, kcat, need_module, unique_topic
 
 WRITE_TXN_MARKERS = 27
 
@@ -103,3 +104,12 @@ def test_read_committed_consumers_see_only_committed_records(broker):
              "-X", "isolation.level=read_uncommitted", timeout=60)
     lines = [l for l in r.out.splitlines() if l.strip()]
     assert lines == ["0 a0", "1 a1", "2 a2", "3 b0", "4 b1", "5 p0", "8 p1", "9 c0"], r.describe()
+
+    # kafka-transactions.sh describe-producers: 5002's transaction is open at offset 9
+    r = java_tool("org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", b,
+                  "describe-producers", "--topic", t, "--partition", "0")
+    rows = {l.split()[0]: l.split() for l in r.out.splitlines()[1:] if l.strip()}
+    assert set(rows) == {"5000", "5001", "5002"}, r.describe()
+    header = r.out.splitlines()[0].split()
+    start = header.index("CurrentTransactionStartOffset")
+    assert [rows[p][start] for p in ("5000", "5001", "5002")] == ["None", "None", "9"], r.describe()
