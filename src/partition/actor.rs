@@ -355,7 +355,6 @@ impl PartitionActor {
         let log_start = self.core.log_start();
         let lso = self.core.last_stable_offset();
         self.shared.set_offsets(hw, log_start, lso);
-        crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.lso_lag = Some(hw - lso));
         for (base_offset, reply) in self.waiters.release(hw) {
             let _ = reply.send(Ok(ProduceAck { base_offset, log_start }));
         }
@@ -651,7 +650,11 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.core.set_applied(index, high_watermark);
                 self.publish_offsets();
                 let lag = self.core.raft.commit_index().saturating_sub(index);
-                crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.apply_lag = lag);
+                let lso_lag = self.core.high_watermark() - self.core.last_stable_offset();
+                crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| {
+                    g.apply_lag = lag;
+                    g.lso_lag = Some(lso_lag);
+                });
             }
             PartitionMsg::Retention(r) => {
                 // A changed segment size applies from the next roll, as Kafka's does.

@@ -18,12 +18,13 @@ use crate::error::PartitionError;
 use crate::log::batch::{stamp_base_offset, stamp_leader_epoch, BatchHeader};
 use crate::log::{LogError, LogKind, LogOptions};
 use crate::partition::producer_state::{ProducerBatch, ProducerStateTable, SeqCheck};
-
-#[path = "core_txn.rs"]
-mod core_txn;
 use crate::raft::core::{OpenError, RaftCore, ReadyOutcome, StateMachine};
 use crate::raft::storage::GroupStorage;
 use crate::raft::{GroupId, GroupSettings};
+
+/// Transactions: markers, the last stable offset, read_committed reads (`partition::txn`).
+#[path = "core_txn.rs"]
+mod core_txn;
 pub use core_txn::ProducerInfo;
 
 /// One committed item for the apply actor, in log order.
