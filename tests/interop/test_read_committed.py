@@ -6,7 +6,8 @@ and COMMIT/ABORT markers by WriteTxnMarkers v1 (raw wire). Then real consumers r
 partition: read_committed ones see exactly the committed and the non-transactional records, in
 offset order, nothing of the aborted transaction, nothing of the open one and no control record;
 read_uncommitted ones see every data record. `kafka-transactions.sh describe-producers` (the Java
-TransactionsCommand, DescribeProducers) lists the three producers and C's open transaction.
+TransactionsCommand, DescribeProducers) lists the three producers and C's open transaction; the
+Java console consumer with isolation.level=read_committed reads the committed records.
 
 Offsets: A (pid 5000, aborted) 0-2, B (pid 5001, committed) 3-4, plain 5, ABORT A 6,
 COMMIT B 7, plain 8, C (pid 5002, never ended) 9. High watermark 10, last stable offset 9.
@@ -16,7 +17,7 @@ import time
 import pytest
 
 import kafka_wire as w
-from helpers import create_topic, java_tool, kcat, need_module, unique_topic
+from helpers import CONSOLE_CONSUMER, create_topic, java_tool, kcat, need_module, unique_topic
 
 WRITE_TXN_MARKERS = 27
 
@@ -118,3 +119,10 @@ def test_read_committed_consumers_see_only_committed_records(broker):
     header = r.out.splitlines()[0].split()
     start = header.index("CurrentTransactionStartOffset")
     assert [rows[p][start] for p in ("5000", "5001", "5002")] == ["None", "None", "9"], r.describe()
+
+    # the Java consumer (ConsoleConsumer) with isolation.level=read_committed
+    r = java_tool(CONSOLE_CONSUMER, "--bootstrap-server", b, "--topic", t, "--partition", "0",
+                  "--offset", "earliest", "--max-messages", 4, "--timeout-ms", 20000,
+                  "--command-property", "isolation.level=read_committed", timeout=90, check=False)
+    got = [l for l in r.out.splitlines() if l.strip()]
+    assert got == ["b0", "b1", "p0", "p1"], r.describe()
