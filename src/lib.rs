@@ -13,7 +13,7 @@
 //! | [`net`] | Kafka listener and connections (responses in request order) |
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
-//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
+//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`raft`] | the generic Ready loop (`core`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
@@ -34,6 +34,8 @@
 //!        │     │  route table by API key           │
 //!        │     ├─ Produce ─► ProduceHandler actor ─┼──── PartitionMsg::Produce ─────┐
 //!        │     ├─ Fetch / ListOffsets ─────────────┼──── PartitionMsg::Fetch ───────┤
+//!        │     ├─ WriteTxnMarkers ─────────────────┼── PartitionMsg::WriteTxnMarker ┤
+//!        │     │   (and DescribeProducers)         │                                │
 //!        │     ├─ group APIs ──────────────────────┼── GroupMsg ─► GroupCoordinator │
 //!        │     │   (OffsetCommit: checked there,   │     (all groups, 100 ms        │
 //!        │     │    then proposed to __meta)       │      timer, parked requests)   │

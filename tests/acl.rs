@@ -138,6 +138,7 @@ fn acl(rt: i8, resource: &str, pattern: i8, who: &str, op: i8, permission: i8) -
 
 // Kafka's codes: TOPIC 2, GROUP 3; LITERAL 3, PREFIXED 4; READ 3, WRITE 4; DENY 2, ALLOW 3.
 const TOPIC: i8 = 2;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const GROUP: i8 = 3;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
@@ -327,6 +328,39 @@ fn read_only_principal_matrix() {
     let dc: DescribeClusterResponse =
         c.call(n, "reader", ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
     assert_eq!(dc.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // Transactions, partition side: WriteTxnMarkers needs CLUSTER_ACTION on the cluster (nothing
+    // is written), DescribeProducers READ on the topic.
+    let marker =
+        write_txn_markers_request::WritableTxnMarker::default().with_producer_id(ProducerId(1)).with_topics(vec![
+            write_txn_markers_request::WritableTxnMarkerTopic::default()
+                .with_name(name("a"))
+                .with_partition_indexes(vec![0]),
+        ]);
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+    let r: WriteTxnMarkersResponse = c.call(n, "reader", ApiKey::WriteTxnMarkers, 1, &req);
+    assert_eq!(r.markers[0].topics[0].partitions[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    let dp = |t: &str| {
+        DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default()
+            .with_name(name(t))
+            .with_partition_indexes(vec![0])])
+    };
+    let r: DescribeProducersResponse = c.call(n, "reader", ApiKey::DescribeProducers, 0, &dp("b"));
+    assert_eq!(r.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let r: DescribeProducersResponse = c.call(n, "reader", ApiKey::DescribeProducers, 0, &dp("a"));
+    assert_eq!(r.topics[0].partitions[0].error_code, 0, "READ on a is granted");
+    // Transactional records need WRITE on the transactional id (checked before the topic).
+    let mut txn = build_batch(0, 3, 0, 0, 1, &[(Some(&b"k"[..]), Some(&b"v"[..]))]);
+    txn[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    chronik::log::batch::finish_batch(&mut txn);
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("tid"))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default().with_name(name("a")).with_partition_data(
+            vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(txn)))],
+        )]);
+    let r: ProduceResponse = c.call(n, "reader", ApiKey::Produce, 9, &req);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     let ca: CreateAclsResponse = c.call(
         n,
         "reader",

@@ -274,6 +274,38 @@ fn every_advertised_version_of_every_api_is_served() {
                     let r: DescribeTopicPartitionsResponse = c.call(route.key, v, &bad);
                     assert!(r.topics.iter().all(|t| t.error_code == 42) && r.topics.len() == 2);
                 }
+                ApiKey::WriteTxnMarkers => {
+                    // An ABORT with no open transaction is written anyway (Kafka's idempotent abort).
+                    let topic = |t: &'static str| {
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(name(t))
+                            .with_partition_indexes(vec![0])
+                    };
+                    let marker = write_txn_markers_request::WritableTxnMarker::default()
+                        .with_producer_id(ProducerId(77))
+                        .with_producer_epoch(0)
+                        .with_transaction_result(false)
+                        .with_coordinator_epoch(5)
+                        .with_topics(vec![topic("t"), topic("no-such-topic")]);
+                    let req = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+                    let r: WriteTxnMarkersResponse = c.call(route.key, v, &req);
+                    let t = &r.markers[0].topics;
+                    assert_eq!((t[0].partitions[0].error_code, t[1].partitions[0].error_code), (0, 3), "v{v}");
+                    produced += 1; // the marker takes an offset
+                }
+                ApiKey::DescribeProducers => {
+                    let req = DescribeProducersRequest::default().with_topics(vec![
+                        describe_producers_request::TopicRequest::default()
+                            .with_name(name("t"))
+                            .with_partition_indexes(vec![0, 9]),
+                    ]);
+                    let r: DescribeProducersResponse = c.call(route.key, v, &req);
+                    let p = &r.topics[0].partitions;
+                    assert_eq!((p[0].error_code, p[1].error_code), (0, 3), "v{v}");
+                    let s = &p[0].active_producers[0];
+                    assert_eq!((s.producer_id.0, s.producer_epoch, s.coordinator_epoch), (77, 0, 5));
+                    assert_eq!((s.last_sequence, s.current_txn_start_offset), (-1, -1));
+                }
                 ApiKey::DescribeCluster => {
                     let r: DescribeClusterResponse = c.call(route.key, v, &DescribeClusterRequest::default());
                     assert_eq!(r.error_code, 0);

@@ -5,13 +5,18 @@
 //! again. It never polls in a loop. `max_bytes` bounds the response, but the first non-empty
 //! partition always returns at least one whole batch (KIP-74). Fetch sessions are not kept:
 //! every response is a full response with session id 0, which clients accept.
+//!
+//! `isolation_level` 1 (READ_COMMITTED, v4+) reads below the last stable offset and returns the
+//! aborted transactions overlapping the records returned (`partition::txn`); READ_UNCOMMITTED
+//! reads up to the high watermark, control batches included, as Kafka sends them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
 use tokio::sync::oneshot;
 
@@ -32,14 +37,20 @@ struct Slot {
     refused: bool,
 }
 
-async fn read(handle: &PartitionHandle, offset: i64, max_bytes: usize) -> Result<FetchData, PartitionError> {
+async fn read(
+    handle: &PartitionHandle,
+    offset: i64,
+    max_bytes: usize,
+    read_committed: bool,
+) -> Result<FetchData, PartitionError> {
     let (tx, rx) = oneshot::channel();
-    handle.addr.do_send(PartitionMsg::Fetch { offset, max_bytes, reply: tx });
+    handle.addr.do_send(PartitionMsg::Fetch { offset, max_bytes, read_committed, reply: tx });
     rx.await.unwrap_or(Err(PartitionError::ShuttingDown))
 }
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) -> Option<FetchResponse> {
     let v5 = h.request_api_version >= 5;
+    let read_committed = h.request_api_version >= 4 && req.isolation_level == 1;
     let names: Vec<String> = req.topics.iter().map(|t| t.topic.0.to_string()).collect();
     let refused: Vec<bool> = names.iter().map(|n| ctx.check_topic(Operation::Read, n).is_err()).collect();
     let slots: Vec<Slot> = req
@@ -79,18 +90,25 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
             let r = match &s.handle {
                 None if s.refused => Err(PartitionError::TopicAuthorizationFailed),
                 // The internal offsets topic reads as an empty partition (broker/internal_topic.rs).
-                None if super::internal_topic::is_internal(&names[s.topic]) && s.partition == 0 => {
-                    Ok(FetchData { records: Bytes::new(), high_watermark: 0, log_start: 0 })
-                }
+                None if super::internal_topic::is_internal(&names[s.topic]) && s.partition == 0 => Ok(FetchData {
+                    records: Bytes::new(),
+                    high_watermark: 0,
+                    log_start: 0,
+                    last_stable_offset: 0,
+                    aborted: Vec::new(),
+                }),
                 None => Err(ctx.missing_partition(&names[s.topic], s.partition)),
                 Some(h) if remaining == 0 => Ok(FetchData {
                     records: Bytes::new(),
                     high_watermark: h.shared.high_watermark(),
                     log_start: h.shared.log_start(),
+                    last_stable_offset: h.shared.last_stable_offset(),
+                    aborted: Vec::new(),
                 }),
-                Some(h) => read(h, s.offset, s.max_bytes.min(remaining)).await.map(|mut d| {
+                Some(h) => read(h, s.offset, s.max_bytes.min(remaining), read_committed).await.map(|mut d| {
                     if total > 0 && d.records.len() > remaining {
                         d.records = Bytes::new();
+                        d.aborted.clear();
                     }
                     d
                 }),
@@ -124,13 +142,16 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
             Ok(d) => PartitionData::default()
                 .with_partition_index(s.partition)
                 .with_high_watermark(d.high_watermark)
-                .with_last_stable_offset(d.high_watermark)
+                .with_last_stable_offset(d.last_stable_offset)
                 .with_log_start_offset(if v5 { d.log_start } else { -1 })
-                .with_aborted_transactions(Some(vec![]))
+                .with_aborted_transactions(Some(aborted_transactions(&d.aborted)))
                 .with_records(Some(d.records)),
             Err(e) => {
-                let (hw, ls) =
-                    s.handle.as_ref().map(|h| (h.shared.high_watermark(), h.shared.log_start())).unwrap_or((-1, -1));
+                let (hw, ls, lso) = s
+                    .handle
+                    .as_ref()
+                    .map(|h| (h.shared.high_watermark(), h.shared.log_start(), h.shared.last_stable_offset()))
+                    .unwrap_or((-1, -1, -1));
                 if e.kafka_code() != code::OFFSET_OUT_OF_RANGE {
                     slog::debug!(ctx.logger, "fetch error"; "topic" => &names[s.topic], "partition" => s.partition, "error" => %e);
                 }
@@ -138,7 +159,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
                     .with_partition_index(s.partition)
                     .with_error_code(e.kafka_code())
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(if v5 { ls } else { -1 })
                     .with_records(Some(Bytes::new()))
             }
@@ -155,4 +176,13 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
             .with_session_id(0)
             .with_responses(topics),
     )
+}
+
+/// The response's list of aborted transactions (producer id, first offset).
+fn aborted_transactions(list: &[crate::partition::txn::AbortedTxn]) -> Vec<AbortedTransaction> {
+    list.iter()
+        .map(|t| {
+            AbortedTransaction::default().with_producer_id(ProducerId(t.producer_id)).with_first_offset(t.first_offset)
+        })
+        .collect()
 }

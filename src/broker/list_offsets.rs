@@ -1,5 +1,6 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1, the high watermark), max timestamp (-3),
-//! or the first offset whose batch has a timestamp at or after the one given.
+//! or the first offset whose batch has a timestamp at or after the one given. With
+//! `isolation_level` 1 (READ_COMMITTED, v2+) the last stable offset bounds them, as in Kafka.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::partition::PartitionMsg;
 use crate::security::acl::Operation;
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+    let read_committed = h.request_api_version >= 2 && req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -26,7 +28,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ListOffsetsReque
                 None => Err(ctx.missing_partition(&name, p.partition_index)),
                 Some(h) => {
                     let (tx, rx) = oneshot::channel();
-                    h.addr.do_send(PartitionMsg::ListOffset { timestamp: p.timestamp, reply: tx });
+                    h.addr.do_send(PartitionMsg::ListOffset { timestamp: p.timestamp, read_committed, reply: tx });
                     rx.await.unwrap_or(Err(PartitionError::ShuttingDown)).map(|r| (r, h.shared.term()))
                 }
             };

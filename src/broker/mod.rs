@@ -23,6 +23,7 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod describe_user_scram_credentials;
 pub mod fetch;
@@ -49,6 +50,7 @@ pub mod sasl_handshake;
 pub mod sync_group;
 pub mod throttle;
 pub mod topics;
+pub mod write_txn_markers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -7,6 +7,8 @@
 //! acknowledgements in a spawned future, so one slow partition never holds up other requests.
 //! A failure in one partition becomes that partition's error code. With acks=0 nothing is
 //! answered. Responses still leave the connection in request order (the connection keeps them).
+//! A request with transactional batches needs its `transactional_id` and WRITE on it, else every
+//! partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka's `handleProduceRequest`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use crate::log::batch::validate_batches;
 use crate::meta::state::valid_topic_name;
 use crate::partition::actor::ProduceAck;
 use crate::partition::PartitionMsg;
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType};
 use crate::security::quota::PRODUCER_BYTE_RATE;
 
 /// The produce handler's one message enum.
@@ -280,6 +282,15 @@ async fn gather(
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) -> Option<ProduceResponse> {
     let table = ctx.partition_table();
     let version = h.request_api_version;
+    if has_transactional_records(&req) {
+        let id = req.transactional_id.as_ref().map(|id| id.0.to_string());
+        let allowed = id.is_some_and(|id| ctx.check(Operation::Write, ResourceType::TransactionalId, &id).is_ok());
+        if !allowed && req.acks != 0 {
+            return Some(error_response(&req, code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED));
+        } else if !allowed {
+            return None;
+        }
+    }
     let missing = req
         .topic_data
         .iter()
@@ -321,4 +332,37 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
     let resp = rx.await.ok()?;
     super::throttle::mute(throttle);
     Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
+}
+
+/// Any batch with the transactional flag (Kafka's `RequestUtils.hasTransactionalRecords`).
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data.iter().flat_map(|t| t.partition_data.iter()).filter_map(|p| p.records.as_ref()).any(|r| {
+        let mut pos = 0;
+        while let Ok(h) = crate::log::batch::BatchHeader::parse(r.get(pos..).unwrap_or(&[])) {
+            if h.is_transactional() {
+                return true;
+            }
+            pos += h.total_len();
+        }
+        false
+    })
+}
+
+/// Every partition of the request answers `error`.
+fn error_response(req: &ProduceRequest, error: i16) -> ProduceResponse {
+    let topics = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            let parts = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default().with_index(p.index).with_error_code(error).with_base_offset(-1)
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(parts)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(topics)
 }

@@ -124,6 +124,9 @@ pub static ROUTES: &[Route] = &[
     route!(ListConfigResources, 0, 1, list_config_resources),
     route!(DeleteRecords, 0, 2, delete_records),
     route!(DescribeTopicPartitions, 0, 0, describe_topic_partitions),
+    // Transactions, partition side (v0 of WriteTxnMarkers was removed in Kafka 4, KIP-896).
+    route!(WriteTxnMarkers, 1, 1, write_txn_markers),
+    route!(DescribeProducers, 0, 0, describe_producers),
     // ACLs (v0 removed in Kafka 4, KIP-896).
     route!(DescribeAcls, 1, 3, describe_acls),
     route!(CreateAcls, 1, 3, create_acls),
@@ -250,6 +253,8 @@ mod tests {
                     check_versions!(r, ListConfigResourcesRequest, ListConfigResourcesResponse)
                 }
                 ApiKey::DeleteRecords => check_versions!(r, DeleteRecordsRequest, DeleteRecordsResponse),
+                ApiKey::WriteTxnMarkers => check_versions!(r, WriteTxnMarkersRequest, WriteTxnMarkersResponse),
+                ApiKey::DescribeProducers => check_versions!(r, DescribeProducersRequest, DescribeProducersResponse),
                 ApiKey::DescribeTopicPartitions => {
                     check_versions!(r, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse)
                 }

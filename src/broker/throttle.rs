@@ -136,6 +136,14 @@ throttle_field! {
     OffsetFetchResponse => 3, DescribeGroupsResponse => 1, ListGroupsResponse => 1,
     LeaveGroupResponse => 1, DeleteGroupsResponse => 0, OffsetDeleteResponse => 0,
     DescribeUserScramCredentialsResponse => 0, AlterUserScramCredentialsResponse => 0,
+    DescribeProducersResponse => 0,
+}
+
+/// WriteTxnMarkers has no `throttle_time_ms` (an inter-broker request in Kafka).
+impl ThrottleField for WriteTxnMarkersResponse {
+    fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
+        None
+    }
 }
 
 /// The SASL responses have no `throttle_time_ms` (Kafka does not throttle them).

@@ -144,7 +144,7 @@ fn write_synced(p: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Step 2: checks the staged `.log` files of `desc` (snapshot `index`, `term`) and writes their
-/// indexes. `on_batch` sees the header bytes of every batch, in order. Runs off the group actor.
+/// indexes. `on_batch` sees the header bytes of every batch (all of a control batch), in order. Runs off the group actor.
 pub fn prepare(
     dir: &Path,
     desc: &SnapshotDescriptor,
@@ -183,7 +183,14 @@ pub fn prepare(
         }
         for m in scan.metas.iter().filter(|m| m.is_batch()) {
             file.read_exact_at(&mut header, m.data_pos()).ctx(&path)?;
-            on_batch(&header);
+            if crate::log::batch::BatchHeader::parse(&header).is_ok_and(|h| h.is_control()) {
+                // A transaction marker: its record says commit or abort (`partition::txn`).
+                let mut whole = vec![0u8; m.data_len as usize];
+                file.read_exact_at(&mut whole, m.data_pos()).ctx(&path)?;
+                on_batch(&whole);
+            } else {
+                on_batch(&header);
+            }
         }
         let mut idx = Vec::with_capacity(scan.metas.len() * 64);
         for (slot, m) in scan.metas.iter().enumerate() {

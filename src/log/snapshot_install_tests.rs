@@ -152,3 +152,53 @@ fn marker_round_trip() {
     assert!(Marker::decode(p, &m.encode()[..40]).is_err());
     assert!(is_staging_name("snapshot-12.tmp") && !is_staging_name("snapshot-x.tmp"));
 }
+
+#[test]
+fn a_snapshot_of_transactional_data_rebuilds_the_same_producer_table() {
+    use crate::log::batch::{build_batch, finish_batch, stamp_base_offset};
+    use crate::partition::producer_state::ProducerStateTable;
+    use crate::partition::txn::{apply_stored, Marker};
+    use raft::eraftpb::Entry;
+    let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut log = PartitionLog::open(ld.path(), opts(1 << 20), &logger()).unwrap().0;
+    let txn = |pid: i64, offset: i64| {
+        let mut b = build_batch(offset, pid, 0, 0, 1000, &[(None, Some(&b"v"[..]))]);
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        finish_batch(&mut b);
+        b
+    };
+    let m = Marker { producer_id: 5, producer_epoch: 0, coordinator_epoch: 3, commit: false, offset: 1, timestamp: 9 };
+    let mut abort = m.to_batch();
+    stamp_base_offset(&mut abort, 1);
+    let batches = [txn(5, 0), abort, txn(6, 2)];
+    let ents: Vec<Entry> = batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Entry { index: i as u64 + 1, term: 1, data: b.clone().into(), ..Default::default() })
+        .collect();
+    log.append(&ents).unwrap();
+    log.roll().unwrap();
+    log.sync().unwrap();
+    let mut want = ProducerStateTable::new();
+    batches.iter().for_each(|b| apply_stored(&mut want, b));
+    assert_eq!((want.aborted.len(), want.first_open_offset()), (1, Some(2)));
+    let (start_index, prev_term, start_offset) = log.data_start();
+    let desc = SnapshotDescriptor {
+        version: 1,
+        next_offset: log.offset_after_index(3),
+        floor: 0,
+        log_start_offset: log.log_start_offset(),
+        start_index,
+        prev_term,
+        start_offset,
+        files: log.snapshot_manifest(3).expect("3 ends a sealed segment"),
+    };
+    let staging = staging_dir(fd.path(), 3);
+    std::fs::create_dir_all(&staging).unwrap();
+    for f in &desc.files {
+        std::fs::copy(ld.path().join(&f.name), staging.join(&f.name)).unwrap();
+    }
+    let mut got = ProducerStateTable::new();
+    prepare(fd.path(), &desc, 3, 1, 256, &mut |b| apply_stored(&mut got, b)).unwrap();
+    assert_eq!(got, want, "the marker is read whole: the aborted index and open transactions match");
+}

@@ -59,6 +59,8 @@ pub struct GroupFigures {
     pub elections_won: u64,
     pub leader_changes: u64,
     pub apply_lag: u64,
+    /// Partitions only: high watermark minus last stable offset (open transactions' records).
+    pub lso_lag: Option<i64>,
     /// `__meta` only: the last snapshot (index, bytes) and the log's size on disk after it.
     pub snapshot: Option<(u64, u64, u64)>,
 }
@@ -213,6 +215,10 @@ impl Registry {
                 "chronik_apply_lag_entries",
                 "Committed entries of the group not yet applied on this node.",
             );
+            let mut lso_lag = Family::gauge(
+                "chronik_partition_lso_lag_offsets",
+                "High watermark minus last stable offset of the partition on this node (records of open transactions).",
+            );
             let mut snap_index = Family::gauge(
                 "chronik_meta_snapshot_index",
                 "Raft index of the latest `__meta` snapshot on this node.",
@@ -238,6 +244,9 @@ impl Registry {
                 won.value(&l, f.elections_won as f64);
                 changes.value(&l, f.leader_changes as f64);
                 lag.value(&l, f.apply_lag as f64);
+                if let Some(v) = f.lso_lag {
+                    lso_lag.value(&l, v as f64);
+                }
             }
 
             let mut frames = Family::counter("chronik_peer_frames_total", "Frames sent on the link to `peer`.");
@@ -295,6 +304,7 @@ impl Registry {
                 won,
                 changes,
                 lag,
+                lso_lag,
                 snap_index,
                 snap_bytes,
                 meta_log,

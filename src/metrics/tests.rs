@@ -68,6 +68,7 @@ fn every_series_keeps_its_name_and_labels() {
         g.role = "Follower".into();
         g.snapshot = Some((10_000, 80_000, 4_000_000));
     });
+    r.group(1, "t/0", |g| g.lso_lag = Some(3));
     r.peer(1, 2, |p| p.heartbeat_interval.record(0.1));
     r.request(1, 0, Some(6));
     r.error(1, 1, 3);
@@ -98,6 +99,7 @@ fn every_series_keeps_its_name_and_labels() {
         ("chronik_meta_log_bytes", &["node"]),
         ("chronik_meta_snapshot_bytes", &["node"]),
         ("chronik_meta_snapshot_index", &["node"]),
+        ("chronik_partition_lso_lag_offsets", &["group", "node"]),
         ("chronik_peer_bytes_total", &["node", "peer"]),
         ("chronik_peer_dropped_messages_total", &["node", "peer"]),
         ("chronik_peer_frames_total", &["node", "peer"]),

@@ -47,6 +47,10 @@ pub struct FetchData {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start: i64,
+    /// The last stable offset (`partition::txn`).
+    pub last_stable_offset: i64,
+    /// read_committed: the aborted transactions overlapping the records returned.
+    pub aborted: Vec<crate::partition::txn::AbortedTxn>,
 }
 
 /// A partition's progress and checksum, for `cluster status`.
@@ -56,6 +60,8 @@ pub struct PartitionStatus {
     pub raft: crate::raft::core::GroupStatus,
     pub high_watermark: i64,
     pub log_start: i64,
+    /// The last stable offset (`partition::txn`).
+    pub last_stable_offset: i64,
     pub checksum: String,
 }
 
@@ -83,13 +89,29 @@ pub enum PartitionMsg {
     Drive,
     /// Append one validated batch; `reply` answers once it is committed.
     Produce { batch: BytesMut, header: BatchHeader, reply: oneshot::Sender<Result<ProduceAck, PartitionError>> },
-    /// Read committed batches.
-    Fetch { offset: i64, max_bytes: usize, reply: oneshot::Sender<Result<FetchData, PartitionError>> },
+    /// Read committed batches (below the last stable offset for `read_committed`).
+    Fetch {
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+        reply: oneshot::Sender<Result<FetchData, PartitionError>>,
+    },
     /// DeleteRecords: move the log start to `offset` (-1: the high watermark); answers the new
     /// log start once applied (`partition/delete_records.rs`).
     DeleteRecords { offset: i64, reply: oneshot::Sender<Result<i64, PartitionError>> },
-    /// Look up an offset by timestamp (or -1/-2/-3).
-    ListOffset { timestamp: i64, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
+    /// Look up an offset by timestamp (or -1/-2/-3); `read_committed` bounds it by the LSO.
+    ListOffset { timestamp: i64, read_committed: bool, reply: oneshot::Sender<Result<(i64, i64), PartitionError>> },
+    /// Write a transaction's COMMIT (`commit`) or ABORT marker through the group (WriteTxnMarkers,
+    /// `partition::txn`); `reply` gets the marker's offset once it is committed.
+    WriteTxnMarker {
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        reply: oneshot::Sender<Result<i64, PartitionError>>,
+    },
+    /// The active producers (DescribeProducers), from the leader.
+    DescribeProducers { reply: oneshot::Sender<Result<Vec<crate::partition::core::ProducerInfo>, PartitionError>> },
     /// A Raft message from a peer.
     Raft(raft::eraftpb::Message),
     /// Report progress for `cluster status`.
@@ -331,7 +353,8 @@ impl PartitionActor {
     fn publish_offsets(&mut self) {
         let hw = self.core.high_watermark();
         let log_start = self.core.log_start();
-        self.shared.set_offsets(hw, log_start);
+        let lso = self.core.last_stable_offset();
+        self.shared.set_offsets(hw, log_start, lso);
         for (base_offset, reply) in self.waiters.release(hw) {
             let _ = reply.send(Ok(ProduceAck { base_offset, log_start }));
         }
@@ -383,6 +406,34 @@ impl PartitionActor {
                 } else {
                     self.waiters.wait(base_offset, last_offset, reply);
                 }
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// A transaction marker: proposed on the leader, answered with its offset once committed
+    /// (it waits for the high watermark like an acks=all produce).
+    fn write_marker(
+        &mut self,
+        ctx: &mut Context<Self>,
+        (producer_id, epoch, commit, coordinator_epoch): (i64, i16, bool, i32),
+        reply: oneshot::Sender<Result<i64, PartitionError>>,
+    ) {
+        if let Some(reason) = self.shell.failure_reason() {
+            let _ = reply.send(Err(PartitionError::Disk(reason.clone())));
+            return;
+        }
+        let now = self.clock.unix_millis();
+        match self.core.write_marker(producer_id, epoch, commit, coordinator_epoch, now) {
+            Ok(offset) => {
+                let (tx, rx) = oneshot::channel();
+                self.waiters.wait(offset, offset, tx);
+                ctx.spawn(actix::fut::wrap_future(async move {
+                    let r = rx.await.unwrap_or(Err(PartitionError::ShuttingDown));
+                    let _ = reply.send(r.map(|ack| ack.base_offset));
+                }));
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -529,13 +580,22 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.produce(ctx, batch, header, reply);
                 self.schedule_drive(ctx);
             }
-            PartitionMsg::Fetch { offset, max_bytes, reply } => {
-                let result = self.core.read(offset, max_bytes).map(|records| FetchData {
+            PartitionMsg::Fetch { offset, max_bytes, read_committed, reply } => {
+                let result = self.core.read(offset, max_bytes, read_committed).map(|records| FetchData {
+                    aborted: if read_committed { self.core.aborted_in(offset, &records) } else { Vec::new() },
                     records,
                     high_watermark: self.core.high_watermark(),
                     log_start: self.core.log_start(),
+                    last_stable_offset: self.core.last_stable_offset(),
                 });
                 let _ = reply.send(result);
+            }
+            PartitionMsg::WriteTxnMarker { producer_id, producer_epoch, commit, coordinator_epoch, reply } => {
+                self.write_marker(ctx, (producer_id, producer_epoch, commit, coordinator_epoch), reply);
+                self.schedule_drive(ctx);
+            }
+            PartitionMsg::DescribeProducers { reply } => {
+                let _ = reply.send(self.core.producers());
             }
             PartitionMsg::DeleteRecords { offset, reply } => {
                 use crate::partition::delete_records::Deletion;
@@ -550,8 +610,8 @@ impl Handler<PartitionMsg> for PartitionActor {
                 }
                 self.schedule_drive(ctx);
             }
-            PartitionMsg::ListOffset { timestamp, reply } => {
-                let _ = reply.send(self.core.offset_for(timestamp));
+            PartitionMsg::ListOffset { timestamp, read_committed, reply } => {
+                let _ = reply.send(self.core.offset_for(timestamp, read_committed));
             }
             PartitionMsg::Shell(event) => {
                 let next = shell::on_event(self, event, std::time::Instant::now());
@@ -581,6 +641,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                     raft: self.core.raft.status(),
                     high_watermark: self.core.high_watermark(),
                     log_start: self.core.log_start(),
+                    last_stable_offset: self.core.last_stable_offset(),
                     checksum,
                 });
             }
@@ -589,7 +650,11 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.core.set_applied(index, high_watermark);
                 self.publish_offsets();
                 let lag = self.core.raft.commit_index().saturating_sub(index);
-                crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| g.apply_lag = lag);
+                let lso_lag = self.core.high_watermark() - self.core.last_stable_offset();
+                crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| {
+                    g.apply_lag = lag;
+                    g.lso_lag = Some(lso_lag);
+                });
             }
             PartitionMsg::Retention(r) => {
                 // A changed segment size applies from the next roll, as Kafka's does.

@@ -22,6 +22,11 @@ use crate::raft::core::{OpenError, RaftCore, ReadyOutcome, StateMachine};
 use crate::raft::storage::GroupStorage;
 use crate::raft::{GroupId, GroupSettings};
 
+/// Transactions: markers, the last stable offset, read_committed reads (`partition::txn`).
+#[path = "core_txn.rs"]
+mod core_txn;
+pub use core_txn::ProducerInfo;
+
 /// One committed item for the apply actor, in log order.
 #[derive(Debug, Clone)]
 pub enum ApplyItem {
@@ -73,11 +78,7 @@ impl StateMachine for PartitionSm {
             self.pending.push(ApplyItem::Compacted { index: entry.index, next_offset });
             return;
         }
-        if let Ok(h) = BatchHeader::parse(&entry.data) {
-            if h.has_producer_id() {
-                self.producers.apply(&ProducerBatch::from_header(&h));
-            }
-        }
+        crate::partition::txn::apply_stored(&mut self.producers, &entry.data);
         self.pending.push(ApplyItem::Batch { index: entry.index, term: entry.term, data: entry.data.clone() });
     }
 
@@ -209,11 +210,7 @@ impl PartitionCore {
         let log = storage.log();
         if log.first_index() <= applied {
             for e in log.entries_with(log.first_index(), applied + 1, None, crate::log::OnDamage::Placeholder)? {
-                if let Ok(h) = BatchHeader::parse(&e.data) {
-                    if h.has_producer_id() {
-                        producers.apply(&ProducerBatch::from_header(&h));
-                    }
-                }
+                crate::partition::txn::apply_stored(&mut producers, &e.data);
             }
         }
         let sm = PartitionSm {
@@ -261,11 +258,7 @@ impl PartitionCore {
         let (lo, hi) = (self.raft.applied() + 1, store.log().last_index() + 1);
         if lo < hi {
             for e in store.log().entries_with(lo, hi, None, crate::log::OnDamage::Placeholder)? {
-                if let Ok(h) = BatchHeader::parse(&e.data) {
-                    if h.has_producer_id() {
-                        view.apply(&ProducerBatch::from_header(&h));
-                    }
-                }
+                crate::partition::txn::apply_stored(&mut view, &e.data);
             }
         }
         self.next_offset = store.log().next_offset();
@@ -284,6 +277,7 @@ impl PartitionCore {
     pub fn take_apply_items(&mut self) -> Vec<ApplyItem> {
         let items = self.raft.sm_mut().take_pending();
         self.apply_log_starts(&items);
+        self.prune_aborted();
         items
     }
 
@@ -382,20 +376,22 @@ impl PartitionCore {
         Ok(Appended { base_offset, last_offset: base_offset + count - 1, new: true })
     }
 
-    /// Reads committed batches from `offset`, at most about `max_bytes` (always one whole batch).
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, PartitionError> {
+    /// Reads committed batches from `offset`, at most about `max_bytes` (always one whole batch):
+    /// below the high watermark, or below the last stable offset for read_committed.
+    pub fn read(&self, offset: i64, max_bytes: usize, read_committed: bool) -> Result<Bytes, PartitionError> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
         let hw = self.high_watermark();
+        let bound = if read_committed { self.last_stable_offset() } else { hw };
         let log = self.raft.storage().log();
-        if offset == hw && offset >= log.log_start_offset() {
+        if offset >= bound && offset <= hw && offset >= log.log_start_offset() {
             return Ok(Bytes::new());
         }
         if offset > hw || offset < log.log_start_offset() {
             return Err(PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw });
         }
-        log.read(offset, max_bytes, hw).map_err(|e| match e {
+        log.read(offset, max_bytes, bound).map_err(|e| match e {
             LogError::OffsetOutOfRange { .. } => {
                 PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw }
             }
@@ -404,12 +400,13 @@ impl PartitionCore {
     }
 
     /// ListOffsets for one timestamp: -1 latest, -2 earliest, -3 max timestamp, else the first
-    /// committed batch with a timestamp at or after `ts`. Returns (offset, timestamp).
-    pub fn offset_for(&self, ts: i64) -> Result<(i64, i64), PartitionError> {
+    /// committed batch with a timestamp at or after `ts`. Returns (offset, timestamp). For
+    /// read_committed the last stable offset stands in for the high watermark (Kafka's rule).
+    pub fn offset_for(&self, ts: i64, read_committed: bool) -> Result<(i64, i64), PartitionError> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
-        let hw = self.high_watermark();
+        let hw = if read_committed { self.last_stable_offset() } else { self.high_watermark() };
         let log = self.raft.storage().log();
         Ok(match ts {
             -1 => (hw, -1),
@@ -456,7 +453,9 @@ impl PartitionCore {
         retention_bytes: Option<u64>,
     ) -> Result<usize, LogError> {
         let applied = self.confirmed_applied();
-        self.raft.apply_retention(now_ms, retention_ms, retention_bytes, applied)
+        let deleted = self.raft.apply_retention(now_ms, retention_ms, retention_bytes, applied)?;
+        self.prune_aborted();
+        Ok(deleted)
     }
 }
 
@@ -515,7 +514,7 @@ pub(crate) mod tests {
         assert_eq!(c.high_watermark(), 0, "nothing is committed before the fsync");
         settle(&mut c);
         assert_eq!(c.high_watermark(), 5);
-        let data = c.read(4, 1 << 20).unwrap();
+        let data = c.read(4, 1 << 20, false).unwrap();
         let h = BatchHeader::parse(&data).unwrap();
         assert_eq!(h.base_offset, 3, "an offset inside a batch returns that batch");
     }

@@ -153,11 +153,11 @@ mod tests {
         settle(&mut c);
         assert!(c.raft.applied() >= index);
         assert_eq!((c.log_start(), c.high_watermark()), (6, 12), "the entry holds no offsets");
-        assert_eq!(c.read(5, 1 << 20).unwrap_err().kafka_code(), crate::error::code::OFFSET_OUT_OF_RANGE);
-        let first = c.read(6, 1).unwrap();
+        assert_eq!(c.read(5, 1 << 20, false).unwrap_err().kafka_code(), crate::error::code::OFFSET_OUT_OF_RANGE);
+        let first = c.read(6, 1, false).unwrap();
         let h = crate::log::batch::BatchHeader::parse(&first).unwrap();
         assert_eq!(h.base_offset, 4, "the straddling batch is served whole");
-        assert_eq!(c.offset_for(-2).unwrap().0, 6, "ListOffsets EARLIEST");
+        assert_eq!(c.offset_for(-2, false).unwrap().0, 6, "ListOffsets EARLIEST");
         // At or below the start: answered at once with the start.
         assert_eq!(c.delete_records(3).unwrap(), Deletion::Done(6));
         // -1 is the high watermark.
@@ -170,7 +170,7 @@ mod tests {
         drop(c);
         let c = open(dir.path());
         assert_eq!((c.log_start(), c.high_watermark()), (12, 13));
-        assert_eq!(c.read(12, 1 << 20).map(|d| d.is_empty()).ok(), Some(false));
+        assert_eq!(c.read(12, 1 << 20, false).map(|d| d.is_empty()).ok(), Some(false));
     }
 
     #[test]

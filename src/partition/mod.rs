@@ -8,7 +8,9 @@
 //! - [`delete_records`]: DeleteRecords through the group (its entry, its apply, its waiters).
 //! - [`apply`]: the apply actor: committed entries are applied off the group's actor.
 //! - [`shared`]: the few atomics a partition publishes for lock-free reads (leader, HW, ...).
-//! - [`producer_state`]: idempotent-producer bookkeeping.
+//! - [`producer_state`]: idempotent- and transactional-producer bookkeeping.
+//! - [`txn`]: transactions on the partition side: markers, the aborted index, the last stable
+//!   offset; `core_txn` (inside [`core`]) writes markers and serves read_committed reads.
 //! - [`cleaning`]: log compaction and time-based rolls on the partition side (plans runs for the
 //!   node's cleaner thread, installs what it cleaned, moves the raft start); no actix.
 //! - [`snapshot_receiver`]: the follower's side of a snapshot transfer that carries segment
@@ -23,6 +25,7 @@ pub mod delete_records;
 pub mod producer_state;
 pub mod shared;
 pub mod snapshot_receiver;
+pub mod txn;
 pub mod waiters;
 
 pub use actor::{PartitionActor, PartitionMsg};

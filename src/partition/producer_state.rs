@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::log::batch::{BatchHeader, NO_PRODUCER_EPOCH};
+use crate::partition::txn::{AbortedTxn, Marker};
 
 /// Batches remembered per producer for duplicate detection (Kafka's `NUM_BATCHES_TO_RETAIN`,
 /// matching the producer's `max.in.flight.requests.per.connection <= 5` limit).
@@ -38,6 +39,8 @@ pub struct ProducerBatch {
     pub last_offset: i64,
     /// The batch's max timestamp.
     pub timestamp: i64,
+    /// The batch has the transactional flag: it opens (or continues) the producer's transaction.
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
@@ -51,6 +54,7 @@ impl ProducerBatch {
             base_offset: h.base_offset,
             last_offset: h.last_offset(),
             timestamp: h.max_timestamp,
+            transactional: h.is_transactional(),
         }
     }
 }
@@ -71,14 +75,21 @@ pub enum ProducerError {
     OutOfOrderSequence { producer_id: i64, producer_epoch: i16, base_sequence: i32, expected: i32 },
     #[error("producer {producer_id} epoch {producer_epoch} is older than the current epoch {current_epoch}")]
     InvalidProducerEpoch { producer_id: i64, producer_epoch: i16, current_epoch: i16 },
+    #[error("producer {producer_id} sent a non-transactional batch while its transaction is open")]
+    InvalidTxnState { producer_id: i64 },
+    #[error("marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    CoordinatorFenced { producer_id: i64, coordinator_epoch: i32, current: i32 },
 }
 
 impl ProducerError {
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER = 45, INVALID_PRODUCER_EPOCH = 47.
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER = 45, INVALID_PRODUCER_EPOCH = 47, INVALID_TXN_STATE = 48,
+    /// TRANSACTION_COORDINATOR_FENCED = 52.
     pub fn kafka_code(&self) -> i16 {
         match self {
             ProducerError::OutOfOrderSequence { .. } => 45,
             ProducerError::InvalidProducerEpoch { .. } => 47,
+            ProducerError::InvalidTxnState { .. } => 48,
+            ProducerError::CoordinatorFenced { .. } => 52,
         }
     }
 }
@@ -99,6 +110,11 @@ pub struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
     last_timestamp: i64,
+    /// Epoch of the transaction coordinator that wrote this producer's last marker (-1: none).
+    coordinator_epoch: i32,
+    /// First offset of the producer's open transaction in this partition (Kafka's
+    /// `currentTxnFirstOffset`).
+    txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -121,6 +137,16 @@ impl ProducerEntry {
         self.last_timestamp
     }
 
+    /// Epoch of the coordinator that wrote the producer's last marker, -1 if none.
+    pub fn coordinator_epoch(&self) -> i32 {
+        self.coordinator_epoch
+    }
+
+    /// First offset of the producer's open transaction, if one is open.
+    pub fn txn_first_offset(&self) -> Option<i64> {
+        self.txn_first_offset
+    }
+
     fn last_offset(&self) -> Option<i64> {
         self.batches.back().map(|b| b.last_offset)
     }
@@ -141,6 +167,8 @@ fn next_sequence(last: i32) -> i32 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Transactions ended by an ABORT marker (`partition::txn`): rebuilt with the table.
+    pub(crate) aborted: crate::partition::txn::AbortedTxns,
 }
 
 impl ProducerStateTable {
@@ -168,6 +196,9 @@ impl ProducerStateTable {
             if let Some(d) = e.find(b.base_sequence, b.last_sequence) {
                 let (base_offset, last_offset, timestamp) = (d.base_offset, d.last_offset, d.timestamp);
                 return Ok(SeqCheck::Duplicate { base_offset, last_offset, timestamp });
+            }
+            if e.txn_first_offset.is_some() && !b.transactional {
+                return Err(ProducerError::InvalidTxnState { producer_id: b.producer_id });
             }
             match e.last_sequence() {
                 Some(last) if e.epoch != NO_PRODUCER_EPOCH && b.base_sequence != next_sequence(last) => {
@@ -201,10 +232,15 @@ impl ProducerStateTable {
             epoch: b.producer_epoch,
             batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
             last_timestamp: b.timestamp,
+            coordinator_epoch: -1,
+            txn_first_offset: None,
         });
         if e.epoch != b.producer_epoch {
             e.epoch = b.producer_epoch;
             e.batches.clear();
+        }
+        if b.transactional && e.txn_first_offset.is_none() {
+            e.txn_first_offset = Some(b.base_offset);
         }
         if e.batches.len() >= NUM_BATCHES_TO_RETAIN {
             e.batches.pop_front();
@@ -219,11 +255,76 @@ impl ProducerStateTable {
         e.last_timestamp = b.timestamp;
     }
 
+    /// Checks a COMMIT/ABORT marker the leader is about to write (Kafka's
+    /// `appendEndTxnMarker`): an older producer epoch is INVALID_PRODUCER_EPOCH, an older
+    /// coordinator epoch TRANSACTION_COORDINATOR_FENCED. A marker for an unknown producer or
+    /// without an open transaction passes (an idempotent abort).
+    pub fn check_marker(&self, m: &Marker) -> Result<(), ProducerError> {
+        let Some(e) = self.producers.get(&m.producer_id) else {
+            return Ok(());
+        };
+        if m.producer_epoch < e.epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id: m.producer_id,
+                producer_epoch: m.producer_epoch,
+                current_epoch: e.epoch,
+            });
+        }
+        if m.coordinator_epoch < e.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id: m.producer_id,
+                coordinator_epoch: m.coordinator_epoch,
+                current: e.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker that entered the log (unchecked, as `apply`): ends the producer's open
+    /// transaction and adopts the marker's epochs. Returns the transaction it ended (first
+    /// offset), if one was open: an ABORT of it goes into the aborted index.
+    pub fn apply_marker(&mut self, m: &Marker) -> Option<i64> {
+        if m.producer_id < 0 {
+            return None;
+        }
+        let e = self.producers.entry(m.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: m.producer_epoch,
+            batches: VecDeque::new(),
+            last_timestamp: m.timestamp,
+            coordinator_epoch: m.coordinator_epoch,
+            txn_first_offset: None,
+        });
+        if e.epoch != m.producer_epoch {
+            e.epoch = m.producer_epoch;
+            e.batches.clear();
+        }
+        e.coordinator_epoch = m.coordinator_epoch;
+        e.last_timestamp = m.timestamp;
+        let first = e.txn_first_offset.take();
+        if let (Some(first_offset), false) = (first, m.commit) {
+            let last_stable_offset = self.first_open_offset().unwrap_or(m.offset + 1);
+            let (producer_id, last_offset) = (m.producer_id, m.offset);
+            self.aborted.push(AbortedTxn { producer_id, first_offset, last_offset, last_stable_offset });
+        }
+        first
+    }
+
+    /// The smallest first offset of the open transactions (the LSO before the high watermark).
+    pub fn first_open_offset(&self) -> Option<i64> {
+        self.producers.values().filter_map(|e| e.txn_first_offset).min()
+    }
+
+    /// Every producer, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(k, v)| (*k, v))
+    }
+
     /// Forgets everything. After the raft log is truncated (or on restart) the caller clears the
     /// table and `apply`s every batch still in the log, in order: only 5 batches per producer are
     /// kept, so removing the truncated suffix in place could not restore what it had evicted.
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.aborted = Default::default();
     }
 
     /// Drops producers whose last batch ended before `log_start_offset` (their batches were
@@ -281,6 +382,7 @@ mod tests {
             base_offset,
             last_offset: base_offset + i64::from(count) - 1,
             timestamp: 1_000 + base_offset,
+            transactional: false,
         }
     }
 
@@ -455,6 +557,7 @@ mod tests {
                 base_offset: 50,
                 last_offset: 51,
                 timestamp: 777,
+                transactional: false,
             }
         );
     }

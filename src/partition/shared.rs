@@ -1,5 +1,5 @@
 //! What a partition publishes for readers on other actors without a message round trip: its
-//! leader, term, high watermark and log start offset, as atomics, and a `Notify` that fetch long
+//! leader, term, high watermark, last stable offset and log start offset, as atomics, and a `Notify` that fetch long
 //! polls wait on. Only the partition's own actor writes these.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -13,6 +13,7 @@ pub struct PartitionShared {
     term: AtomicU64,
     high_watermark: AtomicI64,
     log_start: AtomicI64,
+    last_stable_offset: AtomicI64,
     /// Bit n set: node n is in sync (as seen by the leader; nodes 1..=63).
     in_sync: AtomicU64,
     /// Woken whenever the high watermark moves or leadership changes.
@@ -36,6 +37,10 @@ impl PartitionShared {
     pub fn log_start(&self) -> i64 {
         self.log_start.load(Ordering::Acquire)
     }
+    /// The last stable offset (`partition::txn`): at most the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
+    }
 
     /// The in-sync replicas reported by this node while it leads (empty otherwise).
     pub fn in_sync(&self) -> Vec<u64> {
@@ -54,10 +59,11 @@ impl PartitionShared {
         self.changed.notify_waiters();
     }
 
-    pub(crate) fn set_offsets(&self, hw: i64, log_start: i64) {
+    pub(crate) fn set_offsets(&self, hw: i64, log_start: i64, lso: i64) {
         let old = self.high_watermark.swap(hw, Ordering::AcqRel);
         self.log_start.store(log_start, Ordering::Release);
-        if old != hw {
+        let old_lso = self.last_stable_offset.swap(lso, Ordering::AcqRel);
+        if old != hw || old_lso != lso {
             self.changed.notify_waiters();
         }
     }

@@ -26,10 +26,9 @@ use actix::prelude::*;
 use raft::eraftpb::{Message, MessageType};
 
 use super::{PartitionActor, PartitionMsg};
-use crate::log::batch::BatchHeader;
 use crate::log::snapshot_descriptor::SnapshotDescriptor;
 use crate::log::snapshot_install::{prepare, staging_dir, PreparedSnapshot};
-use crate::partition::producer_state::{ProducerBatch, ProducerStateTable};
+use crate::partition::producer_state::ProducerStateTable;
 use crate::partition::snapshot_receiver::{Action, Receiver, ReceiverSettings};
 use crate::peer::frame::{SnapshotChunk, SnapshotChunkRequest, SnapshotPeerMsg};
 
@@ -262,13 +261,7 @@ impl PartitionActor {
                 }
                 Action::Prepare { index, term, desc } => {
                     let mut producers = ProducerStateTable::new();
-                    let mut on_batch = |h: &[u8]| {
-                        if let Ok(h) = BatchHeader::parse(h) {
-                            if h.has_producer_id() {
-                                producers.apply(&ProducerBatch::from_header(&h));
-                            }
-                        }
-                    };
+                    let mut on_batch = |h: &[u8]| crate::partition::txn::apply_stored(&mut producers, h);
                     let result = prepare(&dir, &desc, index, term, interval, &mut on_batch).map_err(|e| e.to_string());
                     let result = result.map(|mut p| {
                         p.state = Some(Box::new(producers));

@@ -6,8 +6,7 @@
 //! Record rules (Kafka's `shouldRetainRecord`): a record with a key survives when no later record
 //! of that key is in the map; a tombstone (null value) survives too until its segment was first
 //! cleaned `delete.retention.ms` ago; a record without a key does not survive. The batch rules
-//! are in `rewrite.rs`. Transactional control batches do not exist in chronik yet: see
-//! [`control_batch`], the one place that will treat them.
+//! are in `rewrite.rs`. Transactional batches and markers: see [`control_batch`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -100,10 +99,13 @@ pub fn plan(
     (segments, must, ratio, lag_s)
 }
 
-/// The one place transactional control batches (issue 10) will be treated, as Kafka's cleaner
-/// does: a commit/abort marker is kept while its transaction's data may remain, aborted
-/// transactions' records are removed, and markers go after `delete.retention.ms`. Until control
-/// batches exist, a batch with the control bit is kept unchanged and its records enter no map.
+/// Transactional batches and their COMMIT/ABORT markers (`partition::txn`). Kafka's cleaner
+/// removes aborted transactions' records, compacts committed ones by key below the last stable
+/// offset, and drops a marker once its transaction's data is gone and `delete.retention.ms` has
+/// passed. chronik does the safe minimum for now: a transactional batch or marker is kept
+/// unchanged and its records enter no key map, so the open transactions, the LSO and the aborted
+/// index rebuilt from a cleaned log are the same as before, and a record of an aborted (or still
+/// open) transaction never removes an older committed value.
 pub fn control_batch(_h: &BatchHeader) -> Rewritten {
     Rewritten::Unchanged
 }
@@ -173,7 +175,9 @@ fn build_map(job: &CleanJob, from: i64, map: &mut OffsetMap, io: &mut dyn FnMut(
             io(len);
             let Some(data) = batch_of(&e) else { continue };
             let Ok(d) = Decoded::new(data) else { continue };
-            if d.header.is_control() {
+            // Transactional records (and markers) enter no map: a record of a transaction that
+            // may still abort, or did, must not shadow an older value (see `control_batch`).
+            if d.header.is_control() || d.header.is_transactional() {
                 continue;
             }
             for r in d.records() {
@@ -269,7 +273,7 @@ fn rewrite_entry(
     let data = batch_of(e)?;
     let d = Decoded::new(data).ok()?;
     let h = d.header;
-    let result = if h.is_control() {
+    let result = if h.is_control() || h.is_transactional() {
         control_batch(&h)
     } else {
         let keep_empty = h.has_producer_id() && job.producer_last.get(&h.producer_id) == Some(&h.last_offset());

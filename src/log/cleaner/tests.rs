@@ -424,3 +424,36 @@ fn the_cleaner_threads_run_at_the_configured_niceness() {
     // Only the cleaner's thread changed: this one keeps its priority.
     assert_eq!(rustix::process::getpriority_process(None).unwrap(), base);
 }
+
+#[test]
+fn transactional_batches_and_markers_are_kept_and_never_shadow_older_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    let plain = kv_batch(0, &[(Some(b"k"), Some(b"committed"))], 10);
+    let mut txn = build_batch(1, 9, 0, 0, 11, &[(Some(b"k"), Some(b"aborted"))]);
+    txn[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    finish_batch(&mut txn);
+    let m = crate::partition::txn::Marker {
+        producer_id: 9,
+        producer_epoch: 0,
+        coordinator_epoch: 0,
+        commit: false,
+        offset: 2,
+        timestamp: 12,
+    };
+    let mut marker = m.to_batch();
+    crate::log::batch::stamp_base_offset(&mut marker, 2);
+    let other = kv_batch(3, &[(Some(b"j"), Some(b"x"))], 13);
+    let ents: Vec<Entry> = [plain, txn.clone(), marker.clone(), other]
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| Entry { index: i as u64 + 1, term: 1, data: b.into(), ..Default::default() })
+        .collect();
+    log.append(&ents).unwrap();
+    log.roll().unwrap();
+    run(&mut log, 1000, CompactionSettings::default(), 1 << 20);
+    let offsets: Vec<i64> = served(&log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3], "the aborted record does not remove the committed value");
+    let e = log.entries(2, 4, None).unwrap();
+    assert_eq!((e[0].data.to_vec(), e[1].data.to_vec()), (txn, marker), "kept byte for byte");
+}

@@ -1,0 +1,255 @@
+//! Transactions, partition side, on an in-process three-node cluster: transactional batches,
+//! COMMIT/ABORT markers written through WriteTxnMarkers (the broker hands each to the partition's
+//! group as `PartitionMsg::WriteTxnMarker`), the last stable offset and the aborted list of a
+//! read_committed Fetch, the same on a new leader after the old one is killed and on every
+//! replica, and Kafka's errors for bad markers, client-sent control batches and transactional
+//! records without a transactional id.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use chronik::log::batch::{build_batch, finish_batch, BatchHeader};
+use common::{cluster_configs, leader_of, start_cluster, Client, TestNode};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A batch of `n` records; transactional when `pid >= 0`.
+fn batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
+    let recs: Vec<chronik::log::batch::KeyValue> = (0..n).map(|_| (None, Some(&b"record"[..]))).collect();
+    let (epoch, seq) = if pid >= 0 { (0, seq) } else { (-1, -1) };
+    let mut b = build_batch(0, pid, epoch, seq, now_ms(), &recs);
+    if pid >= 0 {
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        finish_batch(&mut b);
+    }
+    b
+}
+
+/// Produce (acks=all) of one batch, with a transactional id: (error, base offset).
+fn produce(c: &mut Client, topic: &str, records: Vec<u8>) -> (i16, i64) {
+    produce_as(c, topic, records, Some("txn-test"))
+}
+
+fn produce_as(c: &mut Client, topic: &str, records: Vec<u8>, transactional_id: Option<&str>) -> (i16, i64) {
+    let id = transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string())));
+    let req =
+        ProduceRequest::default().with_transactional_id(id).with_acks(-1).with_timeout_ms(10_000).with_topic_data(
+            vec![produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records))),
+            ])],
+        );
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// WriteTxnMarkers for one producer on `topic` partition `partition`: the partition's error.
+fn marker(c: &mut Client, topic: &str, partition: i32, pid: i64, epoch: i16, commit: bool, coordinator: i32) -> i16 {
+    let m = write_txn_markers_request::WritableTxnMarker::default()
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_transaction_result(commit)
+        .with_coordinator_epoch(coordinator)
+        .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+            .with_name(name(topic))
+            .with_partition_indexes(vec![partition])]);
+    let r: WriteTxnMarkersResponse =
+        c.call(ApiKey::WriteTxnMarkers, 1, &WriteTxnMarkersRequest::default().with_markers(vec![m]));
+    r.markers[0].topics[0].partitions[0].error_code
+}
+
+/// What a Fetch of partition 0 from `offset` returned.
+#[derive(Debug)]
+struct Fetched {
+    error: i16,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    /// (base offset, last offset, is control) of every batch.
+    batches: Vec<(i64, i64, bool)>,
+    /// (producer id, first offset).
+    aborted: Vec<(i64, i64)>,
+}
+
+fn fetch(c: &mut Client, topic: &str, offset: i64, isolation: i8) -> Fetched {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(isolation)
+        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+            fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20),
+        ])]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
+    let p = &r.responses[0].partitions[0];
+    let data = p.records.clone().unwrap_or_default();
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let h = BatchHeader::parse(&data[pos..]).unwrap();
+        batches.push((h.base_offset, h.last_offset(), h.is_control()));
+        pos += h.total_len();
+    }
+    let aborted = p.aborted_transactions.iter().flatten().map(|a| (a.producer_id.0, a.first_offset)).collect();
+    let f = Fetched {
+        error: p.error_code,
+        high_watermark: p.high_watermark,
+        last_stable_offset: p.last_stable_offset,
+        batches,
+        aborted,
+    };
+    if isolation == 1 {
+        assert!(f.batches.iter().all(|b| b.1 < f.last_stable_offset), "read_committed past the LSO: {f:?}");
+    }
+    f
+}
+
+fn latest(c: &mut Client, topic: &str, isolation: i8) -> i64 {
+    let req =
+        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_isolation_level(isolation).with_topics(vec![
+            list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)]),
+        ]);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
+    r.topics[0].partitions[0].offset
+}
+
+/// (node, high watermark, last stable offset, checksum) of the replicas of `topic`.
+fn replicas(node: &TestNode, topic: &str) -> Vec<(u64, i64, i64, String)> {
+    let status = chronik::admin::cluster_status(&node.admin.to_string()).unwrap();
+    let mut v: Vec<_> = status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["topic"] == topic)
+        .map(|g| {
+            (
+                g["node"].as_u64().unwrap(),
+                g["high_watermark"].as_i64().unwrap(),
+                g["last_stable_offset"].as_i64().unwrap(),
+                g["checksum"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until `count` replicas report `hw` and `lso` with equal checksums.
+fn wait_replicas(node: &TestNode, topic: &str, count: usize, hw: i64, lso: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = replicas(node, topic);
+        if r.len() == count && r.iter().all(|x| x.1 == hw && x.2 == lso && x.3 == r[0].3) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "replicas never agreed on hw {hw}, lso {lso}: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Fetches (read_committed) until the leader's high watermark reaches `hw` (a new leader first
+/// commits an entry of its own term).
+fn fetch_at_hw(c: &mut Client, topic: &str, hw: i64) -> Fetched {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let f = fetch(c, topic, 0, 1);
+        if f.error == 0 && f.high_watermark == hw {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "high watermark never reached {hw}: {f:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn markers_move_the_lso_and_a_new_leader_has_the_same_lso_and_aborted_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = cluster_configs(dir.path(), 3);
+    let mut nodes: Vec<Option<TestNode>> = start_cluster(configs.clone()).into_iter().map(Some).collect();
+    let addr = |nodes: &[Option<TestNode>], id: u64| nodes[(id - 1) as usize].as_ref().unwrap().addr;
+    let mut c1 = Client::connect(addr(&nodes, 1));
+    common::create_topic(&mut c1, "tx", 1, 3, &[]);
+    let leader = leader_of(nodes[0].as_ref().unwrap(), "tx");
+    let mut lc = Client::connect(addr(&nodes, leader));
+
+    assert_eq!(produce(&mut lc, "tx", batch(-1, 0, 2)), (0, 0)); // 0..=1 plain
+    assert_eq!(produce(&mut lc, "tx", batch(1000, 0, 2)), (0, 2)); // 2..=3 txn of 1000
+    assert_eq!(produce(&mut lc, "tx", batch(1001, 0, 1)), (0, 4)); // 4 txn of 1001
+    assert_eq!(produce(&mut lc, "tx", batch(-1, 0, 1)), (0, 5)); // 5 plain
+    let f = fetch(&mut lc, "tx", 0, 1);
+    assert_eq!((f.error, f.high_watermark, f.last_stable_offset), (0, 6, 2));
+    assert_eq!(f.batches, vec![(0, 1, false)], "read_committed stops at the first open transaction");
+    assert_eq!(fetch(&mut lc, "tx", 0, 0).batches.len(), 4, "read_uncommitted sees everything");
+    assert_eq!((latest(&mut lc, "tx", 1), latest(&mut lc, "tx", 0)), (2, 6));
+
+    // Bad input: an unknown partition, a client-sent control batch (nothing is written).
+    assert_eq!(marker(&mut lc, "tx", 7, 1000, 0, false, 1), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let follower = leader % 3 + 1;
+    let mut fc = Client::connect(addr(&nodes, follower));
+    assert_eq!(marker(&mut fc, "tx", 0, 1000, 0, false, 1), 6, "NOT_LEADER_OR_FOLLOWER");
+    let mut control = batch(1000, 2, 1);
+    control[21..23].copy_from_slice(&0x30i16.to_be_bytes());
+    finish_batch(&mut control);
+    assert_eq!(produce(&mut lc, "tx", control).0, 87, "INVALID_RECORD: clients never write markers");
+    let no_id = produce_as(&mut lc, "tx", batch(1000, 2, 1), None).0;
+    assert_eq!(no_id, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED: transactional records need the id");
+
+    // 1000 aborts: LSO moves to 1001's transaction.
+    assert_eq!(marker(&mut lc, "tx", 0, 1000, 0, false, 1), 0);
+    let f = fetch(&mut lc, "tx", 0, 1);
+    assert_eq!((f.high_watermark, f.last_stable_offset), (7, 4));
+    assert_eq!(f.aborted, vec![(1000, 2)]);
+    assert_eq!(f.batches.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 2]);
+    wait_replicas(nodes[0].as_ref().unwrap(), "tx", 3, 7, 4);
+
+    // Kill the leader in the middle of 1001's transaction: the new leader agrees.
+    drop(nodes[(leader - 1) as usize].take());
+    let alive = nodes.iter().flatten().next().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_leader = loop {
+        let l = leader_of(alive, "tx");
+        if l != leader {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no new leader");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut nc = Client::connect(addr(&nodes, new_leader));
+    let f = fetch_at_hw(&mut nc, "tx", 7);
+    assert_eq!((f.last_stable_offset, f.aborted.clone()), (4, vec![(1000, 2)]), "{f:?}");
+    // Stale markers are refused: an older coordinator epoch, then an older producer epoch.
+    // (1000's coordinator epoch 1 came from its marker, rebuilt by the new leader from the log.)
+    assert_eq!(marker(&mut nc, "tx", 0, 1000, 0, false, 0), 52, "TRANSACTION_COORDINATOR_FENCED");
+    // 1001 commits; a transactional batch of 1001 after it opens a new transaction.
+    assert_eq!(marker(&mut nc, "tx", 0, 1001, 0, true, 1), 0);
+    let f = fetch(&mut nc, "tx", 0, 1);
+    assert_eq!((f.high_watermark, f.last_stable_offset), (8, 8));
+    assert_eq!(
+        f.batches.iter().map(|b| (b.0, b.2)).collect::<Vec<_>>(),
+        [(0, false), (2, false), (4, false), (5, false), (6, true), (7, true)]
+    );
+    assert_eq!(f.aborted, vec![(1000, 2)]);
+    assert!(fetch(&mut nc, "tx", 7, 1).aborted.is_empty(), "the abort ended before offset 7");
+    // A new producer epoch (a coordinator's InitProducerId) fences the old one's markers.
+    assert_eq!(marker(&mut nc, "tx", 0, 1001, 1, false, 1), 0);
+    assert_eq!(marker(&mut nc, "tx", 0, 1001, 0, false, 1), 47, "INVALID_PRODUCER_EPOCH");
+
+    // The killed node comes back and agrees, with every replica.
+    let id = leader as usize - 1;
+    nodes[id] = Some(common::spawn_node(configs[id].clone()).wait());
+    wait_replicas(nodes[id].as_ref().unwrap(), "tx", 3, 9, 9);
+}
