@@ -81,3 +81,4 @@ pub mod peer;
 pub mod protocol;
 pub mod raft;
 pub mod security;
+pub mod txn;
