@@ -564,6 +564,18 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     })
     .start();
 
+    let txn_settings = config.transactions.settings();
+    let txn = crate::txn::TxnCoordinator::new(
+        node_id,
+        txn_settings,
+        meta.clone(),
+        image_rx.clone(),
+        clock.clone(),
+        Arc::new(crate::txn::markers::NodeSink { partitions: table_rx.clone() }),
+        logger.new(slog::o!("actor" => "txn")),
+    )
+    .start();
+
     let net = Arbiter::new();
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = config.kafka.max_message_bytes as usize;
@@ -587,6 +599,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         clock,
         faults: faults.clone(),
         groups,
+        txn,
+        txn_settings,
         authorizer,
         throttles: Default::default(),
     });

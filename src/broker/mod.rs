@@ -106,6 +106,10 @@ pub struct BrokerCtx {
     pub faults: Arc<crate::peer::Faults>,
     /// The consumer group coordinator of this node.
     pub groups: Addr<crate::group::GroupCoordinator>,
+    /// The transaction coordinator of this node.
+    pub txn: Addr<crate::txn::TxnCoordinator>,
+    /// `[transactions]` (the coordinator's limits, for the handlers' checks).
+    pub txn_settings: crate::txn::actor::TxnSettings,
     /// This node's authorizer (allows everything unless `[authorizer] enabled`).
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
     /// Client quota budgets of this node (`security::quota`).

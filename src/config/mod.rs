@@ -26,6 +26,7 @@ mod groups_section;
 mod render;
 mod sections;
 mod security_sections;
+mod transactions_section;
 #[cfg(test)]
 mod test_support;
 mod validate;
@@ -36,6 +37,7 @@ pub use data_sections::{
 };
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use groups_section::GroupsConfig;
+pub use transactions_section::TransactionsConfig;
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
 };
