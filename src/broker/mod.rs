@@ -5,6 +5,8 @@
 //! as for Produce with acks=0). They read metadata from the published `__meta` image and reach
 //! partitions through their actors; the produce fan-out is the [`produce::ProduceHandler`] actor.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
@@ -24,7 +26,9 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -37,6 +41,7 @@ pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -49,6 +54,8 @@ pub mod sasl_handshake;
 pub mod sync_group;
 pub mod throttle;
 pub mod topics;
+pub mod txn_common;
+pub mod txn_offset_commit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -136,6 +136,8 @@ throttle_field! {
     OffsetFetchResponse => 3, DescribeGroupsResponse => 1, ListGroupsResponse => 1,
     LeaveGroupResponse => 1, DeleteGroupsResponse => 0, OffsetDeleteResponse => 0,
     DescribeUserScramCredentialsResponse => 0, AlterUserScramCredentialsResponse => 0,
+    AddPartitionsToTxnResponse => 0, AddOffsetsToTxnResponse => 0, EndTxnResponse => 0,
+    TxnOffsetCommitResponse => 0, DescribeTransactionsResponse => 0, ListTransactionsResponse => 0,
 }
 
 /// The SASL responses have no `throttle_time_ms` (Kafka does not throttle them).

@@ -26,9 +26,9 @@ mod groups_section;
 mod render;
 mod sections;
 mod security_sections;
-mod transactions_section;
 #[cfg(test)]
 mod test_support;
+mod transactions_section;
 mod validate;
 
 pub use authorizer_section::AuthorizerConfig;
@@ -37,13 +37,13 @@ pub use data_sections::{
 };
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use groups_section::GroupsConfig;
-pub use transactions_section::TransactionsConfig;
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
 };
 pub use security_sections::{
     parse_listener, ClientAuth, ListenerSpec, SaslConfig, SecurityProtocol, TlsConfig, SUPPORTED_MECHANISMS,
 };
+pub use transactions_section::TransactionsConfig;
 
 use env::{normalize_env, process_env};
 

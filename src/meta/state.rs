@@ -51,10 +51,15 @@ pub struct TopicInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaResult {
     Done,
-    ProducerIds { start: i64 },
+    ProducerIds {
+        start: i64,
+    },
     /// A transaction command's answer (`txn::core`).
     Txn(crate::txn::model::TxnReply),
-    Rejected { code: i16, message: String },
+    Rejected {
+        code: i16,
+        message: String,
+    },
 }
 
 /// Everything `__meta` knows.

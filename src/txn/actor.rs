@@ -221,8 +221,7 @@ impl TxnCoordinator {
         for tp in &remaining {
             ctx.notify(TxnMsg::SendMarker { id: id.clone(), tp: tp.clone(), marker });
         }
-        self.inflight
-            .insert(id.clone(), Inflight { marker, remaining, attempts: HashMap::new(), completing: false });
+        self.inflight.insert(id.clone(), Inflight { marker, remaining, attempts: HashMap::new(), completing: false });
         self.maybe_complete(&id, ctx);
     }
 
@@ -232,12 +231,8 @@ impl TxnCoordinator {
         }
         // A partition that no longer exists (its topic was deleted) needs no marker (Kafka skips
         // removed partitions).
-        let exists = self
-            .image
-            .borrow()
-            .topics
-            .get(&tp.0)
-            .is_some_and(|t| tp.1 >= 0 && (tp.1 as usize) < t.partitions.len());
+        let exists =
+            self.image.borrow().topics.get(&tp.0).is_some_and(|t| tp.1 >= 0 && (tp.1 as usize) < t.partitions.len());
         if !exists {
             ctx.notify(TxnMsg::MarkerDone { id, tp, marker, result: Ok(-1) });
             return;

@@ -273,10 +273,7 @@ fn verification_and_expiry() {
     let p = w.init("tx", (-1, -1));
     w.add("tx", &p, &[1]);
     let txns = &w.state.transactions;
-    assert_eq!(
-        core::verify(txns, "tx", p.producer_id, 0, "t", &[1, 2]),
-        vec![code::NONE, code::TRANSACTION_ABORTABLE]
-    );
+    assert_eq!(core::verify(txns, "tx", p.producer_id, 0, "t", &[1, 2]), vec![code::NONE, code::TRANSACTION_ABORTABLE]);
     assert_eq!(core::verify(txns, "tx", p.producer_id, 5, "t", &[1]), vec![code::PRODUCER_FENCED]);
     assert_eq!(core::verify(txns, "x", p.producer_id, 0, "t", &[1]), vec![code::INVALID_PRODUCER_ID_MAPPING]);
     let idle = w.init("idle", (-1, -1));
