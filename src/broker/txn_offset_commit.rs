@@ -24,6 +24,9 @@ use crate::txn::model::{TxnCommitOffsets, TxnOp};
 /// Kafka's `offset.metadata.max.bytes` default.
 const MAX_METADATA_BYTES: usize = 4096;
 
+/// A partition and its error when decided before proposing (None: to be stored).
+type Decided = (i32, Option<i16>);
+
 pub async fn handle(
     ctx: Arc<BrokerCtx>,
     h: RequestHeader,
@@ -47,7 +50,7 @@ pub async fn handle(
             .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE));
     }
     let image = ctx.image();
-    let mut decided: Vec<(TopicName, Vec<(i32, Option<i16>)>)> = Vec::new();
+    let mut decided: Vec<(TopicName, Vec<Decided>)> = Vec::new();
     let mut entries = Vec::new();
     for t in &req.topics {
         let topic = string(&t.name.0);
