@@ -81,6 +81,8 @@ pub enum TxnMsg {
     MarkerDone { id: String, tp: Tp, marker: Marker, result: Result<i64, i16> },
     /// The Complete* proposal of a transaction was answered.
     Completed { id: String, marker: Marker },
+    /// Replace the marker sink (tests inject a fake one into a running node).
+    SetSink(Arc<dyn MarkerSink>),
 }
 
 /// Markers in flight for one transaction.
@@ -378,6 +380,13 @@ impl Handler<TxnMsg> for TxnCoordinator {
             TxnMsg::Prepared(t) => self.start_markers(t, ctx),
             TxnMsg::SendMarker { id, tp, marker } => self.send_marker(id, tp, marker, ctx),
             TxnMsg::MarkerDone { id, tp, marker, result } => self.marker_done(id, tp, marker, result, ctx),
+            TxnMsg::SetSink(sink) => {
+                self.sink = sink;
+                // Markers in flight restart through the new sink.
+                self.inflight.clear();
+                self.publish_gauge();
+                ctx.notify(TxnMsg::PollStatus);
+            }
             TxnMsg::Completed { id, marker } => {
                 if self.inflight.get(&id).is_some_and(|i| i.marker == marker) {
                     self.inflight.remove(&id);
