@@ -324,3 +324,36 @@ fn a_restarted_or_new_coordinator_sees_prepared_transactions_in_the_snapshot() {
     assert_eq!(w2.complete(&t, true).error, code::NONE);
     assert_eq!(w2.state.committed("g", "t", 3).unwrap().offset, 11);
 }
+
+#[test]
+fn the_meta_entries_of_one_transaction_are_small() {
+    // What one transaction of a 24-byte id over 6 partitions of one topic adds to `__meta`:
+    // AddPartitions, EndTxn and CompleteTxn (and AddGroup + TxnCommitOffsets with offsets).
+    let id = "order-service-producer-7".to_string();
+    let cmd = |op| MetaCommand::new(Cmd::Txn(TxnCommand { op: Some(op), now_ms: 1_700_000_000_000 })).encode_to_vec();
+    let add = cmd(TxnOp::AddPartitions(AddPartitions {
+        transactional_id: id.clone(),
+        producer_id: 123_456,
+        producer_epoch: 3,
+        partitions: vec![TxnTopic { topic: "orders".into(), partitions: (0..6).collect() }],
+    }));
+    let end = cmd(TxnOp::End(EndTxn {
+        transactional_id: id.clone(),
+        producer_id: 123_456,
+        producer_epoch: 3,
+        commit: true,
+        from_client: true,
+        fence: false,
+    }));
+    let complete = cmd(TxnOp::Complete(CompleteTxn {
+        transactional_id: id.clone(),
+        producer_id: 123_456,
+        producer_epoch: 3,
+        commit: true,
+    }));
+    let total = add.len() + end.len() + complete.len();
+    // docs/architecture.md quotes these sizes (62, 48 and 46 bytes).
+    println!("AddPartitions {} B, EndTxn {} B, CompleteTxn {} B", add.len(), end.len(), complete.len());
+    assert!(add.len() <= 64 && end.len() <= 48 && complete.len() <= 48, "{add:?}");
+    assert!(total <= 160);
+}
