@@ -386,6 +386,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         peers.insert(id, peer);
     }
     let transport = Transport::new(node_id, peers, faults.clone());
+    let marker_transport = transport.clone();
 
     let (meta, mut image_rx) = MetaActor::open(
         MetaSpec {
@@ -474,7 +475,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         let l = std::net::TcpListener::bind(&raft_addr)
             .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
-        let router = Router::new(meta.clone(), groups_rx);
+        let router = Router::new(meta.clone(), groups_rx).with_transport(marker_transport.clone());
         peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
@@ -571,7 +572,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         meta.clone(),
         image_rx.clone(),
         clock.clone(),
-        Arc::new(crate::txn::markers::NodeSink { partitions: table_rx.clone() }),
+        Arc::new(crate::txn::markers::NodeSink {
+            partitions: table_rx.clone(),
+            image: image_rx.clone(),
+            transport: marker_transport,
+        }),
         logger.new(slog::o!("actor" => "txn")),
     )
     .start();

@@ -17,7 +17,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use chronik::txn::markers::{Marker, MarkerSink};
 use chronik::txn::TxnMsg;
-use common::{cluster_configs, create_topic, start_cluster, start_node, test_config, Client, TestNode};
+use common::{
+    cluster_configs, create_topic, leader_of, spawn_node_logged, start_cluster, start_node, test_config, wait_brokers,
+    CapturedLog, Client, StartingNode, TestNode,
+};
 
 type Seen = Arc<Mutex<Vec<(String, i32, Marker)>>>;
 
@@ -294,4 +297,39 @@ fn a_restarted_node_completes_a_prepared_commit_from_its_snapshot() {
     wait_state(&mut c, "rs", "CompleteCommit");
     assert_eq!(committed(&mut c, "g"), 8);
     assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_marker_for_a_partition_led_elsewhere_goes_to_its_leader_over_the_peer_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = CapturedLog::default();
+    let starting: Vec<StartingNode> =
+        cluster_configs(dir.path(), 3).into_iter().map(|c| spawn_node_logged(c, Some(log.clone()))).collect();
+    let nodes: Vec<TestNode> = starting.into_iter().map(StartingNode::wait).collect();
+    wait_brokers(&nodes, 3);
+    let opt: Vec<Option<TestNode>> = nodes.into_iter().map(Some).collect();
+    let co = coordinator_of(&opt);
+    let coordinator_id = co as u64 + 1;
+    let mut c = Client::connect(opt[co].as_ref().unwrap().addr);
+    // Single-replica topics land on different nodes: take one led by another node.
+    let mut remote = None;
+    for i in 0..3 {
+        let topic = format!("r{i}");
+        create_topic(&mut c, &topic, 1, 1, &[]);
+        let leader = leader_of(opt[co].as_ref().unwrap(), &topic);
+        if leader != coordinator_id {
+            remote = Some((topic, leader));
+            break;
+        }
+    }
+    let (topic, leader) = remote.expect("a topic led by another node");
+    let p = init(&mut c, "remote", 60_000);
+    assert_eq!(add(&mut c, "remote", p, &topic, vec![0]), 0);
+    assert_eq!(end(&mut c, "remote", p, true), 0);
+    // The leader's partition answers with the placeholder's refusal (KAFKA_STORAGE_ERROR), not
+    // the NOT_LEADER_OR_FOLLOWER a marker that never left the coordinator would get: the request
+    // reached the partition on node `leader` and its answer came back.
+    let line =
+        log.wait_for(&["transaction marker failed", &format!("topic: {topic}"), "error: 56"], Duration::from_secs(20));
+    assert!(line.contains(&format!("node: {coordinator_id}")), "{line} (leader {leader})");
 }

@@ -256,7 +256,12 @@ impl TxnCoordinator {
                 let attempt = inflight.attempts.entry(tp.clone()).or_default();
                 *attempt += 1;
                 let delay = MARKER_BACKOFF.saturating_mul(1 << (*attempt).min(10)).min(MARKER_BACKOFF_MAX);
-                if *attempt == 1 || attempt.is_power_of_two() {
+                // The first failure of each partition's marker at info, the rest sparsely.
+                if *attempt == 1 {
+                    slog::info!(self.logger, "transaction marker failed; retrying";
+                        "transactional_id" => &id, "topic" => &tp.0, "partition" => tp.1,
+                        "error" => error, "attempt" => *attempt);
+                } else if attempt.is_power_of_two() {
                     slog::debug!(self.logger, "transaction marker failed; retrying";
                         "transactional_id" => &id, "topic" => &tp.0, "partition" => tp.1,
                         "error" => error, "attempt" => *attempt);

@@ -1,18 +1,23 @@
 //! Where the coordinator's COMMIT/ABORT markers go: the [`MarkerSink`] trait (so the coordinator
-//! is testable with a fake), and [`NodeSink`], the real one: a partition led on this node gets
-//! `PartitionMsg::WriteTxnMarker`; a partition led elsewhere answers NOT_LEADER_OR_FOLLOWER
-//! for now (the peer request `peer::frame::TxnMarkerRequest` is defined; its delivery is not
-//! wired yet), so the coordinator retries until the leader moves here or the wiring lands.
-//! Markers are idempotent on the partition, so retrying is always safe.
+//! is testable with a fake), and [`NodeSink`], the real one: a partition running on this node
+//! gets `PartitionMsg::WriteTxnMarker`; for a partition led by another node (as `__meta` last
+//! heard) a `peer::frame::TxnMarkerRequest` goes to that node, which turns it into the same
+//! message and answers with a `TxnMarkerResponse`. No answer within [`PEER_TIMEOUT`] is
+//! REQUEST_TIMED_OUT. Markers are idempotent on the partition, so the coordinator retries any
+//! failure.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
 use super::code;
 use crate::broker::PartitionTable;
+use crate::meta::MetaState;
 use crate::partition::PartitionMsg;
+use crate::peer::frame::TxnMarkerRequest;
+use crate::peer::Transport;
 
 /// One marker for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +35,58 @@ pub trait MarkerSink: Send + Sync + 'static {
     fn send(&self, topic: &str, partition: i32, marker: Marker) -> BoxFuture<'static, Result<i64, i16>>;
 }
 
-/// The node's sink: partitions running here.
+/// How long a marker request to another node waits for its answer.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The node's sink: partitions running here, and peers for the others.
 pub struct NodeSink {
     pub partitions: watch::Receiver<Arc<PartitionTable>>,
+    pub image: watch::Receiver<Arc<MetaState>>,
+    pub transport: Transport,
+}
+
+impl NodeSink {
+    /// A marker for a partition led by another node.
+    fn remote(&self, topic: &str, partition: i32, m: Marker) -> BoxFuture<'static, Result<i64, i16>> {
+        let target = {
+            let image = self.image.borrow();
+            image.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)).map(|p| {
+                let leader = image.leaders.get(&p.group).map(|(l, _)| *l).filter(|l| *l != 0);
+                (p.group, leader)
+            })
+        };
+        let request = match target {
+            Some((group, Some(leader))) if leader != self.transport.me() => {
+                let req = TxnMarkerRequest {
+                    request_id: 0,
+                    group,
+                    producer_id: m.producer_id,
+                    producer_epoch: i32::from(m.producer_epoch),
+                    commit: m.commit,
+                    coordinator_epoch: m.coordinator_epoch,
+                };
+                self.transport.request_txn_marker(leader, req)
+            }
+            _ => None,
+        };
+        Box::pin(async move {
+            let Some(rx) = request else { return Err(code::NOT_LEADER_OR_FOLLOWER) };
+            match tokio::time::timeout(PEER_TIMEOUT, rx).await {
+                Ok(Ok(resp)) if resp.error_code == 0 => Ok(resp.offset),
+                Ok(Ok(resp)) => Err(i16::try_from(resp.error_code).unwrap_or(code::UNKNOWN_SERVER_ERROR)),
+                Ok(Err(_)) | Err(_) => Err(code::REQUEST_TIMED_OUT),
+            }
+        })
+    }
 }
 
 impl MarkerSink for NodeSink {
     fn send(&self, topic: &str, partition: i32, m: Marker) -> BoxFuture<'static, Result<i64, i16>> {
         let handle = self.partitions.borrow().get(topic).and_then(|p| p.get(&partition)).cloned();
+        let Some(h) = handle.filter(|h| h.shared.leader() == self.transport.me()) else {
+            return self.remote(topic, partition, m);
+        };
         Box::pin(async move {
-            let Some(h) = handle else { return Err(code::NOT_LEADER_OR_FOLLOWER) };
             let (tx, rx) = oneshot::channel();
             h.addr.do_send(PartitionMsg::WriteTxnMarker {
                 producer_id: m.producer_id,
