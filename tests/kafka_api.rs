@@ -169,6 +169,21 @@ fn every_advertised_version_of_every_api_is_served() {
                     let too_long = txn.clone().with_transaction_timeout_ms(900_001);
                     let r: InitProducerIdResponse = c.call(route.key, v, &too_long);
                     assert_eq!(r.error_code, 50, "INVALID_TRANSACTION_TIMEOUT v{v}");
+                    if v >= 2 {
+                        // Flexible versions can carry an id longer than 32,767 bytes: refused.
+                        let long = txn
+                            .clone()
+                            .with_transactional_id(Some(TransactionalId(StrBytes::from_string("x".repeat(40_000)))));
+                        let r: InitProducerIdResponse = c.call(route.key, v, &long);
+                        assert_eq!(r.error_code, 42, "a transactional id too long v{v}");
+                        let l: ListTransactionsResponse =
+                            c.call(ApiKey::ListTransactions, 0, &ListTransactionsRequest::default());
+                        assert!(!l.transaction_states.is_empty());
+                        assert!(
+                            l.transaction_states.iter().all(|t| t.transactional_id.0.len() < 40_000),
+                            "nothing stored"
+                        );
+                    }
                 }
                 ApiKey::DescribeConfigs => {
                     let req = DescribeConfigsRequest::default().with_resources(vec![
