@@ -317,13 +317,19 @@ pub fn timed_out(txns: &TxnTable, now: i64) -> Vec<EndTxn> {
         .collect()
 }
 
-/// What the removal timer proposes: ids idle (Empty or complete) for `expiration_ms`.
+/// Most ids one expiry command removes (the next run takes the rest), so one `__meta` entry
+/// stays small.
+pub const MAX_EXPIRED_PER_COMMAND: usize = 1000;
+
+/// What the removal timer proposes: ids idle (Empty or complete) for `expiration_ms`, at most
+/// [`MAX_EXPIRED_PER_COMMAND`].
 pub fn expired(txns: &TxnTable, now: i64, expiration_ms: i64) -> ExpireTxnIds {
     ExpireTxnIds {
         ids: txns
             .values()
             .filter(|t| matches!(t.state(), TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort))
             .filter(|t| t.last_update_ms.saturating_add(expiration_ms) <= now)
+            .take(MAX_EXPIRED_PER_COMMAND)
             .map(|t| ExpireTxnId { transactional_id: t.transactional_id.clone(), last_update_ms: t.last_update_ms })
             .collect(),
     }
