@@ -333,3 +333,81 @@ fn a_marker_for_a_partition_led_elsewhere_goes_to_its_leader_over_the_peer_link(
         log.wait_for(&["transaction marker failed", &format!("topic: {topic}"), "error: 56"], Duration::from_secs(20));
     assert!(line.contains(&format!("node: {coordinator_id}")), "{line} (leader {leader})");
 }
+
+/// TxnOffsetCommit checks the member and generation as OffsetCommit does: the group's member at
+/// its generation commits; another generation is ILLEGAL_GENERATION, an unknown member
+/// UNKNOWN_MEMBER_ID, and nothing is kept for them.
+#[test]
+fn txn_offset_commit_checks_the_groups_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.groups.initial_rebalance_delay = Duration::ZERO;
+    let node = start_node(config);
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "t", 1, 1, &[]);
+    let join = |c: &mut Client, member: &str| -> JoinGroupResponse {
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("eg")))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(bytes::Bytes::from_static(b"sub"))]);
+        c.call(ApiKey::JoinGroup, 5, &req)
+    };
+    let first = join(&mut c, "");
+    let joined = if first.error_code == 79 { join(&mut c, first.member_id.as_str()) } else { first };
+    assert_eq!(joined.error_code, 0);
+    let (member, generation) = (joined.member_id.to_string(), joined.generation_id);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("eg")))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![sync_group_request::SyncGroupRequestAssignment::default()
+            .with_member_id(StrBytes::from_string(member.clone()))
+            .with_assignment(bytes::Bytes::from_static(b"a"))]);
+    let r: SyncGroupResponse = c.call(ApiKey::SyncGroup, 3, &sync);
+    assert_eq!(r.error_code, 0);
+
+    let p = init(&mut c, "gen", 60_000);
+    let add = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(tid("gen"))
+        .with_producer_id(ProducerId(p.0))
+        .with_producer_epoch(p.1)
+        .with_group_id(GroupId(StrBytes::from_static_str("eg")));
+    let r: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &add);
+    assert_eq!(r.error_code, 0);
+    let commit = |c: &mut Client, member: &str, generation: i32, offset: i64| -> i16 {
+        let req = TxnOffsetCommitRequest::default()
+            .with_transactional_id(tid("gen"))
+            .with_group_id(GroupId(StrBytes::from_static_str("eg")))
+            .with_producer_id(ProducerId(p.0))
+            .with_producer_epoch(p.1)
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(-1)])]);
+        let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &req);
+        r.topics[0].partitions[0].error_code
+    };
+    assert_eq!(commit(&mut c, &member, generation + 1, 50), 22, "ILLEGAL_GENERATION");
+    assert_eq!(commit(&mut c, "someone-else", generation, 60), 25, "UNKNOWN_MEMBER_ID");
+    assert_eq!(commit(&mut c, &member, generation, 3), 0);
+    let _sink = fake_sink(&node, 0);
+    assert_eq!(end(&mut c, "gen", p, true), 0);
+    wait_state(&mut c, "gen", "CompleteCommit");
+    let req =
+        OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("eg"))).with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &req);
+    assert_eq!(r.topics[0].partitions[0].committed_offset, 3, "only the member's own commit was kept");
+}
