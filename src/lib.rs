@@ -16,6 +16,7 @@
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
+//! | [`txn`] | the transaction coordinator: per transactional id state in `__meta`, Kafka's transitions (`core`), its actor and the marker sink |
 //! | [`raft`] | the generic Ready loop (`core`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
 //! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps), the raft start and the install of a received snapshot's segments |
@@ -56,6 +57,8 @@
 //!                                                                  (a failed group: poison, barrier,
 //!                                                                  Drained ──► group, timed reopen)
 //!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
+//!   transaction APIs ── TxnMsg ──► TxnCoordinator ── Propose(Cmd::Txn), Status ──► MetaActor
+//!                                      └── markers (MarkerSink) ── PartitionMsg::WriteTxnMarker ──► PartitionActor
 //! ```
 //! A tick never waits for apply or the disk: the ticker only `do_send`s; groups compute their
 //! appends in memory and hand the writes and fsyncs to the disk writer; committed entries are
@@ -83,3 +86,4 @@ pub mod peer;
 pub mod protocol;
 pub mod raft;
 pub mod security;
+pub mod txn;

@@ -386,6 +386,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         peers.insert(id, peer);
     }
     let transport = Transport::new(node_id, peers, faults.clone());
+    let marker_transport = transport.clone();
 
     let (meta, mut image_rx) = MetaActor::open(
         MetaSpec {
@@ -475,7 +476,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         let l = std::net::TcpListener::bind(&raft_addr)
             .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
-        let router = Router::new(meta.clone(), groups_rx);
+        let router = Router::new(meta.clone(), groups_rx).with_transport(marker_transport.clone());
         peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
@@ -565,6 +566,22 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     })
     .start();
 
+    let txn_settings = config.transactions.settings();
+    let txn = crate::txn::TxnCoordinator::new(
+        node_id,
+        txn_settings,
+        meta.clone(),
+        image_rx.clone(),
+        clock.clone(),
+        Arc::new(crate::txn::markers::NodeSink {
+            partitions: table_rx.clone(),
+            image: image_rx.clone(),
+            transport: marker_transport,
+        }),
+        logger.new(slog::o!("actor" => "txn")),
+    )
+    .start();
+
     let net = Arbiter::new();
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = config.kafka.max_message_bytes as usize;
@@ -588,6 +605,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         clock,
         faults: faults.clone(),
         groups,
+        txn,
+        txn_settings,
         authorizer,
         throttles: Default::default(),
     });

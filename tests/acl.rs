@@ -510,3 +510,86 @@ fn admin_api_needs_cluster_describe_and_alter() {
     assert_eq!(status(send_faults(&admin, &no_change)), 403, "DESCRIBE does not grant ALTER");
     log.wait_for(&["authorization denied", "User:ANONYMOUS", "ALTER", "CLUSTER"], Duration::from_secs(5));
 }
+
+/// TRANSACTIONAL_ID (resource type 5): WRITE to use an id (InitProducerId, AddPartitionsToTxn,
+/// EndTxn), DESCRIBE to find its coordinator and describe it; ListTransactions shows only what
+/// the principal may DESCRIBE.
+#[test]
+fn transactional_ids_need_write_and_describe() {
+    const TRANSACTIONAL_ID: i8 = 5;
+    const DESCRIBE: i8 = 8;
+    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    let dir = tempfile::tempdir().unwrap();
+    let log = CapturedLog::default();
+    let nodes = start(vec![common::test_config(dir.path())], &log);
+    let n = &nodes[0];
+    let mut c = Caller::new();
+    assert_eq!(create_topic(&mut c, n, "admin", "tt"), 0);
+    create_acls(
+        &mut c,
+        n,
+        vec![
+            acl(TRANSACTIONAL_ID, "app-", PREFIXED, "User:app", WRITE, ALLOW),
+            acl(TOPIC, "tt", LITERAL, "User:app", WRITE, ALLOW),
+            acl(TRANSACTIONAL_ID, "app-seen", LITERAL, "User:viewer", DESCRIBE, ALLOW),
+        ],
+    );
+    let init = |c: &mut Caller, user: &str, id: &str| -> InitProducerIdResponse {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(id))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        // The coordinator may still be loading right after the start.
+        for _ in 0..100 {
+            let r: InitProducerIdResponse = c.call(n, user, ApiKey::InitProducerId, 4, &req);
+            if r.error_code != 14 && r.error_code != 15 {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the transaction coordinator never became ready");
+    };
+    assert_eq!(init(&mut c, "stranger", "app-1").error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    let ok = init(&mut c, "app", "app-seen");
+    assert_eq!(ok.error_code, 0);
+    assert_eq!(init(&mut c, "app", "other-id").error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    let add = |c: &mut Caller, user: &str| -> i16 {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s("app-seen")))
+            .with_v3_and_below_producer_id(ok.producer_id)
+            .with_v3_and_below_producer_epoch(ok.producer_epoch)
+            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name("tt"))
+                .with_partitions(vec![0])]);
+        let r: AddPartitionsToTxnResponse = c.call(n, user, ApiKey::AddPartitionsToTxn, 3, &req);
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    };
+    assert_eq!(add(&mut c, "viewer"), TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "DESCRIBE is not WRITE");
+    assert_eq!(add(&mut c, "app"), 0);
+    // FindCoordinator and DescribeTransactions need DESCRIBE (WRITE implies it).
+    let find = |c: &mut Caller, user: &str| -> i16 {
+        let req = FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("app-seen")]);
+        let r: FindCoordinatorResponse = c.call(n, user, ApiKey::FindCoordinator, 4, &req);
+        r.coordinators[0].error_code
+    };
+    assert_eq!(find(&mut c, "viewer"), 0);
+    assert_eq!(find(&mut c, "app"), 0);
+    assert_eq!(find(&mut c, "stranger"), TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    let describe = |c: &mut Caller, user: &str| -> (i16, String) {
+        let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s("app-seen"))]);
+        let r: DescribeTransactionsResponse = c.call(n, user, ApiKey::DescribeTransactions, 0, &req);
+        let t = &r.transaction_states[0];
+        (t.error_code, t.transaction_state.to_string())
+    };
+    assert_eq!(describe(&mut c, "viewer"), (0, "Ongoing".to_string()));
+    assert_eq!(describe(&mut c, "stranger").0, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    let list = |c: &mut Caller, user: &str| -> usize {
+        let r: ListTransactionsResponse =
+            c.call(n, user, ApiKey::ListTransactions, 1, &ListTransactionsRequest::default());
+        r.transaction_states.len()
+    };
+    assert_eq!(list(&mut c, "viewer"), 1);
+    assert_eq!(list(&mut c, "stranger"), 0);
+    assert_eq!(list(&mut c, "admin"), 1);
+}

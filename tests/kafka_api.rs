@@ -158,6 +158,32 @@ fn every_advertised_version_of_every_api_is_served() {
                     );
                     assert_eq!(r.error_code, 0);
                     assert!(r.producer_id.0 >= 0);
+                    // With a transactional id: the same producer id, the epoch bumped each time.
+                    let txn = InitProducerIdRequest::default()
+                        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx-init"))))
+                        .with_transaction_timeout_ms(60_000)
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1);
+                    let r: InitProducerIdResponse = c.call(route.key, v, &txn);
+                    assert_eq!((r.error_code, r.producer_epoch), (0, v), "transactional v{v}");
+                    let too_long = txn.clone().with_transaction_timeout_ms(900_001);
+                    let r: InitProducerIdResponse = c.call(route.key, v, &too_long);
+                    assert_eq!(r.error_code, 50, "INVALID_TRANSACTION_TIMEOUT v{v}");
+                    if v >= 2 {
+                        // Flexible versions can carry an id longer than 32,767 bytes: refused.
+                        let long = txn
+                            .clone()
+                            .with_transactional_id(Some(TransactionalId(StrBytes::from_string("x".repeat(40_000)))));
+                        let r: InitProducerIdResponse = c.call(route.key, v, &long);
+                        assert_eq!(r.error_code, 42, "a transactional id too long v{v}");
+                        let l: ListTransactionsResponse =
+                            c.call(ApiKey::ListTransactions, 0, &ListTransactionsRequest::default());
+                        assert!(!l.transaction_states.is_empty());
+                        assert!(
+                            l.transaction_states.iter().all(|t| t.transactional_id.0.len() < 40_000),
+                            "nothing stored"
+                        );
+                    }
                 }
                 ApiKey::DescribeConfigs => {
                     let req = DescribeConfigsRequest::default().with_resources(vec![
@@ -327,7 +353,17 @@ fn every_advertised_version_of_every_api_is_served() {
                             .with_key_type(1)
                             .with_coordinator_keys(vec![StrBytes::from_static_str("tx")]);
                         let r: FindCoordinatorResponse = c.call(route.key, v, &txn);
-                        assert_eq!(r.coordinators[0].error_code, 53, "transactions are refused");
+                        let co = &r.coordinators[0];
+                        assert_eq!(
+                            (co.error_code, co.node_id.0, co.port),
+                            (0, 1, port),
+                            "transaction coordinator v{v}"
+                        );
+                        let empty = FindCoordinatorRequest::default()
+                            .with_key_type(1)
+                            .with_coordinator_keys(vec![StrBytes::from_static_str("")]);
+                        let r: FindCoordinatorResponse = c.call(route.key, v, &empty);
+                        assert_eq!(r.coordinators[0].error_code, 42, "an empty transactional id");
                     } else {
                         let r: FindCoordinatorResponse = c.call(
                             route.key,
@@ -692,6 +728,12 @@ fn every_advertised_version_of_every_api_is_served() {
                         c.call(route.key, v, &AlterClientQuotasRequest::default().with_entries(vec![entry, bad]));
                     assert_eq!((r.entries[0].error_code, r.entries[1].error_code), (0, 42), "alter client quotas v{v}");
                 }
+                ApiKey::AddPartitionsToTxn
+                | ApiKey::AddOffsetsToTxn
+                | ApiKey::EndTxn
+                | ApiKey::TxnOffsetCommit
+                | ApiKey::DescribeTransactions
+                | ApiKey::ListTransactions => txn_api(&mut c, route.key, v),
                 other => panic!("no test for {other:?}"),
             }
         }
@@ -994,5 +1036,206 @@ fn retention_by_size_deletes_segments_and_moves_the_log_start() {
         }
         assert!(Instant::now() < deadline, "retention never moved the log start");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A transactional producer's id and epoch, from InitProducerId v4.
+fn init_txn(c: &mut Client, id: &str) -> (i64, i16) {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id.to_string()))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &req);
+    assert_eq!(r.error_code, 0, "init {id}");
+    (r.producer_id.0, r.producer_epoch)
+}
+
+fn add_partitions(c: &mut Client, id: &str, (pid, epoch): (i64, i16), partitions: Vec<i32>) -> Vec<i16> {
+    let topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+        .with_name(name("t"))
+        .with_partitions(partitions);
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![topic]);
+    let r: AddPartitionsToTxnResponse = c.call(ApiKey::AddPartitionsToTxn, 3, &req);
+    r.results_by_topic_v3_and_below[0].results_by_partition.iter().map(|p| p.partition_error_code).collect()
+}
+
+/// The transaction APIs at version `v` (the coordinator side: markers are not written on this
+/// branch, so a completed transaction stays PrepareCommit/PrepareAbort).
+fn txn_api(c: &mut Client, key: ApiKey, v: i16) {
+    let tid = |s: &str| TransactionalId(StrBytes::from_string(s.to_string()));
+    match key {
+        ApiKey::AddPartitionsToTxn => {
+            let id = format!("tx-apt-{v}");
+            let (pid, epoch) = init_txn(c, &id);
+            let topic = |parts: Vec<i32>| {
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(parts)
+            };
+            if v < 4 {
+                let req = AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(tid(&id))
+                    .with_v3_and_below_producer_id(ProducerId(pid))
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(vec![topic(vec![0])]);
+                let r: AddPartitionsToTxnResponse = c.call(key, v, &req);
+                assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+                // A stale epoch: PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2).
+                let stale = req.with_v3_and_below_producer_epoch(epoch - 1);
+                let r: AddPartitionsToTxnResponse = c.call(key, v, &stale);
+                let code = r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+                assert_eq!(code, if v < 2 { 47 } else { 90 }, "stale epoch v{v}");
+            } else {
+                let txn = |verify: bool, parts: Vec<i32>| {
+                    add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(tid(&id))
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                        .with_verify_only(verify)
+                        .with_topics(vec![topic(parts)])
+                };
+                let add = AddPartitionsToTxnRequest::default().with_transactions(vec![txn(false, vec![0])]);
+                let r: AddPartitionsToTxnResponse = c.call(key, v, &add);
+                assert_eq!(r.error_code, 0);
+                assert_eq!(
+                    r.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code,
+                    0
+                );
+                // KIP-890 verification: partition 0 is in the transaction; partition 5 does not
+                // exist and is not in it.
+                let verify = AddPartitionsToTxnRequest::default().with_transactions(vec![txn(true, vec![0, 5])]);
+                let r: AddPartitionsToTxnResponse = c.call(key, v, &verify);
+                let codes: Vec<i16> = r.results_by_transaction[0].topic_results[0]
+                    .results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+                    .collect();
+                assert_eq!(codes, vec![0, 120], "verify v{v}");
+            }
+            // An unknown partition: nothing is added, the others are not attempted.
+            let other = format!("tx-apt-unknown-{v}");
+            let producer = init_txn(c, &other);
+            assert_eq!(add_partitions(c, &other, producer, vec![0, 9]), vec![55, 3]);
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let id = format!("tx-aot-{v}");
+            let (pid, epoch) = init_txn(c, &id);
+            let req = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(tid(&id))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_group_id(GroupId(StrBytes::from_static_str("txg")));
+            let r: AddOffsetsToTxnResponse = c.call(key, v, &req);
+            assert_eq!(r.error_code, 0, "add offsets v{v}");
+            let r: AddOffsetsToTxnResponse = c.call(key, v, &req.clone().with_producer_id(ProducerId(pid + 1000)));
+            assert_eq!(r.error_code, 49, "INVALID_PRODUCER_ID_MAPPING v{v}");
+        }
+        ApiKey::EndTxn => {
+            let id = format!("tx-end-{v}");
+            let producer = init_txn(c, &id);
+            let req = EndTxnRequest::default()
+                .with_transactional_id(tid(&id))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_committed(true);
+            let r: EndTxnResponse = c.call(key, v, &req);
+            assert_eq!(r.error_code, 48, "EndTxn without a transaction: INVALID_TXN_STATE v{v}");
+            assert_eq!(add_partitions(c, &id, producer, vec![0]), vec![0]);
+            let r: EndTxnResponse = c.call(key, v, &req.clone().with_producer_epoch(producer.1 + 1));
+            assert_eq!(r.error_code, if v < 2 { 47 } else { 90 }, "a wrong epoch v{v}");
+            let r: EndTxnResponse = c.call(key, v, &req.clone().with_committed(false));
+            assert_eq!(r.error_code, 0, "abort v{v}");
+            if v >= 5 {
+                assert_eq!((r.producer_id.0, r.producer_epoch), producer);
+            }
+            let r: EndTxnResponse = c.call(key, v, &req);
+            assert_eq!(r.error_code, 48, "commit after abort v{v}");
+        }
+        ApiKey::TxnOffsetCommit => {
+            let id = format!("tx-toc-{v}");
+            let (pid, epoch) = init_txn(c, &id);
+            let add = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(tid(&id))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_group_id(GroupId(StrBytes::from_static_str("txg")));
+            let r: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &add);
+            assert_eq!(r.error_code, 0);
+            let part = |i: i32| {
+                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(i)
+                    .with_committed_offset(42)
+                    .with_committed_leader_epoch(-1)
+            };
+            let mut req = TxnOffsetCommitRequest::default()
+                .with_transactional_id(tid(&id))
+                .with_group_id(GroupId(StrBytes::from_static_str("txg")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![part(0), part(7)])]);
+            if v >= 3 {
+                req = req.with_generation_id(-1);
+            }
+            let r: TxnOffsetCommitResponse = c.call(key, v, &req);
+            let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+            assert_eq!(codes, vec![0, 3], "txn offset commit v{v}");
+            // Pending: the group has no committed offset until the transaction commits.
+            let fetch = OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("txg")))
+                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(name("t"))
+                    .with_partition_indexes(vec![0])]));
+            let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &fetch);
+            assert_eq!(r.topics[0].partitions[0].committed_offset, -1);
+            if v >= 3 {
+                // A generation the group does not have.
+                let r: TxnOffsetCommitResponse = c.call(
+                    key,
+                    v,
+                    &req.clone().with_generation_id(7).with_member_id(StrBytes::from_static_str("someone")),
+                );
+                assert!(r.topics[0].partitions.iter().all(|p| p.error_code != 0), "v{v}: {r:?}");
+            }
+        }
+        ApiKey::DescribeTransactions => {
+            let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                tid("tx-end-0"),
+                tid("tx-aot-0"),
+                tid("no-such-txn"),
+            ]);
+            let r: DescribeTransactionsResponse = c.call(key, v, &req);
+            let s = &r.transaction_states;
+            assert_eq!((s[0].error_code, s[0].transaction_state.as_str()), (0, "PrepareAbort"));
+            assert_eq!(s[0].transaction_timeout_ms, 60_000);
+            assert!(s[0].transaction_start_time_ms > 0);
+            assert_eq!(s[0].topics[0].partitions, vec![0]);
+            assert_eq!((s[1].error_code, s[1].transaction_state.as_str()), (0, "Ongoing"));
+            assert!(s[1].topics.is_empty(), "a group is not a partition");
+            assert_eq!(s[2].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+        }
+        ApiKey::ListTransactions => {
+            let all: ListTransactionsResponse = c.call(key, v, &ListTransactionsRequest::default());
+            assert_eq!(all.error_code, 0);
+            assert!(all.transaction_states.iter().any(|t| t.transactional_id.0.as_str() == "tx-init"));
+            let mut req = ListTransactionsRequest::default().with_state_filters(vec![
+                StrBytes::from_static_str("PrepareAbort"),
+                StrBytes::from_static_str("Bogus"),
+            ]);
+            if v >= 1 {
+                req = req.with_duration_filter(-1);
+            }
+            let r: ListTransactionsResponse = c.call(key, v, &req);
+            assert_eq!(r.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
+            assert!(!r.transaction_states.is_empty());
+            assert!(r.transaction_states.iter().all(|t| t.transaction_state.as_str() == "PrepareAbort"));
+        }
+        other => panic!("not a transaction API: {other:?}"),
     }
 }

@@ -32,7 +32,7 @@ fn entry(name: &'static str, kind: Kind, kafka_default: &str, value: String, doc
 
 /// Every broker config this node describes.
 pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
-    let (t, g, c) = (&config.topics, &config.groups, &config.cleaner);
+    let (t, g, c, x) = (&config.topics, &config.groups, &config.cleaner, &config.transactions);
     let ms = |d: Option<std::time::Duration>| d.map_or(-1, |d| d.as_millis() as i64).to_string();
     #[rustfmt::skip]
     let mut out = vec![
@@ -72,6 +72,16 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
             "For subscribed consumers, committed offset of a specific partition will be expired and discarded when 1) this retention period has elapsed after the consumer group loses all its consumers (i.e. becomes empty); 2) this retention period has elapsed since the last time an offset is committed for the partition and the group is no longer subscribed to the corresponding topic. ([offsets] retention)"),
         entry("offsets.retention.check.interval.ms", Kind::Long, "600000", config.offsets.retention_check_interval.as_millis().to_string(),
             "Frequency at which to check for stale offsets. ([offsets] retention-check-interval)"),
+        entry("transaction.max.timeout.ms", Kind::Int, "900000", x.max_timeout.as_millis().to_string(),
+            "The maximum allowed timeout for transactions. If a client’s requested transaction time exceed this, then the broker will return an error in InitProducerIdRequest. ([transactions] max-timeout)"),
+        entry("transactional.id.expiration.ms", Kind::Int, "604800000", x.id_expiration.as_millis().to_string(),
+            "The time in ms that the transaction coordinator will wait without receiving any transaction status updates for the current transaction before expiring its transactional id. ([transactions] id-expiration)"),
+        entry("transaction.abort.timed.out.transaction.cleanup.interval.ms", Kind::Int, "10000",
+            x.abort_timed_out_interval.as_millis().to_string(),
+            "The interval at which to rollback transactions that have timed out. ([transactions] abort-timed-out-interval)"),
+        entry("transaction.remove.expired.transaction.cleanup.interval.ms", Kind::Int, "3600000",
+            x.remove_expired_interval.as_millis().to_string(),
+            "The interval at which to remove transactions that have expired due to transactional.id.expiration.ms passing. ([transactions] remove-expired-interval)"),
         entry("log.cleaner.enable", Kind::Boolean, "true", c.enabled.to_string(),
             "Enable the log cleaner process to run on the server. ([cleaner] enabled)"),
         entry("log.cleaner.threads", Kind::Int, "1", c.threads.to_string(),
@@ -219,6 +229,8 @@ mod tests {
         assert_eq!((e.value.as_deref(), e.source), (Some("0.1"), Source::StaticBroker));
         assert_eq!(topic_defaults(&c).get("min.cleanable.dirty.ratio").map(String::as_str), Some("0.1"));
         assert_eq!(find(&c, "offsets.retention.minutes").value.as_deref(), Some("10080"));
+        assert_eq!(find(&c, "transaction.max.timeout.ms").value.as_deref(), Some("900000"));
+        assert_eq!(find(&c, "transactional.id.expiration.ms").value.as_deref(), Some("604800000"));
         assert_eq!(find(&c, "log.cleaner.backoff.ms").source, Source::Default);
         let names: std::collections::HashSet<_> = broker_configs(&c).iter().map(|e| e.name.clone()).collect();
         assert_eq!(names.len(), broker_configs(&c).len(), "no name twice");

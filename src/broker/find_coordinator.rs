@@ -1,7 +1,6 @@
-//! FindCoordinator (key 10): the coordinator of every group is the `__meta` leader (where group
-//! state and committed offsets are proposed), as the group coordinator actor knows it. v4+
-//! batches keys. Transactions (key type 1) are not supported: their coordinator lookup fails
-//! with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId does for a transactional id.
+//! FindCoordinator (key 10): the coordinator of every group and of every transactional id (key
+//! type 1) is the `__meta` leader (where group state, committed offsets and transaction state
+//! are proposed), as the group coordinator actor knows it. v4+ batches keys.
 
 use std::sync::Arc;
 
@@ -39,8 +38,13 @@ fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8, key: &st
     if let (GROUP, Err(denied)) = (key_type, ctx.check_group(Operation::Describe, key)) {
         return Answer { message: None, ..fail(denied, "") };
     }
+    if key_type == TRANSACTION {
+        if let Err(e) = super::txn_common::check_id(ctx, Operation::Describe, key) {
+            return Answer { message: None, ..fail(e, "") };
+        }
+    }
     match key_type {
-        GROUP => match coordinator.map(|id| (id, ctx.image().brokers.get(&id).cloned())) {
+        GROUP | TRANSACTION => match coordinator.map(|id| (id, ctx.image().brokers.get(&id).cloned())) {
             Ok((id, Some(b))) => match b.endpoint(&crate::security::principal::current().listener) {
                 Some((host, port)) => {
                     Answer { error: code::NONE, message: None, node_id: id as i32, host: sb(host), port }
@@ -48,9 +52,8 @@ fn answer(ctx: &BrokerCtx, coordinator: Result<u64, i16>, key_type: i8, key: &st
                 None => fail(code::COORDINATOR_NOT_AVAILABLE, "the coordinator has no such listener"),
             },
             Ok((_, None)) => fail(code::COORDINATOR_NOT_AVAILABLE, "the coordinator is not registered yet"),
-            Err(e) => fail(e, "no __meta leader: no group coordinator"),
+            Err(e) => fail(e, "no __meta leader: no coordinator"),
         },
-        TRANSACTION => fail(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"),
         other => fail(code::INVALID_REQUEST, &format!("unsupported coordinator key type {other}")),
     }
 }

@@ -5,6 +5,8 @@
 //! as for Produce with acks=0). They read metadata from the published `__meta` image and reach
 //! partitions through their actors; the produce fan-out is the [`produce::ProduceHandler`] actor.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
@@ -25,7 +27,9 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -38,6 +42,7 @@ pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -50,6 +55,8 @@ pub mod sasl_handshake;
 pub mod sync_group;
 pub mod throttle;
 pub mod topics;
+pub mod txn_common;
+pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use std::collections::{BTreeMap, HashMap};
@@ -108,6 +115,10 @@ pub struct BrokerCtx {
     pub faults: Arc<crate::peer::Faults>,
     /// The consumer group coordinator of this node.
     pub groups: Addr<crate::group::GroupCoordinator>,
+    /// The transaction coordinator of this node.
+    pub txn: Addr<crate::txn::TxnCoordinator>,
+    /// `[transactions]` (the coordinator's limits, for the handlers' checks).
+    pub txn_settings: crate::txn::actor::TxnSettings,
     /// This node's authorizer (allows everything unless `[authorizer] enabled`).
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
     /// Client quota budgets of this node (`security::quota`).

@@ -148,6 +148,13 @@ pub static ROUTES: &[Route] = &[
     route!(LeaveGroup, 0, 5, leave_group),
     route!(DeleteGroups, 0, 2, delete_groups),
     route!(OffsetDelete, 0, 0, offset_delete),
+    // Transactions: the coordinator side (InitProducerId above serves transactional ids too).
+    route!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn),
+    route!(AddOffsetsToTxn, 0, 4, add_offsets_to_txn),
+    route!(EndTxn, 0, 5, end_txn),
+    route!(TxnOffsetCommit, 0, 4, txn_offset_commit),
+    route!(DescribeTransactions, 0, 0, describe_transactions),
+    route!(ListTransactions, 0, 1, list_transactions),
     // Security, connection side: on SASL listeners the connection answers the SASL APIs itself
     // (net::sasl); these routes answer them elsewhere, and advertise the versions.
     route!(SaslHandshake, 0, 1, sasl_handshake),
@@ -284,6 +291,16 @@ mod tests {
                     check_versions!(r, DescribeClientQuotasRequest, DescribeClientQuotasResponse)
                 }
                 ApiKey::AlterClientQuotas => check_versions!(r, AlterClientQuotasRequest, AlterClientQuotasResponse),
+                ApiKey::AddPartitionsToTxn => {
+                    check_versions!(r, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse)
+                }
+                ApiKey::AddOffsetsToTxn => check_versions!(r, AddOffsetsToTxnRequest, AddOffsetsToTxnResponse),
+                ApiKey::EndTxn => check_versions!(r, EndTxnRequest, EndTxnResponse),
+                ApiKey::TxnOffsetCommit => check_versions!(r, TxnOffsetCommitRequest, TxnOffsetCommitResponse),
+                ApiKey::DescribeTransactions => {
+                    check_versions!(r, DescribeTransactionsRequest, DescribeTransactionsResponse)
+                }
+                ApiKey::ListTransactions => check_versions!(r, ListTransactionsRequest, ListTransactionsResponse),
                 other => panic!("route {other:?} has no round-trip test"),
             }
         }

@@ -137,6 +137,8 @@ throttle_field! {
     LeaveGroupResponse => 1, DeleteGroupsResponse => 0, OffsetDeleteResponse => 0,
     DescribeUserScramCredentialsResponse => 0, AlterUserScramCredentialsResponse => 0,
     DescribeProducersResponse => 0,
+    AddPartitionsToTxnResponse => 0, AddOffsetsToTxnResponse => 0, EndTxnResponse => 0,
+    TxnOffsetCommitResponse => 0, DescribeTransactionsResponse => 0, ListTransactionsResponse => 0,
 }
 
 /// WriteTxnMarkers has no `throttle_time_ms` (an inter-broker request in Kafka).
@@ -144,7 +146,6 @@ impl ThrottleField for WriteTxnMarkersResponse {
     fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
         None
     }
-}
 
 /// The SASL responses have no `throttle_time_ms` (Kafka does not throttle them).
 impl ThrottleField for SaslHandshakeResponse {

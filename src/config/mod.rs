@@ -28,6 +28,7 @@ mod sections;
 mod security_sections;
 #[cfg(test)]
 mod test_support;
+mod transactions_section;
 mod validate;
 
 pub use authorizer_section::AuthorizerConfig;
@@ -42,6 +43,7 @@ pub use sections::{
 pub use security_sections::{
     parse_listener, ClientAuth, ListenerSpec, SaslConfig, SecurityProtocol, TlsConfig, SUPPORTED_MECHANISMS,
 };
+pub use transactions_section::TransactionsConfig;
 
 use env::{normalize_env, process_env};
 

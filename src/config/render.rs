@@ -164,6 +164,13 @@ impl fmt::Display for Config {
         writeln!(f, "retention = {}", toml_duration(self.offsets.retention))?;
         writeln!(f, "retention-check-interval = {}", toml_duration(self.offsets.retention_check_interval))?;
 
+        let x = &self.transactions;
+        writeln!(f, "\n[transactions]")?;
+        writeln!(f, "max-timeout = {}", toml_duration(x.max_timeout))?;
+        writeln!(f, "id-expiration = {}", toml_duration(x.id_expiration))?;
+        writeln!(f, "abort-timed-out-interval = {}", toml_duration(x.abort_timed_out_interval))?;
+        writeln!(f, "remove-expired-interval = {}", toml_duration(x.remove_expired_interval))?;
+
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;
         writeln!(f, "listen = {}", toml_str(&self.admin.listen))?;

@@ -103,6 +103,8 @@ pub struct Config {
     pub meta: MetaConfig,
     /// Committed-offset expiry.
     pub offsets: OffsetsConfig,
+    /// The transaction coordinator (Kafka's `transaction.*`).
+    pub transactions: super::TransactionsConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// ACL checks (off by default).
@@ -129,6 +131,7 @@ impl Default for Config {
             cleaner: CleanerConfig::default(),
             meta: MetaConfig::default(),
             offsets: OffsetsConfig::default(),
+            transactions: super::TransactionsConfig::default(),
             admin: AdminConfig::default(),
             authorizer: AuthorizerConfig::default(),
             faults: FaultsConfig::default(),

@@ -201,6 +201,7 @@ impl Config {
         }
 
         self.groups.validate()?;
+        self.transactions.validate()?;
 
         // [storage]
         let s = &self.storage;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 32, 33, 34, 48")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
     pub cmd: Option<Cmd>,
 }
 
@@ -47,6 +47,9 @@ pub enum Cmd {
     // Security, connection side (tags from 48).
     #[prost(message, tag = "48")]
     AlterScramCredentials(AlterScramCredentials),
+    // Transactions (tags from 64): the coordinator's transitions (`txn::core`).
+    #[prost(message, tag = "64")]
+    Txn(crate::txn::model::TxnCommand),
 }
 
 /// Add, replace or delete SCRAM credentials (AlterUserScramCredentials). The proposer derives
@@ -231,7 +234,7 @@ pub struct CommitOffsets {
 }
 
 /// One committed offset.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct OffsetEntry {
     #[prost(string, tag = "1")]
     pub topic: String,

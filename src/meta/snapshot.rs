@@ -41,7 +41,7 @@ const MAGIC: &[u8; 4] = b"CMS1";
 const PREFIX: &str = "meta-snapshot-";
 
 /// The whole `__meta` state. Tags 16 and up hold the security state (SCRAM credentials, ACLs,
-/// client quotas); later additions (transactions) take the next free tags.
+/// client quotas); tag 19 the transactions.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaSnapshot {
     #[prost(uint32, tag = "1")]
@@ -73,6 +73,9 @@ pub struct MetaSnapshot {
     /// Client quotas, one entity each, as the AlterClientQuotas change that sets them.
     #[prost(message, repeated, tag = "18")]
     pub client_quotas: Vec<QuotaChange>,
+    /// Transaction coordinator state, one per transactional id (`txn::model::TxnMeta`).
+    #[prost(message, repeated, tag = "19")]
+    pub transactions: Vec<crate::txn::model::TxnMeta>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -235,6 +238,7 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
                 remove: Vec::new(),
             })
             .collect(),
+        transactions: state.transactions.values().map(|t| (**t).clone()).collect(),
     };
     snap.encode_to_vec()
 }
@@ -314,6 +318,9 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     }
     state.acls = crate::security::acl::with_created(&state.acls, &snap.acls);
     state.client_quotas = crate::security::quota::with_changes(&state.client_quotas, &snap.client_quotas);
+    for t in snap.transactions {
+        state.transactions.insert(t.transactional_id.clone(), Arc::new(t));
+    }
     Ok(state)
 }
 

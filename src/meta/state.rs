@@ -1,12 +1,12 @@
 //! The metadata state machine: brokers, topics (with ids, configs and partition assignments),
-//! the producer-id counter, and the committed offsets of consumer groups. A plain struct: [`MetaState::apply`] is deterministic, so every
+//! the producer-id counter, the committed offsets of consumer groups and transaction state. A plain struct: [`MetaState::apply`] is deterministic, so every
 //! `__meta` replica that applies the same log holds the same state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::code;
-use crate::meta::command::{Cmd, MetaCommand, StoreGroup};
+use crate::meta::command::{Cmd, CommitOffsets, MetaCommand, StoreGroup};
 use crate::raft::GroupId;
 
 /// A broker's Kafka address.
@@ -51,8 +51,15 @@ pub struct TopicInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaResult {
     Done,
-    ProducerIds { start: i64 },
-    Rejected { code: i16, message: String },
+    ProducerIds {
+        start: i64,
+    },
+    /// A transaction command's answer (`txn::core`).
+    Txn(crate::txn::model::TxnReply),
+    Rejected {
+        code: i16,
+        message: String,
+    },
 }
 
 /// Everything `__meta` knows.
@@ -81,6 +88,8 @@ pub struct MetaState {
     pub acls: crate::security::acl::AclSet,
     /// Client quota values by entity (AlterClientQuotas).
     pub client_quotas: crate::security::quota::QuotaSet,
+    /// Transaction coordinator state by transactional id (`txn`).
+    pub transactions: crate::txn::model::TxnTable,
 }
 
 /// A group's committed offsets: topic → partition → offset.
@@ -328,6 +337,14 @@ impl MetaState {
             Cmd::DeleteAcls(d) => {
                 self.acls = crate::security::acl::with_deleted(&self.acls, &d.filters);
                 MetaResult::Done
+            }
+            Cmd::Txn(t) => {
+                let applied = crate::txn::core::apply(&mut self.transactions, &mut self.next_producer_id, t);
+                for p in applied.commit_offsets {
+                    let commit = CommitOffsets { group: p.group, offsets: p.offsets, commit_timestamp: t.now_ms };
+                    self.apply(&MetaCommand::new(Cmd::CommitOffsets(commit)));
+                }
+                MetaResult::Txn(applied.reply)
             }
             Cmd::AlterClientQuotas(q) => {
                 self.client_quotas = crate::security::quota::with_changes(&self.client_quotas, &q.changes);

@@ -12,6 +12,7 @@ mod cleaner;
 mod exposition;
 mod samples;
 mod snapshots;
+mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +95,8 @@ pub struct Registry {
     cleaner: Mutex<cleaner::Figures>,
     /// Snapshot transfer figures (`snapshots.rs`), under their own lock.
     snapshots: Mutex<snapshots::Figures>,
+    /// The transaction coordinator's figures (`transactions.rs`), under their own lock.
+    transactions: Mutex<transactions::Figures>,
 }
 
 /// The registry.
@@ -323,6 +326,7 @@ impl Registry {
         let mut families = families;
         families.extend(cleaner::families(self, &keep));
         families.extend(snapshots::families(self, &keep));
+        families.extend(transactions::families(self, &keep));
         exposition::encode(families)
     }
 }

@@ -42,6 +42,8 @@ pub enum PeerMsg {
     Repair(frame::Repair),
     /// A snapshot chunk request or chunk for this peer.
     Snapshot(frame::SnapshotPeerMsg),
+    /// A transaction marker request or answer for this peer.
+    TxnMarker(frame::TxnMarkerPeerMsg),
     /// Write everything queued (self-sent after a burst).
     Flush,
     /// The ticker's beat, three quarters of a tick after each tick. On a heartbeat tick (`heartbeat_tick`)
@@ -94,6 +96,8 @@ pub struct PeerActor {
     addr: String,
     queue: Vec<(GroupId, Message)>,
     repairs: Vec<frame::Repair>,
+    /// Transaction marker requests and answers (bounded like repairs).
+    txn_markers: Vec<frame::TxnMarkerPeerMsg>,
     /// Snapshot chunk requests and chunks (a frame carries at most [`MAX_CHUNK_FRAME`] of chunk data).
     snapshots: std::collections::VecDeque<frame::SnapshotPeerMsg>,
     /// Heartbeats and their responses, sent together on the ticker's beat.
@@ -132,6 +136,7 @@ impl PeerActor {
             addr,
             queue: Vec::new(),
             repairs: Vec::new(),
+            txn_markers: Vec::new(),
             snapshots: Default::default(),
             heartbeats: Vec::new(),
             last_heartbeat_frame: None,
@@ -227,7 +232,8 @@ impl PeerActor {
             chunk_bytes += m.data_len();
             snapshots.extend(self.snapshots.pop_front());
         }
-        let extras = frame::Extras { repairs, snapshots };
+        let txn_markers = std::mem::take(&mut self.txn_markers);
+        let extras = frame::Extras { repairs, snapshots, txn_markers };
         if msgs.is_empty() && extras.is_empty() {
             return;
         }
@@ -312,6 +318,17 @@ impl Handler<PeerMsg> for PeerActor {
             PeerMsg::Repair(r) => {
                 if self.repairs.len() < 1024 {
                     self.repairs.push(r);
+                }
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    ctx.notify(PeerMsg::Flush);
+                }
+            }
+            PeerMsg::TxnMarker(m) => {
+                if self.txn_markers.len() < 1024 {
+                    self.txn_markers.push(m);
+                } else {
+                    self.count_dropped(1);
                 }
                 if !self.flush_scheduled {
                     self.flush_scheduled = true;

@@ -79,6 +79,42 @@ pub struct SnapshotChunk {
 }
 
 /// A snapshot transfer message, either way.
+/// The transaction coordinator asks the leader of partition group `group` to write a COMMIT or
+/// ABORT marker (`txn::markers`); the node turns it into `PartitionMsg::WriteTxnMarker`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct TxnMarkerRequest {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub group: u64,
+    #[prost(int64, tag = "3")]
+    pub producer_id: i64,
+    #[prost(int32, tag = "4")]
+    pub producer_epoch: i32,
+    #[prost(bool, tag = "5")]
+    pub commit: bool,
+    #[prost(int32, tag = "6")]
+    pub coordinator_epoch: i32,
+}
+
+/// The partition's answer: a Kafka error code, and the marker's offset on success.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct TxnMarkerResponse {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(int32, tag = "2")]
+    pub error_code: i32,
+    #[prost(int64, tag = "3")]
+    pub offset: i64,
+}
+
+/// A marker request or its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnMarkerPeerMsg {
+    Request(TxnMarkerRequest),
+    Response(TxnMarkerResponse),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotPeerMsg {
     Request(SnapshotChunkRequest),
@@ -118,6 +154,10 @@ pub struct PeerFrame {
     pub chunk_requests: Vec<SnapshotChunkRequest>,
     #[prost(message, repeated, tag = "6")]
     pub chunks: Vec<SnapshotChunk>,
+    #[prost(message, repeated, tag = "7")]
+    pub txn_marker_requests: Vec<TxnMarkerRequest>,
+    #[prost(message, repeated, tag = "8")]
+    pub txn_marker_responses: Vec<TxnMarkerResponse>,
 }
 
 /// What a frame carries besides Raft messages.
@@ -125,15 +165,16 @@ pub struct PeerFrame {
 pub struct Extras {
     pub repairs: Vec<Repair>,
     pub snapshots: Vec<SnapshotPeerMsg>,
+    pub txn_markers: Vec<TxnMarkerPeerMsg>,
 }
 
 impl Extras {
     pub fn is_empty(&self) -> bool {
-        self.repairs.is_empty() && self.snapshots.is_empty()
+        self.repairs.is_empty() && self.snapshots.is_empty() && self.txn_markers.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.repairs.len() + self.snapshots.len()
+        self.repairs.len() + self.snapshots.len() + self.txn_markers.len()
     }
 }
 
@@ -168,6 +209,13 @@ pub fn encode_full(from: u64, to: u64, messages: &[(GroupId, Message)], extras: 
         }
     }
     let repairs = extras.repairs;
+    let (mut txn_marker_requests, mut txn_marker_responses) = (Vec::new(), Vec::new());
+    for m in extras.txn_markers {
+        match m {
+            TxnMarkerPeerMsg::Request(r) => txn_marker_requests.push(r),
+            TxnMarkerPeerMsg::Response(r) => txn_marker_responses.push(r),
+        }
+    }
     let frame = PeerFrame {
         from,
         to,
@@ -178,6 +226,8 @@ pub fn encode_full(from: u64, to: u64, messages: &[(GroupId, Message)], extras: 
         repairs,
         chunk_requests,
         chunks,
+        txn_marker_requests,
+        txn_marker_responses,
     };
     let len = prost::Message::encoded_len(&frame);
     let mut buf = BytesMut::with_capacity(4 + len);
@@ -226,7 +276,10 @@ pub fn decode_full(body: &[u8]) -> Result<DecodedFull, FrameError> {
     }
     let mut snapshots: Vec<SnapshotPeerMsg> = frame.chunk_requests.into_iter().map(SnapshotPeerMsg::Request).collect();
     snapshots.extend(frame.chunks.into_iter().map(SnapshotPeerMsg::Chunk));
-    Ok((frame.from, frame.to, out, Extras { repairs: frame.repairs, snapshots }))
+    let mut txn_markers: Vec<TxnMarkerPeerMsg> =
+        frame.txn_marker_requests.into_iter().map(TxnMarkerPeerMsg::Request).collect();
+    txn_markers.extend(frame.txn_marker_responses.into_iter().map(TxnMarkerPeerMsg::Response));
+    Ok((frame.from, frame.to, out, Extras { repairs: frame.repairs, snapshots, txn_markers }))
 }
 
 #[cfg(test)]
@@ -263,8 +316,21 @@ mod tests {
             eof: true,
             error: String::new(),
         };
-        let extras =
-            Extras { repairs: vec![], snapshots: vec![SnapshotPeerMsg::Request(req), SnapshotPeerMsg::Chunk(chunk)] };
+        let extras = Extras {
+            repairs: vec![],
+            snapshots: vec![SnapshotPeerMsg::Request(req), SnapshotPeerMsg::Chunk(chunk)],
+            txn_markers: vec![
+                TxnMarkerPeerMsg::Request(TxnMarkerRequest {
+                    request_id: 9,
+                    group: 4,
+                    producer_id: 77,
+                    producer_epoch: 2,
+                    commit: true,
+                    coordinator_epoch: 3,
+                }),
+                TxnMarkerPeerMsg::Response(TxnMarkerResponse { request_id: 8, error_code: 6, offset: -1 }),
+            ],
+        };
         let bytes = encode_full(1, 2, &[], extras.clone());
         let (from, to, msgs, back) = decode_full(&bytes[4..]).unwrap();
         assert_eq!((from, to, msgs.len()), (1, 2, 0));

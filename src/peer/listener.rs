@@ -76,6 +76,7 @@ pub struct Accepted {
     pub messages: Vec<(crate::raft::GroupId, raft::eraftpb::Message)>,
     pub repairs: Vec<frame::Repair>,
     pub snapshots: Vec<frame::SnapshotPeerMsg>,
+    pub txn_markers: Vec<frame::TxnMarkerPeerMsg>,
 }
 
 /// Decodes a frame body (after the length prefix) and checks that it is addressed to node `me`,
@@ -94,7 +95,13 @@ pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepte
             ));
         }
     }
-    Ok(Accepted { from, messages, repairs: extras.repairs, snapshots: extras.snapshots })
+    Ok(Accepted {
+        from,
+        messages,
+        repairs: extras.repairs,
+        snapshots: extras.snapshots,
+        txn_markers: extras.txn_markers,
+    })
 }
 
 async fn serve<S: tokio::io::AsyncRead + Unpin>(
@@ -114,7 +121,7 @@ async fn serve<S: tokio::io::AsyncRead + Unpin>(
                 break;
             }
             let body = buf.split_to(4 + len);
-            let Accepted { from, messages, repairs, snapshots } = check_frame(&body[4..], me, peers)?;
+            let Accepted { from, messages, repairs, snapshots, txn_markers } = check_frame(&body[4..], me, peers)?;
             if cert_node.is_some_and(|n| n != from) {
                 return Err(format!(
                     "refusing peer: its certificate names node-{}, its frame claims node {from}",
@@ -134,6 +141,9 @@ async fn serve<S: tokio::io::AsyncRead + Unpin>(
                 if !router.route_repair(from, r) && unknown_groups.insert(group) {
                     slog::warn!(logger, "dropping a repair for a group this node does not host"; "group" => group, "from" => from);
                 }
+            }
+            for m in txn_markers {
+                router.route_txn_marker(from, m);
             }
             for m in snapshots {
                 let group = m.group();

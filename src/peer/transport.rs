@@ -75,17 +75,25 @@ impl Faults {
     }
 }
 
+/// Transaction marker requests sent to peers and waiting for their answer, by request id.
+#[derive(Debug, Default)]
+pub struct MarkerWaiters {
+    next_id: u64,
+    waiting: HashMap<u64, tokio::sync::oneshot::Sender<super::frame::TxnMarkerResponse>>,
+}
+
 /// Sends Raft messages to peers without waiting.
 #[derive(Clone)]
 pub struct Transport {
     me: u64,
     peers: Arc<HashMap<u64, Addr<PeerActor>>>,
     pub faults: Arc<Faults>,
+    markers: Arc<std::sync::Mutex<MarkerWaiters>>,
 }
 
 impl Transport {
     pub fn new(me: u64, peers: HashMap<u64, Addr<PeerActor>>, faults: Arc<Faults>) -> Self {
-        Transport { me, peers: Arc::new(peers), faults }
+        Transport { me, peers: Arc::new(peers), faults, markers: Default::default() }
     }
 
     /// A transport with no peers (standalone, unit tests).
@@ -109,6 +117,42 @@ impl Transport {
     pub fn send_snapshot(&self, to: u64, msg: super::frame::SnapshotPeerMsg) {
         if let Some(peer) = self.peers.get(&to) {
             peer.do_send(PeerMsg::Snapshot(msg));
+        }
+    }
+
+    /// Sends a transaction marker request or answer to node `to`.
+    pub fn send_txn_marker(&self, to: u64, msg: super::frame::TxnMarkerPeerMsg) {
+        if let Some(peer) = self.peers.get(&to) {
+            peer.do_send(PeerMsg::TxnMarker(msg));
+        }
+    }
+
+    /// Asks node `to` to write a marker; the answer arrives through [`Transport::marker_answered`]
+    /// (None: the peer is unknown or the answer never came, e.g. the connection dropped it).
+    pub fn request_txn_marker(
+        &self,
+        to: u64,
+        mut req: super::frame::TxnMarkerRequest,
+    ) -> Option<tokio::sync::oneshot::Receiver<super::frame::TxnMarkerResponse>> {
+        let peer = self.peers.get(&to)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut w = self.markers.lock().unwrap_or_else(|p| p.into_inner());
+            w.next_id += 1;
+            req.request_id = w.next_id;
+            // Senders whose receiver gave up (timed out) are dropped here.
+            w.waiting.retain(|_, s| !s.is_closed());
+            w.waiting.insert(req.request_id, tx);
+        }
+        peer.do_send(PeerMsg::TxnMarker(super::frame::TxnMarkerPeerMsg::Request(req)));
+        Some(rx)
+    }
+
+    /// Hands a peer's marker answer to the request waiting for it.
+    pub fn marker_answered(&self, resp: super::frame::TxnMarkerResponse) {
+        let waiter = self.markers.lock().unwrap_or_else(|p| p.into_inner()).waiting.remove(&resp.request_id);
+        if let Some(w) = waiter {
+            let _ = w.send(resp);
         }
     }
 
@@ -148,11 +192,57 @@ pub struct Router {
     meta: Addr<MetaActor>,
     groups: watch::Receiver<Groups>,
     held: Arc<std::sync::Mutex<HashMap<GroupId, Held>>>,
+    /// Where transaction marker answers go (and requests' answers are sent from).
+    transport: Option<Transport>,
 }
 
 impl Router {
     pub fn new(meta: Addr<MetaActor>, groups: watch::Receiver<Groups>) -> Self {
-        Router { meta, groups, held: Default::default() }
+        Router { meta, groups, held: Default::default(), transport: None }
+    }
+
+    /// Routes transaction markers too, answering through `transport`.
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// A marker request from node `from` becomes `PartitionMsg::WriteTxnMarker` on the partition
+    /// group (NOT_LEADER_OR_FOLLOWER if it does not run here); its answer goes back to `from`.
+    /// A marker answer goes to the request waiting for it.
+    pub fn route_txn_marker(&self, from: u64, msg: super::frame::TxnMarkerPeerMsg) {
+        use super::frame::{TxnMarkerPeerMsg, TxnMarkerResponse};
+        let Some(transport) = self.transport.clone() else { return };
+        let req = match msg {
+            TxnMarkerPeerMsg::Response(resp) => return transport.marker_answered(resp),
+            TxnMarkerPeerMsg::Request(req) => req,
+        };
+        let answer = move |result: Result<i64, i16>| {
+            let (error_code, offset) = match result {
+                Ok(offset) => (0, offset),
+                Err(code) => (i32::from(code), -1),
+            };
+            let resp = TxnMarkerResponse { request_id: req.request_id, error_code, offset };
+            transport.send_txn_marker(from, TxnMarkerPeerMsg::Response(resp));
+        };
+        let Some(addr) = self.groups.borrow().get(&req.group).cloned() else {
+            return answer(Err(crate::error::code::NOT_LEADER_OR_FOLLOWER));
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        addr.do_send(PartitionMsg::WriteTxnMarker {
+            producer_id: req.producer_id,
+            producer_epoch: i16::try_from(req.producer_epoch).unwrap_or(-1),
+            commit: req.commit,
+            coordinator_epoch: req.coordinator_epoch,
+            reply: tx,
+        });
+        actix::spawn(async move {
+            answer(match rx.await {
+                Ok(Ok(offset)) => Ok(offset),
+                Ok(Err(e)) => Err(e.kafka_code()),
+                Err(_) => Err(crate::error::code::NOT_LEADER_OR_FOLLOWER),
+            })
+        });
     }
 
     /// Delivers a repair request or copy from node `from` to its partition group; false if this

@@ -24,6 +24,8 @@ pub struct TestNode {
     /// The admin API's bound address.
     pub admin: SocketAddr,
     pub faults: std::sync::Arc<chronik::peer::Faults>,
+    /// The node's transaction coordinator (tests replace its marker sink).
+    pub txn: actix::Addr<chronik::txn::TxnCoordinator>,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -63,7 +65,16 @@ pub fn test_config(dir: &Path) -> Config {
     config
 }
 
-type Started = Result<(SocketAddr, SocketAddr, actix::System, std::sync::Arc<chronik::peer::Faults>), String>;
+type Started = Result<
+    (
+        SocketAddr,
+        SocketAddr,
+        actix::System,
+        std::sync::Arc<chronik::peer::Faults>,
+        actix::Addr<chronik::txn::TxnCoordinator>,
+    ),
+    String,
+>;
 
 /// A node whose start is in progress (cluster nodes wait for each other to form `__meta`).
 pub struct StartingNode {
@@ -74,9 +85,9 @@ pub struct StartingNode {
 impl StartingNode {
     /// Waits until the node serves Kafka clients.
     pub fn wait(self) -> TestNode {
-        let (addr, admin, system, faults) =
+        let (addr, admin, system, faults, txn) =
             self.rx.recv_timeout(Duration::from_secs(60)).expect("node start").expect("node started");
-        TestNode { addr, admin, faults, system, thread: Some(self.thread) }
+        TestNode { addr, admin, faults, txn, system, thread: Some(self.thread) }
     }
 }
 
@@ -148,7 +159,8 @@ pub fn spawn_node_logged(config: Config, capture: Option<CapturedLog>) -> Starti
         match started {
             Ok(handle) => {
                 let admin = handle.admin_addr.expect("test nodes serve the admin API");
-                tx.send(Ok((handle.kafka_addr, admin, actix::System::current(), handle.faults.clone()))).unwrap();
+                let txn = handle.ctx.txn.clone();
+                tx.send(Ok((handle.kafka_addr, admin, actix::System::current(), handle.faults.clone(), txn))).unwrap();
                 let _keep = handle;
                 system.run().unwrap();
             }
