@@ -146,6 +146,7 @@ impl ThrottleField for WriteTxnMarkersResponse {
     fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
         None
     }
+}
 
 /// The SASL responses have no `throttle_time_ms` (Kafka does not throttle them).
 impl ThrottleField for SaslHandshakeResponse {

@@ -132,15 +132,6 @@ pub enum PartitionMsg {
     SnapshotIo(snapshot::SnapshotIo),
     /// Stop the group (topic deleted); the node removes the data afterwards.
     Stop,
-    /// Write a COMMIT/ABORT control batch for a producer (the transaction coordinator's marker,
-    /// `txn::markers`); answers the marker's offset once committed.
-    WriteTxnMarker {
-        producer_id: i64,
-        producer_epoch: i16,
-        commit: bool,
-        coordinator_epoch: i32,
-        reply: oneshot::Sender<Result<i64, PartitionError>>,
-    },
 }
 
 type AckReply = oneshot::Sender<Result<ProduceAck, PartitionError>>;
@@ -686,10 +677,6 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Snapshot { from, msg } => self.on_snapshot_peer(from, msg, ctx),
             PartitionMsg::SnapshotIo(io) => self.on_snapshot_io(io, ctx),
             PartitionMsg::Stop => ctx.stop(),
-            // The partition side of transactions is not built on this branch: refuse.
-            PartitionMsg::WriteTxnMarker { reply, .. } => {
-                let _ = reply.send(Err(PartitionError::Storage("transaction markers are not supported".into())));
-            }
         }
     }
 }
