@@ -13,6 +13,8 @@
 #   7. cargo bench -- --test            (criterion micro-benchmarks, each run once as a smoke test)
 #   8. tests/interop/fault_checker.py   (short fault schedule, FAULT_CHECKER_FAULTS=12 faults, on a
 #                                        3-node cluster; network cuts need root for namespaces)
+#   8a. the same with --transactional  (FAULT_CHECKER_TXN_FAULTS=8 faults: transactions committed and
+#                                        aborted under faults, checked with a read_committed read-back)
 # Every step runs even if an earlier one failed (the interop step needs step 5); the exit code is
 # non-zero if any step failed. A summary of the steps and their durations is printed at the end.
 set -uo pipefail
@@ -96,11 +98,14 @@ if run_step build-release cargo build --release; then
     # with: .deps/venv/bin/python tests/interop/fault_checker.py --faults 12 --seed SEED
     run_step fault-checker timeout 240 "$ROOT/.deps/venv/bin/python" tests/interop/fault_checker.py \
         --faults "${FAULT_CHECKER_FAULTS:-12}" --seed "${FAULT_CHECKER_SEED:-$RANDOM}"
+    run_step fault-checker-txn timeout 240 "$ROOT/.deps/venv/bin/python" tests/interop/fault_checker.py \
+        --transactional --faults "${FAULT_CHECKER_TXN_FAULTS:-8}" --seed "${FAULT_CHECKER_SEED:-$RANDOM}"
 else
     echo "!!!! not running tests/interop nor the fault checker: the release build failed"
     SUMMARY+=("FAILED       interop (not run: no release build)")
     SUMMARY+=("FAILED       fault-checker (not run: no release build)")
-    FAILED+=("interop" "fault-checker")
+    SUMMARY+=("FAILED       fault-checker-txn (not run: no release build)")
+    FAILED+=("interop" "fault-checker" "fault-checker-txn")
 fi
 
 run_step bench-smoke cargo bench -- --test

@@ -694,7 +694,7 @@ def main():
             counts["committed_offset_samples"] = monitor.samples
             counts["committed_offsets_backwards"] = len(monitor.backwards)
             problems += [f"committed offset of p{p} went from {a} to {b}" for p, a, b in monitor.backwards[:20]]
-        else:
+        elif not args.transactional:
             counts["committed_offsets_check"] = "SKIPPED (no consumer group APIs)"
         crashed = [n.id for n in nodes for line in n.log_text().splitlines() if "panicked" in line]
         if crashed:
