@@ -3,7 +3,8 @@
 //! group as `PartitionMsg::WriteTxnMarker`), the last stable offset and the aborted list of a
 //! read_committed Fetch, the same on a new leader after the old one is killed and on every
 //! replica, and Kafka's errors for bad markers, client-sent control batches and transactional
-//! records without a transactional id.
+//! records without a transactional id; on a standalone node, the cleaner removing an aborted
+//! transaction's records while an open one survives it and a restart.
 
 mod common;
 
@@ -252,4 +253,100 @@ fn markers_move_the_lso_and_a_new_leader_has_the_same_lso_and_aborted_list() {
     let id = leader as usize - 1;
     nodes[id] = Some(common::spawn_node(configs[id].clone()).wait());
     wait_replicas(nodes[id].as_ref().unwrap(), "tx", 3, 9, 9);
+}
+
+/// Every (offset, value) a read_uncommitted Fetch serves from offset 0, markers left out.
+fn served_values(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
+    let req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 24).with_topics(vec![
+        fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+            fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 24),
+        ]),
+    ]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
+    let data = r.responses[0].partitions[0].records.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let h = BatchHeader::parse(&data[pos..]).unwrap();
+        let b = &data[pos..pos + h.total_len()];
+        if !h.is_control() {
+            for (i, r) in chronik::log::batch::records(b).unwrap().iter().enumerate() {
+                let v = String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap();
+                out.push((h.base_offset + i as i64, v));
+            }
+        }
+        pos += h.total_len();
+    }
+    out
+}
+
+fn keyed(pid: i64, seq: i32, key: &str, value: &str) -> Vec<u8> {
+    let mut b = build_batch(
+        0,
+        pid,
+        if pid >= 0 { 0 } else { -1 },
+        seq,
+        now_ms(),
+        &[(Some(key.as_bytes()), Some(value.as_bytes()))],
+    );
+    if pid >= 0 {
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        finish_batch(&mut b);
+    }
+    b
+}
+
+#[test]
+fn the_cleaner_removes_aborted_records_and_a_restart_keeps_the_same_lso() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.cleaner.backoff = Duration::from_millis(100);
+    let node = common::start_node(config.clone());
+    let mut c = Client::connect(node.addr);
+    let compacted =
+        [("cleanup.policy", "compact"), ("internal.segment.bytes", "1024"), ("min.cleanable.dirty.ratio", "0.01")];
+    common::create_topic(&mut c, "txc", 1, 1, &compacted);
+    assert_eq!(produce(&mut c, "txc", keyed(-1, -1, "j", "keep")).0, 0); // 0
+    assert_eq!(produce(&mut c, "txc", keyed(9, 0, "j", "aborted")).0, 0); // 1
+    assert_eq!(marker(&mut c, "txc", 0, 9, 0, false, 0), 0); // 2
+    assert_eq!(produce(&mut c, "txc", keyed(8, 0, "o", "open")).0, 0); // 3: stays open
+    for i in 0..40 {
+        assert_eq!(produce(&mut c, "txc", keyed(-1, -1, &format!("f{}", i % 4), &format!("filler{i}"))).0, 0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let served = served_values(&mut c, "txc");
+        if !served.iter().any(|(_, v)| v == "aborted") {
+            assert!(served.contains(&(0, "keep".to_string())), "the aborted record never shadows: {served:?}");
+            assert!(served.contains(&(3, "open".to_string())), "an open transaction is kept: {served:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the aborted record was never cleaned: {served:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = fetch(&mut c, "txc", 0, 1);
+    // Batch 1 stays as an empty batch: the last of producer 9 (its sequence state survives).
+    let offsets: Vec<i64> = before.batches.iter().map(|b| b.0).collect();
+    assert_eq!((before.last_stable_offset, offsets), (3, vec![0, 1, 2]));
+    drop(c);
+    drop(node);
+    let node = common::start_node(config);
+    let mut c = Client::connect(node.addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let f = fetch(&mut c, "txc", 0, 1);
+        if f.error == 0 && f.high_watermark == before.high_watermark {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "no leader after the restart: {f:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((after.last_stable_offset, after.batches.clone()), (before.last_stable_offset, before.batches.clone()));
+    // 8's transaction is still open after the replay of the cleaned log: it commits now.
+    assert_eq!(marker(&mut c, "txc", 0, 8, 0, true, 0), 0);
+    let f = fetch(&mut c, "txc", 0, 1);
+    assert_eq!(f.last_stable_offset, f.high_watermark);
 }

@@ -496,7 +496,7 @@ impl PartitionActor {
             r.compaction,
             r.segment_ms,
             now,
-            || producers.last_offsets(),
+            || (producers.last_offsets(), crate::partition::txn::cleaner_facts(&producers)),
             &self.logger,
         );
         let node = self.links.transport.me();

@@ -38,7 +38,8 @@ pub struct Planned {
 impl Cleaning {
     /// Rolls the active segment when its first batch is older than `segment_ms` (returns whether
     /// it rolled), then, for a compacted topic, plans a cleaning run over the sealed segments at
-    /// or below `applied`. `producer_last`: each producer's last batch offset. None when the topic
+    /// or below `applied`. `producer_state`: each producer's last batch offset and the
+    /// transactions of the committed state (`partition::txn::cleaner_facts`). None when the topic
     /// is not compacted or a run is in flight.
     #[allow(clippy::too_many_arguments)]
     pub fn check(
@@ -49,7 +50,7 @@ impl Cleaning {
         settings: Option<CompactionSettings>,
         segment_ms: Option<i64>,
         now_ms: i64,
-        producer_last: impl FnOnce() -> std::collections::HashMap<i64, i64>,
+        producer_state: impl FnOnce() -> (std::collections::HashMap<i64, i64>, crate::log::cleaner::TxnFacts),
         logger: &Logger,
     ) -> Option<Planned> {
         if let Some(ms) = segment_ms {
@@ -84,11 +85,13 @@ impl Cleaning {
             plan(log.cleanable_segments(applied), cleaned_offset, &settings, now_ms);
         let job = must.then(|| {
             self.in_flight = true;
+            let (producer_last, txns) = producer_state();
             CleanJob {
                 dir: dir.to_path_buf(),
                 segments,
                 checkpoint,
-                producer_last: producer_last(),
+                producer_last,
+                txns,
                 settings,
                 now_ms,
                 index_interval_bytes: log.index_interval_bytes(),

@@ -119,6 +119,10 @@ impl AbortedTxns {
         self.0.len()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &AbortedTxn> {
+        self.0.iter()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -136,6 +140,15 @@ pub fn apply_stored(table: &mut ProducerStateTable, data: &[u8]) {
         }
     } else if h.has_producer_id() {
         table.apply(&ProducerBatch::from_header(&h));
+    }
+}
+
+/// What the log cleaner needs to know of the transactions (`log::cleaner::TxnFacts`): the
+/// aborted ones and the first offset of each open one.
+pub fn cleaner_facts(table: &ProducerStateTable) -> crate::log::cleaner::TxnFacts {
+    crate::log::cleaner::TxnFacts {
+        aborted: table.aborted.iter().map(|t| (t.producer_id, t.first_offset, t.last_offset)).collect(),
+        open: table.iter().filter_map(|(pid, e)| Some((pid, e.txn_first_offset()?))).collect(),
     }
 }
 

@@ -30,6 +30,41 @@ use super::rewrite::{Decoded, Rewritten};
 use super::swap::CleanedWriter;
 use super::CompactionSettings;
 
+/// What the partition's committed state knows of its transactions (`partition::txn`).
+#[derive(Debug, Clone, Default)]
+pub struct TxnFacts {
+    /// (producer id, first offset, offset of the ABORT marker) of each aborted transaction.
+    pub aborted: Vec<(i64, i64, i64)>,
+    /// Producer id → first offset of its open transaction.
+    pub open: HashMap<i64, i64>,
+}
+
+/// What became of the transaction a transactional batch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnFate {
+    /// Not ended yet: the batch is kept as it is and enters no key map.
+    Open,
+    /// Ended by an ABORT marker: its records are removed.
+    Aborted,
+    /// Ended by a COMMIT marker: its records are cleaned like any others.
+    Committed,
+}
+
+impl TxnFacts {
+    /// The fate of a transactional batch of `producer_id` at `offset`. A producer has at most
+    /// one open transaction per partition, so its batches between a transaction's first offset
+    /// and its marker are that transaction's.
+    pub fn fate(&self, producer_id: i64, offset: i64) -> TxnFate {
+        if self.open.get(&producer_id).is_some_and(|first| offset >= *first) {
+            TxnFate::Open
+        } else if self.aborted.iter().any(|&(p, first, last)| p == producer_id && first <= offset && offset <= last) {
+            TxnFate::Aborted
+        } else {
+            TxnFate::Committed
+        }
+    }
+}
+
 /// Everything one run needs: given by the group actor, read-only.
 #[derive(Debug, Clone)]
 pub struct CleanJob {
@@ -40,6 +75,8 @@ pub struct CleanJob {
     pub checkpoint: Checkpoint,
     /// Producer id → last offset of its latest batch (that batch is kept, emptied if need be).
     pub producer_last: HashMap<i64, i64>,
+    /// The transactions of the committed state, for the rules of transactional batches.
+    pub txns: TxnFacts,
     pub settings: CompactionSettings,
     pub now_ms: i64,
     /// `.timeindex` spacing.
@@ -99,13 +136,13 @@ pub fn plan(
     (segments, must, ratio, lag_s)
 }
 
-/// Transactional batches and their COMMIT/ABORT markers (`partition::txn`). Kafka's cleaner
-/// removes aborted transactions' records, compacts committed ones by key below the last stable
-/// offset, and drops a marker once its transaction's data is gone and `delete.retention.ms` has
-/// passed. chronik does the safe minimum for now: a transactional batch or marker is kept
-/// unchanged and its records enter no key map, so the open transactions, the LSO and the aborted
-/// index rebuilt from a cleaned log are the same as before, and a record of an aborted (or still
-/// open) transaction never removes an older committed value.
+/// COMMIT/ABORT markers and the batches of open transactions (`partition::txn`, [`TxnFacts`]):
+/// kept unchanged, their records in no key map. As Kafka's cleaner does, records of aborted
+/// transactions are removed (their producer's last batch kept empty, like any other) and
+/// records of committed ones are cleaned like any others; unlike Kafka's, markers are kept for
+/// good (Kafka drops one `delete.retention.ms` after its transaction's data is gone). A replica
+/// that replays a cleaned log rebuilds its open transactions exactly; an aborted transaction
+/// whose records are all gone no longer shows in its aborted index, which no read can tell.
 pub fn control_batch(_h: &BatchHeader) -> Rewritten {
     Rewritten::Unchanged
 }
@@ -175,9 +212,12 @@ fn build_map(job: &CleanJob, from: i64, map: &mut OffsetMap, io: &mut dyn FnMut(
             io(len);
             let Some(data) = batch_of(&e) else { continue };
             let Ok(d) = Decoded::new(data) else { continue };
-            // Transactional records (and markers) enter no map: a record of a transaction that
-            // may still abort, or did, must not shadow an older value (see `control_batch`).
-            if d.header.is_control() || d.header.is_transactional() {
+            // Markers, and records of transactions that are open or aborted, enter no map: they
+            // must not shadow an older value (see `control_batch`).
+            let h = d.header;
+            if h.is_control()
+                || (h.is_transactional() && job.txns.fate(h.producer_id, h.base_offset) != TxnFate::Committed)
+            {
                 continue;
             }
             for r in d.records() {
@@ -273,11 +313,14 @@ fn rewrite_entry(
     let data = batch_of(e)?;
     let d = Decoded::new(data).ok()?;
     let h = d.header;
-    let result = if h.is_control() || h.is_transactional() {
+    let fate = h.is_transactional().then(|| job.txns.fate(h.producer_id, h.base_offset));
+    let result = if h.is_control() || fate == Some(TxnFate::Open) {
         control_batch(&h)
     } else {
         let keep_empty = h.has_producer_id() && job.producer_last.get(&h.producer_id) == Some(&h.last_offset());
+        let aborted = fate == Some(TxnFate::Aborted);
         let mut keep = |r: &super::rewrite::RecordRef<'_>| match r.key {
+            _ if aborted => false,
             Some(k) => map.get(k).is_none_or(|latest| r.offset >= latest) && !(r.tombstone && drop_tombstones),
             None => false,
         };

@@ -31,7 +31,7 @@ pub mod thread;
 mod tests;
 
 pub use checkpoint::Checkpoint;
-pub use clean::{clean, dirty_ratio, plan, CleanJob, CleanOutcome};
+pub use clean::{clean, dirty_ratio, plan, CleanJob, CleanOutcome, TxnFacts, TxnFate};
 pub use install::SegmentSummary;
 pub use thread::{CleanReply, Cleaner, CleanerMsg, CleanerOptions};
 

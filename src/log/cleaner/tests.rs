@@ -50,6 +50,7 @@ fn job(log: &PartitionLog, now_ms: i64, settings: CompactionSettings) -> CleanJo
         segments: log.cleanable_segments(u64::MAX),
         checkpoint: Checkpoint::load(&log.dir).unwrap(),
         producer_last: HashMap::new(),
+        txns: Default::default(),
         settings,
         now_ms,
         index_interval_bytes: 256,
@@ -425,35 +426,58 @@ fn the_cleaner_threads_run_at_the_configured_niceness() {
     assert_eq!(rustix::process::getpriority_process(None).unwrap(), base);
 }
 
-#[test]
-fn transactional_batches_and_markers_are_kept_and_never_shadow_older_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
-    let plain = kv_batch(0, &[(Some(b"k"), Some(b"committed"))], 10);
-    let mut txn = build_batch(1, 9, 0, 0, 11, &[(Some(b"k"), Some(b"aborted"))]);
-    txn[21..23].copy_from_slice(&0x10i16.to_be_bytes());
-    finish_batch(&mut txn);
+/// A transactional batch of one record `key`=`value` from `pid` at `offset`.
+fn txn_batch(pid: i64, offset: i64, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut b = build_batch(offset, pid, 0, offset as i32, 10 + offset, &[(Some(key), Some(value))]);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    finish_batch(&mut b);
+    b
+}
+
+fn marker_batch(pid: i64, commit: bool, offset: i64) -> Vec<u8> {
     let m = crate::partition::txn::Marker {
-        producer_id: 9,
+        producer_id: pid,
         producer_epoch: 0,
         coordinator_epoch: 0,
-        commit: false,
-        offset: 2,
-        timestamp: 12,
+        commit,
+        offset,
+        timestamp: 10 + offset,
     };
-    let mut marker = m.to_batch();
-    crate::log::batch::stamp_base_offset(&mut marker, 2);
-    let other = kv_batch(3, &[(Some(b"j"), Some(b"x"))], 13);
-    let ents: Vec<Entry> = [plain, txn.clone(), marker.clone(), other]
-        .into_iter()
+    let mut b = m.to_batch();
+    crate::log::batch::stamp_base_offset(&mut b, offset);
+    b
+}
+
+#[test]
+fn aborted_records_go_committed_ones_are_compacted_open_ones_and_markers_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    let batches = [
+        kv_batch(0, &[(Some(b"k"), Some(b"old"))], 10), // 0: shadowed only by the committed txn
+        kv_batch(1, &[(Some(b"j"), Some(b"keep"))], 11), // 1: shadowed only by the aborted txn
+        txn_batch(9, 2, b"j", b"aborted"),              // 2: txn of 9, aborted at 4
+        txn_batch(8, 3, b"k", b"committed"),            // 3: txn of 8, committed at 5
+        marker_batch(9, false, 4),                      // 4
+        marker_batch(8, true, 5),                       // 5
+        txn_batch(7, 6, b"j", b"open"),                 // 6: txn of 7, still open
+        kv_batch(7, &[(Some(b"x"), Some(b"y"))], 17),   // 7
+    ];
+    let ents: Vec<Entry> = batches
+        .iter()
         .enumerate()
-        .map(|(i, b)| Entry { index: i as u64 + 1, term: 1, data: b.into(), ..Default::default() })
+        .map(|(i, b)| Entry { index: i as u64 + 1, term: 1, data: b.clone().into(), ..Default::default() })
         .collect();
     log.append(&ents).unwrap();
     log.roll().unwrap();
-    run(&mut log, 1000, CompactionSettings::default(), 1 << 20);
+    let mut j = job(&log, 1000, CompactionSettings::default());
+    j.txns = TxnFacts { aborted: vec![(9, 2, 4)], open: HashMap::from([(7, 6)]) };
+    let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
+    for (base, metas) in out.cleaned {
+        assert!(log.install_cleaned(base, metas).unwrap());
+    }
     let offsets: Vec<i64> = served(&log).iter().map(|r| r.0).collect();
-    assert_eq!(offsets, vec![0, 1, 2, 3], "the aborted record does not remove the committed value");
-    let e = log.entries(2, 4, None).unwrap();
-    assert_eq!((e[0].data.to_vec(), e[1].data.to_vec()), (txn, marker), "kept byte for byte");
+    assert_eq!(offsets, vec![1, 3, 4, 5, 6, 7], "k@0 shadowed by the commit, the aborted record gone");
+    let e = log.entries(4, 8, None).unwrap();
+    let kept: Vec<Vec<u8>> = e.iter().map(|e| e.data.to_vec()).collect();
+    assert_eq!(kept, batches[3..7], "committed (latest k), markers and the open txn kept byte for byte");
 }
