@@ -114,10 +114,9 @@ def varint(v):
 
 
 # --- record batch v2 ----------------------------------------------------------------------------
-def record_batch(records, base_timestamp=None, producer=(-1, -1, -1), transactional=False):
+def record_batch(records, base_timestamp=None):
     """records: list of (key: bytes|None, value: bytes|None, headers: list[(str, bytes)]).
-    Returns an uncompressed record batch v2; non-idempotent unless `producer` gives
-    (producer id, epoch, base sequence); `transactional` sets attribute bit 0x10."""
+    Returns an uncompressed, non-idempotent (producer_id -1) record batch v2."""
     ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
     body = bytearray()
     for delta, (key, value, headers) in enumerate(records):
@@ -133,11 +132,10 @@ def record_batch(records, base_timestamp=None, producer=(-1, -1, -1), transactio
             r += varint(len(hk)) + hk + varint(len(hv)) + hv
         body += varint(len(r)) + r
     # the part covered by the CRC: attributes .. end
-    pid, epoch, seq = producer
-    after_crc = (i16(0x10 if transactional else 0)  # attributes: no compression, CreateTime
+    after_crc = (i16(0)                      # attributes: no compression, CreateTime
                  + i32(len(records) - 1)     # last offset delta
                  + i64(ts) + i64(ts)         # base / max timestamp
-                 + i64(pid) + i16(epoch) + i32(seq)  # producer id / epoch / base sequence
+                 + i64(-1) + i16(-1) + i32(-1)  # producer id / epoch / base sequence: none
                  + i32(len(records))
                  + bytes(body))
     after_length = i32(-1) + i8(2) + struct.pack(">I", crc32c(after_crc)) + after_crc
@@ -176,9 +174,9 @@ def api_versions_v3_body(software_name="chronik-interop", software_version="1.0"
     return compact_string(software_name) + compact_string(software_version) + b"\x00"
 
 
-def produce_v7_body(topic, partition, records, acks=1, timeout_ms=10000, transactional_id=None):
+def produce_v7_body(topic, partition, records, acks=1, timeout_ms=10000):
     """records: the record batch bytes for that one partition."""
-    return (string(transactional_id) + i16(acks) + i32(timeout_ms)
+    return (string(None) + i16(acks) + i32(timeout_ms)
             + array([string(topic) + array([i32(partition) + bytes_field(records)])]))
 
 
@@ -191,22 +189,6 @@ def create_topics_v2_body(name, num_partitions=1, replication_factor=1, timeout_
 def list_offsets_v1_body(topic, partition, timestamp=-1):
     """timestamp -1 = latest (the high watermark), -2 = earliest."""
     return i32(-1) + array([string(topic) + array([i32(partition) + i64(timestamp)])])
-
-
-def compact_array(items):
-    """Flexible-version array: unsigned varint (count + 1), then the items."""
-    return _uvarint(len(items) + 1) + b"".join(items)
-
-
-def write_txn_markers_v1_body(markers):
-    """WriteTxnMarkers v1 (flexible): markers = [(producer_id, epoch, commit, coordinator_epoch,
-    [(topic, [partition])])]. Sent with request header v2."""
-    out = []
-    for pid, epoch, commit, coordinator_epoch, topics in markers:
-        ts = [compact_string(t) + compact_array([i32(p) for p in parts]) + b"\x00" for t, parts in topics]
-        out.append(i64(pid) + i16(epoch) + i8(1 if commit else 0) + compact_array(ts)
-                   + i32(coordinator_epoch) + b"\x00")
-    return compact_array(out) + b"\x00"
 
 
 # --- response decoding --------------------------------------------------------------------------
