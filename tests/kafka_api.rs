@@ -1210,12 +1210,22 @@ fn txn_api(c: &mut Client, key: ApiKey, v: i16) {
                 tid("tx-aot-0"),
                 tid("no-such-txn"),
             ]);
-            let r: DescribeTransactionsResponse = c.call(key, v, &req);
+            // The aborted transaction's markers are written by the coordinator after EndTxn
+            // answered: PrepareAbort until they are, then CompleteAbort with no partitions.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let r = loop {
+                let r: DescribeTransactionsResponse = c.call(key, v, &req);
+                if r.transaction_states[0].transaction_state.as_str() != "PrepareAbort" {
+                    break r;
+                }
+                assert!(std::time::Instant::now() < deadline, "the abort's markers were never completed");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
             let s = &r.transaction_states;
-            assert_eq!((s[0].error_code, s[0].transaction_state.as_str()), (0, "PrepareAbort"));
+            assert_eq!((s[0].error_code, s[0].transaction_state.as_str()), (0, "CompleteAbort"));
             assert_eq!(s[0].transaction_timeout_ms, 60_000);
             assert!(s[0].transaction_start_time_ms > 0);
-            assert_eq!(s[0].topics[0].partitions, vec![0]);
+            assert!(s[0].topics.is_empty(), "a completed transaction has no partitions: {:?}", s[0].topics);
             assert_eq!((s[1].error_code, s[1].transaction_state.as_str()), (0, "Ongoing"));
             assert!(s[1].topics.is_empty(), "a group is not a partition");
             assert_eq!(s[2].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
@@ -1225,7 +1235,7 @@ fn txn_api(c: &mut Client, key: ApiKey, v: i16) {
             assert_eq!(all.error_code, 0);
             assert!(all.transaction_states.iter().any(|t| t.transactional_id.0.as_str() == "tx-init"));
             let mut req = ListTransactionsRequest::default().with_state_filters(vec![
-                StrBytes::from_static_str("PrepareAbort"),
+                StrBytes::from_static_str("CompleteAbort"),
                 StrBytes::from_static_str("Bogus"),
             ]);
             if v >= 1 {
@@ -1234,7 +1244,7 @@ fn txn_api(c: &mut Client, key: ApiKey, v: i16) {
             let r: ListTransactionsResponse = c.call(key, v, &req);
             assert_eq!(r.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
             assert!(!r.transaction_states.is_empty());
-            assert!(r.transaction_states.iter().all(|t| t.transaction_state.as_str() == "PrepareAbort"));
+            assert!(r.transaction_states.iter().all(|t| t.transaction_state.as_str() == "CompleteAbort"));
         }
         other => panic!("not a transaction API: {other:?}"),
     }
