@@ -7,7 +7,10 @@ with a compacted changelog topic), at_least_once.
   DeleteRecords);
 - stopped and started again as a new process with the same application.id and its local state
   directory wiped, the application restores its store from the changelog: further input gives
-  the right running totals.
+  the right running totals;
+- with processing.guarantee=exactly_once_v2 (transactions, issue 12), killed with kill -9 while
+  input arrives and replaced by a new instance with its state wiped, a read_committed reader
+  never sees a count above the true total and ends at the exact totals.
 """
 import collections
 import shutil
@@ -126,3 +129,41 @@ def test_streams_count_repartition_purge_and_restore(broker, tmp_path):
     res = ck_admin.ConfigResource(ck_admin.ResourceType.TOPIC, f"{app_id}-counts-changelog")
     configs = admin.describe_configs([res])[res].result(timeout=30)
     assert configs["cleanup.policy"].value == "compact", configs["cleanup.policy"]
+
+
+def test_streams_exactly_once_v2_counts_exactly_across_a_kill(broker, tmp_path):
+    """exactly_once_v2: Streams commits input offsets, store changelog and output in one
+    transaction. A read_committed reader (wait_totals: librdkafka's default isolation) never sees
+    a count above the true total; after kill -9 of the instance and a new one on the same
+    application.id (state wiped), the totals go on exactly."""
+    b = broker.bootstrap
+    app_id, src, out = unique_topic("eos"), unique_topic("words"), unique_topic("counts")
+    create_topic(b, src, 1)
+    create_topic(b, out, 1)
+    cmd = compile_app(tmp_path) + [b, app_id, src, out, str(tmp_path / "state"), "exactly_once_v2"]
+
+    app = App(cmd, tmp_path / "eos1.log")
+    app.wait_running()
+    first = [WORDS[(i * 3) % 5] for i in range(200)]
+    produce_words(b, src, first)
+    expected = dict(collections.Counter(first))
+    assert wait_totals(b, out, expected, app) == expected
+
+    # kill -9 while more input arrives: whatever the instance had not committed is aborted.
+    more = [WORDS[i % 5] for i in range(150)]
+    produce_words(b, src, more[:75])
+    time.sleep(0.3)
+    app.proc.kill()
+    app.proc.wait(timeout=10)
+    app.log.close()
+    shutil.rmtree(tmp_path / "state")
+
+    app = App(cmd, tmp_path / "eos2.log")
+    app.wait_running()
+    produce_words(b, src, more[75:])
+    expected = dict(collections.Counter(first + more))
+    try:
+        assert wait_totals(b, out, expected, app) == expected
+    finally:
+        app.stop()
+    report(f"streams exactly_once_v2: {len(first) + len(more)} words counted exactly across a kill -9")

@@ -3,9 +3,10 @@
 //
 // Input: records whose value is a word (no key). The words are re-keyed (groupBy: a repartition
 // topic) and counted in a key-value store "counts" (a compacted changelog topic); every new count
-// goes to the output topic as word -> count (string key, long value). at_least_once.
+// goes to the output topic as word -> count (string key, long value). at_least_once, or the
+// processing guarantee given as the sixth argument (exactly_once_v2).
 //
-// Usage: CountApp <bootstrap> <application.id> <input> <output> <state.dir>
+// Usage: CountApp <bootstrap> <application.id> <input> <output> <state.dir> [processing.guarantee]
 // Prints "STATE RUNNING" once running; stops cleanly on SIGTERM (the shutdown hook closes it).
 import java.time.Duration;
 import java.util.Properties;
@@ -22,15 +23,15 @@ import org.apache.kafka.streams.kstream.Produced;
 
 public class CountApp {
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: CountApp <bootstrap> <application.id> <input> <output> <state.dir>");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println("usage: CountApp <bootstrap> <application.id> <input> <output> <state.dir> [guarantee]");
             System.exit(2);
         }
         Properties p = new Properties();
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
         p.put(StreamsConfig.STATE_DIR_CONFIG, args[4]);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, args.length == 6 ? args[5] : StreamsConfig.AT_LEAST_ONCE);
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 500);
         // Purge the repartition topic (DeleteRecords) after every commit, not every 30 s.
