@@ -19,7 +19,59 @@ use crate::security::acl::Operation;
 const MAX_METADATA_BYTES: usize = 4096;
 
 /// A partition and its error when decided before proposing (None: to be committed).
-type Decided = (i32, Option<i16>);
+pub(crate) type Decided = (i32, Option<i16>);
+
+/// One partition of a commit request (OffsetCommit or TxnOffsetCommit), in plain terms.
+pub(crate) struct PartitionCommit {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// The checks OffsetCommit and TxnOffsetCommit share, per partition: the request's own `check`
+/// (group ACL, member and generation), the topic's READ ACL, an unknown partition
+/// (UNKNOWN_TOPIC_OR_PARTITION), metadata over `offset.metadata.max.bytes`
+/// (OFFSET_METADATA_TOO_LARGE). Returns every partition's early answer and the offsets of the
+/// others, to be stored.
+pub(crate) fn decide_commit(
+    ctx: &BrokerCtx,
+    check: Result<(), i16>,
+    topics: impl Iterator<Item = (TopicName, Vec<PartitionCommit>)>,
+) -> (Vec<(TopicName, Vec<Decided>)>, Vec<OffsetEntry>) {
+    let image = ctx.image();
+    let mut decided = Vec::new();
+    let mut entries = Vec::new();
+    for (name, partitions) in topics {
+        let topic = string(&name.0);
+        let count = image.topics.get(&topic).map(|i| i.partitions.len());
+        let topic_refused = ctx.check_topic(Operation::Read, &topic).err();
+        let mut parts = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            let error = if let Err(e) = check {
+                Some(e)
+            } else if topic_refused.is_some() {
+                topic_refused
+            } else if !count.is_some_and(|n| p.partition >= 0 && (p.partition as usize) < n) {
+                Some(code::UNKNOWN_TOPIC_OR_PARTITION)
+            } else if p.metadata.len() > MAX_METADATA_BYTES {
+                Some(code::OFFSET_METADATA_TOO_LARGE)
+            } else {
+                entries.push(OffsetEntry {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: p.metadata,
+                });
+                None
+            };
+            parts.push((p.partition, error));
+        }
+        decided.push((name, parts));
+    }
+    (decided, entries)
+}
 
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
     let v = h.request_api_version;
@@ -36,40 +88,16 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: OffsetCommitRequ
             .await
             .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE)),
     };
-    let image = ctx.image();
-    // Per partition: Some(error) decided now, None to be committed.
-    let mut decided: Vec<(TopicName, Vec<Decided>)> = Vec::new();
-    let mut entries = Vec::new();
-    for t in &req.topics {
-        let topic = string(&t.name.0);
-        let info = image.topics.get(&topic);
-        let topic_refused = ctx.check_topic(Operation::Read, &topic).err();
-        let mut parts = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            let metadata = opt_string(&p.committed_metadata).unwrap_or_default();
-            let error = if let Err(e) = check {
-                Some(e)
-            } else if topic_refused.is_some() {
-                topic_refused
-            } else if !info.is_some_and(|i| p.partition_index >= 0 && (p.partition_index as usize) < i.partitions.len())
-            {
-                Some(code::UNKNOWN_TOPIC_OR_PARTITION)
-            } else if metadata.len() > MAX_METADATA_BYTES {
-                Some(code::OFFSET_METADATA_TOO_LARGE)
-            } else {
-                entries.push(OffsetEntry {
-                    topic: topic.clone(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
-                    metadata,
-                });
-                None
-            };
-            parts.push((p.partition_index, error));
-        }
-        decided.push((t.name.clone(), parts));
-    }
+    let topics = req.topics.iter().map(|t| {
+        let parts = t.partitions.iter().map(|p| PartitionCommit {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+            metadata: opt_string(&p.committed_metadata).unwrap_or_default(),
+        });
+        (t.name.clone(), parts.collect())
+    });
+    let (decided, entries) = decide_commit(&ctx, check, topics);
     let committed = if entries.is_empty() {
         code::NONE
     } else {

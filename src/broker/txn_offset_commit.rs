@@ -10,22 +10,16 @@ use std::sync::Arc;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{RequestHeader, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::groups::{ask, opt_string, string};
+use super::offset_commit::{decide_commit, PartitionCommit};
 use super::txn_common::{check_id, run};
 use super::BrokerCtx;
 use crate::group::{GroupMsg, MemberRef};
-use crate::meta::command::OffsetEntry;
 use crate::security::acl::Operation;
 use crate::txn::code;
 use crate::txn::model::{TxnCommitOffsets, TxnOp};
-
-/// Kafka's `offset.metadata.max.bytes` default.
-const MAX_METADATA_BYTES: usize = 4096;
-
-/// A partition and its error when decided before proposing (None: to be stored).
-type Decided = (i32, Option<i16>);
 
 pub async fn handle(
     ctx: Arc<BrokerCtx>,
@@ -49,39 +43,16 @@ pub async fn handle(
             .await
             .unwrap_or(Err(code::COORDINATOR_NOT_AVAILABLE));
     }
-    let image = ctx.image();
-    let mut decided: Vec<(TopicName, Vec<Decided>)> = Vec::new();
-    let mut entries = Vec::new();
-    for t in &req.topics {
-        let topic = string(&t.name.0);
-        let info = image.topics.get(&topic);
-        let topic_refused = ctx.check_topic(Operation::Read, &topic).err();
-        let mut parts = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            let metadata = opt_string(&p.committed_metadata).unwrap_or_default();
-            let error = if let Err(e) = check {
-                Some(e)
-            } else if topic_refused.is_some() {
-                topic_refused
-            } else if !info.is_some_and(|i| p.partition_index >= 0 && (p.partition_index as usize) < i.partitions.len())
-            {
-                Some(code::UNKNOWN_TOPIC_OR_PARTITION)
-            } else if metadata.len() > MAX_METADATA_BYTES {
-                Some(code::OFFSET_METADATA_TOO_LARGE)
-            } else {
-                entries.push(OffsetEntry {
-                    topic: topic.clone(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
-                    metadata,
-                });
-                None
-            };
-            parts.push((p.partition_index, error));
-        }
-        decided.push((t.name.clone(), parts));
-    }
+    let topics = req.topics.iter().map(|t| {
+        let parts = t.partitions.iter().map(|p| PartitionCommit {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
+            metadata: opt_string(&p.committed_metadata).unwrap_or_default(),
+        });
+        (t.name.clone(), parts.collect())
+    });
+    let (decided, entries) = decide_commit(&ctx, check, topics);
     let stored = if entries.is_empty() {
         code::NONE
     } else {
