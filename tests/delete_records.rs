@@ -83,23 +83,7 @@ fn fetch(c: &mut Client, topic: &str, offset: i64) -> (i16, i64, Option<i64>) {
 
 /// (node, log start, high watermark, checksum) of every replica of `topic`, sorted by node.
 fn replicas(node: &TestNode, topic: &str) -> Vec<(u64, i64, i64, String)> {
-    let status = chronik::admin::cluster_status(&node.admin.to_string()).unwrap();
-    let mut v: Vec<_> = status["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["topic"] == topic)
-        .map(|g| {
-            (
-                g["node"].as_u64().unwrap(),
-                g["log_start"].as_i64().unwrap(),
-                g["high_watermark"].as_i64().unwrap(),
-                g["checksum"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    common::replica_status(node, topic, ["log_start", "high_watermark"])
 }
 
 /// Waits until all three replicas report `log_start` and `hw` with equal checksums.

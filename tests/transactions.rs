@@ -130,23 +130,7 @@ fn latest(c: &mut Client, topic: &str, isolation: i8) -> i64 {
 
 /// (node, high watermark, last stable offset, checksum) of the replicas of `topic`.
 fn replicas(node: &TestNode, topic: &str) -> Vec<(u64, i64, i64, String)> {
-    let status = chronik::admin::cluster_status(&node.admin.to_string()).unwrap();
-    let mut v: Vec<_> = status["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["topic"] == topic)
-        .map(|g| {
-            (
-                g["node"].as_u64().unwrap(),
-                g["high_watermark"].as_i64().unwrap(),
-                g["last_stable_offset"].as_i64().unwrap(),
-                g["checksum"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    common::replica_status(node, topic, ["high_watermark", "last_stable_offset"])
 }
 
 /// Waits until `count` replicas report `hw` and `lso` with equal checksums.

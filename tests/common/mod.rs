@@ -357,3 +357,21 @@ pub fn create_topic(c: &mut Client, topic: &str, partitions: i32, replication: i
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 }
+
+/// (node, the two named integer fields, checksum) of every replica of `topic`, from `cluster
+/// status`, sorted by node; e.g. `["log_start", "high_watermark"]`.
+pub fn replica_status(node: &TestNode, topic: &str, fields: [&str; 2]) -> Vec<(u64, i64, i64, String)> {
+    let status = chronik::admin::cluster_status(&node.admin.to_string()).unwrap();
+    let mut v: Vec<_> = status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["topic"] == topic)
+        .map(|g| {
+            let n = |f: &str| g[f].as_i64().unwrap_or_else(|| panic!("no {f} in {g}"));
+            (g["node"].as_u64().unwrap(), n(fields[0]), n(fields[1]), g["checksum"].as_str().unwrap().to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
