@@ -596,6 +596,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             default_replication_factor: u32::from(config.topics.default_replication_factor),
             topic_defaults: crate::broker::broker_configs::topic_defaults(&config),
             broker_configs: crate::broker::broker_configs::broker_configs(&config),
+            txn_verification: config.transactions.partition_verification,
         },
         logger: logger.new(slog::o!("actor" => "kafka")),
         meta,

@@ -21,6 +21,17 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
+/// These tests drive the partition side alone (producer ids of their own, markers written by
+/// hand), as Kafka's partition tests do: without KIP-890 verification, which asks the
+/// coordinator (`transaction.partition.verification.enable`; it is tested in
+/// `tests/txn_coordinator.rs`).
+fn partition_side_only(mut configs: Vec<chronik::config::Config>) -> Vec<chronik::config::Config> {
+    for c in &mut configs {
+        c.transactions.partition_verification = false;
+    }
+    configs
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -163,7 +174,7 @@ fn fetch_at_hw(c: &mut Client, topic: &str, hw: i64) -> Fetched {
 #[test]
 fn markers_move_the_lso_and_a_new_leader_has_the_same_lso_and_aborted_list() {
     let dir = tempfile::tempdir().unwrap();
-    let configs = cluster_configs(dir.path(), 3);
+    let configs = partition_side_only(cluster_configs(dir.path(), 3));
     let mut nodes: Vec<Option<TestNode>> = start_cluster(configs.clone()).into_iter().map(Some).collect();
     let addr = |nodes: &[Option<TestNode>], id: u64| nodes[(id - 1) as usize].as_ref().unwrap().addr;
     let mut c1 = Client::connect(addr(&nodes, 1));
@@ -286,7 +297,7 @@ fn keyed(pid: i64, seq: i32, key: &str, value: &str) -> Vec<u8> {
 #[test]
 fn the_cleaner_removes_aborted_records_and_a_restart_keeps_the_same_lso() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(dir.path());
+    let mut config = partition_side_only(vec![common::test_config(dir.path())]).remove(0);
     config.cleaner.backoff = Duration::from_millis(100);
     let node = common::start_node(config.clone());
     let mut c = Client::connect(node.addr);

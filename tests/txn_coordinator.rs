@@ -421,3 +421,62 @@ fn txn_offset_commit_checks_the_groups_generation() {
     let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &req);
     assert_eq!(r.topics[0].partitions[0].committed_offset, 3, "only the member's own commit was kept");
 }
+
+/// One transactional batch of one record from `(pid, epoch)` at sequence `seq`, produced
+/// (acks=all, Produce v9) to `topic` partition `partition` as `id`: the partition's error.
+fn produce_txn(c: &mut Client, id: &str, (pid, epoch): (i64, i16), seq: i32, topic: &str, partition: i32) -> i16 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut b = chronik::log::batch::build_batch(0, pid, epoch, seq, now, &[(None, Some(&b"v"[..]))]);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    chronik::log::batch::finish_batch(&mut b);
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(tid(id)))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(bytes::Bytes::from(b)))])]);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// KIP-890 verification (`transaction.partition.verification.enable`, on by default): a leader
+/// takes a transactional batch only for a partition in the producer's ongoing transaction. A
+/// batch for a partition never added gets INVALID_TXN_STATE, one from an unknown producer
+/// INVALID_PRODUCER_ID_MAPPING, one from a fenced epoch INVALID_PRODUCER_EPOCH; nothing of them
+/// is written. After the commit, a late batch of the finished transaction is refused too.
+#[test]
+fn a_transactional_batch_needs_its_partition_in_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(test_config(dir.path()));
+    let mut c = Client::connect(node.addr);
+    create_topic(&mut c, "v", 2, 1, &[]);
+    let p = init(&mut c, "ver", 60_000);
+    assert_eq!(add(&mut c, "ver", p, "v", vec![0]), 0);
+    assert_eq!(produce_txn(&mut c, "ver", p, 0, "v", 0), 0, "partition 0 is in the transaction");
+    assert_eq!(produce_txn(&mut c, "ver", p, 0, "v", 1), 48, "INVALID_TXN_STATE: partition 1 was never added");
+    assert_eq!(produce_txn(&mut c, "ver", (p.0 + 1000, 0), 0, "v", 0), 49, "INVALID_PRODUCER_ID_MAPPING");
+    assert_eq!(produce_txn(&mut c, "nobody", p, 1, "v", 0), 49, "no such transactional id");
+    assert_eq!(end(&mut c, "ver", p, true), 0);
+    wait_state(&mut c, "ver", "CompleteCommit");
+    assert_eq!(produce_txn(&mut c, "ver", p, 1, "v", 0), 48, "a late batch of the committed transaction");
+    // A new producer session fences the old epoch.
+    let p2 = init(&mut c, "ver", 60_000);
+    assert!(p2.1 > p.1 || p2.0 != p.0);
+    assert_eq!(produce_txn(&mut c, "ver", p, 2, "v", 0), 47, "INVALID_PRODUCER_EPOCH for the fenced epoch");
+    // Partition 1 never took a record: its end offset is 0; partition 0 has the record + marker.
+    let hw = |c: &mut Client, partition: i32| {
+        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+            list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("v")))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(-1)]),
+        ]);
+        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 2, &req);
+        r.topics[0].partitions[0].offset
+    };
+    assert_eq!((hw(&mut c, 0), hw(&mut c, 1)), (2, 0));
+}

@@ -82,6 +82,8 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
         entry("transaction.remove.expired.transaction.cleanup.interval.ms", Kind::Int, "3600000",
             x.remove_expired_interval.as_millis().to_string(),
             "The interval at which to remove transactions that have expired due to transactional.id.expiration.ms passing. ([transactions] remove-expired-interval)"),
+        entry("transaction.partition.verification.enable", Kind::Boolean, "true", x.partition_verification.to_string(),
+            "Enable verification that checks that the partition has been added to the transaction before writing transactional records to the partition. ([transactions] partition-verification)"),
         entry("log.cleaner.enable", Kind::Boolean, "true", c.enabled.to_string(),
             "Enable the log cleaner process to run on the server. ([cleaner] enabled)"),
         entry("log.cleaner.threads", Kind::Int, "1", c.threads.to_string(),

@@ -99,6 +99,8 @@ pub struct BrokerSettings {
     pub topic_defaults: crate::meta::topic_config::BrokerTopicDefaults,
     /// This node's broker configs for DescribeConfigs (BROKER).
     pub broker_configs: Vec<broker_configs::BrokerConfigEntry>,
+    /// `[transactions] partition-verification` (KIP-890 in Produce).
+    pub txn_verification: bool,
 }
 
 /// What every handler can reach.

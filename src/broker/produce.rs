@@ -282,16 +282,21 @@ async fn gather(
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) -> Option<ProduceResponse> {
     let table = ctx.partition_table();
     let version = h.request_api_version;
+    let mut unverified = Vec::new();
     if has_transactional_records(&req) {
         let id = req.transactional_id.as_ref().map(|id| id.0.to_string());
-        let allowed = id.is_some_and(|id| ctx.check(Operation::Write, ResourceType::TransactionalId, &id).is_ok());
+        let allowed =
+            id.as_ref().is_some_and(|id| ctx.check(Operation::Write, ResourceType::TransactionalId, id).is_ok());
         if !allowed && req.acks != 0 {
             return Some(error_response(&req, code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED));
         } else if !allowed {
             return None;
         }
+        if ctx.settings.txn_verification {
+            unverified = verify_transaction(&ctx, id.as_deref().unwrap_or_default(), &req, version).await;
+        }
     }
-    let missing = req
+    let mut missing: Vec<_> = req
         .topic_data
         .iter()
         .flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.to_string(), p.index)))
@@ -305,6 +310,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
             })
         })
         .collect();
+    missing.extend(unverified);
     let image = ctx.image();
     let policies = req
         .topic_data
@@ -332,6 +338,65 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
     let resp = rx.await.ok()?;
     super::throttle::mute(throttle);
     Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
+}
+
+/// How long a transactional produce waits for this node's `__meta` replica to show the
+/// AddPartitionsToTxn that the producer was answered before it sent the batch.
+const VERIFY_WAIT: Duration = Duration::from_secs(2);
+
+/// KIP-890 verification, as Kafka's `ReplicaManager.appendRecordsWithTransactionVerification`: a
+/// partition's transactional batches are accepted only if the partition is in the producer's
+/// ongoing transaction, so a late or retried batch of a finished transaction cannot open a
+/// transaction that never ends. The transaction state is in `__meta`; AddPartitionsToTxn was
+/// answered once it was committed there, so a replica that does not show it yet only lags:
+/// wait (bounded) for its image to move on. Failures are Kafka's produce codes:
+/// PRODUCER_FENCED → INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE → INVALID_TXN_STATE before
+/// Produce v12.
+async fn verify_transaction(
+    ctx: &BrokerCtx,
+    id: &str,
+    req: &ProduceRequest,
+    version: i16,
+) -> Vec<(String, i32, PartitionError)> {
+    let producers: Vec<(String, i32, i64, i16)> = req
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.to_string(), p)))
+        .filter_map(|(t, p)| {
+            let r = p.records.as_ref()?;
+            let h = crate::log::batch::BatchHeader::parse(r).ok().filter(|h| h.is_transactional())?;
+            Some((t, p.index, h.producer_id, h.producer_epoch))
+        })
+        .collect();
+    let failed = |image: &crate::meta::state::MetaState| -> Vec<(String, i32, i16)> {
+        producers
+            .iter()
+            .filter_map(|(t, p, pid, epoch)| {
+                let c = crate::txn::core::verify(&image.transactions, id, *pid, i32::from(*epoch), t, &[*p]);
+                (c[0] != code::NONE).then(|| (t.clone(), *p, c[0]))
+            })
+            .collect()
+    };
+    let mut rx = ctx.image.clone();
+    let deadline = tokio::time::Instant::now() + VERIFY_WAIT;
+    let mut left = failed(&rx.borrow_and_update());
+    while !left.is_empty() {
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => left = failed(&rx.borrow_and_update()),
+            _ => break,
+        }
+    }
+    left.into_iter()
+        .map(|(t, p, c)| {
+            let c = match c {
+                crate::txn::code::PRODUCER_FENCED => code::INVALID_PRODUCER_EPOCH,
+                crate::txn::code::TRANSACTION_ABORTABLE if version < 12 => crate::txn::code::INVALID_TXN_STATE,
+                c => c,
+            };
+            let why = "Partition was not added to the transaction".to_string();
+            (t, p, PartitionError::InvalidBatch(why, c))
+        })
+        .collect()
 }
 
 /// Any batch with the transactional flag (Kafka's `RequestUtils.hasTransactionalRecords`).

@@ -170,6 +170,7 @@ impl fmt::Display for Config {
         writeln!(f, "id-expiration = {}", toml_duration(x.id_expiration))?;
         writeln!(f, "abort-timed-out-interval = {}", toml_duration(x.abort_timed_out_interval))?;
         writeln!(f, "remove-expired-interval = {}", toml_duration(x.remove_expired_interval))?;
+        writeln!(f, "partition-verification = {}", x.partition_verification)?;
 
         writeln!(f, "\n[admin]")?;
         writeln!(f, "enabled = {}", self.admin.enabled)?;

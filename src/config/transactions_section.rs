@@ -26,6 +26,10 @@ pub struct TransactionsConfig {
     /// Kafka's `transaction.remove.expired.transaction.cleanup.interval.ms`. Default: `"1h"`.
     #[serde(with = "duration_str")]
     pub remove_expired_interval: Duration,
+    /// Kafka's `transaction.partition.verification.enable` (KIP-890): a partition leader accepts
+    /// a transactional batch only if the partition is in the producer's ongoing transaction.
+    /// Default: `true`.
+    pub partition_verification: bool,
 }
 
 impl Default for TransactionsConfig {
@@ -36,6 +40,7 @@ impl Default for TransactionsConfig {
             id_expiration: d.id_expiration,
             abort_timed_out_interval: d.abort_timed_out_interval,
             remove_expired_interval: d.remove_expired_interval,
+            partition_verification: true,
         }
     }
 }
