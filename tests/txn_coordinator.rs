@@ -218,9 +218,11 @@ fn a_new_meta_leader_completes_the_markers_of_a_prepared_commit() {
     let leader_addr = nodes[first].as_ref().unwrap().addr;
     let mut c = Client::connect(leader_addr);
     create_topic(&mut c, "t", 2, 3, &[]);
-    // The other nodes accept markers; the coordinator's own sink refuses (the placeholder).
+    // The other nodes accept markers; the coordinator's own sink refuses every one, so the
+    // commit stays prepared until it is killed.
     let sinks: Vec<Option<Seen>> =
         nodes.iter().enumerate().map(|(i, n)| (i != first).then(|| fake_sink(n.as_ref().unwrap(), 0))).collect();
+    let _refusing = fake_sink(nodes[first].as_ref().unwrap(), usize::MAX);
     let p = init(&mut c, "fo", 60_000);
     assert_eq!(add(&mut c, "fo", p, "t", vec![0, 1]), 0);
     add_offsets_and_commit(&mut c, "fo", p, "g", 5);
@@ -278,6 +280,8 @@ fn a_restarted_node_completes_a_prepared_commit_from_its_snapshot() {
     let mut config = test_config(dir.path());
     config.meta.snapshot_entries = 2;
     let node = start_node(config.clone());
+    // Before the restart every marker is refused, so the commit stays prepared.
+    let _refusing = fake_sink(&node, usize::MAX);
     let mut c = Client::connect(node.addr);
     create_topic(&mut c, "t", 2, 1, &[]);
     let p = init(&mut c, "rs", 60_000);
@@ -331,16 +335,7 @@ fn a_marker_for_a_partition_led_elsewhere_goes_to_its_leader_over_the_peer_link(
     wait_state(&mut c, "remote", "CompleteCommit");
     let leader_node = opt[leader as usize - 1].as_ref().expect("the leader node");
     let mut l = Client::connect(leader_node.addr);
-    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.clone())))
-            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(-1)]),
-    ]);
-    let r: ListOffsetsResponse = l.call(ApiKey::ListOffsets, 2, &req);
-    let p = &r.topics[0].partitions[0];
-    assert_eq!((p.error_code, p.offset), (0, 1), "the COMMIT marker is offset 0 on node {leader}");
+    assert_eq!(end_offset(&mut l, &topic, 0), (0, 1), "the COMMIT marker is offset 0 on node {leader}");
     assert!(log.lines_with(&["transaction marker failed", &format!("topic: {topic}")]).is_empty());
 }
 
@@ -422,6 +417,20 @@ fn txn_offset_commit_checks_the_groups_generation() {
     assert_eq!(r.topics[0].partitions[0].committed_offset, 3, "only the member's own commit was kept");
 }
 
+/// (error, end offset) of `topic` partition `partition` from ListOffsets latest (v2).
+fn end_offset(c: &mut Client, topic: &str, partition: i32) -> (i16, i64) {
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)]),
+    ]);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 2, &req);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset)
+}
+
 /// One transactional batch of one record from `(pid, epoch)` at sequence `seq`, produced
 /// (acks=all, Produce v9) to `topic` partition `partition` as `id`: the partition's error.
 fn produce_txn(c: &mut Client, id: &str, (pid, epoch): (i64, i16), seq: i32, topic: &str, partition: i32) -> i16 {
@@ -467,16 +476,5 @@ fn a_transactional_batch_needs_its_partition_in_the_transaction() {
     assert!(p2.1 > p.1 || p2.0 != p.0);
     assert_eq!(produce_txn(&mut c, "ver", p, 2, "v", 0), 47, "INVALID_PRODUCER_EPOCH for the fenced epoch");
     // Partition 1 never took a record: its end offset is 0; partition 0 has the record + marker.
-    let hw = |c: &mut Client, partition: i32| {
-        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-            list_offsets_request::ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("v")))
-                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_timestamp(-1)]),
-        ]);
-        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 2, &req);
-        r.topics[0].partitions[0].offset
-    };
-    assert_eq!((hw(&mut c, 0), hw(&mut c, 1)), (2, 0));
+    assert_eq!((end_offset(&mut c, "v", 0), end_offset(&mut c, "v", 1)), ((0, 2), (0, 0)));
 }
