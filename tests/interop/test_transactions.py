@@ -32,13 +32,19 @@ TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand"
 PARTITIONS = 6
 
 
-def compile_producer(tmp_path):
+def compile_java(tmp_path, source):
+    """Compiles one program of tests/interop/txn against the Kafka client jars; the command that
+    runs it (its class is the file's name)."""
     java, javac = shutil.which("java"), shutil.which("javac")
     assert java and javac, "java/javac not on PATH; install them with scripts/install-test-deps.sh"
-    classes = tmp_path / "classes"
+    classes = tmp_path / f"classes-{source.stem}"
     classes.mkdir()
-    run([javac, "-d", str(classes), "-cp", f"{TOOLS_LIB}/*", str(PRODUCER_SRC)], timeout=120)
-    return [java, *JAVA_OPTS, "-cp", f"{classes}:{TOOLS_LIB}/*", "TxnProducer"]
+    run([javac, "-d", str(classes), "-cp", f"{TOOLS_LIB}/*", str(source)], timeout=120)
+    return [java, *JAVA_OPTS, "-cp", f"{classes}:{TOOLS_LIB}/*", source.stem]
+
+
+def compile_producer(tmp_path):
+    return compile_java(tmp_path, PRODUCER_SRC)
 
 
 def expected_values(transactions, per_txn, committed_only):
@@ -248,13 +254,6 @@ GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 OFFSETS_SRC = REPO / "tests" / "interop" / "txn" / "TxnOffsets.java"
 
 
-def compile_app(tmp_path):
-    java, javac = shutil.which("java"), shutil.which("javac")
-    assert java and javac, "java/javac not on PATH; install them with scripts/install-test-deps.sh"
-    classes = tmp_path / "classes"
-    classes.mkdir()
-    run([javac, "-d", str(classes), "-cp", f"{TOOLS_LIB}/*", str(OFFSETS_SRC)], timeout=120)
-    return [java, *JAVA_OPTS, "-cp", f"{classes}:{TOOLS_LIB}/*", "TxnOffsets"]
 
 
 def committed_offset(bootstrap, group, topic):
@@ -269,7 +268,7 @@ def test_java_transactional_offsets_and_the_transactions_command(broker, tmp_pat
     topic = unique_topic("txoff")
     create_topic(b, topic, 1)
     txn_id, group = f"{topic}-producer", f"{topic}-group"
-    r = run([*compile_app(tmp_path), b, txn_id, group, topic], timeout=180)
+    r = run([*compile_java(tmp_path, OFFSETS_SRC), b, txn_id, group, topic], timeout=180)
     lines = r.out.split()
     assert lines == ["INIT", "ABORTED", "COMMITTED", "SECOND", "INIT", "FENCED"], r.describe()
 
