@@ -490,35 +490,16 @@ def check(work, records, hw):
     problems = []
     acked = dict(work.acked)
     seen = Counter()
-    read = 0
-    unexpected = 0
-    order = 0
     misplaced = 0
-    for p in sorted(records):
-        last_seq = -1
-        for offset, value in records[p]:
-            read += 1
-            try:
-                run, vp, seq = value.decode().split(":")
-                vp, seq = int(vp), int(seq)
-            except (ValueError, AttributeError):
-                unexpected += 1
-                problems.append(f"p{p}@{offset}: unparsable record {value!r}")
-                continue
-            if run != work.run_id or vp != p or (vp, seq) not in work.attempted:
-                unexpected += 1
-                problems.append(f"p{p}@{offset}: record {value!r} was never produced")
-                continue
-            seen[(p, seq)] += 1
-            if seq <= last_seq:
-                order += 1
-                if order <= 20:
-                    problems.append(f"p{p}@{offset}: seq {seq} after seq {last_seq} (out of order)")
-            last_seq = max(last_seq, seq)
-            if (p, seq) in acked and acked[(p, seq)] != offset and seen[(p, seq)] == 1:
-                misplaced += 1
-                if misplaced <= 20:
-                    problems.append(f"p{p}: seq {seq} acknowledged at offset {acked[(p, seq)]}, read at {offset}")
+    good, unexpected, order = txn_workload.scan(records, work.run_id, lambda p, seq: (p, seq) in work.attempted,
+                                                problems)
+    read = sum(len(v) for v in records.values())
+    for p, offset, seq in good:
+        seen[(p, seq)] += 1
+        if (p, seq) in acked and acked[(p, seq)] != offset and seen[(p, seq)] == 1:
+            misplaced += 1
+            if misplaced <= 20:
+                problems.append(f"p{p}: seq {seq} acknowledged at offset {acked[(p, seq)]}, read at {offset}")
     lost = [k for k in acked if seen[k] == 0]
     dup = sum(n - 1 for n in seen.values() if n > 1)
     for k in lost[:20]:

@@ -123,11 +123,13 @@ class TxnWorkload:
             return sum(len(r) for s, r in self.txns if s == "committed")
 
 
-def check(work, records):
-    """(counts, problems) of a read_committed read-back `{p: [(offset, value)]}`."""
-    problems = []
-    seen = Counter()
-    unexpected = order = 0
+def scan(records, run_id, produced, problems):
+    """Walks a read-back `{p: [(offset, value)]}` of `RUN:partition:seq` records (both checkers'
+    workloads write them). Unparsable records, records of another run or partition and those
+    `produced(p, seq)` denies are reported as never produced; a seq at or below an earlier one
+    of its partition as out of order. Returns ([(p, offset, seq)] of this run's records in read
+    order, never-produced count, out-of-order count)."""
+    good, unexpected, order = [], 0, 0
     for p in sorted(records):
         last = -1
         for offset, value in records[p]:
@@ -138,16 +140,24 @@ def check(work, records):
                 unexpected += 1
                 problems.append(f"p{p}@{offset}: unparsable record {value!r}")
                 continue
-            if run != work.run_id or vp != p:
+            if run != run_id or vp != p or not produced(p, seq):
                 unexpected += 1
-                problems.append(f"p{p}@{offset}: record {value!r} was never produced here")
+                problems.append(f"p{p}@{offset}: record {value!r} was never produced")
                 continue
-            seen[(p, seq)] += 1
+            good.append((p, offset, seq))
             if seq <= last:
                 order += 1
                 if order <= 20:
                     problems.append(f"p{p}@{offset}: seq {seq} after seq {last} (out of order)")
             last = max(last, seq)
+    return good, unexpected, order
+
+
+def check(work, records):
+    """(counts, problems) of a read_committed read-back `{p: [(offset, value)]}`."""
+    problems = []
+    good, unexpected, order = scan(records, work.run_id, lambda p, seq: True, problems)
+    seen = Counter((p, seq) for p, _, seq in good)
     counts = defaultdict(int)
     produced = set()
     for state, recs in work.txns:
