@@ -48,6 +48,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod produce_order;
 pub mod produce_policy;
 pub mod routes;
 pub mod sasl_authenticate;

@@ -6,7 +6,8 @@
 //! `min.insync.replicas` for acks=all), sends each batch to its partition actor, and gathers the partitions'
 //! acknowledgements in a spawned future, so one slow partition never holds up other requests.
 //! A failure in one partition becomes that partition's error code. With acks=0 nothing is
-//! answered. Responses still leave the connection in request order (the connection keeps them).
+//! answered. Responses still leave the connection in request order (the connection keeps them),
+//! and batches reach the handler in request order ([`super::produce_order`]).
 //! A request with transactional batches needs its `transactional_id` and WRITE on it, else every
 //! partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka's `handleProduceRequest`).
 
@@ -280,6 +281,8 @@ async fn gather(
 
 /// The Produce API entry point.
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) -> Option<ProduceResponse> {
+    // Taken before anything awaits; let go (dropped) once the batches are handed on.
+    let mut turn = super::produce_order::take();
     let table = ctx.partition_table();
     let version = h.request_api_version;
     let mut unverified = Vec::new();
@@ -328,13 +331,16 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
     let throttle = ctx.throttle(PRODUCER_BYTE_RATE, &h, bytes as u64);
+    turn.wait().await;
     if req.acks == 0 {
         ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: None });
+        drop(turn);
         super::throttle::mute(throttle);
         return None;
     }
     let (tx, rx) = oneshot::channel();
     ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: Some(tx) });
+    drop(turn);
     let resp = rx.await.ok()?;
     super::throttle::mute(throttle);
     Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
