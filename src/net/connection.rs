@@ -206,7 +206,9 @@ async fn write_loop<S: AsyncWrite>(
     let mut open = true;
     loop {
         tokio::select! {
-            next = rx.recv(), if open => match next {
+            // At most MAX_IN_FLIGHT requests are served at once: a client that does not wait for
+            // answers (acks=0) is read only as fast as its requests finish.
+            next = rx.recv(), if open && pending.len() < MAX_IN_FLIGHT => match next {
                 Some(fut) => pending.push_back(fut),
                 None => open = false,
             },
