@@ -11,7 +11,8 @@
 //!   LSO after the abort). It is kept in memory beside the producer table and, like it, derived
 //!   from the log: the log is the durable copy, and it is rebuilt by the same replay on open, on
 //!   a reopen and from a snapshot's segments. Records whose marker falls below the log start
-//!   (retention, DeleteRecords) are dropped ([`AbortedTxns::truncate_head`]).
+//!   (retention, DeleteRecords) are dropped ([`AbortedTxns::truncate_head`]), and so are those
+//!   whose ABORT marker the log cleaner removed ([`AbortedTxns::remove_marker`]).
 //! - LSO = min(first offset of the open transactions, high watermark) ([`last_stable_offset`]).
 //!   A read_committed Fetch reads below it and gets the aborted transactions that overlap the
 //!   range it returns ([`AbortedTxns::collect`], Kafka's `collectAbortedTxns`).

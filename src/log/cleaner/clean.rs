@@ -6,7 +6,9 @@
 //! Record rules (Kafka's `shouldRetainRecord`): a record with a key survives when no later record
 //! of that key is in the map; a tombstone (null value) survives too until its segment was first
 //! cleaned `delete.retention.ms` ago; a record without a key does not survive. The batch rules
-//! are in `rewrite.rs`. Transactional batches and markers: see [`TxnTracker`].
+//! are in `rewrite.rs`. Transactional batches and COMMIT/ABORT markers (removed once their
+//! transaction has no batch left and the segment's delete horizon has passed): see
+//! [`TxnTracker`].
 
 use std::collections::HashMap;
 use std::fs::File;
