@@ -555,12 +555,12 @@ fn marker_offsets(log: &PartitionLog) -> Vec<i64> {
     out
 }
 
+/// Per producer: id, epoch, last sequence, first offset of its open transaction, the LSO.
+type Visible = Vec<(i64, i16, Option<i32>, Option<i64>, i64)>;
+
 /// What a consumer and a producer can tell of a producer table: epochs, last sequences, open
 /// transactions, the LSO.
-fn visible(
-    t: &crate::partition::producer_state::ProducerStateTable,
-    hw: i64,
-) -> Vec<(i64, i16, Option<i32>, Option<i64>, i64)> {
+fn visible(t: &crate::partition::producer_state::ProducerStateTable, hw: i64) -> Visible {
     t.iter()
         .map(|(pid, e)| {
             (pid, e.epoch(), e.last_sequence(), e.txn_first_offset(), crate::partition::txn::last_stable_offset(t, hw))
