@@ -223,14 +223,15 @@ impl<'a> TxnTracker<'a> {
         if h.record_count == 0 {
             return (true, false);
         }
-        match crate::partition::txn::Marker::parse(h, data) {
-            Some(m) if m.commit => (!self.ongoing_committed.remove(&m.producer_id), false),
-            Some(m) => {
-                let seen = match self.ongoing_aborted.remove(&m.producer_id) {
-                    Some((i, seen)) if self.facts.aborted[i].2 == m.offset => seen,
+        let pid = h.producer_id;
+        match control_type(data) {
+            Some(CONTROL_COMMIT) => (!self.ongoing_committed.remove(&pid), false),
+            Some(CONTROL_ABORT) => {
+                let seen = match self.ongoing_aborted.remove(&pid) {
+                    Some((i, seen)) if self.facts.aborted[i].2 == h.base_offset => seen,
                     Some(other) => {
                         // Not this marker's transaction: leave it for its own marker.
-                        self.ongoing_aborted.insert(m.producer_id, other);
+                        self.ongoing_aborted.insert(pid, other);
                         false
                     }
                     None => false,
@@ -238,10 +239,10 @@ impl<'a> TxnTracker<'a> {
                 // A producer's batches before this ABORT that were not in the aborted list
                 // (e.g. an aborted list rebuilt after they were already gone) were marked
                 // committed: they belong to this transaction.
-                let committed = self.ongoing_committed.remove(&m.producer_id);
+                let committed = self.ongoing_committed.remove(&pid);
                 (!seen && !committed, true)
             }
-            None => (false, false),
+            _ => (false, false),
         }
     }
 
@@ -249,6 +250,17 @@ impl<'a> TxnTracker<'a> {
     pub(crate) fn last_of_producer(&self, h: &BatchHeader) -> bool {
         self.facts.marker_last.get(&h.producer_id) == Some(&h.producer_epoch)
     }
+}
+
+/// Kafka's control record types (`ControlRecordType`, as `partition::txn` writes them).
+const CONTROL_ABORT: i16 = 0;
+const CONTROL_COMMIT: i16 = 1;
+
+/// The type of a control batch's first record (key: version i16, type i16), if it has one.
+fn control_type(data: &[u8]) -> Option<i16> {
+    let recs = crate::log::batch::records(data).ok()?;
+    let key = recs.first()?.key?;
+    (key.len() >= 4).then(|| i16::from_be_bytes([key[2], key[3]]))
 }
 
 /// Reads the frames of a sealed segment in order, checking each CRC and index.
