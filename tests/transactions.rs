@@ -345,3 +345,132 @@ fn the_cleaner_removes_aborted_records_and_a_restart_keeps_the_same_lso() {
     let f = fetch(&mut c, "txc", 0, 1);
     assert_eq!(f.last_stable_offset, f.high_watermark);
 }
+
+/// A non-transactional idempotent batch of one record from `pid`.
+fn idempotent(pid: i64, seq: i32, key: &str, value: &str) -> Vec<u8> {
+    let mut b = build_batch(0, pid, 0, seq, now_ms(), &[(Some(key.as_bytes()), Some(value.as_bytes()))]);
+    finish_batch(&mut b);
+    b
+}
+
+/// What a read_committed consumer gets from offset 0, filtering aborted transactions as Kafka's
+/// consumer does (`CompletedFetch`: a producer's transactional batches are skipped from the first
+/// offset of an aborted transaction of its to that producer's ABORT marker): (offset, value),
+/// and the offsets of the control batches served.
+fn committed_view(c: &mut Client, topic: &str) -> (Vec<(i64, String)>, Vec<i64>) {
+    let req =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 24).with_isolation_level(1).with_topics(vec![
+            fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 24),
+            ]),
+        ]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let data = p.records.clone().unwrap_or_default();
+    let mut aborted: Vec<(i64, i64)> =
+        p.aborted_transactions.iter().flatten().map(|a| (a.first_offset, a.producer_id.0)).collect();
+    aborted.sort();
+    let mut aborted = std::collections::VecDeque::from(aborted);
+    let mut skipping = std::collections::HashSet::new();
+    let (mut out, mut controls, mut pos) = (Vec::new(), Vec::new(), 0);
+    while pos < data.len() {
+        let h = BatchHeader::parse(&data[pos..]).unwrap();
+        let b = &data[pos..pos + h.total_len()];
+        pos += h.total_len();
+        while aborted.front().is_some_and(|a| a.0 <= h.last_offset()) {
+            skipping.insert(aborted.pop_front().unwrap().1);
+        }
+        let recs = chronik::log::batch::records(b).unwrap();
+        if h.is_control() {
+            controls.push(h.base_offset);
+            let abort = recs.first().and_then(|r| r.key).is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
+            if abort {
+                skipping.remove(&h.producer_id);
+            }
+            continue;
+        }
+        if h.is_transactional() && skipping.contains(&h.producer_id) {
+            continue;
+        }
+        for r in &recs {
+            let v = String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap();
+            out.push((h.base_offset + i64::from(r.offset_delta), v));
+        }
+    }
+    (out, controls)
+}
+
+#[test]
+fn the_cleaner_removes_markers_of_emptied_transactions_after_delete_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = partition_side_only(vec![common::test_config(dir.path())]).remove(0);
+    config.cleaner.backoff = Duration::from_millis(100);
+    let node = common::start_node(config);
+    let mut c = Client::connect(node.addr);
+    let compacted = [
+        ("cleanup.policy", "compact"),
+        ("internal.segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "3000"),
+    ];
+    common::create_topic(&mut c, "txm", 1, 1, &compacted);
+    assert_eq!(produce(&mut c, "txm", keyed(-1, -1, "j", "keep")).0, 0); // 0
+    assert_eq!(produce(&mut c, "txm", keyed(9, 0, "j", "aborted")).0, 0); // 1
+    assert_eq!(marker(&mut c, "txm", 0, 9, 0, false, 0), 0); // 2: ABORT 9
+    assert_eq!(produce(&mut c, "txm", keyed(8, 0, "c", "committed-old")).0, 0); // 3
+    assert_eq!(marker(&mut c, "txm", 0, 8, 0, true, 0), 0); // 4: COMMIT 8
+                                                            // The producers' last batches come later, so their transactions' batches can go whole.
+    assert_eq!(produce_as(&mut c, "txm", idempotent(9, 1, "p9", "p9"), None).0, 0); // 5
+    assert_eq!(produce_as(&mut c, "txm", idempotent(8, 1, "p8", "p8"), None).0, 0); // 6
+    assert_eq!(produce(&mut c, "txm", keyed(-1, -1, "c", "newer")).0, 0); // 7
+    let (uncleaned, controls) = committed_view(&mut c, "txm");
+    assert_eq!(controls, vec![2, 4]);
+    assert!(!uncleaned.iter().any(|r| r.1 == "aborted") && uncleaned.contains(&(3, "committed-old".into())));
+    for i in 0..40 {
+        assert_eq!(produce(&mut c, "txm", keyed(-1, -1, &format!("f{}", i % 4), &format!("filler{i}"))).0, 0);
+    }
+    // First cleaning: the transactions' records go, their markers stay (their batches were in the
+    // log when the run started, and delete.retention.ms has not passed).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (first, controls) = loop {
+        let (view, controls) = committed_view(&mut c, "txm");
+        if !view.iter().any(|(o, _)| *o == 3) {
+            break (view, controls);
+        }
+        assert!(Instant::now() < deadline, "never cleaned: {view:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(controls, vec![2, 4], "markers kept at first");
+    // The records of the transactions' keys and producers (offsets below 8), and the latest
+    // filler of each of its 4 keys (older fillers go as later runs clean the later segments).
+    let latest =
+        |v: &[(i64, String)]| v.iter().filter(|r| r.0 < 8 || (44..48).contains(&r.0)).cloned().collect::<Vec<_>>();
+    assert!(first.contains(&(0, "keep".into())) && first.contains(&(7, "newer".into())), "{first:?}");
+    // Every record served after cleaning was served before, at the same offset.
+    assert!(latest(&first)[..4].iter().all(|r| uncleaned.contains(r)), "{first:?}");
+    assert_eq!(latest(&first).len(), 8, "{first:?}");
+    // Dirty the log with new keys (nothing older is shadowed) until a run after the horizon.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut i = 0;
+    let after = loop {
+        let (view, controls) = committed_view(&mut c, "txm");
+        if controls.is_empty() {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "markers never removed: {controls:?}");
+        assert_eq!(produce(&mut c, "txm", keyed(-1, -1, &format!("g{i}"), "g")).0, 0);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(latest(&after), latest(&first), "a read_committed fetch returns the same records");
+    // Producer 9's next transaction commits: the aborted list no longer names the removed ABORT,
+    // so a read_committed consumer does not skip it.
+    let (_, off) = produce(&mut c, "txm", keyed(9, 2, "z", "later-committed"));
+    assert_eq!(marker(&mut c, "txm", 0, 9, 0, true, 0), 0);
+    let (view, _) = committed_view(&mut c, "txm");
+    assert!(view.contains(&(off, "later-committed".into())), "{view:?}");
+}

@@ -665,7 +665,12 @@ impl Handler<PartitionMsg> for PartitionActor {
             }
             PartitionMsg::Cleaned(reply) => {
                 let log = self.core.raft.log_mut();
-                if self.cleaning.finished(log, reply, &self.logger) > 0 {
+                let (installed, dropped_aborts) = self.cleaning.finished(log, reply, &self.logger);
+                let aborted = &mut self.core.raft.sm_mut().producers.aborted;
+                for (pid, offset) in dropped_aborts {
+                    aborted.remove_marker(pid, offset);
+                }
+                if installed > 0 {
                     self.advance_raft_start();
                     self.publish_offsets();
                     // As Kafka's cleaner does, keep cleaning while the log is still cleanable

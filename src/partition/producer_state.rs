@@ -361,6 +361,12 @@ impl ProducerStateTable {
 
     /// Last offset of each producer's latest batch: the log cleaner keeps that batch (emptied
     /// of its records if need be) so that this table rebuilds the same from the log.
+    /// Producer id → epoch of the producers holding no data batch (their last entry is a
+    /// marker): the log cleaner keeps their markers of that epoch.
+    pub fn marker_last_epochs(&self) -> std::collections::HashMap<i64, i16> {
+        self.producers.iter().filter(|(_, e)| e.last_offset().is_none()).map(|(pid, e)| (*pid, e.epoch)).collect()
+    }
+
     pub fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {
         self.producers.iter().filter_map(|(pid, e)| Some((*pid, e.last_offset()?))).collect()
     }

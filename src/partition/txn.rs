@@ -11,7 +11,8 @@
 //!   LSO after the abort). It is kept in memory beside the producer table and, like it, derived
 //!   from the log: the log is the durable copy, and it is rebuilt by the same replay on open, on
 //!   a reopen and from a snapshot's segments. Records whose marker falls below the log start
-//!   (retention, DeleteRecords) are dropped ([`AbortedTxns::truncate_head`]).
+//!   (retention, DeleteRecords) are dropped ([`AbortedTxns::truncate_head`]), and so are those
+//!   whose ABORT marker the log cleaner removed ([`AbortedTxns::remove_marker`]).
 //! - LSO = min(first offset of the open transactions, high watermark) ([`last_stable_offset`]).
 //!   A read_committed Fetch reads below it and gets the aborted transactions that overlap the
 //!   range it returns ([`AbortedTxns::collect`], Kafka's `collectAbortedTxns`).
@@ -108,6 +109,14 @@ impl AbortedTxns {
         self.0[start..].iter().filter(|t| t.first_offset < upper).copied().collect()
     }
 
+    /// Drops the one whose ABORT marker, of `producer_id` at `marker_offset`, the log cleaner
+    /// removed (it had no batch left in the log). Returns whether one was there.
+    pub fn remove_marker(&mut self, producer_id: i64, marker_offset: i64) -> bool {
+        let before = self.0.len();
+        self.0.retain(|t| !(t.producer_id == producer_id && t.last_offset == marker_offset));
+        self.0.len() != before
+    }
+
     /// Drops those whose marker is below `log_start` (their segments are gone). Returns how many.
     pub fn truncate_head(&mut self, log_start: i64) -> usize {
         let n = self.0.partition_point(|t| t.last_offset < log_start);
@@ -149,6 +158,7 @@ pub fn cleaner_facts(table: &ProducerStateTable) -> crate::log::cleaner::TxnFact
     crate::log::cleaner::TxnFacts {
         aborted: table.aborted.iter().map(|t| (t.producer_id, t.first_offset, t.last_offset)).collect(),
         open: table.iter().filter_map(|(pid, e)| Some((pid, e.txn_first_offset()?))).collect(),
+        marker_last: table.marker_last_epochs(),
     }
 }
 

@@ -6,7 +6,9 @@
 //! Record rules (Kafka's `shouldRetainRecord`): a record with a key survives when no later record
 //! of that key is in the map; a tombstone (null value) survives too until its segment was first
 //! cleaned `delete.retention.ms` ago; a record without a key does not survive. The batch rules
-//! are in `rewrite.rs`. Transactional batches and markers: see [`control_batch`].
+//! are in `rewrite.rs`. Transactional batches and COMMIT/ABORT markers (removed once their
+//! transaction has no batch left and the segment's delete horizon has passed): see
+//! [`TxnTracker`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -37,6 +39,10 @@ pub struct TxnFacts {
     pub aborted: Vec<(i64, i64, i64)>,
     /// Producer id → first offset of its open transaction.
     pub open: HashMap<i64, i64>,
+    /// Producer id → epoch, for the producers whose table entry holds no data batch (their
+    /// last entry is a marker): their markers of that epoch are kept (Kafka's
+    /// `lastRecordsOfActiveProducers` with no `lastDataOffset`).
+    pub marker_last: HashMap<i64, i16>,
 }
 
 /// What became of the transaction a transactional batch belongs to.
@@ -94,6 +100,12 @@ pub struct CleanOutcome {
     pub bytes_written: u64,
     /// Records removed.
     pub records_removed: u64,
+    /// The ABORT markers removed: (segment base index, producer id, marker offset). Once the
+    /// segment is installed, their entries leave the partition's aborted index (Kafka writes
+    /// the cleaned `.txnindex` with only the aborted transactions whose marker it keeps).
+    pub dropped_aborts: Vec<(u64, i64, i64)>,
+    /// Markers removed.
+    pub markers_removed: u64,
 }
 
 /// Clean and dirty bytes of the cleanable part: segments ending at or below the checkpoint are
@@ -136,15 +148,119 @@ pub fn plan(
     (segments, must, ratio, lag_s)
 }
 
-/// COMMIT/ABORT markers and the batches of open transactions (`partition::txn`, [`TxnFacts`]):
-/// kept unchanged, their records in no key map. As Kafka's cleaner does, records of aborted
-/// transactions are removed (their producer's last batch kept empty, like any other) and
-/// records of committed ones are cleaned like any others; unlike Kafka's, markers are kept for
-/// good (Kafka drops one `delete.retention.ms` after its transaction's data is gone). A replica
-/// that replays a cleaned log rebuilds its open transactions exactly; an aborted transaction
-/// whose records are all gone no longer shows in its aborted index, which no read can tell.
-pub fn control_batch(_h: &BatchHeader) -> Rewritten {
-    Rewritten::Unchanged
+/// Kafka's `CleanedTransactionMetadata`: which COMMIT/ABORT markers may go. One run reads the
+/// log from its start in offset order (every segment up to the end of the key map), so when it
+/// reaches a marker it has seen every batch of that marker's transaction still in the log.
+///
+/// - A data batch of an aborted transaction ([`TxnFacts::aborted`], taken in first-offset order
+///   as the run advances: `consumeAbortedTxnsUpTo`) marks that transaction as still having data;
+///   any other transactional batch marks its producer's (committed or open) transaction so.
+/// - A COMMIT marker may go when no batch of its transaction was read since the producer's
+///   previous marker; an ABORT marker when its aborted transaction had no batch in the log at
+///   the start of this run (a batch removed by this very run keeps the marker one more run, as
+///   in Kafka). An empty control batch may go; one of an unknown type stays.
+/// - A marker that may go is removed only once its segment was first cleaned
+///   `delete.retention.ms` ago: the horizon tombstones use (`clean_into`).
+/// - A marker of a producer whose last entry is a marker ([`TxnFacts::marker_last`], same
+///   epoch) is kept whole, so that the producer's epoch and coordinator epoch are rebuilt by a
+///   replay (Kafka keeps it as an empty control batch; chronik rebuilds producer state from the
+///   log alone and keeps the marker's record).
+///
+/// The batches of open transactions are kept unchanged and enter no key map; records of aborted
+/// transactions are removed (their producer's last batch kept empty, like any other).
+pub(crate) struct TxnTracker<'a> {
+    facts: &'a TxnFacts,
+    /// `facts.aborted` indexes by first offset.
+    by_first: Vec<usize>,
+    next_aborted: usize,
+    /// Producer id → (index in `facts.aborted`, a batch of it was read).
+    ongoing_aborted: HashMap<i64, (usize, bool)>,
+    ongoing_committed: std::collections::HashSet<i64>,
+}
+
+impl<'a> TxnTracker<'a> {
+    pub(crate) fn new(facts: &'a TxnFacts) -> Self {
+        let mut by_first: Vec<usize> = (0..facts.aborted.len()).collect();
+        by_first.sort_by_key(|&i| (facts.aborted[i].1, facts.aborted[i].2));
+        TxnTracker {
+            facts,
+            by_first,
+            next_aborted: 0,
+            ongoing_aborted: HashMap::new(),
+            ongoing_committed: Default::default(),
+        }
+    }
+
+    fn consume_aborted_up_to(&mut self, offset: i64) {
+        while let Some(&i) = self.by_first.get(self.next_aborted) {
+            let (pid, first, _) = self.facts.aborted[i];
+            if first > offset {
+                break;
+            }
+            self.ongoing_aborted.insert(pid, (i, false));
+            self.next_aborted += 1;
+        }
+    }
+
+    /// A data batch was read (Kafka's `onBatchRead`).
+    pub(crate) fn on_batch(&mut self, h: &BatchHeader) {
+        self.consume_aborted_up_to(h.last_offset());
+        if !h.is_transactional() {
+            return;
+        }
+        match self.ongoing_aborted.get_mut(&h.producer_id) {
+            Some((i, seen)) if h.base_offset <= self.facts.aborted[*i].2 => *seen = true,
+            _ => {
+                self.ongoing_committed.insert(h.producer_id);
+            }
+        }
+    }
+
+    /// A control batch was read (Kafka's `onControlBatchRead`): whether it may be discarded
+    /// (before the horizon), and whether it is an ABORT marker.
+    pub(crate) fn on_control(&mut self, h: &BatchHeader, data: &[u8]) -> (bool, bool) {
+        self.consume_aborted_up_to(h.last_offset());
+        if h.record_count == 0 {
+            return (true, false);
+        }
+        let pid = h.producer_id;
+        match control_type(data) {
+            Some(CONTROL_COMMIT) => (!self.ongoing_committed.remove(&pid), false),
+            Some(CONTROL_ABORT) => {
+                let seen = match self.ongoing_aborted.remove(&pid) {
+                    Some((i, seen)) if self.facts.aborted[i].2 == h.base_offset => seen,
+                    Some(other) => {
+                        // Not this marker's transaction: leave it for its own marker.
+                        self.ongoing_aborted.insert(pid, other);
+                        false
+                    }
+                    None => false,
+                };
+                // A producer's batches before this ABORT that were not in the aborted list
+                // (e.g. an aborted list rebuilt after they were already gone) were marked
+                // committed: they belong to this transaction.
+                let committed = self.ongoing_committed.remove(&pid);
+                (!seen && !committed, true)
+            }
+            _ => (false, false),
+        }
+    }
+
+    /// Whether a marker of producer `h` must stay as its producer's last entry.
+    pub(crate) fn last_of_producer(&self, h: &BatchHeader) -> bool {
+        self.facts.marker_last.get(&h.producer_id) == Some(&h.producer_epoch)
+    }
+}
+
+/// Kafka's control record types (`ControlRecordType`, as `partition::txn` writes them).
+const CONTROL_ABORT: i16 = 0;
+const CONTROL_COMMIT: i16 = 1;
+
+/// The type of a control batch's first record (key: version i16, type i16), if it has one.
+fn control_type(data: &[u8]) -> Option<i16> {
+    let recs = crate::log::batch::records(data).ok()?;
+    let key = recs.first()?.key?;
+    (key.len() >= 4).then(|| i16::from_be_bytes([key[2], key[3]]))
 }
 
 /// Reads the frames of a sealed segment in order, checking each CRC and index.
@@ -213,7 +329,7 @@ fn build_map(job: &CleanJob, from: i64, map: &mut OffsetMap, io: &mut dyn FnMut(
             let Some(data) = batch_of(&e) else { continue };
             let Ok(d) = Decoded::new(data) else { continue };
             // Markers, and records of transactions that are open or aborted, enter no map: they
-            // must not shadow an older value (see `control_batch`).
+            // must not shadow an older value (see `TxnTracker`).
             let h = d.header;
             if h.is_control()
                 || (h.is_transactional() && job.txns.fate(h.producer_id, h.base_offset) != TxnFate::Committed)
@@ -255,6 +371,7 @@ fn clean_into(job: &CleanJob, buffer_bytes: usize, io: &mut dyn FnMut(u64), out:
     if end <= from {
         return Ok(());
     }
+    let mut txns = TxnTracker::new(&job.txns);
     for s in job.segments.iter().filter(|s| s.offset_start < end) {
         let first_cleaned = job.checkpoint.cleaned_at.get(&s.base_index).copied();
         let drop_tombstones =
@@ -268,7 +385,15 @@ fn clean_into(job: &CleanJob, buffer_bytes: usize, io: &mut dyn FnMut(u64), out:
         while let Some((e, len)) = frames.next()? {
             bytes_read += len;
             io(len);
-            let (ne, off) = match rewrite_entry(job, &map, drop_tombstones, &e, &mut removed) {
+            let mut dropped = None;
+            let cleaned = rewrite_entry(job, &map, &mut txns, drop_tombstones, &e, &mut removed, &mut dropped);
+            if let Some((pid, offset, abort)) = dropped {
+                out.markers_removed += 1;
+                if abort {
+                    out.dropped_aborts.push((s.base_index, pid, offset));
+                }
+            }
+            let (ne, off) = match cleaned {
                 Some(x) => {
                     changed = true;
                     x
@@ -302,20 +427,35 @@ fn clean_into(job: &CleanJob, buffer_bytes: usize, io: &mut dyn FnMut(u64), out:
 }
 
 /// The cleaned form of entry `e`, None when it stays as it is. Entries without a batch and
-/// batches that do not decode stay as they are.
+/// batches that do not decode stay as they are. `drop_tombstones`: the segment's delete horizon
+/// has passed (tombstones and markers that may go are removed). A removed marker is reported
+/// in `dropped` (producer id, offset, is an ABORT).
 fn rewrite_entry(
     job: &CleanJob,
     map: &OffsetMap,
+    txns: &mut TxnTracker<'_>,
     drop_tombstones: bool,
     e: &Entry,
     removed: &mut u64,
+    dropped: &mut Option<(i64, i64, bool)>,
 ) -> Option<(Entry, EntryOffsets)> {
     let data = batch_of(e)?;
+    let h = BatchHeader::parse(data).ok()?;
+    if !h.is_control() {
+        txns.on_batch(&h);
+    }
     let d = Decoded::new(data).ok()?;
-    let h = d.header;
     let fate = h.is_transactional().then(|| job.txns.fate(h.producer_id, h.base_offset));
-    let result = if h.is_control() || fate == Some(TxnFate::Open) {
-        control_batch(&h)
+    let result = if h.is_control() {
+        let (may_go, abort) = txns.on_control(&h, data);
+        if may_go && drop_tombstones && !txns.last_of_producer(&h) {
+            *dropped = Some((h.producer_id, h.base_offset, abort));
+            Rewritten::Removed
+        } else {
+            Rewritten::Unchanged
+        }
+    } else if fate == Some(TxnFate::Open) {
+        Rewritten::Unchanged
     } else {
         let keep_empty = h.has_producer_id() && job.producer_last.get(&h.producer_id) == Some(&h.last_offset());
         let aborted = fate == Some(TxnFate::Aborted);
@@ -336,7 +476,9 @@ fn rewrite_entry(
             EntryOffsets { offset_start: nh.base_offset, offset_end: nh.next_offset(), max_ts: nh.max_timestamp }
         }
         Rewritten::Removed => {
-            *removed += h.record_count.max(0) as u64;
+            if !h.is_control() {
+                *removed += h.record_count.max(0) as u64;
+            }
             let end = h.next_offset();
             let mut ctx = COMPACTED_ENTRY.to_vec();
             ctx.extend_from_slice(&end.to_be_bytes());

@@ -449,7 +449,7 @@ fn marker_batch(pid: i64, commit: bool, offset: i64) -> Vec<u8> {
 }
 
 #[test]
-fn aborted_records_go_committed_ones_are_compacted_open_ones_and_markers_stay() {
+fn aborted_records_go_committed_ones_are_compacted_open_ones_and_markers_stay_at_first() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
     let batches = [
@@ -470,7 +470,7 @@ fn aborted_records_go_committed_ones_are_compacted_open_ones_and_markers_stay() 
     log.append(&ents).unwrap();
     log.roll().unwrap();
     let mut j = job(&log, 1000, CompactionSettings::default());
-    j.txns = TxnFacts { aborted: vec![(9, 2, 4)], open: HashMap::from([(7, 6)]) };
+    j.txns = TxnFacts { aborted: vec![(9, 2, 4)], open: HashMap::from([(7, 6)]), ..Default::default() };
     let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
     for (base, metas) in out.cleaned {
         assert!(log.install_cleaned(base, metas).unwrap());
@@ -480,4 +480,185 @@ fn aborted_records_go_committed_ones_are_compacted_open_ones_and_markers_stay() 
     let e = log.entries(4, 8, None).unwrap();
     let kept: Vec<Vec<u8>> = e.iter().map(|e| e.data.to_vec()).collect();
     assert_eq!(kept, batches[3..7], "committed (latest k), markers and the open txn kept byte for byte");
+}
+
+/// A marker with the given producer epoch.
+fn marker_epoch(pid: i64, epoch: i16, commit: bool, offset: i64) -> Vec<u8> {
+    let m = crate::partition::txn::Marker {
+        producer_id: pid,
+        producer_epoch: epoch,
+        coordinator_epoch: 3,
+        commit,
+        offset,
+        timestamp: 10 + offset,
+    };
+    let mut b = m.to_batch();
+    crate::log::batch::stamp_base_offset(&mut b, offset);
+    b
+}
+
+/// An idempotent (not transactional) batch of one record from `pid`.
+fn idem_batch(pid: i64, seq: i32, offset: i64, key: &[u8]) -> Vec<u8> {
+    let mut b = build_batch(offset, pid, 0, seq, 10 + offset, &[(Some(key), Some(b"i"))]);
+    finish_batch(&mut b);
+    b
+}
+
+/// Appends each batch as one entry after the log's last.
+fn append_batches(log: &mut PartitionLog, batches: &[Vec<u8>]) {
+    let first = log.last_index() + 1;
+    let ents: Vec<Entry> = batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Entry { index: first + i as u64, term: 1, data: b.clone().into(), ..Default::default() })
+        .collect();
+    log.append(&ents).unwrap();
+    log.roll().unwrap();
+}
+
+/// The producer table a replay of the whole log rebuilds (what a restart does).
+fn replay(log: &PartitionLog) -> crate::partition::producer_state::ProducerStateTable {
+    let mut t = crate::partition::producer_state::ProducerStateTable::new();
+    for e in log.entries(log.first_index(), log.last_index() + 1, None).unwrap() {
+        if !e.data.is_empty() {
+            crate::partition::txn::apply_stored(&mut t, &e.data);
+        }
+    }
+    t
+}
+
+/// A run planned from the replayed producer table, as the partition actor plans one.
+fn run_txn(log: &mut PartitionLog, now_ms: i64, s: CompactionSettings) -> CleanOutcome {
+    let t = replay(log);
+    let mut j = job(log, now_ms, s);
+    j.producer_last = t.last_offsets();
+    j.txns = crate::partition::txn::cleaner_facts(&t);
+    let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
+    out.checkpoint.store(&log.dir).unwrap();
+    for (base, metas) in &out.cleaned {
+        assert!(log.install_cleaned(*base, metas.clone()).unwrap());
+    }
+    out
+}
+
+/// The offsets of the control batches (markers) the log serves.
+fn marker_offsets(log: &PartitionLog) -> Vec<i64> {
+    let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+    let (mut pos, mut out) = (0, Vec::new());
+    while pos < all.len() {
+        let h = crate::log::batch::BatchHeader::parse(&all[pos..]).unwrap();
+        if h.is_control() {
+            out.push(h.base_offset);
+        }
+        pos += h.total_len();
+    }
+    out
+}
+
+/// Per producer: id, epoch, last sequence, first offset of its open transaction, the LSO.
+type Visible = Vec<(i64, i16, Option<i32>, Option<i64>, i64)>;
+
+/// What a consumer and a producer can tell of a producer table: epochs, last sequences, open
+/// transactions, the LSO.
+fn visible(t: &crate::partition::producer_state::ProducerStateTable, hw: i64) -> Visible {
+    t.iter()
+        .map(|(pid, e)| {
+            (pid, e.epoch(), e.last_sequence(), e.txn_first_offset(), crate::partition::txn::last_stable_offset(t, hw))
+        })
+        .collect()
+}
+
+#[test]
+fn markers_of_emptied_transactions_stay_until_the_delete_horizon_then_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    append_batches(
+        &mut log,
+        &[
+            txn_batch(8, 0, b"a", b"committed"), // 0: txn of 8, shadowed by a@4
+            txn_batch(9, 1, b"j", b"aborted"),   // 1: txn of 9, aborted
+            marker_batch(8, true, 2),            // 2: COMMIT 8
+            marker_batch(9, false, 3),           // 3: ABORT 9
+            kv_batch(4, &[(Some(b"a"), Some(b"new"))], 14),
+            idem_batch(8, 1, 5, b"p8"), // 5: the producers' last batches are not transactional
+            idem_batch(9, 2, 6, b"p9"),
+            txn_batch(5, 7, b"a", b"x"), // 7: txn of 5 (epoch 0), shadowed
+            marker_epoch(5, 1, true, 8), // 8: COMMIT with a bumped epoch: 5's last entry
+            kv_batch(9, &[(Some(b"a"), Some(b"newest"))], 19),
+        ],
+    );
+    let before = replay(&log);
+    assert_eq!(before.aborted.len(), 1);
+    let s = CompactionSettings { delete_retention_ms: 1000, ..Default::default() };
+    let out = run_txn(&mut log, 10_000, s);
+    assert_eq!(marker_offsets(&log), vec![2, 3, 8], "the transactions' batches were read this run: kept");
+    assert!(out.dropped_aborts.is_empty() && out.markers_removed == 0);
+    assert_eq!(served(&log).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 3, 5, 6, 8, 9]);
+    // Dirty again: the transactions are empty now, but the horizon has not passed.
+    append_batches(&mut log, &[kv_batch(10, &[(Some(b"c"), Some(b"3"))], 20)]);
+    let out = run_txn(&mut log, 10_999, s);
+    assert_eq!(marker_offsets(&log), vec![2, 3, 8], "before delete.retention.ms");
+    assert_eq!(out.markers_removed, 0);
+    append_batches(&mut log, &[kv_batch(11, &[(Some(b"d"), Some(b"4"))], 21)]);
+    let out = run_txn(&mut log, 11_000, s);
+    assert_eq!(marker_offsets(&log), vec![8], "gone after it; 5's last entry is its marker: kept");
+    assert_eq!(out.markers_removed, 2);
+    let base = log.cleanable_segments(u64::MAX)[0].base_index;
+    assert_eq!(out.dropped_aborts, vec![(base, 9, 3)], "the aborted index loses the ABORT removed");
+    let e = log.entries(3, 5, None).unwrap();
+    assert!(e.iter().all(|e| e.data.is_empty()), "the markers' entries lose their batch");
+    assert_eq!(log.next_offset(), 12, "offsets never move");
+    // Producer state after a replay of the cleaned log: what producers and consumers can see is
+    // the same; the aborted index is the live one minus the removed ABORT.
+    let after = replay(&log);
+    let mut live = before.clone();
+    for (_, pid, off) in &out.dropped_aborts {
+        assert!(live.aborted.remove_marker(*pid, *off));
+    }
+    assert_eq!(visible(&after, 12), visible(&before, 12));
+    assert_eq!(after.get(5).map(|e| (e.epoch(), e.coordinator_epoch())), Some((1, 3)));
+    assert_eq!(after.aborted, live.aborted);
+    assert!(after.aborted.is_empty());
+    // Clean once more: nothing else goes.
+    append_batches(&mut log, &[kv_batch(12, &[(Some(b"e"), Some(b"5"))], 22)]);
+    run_txn(&mut log, 20_000, s);
+    assert_eq!(marker_offsets(&log), vec![8]);
+}
+
+#[test]
+fn a_marker_stays_while_a_batch_of_its_transaction_is_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), opts(1 << 20), &logger()).unwrap();
+    append_batches(
+        &mut log,
+        &[
+            txn_batch(8, 0, b"a", b"latest"), // 0: committed, latest value of a: survives
+            marker_batch(8, true, 1),
+            txn_batch(9, 2, b"j", b"aborted"), // 2: aborted; 9's last batch: kept empty
+            marker_batch(9, false, 3),
+            txn_batch(7, 4, b"k", b"aborted"), // 4, 5: aborted, removed this run
+            txn_batch(7, 5, b"k", b"aborted"),
+            marker_batch(7, false, 6),
+            idem_batch(7, 6, 7, b"p7"),
+            idem_batch(8, 1, 8, b"p8"),
+        ],
+    );
+    let before = replay(&log);
+    assert_eq!(before.aborted.len(), 2);
+    let s = CompactionSettings { delete_retention_ms: 0, ..Default::default() };
+    let out = run_txn(&mut log, 10_000, s);
+    assert_eq!(marker_offsets(&log), vec![1, 3, 6], "every transaction had a batch at the start of the run");
+    assert_eq!(out.markers_removed, 0);
+    let e = log.entries(3, 4, None).unwrap();
+    let h = crate::log::batch::BatchHeader::parse(&e[0].data).unwrap();
+    assert_eq!((h.base_offset, h.record_count), (2, 0), "9's aborted batch kept empty");
+    append_batches(&mut log, &[kv_batch(9, &[(Some(b"c"), Some(b"3"))], 20)]);
+    let out = run_txn(&mut log, 20_000, s);
+    assert_eq!(marker_offsets(&log), vec![1, 3], "the ABORT of 7 went; a's record and 9's empty batch keep theirs");
+    assert_eq!(out.markers_removed, 1);
+    let after = replay(&log);
+    assert_eq!(visible(&after, 10), visible(&before, 10));
+    let want: Vec<_> = before.aborted.iter().filter(|t| t.producer_id == 9).copied().collect();
+    assert_eq!(after.aborted.iter().copied().collect::<Vec<_>>(), want, "9's abort still indexed");
+    assert_eq!(served(&log).iter().map(|r| (r.0, r.1.clone())).collect::<Vec<_>>()[0], (0, "a".to_string()));
 }
