@@ -328,6 +328,13 @@ fn read_only_principal_matrix() {
     let dc: DescribeClusterResponse =
         c.call(n, "reader", ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
     assert_eq!(dc.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // ElectLeaders asks ALTER on the cluster: the top-level code and every partition's.
+    let el = ElectLeadersRequest::default().with_timeout_ms(5_000).with_topic_partitions(Some(vec![
+        elect_leaders_request::TopicPartitions::default().with_topic(name("a")).with_partitions(vec![0]),
+    ]));
+    let r: ElectLeadersResponse = c.call(n, "reader", ApiKey::ElectLeaders, 2, &el);
+    assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(r.replica_election_results[0].partition_result[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
     // Transactions, partition side: WriteTxnMarkers needs CLUSTER_ACTION on the cluster (nothing
     // is written), DescribeProducers READ on the topic.
     let marker =

@@ -728,6 +728,25 @@ fn every_advertised_version_of_every_api_is_served() {
                         c.call(route.key, v, &AlterClientQuotasRequest::default().with_entries(vec![entry, bad]));
                     assert_eq!((r.entries[0].error_code, r.entries[1].error_code), (0, 42), "alter client quotas v{v}");
                 }
+                ApiKey::ElectLeaders => {
+                    // One node: the preferred replica leads every partition already.
+                    let mut req =
+                        ElectLeadersRequest::default().with_timeout_ms(5_000).with_topic_partitions(Some(vec![
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                                .with_partitions(vec![0]),
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(TopicName(StrBytes::from_static_str("no-such-topic")))
+                                .with_partitions(vec![0]),
+                        ]));
+                    if v >= 1 {
+                        req = req.with_election_type(0);
+                    }
+                    let r: ElectLeadersResponse = c.call(route.key, v, &req);
+                    let codes: Vec<i16> =
+                        r.replica_election_results.iter().map(|t| t.partition_result[0].error_code).collect();
+                    assert_eq!(codes, vec![84, 3], "elect leaders v{v}: {r:?}");
+                }
                 ApiKey::AddPartitionsToTxn
                 | ApiKey::AddOffsetsToTxn
                 | ApiKey::EndTxn
