@@ -619,6 +619,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         ProduceHandler::start_in_arbiter(&net.handle(), move |_| ProduceHandler::new(node_id, produce_logger));
     let ctx = Arc::new(BrokerCtx {
         node_id,
+        data_dir: config.data_dir.clone(),
         settings: BrokerSettings {
             max_message_bytes,
             auto_create_topics: config.topics.auto_create,

@@ -335,6 +335,10 @@ fn read_only_principal_matrix() {
     let r: ElectLeadersResponse = c.call(n, "reader", ApiKey::ElectLeaders, 2, &el);
     assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
     assert_eq!(r.replica_election_results[0].partition_result[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // DescribeLogDirs asks DESCRIBE on the cluster: no results.
+    let r: DescribeLogDirsResponse =
+        c.call(n, "reader", ApiKey::DescribeLogDirs, 4, &DescribeLogDirsRequest::default().with_topics(None));
+    assert_eq!((r.error_code, r.results.len()), (CLUSTER_AUTHORIZATION_FAILED, 0));
     // Transactions, partition side: WriteTxnMarkers needs CLUSTER_ACTION on the cluster (nothing
     // is written), DescribeProducers READ on the topic.
     let marker =

@@ -728,6 +728,23 @@ fn every_advertised_version_of_every_api_is_served() {
                         c.call(route.key, v, &AlterClientQuotasRequest::default().with_entries(vec![entry, bad]));
                     assert_eq!((r.entries[0].error_code, r.entries[1].error_code), (0, 42), "alter client quotas v{v}");
                 }
+                ApiKey::DescribeLogDirs => {
+                    let r: DescribeLogDirsResponse =
+                        c.call(route.key, v, &DescribeLogDirsRequest::default().with_topics(None));
+                    assert_eq!(r.results.len(), 1, "describe log dirs v{v}: one log dir");
+                    let dir = &r.results[0];
+                    assert_eq!(dir.error_code, 0, "describe log dirs v{v}");
+                    let t = dir
+                        .topics
+                        .iter()
+                        .find(|t| t.name.0.as_str() == "t")
+                        .unwrap_or_else(|| panic!("topic t is on this node: {dir:?}"));
+                    assert!(t.partitions.iter().any(|p| p.partition_size > 0), "describe log dirs v{v}: {t:?}");
+                    assert!(t.partitions.iter().all(|p| p.offset_lag == 0 && !p.is_future_key));
+                    if v >= 4 {
+                        assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0, "describe log dirs v{v}: {dir:?}");
+                    }
+                }
                 ApiKey::ElectLeaders => {
                     // One node: the preferred replica leads every partition already.
                     let mut req =

@@ -25,6 +25,7 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
@@ -107,6 +108,8 @@ pub struct BrokerSettings {
 /// What every handler can reach.
 pub struct BrokerCtx {
     pub node_id: u64,
+    /// This node's data directory: its one log dir (DescribeLogDirs).
+    pub data_dir: std::path::PathBuf,
     pub settings: BrokerSettings,
     pub logger: Logger,
     pub meta: Addr<MetaActor>,

@@ -129,7 +129,7 @@ throttle_field! {
     ApiVersionsResponse => 1, CreateTopicsResponse => 2, DeleteTopicsResponse => 1,
     InitProducerIdResponse => 0, DescribeConfigsResponse => 0, AlterConfigsResponse => 0,
     CreatePartitionsResponse => 0, IncrementalAlterConfigsResponse => 0, DescribeClusterResponse => 0,
-    ListConfigResourcesResponse => 0, DeleteRecordsResponse => 0, DescribeTopicPartitionsResponse => 0, ElectLeadersResponse => 0,
+    ListConfigResourcesResponse => 0, DeleteRecordsResponse => 0, DescribeTopicPartitionsResponse => 0, ElectLeadersResponse => 0, DescribeLogDirsResponse => 0,
     DescribeAclsResponse => 0, CreateAclsResponse => 0, DeleteAclsResponse => 0,
     AlterClientQuotasResponse => 0, DescribeClientQuotasResponse => 0, FindCoordinatorResponse => 1,
     JoinGroupResponse => 2, SyncGroupResponse => 1, HeartbeatResponse => 1, OffsetCommitResponse => 3,

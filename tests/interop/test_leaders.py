@@ -1,0 +1,92 @@
+"""Leaders on three real chronik processes with Apache Kafka's own tool (issue 14, "Leaders").
+
+    1 preferred election  a 6-partition RF 3 topic starts with every preferred replica leading;
+                          `kafka-leader-election.sh --election-type preferred --all-topic-partitions`
+                          then elects nothing. Node 3 is killed
+                          (-9) and restarted: the others lead its partitions. The same command moves
+                          them back: every partition is led by its preferred replica again, and
+                          `--topic T --partition P` on a led partition is a no-op.
+    2 bad input           an unknown topic and a partition that does not exist fail the command with
+                          UnknownTopicOrPartitionException; UNCLEAN on a led partition is a no-op
+                          (Raft never elects an unclean leader).
+"""
+import time
+
+import pytest
+
+from cluster import Cluster, metadata, wait_led
+from helpers import TOPIC_COMMAND, java_tool, report, unique_topic
+
+pytestmark = pytest.mark.chronik_only
+
+LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
+PARTITIONS = 6
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("leaders"))
+    c.start()
+    yield c
+    c.stop()
+
+
+def leaders_and_preferred(bootstrap, topic):
+    _, _, topics = metadata(bootstrap, [topic])
+    return {p: (pm.leader, pm.replicas[0]) for p, pm in topics[topic].partitions.items()}
+
+
+def elect(cluster, *args, check=True):
+    return java_tool(LEADER_ELECTION, "--bootstrap-server", cluster.bootstrap, *args, check=check)
+
+
+def test_preferred_election_moves_leaders_back(cluster):
+    topic = unique_topic("elect")
+    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
+              "--partitions", PARTITIONS, "--replication-factor", 3)
+    wait_led(cluster[1].bootstrap, topic, PARTITIONS, timeout=20)
+    start = leaders_and_preferred(cluster[1].bootstrap, topic)
+    assert all(l == p for l, p in start.values()), f"first leaders are the preferred replicas: {start}"
+
+    r = elect(cluster, "--election-type", "preferred", "--all-topic-partitions")
+    # Every partition already led by its preferred replica: Kafka leaves them out of an
+    # all-partitions answer, so the tool reports no election.
+    assert r.returncode == 0 and "Successfully completed" not in r.out, r.describe()
+    assert leaders_and_preferred(cluster[1].bootstrap, topic) == start, "a balanced cluster moved a leader"
+
+    cluster[3].kill9()
+    deadline = time.monotonic() + 30
+    while any(l == 3 for l, _ in leaders_and_preferred(cluster[1].bootstrap, topic).values()):
+        assert time.monotonic() < deadline, "node 3's partitions were not taken over"
+        time.sleep(0.2)
+    cluster[3].start()
+    cluster.wait_serving([3])
+    moved = sorted(p for p, (_, pref) in start.items() if pref == 3)
+    assert moved, f"node 3 was some partition's preferred replica: {start}"
+
+    r = elect(cluster, "--election-type", "preferred", "--all-topic-partitions")
+    assert "Successfully completed leader election (PREFERRED)" in r.out, r.describe()
+    for p in moved:
+        assert f"{topic}-{p}" in r.out, r.describe()
+    after = leaders_and_preferred(cluster[1].bootstrap, topic)
+    assert all(l == pref for l, pref in after.values()), f"preferred replicas lead again: {after}"
+    report(f"preferred election: partitions {moved} moved back to node 3")
+
+    r = elect(cluster, "--election-type", "preferred", "--topic", topic, "--partition", 0)
+    assert "Valid replica already elected" in r.out, r.describe()
+    assert leaders_and_preferred(cluster[1].bootstrap, topic) == after
+
+
+def test_bad_input(cluster):
+    topic = unique_topic("elect-bad")
+    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
+              "--partitions", 1, "--replication-factor", 3)
+    wait_led(cluster[1].bootstrap, topic, 1, timeout=20)
+    before = leaders_and_preferred(cluster[1].bootstrap, topic)
+    for t, p in (("no-such-topic", 0), (topic, 9)):
+        r = elect(cluster, "--election-type", "preferred", "--topic", t, "--partition", p, check=False)
+        assert r.returncode != 0, r.describe()
+        assert "UnknownTopicOrPartition" in r.out + r.err, r.describe()
+    r = elect(cluster, "--election-type", "unclean", "--topic", topic, "--partition", 0)
+    assert "Valid replica already elected" in r.out, r.describe()
+    assert leaders_and_preferred(cluster[1].bootstrap, topic) == before
