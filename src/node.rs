@@ -434,6 +434,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;
+    let meta_leader = meta.leader_cell();
     let meta = meta.start();
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
@@ -620,6 +621,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let ctx = Arc::new(BrokerCtx {
         node_id,
         data_dir: config.data_dir.clone(),
+        meta_leader,
         settings: BrokerSettings {
             max_message_bytes,
             auto_create_topics: config.topics.auto_create,

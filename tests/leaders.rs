@@ -132,3 +132,37 @@ fn preferred_election_moves_leaders_back_and_nothing_when_balanced() {
     assert_eq!(results(&r), vec![("el".into(), 0, ELECTION_NOT_NEEDED)]);
     assert_eq!(leaders(&nodes[0], "el", 6), after, "bad input moved no leader");
 }
+
+#[test]
+fn controller_id_is_the_meta_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(cluster_configs(dir.path(), 3));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = chronik::admin::cluster_status(&nodes[0].admin.to_string()).unwrap();
+        let meta_leaders: Vec<u64> = status["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["topic"] == "__meta")
+            .map(|g| g["leader"].as_u64().unwrap_or(0))
+            .collect();
+        let leader = meta_leaders[0];
+        let controllers: Vec<i32> = nodes
+            .iter()
+            .map(|n| {
+                let r: MetadataResponse =
+                    Client::connect(n.addr).call(ApiKey::Metadata, 12, &MetadataRequest::default());
+                let d: DescribeClusterResponse =
+                    Client::connect(n.addr).call(ApiKey::DescribeCluster, 1, &DescribeClusterRequest::default());
+                assert_eq!(r.controller_id, d.controller_id, "Metadata and DescribeCluster agree");
+                r.controller_id.0
+            })
+            .collect();
+        if leader != 0 && meta_leaders.iter().all(|l| *l == leader) && controllers.iter().all(|c| *c as u64 == leader) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "__meta leaders {meta_leaders:?}, controllers {controllers:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -9,17 +9,23 @@
     2 bad input           an unknown topic and a partition that does not exist fail the command with
                           UnknownTopicOrPartitionException; UNCLEAN on a led partition is a no-op
                           (Raft never elects an unclean leader).
+    3 log dirs            `kafka-log-dirs.sh --describe` (LogDirsCommand): its JSON lists one log dir
+                          per broker, every replica of a topic with data on each of the 3 brokers with
+                          a size > 0 and offset lag 0, and nothing for a topic the command was not
+                          asked about.
 """
+import json
 import time
 
 import pytest
 
 from cluster import Cluster, metadata, wait_led
-from helpers import TOPIC_COMMAND, java_tool, report, unique_topic
+from helpers import CONSOLE_PRODUCER, TOPIC_COMMAND, java_tool, report, unique_topic
 
 pytestmark = pytest.mark.chronik_only
 
 LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
+LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
 PARTITIONS = 6
 
 
@@ -90,3 +96,34 @@ def test_bad_input(cluster):
     r = elect(cluster, "--election-type", "unclean", "--topic", topic, "--partition", 0)
     assert "Valid replica already elected" in r.out, r.describe()
     assert leaders_and_preferred(cluster[1].bootstrap, topic) == before
+
+
+def test_log_dirs_describe(cluster):
+    topic = unique_topic("logdirs")
+    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
+              "--partitions", 2, "--replication-factor", 3)
+    wait_led(cluster[1].bootstrap, topic, 2, timeout=20)
+    # 200 distinct keys: both partitions get records.
+    lines = "".join(f"key{i}:value {i}\n" for i in range(200))
+    java_tool(CONSOLE_PRODUCER, "--bootstrap-server", cluster.bootstrap, "--topic", topic,
+              "--producer-property", "acks=all", "--property", "parse.key=true",
+              "--property", "key.separator=:", input=lines.encode())
+    deadline = time.monotonic() + 20
+    while True:
+        r = java_tool(LOG_DIRS, "--bootstrap-server", cluster.bootstrap, "--describe", "--topic-list", topic)
+        doc = json.loads(next(line for line in r.out.splitlines() if line.startswith("{")))
+        sizes = {}
+        for b in doc["brokers"]:
+            assert len(b["logDirs"]) == 1, f"one log dir per broker: {b}"
+            d = b["logDirs"][0]
+            assert d["error"] is None, d
+            for p in d["partitions"]:
+                assert p["partition"].startswith(topic + "-"), f"only the asked topic: {p}"
+                assert p["offsetLag"] == 0 and p["isFuture"] is False, p
+                sizes[(b["broker"], p["partition"])] = p["size"]
+        want = {(b, f"{topic}-{p}") for b in (1, 2, 3) for p in (0, 1)}
+        if set(sizes) == want and all(s > 0 for s in sizes.values()):
+            break
+        assert time.monotonic() < deadline, f"every replica with data has a size > 0: {sizes}\n{r.out}"
+        time.sleep(0.5)
+    report(f"kafka-log-dirs.sh: replica sizes {sorted(sizes.items())}")
