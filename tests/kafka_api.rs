@@ -745,6 +745,21 @@ fn every_advertised_version_of_every_api_is_served() {
                         assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0, "describe log dirs v{v}: {dir:?}");
                     }
                 }
+                ApiKey::DescribeQuorum => {
+                    let req = DescribeQuorumRequest::default().with_topics(vec![
+                        describe_quorum_request::TopicData::default()
+                            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                            .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+                    ]);
+                    let r: DescribeQuorumResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0, "describe quorum v{v}");
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!((p.leader_id.0, p.current_voters.len()), (1, 1), "describe quorum v{v}: {p:?}");
+                    assert!(p.leader_epoch >= 1 && p.high_watermark > 0, "describe quorum v{v}: {p:?}");
+                    if v >= 2 {
+                        assert_eq!(r.nodes.len(), 1, "describe quorum v{v}: the voter's endpoint");
+                    }
+                }
                 ApiKey::ElectLeaders => {
                     // One node: the preferred replica leads every partition already.
                     let mut req =

@@ -128,6 +128,8 @@ pub static ROUTES: &[Route] = &[
     route!(ElectLeaders, 0, 2, elect_leaders),
     // v0 was removed in Kafka 4 (KIP-896).
     route!(DescribeLogDirs, 1, 4, describe_log_dirs),
+    // The `__meta` quorum, as Kafka's `__cluster_metadata`.
+    route!(DescribeQuorum, 0, 2, describe_quorum),
     // Transactions, partition side (v0 of WriteTxnMarkers was removed in Kafka 4, KIP-896).
     route!(WriteTxnMarkers, 1, 1, write_txn_markers),
     route!(DescribeProducers, 0, 0, describe_producers),
@@ -271,6 +273,7 @@ mod tests {
                 }
                 ApiKey::ElectLeaders => check_versions!(r, ElectLeadersRequest, ElectLeadersResponse),
                 ApiKey::DescribeLogDirs => check_versions!(r, DescribeLogDirsRequest, DescribeLogDirsResponse),
+                ApiKey::DescribeQuorum => check_versions!(r, DescribeQuorumRequest, DescribeQuorumResponse),
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
                 ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
                 ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),

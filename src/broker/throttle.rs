@@ -141,6 +141,13 @@ throttle_field! {
     TxnOffsetCommitResponse => 0, DescribeTransactionsResponse => 0, ListTransactionsResponse => 0,
 }
 
+/// DescribeQuorum has no `throttle_time_ms` (a Raft request in Kafka).
+impl ThrottleField for DescribeQuorumResponse {
+    fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
+        None
+    }
+}
+
 /// WriteTxnMarkers has no `throttle_time_ms` (an inter-broker request in Kafka).
 impl ThrottleField for WriteTxnMarkersResponse {
     fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {

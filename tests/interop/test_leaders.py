@@ -13,6 +13,10 @@
                           per broker, every replica of a topic with data on each of the 3 brokers with
                           a size > 0 and offset lag 0, and nothing for a topic the command was not
                           asked about.
+    4 metadata quorum     `kafka-metadata-quorum.sh describe --status` (MetadataQuorumCommand) names the
+                          __meta leader (the controller id of Metadata), its epoch and high watermark
+                          and voters 1-3; `describe --replication` lists the three voters with the
+                          leader's log end offset > 0.
 """
 import json
 import time
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.chronik_only
 
 LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
 LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
+METADATA_QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"
 PARTITIONS = 6
 
 
@@ -127,3 +132,20 @@ def test_log_dirs_describe(cluster):
         assert time.monotonic() < deadline, f"every replica with data has a size > 0: {sizes}\n{r.out}"
         time.sleep(0.5)
     report(f"kafka-log-dirs.sh: replica sizes {sorted(sizes.items())}")
+
+
+def test_metadata_quorum(cluster):
+    _, controller, _ = metadata(cluster[1].bootstrap, [])
+    r = java_tool(METADATA_QUORUM, "--bootstrap-server", cluster.bootstrap, "describe", "--status")
+    fields = dict(line.split(":", 1) for line in r.out.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    assert fields.get("LeaderId") == str(controller), r.describe()
+    assert int(fields["LeaderEpoch"]) >= 1 and int(fields["HighWatermark"]) > 0, r.describe()
+    assert all(f'"id": {i}' in fields.get("CurrentVoters", "") or f'"id":{i}' in fields.get("CurrentVoters", "")
+               for i in (1, 2, 3)), r.describe()
+    r = java_tool(METADATA_QUORUM, "--bootstrap-server", cluster.bootstrap, "describe", "--replication")
+    rows = [line.split() for line in r.out.splitlines()[1:] if line.strip()]
+    assert sorted(int(row[0]) for row in rows) == [1, 2, 3], r.describe()
+    leader_row = next(row for row in rows if row[-1] == "Leader")
+    assert int(leader_row[0]) == controller and int(leader_row[2]) > 0, r.describe()
+    report(f"kafka-metadata-quorum.sh: leader {controller}, {len(rows)} voters")
