@@ -339,6 +339,12 @@ fn read_only_principal_matrix() {
     let r: DescribeLogDirsResponse =
         c.call(n, "reader", ApiKey::DescribeLogDirs, 4, &DescribeLogDirsRequest::default().with_topics(None));
     assert_eq!((r.error_code, r.results.len()), (CLUSTER_AUTHORIZATION_FAILED, 0));
+    // DescribeQuorum asks DESCRIBE on the cluster too.
+    let dq = DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default()
+        .with_topic_name(name("__cluster_metadata"))
+        .with_partitions(vec![describe_quorum_request::PartitionData::default()])]);
+    let r: DescribeQuorumResponse = c.call(n, "reader", ApiKey::DescribeQuorum, 2, &dq);
+    assert_eq!((r.error_code, r.topics.len()), (CLUSTER_AUTHORIZATION_FAILED, 0));
     // Transactions, partition side: WriteTxnMarkers needs CLUSTER_ACTION on the cluster (nothing
     // is written), DescribeProducers READ on the topic.
     let marker =
