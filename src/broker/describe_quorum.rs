@@ -5,7 +5,8 @@
 //! observers of `__meta`.
 //!
 //! What a node knows: the leader knows each voter's match index (its log end offset); a follower
-//! knows only its own last index, and answers -1 (Kafka's "unknown") for the others. Fetch and
+//! knows its own last index and, for the leader, the commit index it knows (a lower bound of the
+//! leader's log end), and answers -1 (Kafka's "unknown") for the other voters. Fetch and
 //! caught-up timestamps are not tracked: -1 (unknown) for every replica. v2 adds the voters'
 //! endpoints on the listener the request came in on. ACL: DESCRIBE on CLUSTER.
 
@@ -29,8 +30,11 @@ pub fn describe(me: u64, status: &GroupStatus, voters: &[u64]) -> PartitionData 
     let leo = |id: u64| -> i64 {
         if let Some(m) = status.match_index.get(&id) {
             *m as i64
-        } else if id == me || (id == status.leader && status.leader == me) {
+        } else if id == me {
             status.last_index as i64
+        } else if id == status.leader {
+            // A follower knows the leader has at least every entry it knows committed.
+            status.commit as i64
         } else {
             -1
         }
@@ -129,7 +133,7 @@ mod tests {
         assert_eq!(leos, vec![95, 95, 80]);
         let on_follower = describe(2, &status(1, &[]), &[1, 2, 3]);
         let leos: Vec<i64> = on_follower.current_voters.iter().map(|r| r.log_end_offset).collect();
-        assert_eq!(leos, vec![-1, 95, -1]);
+        assert_eq!(leos, vec![90, 95, -1], "the leader's: the commit index the follower knows");
         assert!(on_follower.observers.is_empty());
         assert_eq!(describe(2, &status(0, &[]), &[1, 2, 3]).leader_id.0, -1);
     }
