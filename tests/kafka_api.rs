@@ -164,7 +164,16 @@ fn every_advertised_version_of_every_api_is_served() {
                         .with_transaction_timeout_ms(60_000)
                         .with_producer_id(ProducerId(-1))
                         .with_producer_epoch(-1);
-                    let r: InitProducerIdResponse = c.call(route.key, v, &txn);
+                    // The coordinator may still be loading just after start (COORDINATOR_LOAD_IN_PROGRESS
+                    // 14, COORDINATOR_NOT_AVAILABLE 15): retried, as Kafka's clients do.
+                    let mut r: InitProducerIdResponse = c.call(route.key, v, &txn);
+                    for _ in 0..100 {
+                        if r.error_code != 14 && r.error_code != 15 {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        r = c.call(route.key, v, &txn);
+                    }
                     assert_eq!((r.error_code, r.producer_epoch), (0, v), "transactional v{v}");
                     let too_long = txn.clone().with_transaction_timeout_ms(900_001);
                     let r: InitProducerIdResponse = c.call(route.key, v, &too_long);
