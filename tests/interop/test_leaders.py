@@ -51,11 +51,16 @@ def elect(cluster, *args, check=True):
     return java_tool(LEADER_ELECTION, "--bootstrap-server", cluster.bootstrap, *args, check=check)
 
 
+
+def create_led(cluster, topic, partitions):
+    """Creates `topic` with RF 3 (TopicCommand) and waits until every partition has a leader."""
+    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
+              "--partitions", partitions, "--replication-factor", 3)
+    wait_led(cluster[1].bootstrap, topic, partitions, timeout=20)
+
 def test_preferred_election_moves_leaders_back(cluster):
     topic = unique_topic("elect")
-    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
-              "--partitions", PARTITIONS, "--replication-factor", 3)
-    wait_led(cluster[1].bootstrap, topic, PARTITIONS, timeout=20)
+    create_led(cluster, topic, PARTITIONS)
     start = leaders_and_preferred(cluster[1].bootstrap, topic)
     assert all(l == p for l, p in start.values()), f"first leaders are the preferred replicas: {start}"
 
@@ -90,9 +95,7 @@ def test_preferred_election_moves_leaders_back(cluster):
 
 def test_bad_input(cluster):
     topic = unique_topic("elect-bad")
-    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
-              "--partitions", 1, "--replication-factor", 3)
-    wait_led(cluster[1].bootstrap, topic, 1, timeout=20)
+    create_led(cluster, topic, 1)
     before = leaders_and_preferred(cluster[1].bootstrap, topic)
     for t, p in (("no-such-topic", 0), (topic, 9)):
         r = elect(cluster, "--election-type", "preferred", "--topic", t, "--partition", p, check=False)
@@ -105,9 +108,7 @@ def test_bad_input(cluster):
 
 def test_log_dirs_describe(cluster):
     topic = unique_topic("logdirs")
-    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
-              "--partitions", 2, "--replication-factor", 3)
-    wait_led(cluster[1].bootstrap, topic, 2, timeout=20)
+    create_led(cluster, topic, 2)
     # 200 distinct keys: both partitions get records.
     lines = "".join(f"key{i}:value {i}\n" for i in range(200))
     java_tool(CONSOLE_PRODUCER, "--bootstrap-server", cluster.bootstrap, "--topic", topic,
