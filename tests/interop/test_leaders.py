@@ -51,12 +51,12 @@ def elect(cluster, *args, check=True):
     return java_tool(LEADER_ELECTION, "--bootstrap-server", cluster.bootstrap, *args, check=check)
 
 
-
 def create_led(cluster, topic, partitions):
     """Creates `topic` with RF 3 (TopicCommand) and waits until every partition has a leader."""
     java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
               "--partitions", partitions, "--replication-factor", 3)
     wait_led(cluster[1].bootstrap, topic, partitions, timeout=20)
+
 
 def test_preferred_election_moves_leaders_back(cluster):
     topic = unique_topic("elect")
