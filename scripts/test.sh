@@ -8,7 +8,7 @@
 #                                        each as tests here, so no separate bench-profile build)
 #   4a. the multi-node in-process tests again with CHRONIK_TEST_PEER_TLS=1: mutual TLS between the
 #       nodes (tests/common/peer_tls.rs; start_cluster proves each raft listener speaks mTLS)
-#   4b. scripts/fuzz.sh                 (each cargo-fuzz target for FUZZ_SECONDS, default 25 s, when
+#   4b. scripts/fuzz.sh                 (each cargo-fuzz target for FUZZ_SECONDS, default 10 s, when
 #                                        `cargo +nightly fuzz` is available; otherwise says so loudly)
 #   5. cargo build --release
 #   6. pytest tests/interop             (real clients against target/release/chronik-server)
@@ -79,7 +79,7 @@ if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >
     timeout 600 cargo install cargo-fuzz || true
 fi
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
-    run_step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-25}"
+    run_step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 else
     echo "!!!! NOT FUZZING: \`cargo +nightly fuzz\` is unavailable (needs a nightly toolchain and cargo-fuzz)."
     echo "!!!! Only the seed corpus and the saved crash inputs ran, as tests/fuzz_corpus.rs in cargo-test."
