@@ -74,9 +74,14 @@ pub struct Node {
     logger: Logger,
 }
 
+/// Where a partition group keeps its files under a node's data directory.
+pub fn group_dir(data_dir: &std::path::Path, group: GroupId) -> PathBuf {
+    data_dir.join("groups").join(group.to_string())
+}
+
 impl Node {
     fn group_dir(&self, group: GroupId) -> PathBuf {
-        self.data_dir.join("groups").join(group.to_string())
+        group_dir(&self.data_dir, group)
     }
 
     fn retention_of(&self, image: &MetaState, topic: &crate::meta::TopicInfo) -> RetentionSettings {

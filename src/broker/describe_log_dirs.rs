@@ -75,7 +75,7 @@ pub async fn handle(
     // (topic, partition, group directory) of every wanted replica hosted here.
     let mut replicas: Vec<(String, i32, PathBuf)> = Vec::new();
     let table = ctx.partition_table();
-    let dir_of = |group: u64| ctx.data_dir.join("groups").join(group.to_string());
+    let dir_of = |group| crate::node::group_dir(&ctx.data_dir, group);
     match &req.topics {
         None => {
             for (topic, parts) in table.iter() {
