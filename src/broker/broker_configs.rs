@@ -163,6 +163,8 @@ fn security_configs(config: &Config) -> Vec<BrokerConfigEntry> {
             "The list of SASL mechanisms enabled in the Kafka server. ([sasl] enabled-mechanisms)"),
         plain("connections.max.reauth.ms", Kind::Long, k.connections_max_reauth_ms.to_string(), "0",
             "The maximum session lifetime before a client must re-authenticate (0: none). ([kafka] connections-max-reauth-ms)"),
+        plain("queued.max.request.bytes", Kind::Long, k.queued_max_request_bytes.to_string(), "-1",
+            "The number of queued bytes allowed before no more requests are read. ([kafka] queued-max-request-bytes; chronik's default is 268435456)"),
         plain("ssl.client.auth", Kind::Str, client_auth.to_string(), "none",
             "Whether the broker requests or requires client authentication. ([tls] client-auth)"),
     ];

@@ -69,6 +69,7 @@ impl fmt::Display for Config {
             .collect();
         writeln!(f, "listener-security-protocol-map = {{ {} }}", map.join(", "))?;
         writeln!(f, "connections-max-reauth-ms = {}", k.connections_max_reauth_ms)?;
+        writeln!(f, "queued-max-request-bytes = {}", k.queued_max_request_bytes)?;
 
         let r = &self.raft;
         writeln!(f, "\n[raft]")?;

@@ -229,6 +229,10 @@ pub struct KafkaConfig {
     /// Kafka's `connections.max.reauth.ms`: a SASL session must re-authenticate within this
     /// many milliseconds (KIP-368); `0` never expires. Default: `0`.
     pub connections_max_reauth_ms: u64,
+    /// Kafka's `queued.max.request.bytes`: the bytes of client requests the node holds at once,
+    /// over all connections; connections wait before reading more while it is spent. 0 or less:
+    /// unbounded (Kafka's default, -1). Default: `268435456` (256 MiB).
+    pub queued_max_request_bytes: i64,
 }
 
 impl Default for KafkaConfig {
@@ -244,6 +248,7 @@ impl Default for KafkaConfig {
             advertised_listeners: Vec::new(),
             listener_security_protocol_map: std::collections::BTreeMap::new(),
             connections_max_reauth_ms: 0,
+            queued_max_request_bytes: 268_435_456,
         }
     }
 }

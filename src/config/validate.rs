@@ -73,6 +73,16 @@ impl Config {
                 ),
             ));
         }
+        let pool = self.kafka.queued_max_request_bytes;
+        if pool > 0 && (pool as u64) < self.kafka.max_request_size {
+            return Err(ConfigError::invalid(
+                "kafka.queued-max-request-bytes",
+                format!(
+                    "({pool}) must be at least kafka.max-request-size ({}), or 0 or less for no bound",
+                    self.kafka.max_request_size
+                ),
+            ));
+        }
         if self.kafka.max_connections == 0 {
             return Err(ConfigError::invalid("kafka.max-connections", "must be at least 1"));
         }
@@ -364,6 +374,14 @@ mod tests {
         let mut c = Config::default();
         c.kafka.max_connections = 0;
         assert_eq!(invalid_key(&c), "kafka.max-connections");
+        // The request pool holds at least one request of the largest size, or is unbounded.
+        let mut c = Config::default();
+        c.kafka.queued_max_request_bytes = c.kafka.max_request_size as i64 - 1;
+        assert_eq!(invalid_key(&c), "kafka.queued-max-request-bytes");
+        for ok in [c.kafka.max_request_size as i64, 0, -1] {
+            c.kafka.queued_max_request_bytes = ok;
+            c.validate().unwrap();
+        }
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
 mod exposition;
 mod leaders;
+mod request_pool;
 mod samples;
 mod snapshots;
 mod transactions;
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
 pub use leaders::{leader_transfer_requested, leader_transfers_requested};
+pub use request_pool::set_request_pool;
 pub use samples::{Samples, WINDOW};
 pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};
 
@@ -99,6 +101,8 @@ pub struct Registry {
     snapshots: Mutex<snapshots::Figures>,
     /// Preferred leader election figures (`leaders.rs`), under their own lock.
     leaders: Mutex<leaders::Figures>,
+    /// Each node's request memory pool (`request_pool.rs`), under its own lock.
+    request_pools: Mutex<request_pool::Figures>,
     /// The transaction coordinator's figures (`transactions.rs`), under their own lock.
     transactions: Mutex<transactions::Figures>,
 }
@@ -331,6 +335,7 @@ impl Registry {
         families.extend(cleaner::families(self, &keep));
         families.extend(snapshots::families(self, &keep));
         families.extend(leaders::families(self, &keep));
+        families.extend(request_pool::families(self, &keep));
         families.extend(transactions::families(self, &keep));
         exposition::encode(families)
     }

@@ -14,6 +14,10 @@
 //! closes the connection, as does any request other than re-authentication once the session
 //! has outlived `connections.max.reauth.ms` (KIP-368).
 //!
+//! A request's bytes are reserved from the node's [`RequestPool`](crate::net::request_pool::RequestPool) (Kafka's
+//! `queued.max.request.bytes`) before its body is read and given back when its handler has
+//! finished, so all connections together hold a bounded amount of request memory.
+//!
 //! Quotas mute the channel (KIP-219, `broker::throttle`): a handler that throttles the client
 //! answers at once and mutes the connection's [`Channel`]; the reader dispatches no further
 //! request of that connection until the mute is over.
@@ -100,6 +104,9 @@ pub async fn serve<S>(
             slog::warn!(logger, "closing connection"; "reason" => %e);
             break;
         }
+        // The node's request memory pool (`queued-max-request-bytes`): wait for room before the
+        // body is read; the bytes go back when the request's handler has finished.
+        let reservation = lctx.pool.reserve(size as usize).await;
         let mut frame = BytesMut::zeroed(size as usize);
         if let Err(e) = rd.read_exact(&mut frame).await {
             slog::warn!(logger, "closing connection: truncated frame"; "expected" => size, "error" => %e);
@@ -183,6 +190,11 @@ pub async fn serve<S>(
                     fut
                 };
                 let fut = CHANNEL.scope(channel.clone(), SESSION.scope(session.clone(), fut));
+                let fut = async move {
+                    let reply = fut.await;
+                    drop(reservation);
+                    reply
+                };
                 if tx.send(Box::pin(fut)).await.is_err() {
                     break;
                 }

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::broker::BrokerCtx;
 use crate::config::{ListenerSpec, SecurityProtocol};
 use crate::net::connection;
+use crate::net::request_pool::RequestPool;
 use crate::security::principal::Principal;
 use crate::security::sasl::SaslSettings;
 
@@ -30,6 +31,8 @@ pub struct ListenerCtx {
     pub sasl: Arc<SaslSettings>,
     pub max_request_size: usize,
     pub max_connections: usize,
+    /// The node's request memory pool, shared by every listener.
+    pub pool: Arc<RequestPool>,
 }
 
 /// A bound listener, not yet serving.

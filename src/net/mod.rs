@@ -1,10 +1,11 @@
 //! Client networking: the listeners (one per configured Kafka listener, TLS on SSL/SASL_SSL, its
 //! certificate re-read on SIGHUP) accept Kafka connections; each connection gates SASL listeners on authentication (`sasl`),
-//! reads frames, dispatches them through the route table inside its session and writes
+//! reserves each request's bytes from the node's request memory pool (`request_pool`), reads frames, dispatches them through the route table inside its session and writes
 //! responses in request order.
 
 pub mod connection;
 pub mod listener;
+pub mod request_pool;
 pub mod sasl;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub fn serve_listeners(
         plain_users: config.sasl.plain_users.clone(),
         reauth_ms: config.kafka.connections_max_reauth_ms,
     });
+    let pool = crate::net::request_pool::RequestPool::new(config.kafka.queued_max_request_bytes);
+    crate::metrics::set_request_pool(config.node_id, pool.clone());
     for b in bound {
         let lctx = Arc::new(listener::ListenerCtx {
             name: b.spec.name.clone(),
@@ -50,6 +53,7 @@ pub fn serve_listeners(
             sasl: sasl.clone(),
             max_request_size: config.kafka.max_request_size as usize,
             max_connections: config.kafka.max_connections,
+            pool: pool.clone(),
         });
         let ctx = ctx.clone();
         let std_listener = b.listener;

@@ -1,0 +1,107 @@
+"""Overload on a real chronik process with Apache Kafka's own producer (issue 15, back-pressure).
+
+    1 request pool   a node with a small request memory pool (`queued-max-request-bytes` 4 MiB,
+                     `max-request-size` 2 MiB) and a slow apply (`faults.apply-delay`) gets three
+                     ProducerPerformance producers with acks=0 at once, as fast as they can send.
+                     Sampled /metrics never show more than the pool's bytes in use, the pool made
+                     connections wait (`chronik_request_pool_waits_total` > 0), nothing was
+                     refused or lost (the high watermark is every record sent), and the broker's
+                     peak RSS stays under the pool plus a stated constant.
+"""
+import subprocess
+import threading
+import time
+
+import pytest
+
+from cluster import Cluster, scrape, wait_led
+from helpers import (JAVA_OPTS, PRODUCER_PERFORMANCE, TOOLS_LIB, TOPIC_COMMAND, high_watermark, java_tool,
+                     report, unique_topic)
+
+pytestmark = pytest.mark.chronik_only
+
+POOL = 4 * 1024 * 1024
+PRODUCERS = 3
+RECORDS = 40_000
+# The broker's own memory beside the request pool: code, the runtime, the log's indexes, the
+# metrics and admin server (an idle standalone broker has ~10-20 MB resident). Measured here: peak
+# RSS 24 MB with the 4 MiB pool; 82 MB (43 MB of requests held at once) with no pool.
+RSS_CONSTANT_MB = 48
+
+
+def peak_rss_mb(pid):
+    """VmHWM of a live process: its peak resident set, in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def test_1_the_request_pool_bounds_what_acks0_producers_make_the_broker_hold(tmp_path):
+    c = Cluster(tmp_path / "overload", size=1, env={
+        "CHRONIK_KAFKA__MAX_REQUEST_SIZE": str(2 * 1024 * 1024),
+        "CHRONIK_KAFKA__QUEUED_MAX_REQUEST_BYTES": str(POOL),
+        "CHRONIK_FAULTS__APPLY_DELAY": "1ms",
+    })
+    c.start(timeout=30)
+    try:
+        topic = unique_topic("overload")
+        java_tool(TOPIC_COMMAND, "--bootstrap-server", c.bootstrap, "--create", "--topic", topic,
+                  "--partitions", 3, "--replication-factor", 1)
+        wait_led(c.bootstrap, topic, 3, timeout=20)
+
+        samples, stop = [], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                try:
+                    m = scrape(c[1])
+                    samples.append((m.total("chronik_request_pool_bytes_in_use"),
+                                    m.total("chronik_request_pool_bytes_max")))
+                except Exception:  # noqa: BLE001 - a missed scrape is only a missed sample
+                    pass
+                stop.wait(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        cmd = ["java", *JAVA_OPTS, "-cp", f"{TOOLS_LIB}/*", PRODUCER_PERFORMANCE, "--topic", topic,
+               "--num-records", str(RECORDS), "--record-size", "1024", "--throughput", "-1",
+               "--producer-props", f"bootstrap.servers={c.bootstrap}", "acks=0", "linger.ms=5",
+               "batch.size=65536"]
+        t0 = time.monotonic()
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(PRODUCERS)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        for p, out in zip(procs, outs):
+            assert p.returncode == 0, out[-3000:]
+            assert f"{RECORDS} records sent" in out, out[-3000:]
+        # acks=0: the producers finish before the broker; wait (bounded) until every record is in.
+        want = PRODUCERS * RECORDS
+        deadline = time.monotonic() + 120
+        total = 0
+        while time.monotonic() < deadline:
+            total = sum(high_watermark(c.bootstrap, topic, p) for p in range(3))
+            if total >= want:
+                break
+            time.sleep(0.5)
+        seconds = time.monotonic() - t0
+        stop.set()
+        sampler.join(5)
+        m = scrape(c[1])
+        waits = m.total("chronik_request_pool_waits_total")
+        in_use_now = m.total("chronik_request_pool_bytes_in_use")
+        rss = peak_rss_mb(c[1].proc.pid)
+        peak = max((s[0] for s in samples), default=-1)
+        report(f"request pool {POOL} B: {PRODUCERS} acks=0 producers x {RECORDS} x 1 KB in {seconds:.1f} s; "
+               f"{len(samples)} samples, peak in use {peak:.0f} B, {waits:.0f} waits, broker peak RSS "
+               f"{rss:.1f} MB")
+        assert total == want, f"records in the log: {total}, sent {want} (acks=0 must not lose any)"
+        assert samples, "no /metrics sample during the run"
+        assert all(mx == POOL for _, mx in samples), f"pool size reported: {set(mx for _, mx in samples)}"
+        assert peak <= POOL, f"in use {peak} B over the pool's {POOL}"
+        assert waits > 0, "the producers never had to wait for the pool: the test did not load it"
+        assert in_use_now == 0, f"{in_use_now} B still reserved after every request finished"
+        assert rss < POOL / 1e6 + RSS_CONSTANT_MB, f"peak RSS {rss:.1f} MB"
+    finally:
+        c.stop()
