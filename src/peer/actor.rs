@@ -29,6 +29,12 @@ const MAX_QUEUED: usize = 16 * 1024;
 const MAX_FRAMES: usize = 64;
 /// Most bytes of snapshot chunk data in one frame; more waits for the next flush.
 pub const MAX_CHUNK_FRAME: usize = frame::MAX_FRAME / 2;
+/// Most bytes of Raft entries in one frame; the rest of the queue waits for the next flush. A
+/// follower far behind is sent up to `raft.max-inflight-msgs` × `raft.max-size-per-msg` of appends
+/// in one Ready (256 MiB by default), more than the receiver takes in one frame.
+pub const MAX_ENTRIES_FRAME: usize = frame::MAX_FRAME / 4;
+/// Most bytes of Raft entries queued for one peer; appends past it are dropped (Raft resends).
+const MAX_QUEUED_ENTRY_BYTES: usize = 4 * frame::MAX_FRAME;
 /// Most snapshot messages queued for one peer (each transfer has one chunk in flight).
 const MAX_SNAPSHOT_QUEUED: usize = 256;
 
@@ -68,6 +74,24 @@ fn beat_flushes(heartbeat_tick: bool, frame_due: bool, heartbeats_queued: bool) 
     heartbeat_tick || (frame_due && heartbeats_queued)
 }
 
+/// Bytes of entry data (and contexts) a Raft message carries.
+fn entry_bytes(m: &Message) -> usize {
+    m.get_entries().iter().map(|e| e.get_data().len() + e.get_context().len()).sum()
+}
+
+/// How many messages from the head of `queue` go in one frame: as many as fit in `budget` bytes
+/// of entries, and at least one (a message larger than the budget goes alone).
+fn frame_prefix(queue: &[(GroupId, Message)], budget: usize) -> usize {
+    let mut bytes = 0;
+    for (i, (_, m)) in queue.iter().enumerate() {
+        bytes += entry_bytes(m);
+        if bytes > budget && i > 0 {
+            return i;
+        }
+    }
+    queue.len()
+}
+
 /// Writes the link's frames to `stream` until it fails or the actor drops the sender.
 async fn pump<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, me: Addr<PeerActor>, logger: Logger) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(MAX_FRAMES);
@@ -95,6 +119,8 @@ pub struct PeerActor {
     peer: u64,
     addr: String,
     queue: Vec<(GroupId, Message)>,
+    /// Bytes of entries in `queue`.
+    queued_entry_bytes: usize,
     repairs: Vec<frame::Repair>,
     /// Transaction marker requests and answers (bounded like repairs).
     txn_markers: Vec<frame::TxnMarkerPeerMsg>,
@@ -135,6 +161,7 @@ impl PeerActor {
             peer,
             addr,
             queue: Vec::new(),
+            queued_entry_bytes: 0,
             repairs: Vec::new(),
             txn_markers: Vec::new(),
             snapshots: Default::default(),
@@ -191,11 +218,20 @@ impl PeerActor {
         });
     }
 
-    /// Writes the queue as one frame. Heartbeat responses ride along in any frame that goes
+    /// Writes the queue as one frame, at most [`MAX_ENTRIES_FRAME`] of entries (the rest goes in
+    /// the next frame, flushed at once). Heartbeat responses ride along in any frame that goes
     /// out; heartbeats only when `with_heartbeats` (the ticker's beat).
     fn flush(&mut self, ctx: &mut Context<Self>, with_heartbeats: bool) {
         self.flush_scheduled = false;
-        let mut msgs = std::mem::take(&mut self.queue);
+        let n = frame_prefix(&self.queue, MAX_ENTRIES_FRAME);
+        let rest = self.queue.split_off(n);
+        let mut msgs = std::mem::replace(&mut self.queue, rest);
+        let sent: usize = msgs.iter().map(|(_, m)| entry_bytes(m)).sum();
+        self.queued_entry_bytes = self.queued_entry_bytes.saturating_sub(sent);
+        if !self.queue.is_empty() {
+            self.flush_scheduled = true;
+            ctx.notify(PeerMsg::Flush);
+        }
         if !with_heartbeats && !msgs.is_empty() && !self.heartbeats.is_empty() {
             let (responses, heartbeats): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heartbeats)
                 .into_iter()
@@ -297,11 +333,15 @@ impl Handler<PeerMsg> for PeerActor {
                     late_frame |= self.heartbeat_frame_due && m.get_msg_type() == MessageType::MsgHeartbeat;
                     let heartbeat =
                         matches!(m.get_msg_type(), MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse);
+                    let bytes = entry_bytes(&m);
                     let queue = if heartbeat { &mut self.heartbeats } else { &mut self.queue };
-                    if queue.len() >= MAX_QUEUED {
+                    if queue.len() >= MAX_QUEUED
+                        || (bytes > 0 && self.queued_entry_bytes + bytes > MAX_QUEUED_ENTRY_BYTES)
+                    {
                         self.count_dropped(1);
                     } else {
                         queue.push((group, m));
+                        self.queued_entry_bytes += bytes;
                         urgent |= !heartbeat;
                     }
                 }
@@ -378,7 +418,45 @@ impl Handler<PeerMsg> for PeerActor {
 
 #[cfg(test)]
 mod tests {
-    use super::beat_flushes;
+    use super::{beat_flushes, entry_bytes, frame_prefix, MAX_ENTRIES_FRAME};
+    use crate::peer::frame;
+    use raft::eraftpb::{Entry, Message, MessageType};
+
+    fn append(bytes: usize) -> (crate::raft::GroupId, Message) {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        let e = Entry { data: vec![0u8; bytes].into(), ..Default::default() };
+        m.set_entries(vec![e].into());
+        (7, m)
+    }
+
+    #[test]
+    fn a_frame_carries_at_most_its_budget_of_entries_and_at_least_one_message() {
+        const MIB: usize = 1024 * 1024;
+        // A catch-up Ready: 256 appends of 1 MiB for one follower (100+ MiB broke the 64 MiB
+        // frame limit: the receiver closed the link and the follower caught up at ~2 MB/s).
+        let mut queue: Vec<_> = (0..256).map(|_| append(MIB)).collect();
+        let mut frames = Vec::new();
+        while !queue.is_empty() {
+            let n = frame_prefix(&queue, MAX_ENTRIES_FRAME);
+            let rest = queue.split_off(n);
+            frames.push(std::mem::replace(&mut queue, rest));
+        }
+        assert_eq!(frames.len(), 256 * MIB / MAX_ENTRIES_FRAME);
+        for f in &frames {
+            let bytes: usize = f.iter().map(|(_, m)| entry_bytes(m)).sum();
+            assert!(bytes <= MAX_ENTRIES_FRAME);
+            let encoded = frame::encode_full(1, 2, f, frame::Extras::default());
+            assert!(encoded.len() < frame::MAX_FRAME / 2, "frame of {} bytes", encoded.len());
+        }
+        // Messages without entries cost nothing; one message over the budget goes alone.
+        let mut small = vec![(7, Message::default()); 3];
+        assert_eq!(frame_prefix(&small, 0), 3);
+        small.insert(0, append(MAX_ENTRIES_FRAME + 1));
+        assert_eq!(frame_prefix(&small, MAX_ENTRIES_FRAME), 1, "the large one goes alone");
+        assert_eq!(frame_prefix(&small[1..], MAX_ENTRIES_FRAME), 3);
+        assert_eq!(frame_prefix(&[], MAX_ENTRIES_FRAME), 0);
+    }
 
     #[test]
     fn one_heartbeat_frame_per_interval_and_a_late_frame_leaves_at_the_next_beat() {

@@ -9,6 +9,8 @@ starts its own cluster in a chosen order with one node 20 s late.
     2 java           TopicCommand create/describe, ConsoleProducer 3 messages, read back 3
     3 integrity      after 1, 2 and 50,000 acks=all records: deserialization_failures_total == 0
     4 replication    after 10,000 acks=all records every replica's checksum is identical
+    4b catch-up      node 3 down while 96 MB go to a partition, restarted: it catches up to identical
+                     checksums and no peer frame exceeded the 64 MiB limit on the way
     5 start order    node 3, then node 1, node 2 20 s late; the retrier, forced by a lost quorum
     6 metadata       topics created on one node visible on all; delete removes groups everywhere
     7 mutual TLS     a cluster whose nodes talk mutual TLS (raft.tls-*): the raft port completes a
@@ -370,6 +372,37 @@ def test_4_replication_replicas_byte_identical_after_10k(cluster):
             diffs.append((p, gid, digests))
     assert not diffs, "segment .log files differ between nodes (or are missing):\n" + \
         "\n".join(f"{t}[{p}] group {g}: {d}" for p, g, d in diffs)
+    c.check_alive()
+
+
+def test_4b_a_follower_far_behind_catches_up_in_frames_under_the_limit(cluster):
+    """Node 3 is down while 96 MB go to a partition, then restarts: it catches up, ends with the
+    leader's bytes, and no peer frame went over the 64 MiB limit on the way (a catch-up Ready holds
+    up to max-inflight-msgs x max-size-per-msg of appends; sent as one frame it was refused and the
+    link closed, again and again, and the follower crawled at ~2 MB/s)."""
+    c = cluster
+    t = unique_topic("catchup")
+    create_rf3(c, 1, t, 1)
+    c[3].stop()
+    producer_perf(c[1].bootstrap, t, 96_000, 1024)
+    t0 = time.monotonic()
+    c[3].start()
+    c.wait_serving(ids=[3], timeout=30)
+    deadline = time.monotonic() + 120
+    while True:
+        rows = status_groups(cluster_status(c[1].admin), t)
+        if _converged(rows):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"node 3 did not catch up {t} within 120 s:\n" + "\n".join(map(str, rows)), pytrace=False)
+        time.sleep(0.5)
+    secs = time.monotonic() - t0
+    sums = {r.get("node"): r.get("checksum") for r in rows}
+    report(f"catch-up: node 3 back {secs:.1f} s after its restart with 96 MB to fetch; checksums {sums}")
+    assert len(set(sums.values())) == 1, f"replicas differ after the catch-up: {sums}"
+    too_large = [(n.id, line) for n in c.nodes.values() for line in n.log_path.read_text().splitlines()
+                 if "exceeds the" in line and "byte limit" in line]
+    assert not too_large, f"peer frames over the limit: {too_large[:5]}"
     c.check_alive()
 
 
