@@ -9,8 +9,9 @@
 //! cannot trust (a length that is not a multiple of 34 — a partial last entry —, an unknown
 //! version, an entry out of order or outside its segment's offsets), and an atomic write (`.tmp`,
 //! fsync, rename, directory fsync). A file that fails the checks is never used: its caller
-//! rebuilds it from its segment. Not yet wired into open, the writer, retention, the cleaner
-//! swap or the snapshot install (see `docs/architecture.md`, "Transactions: partition side").
+//! rebuilds it from its segment. Deleted with its segment (`Segment::delete`, reset, open,
+//! snapshot install) and by the cleaner's swap; not yet written or read (see
+//! `docs/architecture.md`, "Transactions: partition side").
 
 use std::path::{Path, PathBuf};
 
