@@ -3,14 +3,15 @@
 #   1. scripts/install-test-deps.sh   (kcat, .deps/venv, Kafka Java tools)
 #   2. cargo fmt --all -- --check
 #   3. cargo clippy --all-targets -- -D warnings
-#   4. cargo test --all-targets        (all Rust tiers, the fuzz corpus and its regressions included)
+#   4. cargo test --all-targets        (all Rust tiers, the fuzz corpus and its regressions included;
+#                                        the criterion micro-benchmarks of benches/micro.rs run once
+#                                        each as tests here, so no separate bench-profile build)
 #   4a. the multi-node in-process tests again with CHRONIK_TEST_PEER_TLS=1: mutual TLS between the
 #       nodes (tests/common/peer_tls.rs; start_cluster proves each raft listener speaks mTLS)
-#   4b. scripts/fuzz.sh                 (each cargo-fuzz target for FUZZ_SECONDS, default 25 s, when
+#   4b. scripts/fuzz.sh                 (each cargo-fuzz target for FUZZ_SECONDS, default 10 s, when
 #                                        `cargo +nightly fuzz` is available; otherwise says so loudly)
 #   5. cargo build --release
 #   6. pytest tests/interop             (real clients against target/release/chronik-server)
-#   7. cargo bench -- --test            (criterion micro-benchmarks, each run once as a smoke test)
 #   8. tests/interop/fault_checker.py   (short fault schedule, FAULT_CHECKER_FAULTS=12 faults, on a
 #                                        3-node cluster; network cuts need root for namespaces)
 #   8a. the same with --transactional  (FAULT_CHECKER_TXN_FAULTS=8 faults: transactions committed and
@@ -78,7 +79,7 @@ if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >
     timeout 600 cargo install cargo-fuzz || true
 fi
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
-    run_step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-25}"
+    run_step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 else
     echo "!!!! NOT FUZZING: \`cargo +nightly fuzz\` is unavailable (needs a nightly toolchain and cargo-fuzz)."
     echo "!!!! Only the seed corpus and the saved crash inputs ran, as tests/fuzz_corpus.rs in cargo-test."
@@ -107,8 +108,6 @@ else
     SUMMARY+=("FAILED       fault-checker-txn (not run: no release build)")
     FAILED+=("interop" "fault-checker" "fault-checker-txn")
 fi
-
-run_step bench-smoke cargo bench -- --test
 
 echo
 echo "==== summary ($((SECONDS - T0))s in all)"

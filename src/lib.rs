@@ -10,7 +10,7 @@
 //! | [`config`], [`cli`] | TOML + env configuration (`config/`: section structs, durations and raft ticks, `CHRONIK_*` overrides, `validate()`, rendering, loading); the command line |
 //! | [`clock`] | injected time and randomness; backoff schedules |
 //! | [`node`] | starts the actors of one node; starts/stops partition groups as `__meta` assigns them |
-//! | [`net`] | Kafka listener and connections (responses in request order) |
+//! | [`net`] | Kafka listener and connections (responses in request order; at most 64 requests of a connection served at once; Produce hands its batches on in request order: `broker::produce_order`) |
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |

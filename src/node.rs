@@ -66,14 +66,22 @@ pub struct Node {
     opening: std::collections::HashSet<GroupId>,
     /// Groups the latest metadata assigns to this node.
     wanted: std::collections::HashSet<GroupId>,
+    /// The preferred leader election counts of the last image (`MetaState::elections`); `None`
+    /// until the first image, whose counts are old requests and start nothing.
+    elections_seen: Option<BTreeMap<GroupId, u64>>,
     table: watch::Sender<Arc<PartitionTable>>,
     groups: watch::Sender<Arc<HashMap<GroupId, Addr<PartitionActor>>>>,
     logger: Logger,
 }
 
+/// Where a partition group keeps its files under a node's data directory.
+pub fn group_dir(data_dir: &std::path::Path, group: GroupId) -> PathBuf {
+    data_dir.join("groups").join(group.to_string())
+}
+
 impl Node {
     fn group_dir(&self, group: GroupId) -> PathBuf {
-        self.data_dir.join("groups").join(group.to_string())
+        group_dir(&self.data_dir, group)
     }
 
     fn retention_of(&self, image: &MetaState, topic: &crate::meta::TopicInfo) -> RetentionSettings {
@@ -215,6 +223,32 @@ impl Node {
         if changed {
             self.publish();
         }
+        self.elect_preferred(image);
+    }
+
+    /// A preferred leader election asked for a group whose preferred replica (the first of its
+    /// replica list) is this node: ask the group's leader for a Raft leader transfer to it.
+    fn elect_preferred(&mut self, image: &MetaState) {
+        let me = self.settings.node_id;
+        if let Some(seen) = &self.elections_seen {
+            for (g, count) in &image.elections {
+                if seen.get(g).is_some_and(|s| s >= count) {
+                    continue;
+                }
+                let preferred = image
+                    .topics
+                    .values()
+                    .flat_map(|t| t.partitions.iter())
+                    .find(|p| p.group == *g)
+                    .and_then(|p| p.replicas.first().copied());
+                if let (Some(r), Some(me_first)) = (self.running.get(g), preferred.map(|p| p == me)) {
+                    if me_first {
+                        r.handle.addr.do_send(PartitionMsg::ElectSelf);
+                    }
+                }
+            }
+        }
+        self.elections_seen = Some(image.elections.clone());
     }
 
     /// Publishes the table of running partitions to the Kafka handlers and the peer router.
@@ -405,6 +439,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;
+    let meta_leader = meta.leader_cell();
     let meta = meta.start();
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
@@ -451,6 +486,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         running: HashMap::new(),
         opening: Default::default(),
         wanted: Default::default(),
+        elections_seen: None,
         table: table_tx,
         groups: groups_tx,
         logger: logger.clone(),
@@ -589,6 +625,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         ProduceHandler::start_in_arbiter(&net.handle(), move |_| ProduceHandler::new(node_id, produce_logger));
     let ctx = Arc::new(BrokerCtx {
         node_id,
+        data_dir: config.data_dir.clone(),
+        meta_leader,
         settings: BrokerSettings {
             max_message_bytes,
             auto_create_topics: config.topics.auto_create,

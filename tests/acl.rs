@@ -328,6 +328,23 @@ fn read_only_principal_matrix() {
     let dc: DescribeClusterResponse =
         c.call(n, "reader", ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
     assert_eq!(dc.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // ElectLeaders asks ALTER on the cluster: the top-level code and every partition's.
+    let el = ElectLeadersRequest::default().with_timeout_ms(5_000).with_topic_partitions(Some(vec![
+        elect_leaders_request::TopicPartitions::default().with_topic(name("a")).with_partitions(vec![0]),
+    ]));
+    let r: ElectLeadersResponse = c.call(n, "reader", ApiKey::ElectLeaders, 2, &el);
+    assert_eq!(r.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(r.replica_election_results[0].partition_result[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // DescribeLogDirs asks DESCRIBE on the cluster: no results.
+    let r: DescribeLogDirsResponse =
+        c.call(n, "reader", ApiKey::DescribeLogDirs, 4, &DescribeLogDirsRequest::default().with_topics(None));
+    assert_eq!((r.error_code, r.results.len()), (CLUSTER_AUTHORIZATION_FAILED, 0));
+    // DescribeQuorum asks DESCRIBE on the cluster too.
+    let dq = DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default()
+        .with_topic_name(name("__cluster_metadata"))
+        .with_partitions(vec![describe_quorum_request::PartitionData::default()])]);
+    let r: DescribeQuorumResponse = c.call(n, "reader", ApiKey::DescribeQuorum, 2, &dq);
+    assert_eq!((r.error_code, r.topics.len()), (CLUSTER_AUTHORIZATION_FAILED, 0));
     // Transactions, partition side: WriteTxnMarkers needs CLUSTER_ACTION on the cluster (nothing
     // is written), DescribeProducers READ on the topic.
     let marker =

@@ -164,7 +164,16 @@ fn every_advertised_version_of_every_api_is_served() {
                         .with_transaction_timeout_ms(60_000)
                         .with_producer_id(ProducerId(-1))
                         .with_producer_epoch(-1);
-                    let r: InitProducerIdResponse = c.call(route.key, v, &txn);
+                    // The coordinator may still be loading just after start (COORDINATOR_LOAD_IN_PROGRESS
+                    // 14, COORDINATOR_NOT_AVAILABLE 15): retried, as Kafka's clients do.
+                    let mut r: InitProducerIdResponse = c.call(route.key, v, &txn);
+                    for _ in 0..100 {
+                        if r.error_code != 14 && r.error_code != 15 {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        r = c.call(route.key, v, &txn);
+                    }
                     assert_eq!((r.error_code, r.producer_epoch), (0, v), "transactional v{v}");
                     let too_long = txn.clone().with_transaction_timeout_ms(900_001);
                     let r: InitProducerIdResponse = c.call(route.key, v, &too_long);
@@ -727,6 +736,57 @@ fn every_advertised_version_of_every_api_is_served() {
                     let r: AlterClientQuotasResponse =
                         c.call(route.key, v, &AlterClientQuotasRequest::default().with_entries(vec![entry, bad]));
                     assert_eq!((r.entries[0].error_code, r.entries[1].error_code), (0, 42), "alter client quotas v{v}");
+                }
+                ApiKey::DescribeLogDirs => {
+                    let r: DescribeLogDirsResponse =
+                        c.call(route.key, v, &DescribeLogDirsRequest::default().with_topics(None));
+                    assert_eq!(r.results.len(), 1, "describe log dirs v{v}: one log dir");
+                    let dir = &r.results[0];
+                    assert_eq!(dir.error_code, 0, "describe log dirs v{v}");
+                    let t = dir
+                        .topics
+                        .iter()
+                        .find(|t| t.name.0.as_str() == "t")
+                        .unwrap_or_else(|| panic!("topic t is on this node: {dir:?}"));
+                    assert!(t.partitions.iter().any(|p| p.partition_size > 0), "describe log dirs v{v}: {t:?}");
+                    assert!(t.partitions.iter().all(|p| p.offset_lag == 0 && !p.is_future_key));
+                    if v >= 4 {
+                        assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0, "describe log dirs v{v}: {dir:?}");
+                    }
+                }
+                ApiKey::DescribeQuorum => {
+                    let req = DescribeQuorumRequest::default().with_topics(vec![
+                        describe_quorum_request::TopicData::default()
+                            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                            .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+                    ]);
+                    let r: DescribeQuorumResponse = c.call(route.key, v, &req);
+                    assert_eq!(r.error_code, 0, "describe quorum v{v}");
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!((p.leader_id.0, p.current_voters.len()), (1, 1), "describe quorum v{v}: {p:?}");
+                    assert!(p.leader_epoch >= 1 && p.high_watermark > 0, "describe quorum v{v}: {p:?}");
+                    if v >= 2 {
+                        assert_eq!(r.nodes.len(), 1, "describe quorum v{v}: the voter's endpoint");
+                    }
+                }
+                ApiKey::ElectLeaders => {
+                    // One node: the preferred replica leads every partition already.
+                    let mut req =
+                        ElectLeadersRequest::default().with_timeout_ms(5_000).with_topic_partitions(Some(vec![
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                                .with_partitions(vec![0]),
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(TopicName(StrBytes::from_static_str("no-such-topic")))
+                                .with_partitions(vec![0]),
+                        ]));
+                    if v >= 1 {
+                        req = req.with_election_type(0);
+                    }
+                    let r: ElectLeadersResponse = c.call(route.key, v, &req);
+                    let codes: Vec<i16> =
+                        r.replica_election_results.iter().map(|t| t.partition_result[0].error_code).collect();
+                    assert_eq!(codes, vec![84, 3], "elect leaders v{v}: {r:?}");
                 }
                 ApiKey::AddPartitionsToTxn
                 | ApiKey::AddOffsetsToTxn

@@ -250,18 +250,26 @@ fn markers_move_the_lso_and_a_new_leader_has_the_same_lso_and_aborted_list() {
     wait_replicas(nodes[id].as_ref().unwrap(), "tx", 3, 9, 9);
 }
 
-/// Every (offset, value) a read_uncommitted Fetch serves from offset 0, markers left out.
-fn served_values(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
-    let req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 24).with_topics(vec![
-        fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+/// Partition 0 of `topic` fetched from offset 0 (v11) with the isolation level (0 = read
+/// uncommitted, 1 = read committed).
+fn fetch_from_zero(c: &mut Client, topic: &str, isolation: i8) -> fetch_response::PartitionData {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 24)
+        .with_isolation_level(isolation)
+        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
             fetch_request::FetchPartition::default()
                 .with_partition(0)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 24),
-        ]),
-    ]);
+        ])]);
     let r: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
-    let data = r.responses[0].partitions[0].records.clone().unwrap_or_default();
+    r.responses[0].partitions[0].clone()
+}
+
+/// Every (offset, value) a read_uncommitted Fetch serves from offset 0, markers left out.
+fn served_values(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
+    let data = fetch_from_zero(c, topic, 0).records.unwrap_or_default();
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
@@ -358,17 +366,7 @@ fn idempotent(pid: i64, seq: i32, key: &str, value: &str) -> Vec<u8> {
 /// offset of an aborted transaction of its to that producer's ABORT marker): (offset, value),
 /// and the offsets of the control batches served.
 fn committed_view(c: &mut Client, topic: &str) -> (Vec<(i64, String)>, Vec<i64>) {
-    let req =
-        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 24).with_isolation_level(1).with_topics(vec![
-            fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
-                fetch_request::FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 24),
-            ]),
-        ]);
-    let r: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
-    let p = &r.responses[0].partitions[0];
+    let p = &fetch_from_zero(c, topic, 1);
     assert_eq!(p.error_code, 0);
     let data = p.records.clone().unwrap_or_default();
     let mut aborted: Vec<(i64, i64)> =

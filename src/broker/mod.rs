@@ -25,10 +25,13 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -48,6 +51,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod produce_order;
 pub mod produce_policy;
 pub mod routes;
 pub mod sasl_authenticate;
@@ -106,6 +110,10 @@ pub struct BrokerSettings {
 /// What every handler can reach.
 pub struct BrokerCtx {
     pub node_id: u64,
+    /// This node's data directory: its one log dir (DescribeLogDirs).
+    pub data_dir: std::path::PathBuf,
+    /// The `__meta` leader this node knows (0: none), kept by the `MetaActor`.
+    pub meta_leader: Arc<std::sync::atomic::AtomicU64>,
     pub settings: BrokerSettings,
     pub logger: Logger,
     pub meta: Addr<MetaActor>,
@@ -160,8 +168,14 @@ impl BrokerCtx {
         rx.await.unwrap_or(Err(MetaError::Dropped))
     }
 
-    /// The id to report as controller: the lowest registered broker id (always a listed broker).
+    /// The id to report as controller: the `__meta` leader (chronik's controller quorum is
+    /// `__meta`), or, while it is unknown or not a registered broker, the lowest registered
+    /// broker id (always a listed broker).
     pub fn controller_id(&self, image: &MetaState) -> i32 {
+        let leader = self.meta_leader.load(std::sync::atomic::Ordering::Relaxed);
+        if image.brokers.contains_key(&leader) {
+            return leader as i32;
+        }
         image.brokers.keys().next().copied().unwrap_or(self.node_id) as i32
     }
 }

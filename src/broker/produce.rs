@@ -6,7 +6,10 @@
 //! `min.insync.replicas` for acks=all), sends each batch to its partition actor, and gathers the partitions'
 //! acknowledgements in a spawned future, so one slow partition never holds up other requests.
 //! A failure in one partition becomes that partition's error code. With acks=0 nothing is
-//! answered. Responses still leave the connection in request order (the connection keeps them).
+//! answered, but the request keeps its place among its connection's in-flight requests until
+//! its batches are committed, so a producer that never waits cannot queue without bound.
+//! Responses still leave the connection in request order (the connection keeps them), and
+//! batches reach the handler in request order ([`super::produce_order`]).
 //! A request with transactional batches needs its `transactional_id` and WRITE on it, else every
 //! partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka's `handleProduceRequest`).
 
@@ -36,8 +39,8 @@ use crate::security::quota::PRODUCER_BYTE_RATE;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum ProduceMsg {
-    /// A decoded request, the partition table to use, and where to send the response (or
-    /// `None` for acks=0).
+    /// A decoded request, the partition table to use, and where to send the response (acks=0
+    /// too: its connection waits for it, without answering the client).
     Request {
         req: ProduceRequest,
         table: Arc<PartitionTable>,
@@ -49,7 +52,7 @@ pub enum ProduceMsg {
         policies: HashMap<String, TopicPolicy>,
         /// The leader's wall clock (LogAppendTime, timestamp bounds).
         now_ms: i64,
-        reply: Option<oneshot::Sender<ProduceResponse>>,
+        reply: oneshot::Sender<ProduceResponse>,
     },
 }
 
@@ -131,17 +134,6 @@ impl Handler<ProduceMsg> for ProduceHandler {
             }
             topics.push((name, parts));
         }
-        let Some(reply) = reply else {
-            // acks=0: the batches are on their way; nobody waits for the outcome.
-            for (_, parts) in topics {
-                for p in parts {
-                    actix::spawn(async move {
-                        let _ = p.await;
-                    });
-                }
-            }
-            return;
-        };
         let (node, started) = (self.node, std::time::Instant::now());
         ctx.spawn(
             async move {
@@ -280,6 +272,8 @@ async fn gather(
 
 /// The Produce API entry point.
 pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) -> Option<ProduceResponse> {
+    // Taken before anything awaits; let go (dropped) once the batches are handed on.
+    let mut turn = super::produce_order::take();
     let table = ctx.partition_table();
     let version = h.request_api_version;
     let mut unverified = Vec::new();
@@ -328,15 +322,19 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: ProduceRequest) 
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
     let throttle = ctx.throttle(PRODUCER_BYTE_RATE, &h, bytes as u64);
-    if req.acks == 0 {
-        ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: None });
-        super::throttle::mute(throttle);
-        return None;
-    }
+    turn.wait().await;
+    let acks0 = req.acks == 0;
     let (tx, rx) = oneshot::channel();
-    ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: Some(tx) });
+    ctx.produce.do_send(ProduceMsg::Request { req, table, missing, version, policies, now_ms, reply: tx });
+    drop(turn);
     let resp = rx.await.ok()?;
     super::throttle::mute(throttle);
+    if acks0 {
+        // Nothing is answered, but the request held its connection's slot until its batches were
+        // committed (or refused): a producer that never waits for answers cannot queue without
+        // bound (`net::connection` serves at most MAX_IN_FLIGHT requests of a connection at once).
+        return None;
+    }
     Some(if version >= 1 { resp.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32) } else { resp })
 }
 

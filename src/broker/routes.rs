@@ -124,6 +124,12 @@ pub static ROUTES: &[Route] = &[
     route!(ListConfigResources, 0, 1, list_config_resources),
     route!(DeleteRecords, 0, 2, delete_records),
     route!(DescribeTopicPartitions, 0, 0, describe_topic_partitions),
+    // Leaders: preferred leader election by Raft leader transfer.
+    route!(ElectLeaders, 0, 2, elect_leaders),
+    // v0 was removed in Kafka 4 (KIP-896).
+    route!(DescribeLogDirs, 1, 4, describe_log_dirs),
+    // The `__meta` quorum, as Kafka's `__cluster_metadata`.
+    route!(DescribeQuorum, 0, 2, describe_quorum),
     // Transactions, partition side (v0 of WriteTxnMarkers was removed in Kafka 4, KIP-896).
     route!(WriteTxnMarkers, 1, 1, write_txn_markers),
     route!(DescribeProducers, 0, 0, describe_producers),
@@ -265,6 +271,9 @@ mod tests {
                 ApiKey::DescribeTopicPartitions => {
                     check_versions!(r, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse)
                 }
+                ApiKey::ElectLeaders => check_versions!(r, ElectLeadersRequest, ElectLeadersResponse),
+                ApiKey::DescribeLogDirs => check_versions!(r, DescribeLogDirsRequest, DescribeLogDirsResponse),
+                ApiKey::DescribeQuorum => check_versions!(r, DescribeQuorumRequest, DescribeQuorumResponse),
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),
                 ApiKey::OffsetFetch => check_versions!(r, OffsetFetchRequest, OffsetFetchResponse),
                 ApiKey::FindCoordinator => check_versions!(r, FindCoordinatorRequest, FindCoordinatorResponse),

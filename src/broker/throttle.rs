@@ -129,7 +129,7 @@ throttle_field! {
     ApiVersionsResponse => 1, CreateTopicsResponse => 2, DeleteTopicsResponse => 1,
     InitProducerIdResponse => 0, DescribeConfigsResponse => 0, AlterConfigsResponse => 0,
     CreatePartitionsResponse => 0, IncrementalAlterConfigsResponse => 0, DescribeClusterResponse => 0,
-    ListConfigResourcesResponse => 0, DeleteRecordsResponse => 0, DescribeTopicPartitionsResponse => 0,
+    ListConfigResourcesResponse => 0, DeleteRecordsResponse => 0, DescribeTopicPartitionsResponse => 0, ElectLeadersResponse => 0, DescribeLogDirsResponse => 0,
     DescribeAclsResponse => 0, CreateAclsResponse => 0, DeleteAclsResponse => 0,
     AlterClientQuotasResponse => 0, DescribeClientQuotasResponse => 0, FindCoordinatorResponse => 1,
     JoinGroupResponse => 2, SyncGroupResponse => 1, HeartbeatResponse => 1, OffsetCommitResponse => 3,
@@ -139,6 +139,13 @@ throttle_field! {
     DescribeProducersResponse => 0,
     AddPartitionsToTxnResponse => 0, AddOffsetsToTxnResponse => 0, EndTxnResponse => 0,
     TxnOffsetCommitResponse => 0, DescribeTransactionsResponse => 0, ListTransactionsResponse => 0,
+}
+
+/// DescribeQuorum has no `throttle_time_ms` (a Raft request in Kafka).
+impl ThrottleField for DescribeQuorumResponse {
+    fn throttle_time_ms(&mut self, _version: i16) -> Option<&mut i32> {
+        None
+    }
 }
 
 /// WriteTxnMarkers has no `throttle_time_ms` (an inter-broker request in Kafka).

@@ -184,6 +184,9 @@ pub struct MetaActor {
     snapshots: SnapshotPolicy,
     segment_bytes: u64,
     addr: Option<Addr<MetaActor>>,
+    /// The `__meta` leader this node knows (0: none), for Metadata's and DescribeCluster's
+    /// `controller_id`.
+    leader: Arc<std::sync::atomic::AtomicU64>,
     logger: Logger,
 }
 
@@ -240,10 +243,16 @@ impl MetaActor {
                 snapshots: spec.snapshots,
                 segment_bytes: spec.segment_bytes,
                 addr: None,
+                leader: Arc::default(),
                 logger,
             },
             rx,
         ))
+    }
+
+    /// The cell this actor keeps the known `__meta` leader in (0: none).
+    pub fn leader_cell(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.leader.clone()
     }
 
     fn schedule_drive(&mut self, ctx: &mut Context<Self>) {
@@ -586,6 +595,7 @@ impl Group for MetaActor {
     fn after_round(&mut self, role: Option<RoleInfo>, applied: Option<u64>) {
         if let Some(role) = role {
             slog::info!(self.logger, "__meta role"; "role" => ?role.role, "leader" => role.leader, "term" => role.term);
+            self.leader.store(role.leader, std::sync::atomic::Ordering::Relaxed);
         }
         if applied.is_some() || std::mem::take(&mut self.core.sm_mut().restored) {
             self.finish_applied();

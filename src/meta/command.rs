@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
     pub cmd: Option<Cmd>,
 }
 
@@ -28,6 +28,8 @@ pub enum Cmd {
     AllocateProducerIds(AllocateProducerIds),
     #[prost(message, tag = "7")]
     SetLeader(SetLeader),
+    #[prost(message, tag = "8")]
+    ElectPreferred(ElectPreferred),
     // Consumer groups (tags from 16).
     #[prost(message, tag = "16")]
     CommitOffsets(CommitOffsets),
@@ -120,6 +122,16 @@ pub struct SetLeader {
     pub leader: u64,
     #[prost(uint64, tag = "3")]
     pub term: u64,
+}
+
+/// ElectLeaders PREFERRED: asks the preferred replica (the first of the replica list) of each
+/// group to take the leadership over with a Raft leader transfer. Applying counts one request
+/// per group (`MetaState::elections`); the node of the preferred replica sees the count rise
+/// and starts the transfer (`node.rs`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ElectPreferred {
+    #[prost(uint64, repeated, tag = "1")]
+    pub groups: Vec<u64>,
 }
 
 /// Identifies a proposal in the entry context, so the proposing node can match the applied

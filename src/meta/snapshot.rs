@@ -65,6 +65,9 @@ pub struct MetaSnapshot {
     pub offsets: Vec<SnapGroupOffsets>,
     #[prost(message, repeated, tag = "10")]
     pub consumer_groups: Vec<StoreGroup>,
+    /// Preferred leader election counts (`MetaState::elections`), as (group, count).
+    #[prost(message, repeated, tag = "11")]
+    pub elections: Vec<SnapSeen>,
     /// SCRAM credentials (salt, stored and server keys, iterations: never a password).
     #[prost(message, repeated, tag = "16")]
     pub scram_credentials: Vec<ScramUpsertion>,
@@ -208,6 +211,7 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
             .map(|(g, (leader, term))| SnapLeader { group: *g, leader: *leader, term: *term })
             .collect(),
         seen: state.seen.iter().map(|(n, s)| SnapSeen { node: *n, seqs: s.iter().copied().collect() }).collect(),
+        elections: state.elections.iter().map(|(g, n)| SnapSeen { node: *g, seqs: vec![*n] }).collect(),
         offsets: state
             .offsets
             .iter()
@@ -281,6 +285,8 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     state.next_group_id = snap.next_group_id;
     state.next_producer_id = snap.next_producer_id;
     state.leaders = snap.leaders.into_iter().map(|l| (l.group, (l.leader, l.term))).collect();
+    state.elections =
+        snap.elections.into_iter().map(|e| (e.node, e.seqs.first().copied().unwrap_or_default())).collect();
     state.seen = snap.seen.into_iter().map(|s| (s.node, s.seqs.into_iter().collect::<VecDeque<_>>())).collect();
     for g in snap.offsets {
         let mut offsets = GroupOffsets::new();

@@ -72,6 +72,9 @@ pub struct MetaState {
     pub next_producer_id: i64,
     /// The last reported leader and term of each partition group.
     pub leaders: BTreeMap<GroupId, (u64, u64)>,
+    /// How many preferred leader elections were asked for each group (ElectLeaders, the
+    /// leader balancer): the preferred replica's node transfers the leadership when it rises.
+    pub elections: BTreeMap<GroupId, u64>,
     /// Recently applied proposal ids per node (bounded), so a retried proposal applies once.
     pub seen: BTreeMap<u64, std::collections::VecDeque<u64>>,
     /// Committed offsets by consumer group. Each group's map sits behind an `Arc`, so that
@@ -232,6 +235,7 @@ impl MetaState {
                 Some(info) => {
                     for p in &info.partitions {
                         self.leaders.remove(&p.group);
+                        self.elections.remove(&p.group);
                     }
                     self.drop_topic_offsets(&t.name);
                     MetaResult::Done
@@ -278,6 +282,14 @@ impl MetaState {
                 let newer = self.leaders.get(&l.group).is_none_or(|(_, term)| l.term >= *term);
                 if newer {
                     self.leaders.insert(l.group, (l.leader, l.term));
+                }
+                MetaResult::Done
+            }
+            Cmd::ElectPreferred(e) => {
+                let known: std::collections::BTreeSet<GroupId> =
+                    self.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group)).collect();
+                for g in e.groups.iter().filter(|g| known.contains(g)) {
+                    *self.elections.entry(*g).or_default() += 1;
                 }
                 MetaResult::Done
             }

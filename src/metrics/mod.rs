@@ -5,11 +5,12 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
 mod exposition;
+mod leaders;
 mod samples;
 mod snapshots;
 mod transactions;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
+pub use leaders::{leader_transfer_requested, leader_transfers_requested};
 pub use samples::{Samples, WINDOW};
 pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};
 
@@ -95,6 +97,8 @@ pub struct Registry {
     cleaner: Mutex<cleaner::Figures>,
     /// Snapshot transfer figures (`snapshots.rs`), under their own lock.
     snapshots: Mutex<snapshots::Figures>,
+    /// Preferred leader election figures (`leaders.rs`), under their own lock.
+    leaders: Mutex<leaders::Figures>,
     /// The transaction coordinator's figures (`transactions.rs`), under their own lock.
     transactions: Mutex<transactions::Figures>,
 }
@@ -326,6 +330,7 @@ impl Registry {
         let mut families = families;
         families.extend(cleaner::families(self, &keep));
         families.extend(snapshots::families(self, &keep));
+        families.extend(leaders::families(self, &keep));
         families.extend(transactions::families(self, &keep));
         exposition::encode(families)
     }

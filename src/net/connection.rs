@@ -29,6 +29,7 @@ use slog::Logger;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
+use crate::broker::produce_order::{self, ProduceOrder};
 use crate::broker::routes::{dispatch, Reply};
 use crate::broker::throttle::{Channel, CHANNEL};
 use crate::broker::BrokerCtx;
@@ -82,6 +83,7 @@ pub async fn serve<S>(
     let mut raw_tokens = false;
     let max_request_size = lctx.max_request_size;
     let channel = Arc::new(Channel::default());
+    let mut produce_order = ProduceOrder::default();
     loop {
         let mut len = [0u8; 4];
         match rd.read_exact(&mut len).await {
@@ -171,8 +173,15 @@ pub async fn serve<S>(
                 }
             }
         }
+        let frame_api_key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
         match dispatch(&ctx, frame) {
             Ok(fut) => {
+                // A request header opens with its API key; Produce is 0.
+                let fut = if frame_api_key == Some(0) {
+                    Box::pin(produce_order::scope(produce_order.next_turn(), fut))
+                } else {
+                    fut
+                };
                 let fut = CHANNEL.scope(channel.clone(), SESSION.scope(session.clone(), fut));
                 if tx.send(Box::pin(fut)).await.is_err() {
                     break;
@@ -197,7 +206,9 @@ async fn write_loop<S: AsyncWrite>(
     let mut open = true;
     loop {
         tokio::select! {
-            next = rx.recv(), if open => match next {
+            // At most MAX_IN_FLIGHT requests are served at once: a client that does not wait for
+            // answers (acks=0) is read only as fast as its requests finish.
+            next = rx.recv(), if open && pending.len() < MAX_IN_FLIGHT => match next {
                 Some(fut) => pending.push_back(fut),
                 None => open = false,
             },

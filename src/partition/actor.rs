@@ -130,6 +130,8 @@ pub enum PartitionMsg {
     Snapshot { from: u64, msg: crate::peer::frame::SnapshotPeerMsg },
     /// The answer of a snapshot receiver's disk work.
     SnapshotIo(snapshot::SnapshotIo),
+    /// Move the leadership to this replica (a preferred leader election, `node.rs`).
+    ElectSelf,
     /// Stop the group (topic deleted); the node removes the data afterwards.
     Stop,
 }
@@ -168,6 +170,10 @@ pub struct PartitionActor {
     /// peer has not started the group yet, so it campaigns again every heartbeat interval (this
     /// many tries left) until a leader is known, instead of waiting for an election timeout.
     campaign_retries: u32,
+    /// Ticks left in which this replica keeps asking for the leadership (a preferred leader
+    /// election, `ElectSelf`): the request is repeated every heartbeat while no leader is known
+    /// yet or the leader aborted a transfer (its log was behind), and ends once this replica leads.
+    elect_self_ticks: u64,
     /// `topic/partition`, for metrics and logs.
     name: String,
     logger: Logger,
@@ -237,6 +243,7 @@ impl PartitionActor {
             waiters: AckWaiters::default(),
             deletes: Default::default(),
             campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
+            elect_self_ticks: 0,
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
             logger,
@@ -334,6 +341,19 @@ impl PartitionActor {
         }
         self.campaign_retries -= 1;
         let _ = self.core.raft.campaign();
+    }
+
+    /// See `elect_self_ticks`: asks the known leader for a transfer to this replica (raft-rs
+    /// ignores a repeat while that transfer is in progress).
+    fn elect_self(&mut self, ctx: &mut Context<Self>) {
+        let me = self.links.transport.me();
+        let leader = self.core.raft.role().leader;
+        if leader == me {
+            self.elect_self_ticks = 0;
+        } else if leader != 0 {
+            self.core.raft.transfer_leader(me);
+            self.schedule_drive(ctx);
+        }
     }
 
     /// Tells `__meta` that this node now leads the group (retried until it applies), so every
@@ -564,6 +584,12 @@ impl Handler<PartitionMsg> for PartitionActor {
                 if self.campaign_retries > 0 && n % hb == 0 {
                     self.retry_campaign();
                 }
+                if self.elect_self_ticks > 0 {
+                    self.elect_self_ticks -= 1;
+                    if n % hb == 0 {
+                        self.elect_self(ctx);
+                    }
+                }
                 if n % (hb * 10) == 0 {
                     self.request_repairs(n / (hb * 10));
                 }
@@ -593,6 +619,15 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::WriteTxnMarker { producer_id, producer_epoch, commit, coordinator_epoch, reply } => {
                 self.write_marker(ctx, (producer_id, producer_epoch, commit, coordinator_epoch), reply);
                 self.schedule_drive(ctx);
+            }
+            PartitionMsg::ElectSelf => {
+                let me = self.links.transport.me();
+                if self.core.raft.role().leader != me {
+                    slog::info!(self.logger, "preferred leader election: asking for a leader transfer"; "to" => me);
+                    crate::metrics::leader_transfer_requested(me);
+                    self.elect_self_ticks = 3 * self.reopen.settings.election_tick.max(1) as u64;
+                    self.elect_self(ctx);
+                }
             }
             PartitionMsg::DescribeProducers { reply } => {
                 let _ = reply.send(self.core.producers());

@@ -270,6 +270,13 @@ impl<M: StateMachine> RaftCore<M> {
         self.node.campaign()
     }
 
+    /// Asks for the leadership to move to `to` (a Raft leader transfer): on the leader it starts
+    /// the transfer; on a follower raft-rs forwards the request to the known leader (dropped
+    /// while no leader is known). The leader aborts a transfer that takes an election timeout.
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.node.transfer_leader(to);
+    }
+
     /// Writes `entry`, a copy from a peer, over this node's damaged frame of the same index and
     /// term (see `PartitionLog::repair`). True when it repaired something.
     pub fn repair_entry(&mut self, entry: &Entry) -> Result<bool, LogError> {

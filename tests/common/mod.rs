@@ -41,18 +41,23 @@ impl Drop for TestNode {
 
 /// A free loopback port, never one this process was given before.
 pub fn free_port() -> u16 {
-    // The OS may hand a port it just gave back out again, so a cluster's kafka and raft ports
-    // could coincide: never give the same port twice in this process.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    for _ in 0..1000 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
-            given.push(port);
+    // Ports come from below the kernel's ephemeral range (32768-60999 by default), never from
+    // `bind(:0)`: an ephemeral port handed back out can become the local port of another node's
+    // outgoing connection before the node it was given to listens on it ("Address already in
+    // use", seen once in CI). Each port is given once per process, from a start that differs
+    // between processes.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let base = std::process::id() % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (LOW + (base + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no unused loopback port after 1000 tries");
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 /// Configuration of a test node storing its data in `dir`.

@@ -176,9 +176,16 @@ class LoggedProcess:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            # A JVM prints every thread's stack on SIGQUIT: what the stop waits for.
+            self.proc.send_signal(signal.SIGQUIT)
+            time.sleep(2)
             self.proc.kill()
             self.proc.wait(timeout=10)
-            raise AssertionError(f"{self.what} did not stop within {timeout}s of SIGTERM:\n{self.text()[-self.tail:]}")
+            text = self.text()
+            dump = text.find("Full thread dump")
+            stacks = text[dump:dump + 40000] if dump >= 0 else "(no thread dump)"
+            raise AssertionError(f"{self.what} did not stop within {timeout}s of SIGTERM:\n"
+                                 f"{text[:dump][-self.tail:] if dump >= 0 else text[-self.tail:]}\n{stacks}")
         finally:
             self.log.close()
 
