@@ -61,7 +61,7 @@
 //! | [`snapshot_descriptor`] | a partition snapshot's data: next offset, floor, the manifest of segment files |
 //! | [`snapshot_install`] | a received snapshot's segments: verified and indexed off the group actor, then swapped in crash-safely |
 //! | [`state_file`] | small CRC-protected files replaced atomically |
-//! | [`txn_index`] | Kafka's `.txnindex` file format: entries, checked decoding, atomic store (not yet wired) |
+//! | [`txn_index`] | Kafka's `.txnindex` file format: entries, checked decoding, atomic store, the sealed segments' spans (written and checked by `partition::core::txn_index_files`) |
 //! | [`cleaner`] | log compaction: the key map, batch rewriting, crash-safe segment swaps, the cleaner thread |
 
 pub mod batch;

@@ -8,16 +8,19 @@
 //! This module is the file format only: encoding, a checked decoding that refuses anything it
 //! cannot trust (a length that is not a multiple of 34 — a partial last entry —, an unknown
 //! version, an entry out of order or outside its segment's offsets), and an atomic write (`.tmp`,
-//! fsync, rename, directory fsync). A file that fails the checks is never used: its caller
-//! rebuilds it from its segment. Deleted with its segment (`Segment::delete`, reset, open,
-//! snapshot install) and by the cleaner's swap; not yet written or read (see
+//! fsync, rename, directory fsync), and the spans of a log's sealed segments
+//! ([`PartitionLog::sealed_spans`]) the files are written for. A file that fails the checks is
+//! never used: its caller rebuilds it from its segment. Deleted with its segment
+//! (`Segment::delete`, reset, open, snapshot install) and by the cleaner's swap; written and
+//! checked on open by the partition (`partition/txn_index_files.rs`; see
 //! `docs/architecture.md`, "Transactions: partition side").
 
 use std::path::{Path, PathBuf};
 
+use crate::log::partition_log::PartitionLog;
 use crate::log::segment::file_name;
 use crate::log::state_file::write_atomic;
-use crate::log::{IoContext, Result};
+use crate::log::{IoContext, LogError, Result};
 
 /// Bytes of one entry (Kafka's `AbortedTxn.TOTAL_SIZE`).
 pub const ENTRY_LEN: usize = 34;
@@ -120,6 +123,45 @@ pub fn load(
 /// Writes segment `base`'s index atomically and durably.
 pub fn store(dir: &Path, base: u64, entries: &[IndexEntry]) -> Result<()> {
     write_atomic(&path(dir, base), &encode(entries))
+}
+
+/// Removes segment `base`'s index, if there.
+pub fn remove(dir: &Path, base: u64) -> Result<()> {
+    let p = path(dir, base);
+    match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(&p, e)),
+        _ => Ok(()),
+    }
+}
+
+/// A sealed segment as its index file needs it: its base (the file's name), its last raft
+/// index, and the Kafka offsets `[offset_start, offset_end)` it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSpan {
+    pub base: u64,
+    pub last_index: u64,
+    pub offset_start: i64,
+    pub offset_end: i64,
+}
+
+impl PartitionLog {
+    /// The sealed segments (all but the active one), oldest first.
+    pub fn sealed_spans(&self) -> Vec<SegmentSpan> {
+        let sealed = &self.segments[..self.segments.len().saturating_sub(1)];
+        sealed
+            .iter()
+            .filter_map(|s| {
+                let (first, last) = (s.metas.first()?, s.metas.last()?);
+                let last_index = s.base_index + s.metas.len() as u64 - 1;
+                Some(SegmentSpan {
+                    base: s.base_index,
+                    last_index,
+                    offset_start: first.offset_start,
+                    offset_end: last.offset_end,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
