@@ -313,7 +313,8 @@ pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, committed: u64, logger: &L
                 .and_then(|stem| parse_log_name(&format!("{stem}.log")))
                 .is_some_and(|b| bases.binary_search(&b).is_err())
         });
-        if orphan || name == "log-start.tmp" {
+        // A `.txnindex.tmp` is an index store cut short (`txn_index::store`): written again.
+        if orphan || name == "log-start.tmp" || name.ends_with(".txnindex.tmp") {
             remove(&dir.join(&name))?;
             report.stale_files_removed += 1;
         }
@@ -458,12 +459,14 @@ mod tests {
         std::fs::write(dir.path().join(file_name(99, "index")), b"junk").unwrap();
         std::fs::write(dir.path().join(file_name(99, "txnindex")), b"junk").unwrap();
         std::fs::write(dir.path().join(file_name(1, "txnindex")), b"").unwrap();
+        std::fs::write(dir.path().join(format!("{}.tmp", file_name(4, "txnindex"))), b"cut").unwrap();
         std::fs::write(dir.path().join("unrelated"), b"keep").unwrap();
         LogStart { start_index: 4, prev_term: 1, start_offset: 3, reset_pending: false }.store(dir.path()).unwrap();
         let o = open_dir(dir.path(), &opts(), 0, &logger()).unwrap();
         assert_eq!(o.segments.len(), 1);
         assert_eq!(o.segments[0].base_index, 4);
-        assert_eq!(o.report.stale_files_removed, 3);
+        assert_eq!(o.report.stale_files_removed, 4);
+        assert!(!dir.path().join(format!("{}.tmp", file_name(4, "txnindex"))).exists(), "a store cut short");
         assert!(!dir.path().join(file_name(1, "log")).exists());
         assert!(!dir.path().join(file_name(1, "txnindex")).exists(), "with its segment below the start");
         assert!(!dir.path().join(file_name(99, "index")).exists());
