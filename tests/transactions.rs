@@ -444,6 +444,10 @@ fn the_cleaner_removes_markers_of_emptied_transactions_after_delete_retention() 
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(controls, vec![2, 4], "markers kept at first");
+    // The first segment's `.txnindex` lists producer 9's abort (first offset 1, marker 2).
+    let gdir = partition_dir(dir.path());
+    let first_base = segment_bases(&gdir)[0];
+    wait_txn_index_of(&gdir, first_base, &[(9, 1, 2)]);
     // The records of the transactions' keys and producers (offsets below 8), and the latest
     // filler of each of its 4 keys (older fillers go as later runs clean the later segments).
     let latest =
@@ -466,6 +470,9 @@ fn the_cleaner_removes_markers_of_emptied_transactions_after_delete_retention() 
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(latest(&after), latest(&first), "a read_committed fetch returns the same records");
+    // The swap that removed the ABORT deleted the segment's index; it is written again from the
+    // list, which no longer has the abort.
+    wait_txn_index_of(&gdir, first_base, &[]);
     // Producer 9's next transaction commits: the aborted list no longer names the removed ABORT,
     // so a read_committed consumer does not skip it.
     let (_, off) = produce(&mut c, "txm", keyed(9, 2, "z", "later-committed"));
@@ -503,6 +510,30 @@ fn wait_txn_indexes(dir: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
     }
 }
 
+/// The directory of the one partition with more than two segments under `data`.
+fn partition_dir(data: &std::path::Path) -> std::path::PathBuf {
+    let groups = data.join("groups");
+    let dirs = std::fs::read_dir(&groups).unwrap().map(|e| e.unwrap().path());
+    dirs.filter(|p| segment_bases(p).len() > 2).collect::<Vec<_>>().pop().expect("the partition's directory")
+}
+
+/// Waits (bounded) until segment `base`'s `.txnindex` in `dir` is there and holds exactly
+/// `want`: (producer id, first offset, last offset) of each entry.
+fn wait_txn_index_of(dir: &std::path::Path, base: u64, want: &[(i64, i64, i64)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = std::fs::read(chronik::log::txn_index::path(dir, base)).ok().map(|b| {
+            let entries = chronik::log::txn_index::decode(&b, 0, i64::MAX).expect("a valid file");
+            entries.iter().map(|e| (e.producer_id, e.first_offset, e.last_offset)).collect::<Vec<_>>()
+        });
+        if got.as_deref() == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "segment {base}'s index: {got:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn aborted_index_files_are_written_checked_on_restart_rebuilt_and_go_with_their_segments() {
     let dir = tempfile::tempdir().unwrap();
@@ -517,12 +548,7 @@ fn aborted_index_files_are_written_checked_on_restart_rebuilt_and_go_with_their_
         assert_eq!(produce(&mut c, "txi", batch(pid, (round / 2) * 3, 3)).0, 0);
         assert_eq!(marker(&mut c, "txi", 0, pid, 0, (round / 6) % 2 == 1, 0), 0);
     }
-    let groups = dir.path().join("groups");
-    let gdir = std::fs::read_dir(&groups)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| segment_bases(p).len() > 2)
-        .expect("the partition's directory");
+    let gdir = partition_dir(dir.path());
     let files = wait_txn_indexes(&gdir);
     assert!(files.len() >= 4, "small segments: {files:?}");
     let with_aborts: Vec<usize> = (0..files.len()).filter(|i| !files[*i].1.is_empty()).collect();
