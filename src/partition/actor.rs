@@ -132,7 +132,7 @@ pub enum PartitionMsg {
     Snapshot { from: u64, msg: crate::peer::frame::SnapshotPeerMsg },
     /// The answer of a snapshot receiver's disk work.
     SnapshotIo(snapshot::SnapshotIo),
-    /// An aborted-index file job finished (`actor/txn_index_io.rs`).
+    /// An aborted-index file job finished (`partition/txn_index_io.rs`).
     TxnIndex(txn_index_io::TxnIndexDone),
     /// Move the leadership to this replica (a preferred leader election, `node.rs`).
     ElectSelf,

@@ -11,7 +11,7 @@
 //! - [`producer_state`]: idempotent- and transactional-producer bookkeeping.
 //! - [`txn`]: transactions on the partition side: markers, the aborted index, the last stable
 //!   offset; `core_txn` (inside [`core`]) writes markers and serves read_committed reads, and
-//!   `txn_index_files` (inside [`core`], run by `actor/txn_index_io.rs`) keeps the sealed
+//!   `txn_index_files` (inside [`core`], run by `partition/txn_index_io.rs`) keeps the sealed
 //!   segments' `.txnindex` files.
 //! - [`cleaning`]: log compaction and time-based rolls on the partition side (plans runs for the
 //!   node's cleaner thread, installs what it cleaned, moves the raft start); no actix.

@@ -11,7 +11,7 @@
 //!   LSO after the abort). It is kept in memory beside the producer table and, like it, derived
 //!   from the log: the log is the durable copy, and it is rebuilt by the same replay on open, on
 //!   a reopen and from a snapshot's segments. Each sealed segment's part is also stored in its
-//!   `.txnindex` file and checked against the replay on open (`core/txn_index_files.rs`).
+//!   `.txnindex` file and checked against the replay on open (`partition/txn_index_files.rs`).
 //!   Records whose marker falls below the log start (retention, DeleteRecords) are dropped
 //!   ([`AbortedTxns::truncate_head`]), and so are those whose ABORT marker the log cleaner
 //!   removed ([`AbortedTxns::remove_marker`]).

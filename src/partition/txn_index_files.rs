@@ -1,8 +1,8 @@
 //! The aborted-transactions index files of a partition's sealed segments (Kafka's `.txnindex`,
 //! format in `log/txn_index.rs`): when each is written, and how the files found on open are
-//! checked. No actix: the partition actor runs the jobs off the actor (`actor/txn_index_io.rs`).
+//! checked. No actix: the partition actor runs the jobs off the actor (`partition/txn_index_io.rs`).
 //!
-//! The aborted list ([`AbortedTxns`]) is derived from the log by the replay, as before; a file is
+//! The aborted list ([`AbortedTxns`]) is derived from the log by the replay (`partition::txn`); a file is
 //! a durable, checked copy of one sealed segment's part of it (the aborts whose ABORT marker is
 //! in the segment; an empty file means "checked, no aborts"). A segment's file is written once
 //! the applied index has passed the segment's last entry (a marker is known only once applied),
