@@ -523,6 +523,7 @@ impl PartitionActor {
             || (producers.last_offsets(), crate::partition::txn::cleaner_facts(&producers)),
             &self.logger,
         );
+        self.store_txn_indexes(ctx);
         let node = self.links.transport.me();
         let Some(p) = planned else {
             if r.compaction.is_none() {
@@ -714,6 +715,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                 if !installed.is_empty() {
                     self.advance_raft_start();
                     self.publish_offsets();
+                    self.store_txn_indexes(ctx);
                     // As Kafka's cleaner does, keep cleaning while the log is still cleanable
                     // (a full key map leaves the rest for the next run); the backoff timer only
                     // paces a partition that has nothing to clean.

@@ -1,7 +1,8 @@
 //! The partition actor's side of the aborted-transactions index files
-//! (`partition/txn_index_files.rs`): after an apply it asks the core for the next due file, runs the
-//! job on tokio's blocking pool (never on the actor: no tick, heartbeat or apply waits for it)
-//! and takes the answer back as a [`PartitionMsg::TxnIndex`] message, one job at a time.
+//! (`partition/txn_index_files.rs`): after an apply, a cleaner install and a time-based roll it
+//! asks the core for the next due file, runs the job on tokio's blocking pool (never on the
+//! actor: no tick, heartbeat or apply waits for it) and takes the answer back as a
+//! [`PartitionMsg::TxnIndex`] message, one job at a time.
 
 use actix::prelude::*;
 
