@@ -13,7 +13,7 @@
 //! | [`net`] | Kafka listener and connections (responses in request order; at most 64 requests of a connection served at once; the node's request memory pool `net::request_pool` bounds the bytes of requests of all connections; Produce hands its batches on in request order: `broker::produce_order`) |
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
-//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
+//! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`, kept in the segments' `.txnindex` files too), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
 //! | [`meta`] | the `__meta` state machine, its commands and its actor |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`txn`] | the transaction coordinator: per transactional id state in `__meta`, Kafka's transitions (`core`), its actor and the marker sink |

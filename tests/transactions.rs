@@ -4,7 +4,8 @@
 //! read_committed Fetch, the same on a new leader after the old one is killed and on every
 //! replica, and Kafka's errors for bad markers, client-sent control batches and transactional
 //! records without a transactional id; on a standalone node, the cleaner removing an aborted
-//! transaction's records while an open one survives it and a restart.
+//! transaction's records while an open one survives it and a restart, and the segments'
+//! `.txnindex` files (written, checked and rebuilt on a restart, deleted with their segments).
 
 mod common;
 
@@ -443,6 +444,10 @@ fn the_cleaner_removes_markers_of_emptied_transactions_after_delete_retention() 
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(controls, vec![2, 4], "markers kept at first");
+    // The first segment's `.txnindex` lists producer 9's abort (first offset 1, marker 2).
+    let gdir = partition_dir(dir.path());
+    let first_base = segment_bases(&gdir)[0];
+    wait_txn_index_of(&gdir, first_base, &[(9, 1, 2)]);
     // The records of the transactions' keys and producers (offsets below 8), and the latest
     // filler of each of its 4 keys (older fillers go as later runs clean the later segments).
     let latest =
@@ -465,10 +470,147 @@ fn the_cleaner_removes_markers_of_emptied_transactions_after_delete_retention() 
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(latest(&after), latest(&first), "a read_committed fetch returns the same records");
+    // The swap that removed the ABORT deleted the segment's index; it is written again from the
+    // list, which no longer has the abort.
+    wait_txn_index_of(&gdir, first_base, &[]);
     // Producer 9's next transaction commits: the aborted list no longer names the removed ABORT,
     // so a read_committed consumer does not skip it.
     let (_, off) = produce(&mut c, "txm", keyed(9, 2, "z", "later-committed"));
     assert_eq!(marker(&mut c, "txm", 0, 9, 0, true, 0), 0);
     let (view, _) = committed_view(&mut c, "txm");
     assert!(view.contains(&(off, "later-committed".into())), "{view:?}");
+}
+
+/// The segment bases (`X.log`) in `dir`, oldest first.
+fn segment_bases(dir: &std::path::Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `.txnindex` files of every sealed segment of `dir`, once all are written (bounded wait):
+/// (base, bytes), oldest first.
+fn wait_txn_indexes(dir: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bases = segment_bases(dir);
+        let sealed = &bases[..bases.len() - 1];
+        let files: Vec<(u64, Vec<u8>)> = sealed
+            .iter()
+            .filter_map(|b| Some((*b, std::fs::read(chronik::log::txn_index::path(dir, *b)).ok()?)))
+            .collect();
+        if files.len() == sealed.len() {
+            return files;
+        }
+        assert!(Instant::now() < deadline, "sealed segments {sealed:?}, index files of {files:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The directory of the one partition with more than two segments under `data`.
+fn partition_dir(data: &std::path::Path) -> std::path::PathBuf {
+    let groups = data.join("groups");
+    let dirs = std::fs::read_dir(&groups).unwrap().map(|e| e.unwrap().path());
+    dirs.filter(|p| segment_bases(p).len() > 2).collect::<Vec<_>>().pop().expect("the partition's directory")
+}
+
+/// Waits (bounded) until segment `base`'s `.txnindex` in `dir` is there and holds exactly
+/// `want`: (producer id, first offset, last offset) of each entry.
+fn wait_txn_index_of(dir: &std::path::Path, base: u64, want: &[(i64, i64, i64)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = std::fs::read(chronik::log::txn_index::path(dir, base)).ok().map(|b| {
+            let entries = chronik::log::txn_index::decode(&b, 0, i64::MAX).expect("a valid file");
+            entries.iter().map(|e| (e.producer_id, e.first_offset, e.last_offset)).collect::<Vec<_>>()
+        });
+        if got.as_deref() == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "segment {base}'s index: {got:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn aborted_index_files_are_written_checked_on_restart_rebuilt_and_go_with_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = partition_side_only(vec![common::test_config(dir.path())]).remove(0);
+    config.storage.retention_check_interval = Duration::from_millis(100);
+    let node = common::start_node(config.clone());
+    let mut c = Client::connect(node.addr);
+    common::create_topic(&mut c, "txi", 1, 1, &[("internal.segment.bytes", "1024")]);
+    // 24 transactions of two producers, by six: aborted, committed, aborted, committed.
+    for round in 0..24i32 {
+        let pid = 20 + i64::from(round % 2);
+        assert_eq!(produce(&mut c, "txi", batch(pid, (round / 2) * 3, 3)).0, 0);
+        assert_eq!(marker(&mut c, "txi", 0, pid, 0, (round / 6) % 2 == 1, 0), 0);
+    }
+    let gdir = partition_dir(dir.path());
+    let files = wait_txn_indexes(&gdir);
+    assert!(files.len() >= 4, "small segments: {files:?}");
+    let with_aborts: Vec<usize> = (0..files.len()).filter(|i| !files[*i].1.is_empty()).collect();
+    assert!(with_aborts.len() >= 2, "aborts in several segments: {files:?}");
+    assert!(files.iter().any(|f| f.1.is_empty()), "an empty file for a segment without aborts");
+    let before = fetch(&mut c, "txi", 0, 1);
+    assert_eq!(before.aborted.len(), 12, "{before:?}");
+    let middle = fetch(&mut c, "txi", before.batches[before.batches.len() / 2].0, 1);
+    drop(c);
+    drop(node);
+    // One file deleted, one cut in the middle of an entry.
+    let (gone, cut) = (files[with_aborts[0]].0, files[with_aborts[1]].0);
+    std::fs::remove_file(chronik::log::txn_index::path(&gdir, gone)).unwrap();
+    let cut_bytes = &files[with_aborts[1]].1;
+    std::fs::write(chronik::log::txn_index::path(&gdir, cut), &cut_bytes[..cut_bytes.len() - 5]).unwrap();
+
+    let log = common::CapturedLog::default();
+    let node = common::spawn_node_logged(config, Some(log.clone())).wait();
+    let mut c = Client::connect(node.addr);
+    let after = fetch_at_hw(&mut c, "txi", before.high_watermark);
+    assert_eq!(
+        (after.last_stable_offset, &after.batches, &after.aborted),
+        (before.last_stable_offset, &before.batches, &before.aborted)
+    );
+    let m = fetch(&mut c, "txi", middle.batches[0].0, 1);
+    assert_eq!((&m.batches, &m.aborted), (&middle.batches, &middle.aborted));
+    // Both are written again, the same bytes as before, and valid.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let now = loop {
+        let now = wait_txn_indexes(&gdir);
+        if now[..files.len()] == files[..] {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not rebuilt: {now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let refused = log.wait_for(&["aborted index file is damaged; rebuilt from the log"], Duration::from_secs(5));
+    assert!(refused.contains(&format!("segment: {cut}")), "{refused}");
+    for (base, bytes) in &now {
+        let entries = chronik::log::txn_index::decode(bytes, 0, i64::MAX).expect("valid");
+        assert!(entries.iter().all(|e| e.producer_id == 20 || e.producer_id == 21), "segment {base}");
+    }
+    // DeleteRecords past the first two segments: retention deletes them with their files.
+    let req = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        delete_records_request::DeleteRecordsTopic::default().with_name(name("txi")).with_partitions(vec![
+            delete_records_request::DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(before.high_watermark / 2),
+        ]),
+    ]);
+    let r: DeleteRecordsResponse = c.call(ApiKey::DeleteRecords, 2, &req);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let first = files[0].0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while segment_bases(&gdir).first() == Some(&first) {
+        assert!(Instant::now() < deadline, "segments below the new start never deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let remaining = segment_bases(&gdir);
+    for (base, _) in &files {
+        let index = chronik::log::txn_index::path(&gdir, *base);
+        assert_eq!(index.exists(), remaining.contains(base), "segment {base}'s index goes with it");
+    }
+    assert!(!remaining.contains(&first) && remaining.len() >= 2);
 }

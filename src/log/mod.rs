@@ -61,6 +61,7 @@
 //! | [`snapshot_descriptor`] | a partition snapshot's data: next offset, floor, the manifest of segment files |
 //! | [`snapshot_install`] | a received snapshot's segments: verified and indexed off the group actor, then swapped in crash-safely |
 //! | [`state_file`] | small CRC-protected files replaced atomically |
+//! | [`txn_index`] | Kafka's `.txnindex` file format: entries, checked decoding, atomic store, the sealed segments' spans (written and checked by `partition::core::txn_index_files`) |
 //! | [`cleaner`] | log compaction: the key map, batch rewriting, crash-safe segment swaps, the cleaner thread |
 
 pub mod batch;
@@ -77,6 +78,7 @@ pub mod segment;
 pub mod snapshot_descriptor;
 pub mod snapshot_install;
 pub mod state_file;
+pub mod txn_index;
 pub mod write;
 
 use std::io;

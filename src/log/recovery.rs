@@ -186,7 +186,7 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 fn remove_segment_files(dir: &Path, base: u64) -> Result<()> {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", super::txn_index::EXT] {
         remove(&dir.join(file_name(base, ext)))?;
     }
     Ok(())
@@ -308,12 +308,13 @@ pub(crate) fn open_dir(dir: &Path, opts: &LogOptions, committed: u64, logger: &L
     bases.sort_unstable();
     // Orphan index files (their .log was deleted first) and leftovers of atomic writes.
     for name in others {
-        let orphan = [".index", ".timeindex"].iter().any(|ext| {
+        let orphan = [".index", ".timeindex", ".txnindex"].iter().any(|ext| {
             name.strip_suffix(ext)
                 .and_then(|stem| parse_log_name(&format!("{stem}.log")))
                 .is_some_and(|b| bases.binary_search(&b).is_err())
         });
-        if orphan || name == "log-start.tmp" {
+        // A `.txnindex.tmp` is an index store cut short (`txn_index::store`): written again.
+        if orphan || name == "log-start.tmp" || name.ends_with(".txnindex.tmp") {
             remove(&dir.join(&name))?;
             report.stale_files_removed += 1;
         }
@@ -456,14 +457,20 @@ mod tests {
         drop(write_segment(dir.path(), 1, 3, 0));
         drop(write_segment(dir.path(), 4, 3, 3));
         std::fs::write(dir.path().join(file_name(99, "index")), b"junk").unwrap();
+        std::fs::write(dir.path().join(file_name(99, "txnindex")), b"junk").unwrap();
+        std::fs::write(dir.path().join(file_name(1, "txnindex")), b"").unwrap();
+        std::fs::write(dir.path().join(format!("{}.tmp", file_name(4, "txnindex"))), b"cut").unwrap();
         std::fs::write(dir.path().join("unrelated"), b"keep").unwrap();
         LogStart { start_index: 4, prev_term: 1, start_offset: 3, reset_pending: false }.store(dir.path()).unwrap();
         let o = open_dir(dir.path(), &opts(), 0, &logger()).unwrap();
         assert_eq!(o.segments.len(), 1);
         assert_eq!(o.segments[0].base_index, 4);
-        assert_eq!(o.report.stale_files_removed, 2);
+        assert_eq!(o.report.stale_files_removed, 4);
+        assert!(!dir.path().join(format!("{}.tmp", file_name(4, "txnindex"))).exists(), "a store cut short");
         assert!(!dir.path().join(file_name(1, "log")).exists());
+        assert!(!dir.path().join(file_name(1, "txnindex")).exists(), "with its segment below the start");
         assert!(!dir.path().join(file_name(99, "index")).exists());
+        assert!(!dir.path().join(file_name(99, "txnindex")).exists());
         assert!(dir.path().join("unrelated").exists());
     }
 

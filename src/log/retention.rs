@@ -151,7 +151,7 @@ impl PartitionLog {
         for de in std::fs::read_dir(&self.dir).ctx(&self.dir)? {
             let name = de.ctx(&self.dir)?.file_name();
             if let Some(base) = parse_log_name(&name.to_string_lossy()) {
-                for ext in ["log", "index", "timeindex"] {
+                for ext in ["log", "index", "timeindex", super::txn_index::EXT] {
                     let p = self.dir.join(file_name(base, ext));
                     match std::fs::remove_file(&p) {
                         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LogError::io(&p, e)),
@@ -206,9 +206,15 @@ mod tests {
         let mut log = open(dir.path());
         fill(&mut log, 1, 9, 3); // segments [1,2] [3,4] [5,6] [7,8] [9]
         assert_eq!(log.segment_count(), 5);
+        // Aborted-transactions indexes beside the sealed segments go with them.
+        let txn = |base: u64| dir.path().join(file_name(base, crate::log::txn_index::EXT));
+        for base in [1, 3, 5, 7] {
+            crate::log::txn_index::store(dir.path(), base, &[]).unwrap();
+        }
         // Keep more than 3 frames: deletes [1,2] and [3,4] (5 frames left), not [5,6].
         assert_eq!(log.apply_retention(0, None, Some(3 * 137 + 1), u64::MAX).unwrap(), 2);
         assert_eq!((log.first_index(), log.last_index()), (5, 9));
+        assert!(!txn(1).exists() && !txn(3).exists() && txn(5).exists() && txn(7).exists());
         assert_eq!(log.term(4), Some(3));
         assert_eq!(log.term(3), None);
         assert_eq!(log.log_start_offset(), 8);
@@ -218,6 +224,7 @@ mod tests {
         assert_eq!(log.apply_retention(0, None, Some(0), u64::MAX).unwrap(), 2);
         assert_eq!(log.segment_count(), 1);
         assert_eq!((log.first_index(), log.last_index()), (9, 9));
+        assert!(!txn(5).exists() && !txn(7).exists());
         drop(log);
         let log = open(dir.path());
         assert_eq!((log.first_index(), log.last_index()), (9, 9));

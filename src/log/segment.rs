@@ -514,9 +514,11 @@ impl Segment {
         super::write::run_all(&ops)
     }
 
-    /// Deletes the segment's files (`.log` first: orphan index files are removed on open).
+    /// Deletes the segment's files (`.log` first: orphan index files are removed on open),
+    /// its aborted-transactions index (`.txnindex`, see `txn_index.rs`) with them.
     pub fn delete(&self) -> Result<()> {
-        for p in [&self.log_path, &self.index_path, &self.time_path] {
+        let txn = self.log_path.with_extension(super::txn_index::EXT);
+        for p in [&self.log_path, &self.index_path, &self.time_path, &txn] {
             match std::fs::remove_file(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

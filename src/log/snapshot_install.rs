@@ -245,7 +245,7 @@ fn finish_steps(dir: &Path, m: &Marker, mut budget: usize) -> Result<bool> {
         // Nothing moved yet: the old log goes first.
         for de in std::fs::read_dir(dir).ctx(dir)? {
             let name = de.ctx(dir)?.file_name().to_string_lossy().into_owned();
-            let segment_file = ["log", "index", "timeindex"]
+            let segment_file = ["log", "index", "timeindex", super::txn_index::EXT]
                 .iter()
                 .any(|ext| name.strip_suffix(ext).is_some_and(|stem| parse_log_name(&format!("{stem}log")).is_some()));
             if segment_file || name.ends_with(".swap") || name.ends_with(".cleaned") {

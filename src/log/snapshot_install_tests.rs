@@ -64,7 +64,19 @@ fn prepared_segments_replace_the_log_and_survive_reopen() {
     })
     .unwrap();
     assert_eq!(batches, 6);
+    // The old segments' aborted-transactions indexes go with them (one for every base the new
+    // log has, too): none is left beside the installed segments.
+    let txn_files = || -> Vec<String> {
+        let names =
+            std::fs::read_dir(fd.path()).unwrap().map(|d| d.unwrap().file_name().to_string_lossy().into_owned());
+        names.filter(|n| n.ends_with(".txnindex")).collect()
+    };
+    for b in p.segments.iter().map(|s| s.0).chain([1]) {
+        crate::log::txn_index::store(fd.path(), b, &[]).unwrap();
+    }
+    assert!(!txn_files().is_empty());
     log.install_snapshot(&p).unwrap();
+    assert_eq!(txn_files(), Vec::<String>::new());
     same_as_leader(&log, &leader);
     assert!(!staging_dir(fd.path(), 6).exists());
     assert!(!fd.path().join(MARKER).exists());

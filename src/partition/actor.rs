@@ -33,6 +33,8 @@ use crate::raft::{GroupId, GroupSettings};
 
 #[path = "snapshot.rs"]
 pub mod snapshot;
+#[path = "txn_index_io.rs"]
+mod txn_index_io;
 
 /// A produce acknowledgement: the batch's first offset and the log start offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +132,8 @@ pub enum PartitionMsg {
     Snapshot { from: u64, msg: crate::peer::frame::SnapshotPeerMsg },
     /// The answer of a snapshot receiver's disk work.
     SnapshotIo(snapshot::SnapshotIo),
+    /// An aborted-index file job finished (`partition/txn_index_io.rs`).
+    TxnIndex(txn_index_io::TxnIndexDone),
     /// Move the leadership to this replica (a preferred leader election, `node.rs`).
     ElectSelf,
     /// Stop the group (topic deleted); the node removes the data afterwards.
@@ -519,6 +523,7 @@ impl PartitionActor {
             || (producers.last_offsets(), crate::partition::txn::cleaner_facts(&producers)),
             &self.logger,
         );
+        self.store_txn_indexes(ctx);
         let node = self.links.transport.me();
         let Some(p) = planned else {
             if r.compaction.is_none() {
@@ -684,6 +689,7 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Applied { index, high_watermark, .. } => {
                 self.core.set_applied(index, high_watermark);
                 self.publish_offsets();
+                self.store_txn_indexes(ctx);
                 let lag = self.core.raft.commit_index().saturating_sub(index);
                 let lso_lag = self.core.high_watermark() - self.core.last_stable_offset();
                 crate::metrics::registry().group(self.links.transport.me(), &self.name, |g| {
@@ -701,13 +707,15 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Cleaned(reply) => {
                 let log = self.core.raft.log_mut();
                 let (installed, dropped_aborts) = self.cleaning.finished(log, reply, &self.logger);
+                self.core.forget_txn_indexes(&installed);
                 let aborted = &mut self.core.raft.sm_mut().producers.aborted;
                 for (pid, offset) in dropped_aborts {
                     aborted.remove_marker(pid, offset);
                 }
-                if installed > 0 {
+                if !installed.is_empty() {
                     self.advance_raft_start();
                     self.publish_offsets();
+                    self.store_txn_indexes(ctx);
                     // As Kafka's cleaner does, keep cleaning while the log is still cleanable
                     // (a full key map leaves the rest for the next run); the backoff timer only
                     // paces a partition that has nothing to clean.
@@ -716,6 +724,7 @@ impl Handler<PartitionMsg> for PartitionActor {
             }
             PartitionMsg::Snapshot { from, msg } => self.on_snapshot_peer(from, msg, ctx),
             PartitionMsg::SnapshotIo(io) => self.on_snapshot_io(io, ctx),
+            PartitionMsg::TxnIndex(done) => self.on_txn_index_done(done, ctx),
             PartitionMsg::Stop => ctx.stop(),
         }
     }

@@ -100,26 +100,29 @@ impl Cleaning {
         Some(Planned { job, dirty_ratio, lag_seconds })
     }
 
-    /// The cleaner's reply: installs the cleaned segments. Returns how many were installed and
+    /// The cleaner's reply: installs the cleaned segments. Returns the bases of those installed and
     /// the ABORT markers (producer id, offset) removed from the installed ones, whose entries the
     /// caller drops from the aborted index at once (a consumer given an aborted transaction
     /// whose marker is gone would skip the producer's later batches).
-    pub fn finished(&mut self, log: &mut PartitionLog, reply: CleanReply, logger: &Logger) -> (usize, Vec<(i64, i64)>) {
+    pub fn finished(
+        &mut self,
+        log: &mut PartitionLog,
+        reply: CleanReply,
+        logger: &Logger,
+    ) -> (Vec<u64>, Vec<(i64, i64)>) {
         self.in_flight = false;
         let out = match reply {
             Ok(out) => out,
             Err(e) => {
                 slog::warn!(logger, "cleaning run failed"; "error" => e);
-                return (0, Vec::new());
+                return (Vec::new(), Vec::new());
             }
         };
-        let mut installed = 0;
         let mut installed_bases = Vec::new();
         for (base, metas) in out.cleaned {
             let end = base + metas.len() as u64;
             match log.install_cleaned(base, metas) {
                 Ok(true) => {
-                    installed += 1;
                     installed_bases.push(base);
                     self.raft_start_target = self.raft_start_target.max(end);
                 }
@@ -134,7 +137,7 @@ impl Cleaning {
             .filter(|(base, _, _)| installed_bases.contains(base))
             .map(|&(_, pid, offset)| (pid, offset))
             .collect();
-        (installed, dropped)
+        (installed_bases, dropped)
     }
 }
 
@@ -176,7 +179,7 @@ mod tests {
         assert!(c.check(&mut log, dir.path(), 10, Some(s), None, 7000, Default::default, &logger()).is_none());
         let out = clean(&job, 1 << 20, &mut |_| {}).unwrap();
         out.checkpoint.store(dir.path()).unwrap();
-        assert_eq!(c.finished(&mut log, Ok(out), &logger()).0, 1);
+        assert_eq!(c.finished(&mut log, Ok(out), &logger()).0.len(), 1);
         assert_eq!(c.raft_start_target, 11, "after the cleaned segment");
         let served = log.read(0, usize::MAX, i64::MAX).unwrap();
         assert_eq!(crate::log::batch::BatchHeader::parse(&served).unwrap().base_offset, 9);

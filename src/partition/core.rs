@@ -26,6 +26,10 @@ use crate::raft::{GroupId, GroupSettings};
 #[path = "core_txn.rs"]
 mod core_txn;
 pub use core_txn::ProducerInfo;
+/// The aborted-transactions index files of the sealed segments.
+#[path = "txn_index_files.rs"]
+mod txn_index_files;
+pub use txn_index_files::TxnIndexJob;
 
 /// One committed item for the apply actor, in log order.
 #[derive(Debug, Clone)]
@@ -176,6 +180,7 @@ pub struct PartitionCore {
     leader_view: Option<ProducerStateTable>,
     next_offset: i64,
     max_message_bytes: usize,
+    txn_files: txn_index_files::TxnIndexFiles,
     logger: Logger,
 }
 
@@ -213,6 +218,7 @@ impl PartitionCore {
                 crate::partition::txn::apply_stored(&mut producers, &e.data);
             }
         }
+        let txn_files = txn_index_files::TxnIndexFiles::open(dir, &log.sealed_spans());
         let sm = PartitionSm {
             // Where the replay of committed entries starts (below a DeleteRecords floor, if any).
             high_watermark: storage.log().offset_after_index(applied),
@@ -232,6 +238,7 @@ impl PartitionCore {
             leader_view: None,
             next_offset: 0,
             max_message_bytes: settings.max_message_bytes,
+            txn_files,
             logger,
         })
     }
@@ -278,6 +285,7 @@ impl PartitionCore {
         let items = self.raft.sm_mut().take_pending();
         self.apply_log_starts(&items);
         self.prune_aborted();
+        self.txn_index_items(&items);
         items
     }
 

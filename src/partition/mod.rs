@@ -10,7 +10,9 @@
 //! - [`shared`]: the few atomics a partition publishes for lock-free reads (leader, HW, ...).
 //! - [`producer_state`]: idempotent- and transactional-producer bookkeeping.
 //! - [`txn`]: transactions on the partition side: markers, the aborted index, the last stable
-//!   offset; `core_txn` (inside [`core`]) writes markers and serves read_committed reads.
+//!   offset; `core_txn` (inside [`core`]) writes markers and serves read_committed reads, and
+//!   `txn_index_files` (inside [`core`], run by `partition/txn_index_io.rs`) keeps the sealed
+//!   segments' `.txnindex` files.
 //! - [`cleaning`]: log compaction and time-based rolls on the partition side (plans runs for the
 //!   node's cleaner thread, installs what it cleaned, moves the raft start); no actix.
 //! - [`snapshot_receiver`]: the follower's side of a snapshot transfer that carries segment

@@ -10,9 +10,11 @@
 //!   Kafka's `.txnindex` record (producer id, first offset, last offset = the marker's offset,
 //!   LSO after the abort). It is kept in memory beside the producer table and, like it, derived
 //!   from the log: the log is the durable copy, and it is rebuilt by the same replay on open, on
-//!   a reopen and from a snapshot's segments. Records whose marker falls below the log start
-//!   (retention, DeleteRecords) are dropped ([`AbortedTxns::truncate_head`]), and so are those
-//!   whose ABORT marker the log cleaner removed ([`AbortedTxns::remove_marker`]).
+//!   a reopen and from a snapshot's segments. Each sealed segment's part is also stored in its
+//!   `.txnindex` file and checked against the replay on open (`partition/txn_index_files.rs`).
+//!   Records whose marker falls below the log start (retention, DeleteRecords) are dropped
+//!   ([`AbortedTxns::truncate_head`]), and so are those whose ABORT marker the log cleaner
+//!   removed ([`AbortedTxns::remove_marker`]).
 //! - LSO = min(first offset of the open transactions, high watermark) ([`last_stable_offset`]).
 //!   A read_committed Fetch reads below it and gets the aborted transactions that overlap the
 //!   range it returns ([`AbortedTxns::collect`], Kafka's `collectAbortedTxns`).
@@ -107,6 +109,13 @@ impl AbortedTxns {
     pub fn collect(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
         let start = self.0.partition_point(|t| t.last_offset < from);
         self.0[start..].iter().filter(|t| t.first_offset < upper).copied().collect()
+    }
+
+    /// Those whose ABORT marker is in `[start, end)` (a segment's, for its `.txnindex`).
+    pub fn markers_in(&self, start: i64, end: i64) -> &[AbortedTxn] {
+        let lo = self.0.partition_point(|t| t.last_offset < start);
+        let hi = self.0.partition_point(|t| t.last_offset < end).max(lo);
+        &self.0[lo..hi]
     }
 
     /// Drops the one whose ABORT marker, of `producer_id` at `marker_offset`, the log cleaner

@@ -5,7 +5,8 @@
 //! 2. rename the `.index` and `.timeindex` copies to `.swap`, then `X.log.cleaned` to
 //!    `X.log.swap` (the commit point: from here the swap will happen);
 //! 3. fsync the directory;
-//! 4. rename `X.index.swap`, `X.timeindex.swap`, then `X.log.swap` over the originals;
+//! 4. delete `X.txnindex` (the old segment's aborted index; see [`complete`]), rename
+//!    `X.index.swap`, `X.timeindex.swap`, then `X.log.swap` over the originals;
 //! 5. fsync the directory (queued on the disk writer).
 //!
 //! On open ([`recover`]): every `.cleaned` file is deleted (steps 1–2 unfinished: the old segment
@@ -140,12 +141,15 @@ pub fn discard(dir: &Path, base: u64) -> Result<()> {
     Ok(())
 }
 
-/// Step 4: renames the `.swap` files of `base` over the segment's files, `.log` last. Returns
-/// false (and renames nothing) when there is no `X.log.swap`. The caller fsyncs the directory.
+/// Step 4: removes the old segment's aborted-transactions index (`X.txnindex`, which may list
+/// ABORT markers the cleaner removed; a missing index is rebuilt from its segment), then renames
+/// the `.swap` files of `base` over the segment's files, `.log` last. Returns false (and changes
+/// nothing) when there is no `X.log.swap`. The caller fsyncs the directory.
 pub fn complete(dir: &Path, base: u64) -> Result<bool> {
     if !with_suffix(dir, base, "log", "swap").exists() {
         return Ok(false);
     }
+    remove_if_exists(&dir.join(file_name(base, crate::log::txn_index::EXT)))?;
     for ext in EXTS {
         let from = with_suffix(dir, base, ext, "swap");
         match std::fs::rename(&from, dir.join(file_name(base, ext))) {

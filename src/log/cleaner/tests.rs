@@ -280,6 +280,9 @@ fn a_crash_at_every_step_of_a_swap_recovers_old_or_new() {
         let name = |ext: &str, suffix: &str| d.join(format!("{}{suffix}", file_name(base, ext)));
         let out = clean(&j, 1 << 20, &mut |_| {}).unwrap();
         assert!(out.cleaned.iter().any(|(b, _)| *b == base));
+        // The old segment's aborted index: it goes with the old segment (step 4 deletes it
+        // first), never beside the new one.
+        std::fs::write(name("txnindex", ""), b"old segment's").unwrap();
         // `clean` ends after step 3 (every .swap written). Undo back to the wanted step.
         let mv = |from: &Path, to: &Path| std::fs::rename(from, to).unwrap();
         match step {
@@ -306,6 +309,7 @@ fn a_crash_at_every_step_of_a_swap_recovers_old_or_new() {
                     5 => &["index", "timeindex"],
                     _ => &["index", "timeindex", "log"],
                 };
+                std::fs::remove_file(name("txnindex", "")).unwrap();
                 for ext in exts {
                     mv(&name(ext, ".swap"), &name(ext, ""));
                 }
@@ -321,6 +325,7 @@ fn a_crash_at_every_step_of_a_swap_recovers_old_or_new() {
         let part = |v: &[(i64, String, Option<String>)]| {
             v.iter().filter(|r| r.0 >= seg_range.0 && r.0 < seg_range.1).cloned().collect::<Vec<_>>()
         };
+        assert_eq!(name("txnindex", "").exists(), step <= 2, "step {step}: the .txnindex goes with the old segment");
         if step <= 2 {
             assert_eq!(part(&got), part(&old), "step {step}: the old segment");
         } else {
