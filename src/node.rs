@@ -436,6 +436,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 bytes: config.meta.snapshot_bytes,
             },
             segment_bytes: config.meta.segment_bytes,
+            balancer: config.leaders.settings(),
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;

@@ -2,7 +2,8 @@
 //! leadership back to each partition's preferred replica (the first of its replica list) with a
 //! Raft leader transfer, answers ELECTION_NOT_NEEDED when nothing needs to move (and moves
 //! nothing), and answers bad input (unknown topic, missing partition, UNCLEAN on a led partition)
-//! with Kafka's codes.
+//! with Kafka's codes; the automatic balancer moves leaders back to their preferred replicas once a
+//! node returns, then moves nothing more, and moves nothing when disabled.
 
 mod common;
 
@@ -165,4 +166,112 @@ fn controller_id_is_the_meta_leader() {
         assert!(Instant::now() < deadline, "__meta leaders {meta_leaders:?}, controllers {controllers:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Partitions of `topic` each node leads, by node id 1..=3.
+fn led_per_node(led: &[(i32, i32)]) -> [usize; 3] {
+    let mut n = [0; 3];
+    for (l, _) in led {
+        n[(*l - 1) as usize] += 1;
+    }
+    n
+}
+
+/// Leader changes each node saw in the groups of `topic` (`chronik_raft_leader_changes_total`).
+fn leader_changes(topic: &str, partitions: usize) -> Vec<u64> {
+    let r = chronik::metrics::registry();
+    (1..=3u64)
+        .flat_map(|node| {
+            (0..partitions).map(move |p| r.group_figures(node, &format!("{topic}/{p}")).map_or(0, |f| f.leader_changes))
+        })
+        .collect()
+}
+
+/// The leaders of `topic` once every node's Metadata shows the same ones (each node has learnt
+/// the leader of each group it hosts, so its leader change counters have moved).
+fn agreed(nodes: &[TestNode], topic: &str, partitions: usize) -> Vec<(i32, i32)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let views: Vec<_> = nodes.iter().map(|n| leaders(n, topic, partitions)).collect();
+        if views.iter().all(|v| *v == views[0]) {
+            return views[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the nodes disagree on the leaders: {views:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Cuts node 3 off until the others lead all of `topic`'s partitions, then heals it.
+fn take_leaders_from_node_3(nodes: &[TestNode], topic: &str, partitions: usize) {
+    cut(nodes, 3, true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leaders(&nodes[0], topic, partitions).iter().any(|(l, _)| *l == 3) {
+        assert!(Instant::now() < deadline, "node 3 still leads after being cut off");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cut(nodes, 3, false);
+}
+
+#[test]
+fn the_balancer_moves_leaders_back_then_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = cluster_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.leaders.imbalance_check_interval = Duration::from_secs(1);
+    }
+    let nodes = start_cluster(configs);
+    let mut c = Client::connect(nodes[0].addr);
+    create_topic(&mut c, "bal", 9, 3, &[]);
+    let start = leaders(&nodes[0], "bal", 9);
+    assert!(start.iter().all(|(l, p)| l == p), "{start:?}");
+    assert_eq!(led_per_node(&start), [3, 3, 3]);
+    let elections_before: u64 = (1..=3).map(|n| chronik::metrics::balancer_figures(n).1).sum();
+
+    take_leaders_from_node_3(&nodes, "bal", 9);
+    // Node 3 is back: within a few intervals the balancer gives it its partitions back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let balanced = loop {
+        let now = leaders(&nodes[0], "bal", 9);
+        if now.iter().all(|(l, p)| l == p) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the balancer did not move the leaders back: {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(led_per_node(&balanced).iter().all(|n| (2..=4).contains(n)), "within one of 3 each: {balanced:?}");
+    let elections: u64 = (1..=3).map(|n| chronik::metrics::balancer_figures(n).1).sum();
+    assert!(elections - elections_before >= 3, "the balancer asked for node 3's partitions: {elections}");
+
+    // Balanced: over several intervals no leader moves (no leader change anywhere), while
+    // rounds keep running.
+    assert_eq!(agreed(&nodes, "bal", 9), balanced);
+    let changes = leader_changes("bal", 9);
+    let rounds: u64 = (1..=3).map(|n| chronik::metrics::balancer_figures(n).0).sum();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(leader_changes("bal", 9), changes, "no leader changed while balanced");
+    assert_eq!(leaders(&nodes[0], "bal", 9), balanced);
+    let rounds_after: u64 = (1..=3).map(|n| chronik::metrics::balancer_figures(n).0).sum();
+    assert!(rounds_after >= rounds + 2, "rounds ran meanwhile: {rounds} then {rounds_after}");
+    let elections_after: u64 = (1..=3).map(|n| chronik::metrics::balancer_figures(n).1).sum();
+    assert_eq!(elections_after, elections, "and asked for nothing");
+}
+
+#[test]
+fn a_disabled_balancer_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = cluster_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.leaders.auto_rebalance_enable = false;
+        c.leaders.imbalance_check_interval = Duration::from_secs(1);
+    }
+    let nodes = start_cluster(configs);
+    let mut c = Client::connect(nodes[0].addr);
+    create_topic(&mut c, "off", 6, 3, &[]);
+    take_leaders_from_node_3(&nodes, "off", 6);
+    let moved = agreed(&nodes, "off", 6);
+    let changes = leader_changes("off", 6);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(leaders(&nodes[0], "off", 6), moved, "nothing moved back");
+    assert_eq!(led_per_node(&moved)[2], 0);
+    assert_eq!(leader_changes("off", 6), changes);
 }

@@ -164,6 +164,12 @@ impl fmt::Display for Config {
         writeln!(f, "retention = {}", toml_duration(self.offsets.retention))?;
         writeln!(f, "retention-check-interval = {}", toml_duration(self.offsets.retention_check_interval))?;
 
+        let l = &self.leaders;
+        writeln!(f, "\n[leaders]")?;
+        writeln!(f, "auto-rebalance-enable = {}", l.auto_rebalance_enable)?;
+        writeln!(f, "imbalance-check-interval = {}", toml_duration(l.imbalance_check_interval))?;
+        writeln!(f, "imbalance-per-broker-percentage = {}", l.imbalance_per_broker_percentage)?;
+
         let x = &self.transactions;
         writeln!(f, "\n[transactions]")?;
         writeln!(f, "max-timeout = {}", toml_duration(x.max_timeout))?;

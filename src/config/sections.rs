@@ -105,6 +105,8 @@ pub struct Config {
     pub offsets: OffsetsConfig,
     /// The transaction coordinator (Kafka's `transaction.*`).
     pub transactions: super::TransactionsConfig,
+    /// The automatic leader balancer (Kafka's `auto.leader.rebalance.enable`, `leader.imbalance.*`).
+    pub leaders: super::LeadersConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// ACL checks (off by default).
@@ -132,6 +134,7 @@ impl Default for Config {
             meta: MetaConfig::default(),
             offsets: OffsetsConfig::default(),
             transactions: super::TransactionsConfig::default(),
+            leaders: super::LeadersConfig::default(),
             admin: AdminConfig::default(),
             authorizer: AuthorizerConfig::default(),
             faults: FaultsConfig::default(),
