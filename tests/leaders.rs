@@ -3,7 +3,9 @@
 //! Raft leader transfer, answers ELECTION_NOT_NEEDED when nothing needs to move (and moves
 //! nothing), and answers bad input (unknown topic, missing partition, UNCLEAN on a led partition)
 //! with Kafka's codes; the automatic balancer moves leaders back to their preferred replicas once a
-//! node returns, then moves nothing more, and moves nothing when disabled.
+//! node returns, then moves nothing more, and moves nothing when disabled. Manual replica
+//! assignments (CreateTopics, CreatePartitions) place replicas and preferred leaders as given, and
+//! bad ones are refused with Kafka's codes and messages.
 
 mod common;
 
@@ -274,4 +276,129 @@ fn a_disabled_balancer_moves_nothing() {
     assert_eq!(leaders(&nodes[0], "off", 6), moved, "nothing moved back");
     assert_eq!(led_per_node(&moved)[2], 0);
     assert_eq!(leader_changes("off", 6), changes);
+}
+
+/// CreateTopics with manual `assignments` (`np`/`rf` are the request's counts): (error code,
+/// message, num_partitions, replication_factor).
+fn create_assigned(c: &mut Client, topic: &str, np: i32, rf: i16, a: &[(i32, &[i32])]) -> (i16, String, i32, i16) {
+    let assignments = a
+        .iter()
+        .map(|(p, b)| {
+            create_topics_request::CreatableReplicaAssignment::default()
+                .with_partition_index(*p)
+                .with_broker_ids(b.iter().map(|id| BrokerId(*id)).collect())
+        })
+        .collect();
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(np)
+            .with_replication_factor(rf)
+            .with_assignments(assignments),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    let t = &r.topics[0];
+    let msg = t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    (t.error_code, msg, t.num_partitions, t.replication_factor)
+}
+
+/// CreatePartitions to `count` with these replica lists (None: placed by chronik).
+fn grow_assigned(c: &mut Client, topic: &str, count: i32, a: Option<&[&[i32]]>) -> (i16, String) {
+    let assignments = a.map(|lists| {
+        lists
+            .iter()
+            .map(|b| {
+                create_partitions_request::CreatePartitionsAssignment::default()
+                    .with_broker_ids(b.iter().map(|id| BrokerId(*id)).collect())
+            })
+            .collect()
+    });
+    let req = CreatePartitionsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(name(topic))
+            .with_count(count)
+            .with_assignments(assignments),
+    ]);
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &req);
+    let t = &r.results[0];
+    (t.error_code, t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}
+
+/// The replica lists of `topic` by partition, from Metadata (None: no such topic).
+fn replica_lists(c: &mut Client, topic: &str) -> Option<Vec<Vec<i32>>> {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
+    let t = &r.topics[0];
+    if t.error_code != 0 {
+        return None;
+    }
+    let mut ps = t.partitions.clone();
+    ps.sort_by_key(|p| p.partition_index);
+    Some(ps.iter().map(|p| p.replica_nodes.iter().map(|b| b.0).collect()).collect())
+}
+
+/// A refused CreateTopics: topic, num_partitions, replication_factor, assignments, code, message.
+type BadCreate<'a> = (&'a str, i32, i16, &'a [(i32, &'a [i32])], i16, &'a str);
+
+#[test]
+fn manual_replica_assignments_place_replicas_and_preferred_leaders() {
+    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    const INVALID_REQUEST: i16 = 42;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(cluster_configs(dir.path(), 3));
+    let mut c = Client::connect(nodes[0].addr);
+
+    let r = create_assigned(&mut c, "man", -1, -1, &[(1, &[2, 3]), (0, &[1, 2]), (2, &[3, 1])]);
+    assert_eq!(r, (0, String::new(), 3, 2));
+    assert_eq!(replica_lists(&mut c, "man").unwrap(), vec![vec![1, 2], vec![2, 3], vec![3, 1]]);
+    let led = leaders(&nodes[0], "man", 3);
+    assert!(led.iter().all(|(l, p)| l == p), "the first replica leads: {led:?}");
+
+    // Kafka's refusals: nothing is created.
+    let bad: [BadCreate; 6] = [
+        (
+            "b1",
+            -1,
+            -1,
+            &[(0, &[1, 9])],
+            INVALID_REPLICA_ASSIGNMENT,
+            "includes broker 9, but no such broker is registered",
+        ),
+        ("b2", -1, -1, &[(0, &[1, 1])], INVALID_REPLICA_ASSIGNMENT, "includes the broker 1 more than once"),
+        (
+            "b3",
+            -1,
+            -1,
+            &[(0, &[1, 2]), (1, &[3])],
+            INVALID_REPLICA_ASSIGNMENT,
+            "not consistent with previous partitions",
+        ),
+        ("b4", -1, -1, &[(0, &[1]), (2, &[2])], INVALID_REPLICA_ASSIGNMENT, "consecutive 0-based"),
+        ("b5", 2, -1, &[(0, &[1]), (1, &[2])], INVALID_REQUEST, "numPartitions was not set to -1"),
+        ("b6", -1, 1, &[(0, &[1]), (1, &[2])], INVALID_REQUEST, "replication factor was not set to -1"),
+    ];
+    for (topic, np, rf, a, code, msg) in bad {
+        let (got, m, _, _) = create_assigned(&mut c, topic, np, rf, a);
+        assert_eq!(got, code, "{topic}: {m}");
+        assert!(m.contains(msg), "{topic}: {m}");
+        assert_eq!(replica_lists(&mut c, topic), None, "{topic} was not created");
+    }
+
+    // CreatePartitions: the new partitions only, with the topic's replication factor.
+    for (lists, msg) in [
+        (&[&[9, 1][..], &[1, 2]][..], "includes broker 9"),
+        (&[&[2, 1][..]][..], "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."),
+        (&[&[2, 1, 3][..], &[1, 3]][..], "with 3 replica(s), but this is not consistent"),
+    ] {
+        let (code, m) = grow_assigned(&mut c, "man", 5, Some(lists));
+        assert_eq!(code, INVALID_REPLICA_ASSIGNMENT, "{m}");
+        assert!(m.contains(msg), "{m}");
+    }
+    assert_eq!(replica_lists(&mut c, "man").unwrap().len(), 3, "nothing added");
+    assert_eq!(grow_assigned(&mut c, "man", 5, Some(&[&[2, 1], &[1, 3]])), (0, String::new()));
+    assert_eq!(replica_lists(&mut c, "man").unwrap()[3..], [vec![2, 1], vec![1, 3]]);
+    let led = leaders(&nodes[0], "man", 5);
+    assert_eq!(led[3..], [(2, 2), (1, 1)], "the new partitions' first replicas lead");
 }

@@ -73,6 +73,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                         partitions: -1,
                         replication_factor: -1,
                         configs: Default::default(),
+                        assignment: Vec::new(),
                     };
                     match topics::create(&ctx, t, Duration::from_secs(10)).await {
                         Ok(_) => names.push((name, None)),

@@ -155,6 +155,7 @@ mod tests {
                 partitions: 2,
                 replication_factor: 1,
                 configs: Default::default(),
+                assignment: Vec::new(),
             })));
         }
         s

@@ -476,6 +476,7 @@ mod tests {
             partitions: 4,
             replication_factor: 3,
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+            assignment: Vec::new(),
         })));
         s.apply_once(
             Some(ProposalId { node: 2, seq: 77 }),
