@@ -192,6 +192,7 @@ fn write_seed_corpus() {
             cluster_id: "c".into(),
             admin: None,
             listeners: Default::default(),
+            rack: None,
         }),
         Cmd::RegisterBroker(RegisterBroker {
             node_id: 2,
@@ -200,6 +201,7 @@ fn write_seed_corpus() {
             cluster_id: "c".into(),
             admin: None,
             listeners: Default::default(),
+            rack: None,
         }),
         Cmd::CreateTopic(CreateTopic {
             name: "t".into(),
@@ -258,6 +260,7 @@ fn write_meta_regressions() {
         cluster_id: "c".into(),
         admin: None,
         listeners: Default::default(),
+        rack: None,
     });
     let huge = |partitions| {
         Cmd::CreateTopic(CreateTopic {

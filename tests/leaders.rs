@@ -5,7 +5,8 @@
 //! with Kafka's codes; the automatic balancer moves leaders back to their preferred replicas once a
 //! node returns, then moves nothing more, and moves nothing when disabled. Manual replica
 //! assignments (CreateTopics, CreatePartitions) place replicas and preferred leaders as given, and
-//! bad ones are refused with Kafka's codes and messages.
+//! bad ones are refused with Kafka's codes and messages; `rack` is registered and returned by
+//! Metadata, and placement spreads replicas over racks.
 
 mod common;
 
@@ -347,8 +348,34 @@ fn manual_replica_assignments_place_replicas_and_preferred_leaders() {
     const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     const INVALID_REQUEST: i16 = 42;
     let dir = tempfile::tempdir().unwrap();
-    let nodes = start_cluster(cluster_configs(dir.path(), 3));
+    let mut configs = cluster_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.rack = Some(if c.node_id == 3 { "b" } else { "a" }.to_string());
+    }
+    let nodes = start_cluster(configs);
     let mut c = Client::connect(nodes[0].addr);
+
+    // broker.rack: registered, returned by Metadata and DescribeCluster, and placement spreads
+    // each partition's replicas over both racks.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+        let d: DescribeClusterResponse = c.call(ApiKey::DescribeCluster, 1, &DescribeClusterRequest::default());
+        let racks: Vec<(i32, Option<String>)> =
+            m.brokers.iter().map(|b| (b.node_id.0, b.rack.as_ref().map(|r| r.to_string()))).collect();
+        let described: Vec<(i32, Option<String>)> =
+            d.brokers.iter().map(|b| (b.broker_id.0, b.rack.as_ref().map(|r| r.to_string()))).collect();
+        let want = vec![(1, Some("a".to_string())), (2, Some("a".to_string())), (3, Some("b".to_string()))];
+        if racks == want && described == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "racks {racks:?}, DescribeCluster {described:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    create_topic(&mut c, "racked", 6, 2, &[]);
+    for replicas in replica_lists(&mut c, "racked").unwrap() {
+        assert!(replicas.contains(&3), "each partition has a replica in rack b: {replicas:?}");
+    }
 
     let r = create_assigned(&mut c, "man", -1, -1, &[(1, &[2, 3]), (0, &[1, 2]), (2, &[3, 1])]);
     assert_eq!(r, (0, String::new(), 3, 2));

@@ -44,6 +44,9 @@ impl fmt::Display for Config {
         writeln!(f, "node-id = {}", self.node_id)?;
         writeln!(f, "data-dir = {}", toml_str(&self.data_dir.to_string_lossy()))?;
         writeln!(f, "log-level = {}", toml_str(self.log_level.as_str()))?;
+        if let Some(rack) = &self.rack {
+            writeln!(f, "rack = {}", toml_str(rack))?;
+        }
 
         let k = &self.kafka;
         writeln!(f, "\n[kafka]")?;

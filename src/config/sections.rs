@@ -87,6 +87,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log verbosity. Default: `"info"`.
     pub log_level: LogLevel,
+    /// Kafka's `broker.rack`: the rack (or zone) of this node, registered in `__meta`, returned
+    /// by Metadata, and used to spread each partition's replicas over racks. Default: none.
+    #[serde(deserialize_with = "opt_string::deserialize", skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
     /// The Kafka protocol listener.
     pub kafka: KafkaConfig,
     /// Raft replication (peer traffic, timing, membership).
@@ -125,6 +129,7 @@ impl Default for Config {
             node_id: 1,
             data_dir: PathBuf::from("./data"),
             log_level: LogLevel::default(),
+            rack: None,
             kafka: KafkaConfig::default(),
             raft: RaftConfig::default(),
             topics: TopicsConfig::default(),

@@ -147,6 +147,7 @@ mod tests {
             cluster_id: "c".into(),
             admin: None,
             listeners: Default::default(),
+            rack: None,
         })));
         for t in ["a", "b"] {
             s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {

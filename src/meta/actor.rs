@@ -466,6 +466,7 @@ impl MetaActor {
                 && b.port == self.me.port
                 && b.admin == self.me.admin
                 && b.listeners == crate::meta::state::parse_endpoints(&self.me.listeners)
+                && b.rack == self.me.rack
         }) && !state.cluster_id.is_empty()
         {
             return;

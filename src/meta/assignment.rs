@@ -4,7 +4,8 @@
 //! `validateManualPartitionAssignment`), used by the handlers before proposing and by
 //! `MetaState::apply` again when the command applies (against the brokers registered then, so
 //! every replica decides the same). The first broker of a partition's list is its preferred
-//! leader and campaigns first.
+//! leader and campaigns first. Its tests also cover the automatic placement over racks
+//! (`MetaState::rack_alternated`).
 
 use std::collections::BTreeMap;
 
@@ -218,5 +219,60 @@ mod tests {
         assert_eq!(replicas[3..], [vec![2, 1], vec![1, 3]]);
         assert_eq!(s.apply(&grow(6, Vec::new())), MetaResult::Done, "without an assignment: placed");
         assert_eq!(s.topics["m"].partitions[5].replicas.len(), 2);
+    }
+
+    #[test]
+    fn placement_spreads_replicas_over_racks_and_is_unchanged_without_racks() {
+        use crate::meta::command::{Cmd, CreateTopic, MetaCommand, RegisterBroker};
+        use crate::meta::state::{rack_alternated, MetaState};
+        let state = |racks: &[Option<&str>]| {
+            let mut s = MetaState::new();
+            for (i, rack) in racks.iter().enumerate() {
+                s.apply(&MetaCommand::new(Cmd::RegisterBroker(RegisterBroker {
+                    node_id: i as u64 + 1,
+                    host: "h".into(),
+                    port: 9092,
+                    rack: rack.map(str::to_string),
+                    ..Default::default()
+                })));
+            }
+            s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
+                name: "t".into(),
+                topic_id: vec![1; 16],
+                partitions: 8,
+                replication_factor: 2,
+                ..Default::default()
+            })));
+            s
+        };
+        // Without racks: consecutive ids, as entries written before racks were placed.
+        let plain = state(&[None, None, None, None]);
+        assert_eq!(rack_alternated(&plain.brokers), vec![1, 2, 3, 4]);
+        let lists: Vec<_> = plain.topics["t"].partitions.iter().map(|p| p.replicas.clone()).collect();
+        assert_eq!(lists[..4], [vec![1, 2], vec![2, 3], vec![3, 4], vec![4, 1]]);
+        // Racks a = {1, 2}, b = {3, 4}: one of each rack in turn; every partition spans both.
+        let racked = state(&[Some("a"), Some("a"), Some("b"), Some("b")]);
+        assert_eq!(rack_alternated(&racked.brokers), vec![1, 3, 2, 4]);
+        for p in &racked.topics["t"].partitions {
+            let racks: std::collections::BTreeSet<_> =
+                p.replicas.iter().map(|b| racked.brokers[b].rack.clone()).collect();
+            assert_eq!(racks.len(), 2, "{:?}", p.replicas);
+        }
+        // Preferred leaders still spread evenly: each broker first of two of the 8 partitions.
+        let mut firsts = [0; 4];
+        for p in &racked.topics["t"].partitions {
+            firsts[p.replicas[0] as usize - 1] += 1;
+        }
+        assert_eq!(firsts, [2, 2, 2, 2]);
+        // Uneven racks: a = {1, 2}, b = {3}: every RF 2 partition still spans both.
+        let uneven = state(&[Some("a"), Some("a"), Some("b")]);
+        for p in &uneven.topics["t"].partitions {
+            let racks: std::collections::BTreeSet<_> =
+                p.replicas.iter().map(|b| uneven.brokers[b].rack.clone()).collect();
+            assert_eq!(racks.len(), 2, "{:?}", p.replicas);
+        }
+        // Uneven racks and a broker without one.
+        assert_eq!(rack_alternated(&state(&[Some("a"), Some("a"), Some("a"), Some("b")]).brokers), vec![1, 4, 2, 3]);
+        assert_eq!(rack_alternated(&state(&[Some("a"), None, Some("b")]).brokers), vec![2, 1, 3]);
     }
 }

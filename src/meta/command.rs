@@ -179,6 +179,9 @@ pub struct RegisterBroker {
     /// listeners existed (then `host`/`port` is the PLAINTEXT listener).
     #[prost(btree_map = "string, string", tag = "6")]
     pub listeners: BTreeMap<String, String>,
+    /// Kafka's `broker.rack`; absent in entries written before racks existed.
+    #[prost(string, optional, tag = "7")]
+    pub rack: Option<String>,
 }
 
 /// Create a topic. The proposer picks the topic id; the state machine places replicas.

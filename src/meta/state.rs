@@ -18,6 +18,8 @@ pub struct BrokerInfo {
     pub admin: Option<String>,
     /// Advertised address per listener name (empty: only `host`/`port`, the PLAINTEXT one).
     pub listeners: BTreeMap<String, (String, i32)>,
+    /// Kafka's `broker.rack`, if the broker registered one.
+    pub rack: Option<String>,
 }
 
 impl BrokerInfo {
@@ -170,6 +172,7 @@ impl MetaState {
                         port: b.port,
                         admin: b.admin.clone(),
                         listeners: parse_endpoints(&b.listeners),
+                        rack: b.rack.clone(),
                     },
                 );
                 MetaResult::Done
@@ -440,9 +443,20 @@ impl MetaState {
 
     /// Places a new partition: replicas are consecutive brokers in id order, starting at a
     /// different broker for each partition so that replicas and first leaders spread evenly.
+    /// With racks the order is Kafka's rack-alternated list (one broker of each rack in turn),
+    /// and each further replica is the next broker of a rack the partition does not use yet (as
+    /// Kafka's rack-aware assignment), else the next broker: without racks, consecutive ids.
     fn new_partition(&mut self, seed: usize, rf: usize) -> PartitionInfo {
-        let ids: Vec<u64> = self.brokers.keys().copied().collect();
-        let replicas = (0..rf).map(|i| ids[(seed + i) % ids.len()]).collect();
+        let ids = rack_alternated(&self.brokers);
+        let n = ids.len();
+        let rack = |b: u64| self.brokers.get(&b).and_then(|i| i.rack.as_deref());
+        let mut replicas = vec![ids[seed % n]];
+        while replicas.len() < rf.min(n) {
+            let next = (1..n).map(|k| ids[(seed + k) % n]).filter(|b| !replicas.contains(b));
+            let used: Vec<Option<&str>> = replicas.iter().map(|b| rack(*b)).collect();
+            let pick = next.clone().find(|b| !used.contains(&rack(*b))).or_else(|| next.clone().next());
+            replicas.extend(pick);
+        }
         self.partition_on(replicas)
     }
 
@@ -457,6 +471,26 @@ impl MetaState {
     pub fn topic_config<'a>(&'a self, topic: &'a TopicInfo, key: &str) -> Option<&'a str> {
         topic.configs.get(key).map(String::as_str).or_else(|| super::topic_config::default_value(key))
     }
+}
+
+/// Kafka's `getRackAlternatedBrokerList`: the brokers of each rack in id order, racks in name
+/// order, taken one of each rack in turn (brokers without a rack form one more group). Without
+/// any rack: the ids in order, the placement of entries written before racks existed.
+pub fn rack_alternated(brokers: &BTreeMap<u64, BrokerInfo>) -> Vec<u64> {
+    if brokers.values().all(|b| b.rack.is_none()) {
+        return brokers.keys().copied().collect();
+    }
+    let mut by_rack: BTreeMap<Option<&str>, std::collections::VecDeque<u64>> = BTreeMap::new();
+    for (id, b) in brokers {
+        by_rack.entry(b.rack.as_deref()).or_default().push_back(*id);
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    while out.len() < brokers.len() {
+        for ids in by_rack.values_mut() {
+            out.extend(ids.pop_front());
+        }
+    }
+    out
 }
 
 /// A registration's `name → host:port` listeners as `name → (host, port)` (bad entries skipped).
@@ -490,6 +524,7 @@ mod tests {
                 cluster_id: format!("c{id}"),
                 admin: None,
                 listeners: Default::default(),
+                rack: None,
             }));
             assert_eq!(s.apply(&cmd), MetaResult::Done);
         }
