@@ -391,6 +391,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         cluster_id: uuid::Uuid::new_v4().simple().to_string(),
         admin: admin_addr.map(|a| a.to_string()),
         listeners: listener_endpoints,
+        rack: config.rack.clone(),
     };
 
     // One peer actor per remote node, on their own arbiter: network I/O apart from the groups.
@@ -436,6 +437,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 bytes: config.meta.snapshot_bytes,
             },
             segment_bytes: config.meta.segment_bytes,
+            balancer: config.leaders.settings(),
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;

@@ -192,6 +192,7 @@ fn write_seed_corpus() {
             cluster_id: "c".into(),
             admin: None,
             listeners: Default::default(),
+            rack: None,
         }),
         Cmd::RegisterBroker(RegisterBroker {
             node_id: 2,
@@ -200,6 +201,7 @@ fn write_seed_corpus() {
             cluster_id: "c".into(),
             admin: None,
             listeners: Default::default(),
+            rack: None,
         }),
         Cmd::CreateTopic(CreateTopic {
             name: "t".into(),
@@ -207,8 +209,9 @@ fn write_seed_corpus() {
             partitions: 3,
             replication_factor: 2,
             configs: [("retention.ms".to_string(), "5".to_string())].into(),
+            assignment: Vec::new(),
         }),
-        Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: 5 }),
+        Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: 5, assignment: Vec::new() }),
         Cmd::AlterTopicConfigs(AlterTopicConfigs {
             name: "t".into(),
             set: Default::default(),
@@ -257,6 +260,7 @@ fn write_meta_regressions() {
         cluster_id: "c".into(),
         admin: None,
         listeners: Default::default(),
+        rack: None,
     });
     let huge = |partitions| {
         Cmd::CreateTopic(CreateTopic {
@@ -265,9 +269,10 @@ fn write_meta_regressions() {
             partitions,
             replication_factor: 1,
             configs: Default::default(),
+            assignment: Vec::new(),
         })
     };
     write(&dir, "oom-create-topic-u32max-partitions", &meta_input(vec![broker.clone(), huge(u32::MAX)]));
-    let grow = Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: u32::MAX });
+    let grow = Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: u32::MAX, assignment: Vec::new() });
     write(&dir, "oom-create-partitions-u32max", &meta_input(vec![broker, huge(1), grow]));
 }

@@ -1,4 +1,7 @@
-//! CreatePartitions (key 37): grows a topic's partition count through `__meta`.
+//! CreatePartitions (key 37): grows a topic's partition count through `__meta`. A manual
+//! `assignments` list (`kafka-topics.sh --alter --replica-assignment`) places the new partitions
+//! only, one replica list each with the topic's replication factor, checked as Kafka does
+//! (`meta::assignment`); the first broker of each is its preferred leader.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +11,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::{meta_error_code, sb, topics, BrokerCtx};
 use crate::error::code;
-use crate::meta::command::{Cmd, CreatePartitions, MetaCommand};
+use crate::meta::command::{Cmd, CreatePartitions, MetaCommand, ReplicaList};
 use crate::meta::state::MetaResult;
 use crate::security::acl::Operation;
 
@@ -28,9 +31,6 @@ pub async fn handle(
                 Err((code::TOPIC_AUTHORIZATION_FAILED, "Authorization failed.".to_string()))
             }
             None => Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {name:?}"))),
-            Some(_) if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) => {
-                Err((code::INVALID_REQUEST, "manual replica assignment is not supported".to_string()))
-            }
             Some(_) if t.count < 1 || t.count as u32 > crate::meta::state::MAX_PARTITIONS_PER_TOPIC => Err((
                 code::INVALID_PARTITIONS,
                 format!(
@@ -43,15 +43,26 @@ pub async fn handle(
                 code::INVALID_PARTITIONS,
                 format!("topic {name:?} has {} partitions; {} is not more", info.partitions.len(), t.count),
             )),
-            Some(_) => Ok(()),
+            // An empty list counts as none (the kafka-protocol crate's default; Java clients
+            // send null without an assignment).
+            Some(info) => match t.assignments.as_ref().filter(|a| !a.is_empty()) {
+                None => Ok(Vec::new()),
+                Some(a) => {
+                    let lists: Vec<Vec<i32>> = a.iter().map(|r| r.broker_ids.iter().map(|b| b.0).collect()).collect();
+                    let rf = info.partitions.first().map_or(1, |p| p.replicas.len());
+                    let additional = t.count as usize - info.partitions.len();
+                    crate::meta::assignment::for_new_partitions(&image.brokers, &lists, additional, rf)
+                }
+            },
         };
         let outcome = match check {
             Err(e) => Err(e),
-            Ok(()) if req.validate_only => Ok(()),
-            Ok(()) => {
+            Ok(_) if req.validate_only => Ok(()),
+            Ok(assignment) => {
                 let cmd = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions {
                     name: name.clone(),
                     total: t.count as u32,
+                    assignment: assignment.into_iter().map(|brokers| ReplicaList { brokers }).collect(),
                 }));
                 match ctx.propose(cmd).await {
                     Ok(MetaResult::Rejected { code, message }) => Err((code, message)),

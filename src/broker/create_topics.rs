@@ -1,5 +1,8 @@
 //! CreateTopics (key 19): validates each topic, proposes it to `__meta` (unless validate-only),
-//! and answers once every new partition has a leader or the request's timeout has passed.
+//! and answers once every new partition has a leader or the request's timeout has passed. A
+//! manual `assignments` list (`kafka-topics.sh --replica-assignment`) is checked as Kafka does
+//! (`meta::assignment`; `num_partitions` and `replication_factor` must then be -1) and goes to
+//! `__meta` with the command: each partition's first broker is its preferred leader.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,18 +36,37 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: CreateTopicsRequ
         }
         // validate_only describes the requested configs (the topic is not created).
         let requested = configs.clone();
+        let manual = !t.assignments.is_empty();
+        let assignment = if manual {
+            let pairs: Vec<(i32, Vec<i32>)> =
+                t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
+            crate::meta::assignment::for_new_topic(&ctx.image().brokers, &pairs)
+        } else {
+            Ok(Vec::new())
+        };
         let outcome = if let Err(denied) = ctx.check_create_topic(&name) {
             Err((denied, "Authorization failed.".to_string()))
         } else if let Some(m) = bad_config {
             Err((code::INVALID_CONFIG, m))
-        } else if !t.assignments.is_empty() {
-            Err((code::INVALID_REQUEST, "manual replica assignment is not supported".to_string()))
+        } else if manual && t.replication_factor != -1 {
+            Err((
+                code::INVALID_REQUEST,
+                "A manual partition assignment was specified, but replication factor was not set to -1.".to_string(),
+            ))
+        } else if manual && t.num_partitions != -1 {
+            Err((
+                code::INVALID_REQUEST,
+                "A manual partition assignment was specified, but numPartitions was not set to -1.".to_string(),
+            ))
+        } else if let Err(e) = &assignment {
+            Err(e.clone())
         } else {
             let new = NewTopic {
                 name: name.clone(),
                 partitions: t.num_partitions,
                 replication_factor: t.replication_factor,
                 configs,
+                assignment: assignment.unwrap_or_default(),
             };
             if req.validate_only {
                 topics::validate(&ctx, &new).map(|(p, rf)| (None, p, rf))

@@ -36,7 +36,8 @@ pub async fn handle(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(*id as i32))
                     .with_host(sb(host))
-                    .with_port(port),
+                    .with_port(port)
+                    .with_rack(b.rack.clone().map(sb)),
             )
         })
         .collect();

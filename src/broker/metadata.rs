@@ -73,6 +73,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
                         partitions: -1,
                         replication_factor: -1,
                         configs: Default::default(),
+                        assignment: Vec::new(),
                     };
                     match topics::create(&ctx, t, Duration::from_secs(10)).await {
                         Ok(_) => names.push((name, None)),
@@ -157,12 +158,12 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: MetadataRequest)
         .iter()
         .filter_map(|(id, b)| {
             let (host, port) = b.endpoint(&listener)?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(*id as i32))
-                    .with_host(sb(host))
-                    .with_port(port),
-            )
+            let broker = MetadataResponseBroker::default()
+                .with_node_id(BrokerId(*id as i32))
+                .with_host(sb(host))
+                .with_port(port);
+            // The rack is a field from v1.
+            Some(if version >= 1 { broker.with_rack(b.rack.clone().map(sb)) } else { broker })
         })
         .collect();
     let mut resp = MetadataResponse::default();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::BrokerCtx;
 use crate::error::code;
-use crate::meta::command::{Cmd, CreateTopic, MetaCommand};
+use crate::meta::command::{Cmd, CreateTopic, MetaCommand, ReplicaList};
 use crate::meta::state::{valid_topic_name, MetaResult};
 use crate::meta::topic_config::{log_not_applied, validate_topic_configs};
 
@@ -20,6 +20,9 @@ pub struct NewTopic {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// A manual assignment: each partition's replicas, preferred leader first (empty: placed by
+    /// `__meta`; then `partitions` and `replication_factor` are -1).
+    pub assignment: Vec<Vec<u64>>,
 }
 
 /// Checks a create request without proposing it. Returns the effective (partitions, rf).
@@ -27,17 +30,25 @@ pub fn validate(ctx: &BrokerCtx, t: &NewTopic) -> Result<(u32, u32), TopicError>
     if !valid_topic_name(&t.name) {
         return Err((code::INVALID_TOPIC_EXCEPTION, format!("invalid topic name {:?}", t.name)));
     }
+    let image = ctx.image();
+    if !t.assignment.is_empty() {
+        if t.assignment.len() > crate::meta::state::MAX_PARTITIONS_PER_TOPIC as usize {
+            return Err((code::INVALID_PARTITIONS, format!("invalid partition count {}", t.assignment.len())));
+        }
+        crate::meta::assignment::check_lists(&image.brokers, &t.assignment, None)?;
+    }
     let partitions = match t.partitions {
+        _ if !t.assignment.is_empty() => t.assignment.len() as u32,
         -1 => ctx.settings.default_partitions,
         p if p >= 1 && p as u32 <= crate::meta::state::MAX_PARTITIONS_PER_TOPIC => p as u32,
         p => return Err((code::INVALID_PARTITIONS, format!("invalid partition count {p}"))),
     };
     let rf = match t.replication_factor {
+        _ if !t.assignment.is_empty() => t.assignment[0].len() as u32,
         -1 => ctx.settings.default_replication_factor,
         r if r >= 1 => r as u32,
         r => return Err((code::INVALID_REPLICATION_FACTOR, format!("invalid replication factor {r}"))),
     };
-    let image = ctx.image();
     if image.topics.contains_key(&t.name) || super::internal_topic::is_internal(&t.name) {
         return Err((code::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", t.name)));
     }
@@ -62,6 +73,7 @@ pub async fn create(ctx: &BrokerCtx, t: NewTopic, timeout: Duration) -> Result<[
         partitions,
         replication_factor: rf,
         configs: t.configs,
+        assignment: t.assignment.into_iter().map(|brokers| ReplicaList { brokers }).collect(),
     }));
     match ctx.propose(cmd).await {
         Ok(MetaResult::Done) => {}

@@ -23,6 +23,7 @@ mod data_sections;
 mod durations;
 mod env;
 mod groups_section;
+mod leaders_section;
 mod render;
 mod sections;
 mod security_sections;
@@ -37,6 +38,7 @@ pub use data_sections::{
 };
 pub use durations::{derive_ticks, duration_str, opt_bytes, opt_duration_str, RaftTicks};
 pub use groups_section::GroupsConfig;
+pub use leaders_section::LeadersConfig;
 pub use sections::{
     check_host, check_host_port, parse_peer_list, Config, KafkaConfig, LogLevel, PeerConfig, RaftConfig,
 };

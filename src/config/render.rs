@@ -44,6 +44,9 @@ impl fmt::Display for Config {
         writeln!(f, "node-id = {}", self.node_id)?;
         writeln!(f, "data-dir = {}", toml_str(&self.data_dir.to_string_lossy()))?;
         writeln!(f, "log-level = {}", toml_str(self.log_level.as_str()))?;
+        if let Some(rack) = &self.rack {
+            writeln!(f, "rack = {}", toml_str(rack))?;
+        }
 
         let k = &self.kafka;
         writeln!(f, "\n[kafka]")?;
@@ -164,6 +167,12 @@ impl fmt::Display for Config {
         writeln!(f, "\n[offsets]")?;
         writeln!(f, "retention = {}", toml_duration(self.offsets.retention))?;
         writeln!(f, "retention-check-interval = {}", toml_duration(self.offsets.retention_check_interval))?;
+
+        let l = &self.leaders;
+        writeln!(f, "\n[leaders]")?;
+        writeln!(f, "auto-rebalance-enable = {}", l.auto_rebalance_enable)?;
+        writeln!(f, "imbalance-check-interval = {}", toml_duration(l.imbalance_check_interval))?;
+        writeln!(f, "imbalance-per-broker-percentage = {}", l.imbalance_per_broker_percentage)?;
 
         let x = &self.transactions;
         writeln!(f, "\n[transactions]")?;

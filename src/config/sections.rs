@@ -87,6 +87,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log verbosity. Default: `"info"`.
     pub log_level: LogLevel,
+    /// Kafka's `broker.rack`: the rack (or zone) of this node, registered in `__meta`, returned
+    /// by Metadata, and used to spread each partition's replicas over racks. Default: none.
+    #[serde(deserialize_with = "opt_string::deserialize", skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
     /// The Kafka protocol listener.
     pub kafka: KafkaConfig,
     /// Raft replication (peer traffic, timing, membership).
@@ -105,6 +109,8 @@ pub struct Config {
     pub offsets: OffsetsConfig,
     /// The transaction coordinator (Kafka's `transaction.*`).
     pub transactions: super::TransactionsConfig,
+    /// The automatic leader balancer (Kafka's `auto.leader.rebalance.enable`, `leader.imbalance.*`).
+    pub leaders: super::LeadersConfig,
     /// The admin HTTP listener (`/metrics`).
     pub admin: AdminConfig,
     /// ACL checks (off by default).
@@ -123,6 +129,7 @@ impl Default for Config {
             node_id: 1,
             data_dir: PathBuf::from("./data"),
             log_level: LogLevel::default(),
+            rack: None,
             kafka: KafkaConfig::default(),
             raft: RaftConfig::default(),
             topics: TopicsConfig::default(),
@@ -132,6 +139,7 @@ impl Default for Config {
             meta: MetaConfig::default(),
             offsets: OffsetsConfig::default(),
             transactions: super::TransactionsConfig::default(),
+            leaders: super::LeadersConfig::default(),
             admin: AdminConfig::default(),
             authorizer: AuthorizerConfig::default(),
             faults: FaultsConfig::default(),

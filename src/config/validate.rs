@@ -212,6 +212,7 @@ impl Config {
 
         self.groups.validate()?;
         self.transactions.validate()?;
+        self.leaders.validate()?;
 
         // [storage]
         let s = &self.storage;

@@ -147,6 +147,7 @@ mod tests {
             cluster_id: "c".into(),
             admin: None,
             listeners: Default::default(),
+            rack: None,
         })));
         for t in ["a", "b"] {
             s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
@@ -155,6 +156,7 @@ mod tests {
                 partitions: 2,
                 replication_factor: 1,
                 configs: Default::default(),
+                assignment: Vec::new(),
             })));
         }
         s

@@ -23,6 +23,14 @@
 //! the file is written durably before the log restarts (persist before advance). On start the
 //! newest valid snapshot is loaded and only the log after it is replayed.
 //!
+//! # The leader balancer
+//! On its own timer ([`MetaMsg::Balance`], every `leaders.imbalance-check-interval`, at most 1 s
+//! apart) the actor asks the balancer core ([`crate::meta::balancer`]) which partitions move back
+//! to their preferred replica; only the `__meta` leader's core answers, and its answer is
+//! proposed as one `ElectPreferred` command, as ElectLeaders does. A broker counts as live when
+//! this leader heard from its `__meta` replica within two election timeouts (raft-rs's
+//! `recent_active`, sampled on every tick).
+//!
 //! After every applied batch the actor publishes the new [`MetaState`] through a `watch`
 //! channel, read by the node (to start and stop partition groups) and the Kafka handlers.
 //!
@@ -35,7 +43,7 @@
 //! back to its durable index, a new state machine replays the retained log, and the rebuilt
 //! image is published again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +56,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::clock::Backoff;
 use crate::log::{LogKind, LogOptions};
-use crate::meta::command::{Cmd, MetaCommand, ProposalId, RegisterBroker};
+use crate::meta::balancer::{Balancer, BalancerSettings};
+use crate::meta::command::{Cmd, ElectPreferred, MetaCommand, ProposalId, RegisterBroker};
 use crate::meta::snapshot::{self, SnapshotPolicy, SnapshotTrigger, StoredSnapshot};
 use crate::meta::state::{MetaResult, MetaState};
 use crate::peer::Transport;
@@ -150,6 +159,8 @@ pub enum MetaMsg {
         id: ProposalId,
         attempt: u32,
     },
+    /// The leader balancer's timer.
+    Balance,
     /// The blocking task that wrote a snapshot of core `generation` is done.
     SnapshotWritten {
         generation: u64,
@@ -187,6 +198,12 @@ pub struct MetaActor {
     /// The `__meta` leader this node knows (0: none), for Metadata's and DescribeCluster's
     /// `controller_id`.
     leader: Arc<std::sync::atomic::AtomicU64>,
+    /// The automatic leader balancer's core.
+    balancer: Balancer,
+    /// The node-wide tick last seen, and the last tick each replica of `__meta` was heard from
+    /// (while this node leads it): the balancer's live brokers.
+    tick: u64,
+    heard: BTreeMap<u64, u64>,
     logger: Logger,
 }
 
@@ -203,6 +220,8 @@ pub struct MetaSpec<'a> {
     pub snapshots: SnapshotPolicy,
     /// `meta.segment-bytes`.
     pub segment_bytes: u64,
+    /// `[leaders]`: the automatic leader balancer.
+    pub balancer: BalancerSettings,
 }
 
 impl MetaActor {
@@ -244,6 +263,9 @@ impl MetaActor {
                 segment_bytes: spec.segment_bytes,
                 addr: None,
                 leader: Arc::default(),
+                balancer: Balancer::new(spec.balancer),
+                tick: 0,
+                heard: BTreeMap::new(),
                 logger,
             },
             rx,
@@ -405,6 +427,34 @@ impl MetaActor {
         }
     }
 
+    /// The balancer's timer: a round on the `__meta` leader proposes one `ElectPreferred`.
+    fn balance(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify_later(MetaMsg::Balance, self.balancer.poll_period());
+        let leading = self.core.is_leader() && !self.shell.is_failed();
+        // Live: heard from within two election timeouts (raft-rs resets `recent_active` at
+        // every CheckQuorum, half an election timeout).
+        let window = 2 * self.settings.election_tick as u64;
+        let me = self.me.node_id;
+        let live: BTreeSet<u64> = self
+            .heard
+            .iter()
+            .filter(|(_, at)| self.tick.saturating_sub(**at) <= window)
+            .map(|(id, _)| *id)
+            .chain(std::iter::once(me))
+            .collect();
+        let now = std::time::Instant::now();
+        let Some(round) = self.balancer.poll(now, leading, &self.core.sm().state, &live) else { return };
+        crate::metrics::balancer_round(me, round.groups.len());
+        if round.groups.is_empty() {
+            slog::debug!(self.logger, "leader balancer: nothing to move");
+            return;
+        }
+        slog::info!(self.logger, "leader balancer: asking preferred replicas to take their partitions back";
+            "partitions" => round.groups.len(), "more" => round.more, "live" => ?live);
+        let cmd = MetaCommand::new(Cmd::ElectPreferred(ElectPreferred { groups: round.groups }));
+        self.start_proposal(cmd, None, false, ctx);
+    }
+
     fn maybe_register(&mut self, ctx: &mut Context<Self>) {
         if self.registering || self.core.role().leader == 0 {
             return;
@@ -416,6 +466,7 @@ impl MetaActor {
                 && b.port == self.me.port
                 && b.admin == self.me.admin
                 && b.listeners == crate::meta::state::parse_endpoints(&self.me.listeners)
+                && b.rack == self.me.rack
         }) && !state.cluster_id.is_empty()
         {
             return;
@@ -452,6 +503,9 @@ impl Actor for MetaActor {
                 addr.connected()
             }),
         ));
+        if self.balancer.settings().enabled {
+            ctx.notify_later(MetaMsg::Balance, self.balancer.poll_period());
+        }
         self.schedule_drive(ctx);
     }
 
@@ -469,6 +523,12 @@ impl Handler<MetaMsg> for MetaActor {
             // A failed group is silent: peers see it as down.
             MetaMsg::Tick(_) | MetaMsg::Raft(_) if self.shell.is_failed() => {}
             MetaMsg::Tick(n) => {
+                self.tick = n;
+                if self.balancer.settings().enabled {
+                    for id in self.core.recently_active() {
+                        self.heard.insert(id, n);
+                    }
+                }
                 if self.core.tick_at(n) || self.core.has_ready() {
                     self.schedule_drive(ctx);
                 }
@@ -488,6 +548,7 @@ impl Handler<MetaMsg> for MetaActor {
                 self.start_proposal(cmd, reply, forever, ctx);
             }
             MetaMsg::Retry { id, attempt } => self.retry(id, attempt, ctx),
+            MetaMsg::Balance => self.balance(ctx),
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
             }

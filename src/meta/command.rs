@@ -179,6 +179,9 @@ pub struct RegisterBroker {
     /// listeners existed (then `host`/`port` is the PLAINTEXT listener).
     #[prost(btree_map = "string, string", tag = "6")]
     pub listeners: BTreeMap<String, String>,
+    /// Kafka's `broker.rack`; absent in entries written before racks existed.
+    #[prost(string, optional, tag = "7")]
+    pub rack: Option<String>,
 }
 
 /// Create a topic. The proposer picks the topic id; the state machine places replicas.
@@ -194,6 +197,18 @@ pub struct CreateTopic {
     pub replication_factor: u32,
     #[prost(btree_map = "string, string", tag = "5")]
     pub configs: BTreeMap<String, String>,
+    /// A manual assignment (CreateTopics `assignments`): the replicas of each partition,
+    /// preferred leader first; empty (and in entries written before it existed): placed by the
+    /// state machine.
+    #[prost(message, repeated, tag = "6")]
+    pub assignment: Vec<ReplicaList>,
+}
+
+/// One partition's replicas, preferred leader first.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReplicaList {
+    #[prost(uint64, repeated, tag = "1")]
+    pub brokers: Vec<u64>,
 }
 
 /// Delete a topic and its partition groups.
@@ -210,6 +225,10 @@ pub struct CreatePartitions {
     pub name: String,
     #[prost(uint32, tag = "2")]
     pub total: u32,
+    /// A manual assignment of the new partitions only (CreatePartitions `assignments`); empty
+    /// (and in entries written before it existed): placed by the state machine.
+    #[prost(message, repeated, tag = "3")]
+    pub assignment: Vec<ReplicaList>,
 }
 
 /// Set (Some) or delete (None, encoded as absent from `set` and present in `delete`) configs.
@@ -390,6 +409,7 @@ mod tests {
             partitions: 3,
             replication_factor: 1,
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+            assignment: vec![ReplicaList { brokers: vec![2, 1] }; 3],
         }));
         assert_eq!(MetaCommand::decode(&c.encode_to_vec()).unwrap(), c);
     }

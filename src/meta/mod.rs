@@ -3,11 +3,16 @@
 //! - [`command`]: the log entries of `__meta` (prost messages).
 //! - [`state`]: the metadata state machine, a plain struct with deterministic tests.
 //! - [`topic_config`]: Kafka's topic configs (the table, validation, effective values).
+//! - [`assignment`]: Kafka's checks of manual replica assignments (CreateTopics, CreatePartitions).
+//! - [`balancer`]: the automatic leader balancer's core (which partitions move back to their
+//!   preferred replica), run by the actor on the `__meta` leader.
 //! - [`snapshot`]: the whole state as one versioned prost message, its file, and when to take one.
 //! - [`actor`]: the metadata actor, which runs the `__meta` group, answers proposals once they
 //!   are applied, and publishes each new [`state::MetaState`] image to readers.
 
 pub mod actor;
+pub mod assignment;
+pub mod balancer;
 pub mod command;
 pub mod snapshot;
 pub mod state;

@@ -94,6 +94,9 @@ pub struct SnapBroker {
     /// Advertised `host:port` per listener name.
     #[prost(btree_map = "string, string", tag = "5")]
     pub listeners: BTreeMap<String, String>,
+    /// Kafka's `broker.rack` (absent in older snapshots).
+    #[prost(string, optional, tag = "6")]
+    pub rack: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -187,6 +190,7 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
                 port: b.port,
                 admin: b.admin.clone(),
                 listeners: b.listeners.iter().map(|(n, (h, p))| (n.clone(), format!("{h}:{p}"))).collect(),
+                rack: b.rack.clone(),
             })
             .collect(),
         topics: state
@@ -273,7 +277,9 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     state.cluster_id = snap.cluster_id;
     for b in snap.brokers {
         let listeners = parse_endpoints(&b.listeners);
-        state.brokers.insert(b.node_id, BrokerInfo { host: b.host, port: b.port, admin: b.admin, listeners });
+        state
+            .brokers
+            .insert(b.node_id, BrokerInfo { host: b.host, port: b.port, admin: b.admin, listeners, rack: b.rack });
     }
     for t in snap.topics {
         let id = <[u8; 16]>::try_from(t.id.as_slice())
@@ -468,6 +474,7 @@ mod tests {
                 cluster_id: "c".into(),
                 admin: (id == 2).then(|| "127.0.0.1:9300".into()),
                 listeners: [("SASL_SSL".to_string(), format!("127.0.0.1:{}", 9191 + id))].into(),
+                rack: (id != 3).then(|| format!("rack-{id}")),
             })));
         }
         s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
@@ -476,6 +483,7 @@ mod tests {
             partitions: 4,
             replication_factor: 3,
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+            assignment: Vec::new(),
         })));
         s.apply_once(
             Some(ProposalId { node: 2, seq: 77 }),

@@ -18,6 +18,8 @@ pub struct BrokerInfo {
     pub admin: Option<String>,
     /// Advertised address per listener name (empty: only `host`/`port`, the PLAINTEXT one).
     pub listeners: BTreeMap<String, (String, i32)>,
+    /// Kafka's `broker.rack`, if the broker registered one.
+    pub rack: Option<String>,
 }
 
 impl BrokerInfo {
@@ -170,6 +172,7 @@ impl MetaState {
                         port: b.port,
                         admin: b.admin.clone(),
                         listeners: parse_endpoints(&b.listeners),
+                        rack: b.rack.clone(),
                     },
                 );
                 MetaResult::Done
@@ -209,10 +212,15 @@ impl MetaState {
                 if self.topics.contains_key(&t.name) {
                     return reject(code::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", t.name));
                 }
-                if t.partitions == 0 || t.partitions > MAX_PARTITIONS_PER_TOPIC {
+                let count = if t.assignment.is_empty() {
+                    t.partitions
+                } else {
+                    u32::try_from(t.assignment.len()).unwrap_or(u32::MAX)
+                };
+                if count == 0 || count > MAX_PARTITIONS_PER_TOPIC {
                     return reject(
                         code::INVALID_PARTITIONS,
-                        format!("partitions must be 1..={MAX_PARTITIONS_PER_TOPIC}, got {}", t.partitions),
+                        format!("partitions must be 1..={MAX_PARTITIONS_PER_TOPIC}, got {count}"),
                     );
                 }
                 if t.replication_factor == 0 || t.replication_factor as usize > self.brokers.len() {
@@ -224,10 +232,18 @@ impl MetaState {
                 let Ok(id) = <[u8; 16]>::try_from(t.topic_id.as_slice()) else {
                     return reject(code::INVALID_REQUEST, "topic id must be 16 bytes");
                 };
-                let seed = self.topics.len();
-                let partitions = (0..t.partitions as usize)
-                    .map(|p| self.new_partition(seed + p, t.replication_factor as usize))
-                    .collect();
+                let partitions = if t.assignment.is_empty() {
+                    let seed = self.topics.len();
+                    (0..t.partitions as usize)
+                        .map(|p| self.new_partition(seed + p, t.replication_factor as usize))
+                        .collect()
+                } else {
+                    let lists: Vec<Vec<u64>> = t.assignment.iter().map(|r| r.brokers.clone()).collect();
+                    if let Err((code, message)) = super::assignment::check_lists(&self.brokers, &lists, None) {
+                        return reject(code, message);
+                    }
+                    lists.into_iter().map(|replicas| self.partition_on(replicas)).collect()
+                };
                 self.topics.insert(t.name.clone(), TopicInfo { id, partitions, configs: t.configs.clone() });
                 MetaResult::Done
             }
@@ -260,7 +276,21 @@ impl MetaState {
                     );
                 }
                 let rf = topic.partitions.first().map(|p| p.replicas.len()).unwrap_or(1);
-                let new: Vec<_> = (have..c.total as usize).map(|p| self.new_partition(p, rf)).collect();
+                let new: Vec<_> = if c.assignment.is_empty() {
+                    (have..c.total as usize).map(|p| self.new_partition(p, rf)).collect()
+                } else {
+                    let lists: Vec<Vec<u64>> = c.assignment.iter().map(|r| r.brokers.clone()).collect();
+                    if lists.len() != c.total as usize - have {
+                        return reject(
+                            code::INVALID_REPLICA_ASSIGNMENT,
+                            format!("{} assignments for {} new partitions", lists.len(), c.total as usize - have),
+                        );
+                    }
+                    if let Err((code, message)) = super::assignment::check_lists(&self.brokers, &lists, Some(rf)) {
+                        return reject(code, message);
+                    }
+                    lists.into_iter().map(|replicas| self.partition_on(replicas)).collect()
+                };
                 self.topics.get_mut(&c.name).expect("checked").partitions.extend(new);
                 MetaResult::Done
             }
@@ -413,9 +443,25 @@ impl MetaState {
 
     /// Places a new partition: replicas are consecutive brokers in id order, starting at a
     /// different broker for each partition so that replicas and first leaders spread evenly.
+    /// With racks the order is Kafka's rack-alternated list (one broker of each rack in turn),
+    /// and each further replica is the next broker of a rack the partition does not use yet (as
+    /// Kafka's rack-aware assignment), else the next broker: without racks, consecutive ids.
     fn new_partition(&mut self, seed: usize, rf: usize) -> PartitionInfo {
-        let ids: Vec<u64> = self.brokers.keys().copied().collect();
-        let replicas = (0..rf).map(|i| ids[(seed + i) % ids.len()]).collect();
+        let ids = rack_alternated(&self.brokers);
+        let n = ids.len();
+        let rack = |b: u64| self.brokers.get(&b).and_then(|i| i.rack.as_deref());
+        let mut replicas = vec![ids[seed % n]];
+        while replicas.len() < rf.min(n) {
+            let next = (1..n).map(|k| ids[(seed + k) % n]).filter(|b| !replicas.contains(b));
+            let used: Vec<Option<&str>> = replicas.iter().map(|b| rack(*b)).collect();
+            let pick = next.clone().find(|b| !used.contains(&rack(*b))).or_else(|| next.clone().next());
+            replicas.extend(pick);
+        }
+        self.partition_on(replicas)
+    }
+
+    /// A new partition group on `replicas` (the first is the preferred leader).
+    fn partition_on(&mut self, replicas: Vec<u64>) -> PartitionInfo {
         let group = self.next_group_id;
         self.next_group_id += 1;
         PartitionInfo { group, replicas }
@@ -425,6 +471,26 @@ impl MetaState {
     pub fn topic_config<'a>(&'a self, topic: &'a TopicInfo, key: &str) -> Option<&'a str> {
         topic.configs.get(key).map(String::as_str).or_else(|| super::topic_config::default_value(key))
     }
+}
+
+/// Kafka's `getRackAlternatedBrokerList`: the brokers of each rack in id order, racks in name
+/// order, taken one of each rack in turn (brokers without a rack form one more group). Without
+/// any rack: the ids in order, the placement of entries written before racks existed.
+pub fn rack_alternated(brokers: &BTreeMap<u64, BrokerInfo>) -> Vec<u64> {
+    if brokers.values().all(|b| b.rack.is_none()) {
+        return brokers.keys().copied().collect();
+    }
+    let mut by_rack: BTreeMap<Option<&str>, std::collections::VecDeque<u64>> = BTreeMap::new();
+    for (id, b) in brokers {
+        by_rack.entry(b.rack.as_deref()).or_default().push_back(*id);
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    while out.len() < brokers.len() {
+        for ids in by_rack.values_mut() {
+            out.extend(ids.pop_front());
+        }
+    }
+    out
 }
 
 /// A registration's `name → host:port` listeners as `name → (host, port)` (bad entries skipped).
@@ -458,6 +524,7 @@ mod tests {
                 cluster_id: format!("c{id}"),
                 admin: None,
                 listeners: Default::default(),
+                rack: None,
             }));
             assert_eq!(s.apply(&cmd), MetaResult::Done);
         }
@@ -471,6 +538,7 @@ mod tests {
             partitions,
             replication_factor: rf,
             configs: Default::default(),
+            assignment: Vec::new(),
         }))
     }
 
@@ -511,7 +579,11 @@ mod tests {
         assert!(matches!(s.apply(&create("z", 0, 1)), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
         let huge = create("z", u32::MAX, 1);
         assert!(matches!(s.apply(&huge), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
-        let grow = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: u32::MAX }));
+        let grow = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions {
+            name: "t".into(),
+            total: u32::MAX,
+            assignment: Vec::new(),
+        }));
         assert!(matches!(s.apply(&grow), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
         assert_eq!(s.topics["t"].partitions.len(), 1);
     }
@@ -520,7 +592,11 @@ mod tests {
     fn create_partitions_delete_and_configs() {
         let mut s = with_brokers(1);
         s.apply(&create("t", 2, 1));
-        let grow = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: 5 }));
+        let grow = MetaCommand::new(Cmd::CreatePartitions(CreatePartitions {
+            name: "t".into(),
+            total: 5,
+            assignment: Vec::new(),
+        }));
         assert_eq!(s.apply(&grow), MetaResult::Done);
         assert_eq!(s.topics["t"].partitions.len(), 5);
         assert!(matches!(s.apply(&grow), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));

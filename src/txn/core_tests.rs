@@ -31,6 +31,7 @@ impl World {
             partitions: 6,
             replication_factor: 1,
             configs: Default::default(),
+            assignment: Vec::new(),
         })));
         World { state, clock: ManualClock::new(1_000_000) }
     }
