@@ -207,26 +207,9 @@ async fn wait_for_transfers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::command::{CreateTopic, RegisterBroker};
 
     fn image() -> MetaState {
-        let mut s = MetaState::new();
-        for id in 1..=3 {
-            s.apply(&MetaCommand::new(Cmd::RegisterBroker(RegisterBroker {
-                node_id: id,
-                host: "h".into(),
-                port: 9092,
-                ..Default::default()
-            })));
-        }
-        s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
-            name: "t".into(),
-            topic_id: vec![1; 16],
-            partitions: 3,
-            replication_factor: 3,
-            ..Default::default()
-        })));
-        s
+        crate::meta::test_image::image(&[None; 3], 3, 3)
     }
 
     #[test]

@@ -223,28 +223,8 @@ mod tests {
 
     #[test]
     fn placement_spreads_replicas_over_racks_and_is_unchanged_without_racks() {
-        use crate::meta::command::{Cmd, CreateTopic, MetaCommand, RegisterBroker};
-        use crate::meta::state::{rack_alternated, MetaState};
-        let state = |racks: &[Option<&str>]| {
-            let mut s = MetaState::new();
-            for (i, rack) in racks.iter().enumerate() {
-                s.apply(&MetaCommand::new(Cmd::RegisterBroker(RegisterBroker {
-                    node_id: i as u64 + 1,
-                    host: "h".into(),
-                    port: 9092,
-                    rack: rack.map(str::to_string),
-                    ..Default::default()
-                })));
-            }
-            s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
-                name: "t".into(),
-                topic_id: vec![1; 16],
-                partitions: 8,
-                replication_factor: 2,
-                ..Default::default()
-            })));
-            s
-        };
+        use crate::meta::state::rack_alternated;
+        let state = |racks: &[Option<&str>]| crate::meta::test_image::image(racks, 8, 2);
         // Without racks: consecutive ids, as entries written before racks were placed.
         let plain = state(&[None, None, None, None]);
         assert_eq!(rack_alternated(&plain.brokers), vec![1, 2, 3, 4]);

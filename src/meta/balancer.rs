@@ -164,7 +164,7 @@ impl Balancer {
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
-    use crate::meta::command::{Cmd, CreateTopic, MetaCommand, RegisterBroker, SetLeader};
+    use crate::meta::command::{Cmd, MetaCommand, SetLeader};
 
     fn settings() -> BalancerSettings {
         BalancerSettings {
@@ -177,22 +177,7 @@ mod tests {
 
     /// Three brokers, `partitions` partitions at RF 3, each led by its preferred replica.
     fn image(partitions: u32) -> MetaState {
-        let mut s = MetaState::new();
-        for id in 1..=3 {
-            s.apply(&MetaCommand::new(Cmd::RegisterBroker(RegisterBroker {
-                node_id: id,
-                host: "h".into(),
-                port: 9092,
-                ..Default::default()
-            })));
-        }
-        s.apply(&MetaCommand::new(Cmd::CreateTopic(CreateTopic {
-            name: "t".into(),
-            topic_id: vec![1; 16],
-            partitions,
-            replication_factor: 3,
-            ..Default::default()
-        })));
+        let mut s = crate::meta::test_image::image(&[None; 3], partitions, 3);
         for p in s.topics["t"].partitions.clone() {
             lead(&mut s, p.group, p.replicas[0]);
         }

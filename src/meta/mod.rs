@@ -16,6 +16,8 @@ pub mod balancer;
 pub mod command;
 pub mod snapshot;
 pub mod state;
+#[cfg(test)]
+pub mod test_image;
 pub mod topic_config;
 mod topic_config_table;
 
