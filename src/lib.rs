@@ -46,12 +46,12 @@
 //!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)
 //!                                 └─► PartitionActor …               │ both embed the GroupShell
 //!                                                                    │ (raft/shell.rs): Ready loop,
-//!                                                                    │ Written/Synced, fail → reopen
+//!                                                                    │ Synced, fail → reopen
 //!                                                                    │ entries → log table + memory,
 //!   MetaActor ── watch(MetaState) ──► Node actor ── start/stop ──►   │ WriteJob (queued write ops)
 //!                                     │ watch(PartitionTable)        ▼
 //!                                     ▼                            Writer thread: each job's writes, in
-//!                              Kafka handlers read                 order (Written ──► group) ──► Syncer
+//!                              Kafka handlers read                 order (held appends ──► peers) ──► Syncer
 //!                                                                  thread: one fsync round for all
 //!                                                                  waiting jobs, then Synced ──► group
 //!                                                                  (a failed group: poison, barrier,

@@ -4,17 +4,17 @@
 //! private: callers use intent methods (tick, step, propose, campaign, repair an entry, status,
 //! `has_ready`, the state machine through `sm`/`sm_mut`). The group shell (`raft/shell.rs`,
 //! embedded in the partition and metadata actors) calls [`RaftCore::handle_ready`] and carries
-//! out the returned [`ReadyOutcome`]: send `messages` now, hand `write` to the disk writer, and
-//! when the writer answers, call [`RaftCore::on_written`] / [`RaftCore::on_synced`] and send the
-//! messages they return.
+//! out the returned [`ReadyOutcome`]: send `messages` now, hand `write` to the disk writer (which
+//! sends the job's held appends itself once written), and when the writer answers, call
+//! [`RaftCore::on_synced`] and send the messages it returns.
 //!
 //! # The Ready contract (raft-rs `RawNode`), as implemented here
 //! 1. `ready()` is taken only when `has_ready()`.
 //! 2. Messages of the Ready (`messages`) go out at once: a leader may replicate before its own
 //!    append is durable (Raft thesis 10.2.1). Only a leader's appends that carry entries wait
-//!    until the disk writer has *written* this Ready (page cache, before its fsync; see
-//!    [`RaftCore::on_written`]): a leader never replicates an entry its own disk refused (a full
-//!    disk), so a client told KAFKA_STORAGE_ERROR never finds its batch committed by the next
+//!    until the disk writer has *written* this Ready (page cache, before its fsync; the writer
+//!    thread sends them itself, [`WriteJob::held`]): a leader never replicates an entry its own
+//!    disk refused (a full disk), so a client told KAFKA_STORAGE_ERROR never finds its batch committed by the next
 //!    leader. Heartbeats, votes and everything else never wait for the disk.
 //! 3. A snapshot is installed (a state machine whose snapshot carries its state persists it
 //!    first, see [`StateMachine::install`]; a partition snapshot that names segment files
@@ -86,8 +86,9 @@ pub struct WriteJob {
     pub ops: Vec<WriteOp>,
     /// fsynced after the ops.
     pub files: Vec<Arc<DiskFile>>,
-    /// Messages wait for this job's writes: call [`RaftCore::on_written`] when they are done.
-    pub holds_messages: bool,
+    /// A leader's appends with entries: they go to the followers once this job's writes are
+    /// done (page cache, before the fsync), sent by the writer thread itself.
+    pub held: Vec<Message>,
     /// The last log index written when the job was made: durable once the job is done (with
     /// fsync durability).
     pub last_index: u64,
@@ -102,17 +103,20 @@ pub struct WriteJob {
 impl WriteJob {
     /// Hands the job to the writer; `done(number, result)` runs on the writer's side when the
     /// writes (and fsyncs) are done (it should only `do_send` back to the group).
-    /// `written(number)` runs on the writer's thread once the writes are done, before the
-    /// fsync, if the job holds messages (it too should only `do_send`).
+    /// `send(held)` runs on the writer's thread once the writes are done, before the fsync, if
+    /// the job holds messages; it should only hand them to the transport (TiKV's write worker
+    /// sends a leader's messages itself the same way: no hop back through the group's actor).
+    /// A job the writer skips (its group failed) or whose write fails never sends them.
     pub fn submit(
         self,
         writer: &DiskWriter,
-        written: impl FnOnce(u64) + Send + 'static,
+        send: impl FnOnce(Vec<Message>) + Send + 'static,
         done: impl FnOnce(u64, Result<(), crate::raft::disk_error::DiskError>) + Send + 'static,
     ) {
         let number = self.number;
+        let held = self.held;
         let written: Option<Box<dyn FnOnce() + Send>> =
-            if self.holds_messages { Some(Box::new(move || written(number))) } else { None };
+            if held.is_empty() { None } else { Some(Box::new(move || send(held))) };
         writer.submit(WriteRequest {
             ops: self.ops,
             files: self.files,
@@ -186,8 +190,6 @@ pub struct RaftCore<M: StateMachine> {
     /// Ready number, write sequence of its log writes, and the messages that may only leave
     /// once the writer has done that Ready's job.
     pending_persisted: std::collections::VecDeque<(u64, u64, Vec<Message>)>,
-    /// Appends with entries that leave once the Ready with this number is written.
-    pending_written: std::collections::VecDeque<(u64, Vec<Message>)>,
     /// Shared with every job: set when a write failed (see `raft::writer`).
     poison: Arc<AtomicBool>,
     last_role: Option<RoleInfo>,
@@ -228,7 +230,6 @@ impl<M: StateMachine> RaftCore<M> {
             group,
             durability,
             pending_persisted: Default::default(),
-            pending_written: Default::default(),
             poison: Arc::new(AtomicBool::new(false)),
             last_role: None,
             applied,
@@ -570,21 +571,9 @@ impl<M: StateMachine> RaftCore<M> {
                 .into_iter()
                 .partition(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty());
             out.messages = now;
-            let holds_messages = !held.is_empty();
-            if holds_messages {
-                self.pending_written.push_back((number, held));
-            }
             let poison = self.poison.clone();
-            out.write = Some(WriteJob {
-                group: self.group,
-                number,
-                ops,
-                files,
-                holds_messages,
-                last_index,
-                rewrites_from,
-                poison,
-            });
+            out.write =
+                Some(WriteJob { group: self.group, number, ops, files, held, last_index, rewrites_from, poison });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);
@@ -641,7 +630,7 @@ impl<M: StateMachine> RaftCore<M> {
     /// `handle_ready` again, since the leader may now commit. The entries of those jobs are
     /// read from the files from now on.
     pub fn on_synced(&mut self, number: u64) -> Vec<Message> {
-        let mut msgs = self.on_written(number);
+        let mut msgs = Vec::new();
         let mut written = None;
         while let Some((n, _, _)) = self.pending_persisted.front() {
             if *n > number {
@@ -655,16 +644,6 @@ impl<M: StateMachine> RaftCore<M> {
             self.node.mut_store().log_mut().written(seq);
         }
         self.node.on_persist_ready(number);
-        msgs
-    }
-
-    /// Called when the disk writer has written (not yet fsynced) the job of Ready `number`, and
-    /// every earlier one: returns the appends that waited for it, to send now.
-    pub fn on_written(&mut self, number: u64) -> Vec<Message> {
-        let mut msgs = Vec::new();
-        while self.pending_written.front().is_some_and(|(n, _)| *n <= number) {
-            msgs.extend(self.pending_written.pop_front().expect("front exists").1);
-        }
         msgs
     }
 

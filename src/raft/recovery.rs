@@ -117,12 +117,6 @@ impl<E: Clone> Recovery<E> {
         self.marks.insert(number, last_index);
     }
 
-    /// The writer has written (not fsynced) job `number` of core `generation`: true when the
-    /// messages that waited for it may go (`RaftCore::on_written`).
-    pub fn written(&self, generation: u64) -> bool {
-        generation == self.generation && self.failure.is_none()
-    }
-
     /// The writer answered job `number` of core `generation`.
     pub fn synced(&mut self, generation: u64, number: u64, result: Result<(), E>) -> SyncedDecision<E> {
         if generation != self.generation || self.failure.is_some() {
@@ -280,7 +274,6 @@ mod tests {
         assert!(r.fail("EIO"), "the first failure poisons and sends a barrier");
         assert!(!r.fail("EIO again"), "a second one does nothing more");
         assert_eq!(r.synced(0, 2, Ok(())), SyncedDecision::Ignore, "a later job never counts");
-        assert!(!r.written(0));
         assert_eq!(r.durable_index(), Some(0));
         assert_eq!(r.failure().unwrap().reason, "EIO");
     }
@@ -296,8 +289,6 @@ mod tests {
         assert!(!r.is_failed());
         assert_eq!(r.synced(0, 7, Ok(())), SyncedDecision::Ignore);
         assert_eq!(r.synced(0, 8, Err("late")), SyncedDecision::Ignore);
-        assert!(!r.written(0));
-        assert!(r.written(1));
         assert_eq!(r.drained(0), None);
         assert_eq!(r.durable_index(), Some(3));
         // The new core's Ready numbers start again; its answers count.

@@ -4,10 +4,10 @@
 //! An actor embeds a [`GroupShell`] and implements [`Group`] (its policy: what happens after a
 //! Ready round, on a storage failure and on a reopen). Its handlers call the functions here:
 //! - [`drive`]: the Ready loop. Each round hands the messages to the transport, the write job
-//!   to the disk writer (whose `Written`/`Synced` answers come back as [`ShellEvent`]s through
-//!   the actor's own message enum) and the round's role change and applied index to the policy.
-//! - [`on_event`]: `Written` lets held appends go; `Synced` makes the job durable (or fails the
-//!   group); `Drained` (the writer's barrier) and `Recover` (the retry timer) drive the reopen.
+//!   to the disk writer (which sends the job's held appends to the transport itself once they
+//!   are written, and whose `Synced` answer comes back as a [`ShellEvent`] through the actor's
+//!   own message enum) and the round's role change and applied index to the policy.
+//! - [`on_event`]: `Synced` makes the job durable (or fails the group); `Drained` (the writer's barrier) and `Recover` (the retry timer) drive the reopen.
 //! - [`fail`]: a storage failure stops the group: its queued jobs are poisoned (the writer skips
 //!   them), the policy fails what waits, and a barrier is sent to the writer; only once it is
 //!   answered — no write of the failed core can land any more — is the storage reopened, cut
@@ -34,8 +34,6 @@ use crate::raft::GroupId;
 /// The disk writer's answers and the retry timer, carried by each actor's message enum.
 #[derive(Debug)]
 pub enum ShellEvent {
-    /// The writer has written (not yet fsynced) Ready `number` of core `generation`.
-    Written { generation: u64, number: u64 },
     /// The writer finished (writes and fsync) Ready `number` of core `generation`.
     Synced { generation: u64, number: u64, result: Result<(), DiskError> },
     /// The writer answered everything queued before the failure of core `generation`.
@@ -161,10 +159,11 @@ impl GroupShell {
     fn submit(&mut self, job: WriteJob) {
         self.recovery.submitted(job.number, job.rewrites_from, job.last_index);
         let generation = self.recovery.generation();
-        let (written, synced) = (self.notify(), self.notify());
+        let synced = self.notify();
+        let (transport, group) = (self.transport.clone(), self.group);
         job.submit(
             &self.writer,
-            move |number| written(ShellEvent::Written { generation, number }),
+            move |held| transport.send(group, held),
             move |number, result| synced(ShellEvent::Synced { generation, number, result }),
         );
     }
@@ -203,14 +202,6 @@ pub fn drive<G: Group>(g: &mut G) -> Next {
 /// Handles the writer's answers and the retry timer.
 pub fn on_event<G: Group>(g: &mut G, event: ShellEvent, now: Instant) -> Next {
     match event {
-        ShellEvent::Written { generation, number } => {
-            if g.shell().recovery.written(generation) {
-                let msgs = g.raft().on_written(number);
-                let shell = g.shell();
-                shell.transport.send(shell.group, msgs);
-            }
-            Next::default()
-        }
         ShellEvent::Synced { generation, number, result } => {
             match g.shell().recovery.synced(generation, number, result) {
                 SyncedDecision::Ignore => Next::default(),
