@@ -264,6 +264,8 @@ impl Group {
         for (core, out) in self.cores.iter_mut().zip(outs) {
             inbox.extend(out.messages);
             if let Some(job) = out.write {
+                // The writer sends a leader's held appends once the job is written.
+                inbox.extend(job.held);
                 inbox.extend(core.raft.on_synced(job.number));
             }
         }
