@@ -144,7 +144,19 @@ pub struct SegmentSpan {
     pub offset_end: i64,
 }
 
+/// What identifies the set of sealed segments without listing them: their count, the first
+/// base and the last base. Any roll, truncation, retention, clean or restore changes it, or is
+/// told to [`crate::partition::txn_index_files::TxnIndexFiles`] apart (a swap, a restore).
+pub type SealedKey = (usize, u64, u64);
+
 impl PartitionLog {
+    /// See [`SealedKey`]; no allocation, for the check after every apply.
+    pub fn sealed_key(&self) -> SealedKey {
+        let sealed = &self.segments[..self.segments.len().saturating_sub(1)];
+        let base = |s: Option<&crate::log::segment::Segment>| s.map_or(0, |s| s.base_index);
+        (sealed.len(), base(sealed.first()), base(sealed.last()))
+    }
+
     /// The sealed segments (all but the active one), oldest first.
     pub fn sealed_spans(&self) -> Vec<SegmentSpan> {
         let sealed = &self.segments[..self.segments.len().saturating_sub(1)];

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::{ApplyItem, PartitionCore};
-use crate::log::txn_index::{self, Damage, IndexEntry, SegmentSpan};
+use crate::log::txn_index::{self, Damage, IndexEntry, SealedKey, SegmentSpan};
 use crate::partition::txn::AbortedTxns;
 
 /// Disk work for one segment's index, run off the group's actor.
@@ -59,6 +59,11 @@ pub struct TxnIndexFiles {
     done: BTreeSet<u64>,
     /// The segment of the running job, and whether its segment changed meanwhile.
     in_flight: Option<(u64, bool)>,
+    /// Set when [`Self::next`] found nothing due: the sealed segments then, and the applied
+    /// index at which the next one falls due (`u64::MAX`: none sealed beyond). Until either
+    /// changes, nothing can be due and the check after each apply costs no list. Cleared by
+    /// every change that makes a file due otherwise (forget, a finished job).
+    idle: Option<(SealedKey, u64)>,
 }
 
 fn has(spans: &[SegmentSpan], base: u64) -> bool {
@@ -80,10 +85,18 @@ impl TxnIndexFiles {
         self.in_flight.is_some()
     }
 
+    /// Whether nothing can be due: the sealed segments are those of the last empty
+    /// [`Self::next`] and `applied` has not reached the next segment's last entry.
+    pub fn idle(&self, key: SealedKey, applied: u64) -> bool {
+        self.idle.is_some_and(|(k, due)| k == key && applied < due)
+    }
+
     /// The next job: a store for the oldest sealed segment with its last entry at or below
-    /// `applied` whose file is not known good. None while a job runs or when all are good.
+    /// `applied` whose file is not known good. None while a job runs or when all are good;
+    /// then `key` (the log's [`SealedKey`] of `spans`) marks the files idle (see [`Self::idle`]).
     pub fn next(
         &mut self,
+        key: SealedKey,
         spans: &[SegmentSpan],
         applied: u64,
         aborted: &AbortedTxns,
@@ -93,6 +106,7 @@ impl TxnIndexFiles {
         if self.busy() {
             return None;
         }
+        self.idle = None;
         self.done.retain(|b| has(spans, *b));
         self.found.retain(|b, _| has(spans, *b));
         for s in spans.iter().take_while(|s| s.last_index <= applied) {
@@ -127,11 +141,14 @@ impl TxnIndexFiles {
             self.in_flight = Some((s.base, false));
             return Some(TxnIndexJob::Store { dir: self.dir.clone(), base: s.base, entries });
         }
+        let due = spans.iter().find(|s| s.last_index > applied).map_or(u64::MAX, |s| s.last_index);
+        self.idle = Some((key, due));
         None
     }
 
     /// The files of segments `bases` are gone or out of date (the cleaner's swap): written again.
     pub fn forget(&mut self, bases: &[u64]) {
+        self.idle = None;
         for b in bases {
             self.done.remove(b);
             self.found.remove(b);
@@ -143,6 +160,7 @@ impl TxnIndexFiles {
 
     /// Every segment changed (a snapshot replaced the log): all files are written again.
     pub fn forget_all(&mut self) {
+        self.idle = None;
         self.done.clear();
         self.found.clear();
         if let Some((_, stale)) = self.in_flight.as_mut() {
@@ -160,6 +178,7 @@ impl TxnIndexFiles {
         spans: &[SegmentSpan],
         logger: &slog::Logger,
     ) -> Option<TxnIndexJob> {
+        self.idle = None;
         let base = job.base();
         let stale = match self.in_flight {
             Some((b, stale)) if b == base => stale,
@@ -188,12 +207,13 @@ impl TxnIndexFiles {
 impl PartitionCore {
     /// The next index job, if a sealed segment's file is due (see [`TxnIndexFiles::next`]).
     pub fn txn_index_job(&mut self) -> Option<TxnIndexJob> {
-        if self.txn_files.busy() {
+        let (applied, key) = (self.confirmed_applied(), self.raft.storage().log().sealed_key());
+        if self.txn_files.busy() || self.txn_files.idle(key, applied) {
             return None;
         }
         let spans = self.raft.storage().log().sealed_spans();
-        let (applied, start) = (self.confirmed_applied(), self.log_start());
-        self.txn_files.next(&spans, applied, &self.raft.sm().producers.aborted, start, &self.logger)
+        let start = self.log_start();
+        self.txn_files.next(key, &spans, applied, &self.raft.sm().producers.aborted, start, &self.logger)
     }
 
     /// A job of this core finished; returns the follow-up job, if any.

@@ -179,3 +179,35 @@ fn a_stale_job_is_redone_and_a_gone_segments_file_removed() {
     assert!(!txn_index::path(dir.path(), first.base).exists());
     assert!(!c.txn_files.busy());
 }
+
+#[test]
+fn the_idle_check_after_each_apply_misses_no_segment() {
+    // Jobs looked for after every round, as the actor does after every Applied: the cheap idle
+    // check skips the rounds where nothing fell due, yet every segment still gets its file once.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = open_small(dir.path());
+    let (mut stores, mut skipped) = (0, 0);
+    for round in 0..16i32 {
+        let pid = i64::from(round % 2);
+        let (b, h) = txn_batch(pid, round / 2);
+        c.produce(b, h).unwrap();
+        c.write_marker(pid, 0, (round / 4) % 2 == 1, 0, 5).unwrap();
+        settle(&mut c);
+        let (applied, key) = (c.confirmed_applied(), c.raft.storage().log().sealed_key());
+        if c.txn_files.idle(key, applied) {
+            skipped += 1;
+            let due = spans(&c).iter().filter(|s| s.last_index <= applied).count();
+            assert!(due <= stores, "idle while segment {} is due", stores);
+        }
+        stores += drain(&mut c);
+    }
+    assert_eq!(stores, spans(&c).len(), "one store per sealed segment");
+    assert!(skipped > 0, "some rounds sealed no segment and were skipped");
+    assert_files_match(dir.path(), &c);
+    // A forget (the cleaner's swap) ends the idle state at once.
+    let key = c.raft.storage().log().sealed_key();
+    assert!(c.txn_files.idle(key, c.confirmed_applied()));
+    c.forget_txn_indexes(&[spans(&c)[0].base]);
+    assert!(!c.txn_files.idle(key, c.confirmed_applied()));
+    assert_eq!(drain(&mut c), 1);
+}
