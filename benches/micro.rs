@@ -264,9 +264,11 @@ impl Group {
         for (core, out) in self.cores.iter_mut().zip(outs) {
             inbox.extend(out.messages);
             if let Some(job) = out.write {
-                // The writer sends a leader's held appends once the job is written.
+                // The writer sends a leader's held appends once the job is written, and the
+                // persisted messages once it is done.
                 inbox.extend(job.held);
-                inbox.extend(core.raft.on_synced(job.number));
+                inbox.extend(job.persisted);
+                core.raft.on_synced(job.number);
             }
         }
         busy |= !inbox.is_empty();

@@ -623,7 +623,7 @@ pub(crate) mod tests {
         recovery.submitted(job.number, job.rewrites_from, job.last_index);
         job.run_now().unwrap();
         assert_eq!(recovery.synced(0, job.number, Ok(())), SyncedDecision::Persisted(job.number));
-        let _ = c.raft.on_synced(job.number);
+        c.raft.on_synced(job.number);
         assert_eq!(recovery.durable_index(), Some(3));
         // Leader 3 (term 2) replaces 2..=3 with its own entry 2: the job rewrites from index 2.
         c.raft.step(append(3, 2, 1, 1, &[2])).unwrap();
@@ -655,9 +655,10 @@ pub(crate) mod tests {
         let job = out.write.expect("the no-op is written by the writer");
         assert_eq!(appends(&job.held), 2, "one append per follower, sent by the writer once written");
         assert_eq!(job.held.len(), 2, "nothing else waits for the write");
-        // The synced answer releases the persisted messages only, never the appends again.
+        // The job's persisted messages never hold the appends again.
+        assert_eq!(appends(&job.persisted), 0);
         job.run_now().unwrap();
-        assert_eq!(appends(&c.raft.on_synced(job.number)), 0);
+        c.raft.on_synced(job.number);
     }
 
     #[test]
@@ -714,9 +715,10 @@ pub(crate) mod tests {
         let out = c.handle_ready().unwrap();
         let sent: Vec<_> = out.messages.iter().map(|m| m.get_msg_type()).collect();
         assert_eq!(sent, [MessageType::MsgHeartbeatResponse], "the heartbeat is answered at once");
+        // The response rides with the job: whoever runs it sends it once it is done.
+        assert!(job.persisted.iter().any(|m| m.get_msg_type() == MessageType::MsgAppendResponse && m.index == 1));
         job.run_now().unwrap();
-        let after = c.raft.on_synced(job.number);
-        assert!(after.iter().any(|m| m.get_msg_type() == MessageType::MsgAppendResponse && m.index == 1));
+        c.raft.on_synced(job.number);
         // Written: the memory copy is released and the entry is read back from the file.
         let log = c.raft.storage().log();
         assert_eq!(log.pending_bytes(), 0);
@@ -747,13 +749,13 @@ pub(crate) mod tests {
         let out = c.handle_ready().unwrap();
         assert!(!out.messages.iter().any(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse));
         let second = out.write.expect("a Ready behind an unanswered one goes through the writer too");
+        let vote = job.persisted.iter().find(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse);
+        assert!(vote.is_some_and(|v| !v.reject && v.term == 5), "the vote rides with its job");
         job.run_now().unwrap();
-        let msgs = c.raft.on_synced(job.number);
-        let vote = msgs.iter().find(|m| m.get_msg_type() == MessageType::MsgRequestVoteResponse).expect("vote");
-        assert!(!vote.reject && vote.term == 5);
+        c.raft.on_synced(job.number);
         assert_ne!(std::fs::read(&vote_file).unwrap(), before);
         second.run_now().unwrap();
-        let _ = c.raft.on_synced(second.number);
+        c.raft.on_synced(second.number);
     }
 
     #[test]

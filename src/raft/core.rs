@@ -5,8 +5,8 @@
 //! `has_ready`, the state machine through `sm`/`sm_mut`). The group shell (`raft/shell.rs`,
 //! embedded in the partition and metadata actors) calls [`RaftCore::handle_ready`] and carries
 //! out the returned [`ReadyOutcome`]: send `messages` now, hand `write` to the disk writer (which
-//! sends the job's held appends itself once written), and when the writer answers, call
-//! [`RaftCore::on_synced`] and send the messages it returns.
+//! sends the job's held appends itself once written, and its persisted messages once done), and
+//! when the writer answers, call [`RaftCore::on_synced`].
 //!
 //! # The Ready contract (raft-rs `RawNode`), as implemented here
 //! 1. `ready()` is taken only when `has_ready()`.
@@ -30,11 +30,14 @@
 //! 5. Every Ready that queued writes (or follows one not yet answered) goes through
 //!    `advance_append_async` and becomes a [`WriteJob`]. The disk writer writes it and, for
 //!    [`Durability::Fsync`], fsyncs (grouped with other groups' fsyncs); with
-//!    [`Durability::PageCache`] the write alone counts. Only when the writer has answered are the
-//!    `persisted_messages` (votes, append responses) sent and `on_persist_ready` called, which
-//!    lets the leader count its own copy toward the commit quorum, and the entries kept in
-//!    memory released. The one exception: heartbeat responses among them go out at once (they
-//!    carry no log position or vote). A Ready with nothing to write, and none before it
+//!    [`Durability::PageCache`] the write alone counts. Only once the job is done are the
+//!    `persisted_messages` (votes, append responses; [`WriteJob::persisted`]) sent, by the
+//!    writer's side itself, so a follower's acknowledgement leaves without a hop back through
+//!    its group's actor; jobs are done in order, so they leave in order. The answer then
+//!    reaches the group, which calls `on_persist_ready` ([`RaftCore::on_synced`]): that lets
+//!    the leader count its own copy toward the commit quorum, and releases the entries kept in
+//!    memory. A job that failed sends nothing. The one exception: heartbeat responses go out at
+//!    once (they carry no log position or vote). A Ready with nothing to write, and none before it
 //!    unanswered, is advanced at once (`advance_append`).
 //!
 //! With the `interval` fsync policy (page cache), a timer fsyncs the written files later; that
@@ -89,6 +92,9 @@ pub struct WriteJob {
     /// A leader's appends with entries: they go to the followers once this job's writes are
     /// done (page cache, before the fsync), sent by the writer thread itself.
     pub held: Vec<Message>,
+    /// The Ready's persisted messages (append and vote responses): they leave once this job is
+    /// done (written, and fsynced where the policy asks), sent by the writer's side itself.
+    pub persisted: Vec<Message>,
     /// The last log index written when the job was made: durable once the job is done (with
     /// fsync durability).
     pub last_index: u64,
@@ -103,26 +109,37 @@ pub struct WriteJob {
 impl WriteJob {
     /// Hands the job to the writer; `done(number, result)` runs on the writer's side when the
     /// writes (and fsyncs) are done (it should only `do_send` back to the group).
-    /// `send(held)` runs on the writer's thread once the writes are done, before the fsync, if
-    /// the job holds messages; it should only hand them to the transport (TiKV's write worker
-    /// sends a leader's messages itself the same way: no hop back through the group's actor).
-    /// A job the writer skips (its group failed) or whose write fails never sends them.
+    /// `send` hands messages to the transport, on the writer's side (TiKV's write worker sends
+    /// messages itself the same way: no hop back through the group's actor): the held appends
+    /// once the writes are done, before the fsync; the persisted messages once the job is
+    /// done, just before `done`. A job the writer skips (its group failed) or whose write
+    /// fails sends neither.
     pub fn submit(
         self,
         writer: &DiskWriter,
-        send: impl FnOnce(Vec<Message>) + Send + 'static,
+        send: impl Fn(Vec<Message>) + Send + Sync + 'static,
         done: impl FnOnce(u64, Result<(), crate::raft::disk_error::DiskError>) + Send + 'static,
     ) {
         let number = self.number;
-        let held = self.held;
-        let written: Option<Box<dyn FnOnce() + Send>> =
-            if held.is_empty() { None } else { Some(Box::new(move || send(held))) };
+        let (held, persisted) = (self.held, self.persisted);
+        let send = Arc::new(send);
+        let written: Option<Box<dyn FnOnce() + Send>> = if held.is_empty() {
+            None
+        } else {
+            let send = send.clone();
+            Some(Box::new(move || send(held)))
+        };
         writer.submit(WriteRequest {
             ops: self.ops,
             files: self.files,
             poison: Some(self.poison),
             written,
-            done: Box::new(move |r| done(number, r)),
+            done: Box::new(move |r| {
+                if r.is_ok() && !persisted.is_empty() {
+                    send(persisted);
+                }
+                done(number, r)
+            }),
         });
     }
 
@@ -187,9 +204,8 @@ pub struct RaftCore<M: StateMachine> {
     sm: M,
     group: GroupId,
     durability: Durability,
-    /// Ready number, write sequence of its log writes, and the messages that may only leave
-    /// once the writer has done that Ready's job.
-    pending_persisted: std::collections::VecDeque<(u64, u64, Vec<Message>)>,
+    /// Ready number and write sequence of the log writes of each job not yet answered.
+    pending_persisted: std::collections::VecDeque<(u64, u64)>,
     /// Shared with every job: set when a write failed (see `raft::writer`).
     poison: Arc<AtomicBool>,
     last_role: Option<RoleInfo>,
@@ -565,15 +581,24 @@ impl<M: StateMachine> RaftCore<M> {
                 (Vec::new(), store.log().last_index())
             };
             files.extend(store.take_dirty_state());
-            self.pending_persisted.push_back((number, seq, persisted));
+            self.pending_persisted.push_back((number, seq));
             // Entries go to followers once they are in this node's page cache (contract, 2).
             let (held, now): (Vec<_>, Vec<_>) = std::mem::take(&mut out.messages)
                 .into_iter()
                 .partition(|m| m.get_msg_type() == MessageType::MsgAppend && !m.entries.is_empty());
             out.messages = now;
             let poison = self.poison.clone();
-            out.write =
-                Some(WriteJob { group: self.group, number, ops, files, held, last_index, rewrites_from, poison });
+            out.write = Some(WriteJob {
+                group: self.group,
+                number,
+                ops,
+                files,
+                held,
+                persisted,
+                last_index,
+                rewrites_from,
+                poison,
+            });
         } else {
             out.messages.extend(persisted);
             let mut light = self.node.advance_append(rd);
@@ -625,26 +650,23 @@ impl<M: StateMachine> RaftCore<M> {
         Ok(())
     }
 
-    /// Called when the disk writer has done the job of Ready `number` (and every earlier one).
-    /// Returns the messages that were waiting for it; the shell sends them and then calls
-    /// `handle_ready` again, since the leader may now commit. The entries of those jobs are
-    /// read from the files from now on.
-    pub fn on_synced(&mut self, number: u64) -> Vec<Message> {
-        let mut msgs = Vec::new();
+    /// Called when the disk writer has done the job of Ready `number` (and every earlier one;
+    /// their persisted messages are already sent). The shell then calls `handle_ready` again,
+    /// since the leader may now commit. The entries of those jobs are read from the files from
+    /// now on.
+    pub fn on_synced(&mut self, number: u64) {
         let mut written = None;
-        while let Some((n, _, _)) = self.pending_persisted.front() {
+        while let Some((n, _)) = self.pending_persisted.front() {
             if *n > number {
                 break;
             }
-            let (_, seq, m) = self.pending_persisted.pop_front().expect("front exists");
+            let (_, seq) = self.pending_persisted.pop_front().expect("front exists");
             written = Some(seq);
-            msgs.extend(m);
         }
         if let Some(seq) = written {
             self.node.mut_store().log_mut().written(seq);
         }
         self.node.on_persist_ready(number);
-        msgs
     }
 
     /// Marks the group's writes as failed: the writer skips every job of this core still queued.

@@ -206,9 +206,7 @@ pub fn on_event<G: Group>(g: &mut G, event: ShellEvent, now: Instant) -> Next {
             match g.shell().recovery.synced(generation, number, result) {
                 SyncedDecision::Ignore => Next::default(),
                 SyncedDecision::Persisted(number) => {
-                    let msgs = g.raft().on_synced(number);
-                    let shell = g.shell();
-                    shell.transport.send(shell.group, msgs);
+                    g.raft().on_synced(number);
                     Next { drive: true, ..Next::default() }
                 }
                 SyncedDecision::Fail(e) => fail(g, e),

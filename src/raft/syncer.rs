@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -56,28 +56,40 @@ pub struct SyncStats {
 #[derive(Clone)]
 pub struct Syncer {
     tx: mpsc::Sender<SyncRequest>,
+    /// Requests queued and not yet answered (decremented after each `done` has run).
+    pending: Arc<AtomicUsize>,
 }
 
 impl Syncer {
     /// Starts the syncer thread.
     pub fn start(node: u64, logger: Logger) -> Syncer {
         let (tx, rx) = mpsc::channel::<SyncRequest>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let answered = pending.clone();
         thread::Builder::new()
             .name("chronik-syncer".into())
-            .spawn(move || run(node, rx, logger))
+            .spawn(move || run(node, rx, &answered, logger))
             .expect("spawn syncer thread");
-        Syncer { tx }
+        Syncer { tx, pending }
     }
 
     /// Queues a request. If the syncer is gone (shutdown), `done` is called with an error.
     pub fn sync(&self, req: SyncRequest) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(req)) = self.tx.send(req) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             (req.done)(Err(DiskError::stopped()));
         }
     }
+
+    /// Whether every request queued so far has been answered (its `done` has returned): a
+    /// request with nothing to fsync may then be answered by the caller itself, in order.
+    pub fn idle(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
 }
 
-fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
+fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, pending: &AtomicUsize, logger: Logger) {
     let mut stats = SyncStats::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -101,6 +113,7 @@ fn run(node: u64, rx: mpsc::Receiver<SyncRequest>, logger: Logger) {
         }
         for (req, result) in batch.into_iter().zip(results) {
             (req.done)(result);
+            pending.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
