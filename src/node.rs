@@ -363,7 +363,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     voters.sort_unstable();
 
     let clock: SharedClock = Arc::new(SystemClock);
-    let (writer, writer_guard) = DiskWriter::start(node_id, logger.new(slog::o!("actor" => "writer")));
+    if !config.faults.write_delay.is_zero() {
+        slog::warn!(logger, "fault injection: every disk write job waits first"; "write_delay" => ?config.faults.write_delay);
+    }
+    let (writer, writer_guard) =
+        DiskWriter::start_with_delay(node_id, logger.new(slog::o!("actor" => "writer")), config.faults.write_delay);
     // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
     let tick_arbiter = Arbiter::new();
     let tick = ticks.tick;

@@ -277,6 +277,10 @@ pub struct FaultsConfig {
     /// Delay before applying each committed raft entry. Default: `"0s"`.
     #[serde(with = "duration_str")]
     pub apply_delay: Duration,
+    /// Delay before the node's disk writer carries out each write job (a slow disk, for the
+    /// slow-follower tests). Default: `"0s"`.
+    #[serde(with = "duration_str")]
+    pub write_delay: Duration,
     /// Accept `chronik-server faults` requests that cut or delay this node's peer traffic at
     /// run time (tests only). Default: `false`.
     pub runtime: bool,

@@ -214,6 +214,7 @@ impl fmt::Display for Config {
 
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;
+        writeln!(f, "write-delay = {}", toml_duration(self.faults.write_delay))?;
         write!(f, "runtime = {}", self.faults.runtime)
     }
 }

@@ -75,11 +75,17 @@ impl Drop for WriterGuard {
 impl DiskWriter {
     /// Starts the writer thread and its syncer thread.
     pub fn start(node: u64, logger: Logger) -> (DiskWriter, WriterGuard) {
+        Self::start_with_delay(node, logger, Duration::ZERO)
+    }
+
+    /// [`Self::start`], sleeping `delay` before each request's writes (`faults.write-delay`:
+    /// a slow disk).
+    pub fn start_with_delay(node: u64, logger: Logger, delay: Duration) -> (DiskWriter, WriterGuard) {
         let syncer = Syncer::start(node, logger.clone());
         let (tx, rx) = mpsc::channel::<Msg>();
         thread::Builder::new()
             .name("chronik-writer".into())
-            .spawn(move || run(node, rx, syncer, logger))
+            .spawn(move || run(node, rx, syncer, delay, logger))
             .expect("spawn writer thread");
         (DiskWriter { tx: tx.clone() }, WriterGuard { tx })
     }
@@ -98,10 +104,13 @@ impl DiskWriter {
     }
 }
 
-fn run(node: u64, rx: mpsc::Receiver<Msg>, syncer: Syncer, logger: Logger) {
+fn run(node: u64, rx: mpsc::Receiver<Msg>, syncer: Syncer, delay: Duration, logger: Logger) {
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Write(mut req) => {
+                if !delay.is_zero() {
+                    thread::sleep(delay);
+                }
                 let before = write(node, &req, &logger);
                 if let Some(written) = req.written.take().filter(|_| before.is_ok()) {
                     written();
