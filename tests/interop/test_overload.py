@@ -2,7 +2,9 @@
 
     1 request pool   a node with a small request memory pool (`queued-max-request-bytes` 4 MiB,
                      `max-request-size` 2 MiB) and a slow apply (`faults.apply-delay`) gets three
-                     ProducerPerformance producers with acks=0 at once, as fast as they can send.
+                     ProducerPerformance producers with acks=0 at once, as fast as they can send,
+                     for 45-60 s on this machine (issue 15 asks 60 s; a fixed record count, so
+                     that every record can be checked).
                      Sampled /metrics never show more than the pool's bytes in use, the pool made
                      connections wait (`chronik_request_pool_waits_total` > 0), nothing was
                      refused or lost (the high watermark is every record sent), and the broker's
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.chronik_only
 
 POOL = 4 * 1024 * 1024
 PRODUCERS = 3
-RECORDS = 40_000
+RECORDS = 520_000
 # The broker's own memory beside the request pool: code, the runtime, the log's indexes, the
 # metrics and admin server (an idle standalone broker has ~10-20 MB resident). Measured here: peak
 # RSS 24 MB with the 4 MiB pool; 82 MB (43 MB of requests held at once) with no pool.
