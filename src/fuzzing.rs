@@ -128,7 +128,7 @@ pub fn peer_frame(data: &[u8]) {
             |m: &[(u64, raft::eraftpb::Message)]| m.iter().map(|(g, m)| format!("{g} {m:?}")).collect::<Vec<_>>();
         assert_eq!(known(&msgs2), known(&msgs), "re-encoded frame changed its messages");
     }
-    if let Ok(accepted) = peer::listener::check_frame(body, 1, &peers) {
+    if let Ok(accepted) = peer::listener::check_frame(bytes::Bytes::copy_from_slice(body), 1, &peers) {
         assert!(peers.contains(&accepted.from));
         assert!(accepted.messages.iter().all(|(_, m)| m.from == accepted.from));
     }

@@ -262,15 +262,17 @@ pub fn decode(body: &[u8]) -> Result<Decoded, FrameError> {
 
 /// [`decode`], with the repair requests and copies the frame carries.
 pub fn decode_with_repairs(body: &[u8]) -> Result<DecodedWithRepairs, FrameError> {
-    decode_full(body).map(|(from, to, msgs, extras)| (from, to, msgs, extras.repairs))
+    decode_full(Bytes::copy_from_slice(body)).map(|(from, to, msgs, extras)| (from, to, msgs, extras.repairs))
 }
 
-/// [`decode`], with everything else the frame carries.
-pub fn decode_full(body: &[u8]) -> Result<DecodedFull, FrameError> {
+/// [`decode`], with everything else the frame carries. Zero-copy: the messages' byte fields
+/// (entries' data and context) are slices of `body`, which stays allocated while any is alive
+/// (until the entries are written, for a follower).
+pub fn decode_full(body: Bytes) -> Result<DecodedFull, FrameError> {
     let frame = <PeerFrame as prost::Message>::decode(body).map_err(|e| FrameError::Decode(e.to_string()))?;
     let mut out = Vec::with_capacity(frame.messages.len());
     for gm in frame.messages {
-        let m = Message::parse_from_bytes(&gm.raft)
+        let m = Message::parse_from_carllerche_bytes(&gm.raft)
             .map_err(|e| FrameError::Raft { group: gm.group, reason: e.to_string() })?;
         out.push((gm.group, m));
     }
@@ -332,7 +334,7 @@ mod tests {
             ],
         };
         let bytes = encode_full(1, 2, &[], extras.clone());
-        let (from, to, msgs, back) = decode_full(&bytes[4..]).unwrap();
+        let (from, to, msgs, back) = decode_full(bytes.slice(4..)).unwrap();
         assert_eq!((from, to, msgs.len()), (1, 2, 0));
         assert_eq!(back, extras);
         assert_eq!(back.snapshots[1].data_len(), 3);
@@ -343,5 +345,20 @@ mod tests {
         assert!(decode(&[0xff, 0xff, 0xff, 0x01]).is_err());
         assert_eq!(frame_len(&[0xff, 0xff, 0xff, 0xff]), Err(FrameError::TooLarge(u32::MAX as usize)));
         assert_eq!(frame_len(&[0, 0]), Ok(None));
+    }
+
+    #[test]
+    fn decoded_entries_are_slices_of_the_frame_not_copies() {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        (m.from, m.to) = (1, 2);
+        let e = raft::eraftpb::Entry { data: Bytes::from(vec![7u8; 4096]), ..Default::default() };
+        m.entries = vec![e].into();
+        let body = encode(1, 2, &[(5, m.clone())]).slice(4..);
+        let (_, _, back, _) = decode_full(body.clone()).unwrap();
+        assert_eq!(back, vec![(5, m)]);
+        let data = &back[0].1.entries[0].data;
+        let range = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
+        assert!(range.contains(&(data.as_ptr() as usize)), "the entry's data points into the frame");
     }
 }

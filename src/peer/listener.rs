@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use slog::Logger;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -82,7 +82,7 @@ pub struct Accepted {
 /// Decodes a frame body (after the length prefix) and checks that it is addressed to node `me`,
 /// comes from one of its configured `peers`, and that every Raft message in it claims the
 /// frame's sender and is addressed to `me`. `Err` says why the connection must be closed.
-pub fn check_frame(body: &[u8], me: u64, peers: &HashSet<u64>) -> Result<Accepted, String> {
+pub fn check_frame(body: Bytes, me: u64, peers: &HashSet<u64>) -> Result<Accepted, String> {
     let (from, to, messages, extras) = frame::decode_full(body).map_err(|e| e.to_string())?;
     if to != me || !peers.contains(&from) {
         return Err(format!("frame from node {from} to node {to}: not a configured peer of node {me}"));
@@ -120,8 +120,8 @@ async fn serve<S: tokio::io::AsyncRead + Unpin>(
             if buf.len() < 4 + len {
                 break;
             }
-            let body = buf.split_to(4 + len);
-            let Accepted { from, messages, repairs, snapshots, txn_markers } = check_frame(&body[4..], me, peers)?;
+            let body = buf.split_to(4 + len).freeze().slice(4..);
+            let Accepted { from, messages, repairs, snapshots, txn_markers } = check_frame(body, me, peers)?;
             if cert_node.is_some_and(|n| n != from) {
                 return Err(format!(
                     "refusing peer: its certificate names node-{}, its frame claims node {from}",
@@ -175,7 +175,8 @@ mod tests {
     #[test]
     fn frames_are_checked_for_sender_addressee_and_claims() {
         let peers: HashSet<u64> = [2, 3].into();
-        let check = |from, to, msgs: &[(u64, Message)]| check_frame(&frame::encode(from, to, msgs)[4..], 1, &peers);
+        let check =
+            |from, to, msgs: &[(u64, Message)]| check_frame(frame::encode(from, to, msgs).slice(4..), 1, &peers);
         let ok = check(2, 1, &[(0, hb(2, 1)), (7, hb(2, 1))]).unwrap();
         assert_eq!((ok.from, ok.messages.len()), (2, 2));
         assert!(check(9, 1, &[(0, hb(9, 1))]).unwrap_err().contains("not a configured peer"));
@@ -183,6 +184,6 @@ mod tests {
         assert!(check(2, 3, &[(0, hb(2, 3))]).is_err(), "addressed to another node");
         assert!(check(2, 1, &[(0, hb(3, 1))]).unwrap_err().contains("from 3"), "claims another sender");
         assert!(check(2, 1, &[(0, hb(2, 3))]).is_err(), "message for another node");
-        assert!(check_frame(&[0xff, 0x01, 0x02], 1, &peers).unwrap_err().contains("undecodable"));
+        assert!(check_frame(Bytes::from_static(&[0xff, 0x01, 0x02]), 1, &peers).unwrap_err().contains("undecodable"));
     }
 }
