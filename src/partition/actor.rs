@@ -548,6 +548,7 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.set_thread();
         let addr = ctx.address();
         self.shell.set_notify(Arc::new(move |e| addr.do_send(PartitionMsg::Shell(e))));
         self.start_core(ctx);

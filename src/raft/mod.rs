@@ -11,9 +11,11 @@
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor.
+//! - [`pollers`]: the poller threads the partition groups are sharded over (`raft.threads`).
 
 pub mod core;
 pub mod disk_error;
+pub mod pollers;
 pub mod recovery;
 pub mod shell;
 pub mod storage;
