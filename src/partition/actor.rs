@@ -397,6 +397,9 @@ impl PartitionActor {
             None => super::apply::ApplyActor::new(state, me, delay, generation).start(),
         };
         self.apply = Some(apply);
+        // The replay at open applied the retained log already (`partition/replay.rs`).
+        self.publish_offsets();
+        self.store_txn_indexes(ctx);
         self.schedule_drive(ctx);
     }
 

@@ -26,6 +26,8 @@ use crate::raft::{GroupId, GroupSettings};
 #[path = "core_txn.rs"]
 mod core_txn;
 pub use core_txn::ProducerInfo;
+#[path = "replay.rs"]
+mod replay;
 /// The aborted-transactions index files of the sealed segments.
 #[path = "txn_index_files.rs"]
 mod txn_index_files;
@@ -229,18 +231,22 @@ impl PartitionCore {
         let cfg = settings.raft_config(applied);
         let single = storage.conf_state().voters == [settings.node_id];
         let campaign = campaign && storage.log().last_index() == 0;
-        let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
-        if single || campaign {
-            let _ = raft.campaign();
-        }
-        Ok(PartitionCore {
+        let raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
+        let mut core = PartitionCore {
             raft,
             leader_view: None,
             next_offset: 0,
             max_message_bytes: settings.max_message_bytes,
             txn_files,
             logger,
-        })
+        };
+        // The committed entries are applied here, where the log is opened (the node does it on
+        // the blocking pool), before the group ticks or campaigns (`partition/replay.rs`).
+        core.replay()?;
+        if single || campaign {
+            let _ = core.raft.campaign();
+        }
+        Ok(core)
     }
 
     /// Handles a Ready and keeps the leader view in step with the role.
