@@ -349,6 +349,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_inflight_msgs: config.raft.max_inflight_msgs,
         max_size_per_msg: config.raft.max_size_per_msg,
         snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
+        replay_delay: config.faults.replay_delay,
     };
     // The Kafka listeners are bound first: their addresses go into this broker's registration.
     let specs = config.kafka.resolved_listeners().map_err(|e| StartError::Config(e.to_string()))?;
@@ -378,6 +379,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     slog::info!(logger, "poller threads"; "threads" => pollers.len());
     // Apply actors share another thread, so a slow apply never holds up a group's Raft work.
     let apply_arbiter = Arbiter::new();
+    if !config.faults.replay_delay.is_zero() {
+        slog::warn!(logger, "fault injection: every round of a partition's replay at open is delayed"; "replay_delay" => ?config.faults.replay_delay);
+    }
     if !config.faults.apply_delay.is_zero() {
         slog::warn!(logger, "fault injection: every committed batch is applied with a delay"; "apply_delay" => ?config.faults.apply_delay);
     }

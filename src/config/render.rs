@@ -215,6 +215,7 @@ impl fmt::Display for Config {
 
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;
+        writeln!(f, "replay-delay = {}", toml_duration(self.faults.replay_delay))?;
         write!(f, "runtime = {}", self.faults.runtime)
     }
 }

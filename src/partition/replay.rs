@@ -15,12 +15,16 @@ use crate::log::LogError;
 
 impl PartitionCore {
     /// Applies every committed entry after the replay start; before any tick or campaign.
-    pub(super) fn replay(&mut self) -> Result<(), LogError> {
+    /// `delay` (fault injection) is waited in each round that applied record batches.
+    pub(super) fn replay(&mut self, delay: std::time::Duration) -> Result<(), LogError> {
         let started = std::time::Instant::now();
         let mut apply = ApplyState::new(self.high_watermark(), self.logger.clone());
         let mut entries = 0usize;
         while self.raft.replay_round()?.is_some() {
             let items = self.take_apply_items();
+            if !delay.is_zero() && items.iter().any(|i| matches!(i, super::ApplyItem::Batch { .. })) {
+                std::thread::sleep(delay);
+            }
             entries += items.len();
             for item in &items {
                 apply.apply(item);
