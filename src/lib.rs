@@ -43,8 +43,9 @@
 //!        │     └─ admin APIs, OffsetCommit ────────┼──── MetaMsg::Propose ──┐       │
 //!        └─────────────────────────────────────────┘                       │       │
 //!                                                                          ▼       ▼
-//!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group)
-//!                                 └─► PartitionActor …               │ both embed the GroupShell
+//!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group,
+//!                                 └─► PartitionActor …             on poller group % raft.threads)
+//!                                                                    │ both embed the GroupShell
 //!                                                                    │ (raft/shell.rs): Ready loop,
 //!                                                                    │ Synced, fail → reopen
 //!                                                                    │ entries → log table + memory,
@@ -60,6 +61,10 @@
 //!   transaction APIs ── TxnMsg ──► TxnCoordinator ── Propose(Cmd::Txn), Status ──► MetaActor
 //!                                      └── markers (MarkerSink) ── PartitionMsg::WriteTxnMarker ──► PartitionActor
 //! ```
+//! Threads: the partition actors are sharded over the poller threads (`raft::pollers`, one per
+//! core by default); `__meta`, the Node and the coordinators run on the System thread; the
+//! ticker, the apply actors, the peers, the network, the writer and the syncer have threads of
+//! their own; whole-log reads run on tokio's blocking pool.
 //! A tick never waits for apply or the disk: the ticker only `do_send`s; groups compute their
 //! appends in memory and hand the writes and fsyncs to the disk writer; committed entries are
 //! applied in order on the apply actor. See `docs/architecture.md`.

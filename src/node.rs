@@ -1,9 +1,9 @@
 //! The node: starts every actor of one chronik process and keeps partition groups in step with
 //! the metadata.
 //!
-//! [`start`] builds, in order: the disk writer (with its syncer), the ticker, the metadata actor (`__meta`), the node
+//! [`start`] builds, in order: the disk writer (with its syncer), the ticker, the poller threads (`raft::pollers`), the metadata actor (`__meta`), the node
 //! actor, the produce handler and the Kafka listener. The node actor receives every new metadata
-//! image and starts the partition groups that `__meta` assigns to this node, stops the ones it no
+//! image and starts the partition groups that `__meta` assigns to this node (each on its poller), stops the ones it no
 //! longer assigns (deleting their data), and publishes the table of running partitions that the
 //! Kafka handlers read.
 
@@ -29,6 +29,7 @@ use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
 use crate::peer::actor::PeerActor;
 use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
+use crate::raft::pollers::Pollers;
 use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::{DiskWriter, WriterGuard};
 use crate::raft::{GroupId, GroupSettings};
@@ -59,6 +60,8 @@ pub struct Node {
     flush_interval: Duration,
     writer: DiskWriter,
     ticker: Addr<Ticker>,
+    /// The poller threads the partition groups run on (`raft/pollers.rs`).
+    pollers: Pollers,
     links: Links,
     clock: SharedClock,
     running: HashMap<GroupId, Running>,
@@ -214,7 +217,7 @@ impl Node {
                     let _ = std::fs::remove_dir_all(dir);
                     return;
                 }
-                let addr = actor.start();
+                let addr = act.pollers.start(g, actor);
                 slog::info!(act.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
                 act.running.insert(g, Running { topic, index, handle: PartitionHandle { addr, shared, group: g }, retention });
                 act.publish();
@@ -260,6 +263,7 @@ impl Node {
         self.table.send_replace(Arc::new(table));
         let groups = self.running.iter().map(|(g, r)| (*g, r.handle.addr.clone())).collect();
         self.groups.send_replace(Arc::new(groups));
+        self.pollers.count(self.running.keys());
     }
 }
 
@@ -345,6 +349,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_inflight_msgs: config.raft.max_inflight_msgs,
         max_size_per_msg: config.raft.max_size_per_msg,
         snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
+        replay_delay: config.faults.replay_delay,
     };
     // The Kafka listeners are bound first: their addresses go into this broker's registration.
     let specs = config.kafka.resolved_listeners().map_err(|e| StartError::Config(e.to_string()))?;
@@ -372,8 +377,15 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let tick_arbiter = Arbiter::new();
     let tick = ticks.tick;
     let ticker = Ticker::start_in_arbiter(&tick_arbiter.handle(), move |_| Ticker::new(tick));
+    // The partition groups run on the pollers, each group on the one its id picks.
+    let (pollers, mut arbiters) = Pollers::new(config.raft.poller_threads());
+    crate::metrics::set_pollers(node_id, pollers.counters());
+    slog::info!(logger, "poller threads"; "threads" => pollers.len());
     // Apply actors share another thread, so a slow apply never holds up a group's Raft work.
     let apply_arbiter = Arbiter::new();
+    if !config.faults.replay_delay.is_zero() {
+        slog::warn!(logger, "fault injection: every round of a partition's replay at open is delayed"; "replay_delay" => ?config.faults.replay_delay);
+    }
     if !config.faults.apply_delay.is_zero() {
         slog::warn!(logger, "fault injection: every committed batch is applied with a delay"; "apply_delay" => ?config.faults.apply_delay);
     }
@@ -468,6 +480,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         flush_interval: config.storage.flush_interval,
         writer,
         ticker,
+        pollers,
         links: Links {
             transport,
             meta: (!config.raft.peers.is_empty()).then(|| meta.clone()),
@@ -663,7 +676,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         _admin: admin,
         ctx,
         faults,
-        arbiters: vec![net, peer_arbiter, tick_arbiter, apply_arbiter],
+        arbiters: {
+            arbiters.extend([net, peer_arbiter, tick_arbiter, apply_arbiter]);
+            arbiters
+        },
         _writer: writer_guard,
     })
 }

@@ -281,6 +281,10 @@ pub struct FaultsConfig {
     /// slow-follower tests). Default: `"0s"`.
     #[serde(with = "duration_str")]
     pub write_delay: Duration,
+    /// Delay of each round of a partition's replay at open that applies committed entries (a
+    /// slow disk under a large log; only rounds with record batches). Default: `"0s"`.
+    #[serde(with = "duration_str")]
+    pub replay_delay: Duration,
     /// Accept `chronik-server faults` requests that cut or delay this node's peer traffic at
     /// run time (tests only). Default: `false`.
     pub runtime: bool,

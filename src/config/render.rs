@@ -85,6 +85,7 @@ impl fmt::Display for Config {
         writeln!(f, "max-inflight-msgs = {}", r.max_inflight_msgs)?;
         writeln!(f, "max-size-per-msg = {}", r.max_size_per_msg)?;
         writeln!(f, "snapshot-chunk-bytes = {}", r.snapshot_chunk_bytes)?;
+        writeln!(f, "threads = {}", r.threads)?;
         let peers: Vec<String> =
             r.peers.iter().map(|p| format!("{{ id = {}, addr = {} }}", p.id, toml_str(&p.addr))).collect();
         writeln!(f, "peers = [{}]", peers.join(", "))?;
@@ -215,6 +216,7 @@ impl fmt::Display for Config {
         writeln!(f, "\n[faults]")?;
         writeln!(f, "apply-delay = {}", toml_duration(self.faults.apply_delay))?;
         writeln!(f, "write-delay = {}", toml_duration(self.faults.write_delay))?;
+        writeln!(f, "replay-delay = {}", toml_duration(self.faults.replay_delay))?;
         write!(f, "runtime = {}", self.faults.runtime)
     }
 }

@@ -290,6 +290,9 @@ impl KafkaConfig {
     }
 }
 
+/// The most poller threads `raft.threads` may ask for.
+pub const MAX_RAFT_THREADS: u32 = 256;
+
 /// `[raft]`: replication between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
@@ -316,6 +319,9 @@ pub struct RaftConfig {
     /// Most bytes of one chunk of a snapshot's segment files sent to a follower. Default:
     /// `1048576`.
     pub snapshot_chunk_bytes: u64,
+    /// Poller threads that run the partition groups (each group always on the same one);
+    /// `0`: one per available core. Default: `0`.
+    pub threads: u32,
     /// The other nodes of the cluster (never this node). Default: none.
     #[serde(deserialize_with = "peers_de::deserialize")]
     pub peers: Vec<PeerConfig>,
@@ -343,6 +349,7 @@ impl Default for RaftConfig {
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
             snapshot_chunk_bytes: 1_048_576,
+            threads: 0,
             peers: Vec::new(),
             tls_cert_file: None,
             tls_key_file: None,
@@ -355,6 +362,14 @@ impl RaftConfig {
     /// `listen` as a socket address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         parse_socket_addr("raft.listen", &self.listen)
+    }
+
+    /// The number of poller threads: `threads`, or one per available core when it is 0.
+    pub fn poller_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(MAX_RAFT_THREADS as usize),
+            n => n as usize,
+        }
     }
 
     /// Tick counts for raft-rs derived from the three durations.

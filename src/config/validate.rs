@@ -128,6 +128,12 @@ impl Config {
         if r.max_size_per_msg == 0 {
             return Err(ConfigError::invalid("raft.max-size-per-msg", "must be at least 1 byte"));
         }
+        if r.threads > super::sections::MAX_RAFT_THREADS {
+            return Err(ConfigError::invalid(
+                "raft.threads",
+                format!("must be between 0 (one per core) and {}", super::sections::MAX_RAFT_THREADS),
+            ));
+        }
         let max_chunk = crate::peer::actor::MAX_CHUNK_FRAME as u64;
         if !(128..=max_chunk).contains(&r.snapshot_chunk_bytes) {
             return Err(ConfigError::invalid(
@@ -285,6 +291,24 @@ mod tests {
         assert_eq!(invalid_key(&c), "raft.snapshot-chunk-bytes");
         c.raft.snapshot_chunk_bytes = crate::peer::actor::MAX_CHUNK_FRAME as u64;
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn raft_threads_are_bounded_and_zero_means_one_per_core() {
+        let mut c = Config::default();
+        assert_eq!(c.raft.threads, 0);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        assert_eq!(c.raft.poller_threads(), cores.min(256));
+        c.raft.threads = 257;
+        assert_eq!(invalid_key(&c), "raft.threads");
+        c.raft.threads = 256;
+        c.validate().unwrap();
+        assert_eq!(c.raft.poller_threads(), 256);
+        c.raft.threads = 1;
+        c.validate().unwrap();
+        assert_eq!(c.raft.poller_threads(), 1);
+        let c = from_toml("[raft]\nthreads = 3\n").unwrap();
+        assert_eq!(c.raft.poller_threads(), 3);
     }
 
     #[test]

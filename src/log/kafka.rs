@@ -59,15 +59,99 @@ impl PartitionLog {
         (si, slot)
     }
 
+    /// The batches from the one containing the log start offset up to the last one ending at
+    /// or before `max_offset`, as a plan to read them off the group's thread
+    /// (`log/batch_plan.rs`): the same batches [`Self::read`] returns from the log start.
+    pub fn batch_plan(&self, max_offset: i64) -> super::batch_plan::BatchPlan {
+        use super::batch_plan::{BatchPlan, Piece};
+        let mut plan = BatchPlan::default();
+        let (mut si, mut slot) = self.find_offset(self.log_start_offset());
+        while si < self.segments.len() {
+            let seg = &self.segments[si];
+            let written = seg.first_pending_slot();
+            let mut slots = Vec::new();
+            while slot < seg.len() {
+                let m = seg.metas[slot];
+                if m.is_batch() {
+                    if m.offset_end > max_offset {
+                        break;
+                    }
+                    if slot < written {
+                        slots.push((slot, m));
+                    } else {
+                        if !slots.is_empty() {
+                            let (log, base_index) = (seg.log_file().clone(), seg.base_index);
+                            plan.pieces.push(Piece::File { log, base_index, slots: std::mem::take(&mut slots) });
+                        }
+                        let data = seg.pending_entry(slot).map(|e| e.data.clone()).unwrap_or_default();
+                        plan.pieces.push(Piece::Memory(data));
+                    }
+                }
+                slot += 1;
+            }
+            if !slots.is_empty() {
+                plan.pieces.push(Piece::File { log: seg.log_file().clone(), base_index: seg.base_index, slots });
+            }
+            if slot < seg.len() {
+                break;
+            }
+            si += 1;
+            slot = 0;
+        }
+        plan
+    }
+
     /// Kafka Fetch: whole batches from the one containing `offset`, concatenated as stored,
     /// stopping before a batch whose last offset is `>= max_offset` and once `max_bytes` is
     /// reached; the first batch is always returned whole even when larger than `max_bytes`.
     pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Bytes> {
+        let picked = self.pick(offset, max_bytes, max_offset)?;
+        self.read_picked(&picked)
+    }
+
+    /// The batches a Fetch from `offset` returns (see [`Self::read`]) as a plan to read them
+    /// off the group's thread (`log/batch_plan.rs`); a damaged frame the plan meets is then
+    /// noted with [`Self::note_read_damage`].
+    pub fn fetch_plan(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<super::batch_plan::BatchPlan> {
+        use super::batch_plan::{BatchPlan, Piece};
+        let picked = self.pick(offset, max_bytes, max_offset)?;
+        let mut plan = BatchPlan::default();
+        for (si, slot) in picked {
+            let seg = &self.segments[si];
+            plan.end_offset = seg.metas[slot].offset_end;
+            if slot >= seg.first_pending_slot() {
+                let data = seg.pending_entry(slot).map(|e| e.data.clone()).unwrap_or_default();
+                plan.pieces.push(Piece::Memory(data));
+                continue;
+            }
+            match plan.pieces.last_mut() {
+                Some(Piece::File { base_index, slots, .. }) if *base_index == seg.base_index => {
+                    slots.push((slot, seg.metas[slot]))
+                }
+                _ => plan.pieces.push(Piece::File {
+                    log: seg.log_file().clone(),
+                    base_index: seg.base_index,
+                    slots: vec![(slot, seg.metas[slot])],
+                }),
+            }
+        }
+        Ok(plan)
+    }
+
+    /// A plan's read found entry `index` damaged (`e`, a corrupt frame): noted as the log's own
+    /// reads note damage (logged once, repaired from a peer).
+    pub fn note_read_damage(&self, index: u64, e: LogError) {
+        if let Some((si, slot)) = self.locate(index) {
+            let _ = self.on_bad_frame(&self.segments[si], slot, e, OnDamage::Stop);
+        }
+    }
+
+    /// The batches of a Fetch, as (segment, slot).
+    fn pick(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Vec<(usize, usize)>> {
         let (log_start, log_end) = (self.log_start_offset(), self.next_offset());
         if offset < log_start || offset > log_end {
             return Err(LogError::OffsetOutOfRange { offset, log_start, log_end });
         }
-        // Pick the batches, as (segment, slot).
         let (mut si, mut slot) = self.find_offset(offset);
         let mut picked: Vec<(usize, usize)> = Vec::new();
         let mut total = 0usize;
@@ -92,7 +176,12 @@ impl PartitionLog {
             si += 1;
             slot = 0;
         }
-        // Read them with one positional read per segment.
+        Ok(picked)
+    }
+
+    /// Reads the picked batches with one positional read per segment.
+    fn read_picked(&self, picked: &[(usize, usize)]) -> Result<Bytes> {
+        let total = picked.iter().map(|(si, slot)| self.segments[*si].metas[*slot].data_len as usize).sum();
         let mut out = BytesMut::with_capacity(total);
         let mut i = 0;
         while i < picked.len() {

@@ -65,6 +65,7 @@
 //! | [`cleaner`] | log compaction: the key map, batch rewriting, crash-safe segment swaps, the cleaner thread |
 
 pub mod batch;
+pub mod batch_plan;
 pub mod cleaner;
 pub mod index;
 mod kafka;

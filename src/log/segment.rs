@@ -142,6 +142,32 @@ pub struct Segment {
     time_dirty: bool,
 }
 
+/// Checks the frame of entry `index` (described by `m`, in the `.log` at `path`) at byte `at` of
+/// `span` and returns its (data, context) as zero-copy slices of `span`.
+pub(crate) fn check_frame_of(
+    path: &Path,
+    index: u64,
+    m: &EntryMeta,
+    span: &Bytes,
+    at: usize,
+) -> Result<(Bytes, Bytes)> {
+    let fail = |why: String| LogError::corrupt(path, m.pos, why);
+    let end = at + m.frame_len() as usize;
+    if end > span.len() {
+        return Err(fail("frame beyond the bytes read".into()));
+    }
+    let h = FrameHeader::decode(&span[at..at + FRAME_HEADER_LEN]).map_err(fail)?;
+    if h.index != index || h.term != m.term || h.data_len != m.data_len || h.ctx_len != m.ctx_len {
+        return Err(fail(format!("frame header does not match entry {index}")));
+    }
+    let d0 = at + FRAME_HEADER_LEN;
+    let d1 = d0 + m.data_len as usize;
+    if frame_crc(&span[at..d0], &span[d0..d1], &span[d1..end]) != h.crc {
+        return Err(fail(format!("frame of entry {index} fails its crc")));
+    }
+    Ok((span.slice(d0..d1), span.slice(d1..end)))
+}
+
 /// Opens a segment file for positional reads and writes (never `O_APPEND`: writes go to the
 /// position the entry table gives them).
 fn open_rw(path: &Path) -> Result<Arc<DiskFile>> {
@@ -378,23 +404,13 @@ impl Segment {
     /// Checks the frame of `slot` at byte `at` of `span` (as returned by [`Self::read_frames`])
     /// and returns its (data, context) as zero-copy slices of `span`.
     pub fn check_frame(&self, span: &Bytes, at: usize, slot: usize) -> Result<(Bytes, Bytes)> {
-        let m = &self.metas[slot];
-        let fail = |why: String| LogError::corrupt(&self.log_path, m.pos, why);
-        let end = at + m.frame_len() as usize;
-        if end > span.len() {
-            return Err(fail("frame beyond the bytes read".into()));
-        }
-        let h = FrameHeader::decode(&span[at..at + FRAME_HEADER_LEN]).map_err(fail)?;
-        let index = self.base_index + slot as u64;
-        if h.index != index || h.term != m.term || h.data_len != m.data_len || h.ctx_len != m.ctx_len {
-            return Err(fail(format!("frame header does not match entry {index}")));
-        }
-        let d0 = at + FRAME_HEADER_LEN;
-        let d1 = d0 + m.data_len as usize;
-        if frame_crc(&span[at..d0], &span[d0..d1], &span[d1..end]) != h.crc {
-            return Err(fail(format!("frame of entry {index} fails its crc")));
-        }
-        Ok((span.slice(d0..d1), span.slice(d1..end)))
+        check_frame_of(&self.log_path, self.base_index + slot as u64, &self.metas[slot], span, at)
+    }
+
+    /// The segment's `.log` file (shared: a reader off the group's thread keeps it readable
+    /// even once the segment is deleted or replaced).
+    pub(crate) fn log_file(&self) -> &Arc<DiskFile> {
+        &self.log
     }
 
     /// Reads and checks entries of slots `[lo, hi)`.

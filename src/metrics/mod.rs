@@ -5,12 +5,13 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `pollers` (groups per poller thread). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
 mod exposition;
 mod leaders;
+mod pollers;
 mod request_pool;
 mod samples;
 mod snapshots;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
 pub use leaders::{balancer_figures, balancer_round, leader_transfer_requested, leader_transfers_requested};
+pub use pollers::set_pollers;
 pub use request_pool::set_request_pool;
 pub use samples::{Samples, WINDOW};
 pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};
@@ -101,6 +103,8 @@ pub struct Registry {
     snapshots: Mutex<snapshots::Figures>,
     /// Preferred leader election figures (`leaders.rs`), under their own lock.
     leaders: Mutex<leaders::Figures>,
+    /// Each node's poller threads (`pollers.rs`), under their own lock.
+    pollers: Mutex<pollers::Figures>,
     /// Each node's request memory pool (`request_pool.rs`), under its own lock.
     request_pools: Mutex<request_pool::Figures>,
     /// The transaction coordinator's figures (`transactions.rs`), under their own lock.
@@ -336,6 +340,7 @@ impl Registry {
         families.extend(snapshots::families(self, &keep));
         families.extend(leaders::families(self, &keep));
         families.extend(request_pool::families(self, &keep));
+        families.extend(pollers::families(self, &keep));
         families.extend(transactions::families(self, &keep));
         exposition::encode(families)
     }

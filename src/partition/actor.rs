@@ -31,6 +31,8 @@ use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::DiskWriter;
 use crate::raft::{GroupId, GroupSettings};
 
+#[path = "fetch.rs"]
+mod fetch;
 #[path = "snapshot.rs"]
 pub mod snapshot;
 #[path = "txn_index_io.rs"]
@@ -98,6 +100,8 @@ pub enum PartitionMsg {
         read_committed: bool,
         reply: oneshot::Sender<Result<FetchData, PartitionError>>,
     },
+    /// A Fetch read off the actor found entry `index` damaged (`partition/fetch.rs`).
+    ReadDamage { generation: u64, index: u64, error: crate::log::LogError },
     /// DeleteRecords: move the log start to `offset` (-1: the high watermark); answers the new
     /// log start once applied (`partition/delete_records.rs`).
     DeleteRecords { offset: i64, reply: oneshot::Sender<Result<i64, PartitionError>> },
@@ -397,6 +401,9 @@ impl PartitionActor {
             None => super::apply::ApplyActor::new(state, me, delay, generation).start(),
         };
         self.apply = Some(apply);
+        // The replay at open applied the retained log already (`partition/replay.rs`).
+        self.publish_offsets();
+        self.store_txn_indexes(ctx);
         self.schedule_drive(ctx);
     }
 
@@ -548,6 +555,7 @@ impl Actor for PartitionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.set_thread();
         let addr = ctx.address();
         self.shell.set_notify(Arc::new(move |e| addr.do_send(PartitionMsg::Shell(e))));
         self.start_core(ctx);
@@ -612,15 +620,9 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.schedule_drive(ctx);
             }
             PartitionMsg::Fetch { offset, max_bytes, read_committed, reply } => {
-                let result = self.core.read(offset, max_bytes, read_committed).map(|records| FetchData {
-                    aborted: if read_committed { self.core.aborted_in(offset, &records) } else { Vec::new() },
-                    records,
-                    high_watermark: self.core.high_watermark(),
-                    log_start: self.core.log_start(),
-                    last_stable_offset: self.core.last_stable_offset(),
-                });
-                let _ = reply.send(result);
+                self.fetch(ctx, (offset, max_bytes, read_committed), reply)
             }
+            PartitionMsg::ReadDamage { generation, index, error } => self.on_read_damage(generation, index, error),
             PartitionMsg::WriteTxnMarker { producer_id, producer_epoch, commit, coordinator_epoch, reply } => {
                 self.write_marker(ctx, (producer_id, producer_epoch, commit, coordinator_epoch), reply);
                 self.schedule_drive(ctx);
@@ -673,16 +675,22 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.schedule_drive(ctx);
             }
             PartitionMsg::Status { reply } => {
-                let checksum = match self.core.checksum() {
-                    Ok(c) => format!("{c:#010x}"),
-                    Err(e) => format!("error: {e}"),
-                };
-                let _ = reply.send(PartitionStatus {
+                let status = PartitionStatus {
                     raft: self.core.raft.status(),
                     high_watermark: self.core.high_watermark(),
                     log_start: self.core.log_start(),
                     last_stable_offset: self.core.last_stable_offset(),
-                    checksum,
+                    checksum: String::new(),
+                };
+                // The checksum reads the whole committed log: on the blocking pool, which
+                // answers the request itself.
+                let plan = self.core.checksum_plan();
+                tokio::task::spawn_blocking(move || {
+                    let checksum = match plan.checksum() {
+                        Ok(c) => format!("{c:#010x}"),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    let _ = reply.send(PartitionStatus { checksum, ..status });
                 });
             }
             PartitionMsg::Applied { generation, .. } if generation != self.shell.generation() => {}

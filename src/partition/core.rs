@@ -26,6 +26,8 @@ use crate::raft::{GroupId, GroupSettings};
 #[path = "core_txn.rs"]
 mod core_txn;
 pub use core_txn::ProducerInfo;
+#[path = "replay.rs"]
+mod replay;
 /// The aborted-transactions index files of the sealed segments.
 #[path = "txn_index_files.rs"]
 mod txn_index_files;
@@ -229,18 +231,22 @@ impl PartitionCore {
         let cfg = settings.raft_config(applied);
         let single = storage.conf_state().voters == [settings.node_id];
         let campaign = campaign && storage.log().last_index() == 0;
-        let mut raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
-        if single || campaign {
-            let _ = raft.campaign();
-        }
-        Ok(PartitionCore {
+        let raft = RaftCore::new(group, &cfg, storage, sm, settings.durability, logger.clone())?;
+        let mut core = PartitionCore {
             raft,
             leader_view: None,
             next_offset: 0,
             max_message_bytes: settings.max_message_bytes,
             txn_files,
             logger,
-        })
+        };
+        // The committed entries are applied here, where the log is opened (the node does it on
+        // the blocking pool), before the group ticks or campaigns (`partition/replay.rs`).
+        core.replay(settings.replay_delay)?;
+        if single || campaign {
+            let _ = core.raft.campaign();
+        }
+        Ok(core)
     }
 
     /// Handles a Ready and keeps the leader view in step with the role.
@@ -384,6 +390,38 @@ impl PartitionCore {
         Ok(Appended { base_offset, last_offset: base_offset + count - 1, new: true })
     }
 
+    /// What [`Self::read`] reads, as a plan to read off the actor (`None`: nothing to read), with
+    /// the aborted transactions (read_committed) up to the plan's end.
+    pub fn fetch_plan(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> Result<Option<(crate::log::batch_plan::BatchPlan, Vec<crate::partition::txn::AbortedTxn>)>, PartitionError>
+    {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        let hw = self.high_watermark();
+        let bound = if read_committed { self.last_stable_offset() } else { hw };
+        let log = self.raft.storage().log();
+        if offset >= bound && offset <= hw && offset >= log.log_start_offset() {
+            return Ok(None);
+        }
+        if offset > hw || offset < log.log_start_offset() {
+            return Err(PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw });
+        }
+        let plan = log.fetch_plan(offset, max_bytes, bound).map_err(|e| match e {
+            LogError::OffsetOutOfRange { .. } => {
+                PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw }
+            }
+            other => PartitionError::Storage(other.to_string()),
+        })?;
+        let aborted =
+            if read_committed { self.raft.sm().producers.aborted.collect(offset, plan.end_offset) } else { Vec::new() };
+        Ok(Some((plan, aborted)))
+    }
+
     /// Reads committed batches from `offset`, at most about `max_bytes` (always one whole batch):
     /// below the high watermark, or below the last stable offset for read_committed.
     pub fn read(&self, offset: i64, max_bytes: usize, read_committed: bool) -> Result<Bytes, PartitionError> {
@@ -427,30 +465,12 @@ impl PartitionCore {
         })
     }
 
-    /// CRC-32C over the committed batches (log start to high watermark), as stored: replicas
+    /// The plan for the CRC-32C over the committed batches (log start to high watermark), as
+    /// stored, run off the actor (`BatchPlan::checksum`): replicas
     /// of a partition hold identical bytes, so their checksums match once they have applied
     /// the same entries.
-    pub fn checksum(&self) -> Result<u32, LogError> {
-        let log = self.raft.storage().log();
-        let hw = self.high_watermark();
-        let mut crc = 0u32;
-        let mut offset = log.log_start_offset();
-        while offset < hw {
-            let chunk = log.read(offset, 4 << 20, hw)?;
-            if chunk.is_empty() {
-                break;
-            }
-            crc = crc32c::crc32c_append(crc, &chunk);
-            let mut last = offset;
-            let mut pos = 0;
-            while pos < chunk.len() {
-                let h = BatchHeader::parse(&chunk[pos..]).map_err(|e| LogError::Invalid(e.to_string()))?;
-                last = h.next_offset();
-                pos += h.total_len();
-            }
-            offset = last;
-        }
-        Ok(crc)
+    pub fn checksum_plan(&self) -> crate::log::batch_plan::BatchPlan {
+        self.raft.storage().log().batch_plan(self.high_watermark())
     }
 
     /// Applies retention; returns how many segments were deleted.

@@ -18,9 +18,20 @@ pub struct PartitionShared {
     in_sync: AtomicU64,
     /// Woken whenever the high watermark moves or leadership changes.
     pub changed: Notify,
+    /// The thread (poller) the partition's actor runs on, once started (tests, diagnostics).
+    thread: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 impl PartitionShared {
+    /// The thread the partition's actor runs on (`raft::pollers`), once it has started.
+    pub fn thread(&self) -> Option<std::thread::ThreadId> {
+        self.thread.get().copied()
+    }
+
+    pub(crate) fn set_thread(&self) {
+        let _ = self.thread.set(std::thread::current().id());
+    }
+
     /// The current leader's node id, 0 when unknown.
     pub fn leader(&self) -> u64 {
         self.leader.load(Ordering::Acquire)

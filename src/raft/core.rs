@@ -650,6 +650,23 @@ impl<M: StateMachine> RaftCore<M> {
         Ok(())
     }
 
+    /// One round of a restart's replay, before the group's actor starts (on the blocking pool):
+    /// while the group has not ticked, campaigned or stepped a message, a Ready holds nothing
+    /// but committed entries (at most `max_committed_size_per_ready` bytes), which are applied
+    /// here. Returns the last index applied, `None` once there is nothing left. The role is
+    /// left unreported, so the actor's first round reports it.
+    pub fn replay_round(&mut self) -> Result<Option<u64>, LogError> {
+        if !self.node.has_ready() {
+            return Ok(None);
+        }
+        let out = self.handle_ready()?;
+        self.last_role = None;
+        if out.write.is_some() || !out.messages.is_empty() {
+            return Err(LogError::Invalid(format!("group {}: the replay at open met writes or messages", self.group)));
+        }
+        Ok(out.applied)
+    }
+
     /// Called when the disk writer has done the job of Ready `number` (and every earlier one;
     /// their persisted messages are already sent). The shell then calls `handle_ready` again,
     /// since the leader may now commit. The entries of those jobs are read from the files from

@@ -11,9 +11,11 @@
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor.
+//! - [`pollers`]: the poller threads the partition groups are sharded over (`raft.threads`).
 
 pub mod core;
 pub mod disk_error;
+pub mod pollers;
 pub mod recovery;
 pub mod shell;
 pub mod storage;
@@ -57,6 +59,9 @@ pub struct GroupSettings {
     pub max_size_per_msg: u64,
     /// Most bytes of one snapshot chunk (`raft.snapshot-chunk-bytes`).
     pub snapshot_chunk_bytes: u64,
+    /// Fault injection (`faults.replay-delay`): a delay of each round of a partition's replay
+    /// at open that applies record batches.
+    pub replay_delay: std::time::Duration,
 }
 
 impl GroupSettings {
@@ -75,6 +80,7 @@ impl GroupSettings {
             max_inflight_msgs: 256,
             max_size_per_msg: 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
+            replay_delay: std::time::Duration::ZERO,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct TestNode {
     pub faults: std::sync::Arc<chronik::peer::Faults>,
     /// The node's transaction coordinator (tests replace its marker sink).
     pub txn: actix::Addr<chronik::txn::TxnCoordinator>,
+    /// The node's running partitions.
+    pub partitions: Partitions,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -66,6 +68,7 @@ pub fn test_config(dir: &Path) -> Config {
     config.kafka.listen = format!("127.0.0.1:{}", free_port());
     // Many test nodes run at once: the admin listener takes a free port, never the default 9300.
     config.admin.listen = "127.0.0.1:0".to_string();
+    config.raft.threads = test_raft_threads();
     config.validate().expect("test config is valid");
     config
 }
@@ -77,9 +80,22 @@ type Started = Result<
         actix::System,
         std::sync::Arc<chronik::peer::Faults>,
         actix::Addr<chronik::txn::TxnCoordinator>,
+        Partitions,
     ),
     String,
 >;
+
+/// The node's table of running partitions (their handles: leader, offsets, poller thread).
+pub type Partitions = tokio::sync::watch::Receiver<std::sync::Arc<chronik::broker::PartitionTable>>;
+
+/// The poller threads of test nodes (`raft.threads`): `CHRONIK_TEST_RAFT_THREADS`, else 2, so
+/// the groups of a node run on more than one thread even on a one-core machine.
+pub fn test_raft_threads() -> u32 {
+    match std::env::var("CHRONIK_TEST_RAFT_THREADS") {
+        Ok(v) => v.parse().expect("CHRONIK_TEST_RAFT_THREADS is a number"),
+        Err(_) => 2,
+    }
+}
 
 /// A node whose start is in progress (cluster nodes wait for each other to form `__meta`).
 pub struct StartingNode {
@@ -90,9 +106,9 @@ pub struct StartingNode {
 impl StartingNode {
     /// Waits until the node serves Kafka clients.
     pub fn wait(self) -> TestNode {
-        let (addr, admin, system, faults, txn) =
+        let (addr, admin, system, faults, txn, partitions) =
             self.rx.recv_timeout(Duration::from_secs(60)).expect("node start").expect("node started");
-        TestNode { addr, admin, faults, txn, system, thread: Some(self.thread) }
+        TestNode { addr, admin, faults, txn, partitions, system, thread: Some(self.thread) }
     }
 }
 
@@ -165,7 +181,16 @@ pub fn spawn_node_logged(config: Config, capture: Option<CapturedLog>) -> Starti
             Ok(handle) => {
                 let admin = handle.admin_addr.expect("test nodes serve the admin API");
                 let txn = handle.ctx.txn.clone();
-                tx.send(Ok((handle.kafka_addr, admin, actix::System::current(), handle.faults.clone(), txn))).unwrap();
+                let partitions = handle.ctx.partitions.clone();
+                tx.send(Ok((
+                    handle.kafka_addr,
+                    admin,
+                    actix::System::current(),
+                    handle.faults.clone(),
+                    txn,
+                    partitions,
+                )))
+                .unwrap();
                 let _keep = handle;
                 system.run().unwrap();
             }
@@ -194,6 +219,7 @@ pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
             c.raft.tick_interval = Duration::from_millis(20);
             c.raft.heartbeat_interval = Duration::from_millis(100);
             c.raft.election_timeout = Duration::from_secs(1);
+            c.raft.threads = test_raft_threads();
             c.raft.peers = (1..=n)
                 .filter(|p| *p != id)
                 .map(|p| chronik::config::PeerConfig {

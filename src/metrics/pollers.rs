@@ -1,0 +1,38 @@
+//! Figures of each node's poller threads (`raft::pollers`): how many partition groups run on
+//! each. Read from the node's counters when rendered; kept under their own lock in the
+//! [`Registry`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::exposition::Family;
+use super::{registry, Registry};
+
+#[derive(Debug, Default)]
+pub(super) struct Figures {
+    nodes: BTreeMap<u64, Arc<Vec<AtomicU64>>>,
+}
+
+/// Registers `node`'s per-poller group counters (once, when the node starts).
+pub fn set_pollers(node: u64, groups: Arc<Vec<AtomicU64>>) {
+    let mut g = registry().pollers.lock().unwrap_or_else(|p| p.into_inner());
+    g.nodes.insert(node, groups);
+}
+
+/// The poller family, for the nodes `keep` accepts.
+pub(super) fn families(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<Family> {
+    let f = r.pollers.lock().unwrap_or_else(|p| p.into_inner());
+    let mut groups = Family::gauge(
+        "chronik_poller_groups",
+        "Partition groups running on each poller thread (raft.threads); a group always runs on the same one.",
+    );
+    for (n, counters) in f.nodes.iter().filter(|(n, _)| keep(**n)) {
+        let n = n.to_string();
+        for (i, c) in counters.iter().enumerate() {
+            let i = i.to_string();
+            groups.value(&[("node", n.as_str()), ("poller", i.as_str())], c.load(Ordering::Relaxed) as f64);
+        }
+    }
+    vec![groups]
+}
