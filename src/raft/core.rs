@@ -278,6 +278,28 @@ impl<M: StateMachine> RaftCore<M> {
         self.node.transfer_leader(to);
     }
 
+    /// The group's configuration as raft-rs holds it now (applied conf changes).
+    pub fn conf_state(&self) -> raft::eraftpb::ConfState {
+        self.node.raft.prs().conf().to_conf_state()
+    }
+
+    /// What the membership planner needs (`raft::membership`): each replica's matched index, and
+    /// whether a conf change is proposed and not applied yet.
+    pub fn progress(&self) -> (std::collections::BTreeMap<u64, u64>, bool) {
+        let r = &self.node.raft;
+        (r.prs().iter().map(|(id, p)| (*id, p.matched)).collect(), r.pending_conf_index > r.raft_log.applied)
+    }
+
+    /// Proposes a membership change (leader only; one at a time, see `raft::membership`).
+    pub fn propose_conf_change(&mut self, cc: ConfChangeV2) -> raft::Result<()> {
+        self.node.propose_conf_change(Vec::new(), cc)
+    }
+
+    /// The connection to `id` dropped: raft-rs probes it again instead of leaving it paused.
+    pub fn report_unreachable(&mut self, id: u64) {
+        self.node.report_unreachable(id);
+    }
+
     /// Writes `entry`, a copy from a peer, over this node's damaged frame of the same index and
     /// term (see `PartitionLog::repair`). True when it repaired something.
     pub fn repair_entry(&mut self, entry: &Entry) -> Result<bool, LogError> {
@@ -685,22 +707,25 @@ impl<M: StateMachine> RaftCore<M> {
                         self.sm.apply(&entry);
                     }
                 }
-                EntryType::EntryConfChange => {
-                    let mut cc = ConfChange::default();
-                    if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
-                        let cs = self.node.apply_conf_change(&cc);
-                        self.record_conf_state(cs)?;
+                // Already in the persisted conf state raft-rs started from (a replay after a
+                // restart, or a replica that joined with the leader's conf state).
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+                    if index <= self.node.store().conf_index() => {}
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        let mut cc = ConfChange::default();
+                        protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
+                            .map(|_| self.node.apply_conf_change(&cc))
                     } else {
-                        slog::error!(self.logger, "undecodable conf change"; "group" => self.group, "index" => index);
-                    }
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let mut cc = ConfChangeV2::default();
-                    if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
-                        let cs = self.node.apply_conf_change(&cc);
-                        self.record_conf_state(cs)?;
-                    } else {
-                        slog::error!(self.logger, "undecodable conf change v2"; "group" => self.group, "index" => index);
+                        let mut cc = ConfChangeV2::default();
+                        protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
+                            .map(|_| self.node.apply_conf_change(&cc))
+                    };
+                    match cs {
+                        Ok(cs) => self.record_conf_state(cs, index)?,
+                        Err(_) => {
+                            slog::error!(self.logger, "undecodable conf change"; "group" => self.group, "index" => index)
+                        }
                     }
                 }
             }
@@ -713,9 +738,12 @@ impl<M: StateMachine> RaftCore<M> {
         Ok(())
     }
 
-    fn record_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>) -> Result<(), LogError> {
+    fn record_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>, index: u64) -> Result<(), LogError> {
         match cs {
-            Ok(cs) => self.node.mut_store().set_conf_state(&cs),
+            Ok(cs) => {
+                slog::info!(self.logger, "conf change applied"; "group" => self.group, "index" => index, "conf" => ?cs);
+                self.node.mut_store().set_conf_state_at(&cs, index)
+            }
             Err(e) => {
                 slog::error!(self.logger, "conf change rejected"; "group" => self.group, "error" => %e);
                 Ok(())

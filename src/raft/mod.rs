@@ -11,9 +11,12 @@
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor.
+//! - [`membership`]: the pure planner of a group's membership changes (learners, one joint
+//!   ConfChangeV2, leaving it, leader transfer first).
 
 pub mod core;
 pub mod disk_error;
+pub mod membership;
 pub mod recovery;
 pub mod shell;
 pub mod storage;
