@@ -158,7 +158,9 @@ impl Node {
                 // it (a learner), from that conf state (`partition::reassign`).
                 let adding = image.reassignments.get(&p.group).filter(|r| !r.original.contains(&me));
                 let join = adding.and_then(|r| r.conf_for(me));
-                let known = self.running.contains_key(&p.group) || self.group_dir(p.group).exists();
+                let known = self.running.contains_key(&p.group)
+                    || self.opening.contains(&p.group)
+                    || self.group_dir(p.group).exists();
                 if adding.is_some() && join.is_none() && !known {
                     continue;
                 }
@@ -434,13 +436,22 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     if let Some(t) = &peer_tls {
         peer_arbiter.spawn(crate::security::tls::reload_on_sighup(t.cert.clone()));
     }
+    let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
     let mut peers = HashMap::new();
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
         let connector = peer_tls.as_ref().map(|t| t.connector.clone());
         let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
+        let (groups, lost_log) = (groups_rx.clone(), logger.clone());
+        let on_lost: crate::peer::actor::LostPeer = Arc::new(move |peer| {
+            let groups: Arc<HashMap<GroupId, Addr<PartitionActor>>> = groups.borrow().clone();
+            slog::info!(lost_log, "peer connection lost: reported unreachable to the groups"; "peer" => peer, "groups" => groups.len());
+            for addr in groups.values() {
+                addr.do_send(PartitionMsg::Unreachable(peer));
+            }
+        });
         let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
-            PeerActor::with_tls(node_id, id, addr, f, connector, plog)
+            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost)
         });
         let beat = peer.clone();
         let hb = ticks.heartbeat_tick as u64;
@@ -475,7 +486,6 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let meta = meta.start();
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
-    let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
     let node = Node {
         settings: settings.clone(),
         data_dir: config.data_dir.clone(),

@@ -4,7 +4,8 @@
 //! node 4's replica matches, node 1's files are gone); the move survives its leader dying while
 //! the new replica catches up, and the new replica being cut off mid-catch-up; a cancel reverts;
 //! bad input gets Kafka's codes. All along, every node's view is sampled: never two leaders in
-//! one term.
+//! one term. A dropped peer connection is reported to every group (raft-rs `report_unreachable`),
+//! and the follower behind it catches up when it returns.
 
 mod common;
 
@@ -18,7 +19,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::{build_batch, BatchHeader};
-use common::{cluster_configs, spawn_node, start_cluster, Client, TestNode};
+use common::{cluster_configs, spawn_node, spawn_node_logged, start_cluster, CapturedLog, Client, TestNode};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -366,4 +367,42 @@ fn a_move_survives_its_leader_dying_and_the_new_replica_cut_off_mid_catch_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     watch.finish();
+}
+
+#[test]
+fn a_dropped_peer_connection_is_reported_to_the_groups_and_the_follower_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = cluster_configs(dir.path(), 3);
+    let log = CapturedLog::default();
+    let starting: Vec<_> = configs
+        .iter()
+        .map(|c| if c.node_id == 1 { spawn_node_logged(c.clone(), Some(log.clone())) } else { spawn_node(c.clone()) })
+        .collect();
+    let started: Vec<TestNode> = starting.into_iter().map(|s| s.wait()).collect();
+    common::wait_brokers(&started, 3);
+    let mut nodes: Vec<Option<TestNode>> = started.into_iter().map(Some).collect();
+    let mut c = Client::connect(nodes[0].as_ref().unwrap().addr);
+    create_on(&mut c, "un", &[1, 2, 3]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while partition(&mut c, "un").0 != 1 {
+        assert!(Instant::now() < deadline, "node 1 does not lead");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!((0..50).all(|i| produce_one(&mut c, "un", i).is_some()));
+    // Node 3 goes away: node 1's link to it drops, and its groups are told.
+    nodes[2] = None;
+    let line =
+        log.wait_for(&["peer connection lost: reported unreachable to the groups", "peer: 3"], Duration::from_secs(20));
+    assert!(!line.contains("groups: 0"), "{line}");
+    assert!((50..300).all(|i| produce_one(&mut c, "un", i).is_some()), "two of three replicas acknowledge");
+    nodes[2] = Some(spawn_node(configs[2].clone()).wait());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = replicas(nodes[0].as_ref().unwrap(), "un");
+        if r.len() == 3 && r.iter().all(|x| x.1 == 300 && x.3 == r[0].3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 did not catch up: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -140,6 +140,9 @@ pub enum PartitionMsg {
     TxnIndex(txn_index_io::TxnIndexDone),
     /// Move the leadership to this replica (a preferred leader election, `node.rs`).
     ElectSelf,
+    /// The connection to this node dropped: the leader stops waiting for its lost appends
+    /// (raft-rs `report_unreachable`: Replicate → Probe).
+    Unreachable(u64),
     /// `__meta`'s reassignment target for this group (`None`: none), see `partition::reassign`.
     Reassign(Option<Vec<u64>>),
     /// Stop the group (topic deleted); the node removes the data afterwards.
@@ -684,6 +687,12 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Snapshot { from, msg } => self.on_snapshot_peer(from, msg, ctx),
             PartitionMsg::SnapshotIo(io) => self.on_snapshot_io(io, ctx),
             PartitionMsg::TxnIndex(done) => self.on_txn_index_done(done, ctx),
+            PartitionMsg::Unreachable(peer) => {
+                if self.core.raft.is_leader() {
+                    self.core.raft.report_unreachable(peer);
+                    self.schedule_drive(ctx);
+                }
+            }
             PartitionMsg::Reassign(target) => self.set_reassign_target(target, ctx),
             PartitionMsg::Stop => ctx.stop(),
         }

@@ -304,3 +304,23 @@ fn a_leader_lost_in_the_joint_config_is_replaced_and_the_change_finishes() {
     assert_eq!(sim.voters(live).voters, vec![2, 3, 4]);
     sim.assert_one_leader_per_term();
 }
+
+#[test]
+fn report_unreachable_moves_a_paused_follower_back_to_probe() {
+    let mut sim = started(&[1, 2, 3]);
+    assert_eq!(sim.nodes[&1].raft.prs().get(2).unwrap().state, raft::ProgressState::Replicate);
+    // Node 2's connection is gone: every append to it is lost until the window is full.
+    sim.stopped.insert(2);
+    for i in 0..300u32 {
+        sim.nodes.get_mut(&1).unwrap().propose(vec![], i.to_be_bytes().to_vec()).unwrap();
+        sim.settle();
+    }
+    let pr = sim.nodes[&1].raft.prs().get(2).unwrap();
+    assert!(pr.state == raft::ProgressState::Replicate && pr.is_paused(), "paused with a full window: {pr:?}");
+    sim.nodes.get_mut(&1).unwrap().report_unreachable(2);
+    let pr = sim.nodes[&1].raft.prs().get(2).unwrap();
+    assert_eq!(pr.state, raft::ProgressState::Probe, "probed again instead of waiting for lost appends");
+    sim.stopped.remove(&2);
+    sim.tick(5);
+    assert_eq!(sim.data(2).len(), 320, "the follower catches up");
+}
