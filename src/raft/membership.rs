@@ -14,7 +14,8 @@
 //! 2. remove learners the target does not hold (a cancelled reassignment), one per entry;
 //! 3. add each missing replica as a learner, one per entry (a simple change);
 //! 4. wait until every learner of the target has matched within `gap` entries of the leader's
-//!    last index;
+//!    last index (and answered at all: a matched index of 0 is never caught up, so a learner on a
+//!    node that is down is not promoted even when the whole log is shorter than `gap`);
 //! 5. when the leader's own replica leaves, transfer the leadership to a caught-up voter of the
 //!    target first, if one exists (else it happens in the joint configuration, step 1);
 //! 6. promote with ONE joint ConfChangeV2: add the target's learners as voters, remove the
@@ -117,7 +118,8 @@ pub fn next_step(view: &GroupView<'_>, target: &[u64]) -> Step {
     let target: BTreeSet<u64> = target.iter().copied().collect();
     let cs = view.conf;
     let voters: BTreeSet<u64> = cs.voters.iter().copied().collect();
-    let caught_up = |id: &u64| view.matched.get(id).is_some_and(|m| m + view.gap >= view.last_index);
+    // A replica that never answered (matched 0) is never caught up, however short the log.
+    let caught_up = |id: &u64| view.matched.get(id).is_some_and(|m| *m > 0 && m + view.gap >= view.last_index);
     // A transferee: a caught-up voter (of the incoming half), preferring the target's, most
     // advanced first, ties by lower id.
     let transferee = |within: &dyn Fn(&u64) -> bool| {

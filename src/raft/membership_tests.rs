@@ -32,6 +32,8 @@ fn adds_learners_one_at_a_time_then_waits_for_the_gap() {
     assert_eq!(plan(2, &cs, &[(4, 89), (5, 90)], 100, &[2, 3, 4, 5]), Step::Wait(Wait::CatchUp(vec![4])));
     let step = plan(2, &cs, &[(4, 90), (5, 95)], 100, &[2, 3, 4, 5]);
     assert_eq!(step, Step::Promote { add: vec![4, 5], remove: vec![1] });
+    // A learner that never answered is not caught up, even when the log is shorter than the gap.
+    assert_eq!(plan(2, &cs, &[(4, 0), (5, 3)], 5, &[2, 3, 4, 5]), Step::Wait(Wait::CatchUp(vec![4])));
     let cc = step.conf_change().unwrap();
     assert_eq!(cc.get_transition(), ConfChangeTransition::Explicit);
     assert_eq!(cc.enter_joint(), Some(false), "one joint change, left explicitly");
