@@ -4,7 +4,8 @@
 //! node 4's replica matches, node 1's files are gone); the move survives its leader dying while
 //! the new replica catches up, and the new replica being cut off mid-catch-up; a cancel reverts;
 //! bad input gets Kafka's codes. All along, every node's view is sampled: never two leaders in
-//! one term. A dropped peer connection is reported to every group (raft-rs `report_unreachable`),
+//! one term. The new voters survive a restart of every node (the persisted conf state). A
+//! dropped peer connection is reported to every group (raft-rs `report_unreachable`),
 //! and the follower behind it catches up when it returns.
 
 mod common;
@@ -405,4 +406,43 @@ fn a_dropped_peer_connection_is_reported_to_the_groups_and_the_follower_catches_
         assert!(Instant::now() < deadline, "node 3 did not catch up: {r:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn the_new_voters_survive_a_restart_of_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = cluster_configs(dir.path(), 4);
+    let nodes = start_cluster(configs.clone());
+    let mut c = Client::connect(nodes[1].addr);
+    create_on(&mut c, "rs", &[1, 2, 3]);
+    let leader = wait_moved(&mut c, "rs", &[1, 2, 3], Duration::from_secs(20));
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].addr);
+    let mut acked: Vec<i64> = (0..100).filter_map(|i| produce_one(&mut lc, "rs", i)).collect();
+    assert_eq!(alter(&mut c, 0, "rs", Some(&[2, 3, 4])), (0, None));
+    wait_moved(&mut c, "rs", &[2, 3, 4], Duration::from_secs(30));
+    drop(lc);
+    drop(c);
+    drop(nodes);
+    // Every node restarts from its files: the group's voters come from the persisted conf state
+    // (the log's conf changes are not applied again). Then node 2 stays down: 3 and 4 are a
+    // quorum only if 4 is a voter.
+    let starting: Vec<_> = configs.iter().filter(|c| c.node_id != 2).map(|c| spawn_node(c.clone())).collect();
+    let nodes: Vec<TestNode> = starting.into_iter().map(|s| s.wait()).collect();
+    let mut c = Client::connect(nodes[1].addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let (l, r) = partition(&mut c, "rs");
+        if r == [2, 3, 4] && (l == 3 || l == 4) {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no leader among 3 and 4: {l} {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // `nodes` holds nodes 1, 3 and 4.
+    let mut lc = Client::connect(nodes[(leader - 2) as usize].addr);
+    let after: Vec<i64> = (100..150).filter_map(|i| produce_one(&mut lc, "rs", i)).collect();
+    assert_eq!(after.len(), 50, "nodes 3 and 4 acknowledge as a quorum of the new voters");
+    acked.extend(after);
+    let bases: BTreeSet<i64> = read_bases(&mut lc, "rs").into_iter().collect();
+    assert!(acked.iter().all(|b| bases.contains(b)), "an acknowledged record was lost");
 }
