@@ -437,13 +437,18 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         peer_arbiter.spawn(crate::security::tls::reload_on_sighup(t.cert.clone()));
     }
     let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
+    // The `__meta` actor, once opened (after the peers): told of lost peers too.
+    let meta_cell: Arc<std::sync::OnceLock<Addr<MetaActor>>> = Arc::default();
     let mut peers = HashMap::new();
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
         let connector = peer_tls.as_ref().map(|t| t.connector.clone());
         let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
-        let (groups, lost_log) = (groups_rx.clone(), logger.clone());
+        let (groups, lost_log, meta_cell) = (groups_rx.clone(), logger.clone(), meta_cell.clone());
         let on_lost: crate::peer::actor::LostPeer = Arc::new(move |peer| {
+            if let Some(meta) = meta_cell.get() {
+                meta.do_send(crate::meta::MetaMsg::Unreachable(peer));
+            }
             let groups: Arc<HashMap<GroupId, Addr<PartitionActor>>> = groups.borrow().clone();
             slog::info!(lost_log, "peer connection lost: reported unreachable to the groups"; "peer" => peer, "groups" => groups.len());
             for addr in groups.values() {
@@ -484,6 +489,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     )?;
     let meta_leader = meta.leader_cell();
     let meta = meta.start();
+    let _ = meta_cell.set(meta.clone());
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
     let node = Node {
