@@ -47,7 +47,13 @@ struct Running {
     index: i32,
     handle: PartitionHandle,
     retention: RetentionSettings,
+    /// The reassignment target last handed to the group.
+    target: Option<Vec<u64>>,
 }
+
+/// What a wanted group is started with: topic, index, voters, retention, segment size, and the
+/// leader's conf state when it joins a running group (a reassignment adds it).
+type Wanted = (String, i32, Vec<u64>, RetentionSettings, u64, Option<(raft::eraftpb::ConfState, u64)>);
 
 /// The node actor: owner of the partition groups of this node.
 pub struct Node {
@@ -69,6 +75,8 @@ pub struct Node {
     opening: std::collections::HashSet<GroupId>,
     /// Groups the latest metadata assigns to this node.
     wanted: std::collections::HashSet<GroupId>,
+    /// The reassignment targets of the latest metadata, by group.
+    targets: HashMap<GroupId, Vec<u64>>,
     /// The preferred leader election counts of the last image (`MetaState::elections`); `None`
     /// until the first image, whose counts are old requests and start nothing.
     elections_seen: Option<BTreeMap<GroupId, u64>>,
@@ -141,17 +149,30 @@ impl Node {
 
     fn reconcile(&mut self, image: &MetaState, ctx: &mut Context<Self>) {
         let me = self.settings.node_id;
-        let mut wanted: BTreeMap<GroupId, (String, i32, Vec<u64>, RetentionSettings, u64)> = BTreeMap::new();
+        let mut wanted: BTreeMap<GroupId, Wanted> = BTreeMap::new();
         for (name, topic) in &image.topics {
             let retention = self.retention_of(image, topic);
             let segment_bytes = topic_config::segment_bytes(&topic.configs, self.settings.segment_bytes);
             for (i, p) in topic.partitions.iter().enumerate() {
-                if p.replicas.contains(&me) {
-                    wanted.insert(p.group, (name.clone(), i as i32, p.replicas.clone(), retention, segment_bytes));
+                if !p.replicas.contains(&me) {
+                    continue;
                 }
+                // A replica a reassignment adds is created once the leader's conf state names
+                // it (a learner), from that conf state (`partition::reassign`).
+                let adding = image.reassignments.get(&p.group).filter(|r| !r.original.contains(&me));
+                let join = adding.and_then(|r| r.conf_for(me));
+                let known = self.running.contains_key(&p.group)
+                    || self.opening.contains(&p.group)
+                    || self.group_dir(p.group).exists();
+                if adding.is_some() && join.is_none() && !known {
+                    continue;
+                }
+                let voters = p.replicas.clone();
+                wanted.insert(p.group, (name.clone(), i as i32, voters, retention, segment_bytes, join));
             }
         }
         self.wanted = wanted.keys().copied().collect();
+        self.targets = image.reassignments.iter().map(|(g, r)| (*g, r.target.clone())).collect();
         let gone: Vec<GroupId> = self.running.keys().filter(|g| !wanted.contains_key(g)).copied().collect();
         let changed = !gone.is_empty();
         for g in gone {
@@ -164,21 +185,27 @@ impl Node {
                 let _ = std::fs::remove_dir_all(dir);
             });
         }
-        for (g, (topic, index, voters, retention, segment_bytes)) in wanted {
+        for (g, (topic, index, voters, retention, segment_bytes, join)) in wanted {
+            let target = image.reassignments.get(&g).map(|r| r.target.clone());
             if let Some(r) = self.running.get_mut(&g) {
                 if r.retention != retention {
                     r.retention = retention;
                     r.handle.addr.do_send(PartitionMsg::Retention(retention));
                 }
+                if r.target != target {
+                    r.target = target.clone();
+                    r.handle.addr.do_send(PartitionMsg::Reassign(target));
+                }
                 continue;
             }
-            let campaign = voters.first() == Some(&me);
+            let campaign = voters.first() == Some(&me) && join.is_none();
             let spec = PartitionSpec {
                 group: g,
                 name: format!("{topic}/{index}"),
                 dir: self.group_dir(g),
                 voters,
                 campaign,
+                join,
                 settings: GroupSettings { segment_bytes, ..self.settings.clone() },
                 retention,
                 retention_check: self.retention_check,
@@ -219,7 +246,12 @@ impl Node {
                 }
                 let addr = act.pollers.start(g, actor);
                 slog::info!(act.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
-                act.running.insert(g, Running { topic, index, handle: PartitionHandle { addr, shared, group: g }, retention });
+                let target = act.targets.get(&g).cloned();
+                if target.is_some() {
+                    addr.do_send(PartitionMsg::Reassign(target.clone()));
+                }
+                let handle = PartitionHandle { addr, shared, group: g };
+                act.running.insert(g, Running { topic, index, handle, retention, target });
                 act.publish();
             }));
         }
@@ -420,13 +452,27 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     if let Some(t) = &peer_tls {
         peer_arbiter.spawn(crate::security::tls::reload_on_sighup(t.cert.clone()));
     }
+    let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
+    // The `__meta` actor, once opened (after the peers): told of lost peers too.
+    let meta_cell: Arc<std::sync::OnceLock<Addr<MetaActor>>> = Arc::default();
     let mut peers = HashMap::new();
     for p in &config.raft.peers {
         let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
         let connector = peer_tls.as_ref().map(|t| t.connector.clone());
         let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
+        let (groups, lost_log, meta_cell) = (groups_rx.clone(), logger.clone(), meta_cell.clone());
+        let on_lost: crate::peer::actor::LostPeer = Arc::new(move |peer| {
+            if let Some(meta) = meta_cell.get() {
+                meta.do_send(crate::meta::MetaMsg::Unreachable(peer));
+            }
+            let groups: Arc<HashMap<GroupId, Addr<PartitionActor>>> = groups.borrow().clone();
+            slog::info!(lost_log, "peer connection lost: reported unreachable to the groups"; "peer" => peer, "groups" => groups.len());
+            for addr in groups.values() {
+                addr.do_send(PartitionMsg::Unreachable(peer));
+            }
+        });
         let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
-            PeerActor::with_tls(node_id, id, addr, f, connector, plog)
+            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost)
         });
         let beat = peer.clone();
         let hb = ticks.heartbeat_tick as u64;
@@ -459,9 +505,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     )?;
     let meta_leader = meta.leader_cell();
     let meta = meta.start();
+    let _ = meta_cell.set(meta.clone());
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
-    let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
     let node = Node {
         settings: settings.clone(),
         data_dir: config.data_dir.clone(),
@@ -505,6 +551,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         running: HashMap::new(),
         opening: Default::default(),
         wanted: Default::default(),
+        targets: Default::default(),
         elections_seen: None,
         table: table_tx,
         groups: groups_tx,

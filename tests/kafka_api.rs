@@ -788,6 +788,27 @@ fn every_advertised_version_of_every_api_is_served() {
                         r.replica_election_results.iter().map(|t| t.partition_result[0].error_code).collect();
                     assert_eq!(codes, vec![84, 3], "elect leaders v{v}: {r:?}");
                 }
+                ApiKey::AlterPartitionReassignments => {
+                    // One broker: a cancel of none, and a target with an unknown broker.
+                    let part = |replicas: Option<Vec<i32>>| {
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+                    };
+                    let req = AlterPartitionReassignmentsRequest::default().with_timeout_ms(5_000).with_topics(vec![
+                        alter_partition_reassignments_request::ReassignableTopic::default()
+                            .with_name(name("t"))
+                            .with_partitions(vec![part(None), part(Some(vec![1, 9]))]),
+                    ]);
+                    let r: AlterPartitionReassignmentsResponse = c.call(route.key, v, &req);
+                    let codes: Vec<i16> = r.responses[0].partitions.iter().map(|p| p.error_code).collect();
+                    assert_eq!((r.error_code, codes), (0, vec![85, 39]), "alter reassignments v{v}: {r:?}");
+                }
+                ApiKey::ListPartitionReassignments => {
+                    let req = ListPartitionReassignmentsRequest::default().with_timeout_ms(5_000);
+                    let r: ListPartitionReassignmentsResponse = c.call(route.key, v, &req);
+                    assert_eq!((r.error_code, r.topics.len()), (0, 0), "list reassignments v{v}: {r:?}");
+                }
                 ApiKey::AddPartitionsToTxn
                 | ApiKey::AddOffsetsToTxn
                 | ApiKey::EndTxn

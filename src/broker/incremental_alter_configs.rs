@@ -1,7 +1,11 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT of single topic configs
 //! (APPEND/SUBTRACT on LIST configs such as `cleanup.policy` only, as Kafka). The topic's
 //! resulting config map is validated as a whole (types, ranges, cross-field rules) before it
-//! is proposed. BROKER resources are refused: chronik's broker configs are static.
+//! is proposed. BROKER resources are refused: chronik's broker configs are static; the one
+//! exception is a DELETE of Kafka's replication throttles (`leader.replication.throttled.rate`,
+//! `follower.replication.throttled.rate`, `replica.alter.log.dirs.io.max.bytes.per.second`), which
+//! `kafka-reassign-partitions.sh --verify|--cancel` sends to every broker once a reassignment is
+//! done: chronik sets no such throttle, so there is nothing to remove and the answer is NONE.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +25,18 @@ use crate::security::acl::Operation;
 /// The answer to an alteration of a BROKER resource.
 pub const BROKER_READ_ONLY: &str = "chronik's broker configs are static: set them in the configuration file \
      (see docs/configuration.md) and restart the node; they cannot be altered at run time";
+
+/// The broker-level throttles Kafka's reassignment tool clears (`BROKER_LEVEL_THROTTLES`).
+const BROKER_THROTTLES: [&str; 3] = [
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
+/// True when a BROKER alteration only deletes replication throttles (a no-op here).
+fn clears_throttles_only(configs: &[(i8, &str)]) -> bool {
+    !configs.is_empty() && configs.iter().all(|(op, name)| *op == 1 && BROKER_THROTTLES.contains(name))
+}
 
 /// Validates and (unless `validate_only`) proposes a change of a topic's configs.
 pub async fn apply_topic_change(
@@ -77,6 +93,11 @@ pub async fn handle(
             responses.push(base.with_error_code(denied).with_error_message(None));
             continue;
         }
+        let ops: Vec<(i8, &str)> = r.configs.iter().map(|c| (c.config_operation, c.name.as_str())).collect();
+        if r.resource_type == RESOURCE_BROKER && clears_throttles_only(&ops) {
+            responses.push(base);
+            continue;
+        }
         if r.resource_type != RESOURCE_TOPIC {
             let msg = if r.resource_type == RESOURCE_BROKER {
                 BROKER_READ_ONLY.to_string()
@@ -129,4 +150,20 @@ pub async fn handle(
         });
     }
     Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_delete_of_replication_throttles_passes_on_a_broker() {
+        assert!(clears_throttles_only(&[
+            (1, "leader.replication.throttled.rate"),
+            (1, "follower.replication.throttled.rate")
+        ]));
+        assert!(!clears_throttles_only(&[(0, "leader.replication.throttled.rate")]), "SET is refused");
+        assert!(!clears_throttles_only(&[(1, "log.retention.ms")]));
+        assert!(!clears_throttles_only(&[]));
+    }
 }

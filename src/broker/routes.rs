@@ -126,6 +126,9 @@ pub static ROUTES: &[Route] = &[
     route!(DescribeTopicPartitions, 0, 0, describe_topic_partitions),
     // Leaders: preferred leader election by Raft leader transfer.
     route!(ElectLeaders, 0, 2, elect_leaders),
+    // Partition reassignment by Raft membership changes (`meta::reassign`).
+    route!(AlterPartitionReassignments, 0, 1, alter_partition_reassignments),
+    route!(ListPartitionReassignments, 0, 0, list_partition_reassignments),
     // v0 was removed in Kafka 4 (KIP-896).
     route!(DescribeLogDirs, 1, 4, describe_log_dirs),
     // The `__meta` quorum, as Kafka's `__cluster_metadata`.
@@ -272,6 +275,12 @@ mod tests {
                     check_versions!(r, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse)
                 }
                 ApiKey::ElectLeaders => check_versions!(r, ElectLeadersRequest, ElectLeadersResponse),
+                ApiKey::AlterPartitionReassignments => {
+                    check_versions!(r, AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse)
+                }
+                ApiKey::ListPartitionReassignments => {
+                    check_versions!(r, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse)
+                }
                 ApiKey::DescribeLogDirs => check_versions!(r, DescribeLogDirsRequest, DescribeLogDirsResponse),
                 ApiKey::DescribeQuorum => check_versions!(r, DescribeQuorumRequest, DescribeQuorumResponse),
                 ApiKey::OffsetCommit => check_versions!(r, OffsetCommitRequest, OffsetCommitResponse),

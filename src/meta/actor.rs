@@ -161,6 +161,9 @@ pub enum MetaMsg {
     },
     /// The leader balancer's timer.
     Balance,
+    /// The connection to this node dropped: as leader, raft-rs `report_unreachable` (Replicate →
+    /// Probe), as the partition groups do.
+    Unreachable(u64),
     /// The blocking task that wrote a snapshot of core `generation` is done.
     SnapshotWritten {
         generation: u64,
@@ -549,6 +552,12 @@ impl Handler<MetaMsg> for MetaActor {
             }
             MetaMsg::Retry { id, attempt } => self.retry(id, attempt, ctx),
             MetaMsg::Balance => self.balance(ctx),
+            MetaMsg::Unreachable(peer) => {
+                if self.core.is_leader() {
+                    self.core.report_unreachable(peer);
+                    self.schedule_drive(ctx);
+                }
+            }
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
             }

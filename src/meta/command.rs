@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
     pub cmd: Option<Cmd>,
 }
 
@@ -30,6 +30,12 @@ pub enum Cmd {
     SetLeader(SetLeader),
     #[prost(message, tag = "8")]
     ElectPreferred(ElectPreferred),
+    /// Start or cancel partition reassignments (AlterPartitionReassignments).
+    #[prost(message, tag = "9")]
+    AlterReassignments(crate::meta::reassign::AlterReassignments),
+    /// A partition leader's conf state during a reassignment.
+    #[prost(message, tag = "10")]
+    ReassignProgress(crate::meta::reassign::ReassignProgress),
     // Consumer groups (tags from 16).
     #[prost(message, tag = "16")]
     CommitOffsets(CommitOffsets),

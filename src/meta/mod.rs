@@ -6,6 +6,8 @@
 //! - [`assignment`]: Kafka's checks of manual replica assignments (CreateTopics, CreatePartitions).
 //! - [`balancer`]: the automatic leader balancer's core (which partitions move back to their
 //!   preferred replica), run by the actor on the `__meta` leader.
+//! - [`reassign`]: partition reassignment state (target, original, the leader's conf state),
+//!   its commands and how they apply.
 //! - [`snapshot`]: the whole state as one versioned prost message, its file, and when to take one.
 //! - [`actor`]: the metadata actor, which runs the `__meta` group, answers proposals once they
 //!   are applied, and publishes each new [`state::MetaState`] image to readers.
@@ -14,6 +16,7 @@ pub mod actor;
 pub mod assignment;
 pub mod balancer;
 pub mod command;
+pub mod reassign;
 pub mod snapshot;
 pub mod state;
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub struct MetaSnapshot {
     /// Transaction coordinator state, one per transactional id (`txn::model::TxnMeta`).
     #[prost(message, repeated, tag = "19")]
     pub transactions: Vec<crate::txn::model::TxnMeta>,
+    /// Partition reassignments in progress (`meta::reassign`); absent in older snapshots.
+    #[prost(message, repeated, tag = "20")]
+    pub reassignments: Vec<crate::meta::reassign::Reassignment>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -247,6 +250,7 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
             })
             .collect(),
         transactions: state.transactions.values().map(|t| (**t).clone()).collect(),
+        reassignments: state.reassignments.values().cloned().collect(),
     };
     snap.encode_to_vec()
 }
@@ -291,6 +295,7 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     state.next_group_id = snap.next_group_id;
     state.next_producer_id = snap.next_producer_id;
     state.leaders = snap.leaders.into_iter().map(|l| (l.group, (l.leader, l.term))).collect();
+    state.reassignments = snap.reassignments.into_iter().map(|r| (r.group, r)).collect();
     state.elections =
         snap.elections.into_iter().map(|e| (e.node, e.seqs.first().copied().unwrap_or_default())).collect();
     state.seen = snap.seen.into_iter().map(|s| (s.node, s.seqs.into_iter().collect::<VecDeque<_>>())).collect();

@@ -77,6 +77,8 @@ pub struct MetaState {
     /// How many preferred leader elections were asked for each group (ElectLeaders, the
     /// leader balancer): the preferred replica's node transfers the leadership when it rises.
     pub elections: BTreeMap<GroupId, u64>,
+    /// Partition reassignments in progress (`meta::reassign`), by group.
+    pub reassignments: BTreeMap<GroupId, crate::meta::reassign::Reassignment>,
     /// Recently applied proposal ids per node (bounded), so a retried proposal applies once.
     pub seen: BTreeMap<u64, std::collections::VecDeque<u64>>,
     /// Committed offsets by consumer group. Each group's map sits behind an `Arc`, so that
@@ -252,6 +254,7 @@ impl MetaState {
                     for p in &info.partitions {
                         self.leaders.remove(&p.group);
                         self.elections.remove(&p.group);
+                        self.reassignments.remove(&p.group);
                     }
                     self.drop_topic_offsets(&t.name);
                     MetaResult::Done
@@ -315,6 +318,8 @@ impl MetaState {
                 }
                 MetaResult::Done
             }
+            Cmd::AlterReassignments(a) => crate::meta::reassign::alter(self, a),
+            Cmd::ReassignProgress(p) => crate::meta::reassign::progress(self, p),
             Cmd::ElectPreferred(e) => {
                 let known: std::collections::BTreeSet<GroupId> =
                     self.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group)).collect();

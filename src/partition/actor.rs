@@ -33,6 +33,10 @@ use crate::raft::{GroupId, GroupSettings};
 
 #[path = "fetch.rs"]
 mod fetch;
+#[path = "reassign.rs"]
+mod reassign;
+#[path = "repair.rs"]
+mod repair;
 #[path = "snapshot.rs"]
 pub mod snapshot;
 #[path = "txn_index_io.rs"]
@@ -140,6 +144,11 @@ pub enum PartitionMsg {
     TxnIndex(txn_index_io::TxnIndexDone),
     /// Move the leadership to this replica (a preferred leader election, `node.rs`).
     ElectSelf,
+    /// The connection to this node dropped: the leader stops waiting for its lost appends
+    /// (raft-rs `report_unreachable`: Replicate → Probe).
+    Unreachable(u64),
+    /// `__meta`'s reassignment target for this group (`None`: none), see `partition::reassign`.
+    Reassign(Option<Vec<u64>>),
     /// Stop the group (topic deleted); the node removes the data afterwards.
     Stop,
 }
@@ -182,6 +191,8 @@ pub struct PartitionActor {
     /// election, `ElectSelf`): the request is repeated every heartbeat while no leader is known
     /// yet or the leader aborted a transfer (its log was behind), and ends once this replica leads.
     elect_self_ticks: u64,
+    /// The reassignment this replica follows (driven while it leads).
+    reassign: reassign::Driver,
     /// `topic/partition`, for metrics and logs.
     name: String,
     logger: Logger,
@@ -210,6 +221,8 @@ pub struct PartitionSpec {
     pub voters: Vec<u64>,
     /// Campaign at once (the preferred leader of a new group).
     pub campaign: bool,
+    /// A replica that joins a running group (reassignment): the leader's conf state and its index.
+    pub join: Option<(raft::eraftpb::ConfState, u64)>,
     pub settings: GroupSettings,
     pub retention: RetentionSettings,
     pub retention_check: Duration,
@@ -229,6 +242,9 @@ impl PartitionActor {
         logger: Logger,
     ) -> Result<Self, crate::raft::core::OpenError> {
         std::fs::create_dir_all(&spec.dir).map_err(|e| crate::log::LogError::io(&spec.dir, e))?;
+        if let Some(join) = &spec.join {
+            reassign::prepare_join(&spec.dir, &spec.settings, join, &logger)?;
+        }
         let core =
             PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
         let fsync = spec.settings.durability == Durability::Fsync;
@@ -252,6 +268,7 @@ impl PartitionActor {
             deletes: Default::default(),
             campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
             elect_self_ticks: 0,
+            reassign: Default::default(),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
             logger,
@@ -277,64 +294,6 @@ impl PartitionActor {
             self.follow(next, ctx);
         } else if next.drive {
             self.schedule_drive(ctx);
-        }
-    }
-
-    /// Asks another replica for a copy of each damaged entry (at most 16 at a time): the leader
-    /// when another node leads, else the other voters in turn.
-    fn request_repairs(&mut self, tick: u64) {
-        let log = self.core.raft.storage().log();
-        if !log.has_damage() {
-            return;
-        }
-        let me = self.links.transport.me();
-        let leader = self.core.raft.role().leader;
-        let others: Vec<u64> = self.reopen.voters.iter().copied().filter(|v| *v != me).collect();
-        if others.is_empty() {
-            return;
-        }
-        for (k, (index, d)) in log.damaged().into_iter().take(16).enumerate() {
-            let to = if leader != 0 && leader != me { leader } else { others[(tick as usize + k) % others.len()] };
-            slog::debug!(self.logger, "asking for a copy of a damaged entry"; "index" => index, "term" => d.term, "from_node" => to);
-            let repair =
-                crate::peer::frame::Repair { group: self.reopen.group, index, term: d.term, entry: Default::default() };
-            self.links.transport.send_repair(to, repair);
-        }
-    }
-
-    /// A repair request (send our copy if it is intact) or a copy (write it over our damage).
-    fn on_repair(&mut self, from: u64, r: crate::peer::frame::Repair) {
-        use protobuf::Message as _;
-        if r.entry.is_empty() {
-            let log = self.core.raft.storage().log();
-            if r.index < log.first_index() || r.index > log.last_index() {
-                return;
-            }
-            match log.entries(r.index, r.index + 1, None) {
-                Ok(mut ents) if ents.len() == 1 && ents[0].term == r.term => {
-                    let entry = ents.remove(0).write_to_bytes().unwrap_or_default().into();
-                    self.links.transport.send_repair(from, crate::peer::frame::Repair { entry, ..r });
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    slog::debug!(self.logger, "cannot send a copy of an entry"; "index" => r.index, "error" => %e)
-                }
-            }
-            return;
-        }
-        let entry = match raft::eraftpb::Entry::parse_from_bytes(&r.entry) {
-            Ok(e) if e.index == r.index && e.term == r.term => e,
-            _ => {
-                slog::warn!(self.logger, "dropping an undecodable or mismatched entry copy"; "from" => from, "index" => r.index);
-                return;
-            }
-        };
-        match self.core.raft.repair_entry(&entry) {
-            Ok(true) => slog::info!(self.logger, "repaired from a peer"; "from" => from, "index" => r.index),
-            Ok(false) => {}
-            Err(e) => {
-                slog::warn!(self.logger, "an entry copy does not repair the damaged entry"; "from" => from, "index" => r.index, "error" => %e)
-            }
         }
     }
 
@@ -606,6 +565,9 @@ impl Handler<PartitionMsg> for PartitionActor {
                 if n % (hb * 10) == 0 {
                     self.request_repairs(n / (hb * 10));
                 }
+                if n % hb == 0 {
+                    self.reassign_tick(ctx);
+                }
                 self.snapshot_tick(ctx);
                 if self.core.raft.tick_at(n) || self.core.raft.has_ready() {
                     self.schedule_drive(ctx);
@@ -733,6 +695,13 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Snapshot { from, msg } => self.on_snapshot_peer(from, msg, ctx),
             PartitionMsg::SnapshotIo(io) => self.on_snapshot_io(io, ctx),
             PartitionMsg::TxnIndex(done) => self.on_txn_index_done(done, ctx),
+            PartitionMsg::Unreachable(peer) => {
+                if self.core.raft.is_leader() {
+                    self.core.raft.report_unreachable(peer);
+                    self.schedule_drive(ctx);
+                }
+            }
+            PartitionMsg::Reassign(target) => self.set_reassign_target(target, ctx),
             PartitionMsg::Stop => ctx.stop(),
         }
     }

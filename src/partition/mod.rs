@@ -3,7 +3,8 @@
 //! - [`core`]: the partition's Raft core and Kafka view (offset stamping, idempotence, reads);
 //!   no actix, deterministic tests.
 //! - [`actor`]: the actor: mailbox, tick and retention wiring, the partition's policy for the
-//!   group shell (`raft::shell`), repair requests.
+//!   group shell (`raft::shell`), repair requests (`actor::repair`), and the reassignment it drives
+//!   as leader (`actor::reassign`: `raft::membership` steps, reports to `__meta`).
 //! - [`waiters`]: the produce acknowledgements waiting for the high watermark; no actix.
 //! - [`delete_records`]: DeleteRecords through the group (its entry, its apply, its waiters).
 //! - [`apply`]: the apply actor: committed entries are applied off the group's actor.

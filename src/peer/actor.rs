@@ -139,8 +139,15 @@ pub struct PeerActor {
     /// Mutual TLS to the peer (`raft.tls-*`), or plain TCP.
     tls: Option<tokio_rustls::TlsConnector>,
     pub stats: PeerStats,
+    /// Told the peer's id when an established connection drops (`report_unreachable`).
+    on_lost: Option<LostPeer>,
     logger: Logger,
 }
+
+/// What a peer actor calls when its connection to the peer drops: the node tells every group
+/// (`PartitionMsg::Unreachable`), whose leader then calls raft-rs `report_unreachable`, so a
+/// follower is never left paused in Replicate with a full inflight window of lost appends.
+pub type LostPeer = Arc<dyn Fn(u64) + Send + Sync>;
 
 impl PeerActor {
     pub fn new(me: u64, peer: u64, addr: String, faults: Arc<Faults>, logger: Logger) -> Self {
@@ -175,8 +182,15 @@ impl PeerActor {
             faults,
             tls,
             stats: PeerStats::default(),
+            on_lost: None,
             logger,
         }
+    }
+
+    /// Calls `f` with the peer's id whenever an established connection drops.
+    pub fn with_on_lost(mut self, f: LostPeer) -> Self {
+        self.on_lost = Some(f);
+        self
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -405,6 +419,9 @@ impl Handler<PeerMsg> for PeerActor {
             PeerMsg::Disconnected => {
                 if self.writer.take().is_some() {
                     slog::warn!(self.logger, "lost connection to peer"; "peer" => self.peer, "addr" => &self.addr);
+                    if let Some(f) = &self.on_lost {
+                        f(self.peer);
+                    }
                 }
                 self.connecting = false;
                 let delay = self.backoff;

@@ -52,10 +52,10 @@ use raft::{RawNode, StateRole};
 use slog::Logger;
 
 use crate::log::snapshot_descriptor::SnapshotDescriptor;
-use crate::log::write::{DiskFile, WriteOp};
 use crate::log::LogError;
 use crate::raft::storage::GroupStorage;
-use crate::raft::writer::{DiskWriter, WriteRequest};
+pub use crate::raft::write_job::WriteJob;
+use crate::raft::writer::WriteRequest;
 use crate::raft::GroupId;
 
 /// What a group does with its committed entries.
@@ -78,79 +78,6 @@ pub trait StateMachine {
     /// After [`StateMachine::restore`]: state derived from the installed segments while they
     /// were checked (see `PreparedSnapshot::state`). The default drops it.
     fn restore_state(&mut self, _state: Box<dyn std::any::Any + Send>) {}
-}
-
-/// The writes of one Ready for the disk writer, and the files to fsync after them.
-pub struct WriteJob {
-    pub group: GroupId,
-    /// The Ready's number: pass it to [`RaftCore::on_synced`] once the job is done.
-    pub number: u64,
-    /// Carried out in order by the writer.
-    pub ops: Vec<WriteOp>,
-    /// fsynced after the ops.
-    pub files: Vec<Arc<DiskFile>>,
-    /// A leader's appends with entries: they go to the followers once this job's writes are
-    /// done (page cache, before the fsync), sent by the writer thread itself.
-    pub held: Vec<Message>,
-    /// The Ready's persisted messages (append and vote responses): they leave once this job is
-    /// done (written, and fsynced where the policy asks), sent by the writer's side itself.
-    pub persisted: Vec<Message>,
-    /// The last log index written when the job was made: durable once the job is done (with
-    /// fsync durability).
-    pub last_index: u64,
-    /// The first log index this job (re)writes: its first entry, or the index after an
-    /// installed snapshot. Anything the log held from there on is replaced (a follower's
-    /// truncation), so it stops counting as durable (see `raft::recovery`).
-    pub rewrites_from: Option<u64>,
-    /// The group's failure flag (see `raft::writer`).
-    pub poison: Arc<AtomicBool>,
-}
-
-impl WriteJob {
-    /// Hands the job to the writer; `done(number, result)` runs on the writer's side when the
-    /// writes (and fsyncs) are done (it should only `do_send` back to the group).
-    /// `send` hands messages to the transport, on the writer's side (TiKV's write worker sends
-    /// messages itself the same way: no hop back through the group's actor): the held appends
-    /// once the writes are done, before the fsync; the persisted messages once the job is
-    /// done, just before `done`. A job the writer skips (its group failed) or whose write
-    /// fails sends neither.
-    pub fn submit(
-        self,
-        writer: &DiskWriter,
-        send: impl Fn(Vec<Message>) + Send + Sync + 'static,
-        done: impl FnOnce(u64, Result<(), crate::raft::disk_error::DiskError>) + Send + 'static,
-    ) {
-        let number = self.number;
-        let (held, persisted) = (self.held, self.persisted);
-        let send = Arc::new(send);
-        let written: Option<Box<dyn FnOnce() + Send>> = if held.is_empty() {
-            None
-        } else {
-            let send = send.clone();
-            Some(Box::new(move || send(held)))
-        };
-        writer.submit(WriteRequest {
-            ops: self.ops,
-            files: self.files,
-            poison: Some(self.poison),
-            written,
-            done: Box::new(move |r| {
-                if r.is_ok() && !persisted.is_empty() {
-                    send(persisted);
-                }
-                done(number, r)
-            }),
-        });
-    }
-
-    /// Carries the job out on this thread (tests, tools): the writes, then the fsyncs.
-    pub fn run_now(&self) -> Result<(), LogError> {
-        crate::log::write::run_all(&self.ops)?;
-        for f in &self.files {
-            f.file.sync_data().map_err(|e| LogError::io(&f.path, e))?;
-        }
-        Ok(())
-    }
 }
 
 /// Role information, published when it changes.
@@ -292,6 +219,28 @@ impl<M: StateMachine> RaftCore<M> {
     /// while no leader is known). The leader aborts a transfer that takes an election timeout.
     pub fn transfer_leader(&mut self, to: u64) {
         self.node.transfer_leader(to);
+    }
+
+    /// The group's configuration as raft-rs holds it now (applied conf changes).
+    pub fn conf_state(&self) -> raft::eraftpb::ConfState {
+        self.node.raft.prs().conf().to_conf_state()
+    }
+
+    /// What the membership planner needs (`raft::membership`): each replica's matched index, and
+    /// whether a conf change is proposed and not applied yet.
+    pub fn progress(&self) -> (std::collections::BTreeMap<u64, u64>, bool) {
+        let r = &self.node.raft;
+        (r.prs().iter().map(|(id, p)| (*id, p.matched)).collect(), r.pending_conf_index > r.raft_log.applied)
+    }
+
+    /// Proposes a membership change (leader only; one at a time, see `raft::membership`).
+    pub fn propose_conf_change(&mut self, cc: ConfChangeV2) -> raft::Result<()> {
+        self.node.propose_conf_change(Vec::new(), cc)
+    }
+
+    /// The connection to `id` dropped: raft-rs probes it again instead of leaving it paused.
+    pub fn report_unreachable(&mut self, id: u64) {
+        self.node.report_unreachable(id);
     }
 
     /// Writes `entry`, a copy from a peer, over this node's damaged frame of the same index and
@@ -724,22 +673,25 @@ impl<M: StateMachine> RaftCore<M> {
                         self.sm.apply(&entry);
                     }
                 }
-                EntryType::EntryConfChange => {
-                    let mut cc = ConfChange::default();
-                    if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
-                        let cs = self.node.apply_conf_change(&cc);
-                        self.record_conf_state(cs)?;
+                // Already in the persisted conf state raft-rs started from (a replay after a
+                // restart, or a replica that joined with the leader's conf state).
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+                    if index <= self.node.store().conf_index() => {}
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        let mut cc = ConfChange::default();
+                        protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
+                            .map(|_| self.node.apply_conf_change(&cc))
                     } else {
-                        slog::error!(self.logger, "undecodable conf change"; "group" => self.group, "index" => index);
-                    }
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let mut cc = ConfChangeV2::default();
-                    if protobuf::Message::merge_from_bytes(&mut cc, &entry.data).is_ok() {
-                        let cs = self.node.apply_conf_change(&cc);
-                        self.record_conf_state(cs)?;
-                    } else {
-                        slog::error!(self.logger, "undecodable conf change v2"; "group" => self.group, "index" => index);
+                        let mut cc = ConfChangeV2::default();
+                        protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
+                            .map(|_| self.node.apply_conf_change(&cc))
+                    };
+                    match cs {
+                        Ok(cs) => self.record_conf_state(cs, index)?,
+                        Err(_) => {
+                            slog::error!(self.logger, "undecodable conf change"; "group" => self.group, "index" => index)
+                        }
                     }
                 }
             }
@@ -752,9 +704,12 @@ impl<M: StateMachine> RaftCore<M> {
         Ok(())
     }
 
-    fn record_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>) -> Result<(), LogError> {
+    fn record_conf_state(&mut self, cs: raft::Result<raft::eraftpb::ConfState>, index: u64) -> Result<(), LogError> {
         match cs {
-            Ok(cs) => self.node.mut_store().set_conf_state(&cs),
+            Ok(cs) => {
+                slog::info!(self.logger, "conf change applied"; "group" => self.group, "index" => index, "conf" => ?cs);
+                self.node.mut_store().set_conf_state_at(&cs, index)
+            }
             Err(e) => {
                 slog::error!(self.logger, "conf change rejected"; "group" => self.group, "error" => %e);
                 Ok(())

@@ -6,21 +6,26 @@
 //!   writer's answers, storage failure → poison → barrier → timed reopen; no actix.
 //! - [`recovery`]: the pure failure/recovery state machine the shell follows (generation,
 //!   durable index, reopen backoff).
+//! - [`write_job`]: the writes of one Ready and the messages that wait for them.
 //! - [`writer`]: the node's disk writer thread: carries out every group's queued writes in order.
 //! - [`syncer`]: the group-commit fsync stage behind the writer, shared by all groups of a node.
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor.
 //! - [`pollers`]: the poller threads the partition groups are sharded over (`raft.threads`).
+//! - [`membership`]: the pure planner of a group's membership changes (learners, one joint
+//!   ConfChangeV2, leaving it, leader transfer first).
 
 pub mod core;
 pub mod disk_error;
+pub mod membership;
 pub mod pollers;
 pub mod recovery;
 pub mod shell;
 pub mod storage;
 pub mod syncer;
 pub mod ticker;
+pub mod write_job;
 pub mod writer;
 
 /// Raft group ids. `__meta` is group 0; partition groups get ids from the metadata state.

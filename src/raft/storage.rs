@@ -2,7 +2,11 @@
 //! state (HardState + ConfState).
 //!
 //! Files beside the segments (both `crate::log::state_file`s: `magic | body | crc32c`):
-//! * `raft-state` — magic `CRS1`, body `hs_len u32 | HardState (protobuf) | ConfState (protobuf)`.
+//! * `raft-state` — magic `CRS1`, body `hs_len u32 | HardState (protobuf) | ConfState (protobuf)`;
+//!   the ConfState bytes end with field 100 (a varint), the index of the entry that made the
+//!   conf state (its *conf index*), when it is not 0; older files have none (0), older readers
+//!   skip it as an unknown field. Conf change entries at or below it are already in the state and
+//!   are not applied again when the log replays (`raft::core`).
 //!   Replaced atomically and durably (tmp + fsync + rename + dir fsync) whenever term, vote or the
 //!   conf state change.
 //! * `raft-vote` — term and vote, the part of the HardState that must be durable before a vote
@@ -71,6 +75,8 @@ pub struct GroupStorage {
     /// The vote file has writes that are not fsynced yet.
     vote_dirty: bool,
     is_new: bool,
+    /// The index of the entry that made the conf state (0: the initial one).
+    conf_index: u64,
     /// The state-machine snapshot of an `Opaque` log: (index, term, data).
     held: Option<(u64, u64, Bytes)>,
     /// A received snapshot's segments, checked and indexed, waiting for raft-rs to hand the
@@ -110,9 +116,17 @@ fn read_vote(f: &File) -> Option<(u64, u64, u64)> {
     best
 }
 
-fn encode_state(hs: &HardState, cs: &ConfState) -> Vec<u8> {
+/// The ConfState field that carries the conf index (see the module docs).
+const CONF_INDEX_FIELD: u32 = 100;
+
+fn encode_state(hs: &HardState, cs: &ConfState, conf_index: u64) -> Vec<u8> {
     let hs = hs.write_to_bytes().unwrap_or_default();
-    let cs = cs.write_to_bytes().unwrap_or_default();
+    let mut cs = cs.write_to_bytes().unwrap_or_default();
+    if conf_index > 0 {
+        let mut out = protobuf::CodedOutputStream::vec(&mut cs);
+        let _ = out.write_uint64(CONF_INDEX_FIELD, conf_index);
+        let _ = out.flush();
+    }
     let mut b = Vec::with_capacity(4 + hs.len() + cs.len());
     b.extend_from_slice(&(hs.len() as u32).to_be_bytes());
     b.extend_from_slice(&hs);
@@ -120,7 +134,7 @@ fn encode_state(hs: &HardState, cs: &ConfState) -> Vec<u8> {
     b
 }
 
-fn decode_state(path: &Path, b: &[u8]) -> Result<RaftState, LogError> {
+fn decode_state(path: &Path, b: &[u8]) -> Result<(RaftState, u64), LogError> {
     let corrupt = |reason: String| LogError::CorruptState { path: path.to_path_buf(), reason };
     let hs_end = b
         .get(..4)
@@ -128,8 +142,10 @@ fn decode_state(path: &Path, b: &[u8]) -> Result<RaftState, LogError> {
         .filter(|&end| end <= b.len())
         .ok_or_else(|| corrupt("lengths do not add up".into()))?;
     let hs = HardState::parse_from_bytes(&b[4..hs_end]).map_err(|e| corrupt(format!("hard state: {e}")))?;
-    let cs = ConfState::parse_from_bytes(&b[hs_end..]).map_err(|e| corrupt(format!("conf state: {e}")))?;
-    Ok(RaftState::new(hs, cs))
+    let mut cs = ConfState::parse_from_bytes(&b[hs_end..]).map_err(|e| corrupt(format!("conf state: {e}")))?;
+    let conf_index = cs.get_unknown_fields().get(CONF_INDEX_FIELD).and_then(|v| v.varint.last().copied()).unwrap_or(0);
+    *cs.mut_unknown_fields() = Default::default();
+    Ok((RaftState::new(hs, cs), conf_index))
 }
 
 /// The commit stored in `raft-commit`, if the file exists and is intact.
@@ -153,9 +169,9 @@ impl GroupStorage {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let state_path = dir.join(STATE_FILE);
         let commit_path = dir.join(COMMIT_FILE);
-        let (mut state, is_new) = match state_file::read(&state_path, STATE_MAGIC)? {
+        let ((mut state, conf_index), is_new) = match state_file::read(&state_path, STATE_MAGIC)? {
             Some(b) => (decode_state(&state_path, &b)?, false),
-            None => (RaftState::default(), true),
+            None => ((RaftState::default(), 0), true),
         };
         let vote_path = dir.join(VOTE_FILE);
         let existed = vote_path.exists();
@@ -210,6 +226,7 @@ impl GroupStorage {
             vote_seq,
             vote_dirty: false,
             is_new,
+            conf_index,
             held: None,
             prepared: None,
             logger,
@@ -232,7 +249,7 @@ impl GroupStorage {
     }
 
     fn write_state(&mut self) -> Result<(), LogError> {
-        let body = encode_state(&self.state.hard_state, &self.state.conf_state);
+        let body = encode_state(&self.state.hard_state, &self.state.conf_state, self.conf_index);
         state_file::store(&self.state_path, STATE_MAGIC, &body)?;
         self.durable = self.state.hard_state.clone();
         self.is_new = false;
@@ -292,6 +309,26 @@ impl GroupStorage {
         self.write_state()
     }
 
+    /// Persists `cs`, made by the conf change entry at `index`.
+    pub fn set_conf_state_at(&mut self, cs: &ConfState, index: u64) -> Result<(), LogError> {
+        self.conf_index = self.conf_index.max(index);
+        self.set_conf_state(cs)
+    }
+
+    /// The index of the entry that made the conf state (0: the initial one).
+    pub fn conf_index(&self) -> u64 {
+        self.conf_index
+    }
+
+    /// Sets and persists the conf state of a new replica that joins an existing group: `cs` as the
+    /// group's leader applied it at `index` (every conf change up to it is in `cs`).
+    pub fn initialize_conf(&mut self, cs: &ConfState, index: u64) -> Result<(), LogError> {
+        if !self.is_new || self.state.initialized() {
+            return Err(LogError::Invalid("group storage is already initialized".into()));
+        }
+        self.set_conf_state_at(cs, index)
+    }
+
     /// Installs a snapshot received from the leader: the log restarts after `meta.index`, with
     /// `next_offset` as its Kafka log start offset; conf state and commit follow the snapshot.
     pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata, next_offset: i64) -> Result<(), LogError> {
@@ -343,6 +380,7 @@ impl GroupStorage {
         hs.term = hs.term.max(meta.term);
         hs.commit = hs.commit.max(meta.index);
         self.state.conf_state = meta.get_conf_state().clone();
+        self.conf_index = self.conf_index.max(meta.index);
         self.write_state()
     }
 

@@ -420,3 +420,30 @@ fn a_raft_start_above_the_data_start_hides_entries_and_the_snapshot_names_the_se
     assert_eq!(s.first_index(), Ok(5));
     assert_eq!(s.initial_state().unwrap().hard_state.commit, 4);
 }
+
+#[test]
+fn conf_index_and_learners_survive_reopen_and_old_files_read_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
+    s.initialize_voters(&[1, 2, 3]).unwrap();
+    assert_eq!(s.conf_index(), 0);
+    // A file written without the field (as before conf changes existed) decodes with 0.
+    let hs = HardState::default();
+    let old = encode_state(&hs, s.conf_state(), 0);
+    assert_eq!(decode_state(dir.path(), &old).unwrap().1, 0);
+    let joint = ConfState { voters: vec![2, 3, 4], voters_outgoing: vec![1, 2, 3], ..Default::default() };
+    s.set_conf_state_at(&joint, 17).unwrap();
+    drop(s);
+    let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
+    assert_eq!(s.conf_index(), 17);
+    assert_eq!(s.initial_state().unwrap().conf_state, joint, "no unknown field left in the state raft-rs sees");
+    // A new replica that joins starts from the leader's conf state and its index.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (mut n, _) = GroupStorage::open(dir2.path(), opts(), &logger()).unwrap();
+    let cs = ConfState { voters: vec![1, 2, 3], learners: vec![4], ..Default::default() };
+    n.initialize_conf(&cs, 9).unwrap();
+    assert!(n.initialize_conf(&cs, 9).is_err());
+    drop(n);
+    let (n, _) = GroupStorage::open(dir2.path(), opts(), &logger()).unwrap();
+    assert_eq!((n.conf_state().learners.clone(), n.conf_index()), (vec![4], 9));
+}
