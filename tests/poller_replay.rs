@@ -16,7 +16,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::build_batch;
 use chronik::metrics::registry;
-use common::{cluster_configs, create_topic, spawn_node_logged, start_cluster, CapturedLog, Client, TestNode};
+use common::{
+    cluster_configs, create_topic, elections_won, spawn_node_logged, start_cluster, CapturedLog, Client, TestNode,
+};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -40,16 +42,6 @@ fn leaders(node: &TestNode, topic: &str, partitions: usize) -> Vec<(i32, i32, i3
         assert!(Instant::now() < deadline, "no leaders for {topic}: {r:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn elections_won(groups: &[String]) -> u64 {
-    let mut won = 0;
-    for node in 1..=3 {
-        for g in groups {
-            won += registry().group_figures(node, g).map(|f| f.elections_won).unwrap_or(0);
-        }
-    }
-    won
 }
 
 #[test]

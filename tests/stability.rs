@@ -13,22 +13,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::build_batch;
 use chronik::metrics::registry;
-use common::{cluster_configs, start_cluster, Client};
+use common::{cluster_configs, elections_won, start_cluster, Client};
 
 const PARTITIONS: i32 = 30;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn elections_won(groups: &[String]) -> u64 {
-    let mut won = 0;
-    for node in 1..=3 {
-        for g in groups {
-            won += registry().group_figures(node, g).map(|f| f.elections_won).unwrap_or(0);
-        }
-    }
-    won
 }
 
 #[test]

@@ -406,3 +406,14 @@ pub fn replica_status(node: &TestNode, topic: &str, fields: [&str; 2]) -> Vec<(u
     v.sort();
     v
 }
+
+/// Elections won in `groups` on nodes 1..=3, from the process-wide metrics registry.
+pub fn elections_won(groups: &[String]) -> u64 {
+    let mut won = 0;
+    for node in 1..=3 {
+        for g in groups {
+            won += chronik::metrics::registry().group_figures(node, g).map(|f| f.elections_won).unwrap_or(0);
+        }
+    }
+    won
+}

@@ -765,6 +765,16 @@ def proc_figures(node):
     return cpu, rss
 
 
+def converged(rows):
+    """`cluster status` rows of one partition, one per node (3): every replica applied what
+    the one leader committed."""
+    leaders = [r for r in rows if str(r.get("role", "")).lower() == "leader"]
+    if len(rows) != 3 or len(leaders) != 1:
+        return False
+    lc = leaders[0].get("commit")
+    return all(r.get("commit") == lc and r.get("applied") == lc for r in rows)
+
+
 def status_by_group(doc, topic=None):
     """{(topic, partition): {node: row}} from a cluster status document."""
     out = defaultdict(dict)

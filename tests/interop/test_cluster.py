@@ -30,7 +30,7 @@ import time
 import pytest
 
 import kafka_wire
-from cluster import (META, Cluster, ClusterError, cluster_status, election_stats, formation_check,
+from cluster import (META, Cluster, ClusterError, cluster_status, converged, election_stats, formation_check,
                      group_ids_from_logs, metadata, node_counter, status_groups, wait_led)
 from helpers import (CONSOLE_CONSUMER, CONSOLE_PRODUCER, PRODUCER_PERFORMANCE, TOPIC_COMMAND,
                      java_tool, kcat, make_node_certs, report, unique_topic)
@@ -317,15 +317,6 @@ def test_3b_transactional_producer_at_full_speed_keeps_its_batch_order(cluster):
 
 
 # --- 4. replication --------------------------------------------------------------------------------------
-def _converged(rows):
-    """rows of one partition, one per node: every replica applied what the leader committed."""
-    leaders = [r for r in rows if str(r.get("role", "")).lower() == "leader"]
-    if len(rows) != 3 or len(leaders) != 1:
-        return False
-    lc = leaders[0].get("commit")
-    return all(r.get("commit") == lc and r.get("applied") == lc for r in rows)
-
-
 def test_4_replication_replicas_byte_identical_after_10k(cluster):
     c = cluster
     t = unique_topic("repl")
@@ -342,7 +333,7 @@ def test_4_replication_replicas_byte_identical_after_10k(cluster):
         by_p = {}
         for r in rows:
             by_p.setdefault(r.get("partition"), []).append(r)
-        if len(by_p) == parts and all(_converged(v) for v in by_p.values()):
+        if len(by_p) == parts and all(converged(v) for v in by_p.values()):
             break
         if time.monotonic() > deadline:
             pytest.fail(f"replicas of {t} did not converge (applied == leader's commit on all "
@@ -391,7 +382,7 @@ def test_4b_a_follower_far_behind_catches_up_in_frames_under_the_limit(cluster):
     deadline = time.monotonic() + 120
     while True:
         rows = status_groups(cluster_status(c[1].admin), t)
-        if _converged(rows):
+        if converged(rows):
             break
         if time.monotonic() > deadline:
             pytest.fail(f"node 3 did not catch up {t} within 120 s:\n" + "\n".join(map(str, rows)), pytrace=False)

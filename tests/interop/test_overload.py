@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from cluster import Cluster, cluster_status, scrape, status_groups, wait_led
+from cluster import Cluster, cluster_status, converged, scrape, status_groups, wait_led
 from helpers import (JAVA_OPTS, PRODUCER_PERFORMANCE, TOOLS_LIB, TOPIC_COMMAND, high_watermark, java_tool,
                      report, unique_topic)
 
@@ -127,14 +127,6 @@ WRITE_DELAY = "10ms"
 LEADER_RSS_MB = RSS_CONSTANT_MB + WINDOW + 32
 
 
-def _converged(rows):
-    leaders = [r for r in rows if str(r.get("role", "")).lower() == "leader"]
-    if len(rows) != 3 or len(leaders) != 1:
-        return False
-    lc = leaders[0].get("commit")
-    return all(r.get("commit") == lc and r.get("applied") == lc for r in rows)
-
-
 def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
     c = Cluster(tmp_path / "slow", size=3, env={"CHRONIK_RAFT__MAX_INFLIGHT_MSGS": str(WINDOW)})
     c[3].node_env["CHRONIK_FAULTS__WRITE_DELAY"] = WRITE_DELAY
@@ -172,7 +164,7 @@ def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
         t0, rows = time.monotonic(), []
         while time.monotonic() - t0 < 180:
             rows = status_groups(cluster_status(c[1].admin), topic)
-            if _converged(rows):
+            if converged(rows):
                 break
             time.sleep(0.5)
         caught_up = time.monotonic() - t0
@@ -184,7 +176,7 @@ def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
         assert lag, "no cluster status sample during the run"
         assert max_lag >= 200, f"node 3 never fell behind ({max_lag} entries): the fault did not slow it"
         assert leader_rss < LEADER_RSS_MB, f"leader peak RSS {leader_rss:.1f} MB"
-        assert _converged(rows), "node 3 did not catch up within 180 s:\n" + "\n".join(map(str, rows))
+        assert converged(rows), "node 3 did not catch up within 180 s:\n" + "\n".join(map(str, rows))
         assert len(set(sums.values())) == 1 and None not in sums.values(), f"replicas differ: {sums}"
         assert high_watermark(c[1].bootstrap, topic, 0) == SLOW_RECORDS
         c.check_alive()
