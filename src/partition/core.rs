@@ -425,24 +425,11 @@ impl PartitionCore {
     /// Reads committed batches from `offset`, at most about `max_bytes` (always one whole batch):
     /// below the high watermark, or below the last stable offset for read_committed.
     pub fn read(&self, offset: i64, max_bytes: usize, read_committed: bool) -> Result<Bytes, PartitionError> {
-        if !self.raft.is_leader() {
-            return Err(self.not_leader());
+        // Fetch carries its plan out off the poller; here it is carried out at once.
+        match self.fetch_plan(offset, max_bytes, read_committed)? {
+            None => Ok(Bytes::new()),
+            Some((plan, _)) => plan.read().0.map_err(|e| PartitionError::Storage(e.to_string())),
         }
-        let hw = self.high_watermark();
-        let bound = if read_committed { self.last_stable_offset() } else { hw };
-        let log = self.raft.storage().log();
-        if offset >= bound && offset <= hw && offset >= log.log_start_offset() {
-            return Ok(Bytes::new());
-        }
-        if offset > hw || offset < log.log_start_offset() {
-            return Err(PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw });
-        }
-        log.read(offset, max_bytes, bound).map_err(|e| match e {
-            LogError::OffsetOutOfRange { .. } => {
-                PartitionError::OffsetOutOfRange { offset, start: log.log_start_offset(), end: hw }
-            }
-            other => PartitionError::Storage(other.to_string()),
-        })
     }
 
     /// ListOffsets for one timestamp: -1 latest, -2 earliest, -3 max timestamp, else the first

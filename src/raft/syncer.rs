@@ -9,7 +9,7 @@
 //! writes the next jobs. It runs on its own thread so that a slow disk never delays a tick, a
 //! heartbeat or an apply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -135,6 +135,7 @@ fn sync_round(
     // Each request's files as keys (or the error of the stat that names them); the distinct
     // files, in first-seen order.
     let mut distinct: Vec<((u64, u64), &Arc<DiskFile>)> = Vec::new();
+    let mut known: HashSet<(u64, u64)> = HashSet::new();
     let keyed: Vec<Result<Vec<(u64, u64)>, DiskError>> = batch
         .iter()
         .map(|req| {
@@ -147,7 +148,7 @@ fn sync_round(
                         report(&e);
                         e
                     })?;
-                    if !distinct.iter().any(|(k, _)| *k == key) {
+                    if known.insert(key) {
                         distinct.push((key, f));
                     }
                     Ok(key)
