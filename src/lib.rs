@@ -18,7 +18,7 @@
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`txn`] | the transaction coordinator: per transactional id state in `__meta`, Kafka's transitions (`core`), its actor and the marker sink |
 //! | [`raft`] | the generic Ready loop (`core`), the planner of a group's membership changes (`membership`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
-//! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection |
+//! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection, Kafka's replication throttles |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps), the raft start and the install of a received snapshot's segments |
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |

@@ -453,6 +453,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         peer_arbiter.spawn(crate::security::tls::reload_on_sighup(t.cert.clone()));
     }
     let (groups_tx, groups_rx) = watch::channel(Arc::new(HashMap::new()));
+    // Kafka's replication throttles, shared by the peer links and the router (`peer::throttle`).
+    let throttle = Arc::new(crate::peer::throttle::ReplicationThrottle::default());
+    crate::metrics::set_throttle(node_id, throttle.clone());
     // The `__meta` actor, once opened (after the peers): told of lost peers too.
     let meta_cell: Arc<std::sync::OnceLock<Addr<MetaActor>>> = Arc::default();
     let mut peers = HashMap::new();
@@ -471,8 +474,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 addr.do_send(PartitionMsg::Unreachable(peer));
             }
         });
+        let t = throttle.clone();
         let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
-            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost)
+            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost).with_throttle(t)
         });
         let beat = peer.clone();
         let hb = ticks.heartbeat_tick as u64;
@@ -560,10 +564,11 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     .start();
     {
         let mut rx = image_rx.clone();
-        let node = node.clone();
+        let (node, throttle) = (node.clone(), throttle.clone());
         actix::spawn(async move {
             loop {
                 let image = rx.borrow_and_update().clone();
+                throttle.configure(crate::meta::broker_config::throttle_config(&image, node_id));
                 node.do_send(NodeMsg::MetaChanged(image));
                 if rx.changed().await.is_err() {
                     break;
@@ -578,7 +583,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         let l = std::net::TcpListener::bind(&raft_addr)
             .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
         l.set_nonblocking(true).map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
-        let router = Router::new(meta.clone(), groups_rx).with_transport(marker_transport.clone());
+        let router =
+            Router::new(meta.clone(), groups_rx).with_transport(marker_transport.clone()).with_throttle(throttle);
         peer_arbiter.spawn(router.clone().run_releases());
         let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));

@@ -176,6 +176,30 @@ fn describe_topic_and_broker_configs() {
     let (code, msg) = incremental(&mut c, 4, "1", &[("log.retention.ms", 0, Some("1"))]);
     assert_eq!(code, 42);
     assert!(msg.contains("static"), "{msg}");
+
+    // The replication throttle rates are dynamic: this broker's own value, else the cluster
+    // default, else Kafka's default (Long.MAX_VALUE), each with its source.
+    let (leader, follower) = ("leader.replication.throttled.rate", "follower.replication.throttled.rate");
+    let rate = |c: &mut Client, resource: &str, n: &str| {
+        let b = describe(c, 4, resource, 4);
+        let e = b.configs.iter().find(|c| c.name.as_str() == n).unwrap().clone();
+        (e.value.map(|v| v.to_string()).unwrap_or_default(), e.config_source, e.read_only)
+    };
+    assert_eq!(rate(&mut c, "1", leader), ("9223372036854775807".to_string(), 5, false));
+    assert_eq!(incremental(&mut c, 4, "1", &[(leader, 0, Some("1000000"))]).0, 0);
+    assert_eq!(incremental(&mut c, 4, "", &[(leader, 0, Some("5")), (follower, 0, Some("7"))]).0, 0);
+    assert_eq!(rate(&mut c, "1", leader), ("1000000".to_string(), 2, false), "DYNAMIC_BROKER_CONFIG");
+    assert_eq!(rate(&mut c, "1", follower), ("7".to_string(), 3, false), "DYNAMIC_DEFAULT_BROKER_CONFIG");
+    assert_eq!(rate(&mut c, "", leader), ("5".to_string(), 3, false), "the default resource shows the default");
+    let (code, msg) = incremental(&mut c, 4, "1", &[(leader, 0, Some("-1"))]);
+    assert_eq!(
+        (code, msg.as_str()),
+        (40, "Invalid value -1 for configuration leader.replication.throttled.rate: Value must be at least 0")
+    );
+    assert_eq!(incremental(&mut c, 4, "1", &[(leader, 1, None)]).0, 0);
+    assert_eq!(rate(&mut c, "1", leader), ("5".to_string(), 3, false), "back to the default");
+    assert_eq!(incremental(&mut c, 4, "", &[(leader, 1, None), (follower, 1, None)]).0, 0);
+    assert_eq!(rate(&mut c, "1", follower), ("9223372036854775807".to_string(), 5, false));
 }
 
 #[test]

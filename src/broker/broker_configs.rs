@@ -7,6 +7,7 @@
 //! topic configs describe as STATIC_BROKER_CONFIG.
 
 use crate::config::Config;
+use crate::meta::broker_config::UNLIMITED;
 use crate::meta::topic_config::{default_value, BrokerTopicDefaults, Kind, Source, TOPIC_CONFIG_DEFS};
 
 /// One broker config as DescribeConfigs shows it.
@@ -94,6 +95,12 @@ pub fn broker_configs(config: &Config) -> Vec<BrokerConfigEntry> {
             "Enable the log cleaner process to run on the server. ([cleaner] enabled)"),
         entry("log.cleaner.threads", Kind::Int, "1", c.threads.to_string(),
             "The number of background threads to use for log cleaning. ([cleaner] threads)"),
+        entry("leader.replication.throttled.rate", Kind::Long, UNLIMITED, UNLIMITED.to_string(),
+            "A long representing the upper bound (bytes/sec) on replication traffic for leaders enumerated in the property leader.replication.throttled.replicas (for each topic). (dynamic: IncrementalAlterConfigs)"),
+        entry("follower.replication.throttled.rate", Kind::Long, UNLIMITED, UNLIMITED.to_string(),
+            "A long representing the upper bound (bytes/sec) on replication traffic for followers enumerated in the property follower.replication.throttled.replicas (for each topic). (dynamic: IncrementalAlterConfigs)"),
+        entry("replica.alter.log.dirs.io.max.bytes.per.second", Kind::Long, UNLIMITED, UNLIMITED.to_string(),
+            "A long representing the upper bound (bytes/sec) on disk IO used for moving replica between log directories on the same broker. chronik keeps one data directory per node: stored, nothing to throttle. (dynamic: IncrementalAlterConfigs)"),
         entry("log.cleaner.io.max.bytes.per.second", Kind::Double, "1.7976931348623157E308",
             c.io_max_bytes_per_second.map_or("1.7976931348623157E308".to_string(), |b| format!("{b:.1}")),
             "The log cleaner will be throttled so that the sum of its read and write i/o will be less than this value on average. ([cleaner] io-max-bytes-per-second)"),

@@ -3,7 +3,8 @@
 //! DEFAULT_CONFIG), plus an internal config (`internal.segment.bytes`) only when the topic
 //! sets it, as Kafka; synonyms when asked, and type and documentation at v3+; and the BROKER
 //! resource (this node's id or "" for the cluster default) with the broker settings of
-//! [`super::broker_configs`], all read-only.
+//! [`super::broker_configs`], read-only but for the replication throttle rates set at run time
+//! (`meta::broker_config`: DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use super::broker_configs::BrokerConfigEntry;
 use super::{sb, BrokerCtx};
 use crate::error::code;
+use crate::meta::broker_config;
 use crate::meta::topic_config::{described_defs, effective, Source};
 use crate::security::acl::Operation;
 
@@ -126,17 +128,34 @@ pub async fn handle(
                             ctx.node_id
                         ))));
                     }
+                    let dynamic = &image.broker_configs;
                     let configs = ctx
                         .settings
                         .broker_configs
                         .iter()
                         .filter(|c| wanted(&c.name))
                         .map(|c: &BrokerConfigEntry| {
+                            // The run-time throttle rates: this broker's own value, else the
+                            // cluster default (all the "" resource shows), else Kafka's default.
+                            let is_dynamic = broker_config::DYNAMIC_KEYS.contains(&c.name.as_str());
+                            let own = dynamic.get(name).and_then(|m| m.get(&c.name)).filter(|_| !name.is_empty());
+                            let default = dynamic.get("").and_then(|m| m.get(&c.name));
+                            let (value, source) = match (own, default) {
+                                (Some(v), _) => (Some(v.clone()), Source::DynamicBroker),
+                                (None, Some(v)) => (Some(v.clone()), Source::DynamicDefaultBroker),
+                                _ => (c.value.clone(), c.source),
+                            };
                             let mut e = detail
-                                .entry(&c.name, c.value.clone(), c.source, true, c.kind.code(), c.doc)
+                                .entry(&c.name, value, source, !is_dynamic, c.kind.code(), c.doc)
                                 .with_is_sensitive(c.sensitive);
                             if detail.synonyms {
                                 let mut syn = Vec::new();
+                                if let Some(v) = own {
+                                    syn.push(synonym(&c.name, Some(v.clone()), Source::DynamicBroker));
+                                }
+                                if let Some(v) = default {
+                                    syn.push(synonym(&c.name, Some(v.clone()), Source::DynamicDefaultBroker));
+                                }
                                 if c.source == Source::StaticBroker {
                                     syn.push(synonym(&c.name, c.value.clone(), Source::StaticBroker));
                                 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
     pub cmd: Option<Cmd>,
 }
 
@@ -36,6 +36,9 @@ pub enum Cmd {
     /// A partition leader's conf state during a reassignment.
     #[prost(message, tag = "10")]
     ReassignProgress(crate::meta::reassign::ReassignProgress),
+    /// Set or delete dynamic broker configs: the replication throttle rates (`meta::broker_config`).
+    #[prost(message, tag = "15")]
+    AlterBrokerConfigs(crate::meta::broker_config::AlterBrokerConfigs),
     // Consumer groups (tags from 16).
     #[prost(message, tag = "16")]
     CommitOffsets(CommitOffsets),

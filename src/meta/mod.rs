@@ -6,6 +6,8 @@
 //! - [`assignment`]: Kafka's checks of manual replica assignments (CreateTopics, CreatePartitions).
 //! - [`balancer`]: the automatic leader balancer's core (which partitions move back to their
 //!   preferred replica), run by the actor on the `__meta` leader.
+//! - [`broker_config`]: the dynamic broker configs (Kafka's replication throttle rates) and
+//!   what they and the topics' throttled-replica lists mean for one node.
 //! - [`reassign`]: partition reassignment state (target, original, the leader's conf state),
 //!   its commands and how they apply.
 //! - [`snapshot`]: the whole state as one versioned prost message, its file, and when to take one.
@@ -15,6 +17,7 @@
 pub mod actor;
 pub mod assignment;
 pub mod balancer;
+pub mod broker_config;
 pub mod command;
 pub mod reassign;
 pub mod snapshot;

@@ -82,6 +82,9 @@ pub struct MetaSnapshot {
     /// Partition reassignments in progress (`meta::reassign`); absent in older snapshots.
     #[prost(message, repeated, tag = "20")]
     pub reassignments: Vec<crate::meta::reassign::Reassignment>,
+    /// Dynamic broker configs (`meta::broker_config`); absent in older snapshots.
+    #[prost(message, repeated, tag = "23")]
+    pub broker_configs: Vec<crate::meta::broker_config::SnapBrokerConfigs>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -251,6 +254,7 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
             .collect(),
         transactions: state.transactions.values().map(|t| (**t).clone()).collect(),
         reassignments: state.reassignments.values().cloned().collect(),
+        broker_configs: crate::meta::broker_config::to_snapshot(&state.broker_configs),
     };
     snap.encode_to_vec()
 }
@@ -296,6 +300,7 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     state.next_producer_id = snap.next_producer_id;
     state.leaders = snap.leaders.into_iter().map(|l| (l.group, (l.leader, l.term))).collect();
     state.reassignments = snap.reassignments.into_iter().map(|r| (r.group, r)).collect();
+    state.broker_configs = crate::meta::broker_config::from_snapshot(&snap.broker_configs);
     state.elections =
         snap.elections.into_iter().map(|e| (e.node, e.seqs.first().copied().unwrap_or_default())).collect();
     state.seen = snap.seen.into_iter().map(|s| (s.node, s.seqs.into_iter().collect::<VecDeque<_>>())).collect();
@@ -550,6 +555,11 @@ mod tests {
                 remove: Vec::new(),
             }],
         })));
+        s.apply(&MetaCommand::new(Cmd::AlterBrokerConfigs(crate::meta::broker_config::AlterBrokerConfigs {
+            entity: "2".into(),
+            set: [(crate::meta::broker_config::LEADER_RATE.to_string(), "1000".to_string())].into(),
+            delete: Vec::new(),
+        })));
         s
     }
 
@@ -559,6 +569,7 @@ mod tests {
         assert!(!s.cluster_id.is_empty() && !s.seen.is_empty() && !s.leaders.is_empty());
         assert!(s.next_producer_id == 5 && !s.offsets.is_empty() && !s.consumer_groups.is_empty());
         assert!(!s.scram_credentials.is_empty() && !s.acls.is_empty() && !s.client_quotas.is_empty());
+        assert!(!s.broker_configs.is_empty());
         assert!(s.brokers.values().all(|b| b.listeners.contains_key("SASL_SSL")));
         let back = decode(&encode(&s)).unwrap();
         assert_eq!(back, s);

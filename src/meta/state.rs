@@ -95,6 +95,8 @@ pub struct MetaState {
     pub acls: crate::security::acl::AclSet,
     /// Client quota values by entity (AlterClientQuotas).
     pub client_quotas: crate::security::quota::QuotaSet,
+    /// Dynamic broker configs (the replication throttle rates), by entity (`meta::broker_config`).
+    pub broker_configs: crate::meta::broker_config::BrokerConfigs,
     /// Transaction coordinator state by transactional id (`txn`).
     pub transactions: crate::txn::model::TxnTable,
 }
@@ -395,6 +397,10 @@ impl MetaState {
             }
             Cmd::AlterClientQuotas(q) => {
                 self.client_quotas = crate::security::quota::with_changes(&self.client_quotas, &q.changes);
+                MetaResult::Done
+            }
+            Cmd::AlterBrokerConfigs(c) => {
+                crate::meta::broker_config::apply(&mut self.broker_configs, c);
                 MetaResult::Done
             }
         }

@@ -294,6 +294,10 @@ pub fn apply_list_op(key: &str, current: Option<&str>, operand: &str, op: ListOp
 pub enum Source {
     /// Set on the topic (DYNAMIC_TOPIC_CONFIG = 1).
     Topic,
+    /// Set at run time for this broker (DYNAMIC_BROKER_CONFIG = 2).
+    DynamicBroker,
+    /// Set at run time as the cluster default (DYNAMIC_DEFAULT_BROKER_CONFIG = 3).
+    DynamicDefaultBroker,
     /// The broker's configuration file sets the default (STATIC_BROKER_CONFIG = 4).
     StaticBroker,
     /// Kafka's default (DEFAULT_CONFIG = 5).
@@ -304,6 +308,8 @@ impl Source {
     pub fn code(self) -> i8 {
         match self {
             Source::Topic => 1,
+            Source::DynamicBroker => 2,
+            Source::DynamicDefaultBroker => 3,
             Source::StaticBroker => 4,
             Source::Default => 5,
         }

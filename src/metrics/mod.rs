@@ -5,7 +5,7 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `pollers` (groups per poller thread). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `pollers` (groups per poller thread), `throttle` (replication throttle bytes). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
@@ -15,6 +15,7 @@ mod pollers;
 mod request_pool;
 mod samples;
 mod snapshots;
+mod throttle;
 mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,7 @@ pub use pollers::set_pollers;
 pub use request_pool::set_request_pool;
 pub use samples::{Samples, WINDOW};
 pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};
+pub use throttle::set_throttle;
 
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -105,6 +107,8 @@ pub struct Registry {
     leaders: Mutex<leaders::Figures>,
     /// Each node's poller threads (`pollers.rs`), under their own lock.
     pollers: Mutex<pollers::Figures>,
+    /// Each node's replication throttle (`throttle.rs`), under its own lock.
+    throttles: Mutex<throttle::Figures>,
     /// Each node's request memory pool (`request_pool.rs`), under its own lock.
     request_pools: Mutex<request_pool::Figures>,
     /// The transaction coordinator's figures (`transactions.rs`), under their own lock.
@@ -341,6 +345,7 @@ impl Registry {
         families.extend(leaders::families(self, &keep));
         families.extend(request_pool::families(self, &keep));
         families.extend(pollers::families(self, &keep));
+        families.extend(throttle::families(self, &keep));
         families.extend(transactions::families(self, &keep));
         exposition::encode(families)
     }

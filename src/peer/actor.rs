@@ -7,7 +7,9 @@
 //! heartbeat interval in each direction, two per node pair. Heartbeat send intervals are
 //! recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
 //! writer's buffer is full, messages are dropped and Raft retransmits them. The connection is
-//! re-established with exponential backoff.
+//! re-established with exponential backoff. Replication traffic that Kafka's replication
+//! throttles cover waits in the link's [`Gate`] until the node's quota lets it go
+//! (`peer::throttle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::frame;
+use super::throttle::{Admit, Gate, ReplicationThrottle};
 use super::transport::Faults;
 use crate::raft::GroupId;
 
@@ -35,6 +38,10 @@ pub const MAX_CHUNK_FRAME: usize = frame::MAX_FRAME / 2;
 pub const MAX_ENTRIES_FRAME: usize = frame::MAX_FRAME / 4;
 /// Most bytes of Raft entries queued for one peer; appends past it are dropped (Raft resends).
 const MAX_QUEUED_ENTRY_BYTES: usize = 4 * frame::MAX_FRAME;
+/// Most bytes of entries the replication throttle holds on one link; past it, held kinds of
+/// messages are dropped (Raft resends: a probe is re-sent on every heartbeat response, so a
+/// throttled link would otherwise fill with copies).
+const MAX_HELD_BYTES: u64 = 16 * 1024 * 1024;
 /// Most snapshot messages queued for one peer (each transfer has one chunk in flight).
 const MAX_SNAPSHOT_QUEUED: usize = 256;
 
@@ -62,6 +69,8 @@ pub enum PeerMsg {
     Disconnected,
     /// Time to try connecting again.
     Reconnect,
+    /// Time to let go what the replication throttle holds (`peer::throttle`).
+    ReleaseHeld,
 }
 
 /// Whether a beat sends the heartbeat queue. The beat of a heartbeat tick always does (with the
@@ -141,6 +150,10 @@ pub struct PeerActor {
     pub stats: PeerStats,
     /// Told the peer's id when an established connection drops (`report_unreachable`).
     on_lost: Option<LostPeer>,
+    /// Kafka's replication throttles (node-wide) and what they hold on this link.
+    throttle: Option<Arc<ReplicationThrottle>>,
+    gate: Gate,
+    release_scheduled: bool,
     logger: Logger,
 }
 
@@ -183,7 +196,36 @@ impl PeerActor {
             tls,
             stats: PeerStats::default(),
             on_lost: None,
+            throttle: None,
+            gate: Gate::default(),
+            release_scheduled: false,
             logger,
+        }
+    }
+
+    /// Holds replication traffic back as `throttle` says.
+    pub fn with_throttle(mut self, throttle: Arc<ReplicationThrottle>) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// Queues what the throttle lets go now and sets a timer for the rest.
+    fn release_held(&mut self, ctx: &mut Context<Self>) {
+        let Some(t) = self.throttle.clone() else { return };
+        let r = self.gate.release(&t, std::time::Instant::now());
+        let urgent = !r.raft.is_empty() || !r.snapshots.is_empty();
+        for (g, m) in r.raft {
+            self.queued_entry_bytes += entry_bytes(&m);
+            self.queue.push((g, m));
+        }
+        self.snapshots.extend(r.snapshots);
+        if urgent && !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.notify(PeerMsg::Flush);
+        }
+        if let Some(d) = r.again.filter(|_| !self.release_scheduled) {
+            self.release_scheduled = true;
+            ctx.notify_later(PeerMsg::ReleaseHeld, d);
         }
     }
 
@@ -342,8 +384,22 @@ impl Handler<PeerMsg> for PeerActor {
     fn handle(&mut self, msg: PeerMsg, ctx: &mut Self::Context) {
         match msg {
             PeerMsg::Send(group, msgs) => {
-                let (mut urgent, mut late_frame) = (false, false);
+                let (mut urgent, mut late_frame, mut held) = (false, false, false);
                 for m in msgs {
+                    let m = match &self.throttle {
+                        Some(t) => match self.gate.admit(t, group, m, MAX_HELD_BYTES) {
+                            Admit::Send(m) => m,
+                            Admit::Held => {
+                                held = true;
+                                continue;
+                            }
+                            Admit::Dropped => {
+                                self.count_dropped(1);
+                                continue;
+                            }
+                        },
+                        None => m,
+                    };
                     late_frame |= self.heartbeat_frame_due && m.get_msg_type() == MessageType::MsgHeartbeat;
                     let heartbeat =
                         matches!(m.get_msg_type(), MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse);
@@ -368,6 +424,9 @@ impl Handler<PeerMsg> for PeerActor {
                     // once the burst is queued instead of waiting for the next beat.
                     ctx.notify(PeerMsg::FlushHeartbeats { heartbeat_tick: false });
                 }
+                if held {
+                    self.release_held(ctx);
+                }
             }
             PeerMsg::Repair(r) => {
                 if self.repairs.len() < 1024 {
@@ -390,6 +449,13 @@ impl Handler<PeerMsg> for PeerActor {
                 }
             }
             PeerMsg::Snapshot(m) => {
+                let m = match &self.throttle {
+                    Some(t) => match self.gate.admit_snapshot(t, m) {
+                        Admit::Send(m) => m,
+                        _ => return self.release_held(ctx),
+                    },
+                    None => m,
+                };
                 if self.snapshots.len() < MAX_SNAPSHOT_QUEUED {
                     self.snapshots.push_back(m);
                 } else {
@@ -429,6 +495,10 @@ impl Handler<PeerMsg> for PeerActor {
                 ctx.notify_later(PeerMsg::Reconnect, delay);
             }
             PeerMsg::Reconnect => self.connect(ctx),
+            PeerMsg::ReleaseHeld => {
+                self.release_scheduled = false;
+                self.release_held(ctx);
+            }
         }
     }
 }

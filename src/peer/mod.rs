@@ -7,10 +7,12 @@
 //! - [`transport`]: the handle groups use to hand messages over without waiting, with fault
 //!   injection (drop, delay, partition) that tests switch on.
 //! - [`listener`]: accepts peer connections, validates frames and routes each message to its group.
+//! - [`throttle`]: Kafka's replication throttles: the node-wide quotas and what each link holds back.
 
 pub mod actor;
 pub mod frame;
 pub mod listener;
+pub mod throttle;
 pub mod transport;
 
 pub use transport::{Faults, Router, Transport};

@@ -194,11 +194,19 @@ pub struct Router {
     held: Arc<std::sync::Mutex<HashMap<GroupId, Held>>>,
     /// Where transaction marker answers go (and requests' answers are sent from).
     transport: Option<Transport>,
+    /// Kafka's replication throttles: the follower side counts catch-up bytes as they arrive.
+    throttle: Option<Arc<super::throttle::ReplicationThrottle>>,
 }
 
 impl Router {
     pub fn new(meta: Addr<MetaActor>, groups: watch::Receiver<Groups>) -> Self {
-        Router { meta, groups, held: Default::default(), transport: None }
+        Router { meta, groups, held: Default::default(), transport: None, throttle: None }
+    }
+
+    /// Counts what arrives for follower-throttled groups (`peer::throttle`).
+    pub fn with_throttle(mut self, throttle: Arc<super::throttle::ReplicationThrottle>) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// Routes transaction markers too, answering through `transport`.
@@ -260,6 +268,9 @@ impl Router {
     /// Delivers a snapshot chunk request or chunk from node `from` to its partition group;
     /// false if this node does not host the group.
     pub fn route_snapshot(&self, from: u64, msg: super::frame::SnapshotPeerMsg) -> bool {
+        if let Some(t) = &self.throttle {
+            t.received_chunk(msg.group(), msg.data_len(), std::time::Instant::now());
+        }
         match self.groups.borrow().get(&msg.group()) {
             Some(addr) => {
                 addr.do_send(PartitionMsg::Snapshot { from, msg });
@@ -274,6 +285,9 @@ impl Router {
         if group == META_GROUP {
             self.meta.do_send(MetaMsg::Raft(msg));
             return true;
+        }
+        if let Some(t) = &self.throttle {
+            t.received(group, &msg, std::time::Instant::now());
         }
         if let Some(addr) = self.groups.borrow().get(&group) {
             addr.do_send(PartitionMsg::Raft(msg));

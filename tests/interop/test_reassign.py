@@ -11,6 +11,12 @@
                  reassignments are active." (the tool lists before it cancels).
     3 bad input  an unknown broker (9) and a replica list with a duplicate ([1,1,2]) are refused by
                  the tool with Kafka's messages; nothing changes.
+    4 throttle   `--execute --throttle 100000`: the tool sets `leader/follower.replication.throttled.rate`
+                 on every broker involved and the topic's throttled replicas (Kafka's lists:
+                 current replicas on the leader side, the new one on the follower side);
+                 `kafka-configs.sh --describe` shows them (DYNAMIC_BROKER_CONFIG); the move
+                 completes, and the `--verify` that sees it done removes every throttle. (That the
+                 rate limits catch-up traffic is checked in-process: tests/throttle.rs.)
 """
 import json
 import time
@@ -18,7 +24,7 @@ import time
 import pytest
 
 from cluster import Cluster, metadata, wait_led
-from helpers import TOPIC_COMMAND, java_tool, kcat, report, unique_topic
+from helpers import CONFIG_COMMAND, TOPIC_COMMAND, java_tool, kcat, report, unique_topic
 
 pytestmark = pytest.mark.chronik_only
 
@@ -128,3 +134,40 @@ def test_move_cancel_and_bad_input(cluster, tmp_path):
     assert "Partition replica lists may not contain duplicate entries" in r.out + r.err, r.describe()
     assert replicas(cluster, topic)[1] == target, "bad input changed nothing"
     assert "No partition reassignments found" in reassign(cluster, "--list").out
+
+
+def configs(cluster, *entity):
+    return java_tool(CONFIG_COMMAND, "--bootstrap-server", cluster[2].bootstrap, "--describe", *entity).out
+
+
+def test_throttled_move_sets_and_clears_kafkas_throttles(cluster, tmp_path):
+    topic = unique_topic("throttled")
+    java_tool(TOPIC_COMMAND, "--bootstrap-server", cluster[2].bootstrap, "--create", "--topic", topic,
+              "--replica-assignment", "1:2:3")
+    wait_led(cluster[2].bootstrap, topic, 1, timeout=20)
+    values = [f"t{i}" for i in range(500)]
+    kcat("-b", cluster[2].bootstrap, "-P", "-t", topic, "-p", "0", "-X", "acks=all", input="\n".join(values) + "\n")
+    plan = plan_file(tmp_path, "throttled.json", topic, [2, 3, 4])
+    r = reassign(cluster, "--execute", "--throttle", "100000", "--reassignment-json-file", plan)
+    assert "The inter-broker throttle limit was set to 100000 B/s" in r.out, r.describe()
+    # The throttles as Kafka's own tool describes them, while (or just after) the move runs.
+    broker4 = configs(cluster, "--entity-type", "brokers", "--entity-name", "4")
+    assert "leader.replication.throttled.rate=100000" in broker4, broker4
+    assert "follower.replication.throttled.rate=100000" in broker4, broker4
+    assert "DYNAMIC_BROKER_CONFIG" in broker4, broker4
+    t = configs(cluster, "--entity-type", "topics", "--entity-name", topic)
+    assert "follower.replication.throttled.replicas=0:4" in t, t
+    assert "leader.replication.throttled.replicas=0:1,0:2,0:3" in t, t
+    r = verify_until_done(cluster, plan)
+    assert "Clearing broker-level throttles on brokers 1,2,3,4" in r.out, r.describe()
+    assert f"Clearing topic-level throttles on topic {topic}" in r.out, r.describe()
+    assert replicas(cluster, topic)[1] == [2, 3, 4]
+    for b in ("1", "4"):
+        out = configs(cluster, "--entity-type", "brokers", "--entity-name", b)
+        assert "throttled.rate=" not in out, out
+    t = configs(cluster, "--entity-type", "topics", "--entity-name", topic)
+    assert "throttled.replicas=" not in t, t
+    got = kcat("-b", cluster[3].bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q").out.split()
+    assert sorted(got) == sorted(values), f"{len(got)} records read back"
+    report("kafka-reassign-partitions.sh --throttle 100000: rates and throttled replicas set and described "
+           "as Kafka's, removed by --verify once complete")
