@@ -210,8 +210,9 @@ fn write_seed_corpus() {
             replication_factor: 2,
             configs: [("retention.ms".to_string(), "5".to_string())].into(),
             assignment: Vec::new(),
+            placement: 0,
         }),
-        Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: 5, assignment: Vec::new() }),
+        Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: 5, assignment: Vec::new(), placement: 0 }),
         Cmd::AlterTopicConfigs(AlterTopicConfigs {
             name: "t".into(),
             set: Default::default(),
@@ -270,9 +271,15 @@ fn write_meta_regressions() {
             replication_factor: 1,
             configs: Default::default(),
             assignment: Vec::new(),
+            placement: 0,
         })
     };
     write(&dir, "oom-create-topic-u32max-partitions", &meta_input(vec![broker.clone(), huge(u32::MAX)]));
-    let grow = Cmd::CreatePartitions(CreatePartitions { name: "t".into(), total: u32::MAX, assignment: Vec::new() });
+    let grow = Cmd::CreatePartitions(CreatePartitions {
+        name: "t".into(),
+        total: u32::MAX,
+        assignment: Vec::new(),
+        placement: 0,
+    });
     write(&dir, "oom-create-partitions-u32max", &meta_input(vec![broker, huge(1), grow]));
 }

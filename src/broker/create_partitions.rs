@@ -63,6 +63,7 @@ pub async fn handle(
                     name: name.clone(),
                     total: t.count as u32,
                     assignment: assignment.into_iter().map(|brokers| ReplicaList { brokers }).collect(),
+                    placement: crate::meta::state::PLACEMENT_SHIFTED,
                 }));
                 match ctx.propose(cmd).await {
                     Ok(MetaResult::Rejected { code, message }) => Err((code, message)),

@@ -74,6 +74,7 @@ pub async fn create(ctx: &BrokerCtx, t: NewTopic, timeout: Duration) -> Result<[
         replication_factor: rf,
         configs: t.configs,
         assignment: t.assignment.into_iter().map(|brokers| ReplicaList { brokers }).collect(),
+        placement: crate::meta::state::PLACEMENT_SHIFTED,
     }));
     match ctx.propose(cmd).await {
         Ok(MetaResult::Done) => {}

@@ -157,6 +157,7 @@ mod tests {
                 replication_factor: 1,
                 configs: Default::default(),
                 assignment: Vec::new(),
+                placement: 0,
             })));
         }
         s

@@ -210,7 +210,12 @@ mod tests {
         assert!(!gone.topics.contains_key("x"));
         // CreatePartitions: only the new partitions, with the topic's replication factor.
         let grow = |total: u32, a: Vec<ReplicaList>| {
-            MetaCommand::new(Cmd::CreatePartitions(CreatePartitions { name: "m".into(), total, assignment: a }))
+            MetaCommand::new(Cmd::CreatePartitions(CreatePartitions {
+                name: "m".into(),
+                total,
+                assignment: a,
+                placement: 0,
+            }))
         };
         assert!(matches!(s.apply(&grow(5, lists(&[&[2, 1]]))), MetaResult::Rejected { code: 39, .. }));
         assert!(matches!(s.apply(&grow(4, lists(&[&[2, 1, 3]]))), MetaResult::Rejected { code: 39, .. }));
@@ -254,5 +259,34 @@ mod tests {
         // Uneven racks and a broker without one.
         assert_eq!(rack_alternated(&state(&[Some("a"), Some("a"), Some("a"), Some("b")]).brokers), vec![1, 4, 2, 3]);
         assert_eq!(rack_alternated(&state(&[Some("a"), None, Some("b")]).brokers), vec![2, 1, 3]);
+    }
+
+    #[test]
+    fn the_replica_shift_spreads_each_brokers_followers_over_every_other_broker() {
+        use crate::meta::state::PLACEMENT_SHIFTED;
+        use std::collections::{BTreeMap, BTreeSet};
+        let s = crate::meta::test_image::image_placed(&[None; 5], 20, 3, PLACEMENT_SHIFTED);
+        let lists: Vec<_> = s.topics["t"].partitions.iter().map(|p| p.replicas.clone()).collect();
+        // Kafka's `assignReplicasToBrokersRackUnaware` with start index 0 and shift 0: the
+        // shift grows each time the partitions go round the five brokers.
+        assert_eq!(
+            lists[..6],
+            [vec![1, 2, 3], vec![2, 3, 4], vec![3, 4, 5], vec![4, 5, 1], vec![5, 1, 2], vec![1, 3, 4]]
+        );
+        assert_eq!(lists[10], vec![1, 4, 5]);
+        assert_eq!(lists[15], vec![1, 5, 2]);
+        let (mut led, mut held) = (BTreeMap::new(), BTreeMap::new());
+        let mut followers: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+        for r in &lists {
+            *led.entry(r[0]).or_insert(0) += 1;
+            r.iter().for_each(|b| *held.entry(*b).or_insert(0) += 1);
+            followers.entry(r[0]).or_default().extend(&r[1..]);
+        }
+        assert!(led.values().all(|n| *n == 4) && held.values().all(|n| *n == 12), "{led:?} {held:?}");
+        // When a broker dies, its partitions' next leaders are every other broker.
+        assert!(followers.iter().all(|(b, f)| f.len() == 4 && !f.contains(b)), "{followers:?}");
+        // Entries written before the shift still place as they did.
+        let old = crate::meta::test_image::image(&[None; 5], 20, 3);
+        assert_eq!(old.topics["t"].partitions[5].replicas, vec![1, 2, 3]);
     }
 }

@@ -211,6 +211,10 @@ pub struct CreateTopic {
     /// state machine.
     #[prost(message, repeated, tag = "6")]
     pub assignment: Vec<ReplicaList>,
+    /// How the state machine places partitions without a manual assignment
+    /// (`state::PLACEMENT_*`; 0 in entries written before it existed).
+    #[prost(uint32, tag = "7")]
+    pub placement: u32,
 }
 
 /// One partition's replicas, preferred leader first.
@@ -238,6 +242,9 @@ pub struct CreatePartitions {
     /// (and in entries written before it existed): placed by the state machine.
     #[prost(message, repeated, tag = "3")]
     pub assignment: Vec<ReplicaList>,
+    /// As [`CreateTopic::placement`].
+    #[prost(uint32, tag = "4")]
+    pub placement: u32,
 }
 
 /// Set (Some) or delete (None, encoded as absent from `set` and present in `delete`) configs.
@@ -419,6 +426,7 @@ mod tests {
             replication_factor: 1,
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
             assignment: vec![ReplicaList { brokers: vec![2, 1] }; 3],
+            placement: 0,
         }));
         assert_eq!(MetaCommand::decode(&c.encode_to_vec()).unwrap(), c);
     }

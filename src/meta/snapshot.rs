@@ -494,6 +494,7 @@ mod tests {
             replication_factor: 3,
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
             assignment: Vec::new(),
+            placement: 0,
         })));
         s.apply_once(
             Some(ProposalId { node: 2, seq: 77 }),

@@ -239,7 +239,7 @@ impl MetaState {
                 let partitions = if t.assignment.is_empty() {
                     let seed = self.topics.len();
                     (0..t.partitions as usize)
-                        .map(|p| self.new_partition(seed + p, t.replication_factor as usize))
+                        .map(|p| self.new_partition(seed + p, t.replication_factor as usize, t.placement))
                         .collect()
                 } else {
                     let lists: Vec<Vec<u64>> = t.assignment.iter().map(|r| r.brokers.clone()).collect();
@@ -282,7 +282,7 @@ impl MetaState {
                 }
                 let rf = topic.partitions.first().map(|p| p.replicas.len()).unwrap_or(1);
                 let new: Vec<_> = if c.assignment.is_empty() {
-                    (have..c.total as usize).map(|p| self.new_partition(p, rf)).collect()
+                    (have..c.total as usize).map(|p| self.new_partition(p, rf, c.placement)).collect()
                 } else {
                     let lists: Vec<Vec<u64>> = c.assignment.iter().map(|r| r.brokers.clone()).collect();
                     if lists.len() != c.total as usize - have {
@@ -452,18 +452,28 @@ impl MetaState {
         self.offsets.get(group)?.get(topic)?.get(&partition)
     }
 
-    /// Places a new partition: replicas are consecutive brokers in id order, starting at a
-    /// different broker for each partition so that replicas and first leaders spread evenly.
+    /// Places a new partition: the first replica (the preferred leader) is the next broker in
+    /// id order for each partition, so that first leaders spread evenly. The followers follow it
+    /// in that order, after Kafka's replica shift (`PLACEMENT_SHIFTED`: the shift grows by one
+    /// each time the partitions have gone round the brokers, so a broker's partitions have
+    /// their followers on every other broker and its leaders spread over all of them when it
+    /// dies), or right after it (`PLACEMENT_CONSECUTIVE`, entries written before the shift).
     /// With racks the order is Kafka's rack-alternated list (one broker of each rack in turn),
     /// and each further replica is the next broker of a rack the partition does not use yet (as
-    /// Kafka's rack-aware assignment), else the next broker: without racks, consecutive ids.
-    fn new_partition(&mut self, seed: usize, rf: usize) -> PartitionInfo {
+    /// Kafka's rack-aware assignment), else the next broker.
+    fn new_partition(&mut self, seed: usize, rf: usize, placement: u32) -> PartitionInfo {
         let ids = rack_alternated(&self.brokers);
         let n = ids.len();
         let rack = |b: u64| self.brokers.get(&b).and_then(|i| i.rack.as_deref());
         let mut replicas = vec![ids[seed % n]];
+        let order: Vec<u64> = if placement >= PLACEMENT_SHIFTED && n > 1 {
+            let shift = (seed / n) % (n - 1);
+            (0..n - 1).map(|j| ids[(seed + 1 + (shift + j) % (n - 1)) % n]).collect()
+        } else {
+            (1..n).map(|k| ids[(seed + k) % n]).collect()
+        };
         while replicas.len() < rf.min(n) {
-            let next = (1..n).map(|k| ids[(seed + k) % n]).filter(|b| !replicas.contains(b));
+            let next = order.iter().copied().filter(|b| !replicas.contains(b));
             let used: Vec<Option<&str>> = replicas.iter().map(|b| rack(*b)).collect();
             let pick = next.clone().find(|b| !used.contains(&rack(*b))).or_else(|| next.clone().next());
             replicas.extend(pick);
@@ -483,6 +493,11 @@ impl MetaState {
         topic.configs.get(key).map(String::as_str).or_else(|| super::topic_config::default_value(key))
     }
 }
+
+/// Placement of entries written before the replica shift: followers right after the leader.
+pub const PLACEMENT_CONSECUTIVE: u32 = 0;
+/// Kafka's replica shift (`assignReplicasToBrokersRackUnaware`), what new proposals use.
+pub const PLACEMENT_SHIFTED: u32 = 1;
 
 /// Kafka's `getRackAlternatedBrokerList`: the brokers of each rack in id order, racks in name
 /// order, taken one of each rack in turn (brokers without a rack form one more group). Without
@@ -550,6 +565,7 @@ mod tests {
             replication_factor: rf,
             configs: Default::default(),
             assignment: Vec::new(),
+            placement: 0,
         }))
     }
 
@@ -594,6 +610,7 @@ mod tests {
             name: "t".into(),
             total: u32::MAX,
             assignment: Vec::new(),
+            placement: 0,
         }));
         assert!(matches!(s.apply(&grow), MetaResult::Rejected { code: code::INVALID_PARTITIONS, .. }));
         assert_eq!(s.topics["t"].partitions.len(), 1);
@@ -607,6 +624,7 @@ mod tests {
             name: "t".into(),
             total: 5,
             assignment: Vec::new(),
+            placement: 0,
         }));
         assert_eq!(s.apply(&grow), MetaResult::Done);
         assert_eq!(s.topics["t"].partitions.len(), 5);

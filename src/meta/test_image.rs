@@ -8,6 +8,11 @@ use crate::meta::state::MetaState;
 /// Brokers 1..=racks.len() (each with its rack, if any) and topic `t` with `partitions`
 /// partitions at replication factor `rf`, placed by the state machine.
 pub fn image(racks: &[Option<&str>], partitions: u32, rf: u32) -> MetaState {
+    image_placed(racks, partitions, rf, crate::meta::state::PLACEMENT_CONSECUTIVE)
+}
+
+/// The same with the given placement (`state::PLACEMENT_*`).
+pub fn image_placed(racks: &[Option<&str>], partitions: u32, rf: u32, placement: u32) -> MetaState {
     let mut s = MetaState::new();
     for (i, rack) in racks.iter().enumerate() {
         s.apply(&MetaCommand::new(Cmd::RegisterBroker(RegisterBroker {
@@ -23,6 +28,7 @@ pub fn image(racks: &[Option<&str>], partitions: u32, rf: u32) -> MetaState {
         topic_id: vec![1; 16],
         partitions,
         replication_factor: rf,
+        placement,
         ..Default::default()
     })));
     s

@@ -32,6 +32,7 @@ impl World {
             replication_factor: 1,
             configs: Default::default(),
             assignment: Vec::new(),
+            placement: 0,
         })));
         World { state, clock: ManualClock::new(1_000_000) }
     }
