@@ -213,12 +213,11 @@ impl PeerActor {
     fn release_held(&mut self, ctx: &mut Context<Self>) {
         let Some(t) = self.throttle.clone() else { return };
         let r = self.gate.release(&t, std::time::Instant::now());
-        let urgent = !r.raft.is_empty() || !r.snapshots.is_empty();
+        let urgent = !r.raft.is_empty();
         for (g, m) in r.raft {
             self.queued_entry_bytes += entry_bytes(&m);
             self.queue.push((g, m));
         }
-        self.snapshots.extend(r.snapshots);
         if urgent && !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.notify(PeerMsg::Flush);
@@ -449,13 +448,6 @@ impl Handler<PeerMsg> for PeerActor {
                 }
             }
             PeerMsg::Snapshot(m) => {
-                let m = match &self.throttle {
-                    Some(t) => match self.gate.admit_snapshot(t, m) {
-                        Admit::Send(m) => m,
-                        _ => return self.release_held(ctx),
-                    },
-                    None => m,
-                };
                 if self.snapshots.len() < MAX_SNAPSHOT_QUEUED {
                     self.snapshots.push_back(m);
                 } else {

@@ -13,13 +13,16 @@
 //! - **Leader side**: an append of a leader-throttled group that carries entries the leader has
 //!   already committed without this follower (its last entry more than
 //!   [`CATCH_UP_GAP`](crate::raft::membership::CATCH_UP_GAP) entries below the leader's commit
-//!   index: the follower is catching up, Kafka's "not in sync"), and every snapshot chunk such a
-//!   group serves, waits in the peer link while the leader quota is exceeded; what leaves is
-//!   recorded against it.
-//! - **Follower side**: the bytes of catch-up appends and snapshot chunks that a
-//!   follower-throttled group receives are recorded against the follower quota; while it is
-//!   exceeded, that group's append responses and chunk requests wait in the peer link, and the
-//!   leader (whose in-flight window fills) sends no more.
+//!   index: the follower is catching up, Kafka's "not in sync") waits in the peer link while the
+//!   leader quota is exceeded; what leaves is recorded against it.
+//! - **Follower side**: the bytes of catch-up appends that a follower-throttled group receives
+//!   are recorded against the follower quota; while it is exceeded, that group's append responses
+//!   wait in the peer link, and the leader (whose in-flight window fills) sends no more.
+//!
+//! Snapshot chunks (`partition::snapshot`, a follower whose position the leader's log no longer
+//! holds) are not throttled: the receiver re-asks for a chunk after a few heartbeats and gives
+//! up after two election timeouts, so a chunk held for longer would restart the transfer again
+//! and again.
 //!
 //! Holding a message is a network delay to Raft: nothing is lost or reordered within a group
 //! (once a group has something held on a side, its later messages of that kind queue behind).
@@ -35,7 +38,6 @@ use std::time::{Duration, Instant};
 
 use raft::eraftpb::{Message, MessageType};
 
-use super::frame::SnapshotPeerMsg;
 use crate::raft::membership::CATCH_UP_GAP;
 use crate::raft::GroupId;
 
@@ -227,47 +229,21 @@ impl ReplicationThrottle {
         }
     }
 
-    /// The follower side receives `bytes` of a snapshot chunk of `group`.
-    pub fn received_chunk(&self, group: GroupId, bytes: usize, now: Instant) {
-        if !self.is_active() || bytes == 0 {
-            return;
-        }
-        let mut i = self.lock();
-        if i.config.follower_rate.is_some() && i.config.follower_groups.contains(&group) {
-            i.follower.record(bytes as u64, now);
-            *i.throttled_bytes.entry(Side::Follower).or_default() += bytes as u64;
-        }
-    }
-
     /// Which quota an outgoing Raft message of `group` waits for, if any. `behind` says whether
-    /// the link already holds messages of the group on a side (they keep their order).
+    /// the link already holds messages of the group on a side: its later appends (responses)
+    /// queue behind them whatever the configuration says now, so their order is kept.
     fn classify(&self, group: GroupId, m: &Message, behind: impl Fn(Side) -> bool) -> Option<Side> {
         let i = self.lock();
         match m.get_msg_type() {
-            MessageType::MsgAppend if !m.get_entries().is_empty() => (i.config.leader_rate.is_some()
-                && i.config.leader_groups.contains(&group)
-                && (is_catch_up(m) || behind(Side::Leader)))
+            MessageType::MsgAppend if !m.get_entries().is_empty() => (behind(Side::Leader)
+                || (i.config.leader_rate.is_some() && i.config.leader_groups.contains(&group) && is_catch_up(m)))
             .then_some(Side::Leader),
-            MessageType::MsgAppendResponse => (i.config.follower_rate.is_some()
-                && i.config.follower_groups.contains(&group)
-                && (i.catching_up.contains(&group) || behind(Side::Follower)))
+            MessageType::MsgAppendResponse => (behind(Side::Follower)
+                || (i.config.follower_rate.is_some()
+                    && i.config.follower_groups.contains(&group)
+                    && i.catching_up.contains(&group)))
             .then_some(Side::Follower),
             _ => None,
-        }
-    }
-
-    /// Which quota an outgoing snapshot message waits for, if any: chunks a leader-throttled
-    /// group serves, and chunk requests of a follower-throttled group.
-    fn classify_snapshot(&self, m: &SnapshotPeerMsg) -> Option<Side> {
-        let i = self.lock();
-        let g = m.group();
-        match m {
-            SnapshotPeerMsg::Chunk(_) => {
-                (i.config.leader_rate.is_some() && i.config.leader_groups.contains(&g)).then_some(Side::Leader)
-            }
-            SnapshotPeerMsg::Request(_) => {
-                (i.config.follower_rate.is_some() && i.config.follower_groups.contains(&g)).then_some(Side::Follower)
-            }
         }
     }
 
@@ -292,31 +268,23 @@ impl ReplicationThrottle {
 
 /// A message a link holds for a quota.
 #[derive(Debug)]
-pub enum Held {
-    Raft(GroupId, Message),
-    Snapshot(SnapshotPeerMsg),
-}
+struct Held(GroupId, Message);
 
 impl Held {
     fn group(&self) -> GroupId {
-        match self {
-            Held::Raft(g, _) => *g,
-            Held::Snapshot(m) => m.group(),
-        }
+        self.0
     }
 
     fn bytes(&self) -> u64 {
-        match self {
-            Held::Raft(_, m) => entry_bytes(m),
-            Held::Snapshot(m) => m.data_len() as u64,
-        }
+        entry_bytes(&self.1)
     }
 }
 
 /// Whether `h` is an append of `group` starting at the same index with the same last entry.
 fn same_append(h: &Held, group: GroupId, m: &Message) -> bool {
     let last = |m: &Message| m.get_entries().last().map(|e| e.index);
-    matches!(h, Held::Raft(g, x) if *g == group && x.index == m.index && x.log_term == m.log_term && last(x) == last(m))
+    let Held(g, x) = h;
+    *g == group && x.index == m.index && x.log_term == m.log_term && last(x) == last(m)
 }
 
 /// One peer link's held messages, a queue per side (the quotas are independent).
@@ -355,7 +323,6 @@ impl<T> Admit<T> {
 #[derive(Debug, Default)]
 pub struct Released {
     pub raft: Vec<(GroupId, Message)>,
-    pub snapshots: Vec<SnapshotPeerMsg>,
     /// Something is still held: release again after this long.
     pub again: Option<Duration>,
 }
@@ -392,21 +359,7 @@ impl Gate {
             // a copy of a held append would only spend the quota twice.
             Some(Side::Leader) if self.leader.iter().any(|h| same_append(h, group, &m)) => Admit::Dropped,
             Some(side) => {
-                self.hold(side, Held::Raft(group, m));
-                Admit::Held
-            }
-            None => Admit::Send(m),
-        }
-    }
-
-    /// The same for a snapshot message.
-    pub fn admit_snapshot(&mut self, t: &ReplicationThrottle, m: SnapshotPeerMsg) -> Admit<SnapshotPeerMsg> {
-        if !t.is_active() {
-            return Admit::Send(m);
-        }
-        match t.classify_snapshot(&m) {
-            Some(side) => {
-                self.hold(side, Held::Snapshot(m));
+                self.hold(side, Held(group, m));
                 Admit::Held
             }
             None => Admit::Send(m),
@@ -443,10 +396,7 @@ impl Gate {
                     }
                 }
                 self.bytes = self.bytes.saturating_sub(h.bytes());
-                match h {
-                    Held::Raft(g, m) => out.raft.push((g, m)),
-                    Held::Snapshot(m) => out.snapshots.push(m),
-                }
+                out.raft.push((h.0, h.1));
             }
         }
         out
@@ -579,21 +529,6 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_chunks_and_requests_of_listed_groups_wait_for_their_side() {
-        use crate::peer::frame::{SnapshotChunk, SnapshotChunkRequest};
-        let t = throttle(Some(1), Some(1), &[5]);
-        let mut gate = Gate::default();
-        let chunk = SnapshotPeerMsg::Chunk(SnapshotChunk { group: 5, data: vec![0; 100].into(), ..Default::default() });
-        let req = SnapshotPeerMsg::Request(SnapshotChunkRequest { group: 5, ..Default::default() });
-        let other = SnapshotPeerMsg::Request(SnapshotChunkRequest { group: 6, ..Default::default() });
-        assert!(gate.admit_snapshot(&t, chunk).sent().is_none());
-        assert!(gate.admit_snapshot(&t, req).sent().is_none());
-        assert!(gate.admit_snapshot(&t, other).sent().is_some());
-        let r = gate.release(&t, Instant::now());
-        assert_eq!(r.snapshots.len(), 2, "a fresh quota lets the first ten seconds' worth go");
-    }
-
-    #[test]
     fn a_link_holding_its_limit_drops_what_would_be_held() {
         let t = throttle(Some(1), None, &[1]);
         let mut gate = Gate::default();
@@ -619,7 +554,11 @@ mod tests {
         assert_eq!(gate.release(&t, t0).raft.len(), 1);
         t.configure(ThrottleConfig::default());
         assert!(!t.is_active());
-        assert_eq!(gate.release(&t, t0).raft.len(), 2);
+        // What comes before the link lets go still queues behind what it holds: order is kept.
+        assert!(gate.admit(&t, 1, append(1_000, 13, 100), MAX).sent().is_none());
+        let r = gate.release(&t, t0);
+        assert_eq!(r.raft.iter().map(|(_, m)| m.get_entries()[0].index).collect::<Vec<_>>(), vec![11, 12, 13]);
         assert!(gate.is_empty());
+        assert!(gate.admit(&t, 1, append(1_000, 14, 100), MAX).sent().is_some());
     }
 }

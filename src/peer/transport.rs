@@ -268,9 +268,6 @@ impl Router {
     /// Delivers a snapshot chunk request or chunk from node `from` to its partition group;
     /// false if this node does not host the group.
     pub fn route_snapshot(&self, from: u64, msg: super::frame::SnapshotPeerMsg) -> bool {
-        if let Some(t) = &self.throttle {
-            t.received_chunk(msg.group(), msg.data_len(), std::time::Instant::now());
-        }
         match self.groups.borrow().get(&msg.group()) {
             Some(addr) => {
                 addr.do_send(PartitionMsg::Snapshot { from, msg });
