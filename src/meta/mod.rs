@@ -8,6 +8,8 @@
 //!   preferred replica), run by the actor on the `__meta` leader.
 //! - [`reassign`]: partition reassignment state (target, original, the leader's conf state),
 //!   its commands and how they apply.
+//! - [`members`]: the cluster's nodes (id, Raft and Kafka address), join and removal, and the
+//!   planner of `__meta`'s voters and learners.
 //! - [`snapshot`]: the whole state as one versioned prost message, its file, and when to take one.
 //! - [`actor`]: the metadata actor, which runs the `__meta` group, answers proposals once they
 //!   are applied, and publishes each new [`state::MetaState`] image to readers.
@@ -16,6 +18,7 @@ pub mod actor;
 pub mod assignment;
 pub mod balancer;
 pub mod command;
+pub mod members;
 pub mod reassign;
 pub mod snapshot;
 pub mod state;
