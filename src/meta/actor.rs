@@ -164,6 +164,11 @@ pub enum MetaMsg {
     /// The connection to this node dropped: as leader, raft-rs `report_unreachable` (Replicate →
     /// Probe), as the partition groups do.
     Unreachable(u64),
+    /// A node asks to join the cluster (`peer::frame::JoinRequest`, `meta::members`).
+    Join {
+        req: crate::peer::frame::JoinRequest,
+        reply: oneshot::Sender<crate::peer::frame::JoinReply>,
+    },
     /// The blocking task that wrote a snapshot of core `generation` is done.
     SnapshotWritten {
         generation: u64,
@@ -207,6 +212,13 @@ pub struct MetaActor {
     /// (while this node leads it): the balancer's live brokers.
     tick: u64,
     heard: BTreeMap<u64, u64>,
+    /// Membership (`actor_members.rs`): the peer transport, this node's Raft address, the
+    /// most `__meta` voters, an announcement in flight, and the last planned step.
+    transport: Transport,
+    raft_addr: String,
+    max_voters: usize,
+    announcing: bool,
+    meta_step: Option<crate::raft::membership::Step>,
     logger: Logger,
 }
 
@@ -225,6 +237,11 @@ pub struct MetaSpec<'a> {
     pub segment_bytes: u64,
     /// `[leaders]`: the automatic leader balancer.
     pub balancer: BalancerSettings,
+    /// This node's Raft address (empty: standalone) and `meta.max-voters`.
+    pub raft_addr: String,
+    pub max_voters: usize,
+    /// A joining node's `__meta` replica starts from this configuration (a join answer).
+    pub join: Option<(raft::eraftpb::ConfState, u64)>,
 }
 
 impl MetaActor {
@@ -232,6 +249,9 @@ impl MetaActor {
     /// of a cluster, campaigns at once so the group forms without waiting an election timeout.
     pub fn open(spec: MetaSpec<'_>, logger: Logger) -> Result<(Self, watch::Receiver<Arc<MetaState>>), OpenError> {
         std::fs::create_dir_all(spec.dir).map_err(|e| crate::log::LogError::io(spec.dir, e))?;
+        if let Some((cs, index)) = &spec.join {
+            prepare_join(spec.dir, spec.settings, spec.segment_bytes, cs, *index, &logger)?;
+        }
         let core = open_core(spec.dir, Some(spec.voters), spec.settings, spec.segment_bytes, &logger)?;
         let fsync = spec.settings.durability == Durability::Fsync;
         let shell = GroupShell::new(
@@ -240,7 +260,7 @@ impl MetaActor {
             core.last_index(),
             fsync,
             spec.writer,
-            spec.transport,
+            spec.transport.clone(),
             logger.clone(),
         );
         let (tx, rx) = watch::channel(Arc::new(MetaState::new()));
@@ -269,6 +289,11 @@ impl MetaActor {
                 balancer: Balancer::new(spec.balancer),
                 tick: 0,
                 heard: BTreeMap::new(),
+                transport: spec.transport,
+                raft_addr: spec.raft_addr,
+                max_voters: spec.max_voters,
+                announcing: false,
+                meta_step: None,
                 logger,
             },
             rx,
@@ -291,6 +316,7 @@ impl MetaActor {
         self.follow(next, ctx);
         if !self.shell.is_failed() {
             self.maybe_register(ctx);
+            self.maybe_announce(ctx);
         }
     }
 
@@ -491,6 +517,9 @@ impl MetaActor {
     }
 }
 
+#[path = "actor_members.rs"]
+mod members_glue;
+
 impl Actor for MetaActor {
     type Context = Context<Self>;
 
@@ -532,6 +561,7 @@ impl Handler<MetaMsg> for MetaActor {
                         self.heard.insert(id, n);
                     }
                 }
+                self.membership_tick();
                 if self.core.tick_at(n) || self.core.has_ready() {
                     self.schedule_drive(ctx);
                 }
@@ -558,6 +588,7 @@ impl Handler<MetaMsg> for MetaActor {
                     self.schedule_drive(ctx);
                 }
             }
+            MetaMsg::Join { req, reply } => self.join(req, reply, ctx),
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
             }
@@ -645,6 +676,24 @@ fn load_snapshot(dir: &Path, storage: &mut GroupStorage, logger: &Logger) -> Res
     let index = snap.index;
     storage.hold_snapshot(snap.index, snap.term, snap.data);
     Ok((state, index))
+}
+
+/// Creates the `__meta` storage of a node that joins: the configuration a member answered
+/// with, as applied at `index`, so the entries it then receives change it only from there.
+fn prepare_join(
+    dir: &Path,
+    settings: &GroupSettings,
+    segment_bytes: u64,
+    cs: &raft::eraftpb::ConfState,
+    index: u64,
+    logger: &Logger,
+) -> Result<(), OpenError> {
+    let (mut storage, _) = GroupStorage::open(dir, meta_log_options(settings, segment_bytes), logger)?;
+    if storage.is_new() {
+        storage.initialize_conf(cs, index)?;
+        slog::info!(logger, "joining __meta"; "conf" => ?cs, "conf_index" => index);
+    }
+    Ok(())
 }
 
 fn meta_log_options(settings: &GroupSettings, segment_bytes: u64) -> LogOptions {

@@ -6,11 +6,15 @@
 //!   backoff), a bounded queue, and writes every queued message in one frame per flush.
 //! - [`transport`]: the handle groups use to hand messages over without waiting, with fault
 //!   injection (drop, delay, partition) that tests switch on.
+//! - [`join`]: a new node's join request to a running member, and the address book it keeps.
+//! - [`spawn`]: starts the peer actor of a node the transport learns of.
 //! - [`listener`]: accepts peer connections, validates frames and routes each message to its group.
 
 pub mod actor;
 pub mod frame;
+pub mod join;
 pub mod listener;
+pub mod spawn;
 pub mod transport;
 
 pub use transport::{Faults, Router, Transport};

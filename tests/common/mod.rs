@@ -110,6 +110,14 @@ impl StartingNode {
             self.rx.recv_timeout(Duration::from_secs(60)).expect("node start").expect("node started");
         TestNode { addr, admin, faults, txn, partitions, system, thread: Some(self.thread) }
     }
+
+    /// Waits until the node's start fails: why (panics if it started).
+    pub fn failure(self) -> String {
+        match self.rx.recv_timeout(Duration::from_secs(60)).expect("node start") {
+            Err(e) => e,
+            Ok(_) => panic!("the node started"),
+        }
+    }
 }
 
 /// Log lines captured from a node (`spawn_node_logged`): message and key-values, one string each.

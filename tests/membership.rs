@@ -1,0 +1,326 @@
+//! In-process tests of cluster membership (`meta::members`, `peer::join`, the `cluster
+//! add-node|remove-node|decommission` admin routes): node 4 joins a three-node cluster with
+//! `raft.join`, becomes a `__meta` learner, shows in Metadata's brokers, and receives a replica
+//! by reassignment while a producer writes (every acknowledged record is read back); it
+//! restarts as the same member; a second join of its id is idempotent, another address for it
+//! and an unreachable member are refused. All along, every node's view is sampled: never two
+//! leaders in one term.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use chronik::config::Config;
+use chronik::log::batch::{build_batch, BatchHeader};
+use common::{cluster_configs, spawn_node, start_cluster, Client, TestNode};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Seeds 1..=n (each other's peers) and node n+1 configured to join through node 1.
+fn configs(dir: &std::path::Path, n: u64) -> (Vec<Config>, Config) {
+    let mut all = cluster_configs(dir, n + 1);
+    let mut joiner = all.pop().unwrap();
+    for c in &mut all {
+        c.raft.peers.retain(|p| p.id != n + 1);
+    }
+    joiner.raft.peers.clear();
+    joiner.raft.join = Some(all[0].raft.listen.clone());
+    (all, joiner)
+}
+
+fn create_on(c: &mut Client, topic: &str, replicas: &[i32]) {
+    let a = create_topics_request::CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect());
+    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![a]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
+
+/// (leader, replicas) of partition 0 of `topic` as `c`'s node sees it ((-1, []) if unknown).
+fn partition(c: &mut Client, topic: &str) -> (i32, Vec<i32>) {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
+    match r.topics[0].partitions.first() {
+        Some(p) => (p.leader_id.0, p.replica_nodes.iter().map(|b| b.0).collect()),
+        None => (-1, Vec::new()),
+    }
+}
+
+fn brokers(c: &mut Client) -> Vec<i32> {
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    r.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+fn alter(c: &mut Client, topic: &str, replicas: &[i32]) -> i16 {
+    let p = alter_partition_reassignments_request::ReassignablePartition::default()
+        .with_partition_index(0)
+        .with_replicas(Some(replicas.iter().map(|b| BrokerId(*b)).collect()));
+    let req = AlterPartitionReassignmentsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        alter_partition_reassignments_request::ReassignableTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![p]),
+    ]);
+    let r: AlterPartitionReassignmentsResponse = c.call(ApiKey::AlterPartitionReassignments, 0, &req);
+    r.responses[0].partitions[0].error_code
+}
+
+fn produce_one(c: &mut Client, topic: &str, i: usize) -> Option<i64> {
+    let value = format!("r{i}");
+    let recs: Vec<chronik::log::batch::KeyValue> = vec![(None, Some(value.as_bytes()))];
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+            produce_request::PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(build_batch(0, -1, -1, -1, 1, &recs)))),
+        ]),
+    ]);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code == 0).then_some(p.base_offset)
+}
+
+/// Every batch base offset of partition 0 from the node `c` talks to (it must lead).
+fn read_bases(c: &mut Client, topic: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for _ in 0..10_000 {
+        let req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![
+            fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20),
+            ]),
+        ]);
+        let r: FetchResponse = c.call(ApiKey::Fetch, 11, &req);
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "fetch at {offset}");
+        let mut rest: &[u8] = p.records.as_deref().unwrap_or(&[]);
+        if rest.is_empty() {
+            return out;
+        }
+        while !rest.is_empty() {
+            let h = BatchHeader::parse(rest).unwrap();
+            out.push(h.base_offset);
+            offset = h.next_offset();
+            rest = &rest[h.total_len()..];
+        }
+    }
+    panic!("read did not end");
+}
+
+/// Waits until `c`'s node shows partition 0 of `topic` on exactly `replicas` with a leader.
+fn wait_moved(c: &mut Client, topic: &str, replicas: &[i32], timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (leader, now) = partition(c, topic);
+        if now == replicas && leader > 0 {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "not moved to {replicas:?}: replicas {now:?}, leader {leader}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `__meta`'s (voters, learners) as node `admin` reports them.
+fn meta_conf(admin: &str) -> (Vec<u64>, Vec<u64>) {
+    let s = chronik::admin::fetch_status(admin).unwrap();
+    let ids = |k: &str| s["meta"][k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    (ids("voters"), ids("learners"))
+}
+
+fn wait_meta_conf(admin: &str, voters: &[u64], learners: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (mut v, mut l) = meta_conf(admin);
+        v.sort_unstable();
+        l.sort_unstable();
+        if v == voters && l == learners {
+            return;
+        }
+        assert!(Instant::now() < deadline, "__meta voters {v:?} learners {l:?}, want {voters:?} {learners:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Samples every node's status in the background: the (group, term, leader) triples each node
+/// reported itself leading, `__meta` as group "__meta".
+struct LeaderWatch {
+    seen: Arc<Mutex<BTreeSet<(String, u64, u64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaderWatch {
+    fn start(admins: Vec<String>) -> LeaderWatch {
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                for a in &admins {
+                    let Ok(status) = chronik::admin::fetch_status(a) else { continue };
+                    let meta = &status["meta"];
+                    if meta["role"] == "Leader" {
+                        s.lock().unwrap().insert((
+                            "__meta".into(),
+                            meta["term"].as_u64().unwrap(),
+                            status["node"].as_u64().unwrap(),
+                        ));
+                    }
+                    for g in status["groups"].as_array().into_iter().flatten() {
+                        if g["role"] == "Leader" {
+                            let group = format!("{}-{}", g["topic"], g["partition"]);
+                            s.lock().unwrap().insert((group, g["term"].as_u64().unwrap(), g["node"].as_u64().unwrap()));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        LeaderWatch { seen, stop, thread: Some(thread) }
+    }
+
+    /// Stops sampling and asserts one leader per term of every group.
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let seen = self.seen.lock().unwrap().clone();
+        let mut by_term: BTreeMap<(String, u64), BTreeSet<u64>> = BTreeMap::new();
+        for (g, t, n) in &seen {
+            by_term.entry((g.clone(), *t)).or_default().insert(*n);
+        }
+        assert!(by_term.values().all(|n| n.len() == 1), "two leaders in one term: {by_term:?}");
+        assert!(seen.iter().any(|(g, _, _)| g == "__meta"), "no __meta leader was ever observed");
+    }
+}
+
+/// A producer writing acks=all records to partition 0 of `topic`, following the leader, until
+/// stopped (at most 3000 records): the acknowledged base offsets.
+fn producer(
+    addrs: Vec<std::net::SocketAddr>,
+    topic: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<i64>> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) && i < 3000 {
+            let mut meta = Client::connect(addrs[1]);
+            let (leader, _) = partition(&mut meta, topic);
+            let Some(addr) = usize::try_from(leader - 1).ok().and_then(|l| addrs.get(l)) else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let mut c = Client::connect(*addr);
+            for _ in 0..20 {
+                i += 1;
+                match produce_one(&mut c, topic, i) {
+                    Some(base) => acked.push(base),
+                    None => break,
+                }
+            }
+        }
+        acked
+    })
+}
+
+/// Every acknowledged base offset is in `topic`'s partition 0, read from its leader.
+fn assert_all_readable(nodes: &[Option<TestNode>], c: &mut Client, topic: &str, acked: &[i64]) {
+    let (leader, _) = partition(c, topic);
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
+    let bases: BTreeSet<i64> = read_bases(&mut lc, topic).into_iter().collect();
+    let lost: Vec<&i64> = acked.iter().filter(|b| !bases.contains(b)).collect();
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+}
+
+fn ask_join(seed: &str, id: u64, raft_addr: &str) -> Result<chronik::peer::frame::JoinReply, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let req = chronik::peer::frame::JoinRequest { node_id: id, raft_addr: raft_addr.into(), kafka_addr: String::new() };
+    rt.block_on(chronik::peer::join::ask(seed, req))
+}
+
+#[test]
+fn a_node_joins_gets_a_replica_under_load_and_rejoins_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seeds, joiner) = configs(dir.path(), 3);
+    let seed_addr = seeds[0].raft.listen.clone();
+    let mut nodes: Vec<Option<TestNode>> = start_cluster(seeds).into_iter().map(Some).collect();
+    let mut c = Client::connect(nodes[1].as_ref().unwrap().addr);
+    create_on(&mut c, "mv", &[1, 2, 3]);
+    let admin1 = nodes[0].as_ref().unwrap().admin.to_string();
+    wait_meta_conf(&admin1, &[1, 2, 3], &[]);
+
+    // Bad input: an unreachable member; nothing starts.
+    let mut bad = joiner.clone();
+    bad.data_dir = dir.path().join("bad");
+    bad.raft.join = Some(format!("127.0.0.1:{}", common::free_port()));
+    let err = spawn_node(bad).failure();
+    assert!(err.contains("cannot join the cluster") && err.contains("cannot reach"), "{err}");
+
+    // Node 4 joins through node 1: a learner of `__meta`, a broker everywhere.
+    nodes.push(Some(spawn_node(joiner.clone()).wait()));
+    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
+    let watch = LeaderWatch::start(admins.clone());
+    for a in &admins {
+        wait_meta_conf(a, &[1, 2, 3], &[4]);
+    }
+    let mut c4 = Client::connect(nodes[3].as_ref().unwrap().addr);
+    assert_eq!(brokers(&mut c4), vec![1, 2, 3, 4]);
+    assert_eq!(brokers(&mut c), vec![1, 2, 3, 4]);
+    assert_eq!(partition(&mut c4, "mv").1, vec![1, 2, 3], "node 4 caught up __meta");
+
+    // Its id is idempotent at the same address, refused at another; nothing changes.
+    assert!(ask_join(&seed_addr, 4, &joiner.raft.listen).is_ok());
+    let e = ask_join(&seed_addr, 4, "127.0.0.1:1").unwrap_err();
+    assert!(e.contains("already"), "{e}");
+    let e = ask_join(&seed_addr, 2, "127.0.0.1:1").unwrap_err();
+    assert!(e.contains("already"), "{e}");
+    wait_meta_conf(&admin1, &[1, 2, 3], &[4]);
+
+    // A replica moves to node 4 while a producer writes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<_> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
+    let prod = producer(addrs, "mv", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alter(&mut c, "mv", &[2, 3, 4]), 0);
+    wait_moved(&mut c, "mv", &[2, 3, 4], Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let acked = prod.join().unwrap();
+    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
+    assert_all_readable(&nodes, &mut c, "mv", &acked);
+
+    // A restart without --join: the same member, from its data directory alone.
+    drop(nodes[3].take());
+    let mut again = joiner.clone();
+    again.raft.join = None;
+    nodes[3] = Some(spawn_node(again).wait());
+    for n in nodes.iter().flatten() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while brokers(&mut Client::connect(n.addr)).len() != 4 {
+            assert!(Instant::now() < deadline, "node {} does not list 4 brokers", n.addr);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    wait_meta_conf(&admin1, &[1, 2, 3], &[4]);
+    wait_moved(&mut Client::connect(nodes[3].as_ref().unwrap().addr), "mv", &[2, 3, 4], Duration::from_secs(30));
+    watch.finish();
+}
