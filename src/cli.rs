@@ -11,6 +11,8 @@
 //!                           [--data-dir DIR] [--peers "1@host:port,2@host:port,3@host:port"]
 //!                           [--join HOST:PORT] [--admin-listen HOST:PORT] [--log-level LEVEL]
 //! chronik-server cluster status --admin HOST:PORT [--json]
+//! chronik-server cluster add-node --admin HOST:PORT --node-id N --raft-addr HOST:PORT
+//! chronik-server cluster remove-node|decommission --admin HOST:PORT --node-id N [--timeout-secs S]
 //! ```
 
 use std::collections::HashSet;
@@ -59,6 +61,40 @@ pub enum ClusterCommand {
     Status(ClusterStatusArgs),
     /// Test-only: cut or delay one node's peer traffic (the node needs `faults.runtime = true`).
     Faults(ClusterFaultsArgs),
+    /// Record a node in the cluster ahead of its start (its id and Raft address).
+    AddNode(ClusterAddNodeArgs),
+    /// Remove a dead node for good and replace its replicas on other live nodes.
+    RemoveNode(ClusterNodeArgs),
+    /// Move every replica off a node, then remove it from the cluster.
+    Decommission(ClusterNodeArgs),
+}
+
+/// Flags of `chronik-server cluster add-node`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClusterAddNodeArgs {
+    /// Admin API address (`admin.listen`) of any node of the cluster, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin)]
+    pub admin: String,
+    /// The new node's id, unused in the cluster so far.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    pub node_id: u64,
+    /// The new node's Raft address (its `raft.listen`), as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub raft_addr: String,
+}
+
+/// Flags of `chronik-server cluster remove-node|decommission`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClusterNodeArgs {
+    /// Admin API address (`admin.listen`) of any node of the cluster, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin)]
+    pub admin: String,
+    /// The id of the node that leaves the cluster.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    pub node_id: u64,
+    /// How long to wait for the replicas to move before giving up (the moves go on), in seconds.
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 /// Flags of `chronik-server cluster faults`.

@@ -374,7 +374,7 @@ fn every_flag_is_documented_with_a_sentence() {
         }
     }
     // cluster status and faults each keep a hidden --bootstrap that only explains its removal.
-    assert_eq!(checked, 6 + 11 + 3 + 6);
+    assert_eq!(checked, 6 + 11 + 3 + 6 + 3 + 3 + 3);
 }
 
 #[test]

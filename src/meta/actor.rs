@@ -169,6 +169,11 @@ pub enum MetaMsg {
         req: crate::peer::frame::JoinRequest,
         reply: oneshot::Sender<crate::peer::frame::JoinReply>,
     },
+    /// An operator's membership change, on the `__meta` leader (`actor_members.rs`).
+    Members {
+        op: members_glue::MemberOp,
+        reply: oneshot::Sender<members_glue::MemberAnswer>,
+    },
     /// The blocking task that wrote a snapshot of core `generation` is done.
     SnapshotWritten {
         generation: u64,
@@ -489,6 +494,10 @@ impl MetaActor {
             return;
         }
         let state = &self.core.sm().state;
+        // A removed node never registers again (nor floods `__meta` with refused proposals).
+        if state.members.removed.contains(&self.me.node_id) {
+            return;
+        }
         let current = state.brokers.get(&self.me.node_id);
         if current.is_some_and(|b| {
             b.host == self.me.host
@@ -519,6 +528,7 @@ impl MetaActor {
 
 #[path = "actor_members.rs"]
 mod members_glue;
+pub use members_glue::{MemberAnswer, MemberOp};
 
 impl Actor for MetaActor {
     type Context = Context<Self>;
@@ -589,6 +599,7 @@ impl Handler<MetaMsg> for MetaActor {
                 }
             }
             MetaMsg::Join { req, reply } => self.join(req, reply, ctx),
+            MetaMsg::Members { op, reply } => self.member_op(op, reply, ctx),
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
             }

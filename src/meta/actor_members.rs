@@ -117,3 +117,116 @@ impl MetaActor {
         }
     }
 }
+
+/// An operator's membership change (`cluster add-node|remove-node|decommission`, the admin
+/// API's `/v1/members` routes), carried out by the `__meta` leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberOp {
+    /// Record a node ahead of its start (its id and Raft address).
+    Add(Member),
+    /// Move every replica of the node to other live brokers (reassignments), as the first half
+    /// of a decommission.
+    Evacuate(u64),
+    /// Remove the node for good; replicas it still holds are reassigned to other live brokers in
+    /// the same go (a dead node's `remove-node`, or the end of a decommission).
+    Remove(u64),
+}
+
+/// The answer to a [`MemberOp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberAnswer {
+    /// Applied; `moved` partitions were given a reassignment.
+    Done { moved: usize },
+    /// This node does not lead `__meta` (0: no leader known): ask the leader.
+    NotLeader(u64),
+    /// Refused, nothing changed.
+    Refused(String),
+    /// Accepted but not applied in time (retriable).
+    Failed(String),
+}
+
+impl MetaActor {
+    /// Checks `op` against this leader's view (the live nodes are the `__meta` replicas it heard
+    /// from recently) and proposes it; answered once applied.
+    pub(super) fn member_op(&mut self, op: MemberOp, reply: oneshot::Sender<MemberAnswer>, ctx: &mut Context<Self>) {
+        use crate::meta::members::{check_remove, evacuate, RemoveNode};
+        use crate::meta::reassign::{AlterReassignments, ReassignItem};
+        if !self.core.is_leader() || self.shell.is_failed() {
+            let _ = reply.send(MemberAnswer::NotLeader(self.core.role().leader));
+            return;
+        }
+        let me = self.me.node_id;
+        let cs = self.core.conf_state();
+        let state = &self.core.sm().state;
+        let live: std::collections::BTreeSet<u64> =
+            self.core.recently_active().into_iter().chain(std::iter::once(me)).collect();
+        let mut cmds = Vec::new();
+        let mut moved = 0;
+        let checked = match &op {
+            MemberOp::Add(m) => check_add(&state.members, m, false).map(|()| {
+                cmds.push(MetaCommand::new(Cmd::AddNode(AddNode { member: Some(m.clone()), own: false })));
+            }),
+            MemberOp::Evacuate(id) | MemberOp::Remove(id) => (|| {
+                let id = *id;
+                check_remove(&cs, &state.members, id, &live)?;
+                let removing = matches!(op, MemberOp::Remove(_));
+                if removing {
+                    for (topic, t) in &state.topics {
+                        for (i, p) in t.partitions.iter().enumerate() {
+                            if p.replicas.contains(&id) && !p.replicas.iter().any(|r| *r != id && live.contains(r)) {
+                                return Err(format!(
+                                    "partition {topic}-{i} has no live replica besides node {id} (replicas {:?}): removing it would lose the partition",
+                                    p.replicas
+                                ));
+                            }
+                        }
+                    }
+                }
+                let targets: std::collections::BTreeSet<u64> =
+                    live.iter().copied().filter(|b| *b != id && state.brokers.contains_key(b)).collect();
+                let plan = evacuate(state, id, &targets)?;
+                moved = plan.len();
+                if !plan.is_empty() {
+                    let items =
+                        plan.into_iter().map(|(group, target)| ReassignItem { group, target, cancel: false }).collect();
+                    cmds.push(MetaCommand::new(Cmd::AlterReassignments(AlterReassignments { items })));
+                }
+                if removing {
+                    cmds.push(MetaCommand::new(Cmd::RemoveNode(RemoveNode { node_id: id })));
+                }
+                Ok(())
+            })(),
+        };
+        if let Err(e) = checked {
+            let _ = reply.send(MemberAnswer::Refused(e));
+            return;
+        }
+        slog::info!(self.logger, "membership change"; "op" => ?op, "reassigned" => moved, "live" => ?live);
+        let mut waiting = Vec::new();
+        for cmd in cmds {
+            let (tx, rx) = oneshot::channel();
+            self.start_proposal(cmd, Some(tx), false, ctx);
+            waiting.push(rx);
+        }
+        actix::spawn(async move {
+            for rx in waiting {
+                match rx.await {
+                    Ok(Ok(MetaResult::Rejected { message, .. })) => {
+                        let _ = reply.send(MemberAnswer::Refused(message));
+                        return;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        let _ = reply.send(MemberAnswer::Failed(e.to_string()));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = reply.send(MemberAnswer::Failed(MetaError::Dropped.to_string()));
+                        return;
+                    }
+                }
+            }
+            let _ = reply.send(MemberAnswer::Done { moved });
+        });
+    }
+}
