@@ -3,8 +3,10 @@
 //! `raft.join`, becomes a `__meta` learner, shows in Metadata's brokers, and receives a replica
 //! by reassignment while a producer writes (every acknowledged record is read back); it
 //! restarts as the same member; a second join of its id is idempotent, another address for it
-//! and an unreachable member are refused. All along, every node's view is sampled: never two
-//! leaders in one term.
+//! and an unreachable member are refused. Decommission of node 1 moves its replicas under load,
+//! removes it from `__meta` and promotes the learner; remove-node replaces a dead node's
+//! replicas; refusals (unknown node, no quorum left, a partition's last replica) change nothing.
+//! All along, every node's view is sampled: never two leaders in one term.
 
 mod common;
 
@@ -323,4 +325,114 @@ fn a_node_joins_gets_a_replica_under_load_and_rejoins_after_a_restart() {
     wait_meta_conf(&admin1, &[1, 2, 3], &[4]);
     wait_moved(&mut Client::connect(nodes[3].as_ref().unwrap().addr), "mv", &[2, 3, 4], Duration::from_secs(30));
     watch.finish();
+}
+
+/// A membership change through the admin API of `admin` (following the leader); retried while
+/// `__meta` has no leader. `Err` is the refusal's body.
+fn change(admin: &str, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match chronik::admin::member_change(admin, path, body.as_ref(), Duration::from_secs(120)) {
+            Ok(v) => return Ok(v),
+            Err(chronik::admin::AdminError::Status { status: 409, body, .. }) => return Err(body),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{path}: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+fn delete_topic(c: &mut Client, topic: &str) {
+    let req = DeleteTopicsRequest::default().with_timeout_ms(20_000).with_topic_names(vec![name(topic)]);
+    let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 4, &req);
+    assert_eq!(r.responses[0].error_code, 0);
+}
+
+#[test]
+fn decommission_moves_every_replica_then_the_node_leaves_meta_and_a_learner_is_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seeds, joiner) = configs(dir.path(), 3);
+    let mut nodes: Vec<Option<TestNode>> = start_cluster(seeds).into_iter().map(Some).collect();
+    nodes.push(Some(spawn_node(joiner).wait()));
+    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
+    wait_meta_conf(&admins[1], &[1, 2, 3], &[4]);
+    let watch = LeaderWatch::start(admins.clone());
+    let mut c = Client::connect(nodes[1].as_ref().unwrap().addr);
+    create_on(&mut c, "dc", &[1, 2, 3]);
+    create_on(&mut c, "dd", &[3, 1, 4]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<_> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
+    let prod = producer(addrs, "dc", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    // Through node 1's own admin API: it is redirected to the `__meta` leader if need be.
+    let answer = change(&admins[0], "/v1/members/1/decommission?timeout_ms=60000", None).unwrap();
+    assert_eq!(answer["reassigned"], 2, "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let acked = prod.join().unwrap();
+    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
+
+    for t in ["dc", "dd"] {
+        let (_, replicas) = partition(&mut c, t);
+        assert_eq!(replicas.len(), 3, "{t}: {replicas:?}");
+        assert!(!replicas.contains(&1), "{t}: {replicas:?}");
+    }
+    wait_meta_conf(&admins[1], &[2, 3, 4], &[]);
+    assert_eq!(brokers(&mut c), vec![2, 3, 4]);
+    assert_all_readable(&nodes, &mut c, "dc", &acked);
+    // The removed node may not come back under its id.
+    let e = change(&admins[1], "/v1/members", Some(serde_json::json!({"node": 1, "raft_addr": "127.0.0.1:1"})));
+    assert!(e.unwrap_err().contains("was removed"));
+    watch.finish();
+}
+
+#[test]
+fn remove_node_replaces_a_dead_nodes_replicas_and_refusals_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seeds, joiner) = configs(dir.path(), 3);
+    let mut nodes: Vec<Option<TestNode>> = start_cluster(seeds).into_iter().map(Some).collect();
+    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
+    let mut c = Client::connect(nodes[0].as_ref().unwrap().addr);
+    create_on(&mut c, "rm", &[1, 2, 3]);
+    create_on(&mut c, "solo", &[3]);
+    wait_moved(&mut c, "rm", &[1, 2, 3], Duration::from_secs(20));
+    let mut p = Client::connect(nodes[0].as_ref().unwrap().addr);
+    let (leader, _) = partition(&mut p, "rm");
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
+    let acked: Vec<i64> = (0..100).filter_map(|i| produce_one(&mut lc, "rm", i)).collect();
+    assert_eq!(acked.len(), 100);
+
+    // Node 3 dies; its `__meta` replica is no longer heard from after an election timeout.
+    drop(nodes[2].take());
+    std::thread::sleep(Duration::from_millis(2500));
+    let e = change(&admins[0], "/v1/members/9/remove", None).unwrap_err();
+    assert!(e.contains("not a member"), "{e}");
+    let e = change(&admins[0], "/v1/members/1/remove", None).unwrap_err();
+    assert!(e.contains("no quorum"), "{e}");
+    let e = change(&admins[0], "/v1/members/1/decommission", None).unwrap_err();
+    assert!(e.contains("no quorum"), "{e}");
+    let e = change(&admins[0], "/v1/members/3/remove", None).unwrap_err();
+    assert!(e.contains("solo-0") && e.contains("no live replica"), "{e}");
+    // Add-node of a known id at another address is refused too.
+    let e = change(&admins[0], "/v1/members", Some(serde_json::json!({"node": 2, "raft_addr": "127.0.0.1:1"})));
+    assert!(e.is_err());
+    // Nothing changed.
+    assert_eq!(brokers(&mut c), vec![1, 2, 3]);
+    wait_meta_conf(&admins[0], &[1, 2, 3], &[]);
+    assert_eq!(partition(&mut c, "rm").1, vec![1, 2, 3]);
+
+    // With the lone partition gone and node 4 joined, node 3 is removed and replaced.
+    delete_topic(&mut c, "solo");
+    nodes.push(Some(spawn_node(joiner).wait()));
+    wait_meta_conf(&admins[0], &[1, 2, 3], &[4]);
+    let answer = change(&admins[0], "/v1/members/3/remove", None).unwrap();
+    assert_eq!(answer["reassigned"], 1, "{answer}");
+    let leader = wait_moved(&mut c, "rm", &[1, 2, 4], Duration::from_secs(30));
+    wait_meta_conf(&admins[0], &[1, 2, 4], &[]);
+    assert_eq!(brokers(&mut c), vec![1, 2, 4]);
+    let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
+    let bases: BTreeSet<i64> = read_bases(&mut lc, "rm").into_iter().collect();
+    assert!(acked.iter().all(|b| bases.contains(b)), "acknowledged records lost");
 }
