@@ -43,10 +43,14 @@ pub async fn run(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|c| crate::security::peer_tls::cert_node(c));
-                                // A node that joins is not a known peer yet: its frames are
-                                // checked against the known peers one by one.
+                                let known = |n: u64| peers.read().unwrap_or_else(|p| p.into_inner()).contains(&n);
                                 match node {
-                                    Some(n) => serve(tls, me, &peers, &router, &faults, Some(n), &logger).await,
+                                    Some(n) if known(n) => {
+                                        serve(tls, me, &peers, &router, &faults, Some(n), &logger).await
+                                    }
+                                    Some(n) => Err(format!(
+                                        "refusing peer: its certificate names node-{n}, not a configured peer"
+                                    )),
                                     None => Err("refusing peer: its certificate names no node (CN=node-N)".to_string()),
                                 }
                             }
