@@ -435,4 +435,12 @@ fn remove_node_replaces_a_dead_nodes_replicas_and_refusals_change_nothing() {
     let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
     let bases: BTreeSet<i64> = read_bases(&mut lc, "rm").into_iter().collect();
     assert!(acked.iter().all(|b| bases.contains(b)), "acknowledged records lost");
+
+    // add-node pre-registers node 5 (a `__meta` learner before it ever starts); removing it
+    // removes the learner.
+    let unused = format!("127.0.0.1:{}", common::free_port());
+    change(&admins[0], "/v1/members", Some(serde_json::json!({"node": 5, "raft_addr": unused}))).unwrap();
+    wait_meta_conf(&admins[0], &[1, 2, 4], &[5]);
+    change(&admins[0], "/v1/members/5/remove", None).unwrap();
+    wait_meta_conf(&admins[0], &[1, 2, 4], &[]);
 }
