@@ -214,7 +214,7 @@ pub struct MetaActor {
     /// The automatic leader balancer's core.
     balancer: Balancer,
     /// The node-wide tick last seen, and the last tick each replica of `__meta` was heard from
-    /// (while this node leads it): the balancer's live brokers.
+    /// (while this node leads it): the live brokers of the balancer and the membership changes.
     tick: u64,
     heard: BTreeMap<u64, u64>,
     /// Membership (`actor_members.rs`): the peer transport, this node's Raft address, the
@@ -465,17 +465,8 @@ impl MetaActor {
     fn balance(&mut self, ctx: &mut Context<Self>) {
         ctx.notify_later(MetaMsg::Balance, self.balancer.poll_period());
         let leading = self.core.is_leader() && !self.shell.is_failed();
-        // Live: heard from within two election timeouts (raft-rs resets `recent_active` at
-        // every CheckQuorum, half an election timeout).
-        let window = 2 * self.settings.election_tick as u64;
         let me = self.me.node_id;
-        let live: BTreeSet<u64> = self
-            .heard
-            .iter()
-            .filter(|(_, at)| self.tick.saturating_sub(**at) <= window)
-            .map(|(id, _)| *id)
-            .chain(std::iter::once(me))
-            .collect();
+        let live = self.live_nodes();
         let now = std::time::Instant::now();
         let Some(round) = self.balancer.poll(now, leading, &self.core.sm().state, &live) else { return };
         crate::metrics::balancer_round(me, round.groups.len());
@@ -487,6 +478,19 @@ impl MetaActor {
             "partitions" => round.groups.len(), "more" => round.more, "live" => ?live);
         let cmd = MetaCommand::new(Cmd::ElectPreferred(ElectPreferred { groups: round.groups }));
         self.start_proposal(cmd, None, false, ctx);
+    }
+
+    /// The live nodes as this leader sees them: heard from within two election timeouts
+    /// (raft-rs resets `recent_active` at every CheckQuorum, so one sample is not enough), and
+    /// itself. The balancer's and the membership changes' view.
+    fn live_nodes(&self) -> BTreeSet<u64> {
+        let window = 2 * self.settings.election_tick as u64;
+        self.heard
+            .iter()
+            .filter(|(_, at)| self.tick.saturating_sub(**at) <= window)
+            .map(|(id, _)| *id)
+            .chain(std::iter::once(self.me.node_id))
+            .collect()
     }
 
     fn maybe_register(&mut self, ctx: &mut Context<Self>) {
@@ -566,10 +570,8 @@ impl Handler<MetaMsg> for MetaActor {
             MetaMsg::Tick(_) | MetaMsg::Raft(_) if self.shell.is_failed() => {}
             MetaMsg::Tick(n) => {
                 self.tick = n;
-                if self.balancer.settings().enabled {
-                    for id in self.core.recently_active() {
-                        self.heard.insert(id, n);
-                    }
+                for id in self.core.recently_active() {
+                    self.heard.insert(id, n);
                 }
                 self.membership_tick();
                 if self.core.tick_at(n) || self.core.has_ready() {

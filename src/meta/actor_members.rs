@@ -147,7 +147,7 @@ pub enum MemberAnswer {
 
 impl MetaActor {
     /// Checks `op` against this leader's view (the live nodes are the `__meta` replicas it heard
-    /// from recently) and proposes it; answered once applied.
+    /// from within two election timeouts) and proposes it; answered once applied.
     pub(super) fn member_op(&mut self, op: MemberOp, reply: oneshot::Sender<MemberAnswer>, ctx: &mut Context<Self>) {
         use crate::meta::members::{check_remove, evacuate, RemoveNode};
         use crate::meta::reassign::{AlterReassignments, ReassignItem};
@@ -155,11 +155,9 @@ impl MetaActor {
             let _ = reply.send(MemberAnswer::NotLeader(self.core.role().leader));
             return;
         }
-        let me = self.me.node_id;
         let cs = self.core.conf_state();
         let state = &self.core.sm().state;
-        let live: std::collections::BTreeSet<u64> =
-            self.core.recently_active().into_iter().chain(std::iter::once(me)).collect();
+        let live = self.live_nodes();
         let mut cmds = Vec::new();
         let mut moved = 0;
         let checked = match &op {
