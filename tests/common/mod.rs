@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod partition0;
 pub mod peer_tls;
 
 use std::io::{Read, Write};
