@@ -9,8 +9,10 @@
 //! chronik-server raft-cluster [--config FILE] --node-id N --advertised-addr HOST
 //!                           [--kafka-port P | --listen HOST:PORT] [--raft-addr HOST:PORT]
 //!                           [--data-dir DIR] [--peers "1@host:port,2@host:port,3@host:port"]
-//!                           [--admin-listen HOST:PORT] [--log-level LEVEL]
+//!                           [--join HOST:PORT] [--admin-listen HOST:PORT] [--log-level LEVEL]
 //! chronik-server cluster status --admin HOST:PORT [--json]
+//! chronik-server cluster add-node --admin HOST:PORT --node-id N --raft-addr HOST:PORT
+//! chronik-server cluster remove-node|decommission --admin HOST:PORT --node-id N [--timeout-secs S]
 //! ```
 
 use std::collections::HashSet;
@@ -59,6 +61,40 @@ pub enum ClusterCommand {
     Status(ClusterStatusArgs),
     /// Test-only: cut or delay one node's peer traffic (the node needs `faults.runtime = true`).
     Faults(ClusterFaultsArgs),
+    /// Record a node in the cluster ahead of its start (its id and Raft address).
+    AddNode(ClusterAddNodeArgs),
+    /// Remove a dead node for good and replace its replicas on other live nodes.
+    RemoveNode(ClusterNodeArgs),
+    /// Move every replica off a node, then remove it from the cluster.
+    Decommission(ClusterNodeArgs),
+}
+
+/// Flags of `chronik-server cluster add-node`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClusterAddNodeArgs {
+    /// Admin API address (`admin.listen`) of any node of the cluster, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin)]
+    pub admin: String,
+    /// The new node's id, unused in the cluster so far.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    pub node_id: u64,
+    /// The new node's Raft address (its `raft.listen`), as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub raft_addr: String,
+}
+
+/// Flags of `chronik-server cluster remove-node|decommission`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClusterNodeArgs {
+    /// Admin API address (`admin.listen`) of any node of the cluster, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin)]
+    pub admin: String,
+    /// The id of the node that leaves the cluster.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    pub node_id: u64,
+    /// How long to wait for the replicas to move before giving up (the moves go on), in seconds.
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 /// Flags of `chronik-server cluster faults`.
@@ -154,6 +190,10 @@ pub struct RaftClusterArgs {
     /// Every node of the cluster as ID@HOST:PORT (raft address), comma-separated, this node included; replaces `raft.peers`.
     #[arg(long, value_name = "ID@HOST:PORT,...", value_parser = parse_peers_arg)]
     pub peers: Option<PeerList>,
+
+    /// Join a running cluster through any member's Raft address, as HOST:PORT; sets `raft.join`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub join: Option<String>,
 
     /// Address the admin HTTP listener (/metrics) binds, as IP:PORT; overrides `admin.listen` and enables it.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
@@ -332,6 +372,9 @@ impl RaftClusterArgs {
         if let Some(addr) = self.raft_addr {
             config.raft.listen = addr.to_string();
         }
+        if let Some(join) = &self.join {
+            config.raft.join = Some(join.clone());
+        }
         Ok(())
     }
 }
@@ -393,404 +436,5 @@ impl Command {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::error::ErrorKind;
-    use clap::CommandFactory;
-    use std::io::Write;
-
-    const NO_ENV: [(&str, &str); 0] = [];
-
-    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
-        parse_from(std::iter::once("chronik-server").chain(args.iter().copied()))
-    }
-
-    fn ok(args: &[&str]) -> Command {
-        parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-    }
-
-    fn err_kind(args: &[&str]) -> ErrorKind {
-        match parse(args) {
-            Ok(c) => panic!("{args:?} parsed as {c:?}"),
-            Err(e) => e.kind(),
-        }
-    }
-
-    fn write_toml(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().expect("temp file");
-        f.write_all(text.as_bytes()).expect("write");
-        f.flush().expect("flush");
-        f
-    }
-
-    fn template(rel: &str) -> String {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).display().to_string()
-    }
-
-    const PEERS: &str = "1@127.0.0.1:9192,2@127.0.0.1:9193,3@127.0.0.1:9194";
-
-    #[test]
-    fn clap_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn standalone_without_flags() {
-        let cmd = ok(&["standalone"]);
-        let expected = Command::Standalone(StandaloneArgs {
-            config: None,
-            data_dir: None,
-            listen: None,
-            advertised_addr: None,
-            admin_listen: None,
-            log_level: None,
-        });
-        assert_eq!(cmd, expected);
-        assert!(cmd.is_server());
-        let c = cmd.load_config_with_env(NO_ENV).unwrap().unwrap();
-        assert_eq!(c, Config::default());
-    }
-
-    #[test]
-    fn standalone_with_all_flags() {
-        let cmd = ok(&[
-            "standalone",
-            "--config",
-            "x.toml",
-            "--data-dir",
-            "/tmp/d",
-            "--listen",
-            "0.0.0.0:19092",
-            "--advertised-addr",
-            "broker.example",
-            "--log-level",
-            "debug",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ]);
-        let Command::Standalone(a) = &cmd else { panic!("{cmd:?}") };
-        assert_eq!(a.config.as_deref(), Some(Path::new("x.toml")));
-        assert_eq!(cmd.config_file(), Some(Path::new("x.toml")));
-        let mut c = Config::default();
-        cmd.apply(&mut c).unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
-        assert_eq!(c.kafka.listen, "0.0.0.0:19092");
-        assert_eq!(c.kafka.effective_advertised_host().unwrap(), "broker.example");
-        assert_eq!(c.kafka.effective_advertised_port().unwrap(), 19092);
-        assert_eq!(c.log_level, LogLevel::Debug);
-        assert_eq!((c.admin.enabled, c.admin.listen.as_str()), (true, "127.0.0.1:0"));
-        c.validate().unwrap();
-    }
-
-    #[test]
-    fn flags_override_file_and_environment() {
-        let f = write_toml(
-            "data-dir = \"/from/file\"\nlog-level = \"warn\"\n[kafka]\nlisten = \"127.0.0.1:1111\"\nmax-connections = 7\n",
-        );
-        let path = f.path().display().to_string();
-        let env = [("CHRONIK_KAFKA__LISTEN", "127.0.0.1:2222"), ("CHRONIK_DATA_DIR", "/from/env")];
-        let cmd = ok(&["standalone", "--config", &path]);
-        let c = cmd.load_config_with_env(env).unwrap().unwrap();
-        assert_eq!(c.kafka.listen, "127.0.0.1:2222", "env beats file");
-        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
-        assert_eq!(c.log_level, LogLevel::Warn, "file beats default");
-        assert_eq!(c.kafka.max_connections, 7);
-
-        let cmd = ok(&[
-            "standalone",
-            "--config",
-            &path,
-            "--listen",
-            "127.0.0.1:3333",
-            "--data-dir",
-            "/from/flag",
-            "--log-level",
-            "error",
-        ]);
-        let c = cmd.load_config_with_env(env).unwrap().unwrap();
-        assert_eq!(c.kafka.listen, "127.0.0.1:3333", "flag beats env");
-        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
-        assert_eq!(c.log_level, LogLevel::Error, "flag beats file");
-    }
-
-    #[test]
-    fn standalone_forces_single_node() {
-        let f = write_toml("node-id = 5\n[raft]\npeers = [{ id = 2, addr = \"127.0.0.1:9193\" }]\n");
-        let path = f.path().display().to_string();
-        let c = ok(&["standalone", "--config", &path]).load_config_with_env(NO_ENV).unwrap().unwrap();
-        assert_eq!(c.node_id, 1);
-        assert!(c.raft.peers.is_empty());
-        assert_eq!(c.topics.default_replication_factor, 1);
-    }
-
-    #[test]
-    fn standalone_rejects_replication_above_one() {
-        let err = ok(&["standalone"])
-            .load_config_with_env([("CHRONIK_TOPICS__DEFAULT_REPLICATION_FACTOR", "3")])
-            .unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("topics.default-replication-factor"), "{msg}");
-    }
-
-    #[test]
-    fn raft_cluster_with_peers_from_flags_only() {
-        let cmd = ok(&[
-            "raft-cluster",
-            "--node-id",
-            "2",
-            "--advertised-addr",
-            "127.0.0.1",
-            "--kafka-port",
-            "9093",
-            "--peers",
-            PEERS,
-            "--data-dir",
-            "./data/node2",
-            "--admin-listen",
-            "127.0.0.1:9301",
-        ]);
-        let env = [("CHRONIK_ADMIN__LISTEN", "127.0.0.1:9999"), ("CHRONIK_ADMIN__ENABLED", "false")];
-        let c = cmd.load_config_with_env(env).unwrap().unwrap();
-        assert_eq!((c.admin.enabled, c.admin.listen.as_str()), (true, "127.0.0.1:9301"), "flag beats env");
-        assert_eq!(c.node_id, 2);
-        assert_eq!(c.kafka.listen, "127.0.0.1:9093");
-        assert_eq!(c.kafka.effective_advertised_host().unwrap(), "127.0.0.1");
-        assert_eq!(c.kafka.effective_advertised_port().unwrap(), 9093);
-        assert_eq!(c.raft.listen, "127.0.0.1:9193", "from this node's --peers entry");
-        let ids: Vec<u64> = c.raft.peers.iter().map(|p| p.id).collect();
-        assert_eq!(ids, vec![1, 3]);
-        assert_eq!(c.raft.peers[1].addr, "127.0.0.1:9194");
-        assert_eq!(c.data_dir, PathBuf::from("./data/node2"));
-        assert_eq!(c.node_count(), 3);
-    }
-
-    #[test]
-    fn raft_addr_overrides_own_peer_entry() {
-        let cmd = ok(&[
-            "raft-cluster",
-            "--node-id",
-            "1",
-            "--advertised-addr",
-            "node1.internal",
-            "--raft-addr",
-            "0.0.0.0:9192",
-            "--peers",
-            "1@node1.internal:9192,2@node2.internal:9192",
-            "--listen",
-            "0.0.0.0:9092",
-        ]);
-        let c = cmd.load_config_with_env(NO_ENV).unwrap().unwrap();
-        assert_eq!(c.raft.listen, "0.0.0.0:9192");
-        assert_eq!(c.kafka.listen, "0.0.0.0:9092");
-        assert_eq!(c.kafka.effective_advertised_host().unwrap(), "node1.internal");
-        assert_eq!(c.raft.peers, vec![PeerConfig { id: 2, addr: "node2.internal:9192".into() }]);
-    }
-
-    #[test]
-    fn own_peer_entry_must_be_bindable_without_raft_addr() {
-        let cmd = ok(&[
-            "raft-cluster",
-            "--node-id",
-            "1",
-            "--advertised-addr",
-            "h1",
-            "--peers",
-            "1@node1.internal:9192,2@node2.internal:9192",
-        ]);
-        let msg = cmd.load_config_with_env(NO_ENV).unwrap_err().to_string();
-        assert!(msg.contains("--peers") && msg.contains("--raft-addr"), "{msg}");
-    }
-
-    #[test]
-    fn raft_cluster_takes_identity_from_the_config_file_alone() {
-        let path = format!("{}/config/cluster-3node/node2.toml", env!("CARGO_MANIFEST_DIR"));
-        let cmd = ok(&["raft-cluster", "--config", &path]);
-        let config = cmd.load_config_with_env(NO_ENV).unwrap().unwrap();
-        assert_eq!(config.node_id, 2);
-        assert_eq!(config.raft.peers.len(), 2);
-        assert!(parse_from(["chronik-server", "raft-cluster"]).is_err(), "no --config: --node-id is required");
-    }
-
-    #[test]
-    fn peers_must_include_this_node() {
-        let cmd = ok(&["raft-cluster", "--node-id", "4", "--advertised-addr", "127.0.0.1", "--peers", PEERS]);
-        let err = cmd.load_config_with_env(NO_ENV).unwrap_err();
-        assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "--peers"), "{err:?}");
-        assert!(err.to_string().contains("node id 4"), "{err}");
-    }
-
-    #[test]
-    fn kafka_port_keeps_the_listen_host() {
-        let f = write_toml("[kafka]\nlisten = \"10.0.0.5:9092\"\n");
-        let path = f.path().display().to_string();
-        let cmd = ok(&[
-            "raft-cluster",
-            "--config",
-            &path,
-            "--node-id",
-            "1",
-            "--advertised-addr",
-            "10.0.0.5",
-            "--kafka-port",
-            "19092",
-        ]);
-        let mut c = Config::load_layers(Some(f.path()), NO_ENV).unwrap();
-        cmd.apply(&mut c).unwrap();
-        assert_eq!(c.kafka.listen, "10.0.0.5:19092");
-    }
-
-    #[test]
-    fn kafka_port_needs_a_parsable_listen() {
-        let cmd = ok(&["raft-cluster", "--node-id", "1", "--advertised-addr", "h", "--kafka-port", "19092"]);
-        let mut c = Config::default();
-        c.kafka.listen = "localhost:9092".into();
-        let err = cmd.apply(&mut c).unwrap_err();
-        assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "--kafka-port"), "{err:?}");
-    }
-
-    #[test]
-    fn cluster_templates_work_with_the_cli() {
-        for n in 1..=3 {
-            let path = template(&format!("config/cluster-3node/node{n}.toml"));
-            let id = n.to_string();
-            let cmd = ok(&["raft-cluster", "--config", &path, "--node-id", &id, "--advertised-addr", "127.0.0.1"]);
-            let c = cmd.load_config_with_env(NO_ENV).unwrap().unwrap();
-            assert_eq!(c.node_id, n);
-            assert_eq!(c.node_count(), 3);
-            assert_eq!(c.topics.default_replication_factor, 3);
-        }
-    }
-
-    #[test]
-    fn cluster_status() {
-        let cmd = ok(&["cluster", "status", "--admin", "127.0.0.1:9300"]);
-        assert_eq!(
-            cmd,
-            Command::Cluster(ClusterCommand::Status(ClusterStatusArgs {
-                admin: "127.0.0.1:9300".into(),
-                bootstrap: None,
-                json: false
-            }))
-        );
-        assert!(!cmd.is_server());
-        assert_eq!(cmd.config_file(), None);
-        assert_eq!(cmd.load_config_with_env(NO_ENV).unwrap(), None);
-        let mut c = Config::default();
-        cmd.apply(&mut c).unwrap();
-        assert_eq!(c, Config::default());
-        ok(&["cluster", "status", "--admin", "broker-1:9300"]);
-        for sub in ["status", "faults"] {
-            let e = parse_from(["chronik-server", "cluster", sub, "--bootstrap", "127.0.0.1:9092"]).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{sub}");
-            let text = e.to_string();
-            assert!(text.contains("--bootstrap was removed") && text.contains("--admin HOST:PORT"), "{sub}: {text}");
-        }
-    }
-
-    #[test]
-    fn structural_errors() {
-        assert_eq!(err_kind(&[]), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
-        assert_eq!(err_kind(&["--node-id", "2", "raft-cluster"]), ErrorKind::UnknownArgument);
-        assert_eq!(err_kind(&["standalone", "--bogus"]), ErrorKind::UnknownArgument);
-        assert_eq!(err_kind(&["standalone", "--node-id", "2"]), ErrorKind::UnknownArgument);
-        assert_eq!(err_kind(&["serve"]), ErrorKind::InvalidSubcommand);
-        assert_eq!(err_kind(&["standalone", "extra"]), ErrorKind::UnknownArgument);
-        assert_eq!(err_kind(&["cluster"]), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
-        assert_eq!(err_kind(&["cluster", "status"]), ErrorKind::MissingRequiredArgument);
-    }
-
-    #[test]
-    fn raft_cluster_required_flags() {
-        assert_eq!(err_kind(&["raft-cluster", "--advertised-addr", "h"]), ErrorKind::MissingRequiredArgument);
-        assert_eq!(err_kind(&["raft-cluster", "--node-id", "1"]), ErrorKind::MissingRequiredArgument);
-        let e = parse(&["raft-cluster", "--advertised-addr", "h"]).unwrap_err();
-        assert!(e.to_string().contains("--node-id"), "{e}");
-    }
-
-    #[test]
-    fn bad_flag_values() {
-        let base = ["raft-cluster", "--node-id", "1", "--advertised-addr", "h"];
-        let with = |extra: &[&str]| {
-            let mut v: Vec<&str> = base.to_vec();
-            v.extend_from_slice(extra);
-            err_kind(&v)
-        };
-        assert_eq!(with(&["--kafka-port", "0"]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--kafka-port", "70000"]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--kafka-port", "9093", "--listen", "127.0.0.1:9093"]), ErrorKind::ArgumentConflict);
-        assert_eq!(with(&["--raft-addr", "localhost"]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--peers", "1-127.0.0.1:9192"]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--peers", "1@127.0.0.1:9192,1@127.0.0.1:9193"]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--peers", ""]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--peers", "0@127.0.0.1:9192"]), ErrorKind::ValueValidation);
-        assert_eq!(with(&["--log-level", "loud"]), ErrorKind::ValueValidation);
-        assert_eq!(err_kind(&["raft-cluster", "--node-id", "0", "--advertised-addr", "h"]), ErrorKind::ValueValidation);
-        assert_eq!(
-            err_kind(&["raft-cluster", "--node-id", "2147483648", "--advertised-addr", "h"]),
-            ErrorKind::ValueValidation
-        );
-        let e = parse(&["standalone", "--advertised-addr", "host:9092"]).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::ValueValidation);
-        assert!(e.to_string().contains("without a port"), "{e}");
-        assert_eq!(err_kind(&["standalone", "--listen", "127.0.0.1"]), ErrorKind::ValueValidation);
-        assert_eq!(err_kind(&["cluster", "status", "--bootstrap", "nohost"]), ErrorKind::ValueValidation);
-    }
-
-    #[test]
-    fn help_and_version_are_reported_as_such() {
-        assert_eq!(err_kind(&["--help"]), ErrorKind::DisplayHelp);
-        assert_eq!(err_kind(&["standalone", "--help"]), ErrorKind::DisplayHelp);
-        assert_eq!(err_kind(&["raft-cluster", "--help"]), ErrorKind::DisplayHelp);
-        assert_eq!(err_kind(&["--version"]), ErrorKind::DisplayVersion);
-    }
-
-    #[test]
-    fn every_flag_is_documented_with_a_sentence() {
-        let mut root = Cli::command();
-        root.build();
-        let mut checked = 0;
-        let mut stack: Vec<&clap::Command> = root.get_subcommands().collect();
-        while let Some(cmd) = stack.pop() {
-            stack.extend(cmd.get_subcommands());
-            assert!(cmd.get_about().is_some(), "{} has no about", cmd.get_name());
-            for arg in cmd.get_arguments() {
-                let id = arg.get_id().as_str();
-                if id == "help" || id == "version" {
-                    continue;
-                }
-                let help =
-                    arg.get_help().unwrap_or_else(|| panic!("{} --{id} has no help", cmd.get_name())).to_string();
-                // clap drops the final period of a one-line doc comment.
-                assert!(
-                    help.len() > 20 && help.contains(' ') && help.starts_with(|c: char| c.is_ascii_uppercase()),
-                    "{} --{id}: {help:?}",
-                    cmd.get_name()
-                );
-                checked += 1;
-            }
-        }
-        // cluster status and faults each keep a hidden --bootstrap that only explains its removal.
-        assert_eq!(checked, 6 + 10 + 3 + 6);
-    }
-
-    #[test]
-    fn subcommand_help_lists_every_flag() {
-        let mut root = Cli::command();
-        let sub = root.find_subcommand_mut("raft-cluster").expect("raft-cluster exists");
-        let help = sub.render_long_help().to_string();
-        for flag in [
-            "--config",
-            "--node-id",
-            "--advertised-addr",
-            "--kafka-port",
-            "--listen",
-            "--raft-addr",
-            "--data-dir",
-            "--peers",
-            "--admin-listen",
-            "--log-level",
-        ] {
-            assert!(help.contains(flag), "{flag} missing from\n{help}");
-        }
-    }
-}
+#[path = "cli_tests.rs"]
+mod tests;

@@ -14,11 +14,11 @@
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`, kept in the segments' `.txnindex` files too), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
-//! | [`meta`] | the `__meta` state machine, its commands, its actor, the automatic leader balancer (`meta::balancer`, on the `__meta` leader) and partition reassignment state (`meta::reassign`) |
+//! | [`meta`] | the `__meta` state machine, its commands, its actor, the automatic leader balancer (`meta::balancer`, on the `__meta` leader), partition reassignment state (`meta::reassign`) and the cluster's membership (`meta::members`: join, removal, `__meta` voters and learners) |
 //! | [`group`] | consumer groups: the classic group protocol state machine and its coordinator actor |
 //! | [`txn`] | the transaction coordinator: per transactional id state in `__meta`, Kafka's transitions (`core`), its actor and the marker sink |
 //! | [`raft`] | the generic Ready loop (`core`), the planner of a group's membership changes (`membership`), the group shell every group actor embeds and its pure failure/recovery state machine (`shell`, `recovery`), raft-rs storage over the log, the disk writer (+ syncer), the ticker |
-//! | [`peer`] | Raft traffic between nodes: one actor per remote node, frames, routing, fault injection, Kafka's replication throttles |
+//! | [`peer`] | Raft traffic between nodes: one actor per remote node (started for the seeds and every member `__meta` records), frames, routing, the join request, fault injection, Kafka's replication throttles |
 //! | [`log`] | segment files, offset/time indexes, recovery, retention, record-batch validation, compaction (`log::cleaner`: the cleaner threads, crash-safe segment swaps), the raft start and the install of a received snapshot's segments |
 //! | [`error`] | cross-actor error types and Kafka error codes |
 //! | [`metrics`] | the metrics registry: counters, gauges, HDR-histogram summaries; [`metrics::render`] gives the Prometheus text (`docs/metrics.md`) |
@@ -58,6 +58,8 @@
 //!                                                                  (a failed group: poison, barrier,
 //!                                                                  Drained ──► group, timed reopen)
 //!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
+//!   peer listener ── MetaMsg::Join (a node joins) ──► MetaActor; admin ── MetaMsg::Members ──► MetaActor
+//!   Node actor ── Transport::learn (members of each image) ──► peer transport (starts PeerActors)
 //!   transaction APIs ── TxnMsg ──► TxnCoordinator ── Propose(Cmd::Txn), Status ──► MetaActor
 //!                                      └── markers (MarkerSink) ── PartitionMsg::WriteTxnMarker ──► PartitionActor
 //! ```

@@ -35,6 +35,27 @@ fn run(command: Command) -> anyhow::Result<()> {
         println!("ok");
         return Ok(());
     }
+    if let Command::Cluster(c) = &command {
+        use serde_json::json;
+        let (admin, path, body, timeout) = match c {
+            cli::ClusterCommand::AddNode(a) => {
+                (&a.admin, "/v1/members".to_string(), Some(json!({"node": a.node_id, "raft_addr": a.raft_addr})), 60)
+            }
+            cli::ClusterCommand::RemoveNode(a) => (&a.admin, format!("/v1/members/{}/remove", a.node_id), None, 60),
+            cli::ClusterCommand::Decommission(a) => (
+                &a.admin,
+                format!("/v1/members/{}/decommission?timeout_ms={}", a.node_id, a.timeout_secs * 1000),
+                None,
+                a.timeout_secs + 60,
+            ),
+            _ => unreachable!("status and faults returned above"),
+        };
+        let timeout = std::time::Duration::from_secs(timeout);
+        let answer =
+            chronik::admin::member_change(admin, &path, body.as_ref(), timeout).context("cluster membership")?;
+        println!("{answer}");
+        return Ok(());
+    }
     let Some(config) = command.load_config().context("configuration")? else {
         anyhow::bail!("no configuration for this command");
     };

@@ -26,11 +26,10 @@ use crate::meta::command::RegisterBroker;
 use crate::meta::{topic_config, MetaActor, MetaState};
 use crate::partition::actor::{Links, PartitionSpec, RetentionSettings};
 use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
-use crate::peer::actor::PeerActor;
 use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
 use crate::raft::pollers::Pollers;
-use crate::raft::ticker::{Ticker, TickerMsg};
+use crate::raft::ticker::Ticker;
 use crate::raft::writer::{DiskWriter, WriterGuard};
 use crate::raft::{GroupId, GroupSettings};
 
@@ -149,6 +148,12 @@ impl Node {
 
     fn reconcile(&mut self, image: &MetaState, ctx: &mut Context<Self>) {
         let me = self.settings.node_id;
+        // The live membership is what `__meta` says: peer links to every recorded member.
+        for m in image.members.nodes.values() {
+            if self.links.transport.learn(m.node_id, &m.raft_addr) {
+                slog::info!(self.logger, "learned a member from __meta"; "node" => m.node_id, "raft_addr" => &m.raft_addr);
+            }
+        }
         let mut wanted: BTreeMap<GroupId, Wanted> = BTreeMap::new();
         for (name, topic) in &image.topics {
             let retention = self.retention_of(image, topic);
@@ -324,6 +329,8 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("__meta did not register this broker within {0:?}")]
     NotRegistered(Duration),
+    #[error("cannot join the cluster: {0}")]
+    Join(String),
 }
 
 /// What a started node exposes (for tests and `main`).
@@ -458,35 +465,52 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     crate::metrics::set_throttle(node_id, throttle.clone());
     // The `__meta` actor, once opened (after the peers): told of lost peers too.
     let meta_cell: Arc<std::sync::OnceLock<Addr<MetaActor>>> = Arc::default();
-    let mut peers = HashMap::new();
+    let spawn = crate::peer::spawn::PeerSpawner {
+        me: node_id,
+        arbiter: peer_arbiter.handle(),
+        faults: faults.clone(),
+        tls: peer_tls.as_ref().map(|t| t.connector.clone()),
+        groups: groups_rx.clone(),
+        meta: meta_cell.clone(),
+        ticker: ticker.clone(),
+        heartbeat_tick: ticks.heartbeat_tick as u64,
+        throttle: throttle.clone(),
+        logger: logger.clone(),
+    };
+    let meta_dir = config.data_dir.join("meta");
+    let clustered = !config.raft.peers.is_empty()
+        || config.raft.join.is_some()
+        || !crate::peer::join::load_book(&meta_dir).is_empty();
+    let own_raft_addr = if clustered { config.raft.listen.clone() } else { String::new() };
+    let book = std::iter::once((node_id, own_raft_addr.clone())).filter(|(_, a)| !a.is_empty()).collect();
+    let transport = Transport::new(node_id, HashMap::new(), faults.clone()).with_spawn(spawn.into_spawn(), book);
     for p in &config.raft.peers {
-        let (id, addr, f) = (p.id, p.addr.clone(), faults.clone());
-        let connector = peer_tls.as_ref().map(|t| t.connector.clone());
-        let plog = logger.new(slog::o!("actor" => "peer", "peer" => id));
-        let (groups, lost_log, meta_cell) = (groups_rx.clone(), logger.clone(), meta_cell.clone());
-        let on_lost: crate::peer::actor::LostPeer = Arc::new(move |peer| {
-            if let Some(meta) = meta_cell.get() {
-                meta.do_send(crate::meta::MetaMsg::Unreachable(peer));
-            }
-            let groups: Arc<HashMap<GroupId, Addr<PartitionActor>>> = groups.borrow().clone();
-            slog::info!(lost_log, "peer connection lost: reported unreachable to the groups"; "peer" => peer, "groups" => groups.len());
-            for addr in groups.values() {
-                addr.do_send(PartitionMsg::Unreachable(peer));
-            }
-        });
-        let t = throttle.clone();
-        let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
-            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost).with_throttle(t)
-        });
-        let beat = peer.clone();
-        let hb = ticks.heartbeat_tick as u64;
-        ticker.do_send(TickerMsg::RegisterPeer(Box::new(move |n| {
-            beat.do_send(crate::peer::actor::PeerMsg::FlushHeartbeats { heartbeat_tick: n % hb == 0 });
-            beat.connected()
-        })));
-        peers.insert(id, peer);
+        transport.learn(p.id, &p.addr);
     }
-    let transport = Transport::new(node_id, peers, faults.clone());
+    for (id, addr) in crate::peer::join::load_book(&meta_dir) {
+        transport.learn(id, &addr);
+    }
+    // A new node with `raft.join`: a member records it in `__meta` and answers with the
+    // configuration its `__meta` replica starts from (`peer::join`, `meta::members`).
+    let join = match &config.raft.join {
+        Some(addr) if !meta_dir.join(crate::raft::storage::STATE_FILE).exists() => {
+            let req = crate::peer::frame::JoinRequest {
+                node_id,
+                raft_addr: own_raft_addr.clone(),
+                kafka_addr: format!("{}:{}", me.host, me.port),
+            };
+            let reply = crate::peer::join::ask(addr, req).await.map_err(StartError::Join)?;
+            for (id, a) in &reply.peers {
+                transport.learn(*id, a);
+            }
+            crate::peer::join::save_book(&meta_dir, &transport.address_book())
+                .map_err(|e| StartError::Join(format!("cannot write {}: {e}", meta_dir.display())))?;
+            slog::info!(logger, "joined the cluster"; "through" => addr, "voters" => ?reply.voters, "learners" => ?reply.learners, "conf_index" => reply.conf_index);
+            let cs = raft::eraftpb::ConfState { voters: reply.voters, learners: reply.learners, ..Default::default() };
+            Some((cs, reply.conf_index))
+        }
+        _ => None,
+    };
     let marker_transport = transport.clone();
 
     let (meta, mut image_rx) = MetaActor::open(
@@ -504,6 +528,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             },
             segment_bytes: config.meta.segment_bytes,
             balancer: config.leaders.settings(),
+            raft_addr: own_raft_addr,
+            max_voters: config.meta.max_voters as usize,
+            join,
         },
         logger.new(slog::o!("group" => "__meta")),
     )?;
@@ -533,7 +560,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         pollers,
         links: Links {
             transport,
-            meta: (!config.raft.peers.is_empty()).then(|| meta.clone()),
+            meta: clustered.then(|| meta.clone()),
             apply_arbiter: Some(apply_arbiter.handle()),
             apply_delay: config.faults.apply_delay,
             cleaner: config.cleaner.enabled.then(|| {
@@ -578,7 +605,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     }
 
     // Peers' Raft traffic comes in here (clusters only; standalone has no peers).
-    if !config.raft.peers.is_empty() {
+    if clustered {
         let raft_addr = config.raft.listen.clone();
         let l = std::net::TcpListener::bind(&raft_addr)
             .map_err(|source| StartError::Listen { addr: raft_addr.clone(), source })?;
@@ -586,7 +613,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         let router =
             Router::new(meta.clone(), groups_rx).with_transport(marker_transport.clone()).with_throttle(throttle);
         peer_arbiter.spawn(router.clone().run_releases());
-        let known: Arc<std::collections::HashSet<u64>> = Arc::new(config.raft.peers.iter().map(|p| p.id).collect());
+        let known = marker_transport.known();
         let (f, plog) = (faults.clone(), logger.new(slog::o!("actor" => "raft-listener")));
         let acceptor = peer_tls.as_ref().map(|t| t.acceptor.clone());
         peer_arbiter.spawn(async move {

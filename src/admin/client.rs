@@ -67,6 +67,29 @@ pub fn send_faults(addr: &str, change: &FaultChange) -> Result<(), AdminError> {
     answer(addr, resp).map(drop)
 }
 
+/// A membership change (`POST {path}` with `body`, `/v1/members...`) sent to the node at
+/// `addr`; a node that does not lead `__meta` names the leader's admin address, which is asked
+/// instead (once). The answer's JSON, or the refusal.
+pub fn member_change(addr: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Value, AdminError> {
+    let post = |a: &str| {
+        let req = agent(timeout).post(&format!("http://{a}{path}")).set("content-type", "application/json");
+        answer(a, req.send_string(&body.map(|b| b.to_string()).unwrap_or_default()))
+    };
+    match post(addr) {
+        Err(AdminError::Status { status: 421, body, .. }) => {
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            match v["leader_admin"].as_str() {
+                Some(leader) if leader != addr => post(leader),
+                _ => Err(AdminError::Protocol {
+                    addr: addr.to_string(),
+                    reason: format!("no __meta leader with an admin API to ask: {body}"),
+                }),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Renders [`cluster_status`] as text tables.
 pub fn render(status: &Value) -> String {
     let mut out = String::from("brokers:\n");

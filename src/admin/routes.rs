@@ -24,10 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/node", web::get().to(node))
         .route("/v1/cluster", web::get().to(cluster))
         .route("/v1/partitions/{topic}/{partition}", web::get().to(partition))
-        .route("/v1/faults", web::post().to(faults));
+        .route("/v1/faults", web::post().to(faults))
+        .configure(super::members::configure);
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
@@ -35,7 +36,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 /// `User:ANONYMOUS` at the client's IP address (grant e.g. `--allow-principal User:ANONYMOUS
 /// --allow-host 127.0.0.1 --operation Describe --cluster`), and a refusal answers 403.
 /// `Some(403 answer)` when refused.
-fn refused(state: &AdminState, req: &HttpRequest, op: Operation) -> Option<HttpResponse> {
+pub(super) fn refused(state: &AdminState, req: &HttpRequest, op: Operation) -> Option<HttpResponse> {
     if !state.authorizer.enabled() {
         return None;
     }
@@ -56,7 +57,8 @@ pub async fn not_found() -> HttpResponse {
     error(
         StatusCode::NOT_FOUND,
         "no such endpoint; see GET /metrics, /health/live, /health/ready, /v1/node, /v1/cluster, \
-         /v1/partitions/{topic}/{partition}, POST /v1/faults",
+         /v1/partitions/{topic}/{partition}, POST /v1/faults, /v1/members, /v1/members/{id}/remove, \
+         /v1/members/{id}/decommission",
     )
 }
 

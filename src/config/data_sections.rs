@@ -193,11 +193,19 @@ pub struct MetaConfig {
     /// Roll a new `__meta` log segment at this size; compaction deletes whole segments, so the
     /// log keeps at most about one segment plus one snapshot interval. Default: `8388608`.
     pub segment_bytes: u64,
+    /// The most voters `__meta` keeps: every other member is a learner, promoted when a voter
+    /// leaves (KRaft's practice of 3 controllers). Seeds beyond it stay voters. Default: `3`.
+    pub max_voters: u32,
 }
 
 impl Default for MetaConfig {
     fn default() -> Self {
-        MetaConfig { snapshot_entries: 10_000, snapshot_bytes: 16 * 1024 * 1024, segment_bytes: 8 * 1024 * 1024 }
+        MetaConfig {
+            snapshot_entries: 10_000,
+            snapshot_bytes: 16 * 1024 * 1024,
+            segment_bytes: 8 * 1024 * 1024,
+            max_voters: 3,
+        }
     }
 }
 

@@ -325,6 +325,11 @@ pub struct RaftConfig {
     /// The other nodes of the cluster (never this node). Default: none.
     #[serde(deserialize_with = "peers_de::deserialize")]
     pub peers: Vec<PeerConfig>,
+    /// Join a running cluster through any member's Raft address, `HOST:PORT` (`--join`): the
+    /// first start of a node with an empty data directory asks that member to add it; later
+    /// starts find the cluster from the data directory. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
     /// Mutual TLS between nodes: this node's PEM certificate (CN and DNS SAN `node-<id>`).
     /// Peer TLS is on when the three `tls-*` files are set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -351,6 +356,7 @@ impl Default for RaftConfig {
             snapshot_chunk_bytes: 1_048_576,
             threads: 0,
             peers: Vec::new(),
+            join: None,
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_file: None,

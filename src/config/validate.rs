@@ -189,7 +189,8 @@ impl Config {
         if t.default_replication_factor == 0 {
             return Err(ConfigError::invalid("topics.default-replication-factor", "must be at least 1"));
         }
-        if usize::from(t.default_replication_factor) > self.node_count() {
+        // A node that joins a cluster cannot know its size: the cluster's own nodes check it.
+        if self.raft.join.is_none() && usize::from(t.default_replication_factor) > self.node_count() {
             return Err(ConfigError::invalid(
                 "topics.default-replication-factor",
                 format!(
@@ -239,6 +240,18 @@ impl Config {
         }
         if m.snapshot_bytes < 1024 {
             return Err(ConfigError::invalid("meta.snapshot-bytes", "must be at least 1024 bytes"));
+        }
+        if m.max_voters == 0 {
+            return Err(ConfigError::invalid("meta.max-voters", "must be at least 1"));
+        }
+        if let Some(join) = &self.raft.join {
+            super::check_host_port(join.trim()).map_err(|e| ConfigError::invalid("raft.join", e))?;
+            if self.raft.tls_cert_file.is_some() {
+                return Err(ConfigError::invalid(
+                    "raft.join",
+                    "is not supported with peer TLS yet: list the new node in every node's raft.peers instead",
+                ));
+            }
         }
         if m.segment_bytes < MIN_META_SEGMENT_BYTES || m.segment_bytes > max_i32 {
             return Err(ConfigError::invalid(
@@ -366,6 +379,13 @@ mod tests {
         c.validate().unwrap();
         c.meta.segment_bytes = 1023;
         assert_eq!(invalid_key(&c), "meta.segment-bytes");
+        c.meta.segment_bytes = 1024;
+        c.meta.max_voters = 0;
+        assert_eq!(invalid_key(&c), "meta.max-voters");
+        c.meta.max_voters = 3;
+        c.raft.join = Some("no-port".into());
+        assert_eq!(invalid_key(&c), "raft.join");
+        c.raft.join = None;
         c.meta.segment_bytes = 1024;
         c.validate().unwrap();
 

@@ -164,6 +164,16 @@ pub enum MetaMsg {
     /// The connection to this node dropped: as leader, raft-rs `report_unreachable` (Replicate →
     /// Probe), as the partition groups do.
     Unreachable(u64),
+    /// A node asks to join the cluster (`peer::frame::JoinRequest`, `meta::members`).
+    Join {
+        req: crate::peer::frame::JoinRequest,
+        reply: oneshot::Sender<crate::peer::frame::JoinReply>,
+    },
+    /// An operator's membership change, on the `__meta` leader (`actor_members.rs`).
+    Members {
+        op: members_glue::MemberOp,
+        reply: oneshot::Sender<members_glue::MemberAnswer>,
+    },
     /// The blocking task that wrote a snapshot of core `generation` is done.
     SnapshotWritten {
         generation: u64,
@@ -204,9 +214,16 @@ pub struct MetaActor {
     /// The automatic leader balancer's core.
     balancer: Balancer,
     /// The node-wide tick last seen, and the last tick each replica of `__meta` was heard from
-    /// (while this node leads it): the balancer's live brokers.
+    /// (while this node leads it): the live brokers of the balancer and the membership changes.
     tick: u64,
     heard: BTreeMap<u64, u64>,
+    /// Membership (`actor_members.rs`): the peer transport, this node's Raft address, the
+    /// most `__meta` voters, an announcement in flight, and the last planned step.
+    transport: Transport,
+    raft_addr: String,
+    max_voters: usize,
+    announcing: bool,
+    meta_step: Option<crate::raft::membership::Step>,
     logger: Logger,
 }
 
@@ -225,6 +242,11 @@ pub struct MetaSpec<'a> {
     pub segment_bytes: u64,
     /// `[leaders]`: the automatic leader balancer.
     pub balancer: BalancerSettings,
+    /// This node's Raft address (empty: standalone) and `meta.max-voters`.
+    pub raft_addr: String,
+    pub max_voters: usize,
+    /// A joining node's `__meta` replica starts from this configuration (a join answer).
+    pub join: Option<(raft::eraftpb::ConfState, u64)>,
 }
 
 impl MetaActor {
@@ -232,6 +254,9 @@ impl MetaActor {
     /// of a cluster, campaigns at once so the group forms without waiting an election timeout.
     pub fn open(spec: MetaSpec<'_>, logger: Logger) -> Result<(Self, watch::Receiver<Arc<MetaState>>), OpenError> {
         std::fs::create_dir_all(spec.dir).map_err(|e| crate::log::LogError::io(spec.dir, e))?;
+        if let Some((cs, index)) = &spec.join {
+            prepare_join(spec.dir, spec.settings, spec.segment_bytes, cs, *index, &logger)?;
+        }
         let core = open_core(spec.dir, Some(spec.voters), spec.settings, spec.segment_bytes, &logger)?;
         let fsync = spec.settings.durability == Durability::Fsync;
         let shell = GroupShell::new(
@@ -240,7 +265,7 @@ impl MetaActor {
             core.last_index(),
             fsync,
             spec.writer,
-            spec.transport,
+            spec.transport.clone(),
             logger.clone(),
         );
         let (tx, rx) = watch::channel(Arc::new(MetaState::new()));
@@ -269,6 +294,11 @@ impl MetaActor {
                 balancer: Balancer::new(spec.balancer),
                 tick: 0,
                 heard: BTreeMap::new(),
+                transport: spec.transport,
+                raft_addr: spec.raft_addr,
+                max_voters: spec.max_voters,
+                announcing: false,
+                meta_step: None,
                 logger,
             },
             rx,
@@ -291,6 +321,7 @@ impl MetaActor {
         self.follow(next, ctx);
         if !self.shell.is_failed() {
             self.maybe_register(ctx);
+            self.maybe_announce(ctx);
         }
     }
 
@@ -434,17 +465,8 @@ impl MetaActor {
     fn balance(&mut self, ctx: &mut Context<Self>) {
         ctx.notify_later(MetaMsg::Balance, self.balancer.poll_period());
         let leading = self.core.is_leader() && !self.shell.is_failed();
-        // Live: heard from within two election timeouts (raft-rs resets `recent_active` at
-        // every CheckQuorum, half an election timeout).
-        let window = 2 * self.settings.election_tick as u64;
         let me = self.me.node_id;
-        let live: BTreeSet<u64> = self
-            .heard
-            .iter()
-            .filter(|(_, at)| self.tick.saturating_sub(**at) <= window)
-            .map(|(id, _)| *id)
-            .chain(std::iter::once(me))
-            .collect();
+        let live = self.live_nodes();
         let now = std::time::Instant::now();
         let Some(round) = self.balancer.poll(now, leading, &self.core.sm().state, &live) else { return };
         crate::metrics::balancer_round(me, round.groups.len());
@@ -458,11 +480,28 @@ impl MetaActor {
         self.start_proposal(cmd, None, false, ctx);
     }
 
+    /// The live nodes as this leader sees them: heard from within two election timeouts
+    /// (raft-rs resets `recent_active` at every CheckQuorum, so one sample is not enough), and
+    /// itself. The balancer's and the membership changes' view.
+    fn live_nodes(&self) -> BTreeSet<u64> {
+        let window = 2 * self.settings.election_tick as u64;
+        self.heard
+            .iter()
+            .filter(|(_, at)| self.tick.saturating_sub(**at) <= window)
+            .map(|(id, _)| *id)
+            .chain(std::iter::once(self.me.node_id))
+            .collect()
+    }
+
     fn maybe_register(&mut self, ctx: &mut Context<Self>) {
         if self.registering || self.core.role().leader == 0 {
             return;
         }
         let state = &self.core.sm().state;
+        // A removed node never registers again (nor floods `__meta` with refused proposals).
+        if state.members.removed.contains(&self.me.node_id) {
+            return;
+        }
         let current = state.brokers.get(&self.me.node_id);
         if current.is_some_and(|b| {
             b.host == self.me.host
@@ -490,6 +529,10 @@ impl MetaActor {
         }));
     }
 }
+
+#[path = "actor_members.rs"]
+mod members_glue;
+pub use members_glue::{MemberAnswer, MemberOp};
 
 impl Actor for MetaActor {
     type Context = Context<Self>;
@@ -527,11 +570,10 @@ impl Handler<MetaMsg> for MetaActor {
             MetaMsg::Tick(_) | MetaMsg::Raft(_) if self.shell.is_failed() => {}
             MetaMsg::Tick(n) => {
                 self.tick = n;
-                if self.balancer.settings().enabled {
-                    for id in self.core.recently_active() {
-                        self.heard.insert(id, n);
-                    }
+                for id in self.core.recently_active() {
+                    self.heard.insert(id, n);
                 }
+                self.membership_tick();
                 if self.core.tick_at(n) || self.core.has_ready() {
                     self.schedule_drive(ctx);
                 }
@@ -558,6 +600,8 @@ impl Handler<MetaMsg> for MetaActor {
                     self.schedule_drive(ctx);
                 }
             }
+            MetaMsg::Join { req, reply } => self.join(req, reply, ctx),
+            MetaMsg::Members { op, reply } => self.member_op(op, reply, ctx),
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
             }
@@ -645,6 +689,24 @@ fn load_snapshot(dir: &Path, storage: &mut GroupStorage, logger: &Logger) -> Res
     let index = snap.index;
     storage.hold_snapshot(snap.index, snap.term, snap.data);
     Ok((state, index))
+}
+
+/// Creates the `__meta` storage of a node that joins: the configuration a member answered
+/// with, as applied at `index`, so the entries it then receives change it only from there.
+fn prepare_join(
+    dir: &Path,
+    settings: &GroupSettings,
+    segment_bytes: u64,
+    cs: &raft::eraftpb::ConfState,
+    index: u64,
+    logger: &Logger,
+) -> Result<(), OpenError> {
+    let (mut storage, _) = GroupStorage::open(dir, meta_log_options(settings, segment_bytes), logger)?;
+    if storage.is_new() {
+        storage.initialize_conf(cs, index)?;
+        slog::info!(logger, "joining __meta"; "conf" => ?cs, "conf_index" => index);
+    }
+    Ok(())
 }
 
 fn meta_log_options(settings: &GroupSettings, segment_bytes: u64) -> LogOptions {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One metadata change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaCommand {
-    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
+    #[prost(oneof = "Cmd", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 32, 33, 34, 48, 64")]
     pub cmd: Option<Cmd>,
 }
 
@@ -36,6 +36,12 @@ pub enum Cmd {
     /// A partition leader's conf state during a reassignment.
     #[prost(message, tag = "10")]
     ReassignProgress(crate::meta::reassign::ReassignProgress),
+    /// A node joins the cluster, or announces its addresses (`meta::members`).
+    #[prost(message, tag = "11")]
+    AddNode(crate::meta::members::AddNode),
+    /// A node leaves the cluster for good.
+    #[prost(message, tag = "12")]
+    RemoveNode(crate::meta::members::RemoveNode),
     /// Set or delete dynamic broker configs: the replication throttle rates (`meta::broker_config`).
     #[prost(message, tag = "15")]
     AlterBrokerConfigs(crate::meta::broker_config::AlterBrokerConfigs),

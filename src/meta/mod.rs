@@ -10,6 +10,8 @@
 //!   what they and the topics' throttled-replica lists mean for one node.
 //! - [`reassign`]: partition reassignment state (target, original, the leader's conf state),
 //!   its commands and how they apply.
+//! - [`members`]: the cluster's nodes (id, Raft and Kafka address), join and removal, and the
+//!   planner of `__meta`'s voters and learners.
 //! - [`snapshot`]: the whole state as one versioned prost message, its file, and when to take one.
 //! - [`actor`]: the metadata actor, which runs the `__meta` group, answers proposals once they
 //!   are applied, and publishes each new [`state::MetaState`] image to readers.
@@ -19,6 +21,7 @@ pub mod assignment;
 pub mod balancer;
 pub mod broker_config;
 pub mod command;
+pub mod members;
 pub mod reassign;
 pub mod snapshot;
 pub mod state;

@@ -82,6 +82,11 @@ pub struct MetaSnapshot {
     /// Partition reassignments in progress (`meta::reassign`); absent in older snapshots.
     #[prost(message, repeated, tag = "20")]
     pub reassignments: Vec<crate::meta::reassign::Reassignment>,
+    /// The cluster's members and removed ids (`meta::members`); absent in older snapshots.
+    #[prost(message, repeated, tag = "21")]
+    pub members: Vec<crate::meta::members::Member>,
+    #[prost(uint64, repeated, tag = "22")]
+    pub removed: Vec<u64>,
     /// Dynamic broker configs (`meta::broker_config`); absent in older snapshots.
     #[prost(message, repeated, tag = "23")]
     pub broker_configs: Vec<crate::meta::broker_config::SnapBrokerConfigs>,
@@ -254,6 +259,8 @@ pub fn encode(state: &MetaState) -> Vec<u8> {
             .collect(),
         transactions: state.transactions.values().map(|t| (**t).clone()).collect(),
         reassignments: state.reassignments.values().cloned().collect(),
+        members: state.members.nodes.values().cloned().collect(),
+        removed: state.members.removed.iter().copied().collect(),
         broker_configs: crate::meta::broker_config::to_snapshot(&state.broker_configs),
     };
     snap.encode_to_vec()
@@ -300,6 +307,8 @@ pub fn decode(data: &[u8]) -> Result<MetaState, SnapshotError> {
     state.next_producer_id = snap.next_producer_id;
     state.leaders = snap.leaders.into_iter().map(|l| (l.group, (l.leader, l.term))).collect();
     state.reassignments = snap.reassignments.into_iter().map(|r| (r.group, r)).collect();
+    state.members.nodes = snap.members.into_iter().map(|m| (m.node_id, m)).collect();
+    state.members.removed = snap.removed.into_iter().collect();
     state.broker_configs = crate::meta::broker_config::from_snapshot(&snap.broker_configs);
     state.elections =
         snap.elections.into_iter().map(|e| (e.node, e.seqs.first().copied().unwrap_or_default())).collect();

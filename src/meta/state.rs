@@ -79,6 +79,8 @@ pub struct MetaState {
     pub elections: BTreeMap<GroupId, u64>,
     /// Partition reassignments in progress (`meta::reassign`), by group.
     pub reassignments: BTreeMap<GroupId, crate::meta::reassign::Reassignment>,
+    /// The cluster's nodes and removed ids (`meta::members`).
+    pub members: crate::meta::members::Members,
     /// Recently applied proposal ids per node (bounded), so a retried proposal applies once.
     pub seen: BTreeMap<u64, std::collections::VecDeque<u64>>,
     /// Committed offsets by consumer group. Each group's map sits behind an `Arc`, so that
@@ -165,6 +167,9 @@ impl MetaState {
             return reject(code::INVALID_REQUEST, "empty metadata command");
         };
         match cmd {
+            Cmd::RegisterBroker(b) if self.members.removed.contains(&b.node_id) => {
+                reject(code::INVALID_REQUEST, format!("node {} was removed from the cluster", b.node_id))
+            }
             Cmd::RegisterBroker(b) => {
                 if self.cluster_id.is_empty() {
                     self.cluster_id = b.cluster_id.clone();
@@ -322,6 +327,8 @@ impl MetaState {
             }
             Cmd::AlterReassignments(a) => crate::meta::reassign::alter(self, a),
             Cmd::ReassignProgress(p) => crate::meta::reassign::progress(self, p),
+            Cmd::AddNode(a) => crate::meta::members::add(self, a),
+            Cmd::RemoveNode(r) => crate::meta::members::remove(self, r),
             Cmd::ElectPreferred(e) => {
                 let known: std::collections::BTreeSet<GroupId> =
                     self.topics.values().flat_map(|t| t.partitions.iter().map(|p| p.group)).collect();

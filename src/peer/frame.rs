@@ -139,6 +139,51 @@ impl SnapshotPeerMsg {
     }
 }
 
+/// A node asks to join the cluster (`--join`, `meta::members`): sent alone in a frame to
+/// node 0 on a connection of its own, to any member's Raft port; answered by a [`JoinReply`]
+/// frame on the same connection.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct JoinRequest {
+    #[prost(uint64, tag = "1")]
+    pub node_id: u64,
+    #[prost(string, tag = "2")]
+    pub raft_addr: String,
+    #[prost(string, tag = "3")]
+    pub kafka_addr: String,
+}
+
+/// The answer: `error` (refused, nothing changed), or the `__meta` configuration the new node
+/// starts its replica from (as applied at `conf_index`) and every member's Raft address.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct JoinReply {
+    #[prost(string, tag = "1")]
+    pub error: String,
+    #[prost(uint64, repeated, tag = "2")]
+    pub voters: Vec<u64>,
+    #[prost(uint64, repeated, tag = "3")]
+    pub learners: Vec<u64>,
+    #[prost(uint64, tag = "4")]
+    pub conf_index: u64,
+    #[prost(btree_map = "uint64, string", tag = "5")]
+    pub peers: std::collections::BTreeMap<u64, String>,
+}
+
+/// A frame carrying only a join request (to node 0) or its answer.
+pub fn encode_join(from: u64, request: Option<JoinRequest>, reply: Option<JoinReply>) -> Bytes {
+    let f = PeerFrame { from, join: request, join_reply: reply, ..Default::default() };
+    let body = prost::Message::encode_to_vec(&f);
+    let mut out = BytesMut::with_capacity(4 + body.len());
+    out.put_u32(body.len() as u32);
+    out.put_slice(&body);
+    out.freeze()
+}
+
+/// The join request or answer of a frame body, if it carries one.
+pub fn decode_join(body: &[u8]) -> Option<(Option<JoinRequest>, Option<JoinReply>)> {
+    let f = <PeerFrame as prost::Message>::decode(body).ok()?;
+    (f.join.is_some() || f.join_reply.is_some()).then_some((f.join, f.join_reply))
+}
+
 /// Everything one node sends another in one write.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PeerFrame {
@@ -158,6 +203,10 @@ pub struct PeerFrame {
     pub txn_marker_requests: Vec<TxnMarkerRequest>,
     #[prost(message, repeated, tag = "8")]
     pub txn_marker_responses: Vec<TxnMarkerResponse>,
+    #[prost(message, optional, tag = "9")]
+    pub join: Option<JoinRequest>,
+    #[prost(message, optional, tag = "10")]
+    pub join_reply: Option<JoinReply>,
 }
 
 /// What a frame carries besides Raft messages.
@@ -228,6 +277,7 @@ pub fn encode_full(from: u64, to: u64, messages: &[(GroupId, Message)], extras: 
         chunks,
         txn_marker_requests,
         txn_marker_responses,
+        ..Default::default()
     };
     let len = prost::Message::encoded_len(&frame);
     let mut buf = BytesMut::with_capacity(4 + len);

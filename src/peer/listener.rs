@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use slog::Logger;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::frame;
@@ -20,7 +20,7 @@ use super::transport::{Faults, Router};
 pub async fn run(
     listener: TcpListener,
     me: u64,
-    peers: Arc<HashSet<u64>>,
+    peers: super::transport::KnownPeers,
     router: Router,
     faults: Arc<Faults>,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -43,8 +43,9 @@ pub async fn run(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|c| crate::security::peer_tls::cert_node(c));
+                                let known = |n: u64| peers.read().unwrap_or_else(|p| p.into_inner()).contains(&n);
                                 match node {
-                                    Some(n) if peers.contains(&n) => {
+                                    Some(n) if known(n) => {
                                         serve(tls, me, &peers, &router, &faults, Some(n), &logger).await
                                     }
                                     Some(n) => Err(format!(
@@ -104,10 +105,10 @@ pub fn check_frame(body: Bytes, me: u64, peers: &HashSet<u64>) -> Result<Accepte
     })
 }
 
-async fn serve<S: tokio::io::AsyncRead + Unpin>(
+async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     me: u64,
-    peers: &HashSet<u64>,
+    known: &super::transport::KnownPeers,
     router: &Router,
     faults: &Faults,
     cert_node: Option<u64>,
@@ -121,7 +122,28 @@ async fn serve<S: tokio::io::AsyncRead + Unpin>(
                 break;
             }
             let body = buf.split_to(4 + len).freeze().slice(4..);
-            let Accepted { from, messages, repairs, snapshots, txn_markers } = check_frame(body, me, peers)?;
+            let peers = known.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let checked = check_frame(body.clone(), me, &peers);
+            let Accepted { from, messages, repairs, snapshots, txn_markers } = match checked {
+                Ok(a) => a,
+                Err(e) => match frame::decode_join(&body) {
+                    Some((Some(req), _)) => {
+                        if cert_node.is_some_and(|n| n != req.node_id) {
+                            return Err(format!(
+                                "refusing a join of node {}: the certificate names another node",
+                                req.node_id
+                            ));
+                        }
+                        let reply = router.join(req).await;
+                        stream
+                            .write_all(&frame::encode_join(me, None, Some(reply)))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                    _ => return Err(e),
+                },
+            };
             if cert_node.is_some_and(|n| n != from) {
                 return Err(format!(
                     "refusing peer: its certificate names node-{}, its frame claims node {from}",

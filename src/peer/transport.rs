@@ -82,18 +82,81 @@ pub struct MarkerWaiters {
     waiting: HashMap<u64, tokio::sync::oneshot::Sender<super::frame::TxnMarkerResponse>>,
 }
 
+/// Starts the peer actor of a node the transport learns of (id, Raft address).
+pub type SpawnPeer = Arc<dyn Fn(u64, String) -> Addr<PeerActor> + Send + Sync>;
+
+/// The ids the peer listener accepts frames from (the known peers), shared with it.
+pub type KnownPeers = Arc<RwLock<Arc<HashSet<u64>>>>;
+
 /// Sends Raft messages to peers without waiting.
+///
+/// The peers are the configured seeds at start, then every member `__meta` records
+/// ([`Transport::learn`], `meta::members`): the live membership is what `__meta` says.
 #[derive(Clone)]
 pub struct Transport {
     me: u64,
-    peers: Arc<HashMap<u64, Addr<PeerActor>>>,
+    peers: Arc<RwLock<HashMap<u64, Addr<PeerActor>>>>,
+    /// Every node's Raft address this node knows, itself included.
+    book: Arc<RwLock<std::collections::BTreeMap<u64, String>>>,
+    known: KnownPeers,
+    spawn: Option<SpawnPeer>,
     pub faults: Arc<Faults>,
     markers: Arc<std::sync::Mutex<MarkerWaiters>>,
 }
 
 impl Transport {
     pub fn new(me: u64, peers: HashMap<u64, Addr<PeerActor>>, faults: Arc<Faults>) -> Self {
-        Transport { me, peers: Arc::new(peers), faults, markers: Default::default() }
+        let known: HashSet<u64> = peers.keys().copied().collect();
+        Transport {
+            me,
+            peers: Arc::new(RwLock::new(peers)),
+            book: Default::default(),
+            known: Arc::new(RwLock::new(Arc::new(known))),
+            spawn: None,
+            faults,
+            markers: Default::default(),
+        }
+    }
+
+    /// A transport that starts peer actors with `spawn` for the nodes it learns of; `book` is
+    /// every address known at start (the seeds and this node).
+    pub fn with_spawn(mut self, spawn: SpawnPeer, book: std::collections::BTreeMap<u64, String>) -> Self {
+        self.spawn = Some(spawn);
+        *self.book.write().unwrap_or_else(|p| p.into_inner()) = book;
+        self
+    }
+
+    /// The ids the listener accepts frames from.
+    pub fn known(&self) -> KnownPeers {
+        self.known.clone()
+    }
+
+    /// Every Raft address this node knows, itself included.
+    pub fn address_book(&self) -> std::collections::BTreeMap<u64, String> {
+        self.book.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Learns node `id`'s Raft address (a member `__meta` recorded, or one a join answer named):
+    /// starts its peer actor if it has none. An address change of a running peer is kept in the
+    /// book but takes a restart of this node to follow. Returns true when a peer was started.
+    pub fn learn(&self, id: u64, addr: &str) -> bool {
+        if id == self.me || addr.is_empty() {
+            return false;
+        }
+        self.book.write().unwrap_or_else(|p| p.into_inner()).insert(id, addr.to_string());
+        let Some(spawn) = &self.spawn else { return false };
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        if peers.contains_key(&id) {
+            return false;
+        }
+        peers.insert(id, spawn(id, addr.to_string()));
+        let known: HashSet<u64> = peers.keys().copied().collect();
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(known);
+        true
+    }
+
+    fn peer(&self, id: u64) -> Option<Addr<PeerActor>> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
     }
 
     /// A transport with no peers (standalone, unit tests).
@@ -108,21 +171,21 @@ impl Transport {
 
     /// Sends a repair request or copy to node `to` (see `frame::Repair`).
     pub fn send_repair(&self, to: u64, repair: super::frame::Repair) {
-        if let Some(peer) = self.peers.get(&to) {
+        if let Some(peer) = self.peer(to) {
             peer.do_send(PeerMsg::Repair(repair));
         }
     }
 
     /// Sends a snapshot chunk request or chunk to node `to` (see `frame::SnapshotChunk`).
     pub fn send_snapshot(&self, to: u64, msg: super::frame::SnapshotPeerMsg) {
-        if let Some(peer) = self.peers.get(&to) {
+        if let Some(peer) = self.peer(to) {
             peer.do_send(PeerMsg::Snapshot(msg));
         }
     }
 
     /// Sends a transaction marker request or answer to node `to`.
     pub fn send_txn_marker(&self, to: u64, msg: super::frame::TxnMarkerPeerMsg) {
-        if let Some(peer) = self.peers.get(&to) {
+        if let Some(peer) = self.peer(to) {
             peer.do_send(PeerMsg::TxnMarker(msg));
         }
     }
@@ -134,7 +197,7 @@ impl Transport {
         to: u64,
         mut req: super::frame::TxnMarkerRequest,
     ) -> Option<tokio::sync::oneshot::Receiver<super::frame::TxnMarkerResponse>> {
-        let peer = self.peers.get(&to)?;
+        let peer = self.peer(to)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
             let mut w = self.markers.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,8 +228,9 @@ impl Transport {
         for m in msgs {
             by_node.entry(m.to).or_default().push(m);
         }
+        let peers = self.peers.read().unwrap_or_else(|p| p.into_inner());
         for (node, msgs) in by_node {
-            if let Some(peer) = self.peers.get(&node) {
+            if let Some(peer) = peers.get(&node) {
                 peer.do_send(PeerMsg::Send(group, msgs));
             }
         }
@@ -274,6 +338,20 @@ impl Router {
                 true
             }
             None => false,
+        }
+    }
+
+    /// A node asks to join (`peer::frame::JoinRequest`): `__meta` records it and answers with
+    /// its configuration (`MetaMsg::Join`); no answer within 20 s is an error.
+    pub async fn join(&self, req: super::frame::JoinRequest) -> super::frame::JoinReply {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.meta.do_send(MetaMsg::Join { req, reply: tx });
+        match tokio::time::timeout(Duration::from_secs(20), rx).await {
+            Ok(Ok(reply)) => reply,
+            _ => super::frame::JoinReply {
+                error: "the cluster did not record the node in time (no __meta leader?)".into(),
+                ..Default::default()
+            },
         }
     }
 

@@ -114,6 +114,11 @@ pub struct GroupStatus {
     /// Match index of each replica, as the leader sees it (empty on followers).
     #[serde(rename = "match")]
     pub match_index: std::collections::BTreeMap<u64, u64>,
+    /// The group's voters and learners (its applied configuration).
+    #[serde(default)]
+    pub voters: Vec<u64>,
+    #[serde(default)]
+    pub learners: Vec<u64>,
 }
 
 /// Whether appends wait for fsync before they count as persisted.
@@ -357,6 +362,8 @@ impl<M: StateMachine> RaftCore<M> {
             applied: self.applied,
             last_index: self.last_index(),
             match_index,
+            voters: self.conf_state().voters,
+            learners: self.conf_state().learners,
         }
     }
 

@@ -112,6 +112,12 @@ pub fn members(cs: &ConfState) -> BTreeSet<u64> {
 
 /// The next step from `view` toward voters = `target` (see the module docs).
 pub fn next_step(view: &GroupView<'_>, target: &[u64]) -> Step {
+    next_step_keeping(view, target, &[])
+}
+
+/// [`next_step`] for a group that also keeps learners: `keep` (outside `target`) are added as
+/// learners and never removed nor promoted (`__meta`'s learners, `meta::members`).
+pub fn next_step_keeping(view: &GroupView<'_>, target: &[u64], keep: &[u64]) -> Step {
     if view.pending {
         return Step::Wait(Wait::Pending);
     }
@@ -138,11 +144,11 @@ pub fn next_step(view: &GroupView<'_>, target: &[u64]) -> Step {
             None => Step::Wait(Wait::NoTransferee),
         };
     }
-    if let Some(stray) = cs.learners.iter().find(|id| !target.contains(id)) {
+    if let Some(stray) = cs.learners.iter().find(|id| !target.contains(id) && !keep.contains(id)) {
         return Step::RemoveLearner(*stray);
     }
     let all = members(cs);
-    if let Some(missing) = target.iter().find(|id| !all.contains(id)) {
+    if let Some(missing) = target.iter().chain(keep).find(|id| !all.contains(id)) {
         return Step::AddLearner(*missing);
     }
     if voters == target {

@@ -51,7 +51,7 @@ use crate::log::snapshot_install::PreparedSnapshot;
 use crate::log::write::{DiskFile, WriteOp};
 use crate::log::{state_file, LogError, LogKind, LogOptions, OnDamage, PartitionLog, RecoveryReport};
 
-const STATE_FILE: &str = "raft-state";
+pub const STATE_FILE: &str = "raft-state";
 const VOTE_FILE: &str = "raft-vote";
 const VOTE_MAGIC: &[u8; 4] = b"CRV1";
 const VOTE_SLOT: u64 = 32;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod partition0;
 pub mod peer_tls;
 
 use std::io::{Read, Write};
@@ -109,6 +110,14 @@ impl StartingNode {
         let (addr, admin, system, faults, txn, partitions) =
             self.rx.recv_timeout(Duration::from_secs(60)).expect("node start").expect("node started");
         TestNode { addr, admin, faults, txn, partitions, system, thread: Some(self.thread) }
+    }
+
+    /// Waits until the node's start fails: why (panics if it started).
+    pub fn failure(self) -> String {
+        match self.rx.recv_timeout(Duration::from_secs(60)).expect("node start") {
+            Err(e) => e,
+            Ok(_) => panic!("the node started"),
+        }
     }
 }
 

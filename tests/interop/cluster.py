@@ -85,12 +85,13 @@ class Node:
         self.killed_on_purpose = False
         self.paused = False
         self.node_env = {}  # CHRONIK_* entries for this node only
+        self.join = None  # a member's raft address: start with --join it instead of --peers
 
     def command(self):
         return [str(self.cluster.bin), "raft-cluster", "--node-id", str(self.id),
                 "--advertised-addr", "127.0.0.1", "--kafka-port", str(self.kafka_port),
                 "--raft-addr", f"127.0.0.1:{self.raft_port}", "--data-dir", str(self.data_dir),
-                "--peers", self.cluster.peers,
+                *(["--join", self.join] if self.join else ["--peers", self.cluster.peers]),
                 # Nodes share a machine: each has its own admin port, never the default 9300.
                 "--admin-listen", self.admin, *self.cluster.extra_args]
 

@@ -1,0 +1,116 @@
+//! Joining a running cluster (`raft.join`, `--join HOST:PORT`): the new node sends one
+//! [`JoinRequest`] frame to any member's Raft port on a connection of its own and waits for the
+//! [`JoinReply`] (the member's `__meta` records the node, `meta::members`); and the address
+//! book a joined node keeps in its data directory (`meta/peers`), so that it finds the cluster
+//! again after a restart without `--join` or `--peers`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::frame::{self, JoinReply, JoinRequest};
+
+/// How long a join may take: connecting, and the cluster recording the node.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Asks the member at `addr` to add `req`'s node. `Err` says why, for the operator: the address
+/// is unreachable, the answer never came, or the cluster refused (nothing changed then).
+pub async fn ask(addr: &str, req: JoinRequest) -> Result<JoinReply, String> {
+    let connect = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await;
+    let mut stream = match connect {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("cannot reach the cluster at {addr}: {e}")),
+        Err(_) => return Err(format!("cannot reach the cluster at {addr}: connect timed out")),
+    };
+    let exchange = async {
+        stream.write_all(&frame::encode_join(req.node_id, Some(req.clone()), None)).await.map_err(|e| e.to_string())?;
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            if let Some(len) = frame::frame_len(&buf).map_err(|e| e.to_string())? {
+                if buf.len() >= 4 + len {
+                    let body = buf.split_to(4 + len).freeze().slice(4..);
+                    return match frame::decode_join(&body) {
+                        Some((_, Some(reply))) => Ok(reply),
+                        _ => Err("the member answered something other than a join reply".to_string()),
+                    };
+                }
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) => return Err("the member closed the connection (is HOST:PORT a chronik Raft port?)".into()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    let reply = tokio::time::timeout(JOIN_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("the cluster at {addr} did not answer the join within {JOIN_TIMEOUT:?}"))?
+        .map_err(|e| format!("joining through {addr}: {e}"))?;
+    if !reply.error.is_empty() {
+        return Err(format!("the cluster refused node {}: {}", req.node_id, reply.error));
+    }
+    Ok(reply)
+}
+
+const BOOK: &str = "peers";
+
+/// Writes the address book (`id addr` lines) into `dir`, atomically.
+pub fn save_book(dir: &Path, book: &BTreeMap<u64, String>) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let text: String = book.iter().map(|(id, a)| format!("{id} {a}\n")).collect();
+    let tmp = dir.join(format!("{BOOK}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, dir.join(BOOK))
+}
+
+/// The address book saved in `dir` (empty if none; bad lines are skipped).
+pub fn load_book(dir: &Path) -> BTreeMap<u64, String> {
+    let Ok(text) = std::fs::read_to_string(dir.join(BOOK)) else { return BTreeMap::new() };
+    text.lines()
+        .filter_map(|l| {
+            let (id, addr) = l.split_once(' ')?;
+            Some((id.parse().ok()?, addr.trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_book_round_trips_and_skips_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_book(dir.path()).is_empty());
+        let book: BTreeMap<u64, String> = [(1, "127.0.0.1:9192".to_string()), (4, "h:1".to_string())].into();
+        save_book(dir.path(), &book).unwrap();
+        assert_eq!(load_book(dir.path()), book);
+        std::fs::write(dir.path().join(BOOK), "x y\n2 a:1\n").unwrap();
+        assert_eq!(load_book(dir.path()), [(2, "a:1".to_string())].into());
+    }
+
+    #[test]
+    fn join_frames_round_trip() {
+        let req = JoinRequest { node_id: 4, raft_addr: "h:1".into(), kafka_addr: "h:2".into() };
+        let f = frame::encode_join(4, Some(req.clone()), None);
+        assert_eq!(frame::decode_join(&f[4..]), Some((Some(req), None)));
+        let reply = JoinReply { voters: vec![1, 2, 3], conf_index: 7, ..Default::default() };
+        let f = frame::encode_join(1, None, Some(reply.clone()));
+        assert_eq!(frame::decode_join(&f[4..]), Some((None, Some(reply))));
+        // An ordinary frame carries no join.
+        assert_eq!(frame::decode_join(&frame::encode(1, 2, &[])[4..]), None);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_member_is_a_clear_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let req = JoinRequest { node_id: 4, raft_addr: "h:1".into(), kafka_addr: String::new() };
+        let e = ask(&addr, req).await.unwrap_err();
+        assert!(e.contains("cannot reach the cluster"), "{e}");
+    }
+}
