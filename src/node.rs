@@ -499,7 +499,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 raft_addr: own_raft_addr.clone(),
                 kafka_addr: format!("{}:{}", me.host, me.port),
             };
-            let reply = crate::peer::join::ask(addr, req).await.map_err(StartError::Join)?;
+            let reply = crate::peer::join::ask_retrying(addr, req).await.map_err(StartError::Join)?;
             for (id, a) in &reply.peers {
                 transport.learn(*id, a);
             }

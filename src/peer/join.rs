@@ -55,6 +55,28 @@ pub async fn ask(addr: &str, req: JoinRequest) -> Result<JoinReply, String> {
     Ok(reply)
 }
 
+/// [`ask`], asked again (every second, for up to [`JOIN_TIMEOUT`]) while the cluster answers
+/// that its `__meta` did not apply the change: its leader is changing (e.g. it was on a node
+/// that just died), which an election settles within two election timeouts. A join is
+/// idempotent, so asking again is safe; every other answer is final.
+pub async fn ask_retrying(addr: &str, req: JoinRequest) -> Result<JoinReply, String> {
+    let started = std::time::Instant::now();
+    loop {
+        match ask(addr, req.clone()).await {
+            Err(e) if is_transient(&e) && started.elapsed() < JOIN_TIMEOUT => {
+                tokio::time::sleep(Duration::from_secs(1)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a join failed only because `__meta` could not apply it yet.
+fn is_transient(e: &str) -> bool {
+    // `MetaError::RetriesExhausted`'s and `NotLeader`'s messages, as the member's answer carries them.
+    e.contains("the proposal was not applied after") || e.contains("__meta has no leader reachable")
+}
+
 const BOOK: &str = "peers";
 
 /// Writes the address book (`id addr` lines) into `dir`, atomically.
@@ -79,6 +101,16 @@ pub fn load_book(dir: &Path) -> BTreeMap<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_meta_that_could_not_apply_the_join_yet_is_asked_again() {
+        use crate::meta::actor::MetaError;
+        let refused = |e: MetaError| format!("the cluster refused node 6: {e}");
+        assert!(super::is_transient(&refused(MetaError::RetriesExhausted(6))));
+        assert!(super::is_transient(&refused(MetaError::NotLeader(0))));
+        assert!(!super::is_transient("the cluster refused node 6: node id 6 is already used by 127.0.0.1:1"));
+        assert!(!super::is_transient("cannot reach the cluster at 127.0.0.1:1: Connection refused (os error 111)"));
+    }
+
     use super::*;
 
     #[test]
