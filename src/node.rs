@@ -382,6 +382,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_size_per_msg: config.raft.max_size_per_msg,
         snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
         replay_delay: config.faults.replay_delay,
+        hibernate: config.raft.hibernate && !config.raft.peers.is_empty(),
+        tick: ticks.tick,
     };
     // The Kafka listeners are bound first: their addresses go into this broker's registration.
     let specs = config.kafka.resolved_listeners().map_err(|e| StartError::Config(e.to_string()))?;
@@ -471,8 +473,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 addr.do_send(PartitionMsg::Unreachable(peer));
             }
         });
+        let node_beat = settings.hibernate;
         let peer = PeerActor::start_in_arbiter(&peer_arbiter.handle(), move |_| {
-            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost)
+            PeerActor::with_tls(node_id, id, addr, f, connector, plog).with_on_lost(on_lost).with_node_beat(node_beat)
         });
         let beat = peer.clone();
         let hb = ticks.heartbeat_tick as u64;
@@ -482,7 +485,13 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         })));
         peers.insert(id, peer);
     }
-    let transport = Transport::new(node_id, peers, faults.clone());
+    // Peer liveness: every frame from a peer counts; with hibernation on, quiet groups wake
+    // when a node they watch is silent for an election timeout (`raft::hibernate`).
+    let liveness = Arc::new(crate::peer::liveness::Liveness::new(settings.hibernate, std::time::Instant::now()));
+    crate::metrics::set_liveness(node_id, &liveness);
+    let transport = Transport::new(node_id, peers, faults.clone()).with_liveness(liveness.clone());
+    let timeout = ticks.tick * ticks.election_tick as u32;
+    ticker.do_send(TickerMsg::Liveness(liveness, transport.peer_ids(), timeout));
     let marker_transport = transport.clone();
 
     let (meta, mut image_rx) = MetaActor::open(

@@ -5,7 +5,9 @@
 //! on those ticks) the heartbeats of every group bound to this peer leave in one frame, together
 //! with this node's responses to the peer's heartbeats. So an idle link carries one frame per
 //! heartbeat interval in each direction, two per node pair. Heartbeat send intervals are
-//! recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
+//! recorded per peer. With hibernation on (`raft.hibernate`) the beat of every heartbeat tick
+//! sends a frame even when no group queued anything (the node beat, possibly empty): the peer's
+//! liveness (`peer::liveness`) then never depends on which groups are awake. A slow or dead peer only fills its own queue: when the queue or the
 //! writer's buffer is full, messages are dropped and Raft retransmits them. The connection is
 //! re-established with exponential backoff.
 
@@ -141,6 +143,10 @@ pub struct PeerActor {
     pub stats: PeerStats,
     /// Told the peer's id when an established connection drops (`report_unreachable`).
     on_lost: Option<LostPeer>,
+    /// Send a frame on every heartbeat tick's beat, empty if need be (`raft.hibernate`).
+    node_beat: bool,
+    /// The current flush is a heartbeat tick's beat.
+    beat_now: bool,
     logger: Logger,
 }
 
@@ -183,8 +189,16 @@ impl PeerActor {
             tls,
             stats: PeerStats::default(),
             on_lost: None,
+            node_beat: false,
+            beat_now: false,
             logger,
         }
+    }
+
+    /// Sends the node beat on every heartbeat tick (hibernation on).
+    pub fn with_node_beat(mut self, on: bool) -> Self {
+        self.node_beat = on;
+        self
     }
 
     /// Calls `f` with the peer's id whenever an established connection drops.
@@ -253,8 +267,10 @@ impl PeerActor {
             self.heartbeats = heartbeats;
             msgs.extend(responses);
         }
-        if with_heartbeats && !self.heartbeats.is_empty() {
-            let carries_heartbeat = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
+        let node_beat = std::mem::take(&mut self.beat_now);
+        if with_heartbeats && (node_beat || !self.heartbeats.is_empty()) {
+            let carries_heartbeat =
+                node_beat || self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
             msgs.append(&mut self.heartbeats);
             if carries_heartbeat {
                 let now = std::time::Instant::now();
@@ -284,7 +300,7 @@ impl PeerActor {
         }
         let txn_markers = std::mem::take(&mut self.txn_markers);
         let extras = frame::Extras { repairs, snapshots, txn_markers };
-        if msgs.is_empty() && extras.is_empty() {
+        if msgs.is_empty() && extras.is_empty() && !node_beat {
             return;
         }
         if self.faults.dropping_to(self.peer) {
@@ -404,6 +420,7 @@ impl Handler<PeerMsg> for PeerActor {
             PeerMsg::FlushHeartbeats { heartbeat_tick } => {
                 let queued = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
                 if beat_flushes(heartbeat_tick, self.heartbeat_frame_due, queued) {
+                    self.beat_now = heartbeat_tick && self.node_beat;
                     self.flush(ctx, true);
                     // A heartbeat tick whose beat found no heartbeat leaves its frame due: the
                     // first heartbeats that come late go out as soon as they are queued.

@@ -89,11 +89,31 @@ pub struct Transport {
     peers: Arc<HashMap<u64, Addr<PeerActor>>>,
     pub faults: Arc<Faults>,
     markers: Arc<std::sync::Mutex<MarkerWaiters>>,
+    /// Peer liveness and the quiet-group count (`raft.hibernate`).
+    liveness: Arc<super::liveness::Liveness>,
 }
 
 impl Transport {
     pub fn new(me: u64, peers: HashMap<u64, Addr<PeerActor>>, faults: Arc<Faults>) -> Self {
-        Transport { me, peers: Arc::new(peers), faults, markers: Default::default() }
+        Transport { me, peers: Arc::new(peers), faults, markers: Default::default(), liveness: Arc::default() }
+    }
+
+    /// With this node's peer liveness (hibernation on or off).
+    pub fn with_liveness(mut self, liveness: Arc<super::liveness::Liveness>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// This node's peer liveness.
+    pub fn liveness(&self) -> &Arc<super::liveness::Liveness> {
+        &self.liveness
+    }
+
+    /// The other nodes this transport reaches.
+    pub fn peer_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.peers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// A transport with no peers (standalone, unit tests).
@@ -205,6 +225,13 @@ impl Router {
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
         self
+    }
+
+    /// A frame from node `from` passed the listener's checks: it is alive.
+    pub fn heard(&self, from: u64) {
+        if let Some(t) = &self.transport {
+            t.liveness.heard(from, std::time::Instant::now());
+        }
     }
 
     /// A marker request from node `from` becomes `PartitionMsg::WriteTxnMarker` on the partition
