@@ -6,7 +6,7 @@
 //! the hibernate heartbeats and goes quiet. A follower goes quiet on a hibernate heartbeat that
 //! matches its log. A quiet group is woken by any Raft message (but the answers to the hibernate
 //! heartbeat), by activity (produce, a transaction marker, DeleteRecords, ElectSelf, a
-//! reassignment, a lost peer, a repair or snapshot message), or by a tick, which the ticker only
+//! reassignment, a lost peer (a leader), a repair or snapshot message), or by a tick, which the ticker only
 //! delivers to a quiet group when a node it watches was silent for an election timeout.
 
 use std::sync::Arc;
@@ -164,7 +164,11 @@ impl PartitionActor {
 
     /// Activity other than a Raft message (see [`wakes`]).
     pub(super) fn wake_on(&mut self, msg: &PartitionMsg, ctx: &mut Context<Self>) {
-        if wakes(msg) {
+        // A lost peer connection matters to a leader only (it probes the follower again); a
+        // follower waits for its leader node's silence, so a dropped link does not wake every
+        // group of the node at once.
+        let follower_unreachable = matches!(msg, PartitionMsg::Unreachable(_)) && !self.core.raft.is_leader();
+        if wakes(msg) && !follower_unreachable {
             self.hib.idle.reset();
             self.wake(ctx, Wake::Activity);
         }
