@@ -2,9 +2,9 @@
 //! peer node, and how many of its groups are quiet.
 //!
 //! Every frame a peer sends counts (the listener calls [`Liveness::heard`] for each accepted
-//! frame). With hibernation on, each peer link sends a frame on every heartbeat tick's beat even
-//! when no group has anything for it (the node beat, `peer::actor`), so a live node is heard at
-//! least once per heartbeat interval whatever its groups do. The ticker asks [`Liveness::silent`]
+//! frame). With hibernation on, a peer link that sent nothing for a heartbeat interval sends a
+//! frame on the heartbeat tick's beat anyway (the node beat, `peer::actor`), so a live node is
+//! heard at least once per heartbeat interval whatever its groups do. The ticker asks [`Liveness::silent`]
 //! which peers were not heard from for an election timeout, and wakes the quiet groups that
 //! depend on them (`raft::hibernate`); a woken follower counts that silence toward its election
 //! timeout ([`Liveness::silent_for`]).
