@@ -44,7 +44,7 @@
 //!        └─────────────────────────────────────────┘                       │       │
 //!                                                                          ▼       ▼
 //!   Ticker ── Tick (do_send only) ──► MetaActor (__meta)           PartitionActor (one per group,
-//!                                 └─► PartitionActor …             on poller group % raft.threads)
+//!     (skips quiet groups)        └─► PartitionActor …             on poller group % raft.threads)
 //!                                                                    │ both embed the GroupShell
 //!                                                                    │ (raft/shell.rs): Ready loop,
 //!                                                                    │ Synced, fail → reopen

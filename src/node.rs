@@ -389,6 +389,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_size_per_msg: config.raft.max_size_per_msg,
         snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
         replay_delay: config.faults.replay_delay,
+        hibernate: config.raft.hibernate && !config.raft.peers.is_empty(),
+        tick: ticks.tick,
     };
     // The Kafka listeners are bound first: their addresses go into this broker's registration.
     let specs = config.kafka.resolved_listeners().map_err(|e| StartError::Config(e.to_string()))?;
@@ -474,6 +476,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         meta: meta_cell.clone(),
         ticker: ticker.clone(),
         heartbeat_tick: ticks.heartbeat_tick as u64,
+        node_beat: settings.hibernate,
         throttle: throttle.clone(),
         logger: logger.clone(),
     };
@@ -483,7 +486,16 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         || !crate::peer::join::load_book(&meta_dir).is_empty();
     let own_raft_addr = if clustered { config.raft.listen.clone() } else { String::new() };
     let book = std::iter::once((node_id, own_raft_addr.clone())).filter(|(_, a)| !a.is_empty()).collect();
-    let transport = Transport::new(node_id, HashMap::new(), faults.clone()).with_spawn(spawn.into_spawn(), book);
+    // Peer liveness: every frame from a peer counts; with hibernation on, quiet groups wake
+    // when a node they watch (every peer a link was started for) is silent for an election
+    // timeout (`raft::hibernate`).
+    let liveness = Arc::new(crate::peer::liveness::Liveness::new(settings.hibernate, std::time::Instant::now()));
+    crate::metrics::set_liveness(node_id, &liveness);
+    let timeout = ticks.tick * ticks.election_tick as u32;
+    ticker.do_send(crate::raft::ticker::TickerMsg::Liveness(liveness.clone(), timeout));
+    let transport = Transport::new(node_id, HashMap::new(), faults.clone())
+        .with_liveness(liveness)
+        .with_spawn(spawn.into_spawn(), book);
     for p in &config.raft.peers {
         transport.learn(p.id, &p.addr);
     }

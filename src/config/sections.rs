@@ -312,6 +312,8 @@ pub struct RaftConfig {
     pub pre_vote: bool,
     /// Leaders step down without a live quorum. Default: `true`.
     pub check_quorum: bool,
+    /// Idle partition groups go quiet (stop ticking and heartbeating). Default: `true`.
+    pub hibernate: bool,
     /// Maximum in-flight append messages per follower. Default: `256`.
     pub max_inflight_msgs: usize,
     /// Maximum bytes of entries per append message. Default: `1048576`.
@@ -351,6 +353,7 @@ impl Default for RaftConfig {
             election_timeout: Duration::from_secs(3),
             pre_vote: true,
             check_quorum: true,
+            hibernate: true,
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
             snapshot_chunk_bytes: 1_048_576,

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
 use exposition::Family;
 pub use leaders::{balancer_figures, balancer_round, leader_transfer_requested, leader_transfers_requested};
-pub use pollers::set_pollers;
+pub use pollers::{hibernation, set_liveness, set_pollers};
 pub use request_pool::set_request_pool;
 pub use samples::{Samples, WINDOW};
 pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};

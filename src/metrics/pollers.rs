@@ -1,5 +1,5 @@
 //! Figures of each node's poller threads (`raft::pollers`): how many partition groups run on
-//! each. Read from the node's counters when rendered; kept under their own lock in the
+//! each; and of hibernation (`raft::hibernate`): quiet groups and ticks delivered. Read from the node's counters when rendered; kept under their own lock in the
 //! [`Registry`].
 
 use std::collections::BTreeMap;
@@ -12,12 +12,26 @@ use super::{registry, Registry};
 #[derive(Debug, Default)]
 pub(super) struct Figures {
     nodes: BTreeMap<u64, Arc<Vec<AtomicU64>>>,
+    /// Per node: (quiet groups, ticks delivered to groups).
+    quiet: BTreeMap<u64, (Arc<AtomicU64>, Arc<AtomicU64>)>,
+}
+
+/// Registers `node`'s hibernation counters (once, when the node starts).
+pub fn set_liveness(node: u64, l: &crate::peer::liveness::Liveness) {
+    let mut g = registry().pollers.lock().unwrap_or_else(|p| p.into_inner());
+    g.quiet.insert(node, (l.quiet_counter(), l.ticked().clone()));
 }
 
 /// Registers `node`'s per-poller group counters (once, when the node starts).
 pub fn set_pollers(node: u64, groups: Arc<Vec<AtomicU64>>) {
     let mut g = registry().pollers.lock().unwrap_or_else(|p| p.into_inner());
     g.nodes.insert(node, groups);
+}
+
+/// `node`'s quiet groups and the ticks its ticker delivered so far (tests, benchmarks).
+pub fn hibernation(node: u64) -> Option<(u64, u64)> {
+    let g = registry().pollers.lock().unwrap_or_else(|p| p.into_inner());
+    g.quiet.get(&node).map(|(q, t)| (q.load(Ordering::Relaxed), t.load(Ordering::Relaxed)))
 }
 
 /// The poller family, for the nodes `keep` accepts.
@@ -34,5 +48,18 @@ pub(super) fn families(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<Family> 
             groups.value(&[("node", n.as_str()), ("poller", i.as_str())], c.load(Ordering::Relaxed) as f64);
         }
     }
-    vec![groups]
+    let mut quiet = Family::gauge(
+        "chronik_hibernating_groups",
+        "Partition groups that are quiet (raft.hibernate): they neither tick nor heartbeat until woken.",
+    );
+    let mut ticks = Family::counter(
+        "chronik_group_ticks_total",
+        "Ticks the node's ticker delivered to its Raft groups (quiet groups get none).",
+    );
+    for (n, (q, t)) in f.quiet.iter().filter(|(n, _)| keep(**n)) {
+        let n = n.to_string();
+        quiet.value(&[("node", n.as_str())], q.load(Ordering::Relaxed) as f64);
+        ticks.value(&[("node", n.as_str())], t.load(Ordering::Relaxed) as f64);
+    }
+    vec![groups, quiet, ticks]
 }

@@ -33,6 +33,8 @@ use crate::raft::{GroupId, GroupSettings};
 
 #[path = "fetch.rs"]
 mod fetch;
+#[path = "hibernate.rs"]
+mod hibernate;
 #[path = "reassign.rs"]
 mod reassign;
 #[path = "repair.rs"]
@@ -193,6 +195,8 @@ pub struct PartitionActor {
     elect_self_ticks: u64,
     /// The reassignment this replica follows (driven while it leads).
     reassign: reassign::Driver,
+    /// Whether the group is quiet (`raft.hibernate`).
+    hib: hibernate::Hibernation,
     /// `topic/partition`, for metrics and logs.
     name: String,
     logger: Logger,
@@ -269,6 +273,7 @@ impl PartitionActor {
             campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
             elect_self_ticks: 0,
             reassign: Default::default(),
+            hib: hibernate::Hibernation::new(&spec.settings),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
             logger,
@@ -519,13 +524,15 @@ impl Actor for PartitionActor {
         self.shell.set_notify(Arc::new(move |e| addr.do_send(PartitionMsg::Shell(e))));
         self.start_core(ctx);
         let addr = ctx.address();
-        self.ticker.do_send(TickerMsg::Register(
-            self.core.raft.group(),
-            Box::new(move |n| {
-                addr.do_send(PartitionMsg::Tick(n));
-                addr.connected()
-            }),
-        ));
+        let tick: crate::raft::ticker::TickFn = Box::new(move |n| {
+            addr.do_send(PartitionMsg::Tick(n));
+            addr.connected()
+        });
+        let group = self.core.raft.group();
+        self.ticker.do_send(match self.hib.cell() {
+            Some(cell) => TickerMsg::RegisterQuiet(group, tick, cell),
+            None => TickerMsg::Register(group, tick),
+        });
         ctx.run_interval(self.retention_check, |act, _| act.run_retention());
         if let Some((_, every)) = &self.links.cleaner {
             ctx.run_interval(*every, |act, ctx| act.run_cleaner(ctx));
@@ -539,6 +546,7 @@ impl Actor for PartitionActor {
         crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
         crate::metrics::cleaner_forget(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
+        self.hibernate_stopped();
         self.fail_waiters(PartitionError::ShuttingDown);
         self.shell.final_flush(&mut self.core.raft);
     }
@@ -548,9 +556,11 @@ impl Handler<PartitionMsg> for PartitionActor {
     type Result = ();
 
     fn handle(&mut self, msg: PartitionMsg, ctx: &mut Self::Context) {
+        self.wake_on(&msg, ctx);
         match msg {
             // A failed group is silent: peers see it as down and elect another leader.
             PartitionMsg::Tick(_) | PartitionMsg::Raft(_) if self.shell.is_failed() => {}
+            PartitionMsg::Tick(_) if !self.hibernate_tick(ctx) => {}
             PartitionMsg::Tick(n) => {
                 let hb = self.reopen.settings.heartbeat_tick.max(1) as u64;
                 if self.campaign_retries > 0 && n % hb == 0 {
@@ -628,6 +638,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                 slog::warn!(self.logger, "dropping a proposal forwarded by a peer"; "group" => self.core.raft.group(), "from" => m.from);
             }
             PartitionMsg::Raft(m) => {
+                let m = self.quiet_step(m, ctx);
                 let Some(m) = self.take_snapshot_msg(m, ctx) else {
                     return;
                 };

@@ -94,6 +94,11 @@ pub struct DeleteWaiters {
 }
 
 impl DeleteWaiters {
+    /// Nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
     /// Waits for entry `index`.
     pub fn wait(&mut self, index: u64, reply: Reply) {
         self.waiting.push((index, reply));

@@ -44,6 +44,13 @@ pub fn prepare_join(
     Ok(())
 }
 
+impl Driver {
+    /// A reassignment (or its cancel) is in progress.
+    pub(super) fn active(&self) -> bool {
+        self.target.is_some()
+    }
+}
+
 impl PartitionActor {
     /// `__meta`'s target for this group changed (`None`: no reassignment).
     pub(super) fn set_reassign_target(&mut self, target: Option<Vec<u64>>, ctx: &mut Context<Self>) {

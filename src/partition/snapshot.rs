@@ -59,6 +59,14 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// No transfer either way and no disk work queued (a group with one does not hibernate).
+    pub fn is_idle(&self) -> bool {
+        self.disk.is_empty()
+            && !self.disk_busy
+            && self.receiver.in_progress().is_none()
+            && self.served.try_lock().is_ok_and(|s| s.is_empty())
+    }
+
     pub fn new(group: u64, settings: &crate::raft::GroupSettings) -> Self {
         let election = settings.election_tick.max(1) as u32;
         let rs = ReceiverSettings {

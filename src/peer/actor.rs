@@ -5,7 +5,10 @@
 //! on those ticks) the heartbeats of every group bound to this peer leave in one frame, together
 //! with this node's responses to the peer's heartbeats. So an idle link carries one frame per
 //! heartbeat interval in each direction, two per node pair. Heartbeat send intervals are
-//! recorded per peer. A slow or dead peer only fills its own queue: when the queue or the
+//! recorded per peer. With hibernation on (`raft.hibernate`) the beat of a heartbeat tick sends a
+//! frame even when no group queued a heartbeat, if no heartbeat frame went to the peer since the
+//! last one (the node beat, possibly empty): the peer's liveness (`peer::liveness`) then never depends on which
+//! groups are awake. A slow or dead peer only fills its own queue: when the queue or the
 //! writer's buffer is full, messages are dropped and Raft retransmits them. The connection is
 //! re-established with exponential backoff. Replication traffic that Kafka's replication
 //! throttles cover waits in the link's [`Gate`] until the node's quota lets it go
@@ -83,6 +86,15 @@ fn beat_flushes(heartbeat_tick: bool, frame_due: bool, heartbeats_queued: bool) 
     heartbeat_tick || (frame_due && heartbeats_queued)
 }
 
+/// Whether a beat sends the node beat (hibernation on): on a heartbeat tick with no heartbeat
+/// queued, when no heartbeat frame went to the peer since the last heartbeat tick. A link whose
+/// heartbeats came late (and left in a late frame) already told the peer this node is alive in
+/// this interval, and a second heartbeat frame per interval would only add wake-ups; so every
+/// link carries exactly one heartbeat frame per interval.
+fn node_beat_due(enabled: bool, heartbeat_tick: bool, heartbeats_queued: bool, sent_since_beat: bool) -> bool {
+    enabled && heartbeat_tick && !heartbeats_queued && !sent_since_beat
+}
+
 /// Bytes of entry data (and contexts) a Raft message carries.
 fn entry_bytes(m: &Message) -> usize {
     m.get_entries().iter().map(|e| e.get_data().len() + e.get_context().len()).sum()
@@ -154,6 +166,12 @@ pub struct PeerActor {
     throttle: Option<Arc<ReplicationThrottle>>,
     gate: Gate,
     release_scheduled: bool,
+    /// Send a frame on every heartbeat tick's beat, empty if need be (`raft.hibernate`).
+    node_beat: bool,
+    /// The current flush is a heartbeat tick's beat that sends the node beat.
+    beat_now: bool,
+    /// A heartbeat frame went to the peer since the last heartbeat tick's beat.
+    sent_since_beat: bool,
     logger: Logger,
 }
 
@@ -199,6 +217,9 @@ impl PeerActor {
             throttle: None,
             gate: Gate::default(),
             release_scheduled: false,
+            node_beat: false,
+            beat_now: false,
+            sent_since_beat: false,
             logger,
         }
     }
@@ -226,6 +247,12 @@ impl PeerActor {
             self.release_scheduled = true;
             ctx.notify_later(PeerMsg::ReleaseHeld, d);
         }
+    }
+
+    /// Sends the node beat on every heartbeat tick (hibernation on).
+    pub fn with_node_beat(mut self, on: bool) -> Self {
+        self.node_beat = on;
+        self
     }
 
     /// Calls `f` with the peer's id whenever an established connection drops.
@@ -294,10 +321,13 @@ impl PeerActor {
             self.heartbeats = heartbeats;
             msgs.extend(responses);
         }
-        if with_heartbeats && !self.heartbeats.is_empty() {
-            let carries_heartbeat = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
+        let node_beat = std::mem::take(&mut self.beat_now);
+        if with_heartbeats && (node_beat || !self.heartbeats.is_empty()) {
+            let carries_heartbeat =
+                node_beat || self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
             msgs.append(&mut self.heartbeats);
             if carries_heartbeat {
+                self.sent_since_beat = true;
                 let now = std::time::Instant::now();
                 let interval = self.last_heartbeat_frame.replace(now).map(|t| now - t);
                 crate::metrics::registry().peer(self.me, self.peer, |p| {
@@ -325,7 +355,7 @@ impl PeerActor {
         }
         let txn_markers = std::mem::take(&mut self.txn_markers);
         let extras = frame::Extras { repairs, snapshots, txn_markers };
-        if msgs.is_empty() && extras.is_empty() {
+        if msgs.is_empty() && extras.is_empty() && !node_beat {
             return;
         }
         if self.faults.dropping_to(self.peer) {
@@ -462,10 +492,18 @@ impl Handler<PeerMsg> for PeerActor {
             PeerMsg::FlushHeartbeats { heartbeat_tick } => {
                 let queued = self.heartbeats.iter().any(|(_, m)| m.get_msg_type() == MessageType::MsgHeartbeat);
                 if beat_flushes(heartbeat_tick, self.heartbeat_frame_due, queued) {
+                    // The node beat: only when no heartbeat frame went since the last heartbeat
+                    // tick's frame (a late frame counts).
+                    let node_beat = node_beat_due(self.node_beat, heartbeat_tick, queued, self.sent_since_beat);
+                    self.beat_now = node_beat;
                     self.flush(ctx, true);
-                    // A heartbeat tick whose beat found no heartbeat leaves its frame due: the
-                    // first heartbeats that come late go out as soon as they are queued.
-                    self.heartbeat_frame_due = heartbeat_tick && !queued;
+                    if heartbeat_tick {
+                        self.sent_since_beat = false;
+                    }
+                    // A heartbeat tick whose beat found no heartbeat (and sent no node beat)
+                    // leaves its frame due: the first heartbeats that come late go out as soon
+                    // as they are queued.
+                    self.heartbeat_frame_due = heartbeat_tick && !queued && !node_beat;
                 }
             }
             PeerMsg::Connected(tx) => {
@@ -497,7 +535,7 @@ impl Handler<PeerMsg> for PeerActor {
 
 #[cfg(test)]
 mod tests {
-    use super::{beat_flushes, entry_bytes, frame_prefix, MAX_ENTRIES_FRAME};
+    use super::{beat_flushes, entry_bytes, frame_prefix, node_beat_due, MAX_ENTRIES_FRAME};
     use crate::peer::frame;
     use raft::eraftpb::{Entry, Message, MessageType};
 
@@ -547,5 +585,14 @@ mod tests {
         // A frame that found nothing to carry: the late heartbeats go at the next beat.
         assert!(beat_flushes(false, true, true));
         assert!(!beat_flushes(false, true, false));
+    }
+
+    #[test]
+    fn the_node_beat_fills_only_a_silent_interval() {
+        assert!(node_beat_due(true, true, false, false), "idle link: the node beat");
+        assert!(!node_beat_due(false, true, false, false), "hibernation off: no node beat");
+        assert!(!node_beat_due(true, false, false, false), "only on heartbeat ticks");
+        assert!(!node_beat_due(true, true, true, false), "heartbeats go anyway");
+        assert!(!node_beat_due(true, true, false, true), "a heartbeat frame went out since the last beat");
     }
 }

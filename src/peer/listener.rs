@@ -153,6 +153,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             if faults.dropping_from(from) {
                 continue;
             }
+            router.heard(from);
             for (group, msg) in messages {
                 if !router.route(group, msg) && unknown_groups.insert(group) {
                     slog::info!(logger, "holding messages for a group this node does not host (yet); they are dropped unless it starts within seconds"; "group" => group, "from" => from);

@@ -10,11 +10,13 @@
 //! - [`spawn`]: starts the peer actor of a node the transport learns of.
 //! - [`listener`]: accepts peer connections, validates frames and routes each message to its group.
 //! - [`throttle`]: Kafka's replication throttles: the node-wide quotas and what each link holds back.
+//! - [`liveness`]: when each peer node was last heard from (hibernation's node-level heartbeat).
 
 pub mod actor;
 pub mod frame;
 pub mod join;
 pub mod listener;
+pub mod liveness;
 pub mod spawn;
 pub mod throttle;
 pub mod transport;

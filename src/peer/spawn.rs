@@ -29,6 +29,8 @@ pub struct PeerSpawner {
     pub meta: Arc<OnceLock<Addr<MetaActor>>>,
     pub ticker: Addr<Ticker>,
     pub heartbeat_tick: u64,
+    /// Send the node beat on every heartbeat tick (`raft.hibernate`).
+    pub node_beat: bool,
     /// Kafka's replication throttles, shared by every link (`peer::throttle`).
     pub throttle: Arc<super::throttle::ReplicationThrottle>,
     pub logger: Logger,
@@ -42,6 +44,7 @@ impl PeerSpawner {
 
     fn spawn(&self, id: u64, addr: String) -> Addr<PeerActor> {
         let (me, f, connector, t) = (self.me, self.faults.clone(), self.tls.clone(), self.throttle.clone());
+        let node_beat = self.node_beat;
         let plog = self.logger.new(slog::o!("actor" => "peer", "peer" => id));
         let (groups, lost_log, meta_cell) = (self.groups.clone(), self.logger.clone(), self.meta.clone());
         let on_lost: LostPeer = Arc::new(move |peer| {
@@ -56,7 +59,10 @@ impl PeerSpawner {
         });
         slog::info!(self.logger, "peer link"; "peer" => id, "addr" => &addr);
         let peer = PeerActor::start_in_arbiter(&self.arbiter, move |_| {
-            PeerActor::with_tls(me, id, addr, f, connector, plog).with_on_lost(on_lost).with_throttle(t)
+            PeerActor::with_tls(me, id, addr, f, connector, plog)
+                .with_on_lost(on_lost)
+                .with_throttle(t)
+                .with_node_beat(node_beat)
         });
         let beat = peer.clone();
         let hb = self.heartbeat_tick.max(1);

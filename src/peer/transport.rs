@@ -102,6 +102,8 @@ pub struct Transport {
     spawn: Option<SpawnPeer>,
     pub faults: Arc<Faults>,
     markers: Arc<std::sync::Mutex<MarkerWaiters>>,
+    /// Peer liveness and the quiet-group count (`raft.hibernate`).
+    liveness: Arc<super::liveness::Liveness>,
 }
 
 impl Transport {
@@ -115,6 +117,7 @@ impl Transport {
             spawn: None,
             faults,
             markers: Default::default(),
+            liveness: Arc::default(),
         }
     }
 
@@ -150,9 +153,31 @@ impl Transport {
             return false;
         }
         peers.insert(id, spawn(id, addr.to_string()));
+        self.liveness.watch(id);
         let known: HashSet<u64> = peers.keys().copied().collect();
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(known);
         true
+    }
+
+    /// With this node's peer liveness (hibernation on or off).
+    pub fn with_liveness(mut self, liveness: Arc<super::liveness::Liveness>) -> Self {
+        for id in self.peer_ids() {
+            liveness.watch(id);
+        }
+        self.liveness = liveness;
+        self
+    }
+
+    /// This node's peer liveness.
+    pub fn liveness(&self) -> &Arc<super::liveness::Liveness> {
+        &self.liveness
+    }
+
+    /// The other nodes this transport reaches.
+    pub fn peer_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.peers.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     fn peer(&self, id: u64) -> Option<Addr<PeerActor>> {
@@ -277,6 +302,13 @@ impl Router {
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
         self
+    }
+
+    /// A frame from node `from` passed the listener's checks: it is alive.
+    pub fn heard(&self, from: u64) {
+        if let Some(t) = &self.transport {
+            t.liveness.heard(from, std::time::Instant::now());
+        }
     }
 
     /// A marker request from node `from` becomes `PartitionMsg::WriteTxnMarker` on the partition

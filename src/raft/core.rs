@@ -55,6 +55,9 @@ use crate::log::snapshot_descriptor::SnapshotDescriptor;
 use crate::log::LogError;
 use crate::raft::storage::GroupStorage;
 pub use crate::raft::write_job::WriteJob;
+
+#[path = "core_quiet.rs"]
+mod quiet;
 use crate::raft::writer::WriteRequest;
 use crate::raft::GroupId;
 

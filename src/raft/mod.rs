@@ -11,13 +11,15 @@
 //! - [`syncer`]: the group-commit fsync stage behind the writer, shared by all groups of a node.
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
-//! - [`ticker`]: the node-wide tick actor.
+//! - [`ticker`]: the node-wide tick actor; it skips quiet groups.
+//! - [`hibernate`]: when an idle group goes quiet and what wakes it (`raft.hibernate`).
 //! - [`pollers`]: the poller threads the partition groups are sharded over (`raft.threads`).
 //! - [`membership`]: the pure planner of a group's membership changes (learners, one joint
 //!   ConfChangeV2, leaving it, leader transfer first).
 
 pub mod core;
 pub mod disk_error;
+pub mod hibernate;
 pub mod membership;
 pub mod pollers;
 pub mod recovery;
@@ -67,6 +69,10 @@ pub struct GroupSettings {
     /// Fault injection (`faults.replay-delay`): a delay of each round of a partition's replay
     /// at open that applies record batches.
     pub replay_delay: std::time::Duration,
+    /// Idle partition groups go quiet (`raft.hibernate`, `raft::hibernate`).
+    pub hibernate: bool,
+    /// The tick period (a woken follower turns its leader node's silence into ticks).
+    pub tick: std::time::Duration,
 }
 
 impl GroupSettings {
@@ -86,6 +92,8 @@ impl GroupSettings {
             max_size_per_msg: 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
             replay_delay: std::time::Duration::ZERO,
+            hibernate: false,
+            tick: std::time::Duration::from_millis(50),
         }
     }
 

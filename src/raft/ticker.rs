@@ -7,12 +7,20 @@
 //! heartbeats queued since: that is how the heartbeats of all groups bound to one node leave in
 //! one frame. The groups have that long to turn the tick into heartbeats while they also append,
 //! apply and answer (what a link does with heartbeats that miss it: `peer::actor`).
+//!
+//! A quiet group (`raft::hibernate`) is skipped: one atomic load, no message. Once per tick the
+//! ticker asks the node's liveness which peers were silent for an election timeout; a quiet
+//! group that watches one of them is ticked, which wakes it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::peer::liveness::Liveness;
+use crate::raft::hibernate::QuietCell;
 use crate::raft::GroupId;
 
 /// When the beat follows a tick: late enough that busy groups have produced their heartbeats,
@@ -31,6 +39,12 @@ pub type TickFn = Box<dyn Fn(u64) -> bool + Send>;
 pub enum TickerMsg {
     /// Start ticking a group.
     Register(GroupId, TickFn),
+    /// Start ticking a group that may go quiet: skipped while its cell says so.
+    RegisterQuiet(GroupId, TickFn, Arc<QuietCell>),
+    /// The node's peer liveness (which watches every peer the node has a link to, joined
+    /// members too) and the election timeout: quiet groups watching a peer silent that long are
+    /// ticked (woken).
+    Liveness(Arc<Liveness>, Duration),
     /// Stop ticking a group.
     Unregister(GroupId),
     /// A peer link to flush heartbeats on, at the beat after every tick.
@@ -40,15 +54,16 @@ pub enum TickerMsg {
 /// The tick actor.
 pub struct Ticker {
     interval: Duration,
-    groups: BTreeMap<GroupId, TickFn>,
+    groups: BTreeMap<GroupId, (TickFn, Option<Arc<QuietCell>>)>,
     peers: Vec<TickFn>,
+    liveness: Option<(Arc<Liveness>, Duration)>,
     ticks: u64,
     last: Option<std::time::Instant>,
 }
 
 impl Ticker {
     pub fn new(interval: Duration) -> Self {
-        Ticker { interval, groups: BTreeMap::new(), peers: Vec::new(), ticks: 0, last: None }
+        Ticker { interval, groups: BTreeMap::new(), peers: Vec::new(), liveness: None, ticks: 0, last: None }
     }
 
     /// Returns false for a catch-up tick: after a stall (the process was descheduled, the
@@ -62,7 +77,21 @@ impl Ticker {
         self.last = Some(now);
         self.ticks += 1;
         let n = self.ticks;
-        self.groups.retain(|_, tick| tick(n));
+        let silent = match &self.liveness {
+            Some((l, timeout)) => l.silent_watched(*timeout, now),
+            None => Vec::new(),
+        };
+        let mut ticked = 0u64;
+        self.groups.retain(|_, (tick, cell)| {
+            if cell.as_ref().is_some_and(|c| !c.needs_tick(&silent)) {
+                return true;
+            }
+            ticked += 1;
+            tick(n)
+        });
+        if let Some((l, _)) = &self.liveness {
+            l.ticked().fetch_add(ticked, Ordering::Relaxed);
+        }
         true
     }
 }
@@ -89,8 +118,12 @@ impl Handler<TickerMsg> for Ticker {
     fn handle(&mut self, msg: TickerMsg, _: &mut Self::Context) {
         match msg {
             TickerMsg::Register(id, f) => {
-                self.groups.insert(id, f);
+                self.groups.insert(id, (f, None));
             }
+            TickerMsg::RegisterQuiet(id, f, cell) => {
+                self.groups.insert(id, (f, Some(cell)));
+            }
+            TickerMsg::Liveness(l, timeout) => self.liveness = Some((l, timeout)),
             TickerMsg::Unregister(id) => {
                 self.groups.remove(&id);
             }

@@ -1,0 +1,231 @@
+//! Hibernation of idle groups (`raft.hibernate`; CockroachDB's quiescence, TiKV's hibernate
+//! regions): the pure decisions, and the [`QuietCell`] a group shares with the ticker.
+//!
+//! - A leader goes quiet once it has been settled ([`LeaderView::settled`]: every replica's
+//!   matched index is the last index, committed = applied = last, nothing pending) for
+//!   [`Idle`]'s limit of ticks in a row (two election timeouts). It sends each replica a
+//!   hibernate heartbeat (a `MsgHeartbeat` whose context is [`HIBERNATE`] and whose
+//!   `index`/`log_term` name its last entry; it rides in the heartbeat frame like any heartbeat)
+//!   and stops ticking.
+//! - A follower goes quiet when it steps such a heartbeat and its log matches it
+//!   ([`follower_may_sleep`]); otherwise it answers without the context, which wakes the leader.
+//! - The ticker skips quiet groups ([`QuietCell::needs_tick`]); it still ticks one whose
+//!   watched nodes ([`watched`]: the leader's node for a follower, every other replica's for a
+//!   leader) went silent for an election timeout (`peer::liveness`), which wakes it. A follower
+//!   woken so counts the silence toward its election timeout ([`silent_ticks`]), so the group
+//!   elects within `[T, 2T)` of the leader node's last frame, as if it had never slept.
+//! - Any other activity wakes a group: a Raft message, a produce, a transfer, a reassignment.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The context of a leader's hibernate heartbeat (and of the answer of a follower that slept).
+pub const HIBERNATE: &[u8] = b"chronik-hibernate";
+/// The context of a follower's wake call to a quiet leader (a heartbeat response), and of its
+/// answer to a hibernate heartbeat it refused: either wakes the leader.
+pub const WAKE: &[u8] = b"chronik-wake";
+
+/// What the ticker knows of a group: whether it is quiet, and whose silence wakes it.
+#[derive(Debug, Default)]
+pub struct QuietCell {
+    quiet: AtomicBool,
+    watch: Mutex<Vec<u64>>,
+}
+
+impl QuietCell {
+    /// The group went quiet, to be woken by the silence of any of `watch`.
+    pub fn sleep(&self, watch: Vec<u64>) {
+        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = watch;
+        self.quiet.store(true, Ordering::Release);
+    }
+
+    /// The group woke.
+    pub fn wake(&self) {
+        self.quiet.store(false, Ordering::Release);
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet.load(Ordering::Acquire)
+    }
+
+    /// Whether the ticker ticks the group: always when awake; when quiet only if a watched node
+    /// is among the `silent` ones.
+    pub fn needs_tick(&self, silent: &[u64]) -> bool {
+        if !self.is_quiet() {
+            return true;
+        }
+        !silent.is_empty() && self.watch.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|n| silent.contains(n))
+    }
+}
+
+/// A leader's state as the quiet decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LeaderView {
+    pub last_index: u64,
+    pub committed: u64,
+    pub applied: u64,
+    /// Every replica's matched index is `last_index`, none is being sent a snapshot.
+    pub all_matched: bool,
+    /// Anything in progress: a read, a leader transfer, a conf change not applied, writes not
+    /// persisted, a Ready not handled, a produce waiting, a reassignment, a campaign retry.
+    pub busy: bool,
+    /// Every other replica's node was heard from lately (a leader does not sleep while one is
+    /// silent: its silence would wake it at once).
+    pub replicas_live: bool,
+}
+
+impl LeaderView {
+    pub fn settled(&self) -> bool {
+        self.all_matched
+            && self.replicas_live
+            && !self.busy
+            && self.committed == self.last_index
+            && self.applied == self.last_index
+    }
+}
+
+/// Ticks in a row a leader has been settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idle {
+    ticks: u64,
+    limit: u64,
+}
+
+impl Idle {
+    /// Quiet after `limit` settled ticks in a row (at least 1).
+    pub fn new(limit: u64) -> Self {
+        Idle { ticks: 0, limit: limit.max(1) }
+    }
+
+    /// One tick: returns true when the group should go quiet now.
+    pub fn tick(&mut self, settled: bool) -> bool {
+        self.ticks = if settled { self.ticks + 1 } else { 0 };
+        self.ticks >= self.limit
+    }
+
+    /// Activity: count again from zero.
+    pub fn reset(&mut self) {
+        self.ticks = 0;
+    }
+}
+
+/// A follower's log as the quiet decision sees it, after stepping the hibernate heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerView {
+    pub term: u64,
+    pub last_index: u64,
+    pub last_term: u64,
+    pub committed: u64,
+    /// Anything in progress on the follower (unpersisted writes, a snapshot, a campaign).
+    pub busy: bool,
+}
+
+/// What the leader's hibernate heartbeat says: its term, last entry and commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Told {
+    pub term: u64,
+    pub index: u64,
+    pub log_term: u64,
+    pub commit: u64,
+}
+
+/// A follower sleeps only when its log is the leader's (same last index and term) and it knows
+/// everything is committed.
+pub fn follower_may_sleep(me: &FollowerView, told: &Told) -> bool {
+    !me.busy
+        && me.term == told.term
+        && me.last_index == told.index
+        && me.last_term == told.log_term
+        && told.commit == told.index
+        && me.committed == told.index
+}
+
+/// The nodes whose silence wakes a quiet replica: a follower watches its leader, a leader every
+/// other replica.
+pub fn watched(me: u64, leader: u64, replicas: &[u64]) -> Vec<u64> {
+    if leader == me {
+        replicas.iter().copied().filter(|r| *r != me).collect()
+    } else {
+        vec![leader]
+    }
+}
+
+/// The election ticks a follower woken by its leader node's silence counts as already elapsed:
+/// that silence, in whole ticks.
+pub fn silent_ticks(silence: Duration, tick: Duration) -> usize {
+    if tick.is_zero() {
+        return 0;
+    }
+    (silence.as_nanos() / tick.as_nanos()) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled() -> LeaderView {
+        LeaderView { last_index: 9, committed: 9, applied: 9, all_matched: true, busy: false, replicas_live: true }
+    }
+
+    #[test]
+    fn a_leader_sleeps_only_when_everything_is_settled() {
+        assert!(settled().settled());
+        assert!(!LeaderView { all_matched: false, ..settled() }.settled(), "a follower behind");
+        assert!(!LeaderView { committed: 8, ..settled() }.settled(), "an entry not committed");
+        assert!(!LeaderView { applied: 8, ..settled() }.settled(), "an entry not applied");
+        assert!(!LeaderView { busy: true, ..settled() }.settled(), "a pending read/transfer/conf change");
+        assert!(!LeaderView { replicas_live: false, ..settled() }.settled(), "a replica's node silent");
+    }
+
+    #[test]
+    fn a_leader_sleeps_after_the_idle_limit_of_settled_ticks_in_a_row() {
+        let mut idle = Idle::new(3);
+        assert!(!idle.tick(true));
+        assert!(!idle.tick(true));
+        assert!(!idle.tick(false), "activity counts again from zero");
+        assert!(!idle.tick(true));
+        assert!(!idle.tick(true));
+        assert!(idle.tick(true));
+        idle.reset();
+        assert!(!idle.tick(true));
+        assert!(Idle::new(0).tick(true), "a limit of 0 is 1");
+    }
+
+    #[test]
+    fn a_follower_sleeps_only_with_the_leaders_log() {
+        let told = Told { term: 4, index: 20, log_term: 4, commit: 20 };
+        let me = FollowerView { term: 4, last_index: 20, last_term: 4, committed: 20, busy: false };
+        assert!(follower_may_sleep(&me, &told));
+        assert!(!follower_may_sleep(&FollowerView { last_index: 19, ..me }, &told), "shorter log");
+        assert!(!follower_may_sleep(&FollowerView { last_index: 21, ..me }, &told), "longer log");
+        assert!(!follower_may_sleep(&FollowerView { last_term: 3, ..me }, &told), "other last term");
+        assert!(!follower_may_sleep(&FollowerView { term: 5, ..me }, &told), "another term");
+        assert!(!follower_may_sleep(&FollowerView { committed: 19, ..me }, &told), "commit not known");
+        assert!(!follower_may_sleep(&FollowerView { busy: true, ..me }, &told), "busy");
+        assert!(!follower_may_sleep(&me, &Told { commit: 19, ..told }), "leader not committed");
+    }
+
+    #[test]
+    fn the_ticker_skips_a_quiet_group_until_a_watched_node_is_silent() {
+        let cell = QuietCell::default();
+        assert!(cell.needs_tick(&[]), "awake: always ticked");
+        cell.sleep(watched(1, 2, &[1, 2, 3]));
+        assert!(cell.is_quiet());
+        assert!(!cell.needs_tick(&[]));
+        assert!(!cell.needs_tick(&[3]), "a follower ignores another follower's silence");
+        assert!(cell.needs_tick(&[2]), "its leader's node is silent");
+        cell.sleep(watched(1, 1, &[1, 2, 3]));
+        assert!(cell.needs_tick(&[3]), "a leader wakes when any replica's node is silent");
+        cell.wake();
+        assert!(cell.needs_tick(&[]));
+    }
+
+    #[test]
+    fn a_follower_counts_its_leaders_silence_in_whole_ticks() {
+        let ms = Duration::from_millis;
+        assert_eq!(silent_ticks(ms(3020), ms(50)), 60);
+        assert_eq!(silent_ticks(ms(49), ms(50)), 0);
+        assert_eq!(silent_ticks(ms(100), Duration::ZERO), 0);
+    }
+}
