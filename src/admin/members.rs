@@ -4,7 +4,8 @@
 //! leader decides (`MetaMsg::Members`); another node answers 421 with the leader's admin address
 //! (`leader_admin`), which the client follows. A refusal is 409 and changes nothing. A
 //! decommission first reassigns every replica of the node, waits (at most `timeout_ms` of the
-//! query, default 300 s) until no partition lists the node, then removes it.
+//! query, default 300 s) until no partition lists the node, then removes it. Both removals answer
+//! once `__meta`'s configuration no longer names the node (its voter seat went to a learner).
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,30 @@ async fn ask(state: &AdminState, op: MemberOp) -> MemberAnswer {
     }
 }
 
+/// Waits until `__meta`'s configuration on this node no longer names `id` (a voter's seat is
+/// handed to a learner by the `__meta` leader's planner, one step per tick, after `RemoveNode`
+/// applied): only then can the node be stopped without costing `__meta` a voter it still counts.
+async fn wait_left_meta(state: &AdminState, id: u64, deadline: Instant) -> Result<(), String> {
+    loop {
+        let (tx, rx) = oneshot::channel();
+        state.meta.do_send(MetaMsg::Status { reply: tx });
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(5), rx).await {
+            if !s.voters.contains(&id) && !s.learners.contains(&id) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "node {id} was removed, but __meta still counts it (voters {:?}, learners {:?}); do not stop it yet, run the command again to wait",
+                    s.voters, s.learners
+                ));
+            }
+        } else if Instant::now() >= deadline {
+            return Err(format!("node {id} was removed, but __meta's configuration could not be read"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The HTTP answer of a [`MemberAnswer`].
 fn respond(state: &AdminState, answer: MemberAnswer, what: &str) -> HttpResponse {
     match answer {
@@ -85,7 +110,14 @@ async fn remove(state: web::Data<AdminState>, path: web::Path<u64>, req: HttpReq
     if let Some(refused) = super::routes::refused(&state, &req, Operation::Alter) {
         return refused;
     }
-    let answer = ask(&state, MemberOp::Remove(path.into_inner())).await;
+    let id = path.into_inner();
+    let answer = ask(&state, MemberOp::Remove(id)).await;
+    if matches!(answer, MemberAnswer::Done { .. }) {
+        // A dead voter's seat goes to a learner: answered once `__meta` no longer counts it.
+        if let Err(e) = wait_left_meta(&state, id, Instant::now() + Duration::from_secs(60)).await {
+            return super::routes::error(StatusCode::GATEWAY_TIMEOUT, e);
+        }
+    }
     respond(&state, answer, "remove-node")
 }
 
@@ -126,9 +158,10 @@ async fn decommission(
     // The leader may have changed while the replicas moved (the node itself may have led).
     let answer = ask(&state, MemberOp::Remove(id)).await;
     match answer {
-        MemberAnswer::Done { .. } => {
-            HttpResponse::Ok().json(json!({ "ok": true, "done": "decommission", "reassigned": moved }))
-        }
+        MemberAnswer::Done { .. } => match wait_left_meta(&state, id, deadline).await {
+            Ok(()) => HttpResponse::Ok().json(json!({ "ok": true, "done": "decommission", "reassigned": moved })),
+            Err(e) => super::routes::error(StatusCode::GATEWAY_TIMEOUT, e),
+        },
         other => respond(&state, other, "decommission"),
     }
 }
