@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::build_batch;
 use chronik::metrics::{hibernation, registry};
-use common::{cluster_configs, elections_won, start_cluster, Client, TestNode};
+use common::{cluster_configs, cut, elections_won, start_cluster, Client};
 
 const PARTITIONS: i32 = 12;
 const TOPIC: &str = "quiet";
@@ -27,20 +27,6 @@ fn name(s: &str) -> TopicName {
 
 fn groups() -> Vec<String> {
     (0..PARTITIONS).map(|p| format!("{TOPIC}/{p}")).collect()
-}
-
-/// Cuts node `id` off from the others (both directions) or heals it.
-fn cut(nodes: &[TestNode], id: u64, on: bool) {
-    for (i, n) in nodes.iter().enumerate() {
-        let me = i as u64 + 1;
-        if me == id {
-            for peer in (1..=nodes.len() as u64).filter(|p| *p != id) {
-                n.faults.partition(peer, on);
-            }
-        } else {
-            n.faults.partition(id, on);
-        }
-    }
 }
 
 /// Per group: the (node, term) of every node that says it leads it.

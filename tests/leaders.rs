@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use common::{cluster_configs, create_topic, start_cluster, Client, TestNode};
+use common::{cluster_configs, create_topic, cut, start_cluster, Client, TestNode};
 
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
@@ -70,20 +70,6 @@ fn results(r: &ElectLeadersResponse) -> Vec<(String, i32, i16)> {
         .collect();
     v.sort();
     v
-}
-
-/// Cuts node `id` off from the others (both directions) or heals it.
-fn cut(nodes: &[TestNode], id: u64, on: bool) {
-    for (i, n) in nodes.iter().enumerate() {
-        let me = i as u64 + 1;
-        if me == id {
-            for peer in (1..=nodes.len() as u64).filter(|p| *p != id) {
-                n.faults.partition(peer, on);
-            }
-        } else {
-            n.faults.partition(id, on);
-        }
-    }
 }
 
 #[test]

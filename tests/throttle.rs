@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::build_batch;
-use common::{cluster_configs, create_topic, leader_of, replica_status, start_cluster, Client};
+use common::{cluster_configs, create_topic, cut, incremental_alter, leader_of, replica_status, start_cluster, Client};
 
 const RATE: u64 = 64 * 1024;
 const BATCHES: usize = 128;
@@ -23,26 +23,6 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
-}
-
-fn incremental(c: &mut Client, kind: i8, resource: &str, ops: &[(&str, i8, Option<&str>)]) -> i16 {
-    let configs = ops
-        .iter()
-        .map(|(k, op, v)| {
-            incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(s(k))
-                .with_config_operation(*op)
-                .with_value(v.map(s))
-        })
-        .collect();
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(s(resource))
-            .with_configs(configs),
-    ]);
-    let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &req);
-    r.responses[0].error_code
 }
 
 fn produce(c: &mut Client, topic: &str, i: usize) -> i16 {
@@ -81,13 +61,7 @@ fn a_throttled_follower_catches_up_within_the_quota_and_in_sync_produce_is_never
     let leader = leader_of(&nodes[0], topic);
     // Cut off a follower: the other two commit without it.
     let lagging = (1..=3).find(|n| *n != leader).unwrap();
-    let cut = |on: bool| {
-        for (i, n) in nodes.iter().enumerate() {
-            let id = i as u64 + 1;
-            (1..=3).filter(|p| *p != id && (id == lagging || *p == lagging)).for_each(|p| n.faults.partition(p, on));
-        }
-    };
-    cut(true);
+    cut(&nodes, lagging, true);
     // The rates are set before the writes: the in-sync follower is never held (produce with
     // acks=all would stall at 64 KiB/s otherwise: 8 MiB would take two minutes).
     let rate = RATE.to_string();
@@ -95,7 +69,7 @@ fn a_throttled_follower_catches_up_within_the_quota_and_in_sync_produce_is_never
         ("leader.replication.throttled.rate", 0, Some(rate.as_str())),
         ("follower.replication.throttled.rate", 0, Some(rate.as_str())),
     ];
-    assert_eq!(incremental(&mut c, 4, "", &rates), 0);
+    assert_eq!(incremental_alter(&mut c, 4, "", &rates).0, 0);
     let mut lc = Client::connect(nodes[leader as usize - 1].addr);
     let started = Instant::now();
     for i in 0..BATCHES {
@@ -107,7 +81,7 @@ fn a_throttled_follower_catches_up_within_the_quota_and_in_sync_produce_is_never
     assert!(target - before >= BATCHES as i64, "the cut-off follower missed every batch: {before} of {target}");
 
     // Heal: the follower catches up through the throttle for a while.
-    cut(false);
+    cut(&nodes, lagging, false);
     let watched = Duration::from_secs(4);
     std::thread::sleep(watched);
     let during = applied(&nodes[0], topic, lagging);
@@ -125,7 +99,7 @@ fn a_throttled_follower_catches_up_within_the_quota_and_in_sync_produce_is_never
 
     // Deleting the rates lets it finish.
     let clear = [("leader.replication.throttled.rate", 1, None), ("follower.replication.throttled.rate", 1, None)];
-    assert_eq!(incremental(&mut c, 4, "", &clear), 0);
+    assert_eq!(incremental_alter(&mut c, 4, "", &clear).0, 0);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let all = replica_status(&nodes[0], topic, ["applied", "high_watermark"]);

@@ -71,24 +71,7 @@ fn describe(
 }
 
 fn incremental(c: &mut Client, kind: i8, resource: &str, ops: &[(&str, i8, Option<&str>)]) -> (i16, String) {
-    let configs = ops
-        .iter()
-        .map(|(k, op, v)| {
-            incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(s(k))
-                .with_config_operation(*op)
-                .with_value(v.map(s))
-        })
-        .collect();
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(s(resource))
-            .with_configs(configs),
-    ]);
-    let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &req);
-    let x = &r.responses[0];
-    (x.error_code, x.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+    common::incremental_alter(c, kind, resource, ops)
 }
 
 #[test]

@@ -17,7 +17,6 @@ systems, and chronik's ratios to Kafka's. Nothing is asserted but that each move
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,9 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
 
 from cluster import Cluster, wait_led  # noqa: E402
-from helpers import JAVA_OPTS, PRODUCER_PERFORMANCE, TOOLS_LIB, TOPIC_COMMAND, java_tool  # noqa: E402
+from helpers import TOPIC_COMMAND, java_tool, perf_produce  # noqa: E402
 
-PERF = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
 REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 KAFKA_BASE = 39400
 
@@ -41,16 +39,8 @@ def log(msg):
     print(f"[move {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def produce(bootstrap, topic, mb, size=1024):
-    n = int(mb * 1024 * 1024 / size)
-    cmd = ["java", *JAVA_OPTS, "-cp", f"{TOOLS_LIB}/*", PRODUCER_PERFORMANCE, "--topic", topic,
-           "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
-           "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    m = [x for x in PERF.finditer(p.stdout) if int(x.group(1)) == n]
-    if p.returncode != 0 or not m:
-        raise SystemExit(f"ProducerPerformance failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return float(m[-1].group(3))
+def produce(bootstrap, topic, mb):
+    return perf_produce(bootstrap, topic, mb)
 
 
 def move(bootstrap, mb, load_mb, workdir):

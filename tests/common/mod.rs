@@ -426,3 +426,42 @@ pub fn elections_won(groups: &[String]) -> u64 {
     }
     won
 }
+
+/// Cuts node `id` off from the others (both directions) or heals it (in-process transport faults).
+#[allow(dead_code)]
+pub fn cut(nodes: &[TestNode], id: u64, on: bool) {
+    for (i, n) in nodes.iter().enumerate() {
+        let me = i as u64 + 1;
+        if me == id {
+            for peer in (1..=nodes.len() as u64).filter(|p| *p != id) {
+                n.faults.partition(peer, on);
+            }
+        } else {
+            n.faults.partition(id, on);
+        }
+    }
+}
+
+/// IncrementalAlterConfigs (v1) of one resource (`kind`: 2 topic, 4 broker) with `ops` as
+/// (name, operation, value): the resource's (error code, error message).
+#[allow(dead_code)]
+pub fn incremental_alter(c: &mut Client, kind: i8, resource: &str, ops: &[(&str, i8, Option<&str>)]) -> (i16, String) {
+    use kafka_protocol::messages::{incremental_alter_configs_request as req, IncrementalAlterConfigsRequest};
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            req::AlterableConfig::default().with_name(s(k)).with_config_operation(*op).with_value(v.map(s))
+        })
+        .collect();
+    let r: kafka_protocol::messages::IncrementalAlterConfigsResponse = c.call(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![req::AlterConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(s(resource))
+            .with_configs(configs)]),
+    );
+    let x = &r.responses[0];
+    (x.error_code, x.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}

@@ -650,6 +650,29 @@ def scrape_all(cluster, ids=None, timeout=5.0):
     return {i: scrape(cluster.nodes[i], timeout=timeout) for i in ids}
 
 
+def wait_new_leaders(cluster, survivors, lost, old_term, t0, until):
+    """After a kill at `t0` (time.monotonic()): {group: (survivor, seconds since t0)} for every
+    group in `lost` that a survivor says it leads at a term above `old_term[group]`, polled from
+    the survivors' metrics until all have one or `until` passes."""
+    recovered = {}
+    while len(recovered) < len(lost) and time.monotonic() < until:
+        try:
+            s = scrape_all(cluster, survivors, timeout=2)
+        except (AssertionError, ClusterError, OSError):
+            time.sleep(0.1)
+            continue
+        now = time.monotonic()
+        for g in lost:
+            if g in recovered:
+                continue
+            for i in survivors:
+                f = s[i].groups().get(g, {})
+                if f.get("leader") and f.get("term", 0) > old_term[g]:
+                    recovered[g] = (i, now - t0)
+        time.sleep(0.1)
+    return recovered
+
+
 def wait_metrics(cluster, timeout=20.0):
     """Bounded wait until every running node's metrics endpoint answers."""
     deadline = time.monotonic() + timeout

@@ -36,6 +36,23 @@ JAVA_OPTS = ["-Xmx512m", "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLo
 MEASUREMENTS = []  # lines printed in the run's closing summary (conftest.pytest_terminal_summary)
 
 
+PERF_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
+
+
+def perf_produce(bootstrap, topic, mb, size=1024, timeout=3600):
+    """ProducerPerformance (acks=all, `size`-byte records, as fast as it can) sending `mb` MB to
+    `topic`: its MB/s (the benchmarks' producer)."""
+    n = int(mb * 1024 * 1024 / size)
+    cmd = ["java", *JAVA_OPTS, "-cp", f"{TOOLS_LIB}/*", PRODUCER_PERFORMANCE, "--topic", topic,
+           "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
+           "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    m = [x for x in PERF_LINE.finditer(p.stdout) if int(x.group(1)) == n]
+    if p.returncode != 0 or not m:
+        raise SystemExit(f"ProducerPerformance failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return float(m[-1].group(3))
+
+
 def report(line):
     """Print a measurement now (visible with -s) and again in the summary at the end of the run."""
     print(line)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from cluster import leaders_from_metrics, scrape_all
+from cluster import leaders_from_metrics, scrape_all, wait_new_leaders
 from helpers import need_module, report, unique_topic
 from test_stability import ELECTION_TIMEOUT, create_topic, groups_of, make_cluster, wait_formed  # noqa: F401
 
@@ -77,23 +77,7 @@ def test_idle_groups_hibernate_and_reelect_within_two_election_timeouts_after_ki
     survivors = [i for i in c.nodes if i != victim]
     t_kill = time.monotonic()
     c[victim].kill9()
-    recovered = {}
-    deadline = t_kill + 4 * ELECTION_TIMEOUT + 10
-    while len(recovered) < len(lost) and time.monotonic() < deadline:
-        try:
-            s = scrape_all(c, survivors, timeout=2)
-        except AssertionError:
-            time.sleep(0.1)
-            continue
-        now = time.monotonic()
-        for g in lost:
-            if g in recovered:
-                continue
-            for i in survivors:
-                f = s[i].groups().get(g, {})
-                if f.get("leader") and f.get("term", 0) > old_term[g]:
-                    recovered[g] = (i, now - t_kill)
-        time.sleep(0.1)
+    recovered = wait_new_leaders(c, survivors, lost, old_term, t_kill, t_kill + 4 * ELECTION_TIMEOUT + 10)
     recovery = max((t for _, t in recovered.values()), default=float("inf"))
     first = min((t for _, t in recovered.values()), default=float("nan"))
     report(f"hibernate: killed node {victim} (led {len(lost)} of {PARTITIONS} quiet partitions); new leaders "

@@ -47,7 +47,7 @@ import pytest
 import kafka_wire
 from cluster import (META, Cluster, ClusterError, cluster_status, counter_changes, election_counters,
                      enable_metrics, heartbeat_table, isolate, leaders_from_metrics, proc_figures,
-                     scrape_all, status_by_group, wait_led, wait_metrics)
+                     scrape_all, status_by_group, wait_led, wait_metrics, wait_new_leaders)
 from helpers import PRODUCER_PERFORMANCE, java_tool, kcat, need_module, report, unique_topic
 
 pytestmark = pytest.mark.chronik_only
@@ -650,23 +650,7 @@ def test_4_leader_loss_kill9_new_leaders_producer_carries_on(make_cluster):
         c[victim].kill9()
 
         # every group the victim led: a survivor says it leads, at a higher term
-        recovered = {}
-        deadline = t_kill + 4 * ELECTION_TIMEOUT + 10
-        while len(recovered) < len(lost) and time.monotonic() < deadline:
-            try:
-                s2 = scrape_all(c, survivors, timeout=2)
-            except ClusterError:
-                time.sleep(0.1)
-                continue
-            now = time.monotonic()
-            for g in lost:
-                if g in recovered:
-                    continue
-                for i in survivors:
-                    f = s2[i].groups().get(g, {})
-                    if f.get("leader") and f.get("term", 0) > old_term[g]:
-                        recovered[g] = (i, now - t_kill)
-            time.sleep(0.1)
+        recovered = wait_new_leaders(c, survivors, lost, old_term, t_kill, t_kill + 4 * ELECTION_TIMEOUT + 10)
         recovery = max((t for _, t in recovered.values()), default=float("inf"))
         report(f"leader loss: killed node {victim} (led {len(lost)} of {len(groups)} groups: {lost}); "
                f"new leaders: " + ", ".join(f"{g} -> node {i} after {t:.2f} s"
