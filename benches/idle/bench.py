@@ -25,23 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
 import kafka_wire  # noqa: E402
-from cluster import Cluster, free_ports, proc_figures, scrape_all, wait_led  # noqa: E402
+from cluster import Cluster, free_ports, pid_figures, scrape_all, wait_led  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 RAFT_ENV = {"CHRONIK_RAFT__HEARTBEAT_INTERVAL": "150ms", "CHRONIK_RAFT__ELECTION_TIMEOUT": "3s"}
-
-
-def pid_figures(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2:].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    rss = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024
-    return cpu, rss
 
 
 def load1():

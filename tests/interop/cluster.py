@@ -776,7 +776,11 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 def proc_figures(node):
     """(CPU seconds used so far = utime + stime, RSS bytes) of a running node, from /proc."""
-    pid = node.proc.pid
+    return pid_figures(node.proc.pid)
+
+
+def pid_figures(pid):
+    """(CPU seconds used so far = utime + stime, RSS bytes) of process `pid`, from /proc."""
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
     fields = stat[stat.rindex(")") + 2:].split()  # fields from `state` (field 3) on
