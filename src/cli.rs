@@ -216,6 +216,10 @@ pub struct ClusterStatusArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Leave out each partition's log checksum, which reads every replica's whole log: for
+    /// frequent progress polls (applied, commit, high watermark).
+    #[arg(long)]
+    pub no_checksums: bool,
 }
 
 /// The nodes given to `--peers`, in command-line order, ids unique.

@@ -274,9 +274,16 @@ fn cluster_status() {
         Command::Cluster(ClusterCommand::Status(ClusterStatusArgs {
             admin: "127.0.0.1:9300".into(),
             bootstrap: None,
-            json: false
+            json: false,
+            no_checksums: false
         }))
     );
+    let Command::Cluster(ClusterCommand::Status(quick)) =
+        ok(&["cluster", "status", "--admin", "127.0.0.1:9300", "--no-checksums"])
+    else {
+        panic!("not cluster status")
+    };
+    assert!(quick.no_checksums);
     assert!(!cmd.is_server());
     assert_eq!(cmd.config_file(), None);
     assert_eq!(cmd.load_config_with_env(NO_ENV).unwrap(), None);

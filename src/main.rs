@@ -16,7 +16,7 @@ fn main() {
 
 fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Cluster(cli::ClusterCommand::Status(args)) = &command {
-        let status = chronik::admin::cluster_status(&args.admin).context("cluster status")?;
+        let status = chronik::admin::cluster_status(&args.admin, !args.no_checksums).context("cluster status")?;
         if args.json {
             println!("{status}");
         } else {

@@ -98,7 +98,7 @@ fn three_nodes_form_replicate_and_answer_not_leader() {
     // Every replica of every partition holds byte-identical data once it has applied it all.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = chronik::admin::cluster_status(&nodes[0].admin.to_string()).unwrap();
+        let status = chronik::admin::cluster_status(&nodes[0].admin.to_string(), true).unwrap();
         for n in status["nodes"].as_array().unwrap() {
             assert_eq!(n["deserialization_failures_total"], 0, "{n}");
         }
@@ -118,6 +118,14 @@ fn three_nodes_form_replicate_and_answer_not_leader() {
         }
         assert!(Instant::now() < deadline, "replicas did not converge: {by_partition:?}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+    // Without checksums (progress polls): the same progress, and no log is read for a checksum.
+    let quick = chronik::admin::cluster_status(&nodes[0].admin.to_string(), false).unwrap();
+    let rows: Vec<_> = quick["groups"].as_array().unwrap().iter().filter(|g| g["topic"] == "rep").collect();
+    assert_eq!(rows.len(), 18, "6 partitions x 3 replicas: {quick}");
+    for g in rows {
+        assert_eq!(g["checksum"], "", "{g}");
+        assert_eq!(g["high_watermark"], 5, "{g}");
     }
 }
 
@@ -263,7 +271,8 @@ fn a_replica_repairs_a_damaged_entry_with_a_copy_from_the_leader() {
     // Stop a follower once it has everything, and flip a byte in a sealed segment of its copy.
     let follower = leader % 3 + 1;
     let checksums = |nodes: &[Option<TestNode>]| -> Vec<(String, i64)> {
-        let status = chronik::admin::cluster_status(&nodes[(leader - 1) as usize].as_ref().unwrap().admin.to_string());
+        let status =
+            chronik::admin::cluster_status(&nodes[(leader - 1) as usize].as_ref().unwrap().admin.to_string(), true);
         let status = status.unwrap();
         let mut v: Vec<(String, i64)> = status["groups"]
             .as_array()

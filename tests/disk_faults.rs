@@ -381,7 +381,7 @@ fn full_disk_on_one_cluster_node_leaves_the_others_serving_and_the_node_catches_
     }
     let want = acked.len() as i64 * 5;
     loop {
-        let status = chronik::admin::cluster_status(&nodes[1].admin.to_string()).unwrap();
+        let status = chronik::admin::cluster_status(&nodes[1].admin.to_string(), true).unwrap();
         let copies: Vec<(String, i64)> = status["groups"]
             .as_array()
             .unwrap()

@@ -129,7 +129,7 @@ fn controller_id_is_the_meta_leader() {
     let nodes = start_cluster(cluster_configs(dir.path(), 3));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = chronik::admin::cluster_status(&nodes[0].admin.to_string()).unwrap();
+        let status = chronik::admin::cluster_status(&nodes[0].admin.to_string(), true).unwrap();
         let meta_leaders: Vec<u64> = status["groups"]
             .as_array()
             .unwrap()

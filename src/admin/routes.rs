@@ -83,11 +83,16 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
+/// `?checksums=false` leaves out each partition's log CRC, which reads every log (progress polls).
+fn checksums_wanted(req: &HttpRequest) -> bool {
+    !req.query_string().split('&').any(|kv| kv == "checksums=false")
+}
+
 async fn node(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
     if let Some(refused) = refused(&state, &req, Operation::Describe) {
         return refused;
     }
-    HttpResponse::Ok().json(status::node_status(&state).await)
+    HttpResponse::Ok().json(status::node_status(&state, checksums_wanted(&req)).await)
 }
 
 async fn cluster(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
@@ -95,7 +100,9 @@ async fn cluster(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse
         return refused;
     }
     let brokers = status::brokers(&state.image.borrow().clone());
-    let mine = status::node_status(&state).await;
+    let checksums = checksums_wanted(&req);
+    let path = if checksums { "/v1/node" } else { "/v1/node?checksums=false" };
+    let mine = status::node_status(&state, checksums).await;
     let mut asks = Vec::new();
     for b in brokers.iter().filter(|b| b.node != state.node_id) {
         let node = b.node;
@@ -105,7 +112,7 @@ async fn cluster(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse
                 error: "registered no admin address".to_string(),
             }))),
             Some(addr) => asks.push(futures::future::Either::Right(async move {
-                let got = web::block(move || super::client::get_json(&addr, "/v1/node", FAN_OUT_TIMEOUT)).await;
+                let got = web::block(move || super::client::get_json(&addr, path, FAN_OUT_TIMEOUT)).await;
                 match got {
                     Ok(Ok(v)) => NodeAnswer::Status(v),
                     Ok(Err(e)) => NodeAnswer::Unreachable { node, error: e.to_string() },

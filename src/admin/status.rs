@@ -80,21 +80,23 @@ pub async fn meta_status(state: &AdminState) -> Option<GroupStatus> {
     rx.await.ok()
 }
 
-async fn partition_of(handle: &crate::broker::PartitionHandle) -> Option<PartitionStatus> {
+/// A partition's status; with `checksum`, the CRC of its whole committed log too (it reads the
+/// log: readiness and progress polls leave it out).
+async fn partition_of(handle: &crate::broker::PartitionHandle, checksum: bool) -> Option<PartitionStatus> {
     let (tx, rx) = oneshot::channel();
-    handle.addr.do_send(PartitionMsg::Status { reply: tx });
+    handle.addr.do_send(PartitionMsg::Status { reply: tx, checksum });
     rx.await.ok()
 }
 
-/// Gathers this node's status.
-pub async fn node_status(state: &AdminState) -> NodeStatus {
+/// Gathers this node's status; `checksums`: each partition's log CRC too (reads every log).
+pub async fn node_status(state: &AdminState, checksums: bool) -> NodeStatus {
     let image = state.image.borrow().clone();
     let meta = meta_status(state).await;
     let table = state.partitions.borrow().clone();
     let mut groups = Vec::new();
     for (topic, parts) in table.iter() {
         for (p, h) in parts {
-            if let Some(status) = partition_of(h).await {
+            if let Some(status) = partition_of(h, checksums).await {
                 groups.push(PartitionEntry { node: state.node_id, topic: topic.clone(), partition: *p, status });
             }
         }
@@ -113,7 +115,7 @@ pub async fn node_status(state: &AdminState) -> NodeStatus {
 /// One partition's status on this node; `None` if it does not run here.
 pub async fn partition_status(state: &AdminState, topic: &str, partition: i32) -> Option<PartitionEntry> {
     let handle = state.partitions.borrow().get(topic).and_then(|p| p.get(&partition)).cloned()?;
-    let status = partition_of(&handle).await?;
+    let status = partition_of(&handle, true).await?;
     Some(PartitionEntry { node: state.node_id, topic: topic.to_string(), partition, status })
 }
 
@@ -141,7 +143,7 @@ pub async fn readiness(state: &AdminState) -> Vec<String> {
             let index = index as i32;
             match table.get(name).and_then(|ps| ps.get(&index)) {
                 None => reasons.push(format!("{name}/{index} is not open on this node")),
-                Some(h) => match partition_of(h).await {
+                Some(h) => match partition_of(h, false).await {
                     None => reasons.push(format!("{name}/{index} did not answer")),
                     Some(s) if s.raft.leader == 0 => reasons.push(format!("{name}/{index} has no leader")),
                     Some(_) => {}

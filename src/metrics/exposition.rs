@@ -3,11 +3,11 @@
 //! (names, labels, types); escaping and the text syntax are the crate's.
 
 use prometheus::proto::{
-    Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary as SummaryProto,
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary as SummaryProto,
 };
 use prometheus::TextEncoder;
 
-use super::samples::Samples;
+use super::samples::{Buckets, Samples};
 
 /// The quantiles every summary exports (`1` is the maximum of the recent samples).
 pub const QUANTILES: [f64; 3] = [0.5, 0.99, 1.0];
@@ -36,6 +36,10 @@ impl Family {
 
     pub fn summary(name: &str, help: &str) -> Family {
         Family::new(name, help, MetricType::SUMMARY)
+    }
+
+    pub fn histogram(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::HISTOGRAM)
     }
 
     fn metric(labels: &[(&str, &str)]) -> Metric {
@@ -91,6 +95,28 @@ impl Family {
             .collect();
         summary.set_quantile(quantiles);
         m.set_summary(summary);
+        self.inner.mut_metric().push(m);
+    }
+}
+
+impl Family {
+    /// Adds one histogram (cumulative bucket counts, count and sum of every sample).
+    pub fn buckets(&mut self, labels: &[(&str, &str)], b: &Buckets) {
+        let mut m = Family::metric(labels);
+        let mut h = Histogram::default();
+        h.set_sample_count(b.count());
+        h.set_sample_sum(b.sum());
+        h.set_bucket(
+            b.cumulative()
+                .map(|(bound, n)| {
+                    let mut k = Bucket::default();
+                    k.set_upper_bound(bound);
+                    k.set_cumulative_count(n);
+                    k
+                })
+                .collect(),
+        );
+        m.set_histogram(h);
         self.inner.mut_metric().push(m);
     }
 }

@@ -28,7 +28,7 @@ use exposition::Family;
 pub use leaders::{balancer_figures, balancer_round, leader_transfer_requested, leader_transfers_requested};
 pub use pollers::{hibernation, set_liveness, set_pollers};
 pub use request_pool::set_request_pool;
-pub use samples::{Samples, WINDOW};
+pub use samples::{Buckets, Samples, WINDOW};
 pub use snapshots::{snapshot_chunk_sent, snapshot_figures, snapshot_installed, SnapshotFigures};
 pub use throttle::set_throttle;
 
@@ -74,14 +74,35 @@ pub struct GroupFigures {
     pub snapshot: Option<(u64, u64, u64)>,
 }
 
+/// Upper bounds (seconds) of `chronik_heartbeat_gap_seconds`: fine around the default 150 ms
+/// heartbeat interval (+- 10 ms is the stability tests' bound), coarse beyond.
+pub const HEARTBEAT_GAP_BOUNDS: [f64; 14] =
+    [0.05, 0.1, 0.14, 0.16, 0.17, 0.18, 0.19, 0.2, 0.25, 0.3, 0.5, 1.0, 3.0, 10.0];
+
 /// Per-peer transport figures.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct PeerFigures {
     pub frames: u64,
     pub bytes: u64,
     pub heartbeat_frames: u64,
     pub dropped_messages: u64,
+    /// Recent intervals between heartbeat frames (quantiles).
     pub heartbeat_interval: Samples,
+    /// The same intervals as a histogram (windows between two scrapes).
+    pub heartbeat_gaps: Buckets,
+}
+
+impl Default for PeerFigures {
+    fn default() -> Self {
+        PeerFigures {
+            frames: 0,
+            bytes: 0,
+            heartbeat_frames: 0,
+            dropped_messages: 0,
+            heartbeat_interval: Samples::default(),
+            heartbeat_gaps: Buckets::new(&HEARTBEAT_GAP_BOUNDS),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -280,6 +301,10 @@ impl Registry {
                 "chronik_heartbeat_interval_seconds",
                 "Interval between heartbeat frames sent to `peer` (quantiles of the recent intervals).",
             );
+            let mut hb_gaps = Family::histogram(
+                "chronik_heartbeat_gap_seconds",
+                "Interval between heartbeat frames sent to `peer` (histogram of every interval).",
+            );
             for ((n, p), f) in i.peers.iter().filter(|((n, _), _)| keep(*n)) {
                 let (n, p) = (n.to_string(), p.to_string());
                 let l = [("node", n.as_str()), ("peer", p.as_str())];
@@ -288,6 +313,7 @@ impl Registry {
                 hb_frames.value(&l, f.heartbeat_frames as f64);
                 dropped.value(&l, f.dropped_messages as f64);
                 hb_interval.samples(&l, &f.heartbeat_interval);
+                hb_gaps.buckets(&l, &f.heartbeat_gaps);
             }
 
             let mut fsync = Family::summary("chronik_fsync_seconds", "Duration of the syncer's fsync rounds.");
@@ -332,6 +358,7 @@ impl Registry {
                 hb_frames,
                 dropped,
                 hb_interval,
+                hb_gaps,
                 fsync,
                 produce,
                 requests,

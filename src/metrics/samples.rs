@@ -83,6 +83,55 @@ impl Samples {
     }
 }
 
+/// Cumulative counts of samples at or below fixed upper bounds (a Prometheus histogram): unlike
+/// [`Samples`]' recent quantiles, two scrapes' counts give the distribution of exactly the
+/// samples recorded between them.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    bounds: &'static [f64],
+    /// `counts[i]`: samples `<= bounds[i]`, not cumulative here (summed at export).
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Buckets {
+    /// Empty buckets with these upper bounds in seconds (ascending; `+Inf` is implied).
+    pub fn new(bounds: &'static [f64]) -> Buckets {
+        Buckets { bounds, counts: vec![0; bounds.len()], count: 0, sum: 0.0 }
+    }
+
+    /// Records one sample of `seconds`.
+    pub fn record(&mut self, seconds: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| seconds <= *b) {
+            self.counts[i] += 1;
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    /// `(upper bound, samples at or below it)` for every bound, cumulative as Prometheus has them.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.bounds
+            .iter()
+            .zip(self.counts.iter().scan(0, |acc, c| {
+                *acc += c;
+                Some(*acc)
+            }))
+            .map(|(b, c)| (*b, c))
+    }
+
+    /// Samples recorded (`+Inf` included).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Sum of every sample, in seconds.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +206,18 @@ mod tests {
         assert_eq!(s.quantile(1.0), Some(0.0));
         s.record(86_400.0);
         assert!(close(s.quantile(1.0).unwrap(), 86_400.0));
+    }
+
+    #[test]
+    fn buckets_count_each_sample_once_and_export_cumulatively() {
+        static BOUNDS: [f64; 3] = [0.1, 0.2, 0.5];
+        let mut b = Buckets::new(&BOUNDS);
+        for v in [0.05, 0.1, 0.15, 0.3, 0.7, 2.0] {
+            b.record(v);
+        }
+        let got: Vec<_> = b.cumulative().collect();
+        assert_eq!(got, vec![(0.1, 2), (0.2, 3), (0.5, 4)]);
+        assert_eq!(b.count(), 6, "the samples above every bound count only in +Inf");
+        assert!((b.sum() - 3.3).abs() < 1e-9);
     }
 }

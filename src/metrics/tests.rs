@@ -35,8 +35,9 @@ fn dump_shows_hex_and_ascii() {
 fn quantiles_and_render() {
     let r = Registry::default();
     r.peer(9, 2, |p| {
-        for ms in [149.0, 150.0, 151.0, 150.0] {
+        for ms in [149.0, 150.0, 151.0, 150.0, 171.0] {
             p.heartbeat_interval.record(ms / 1000.0);
+            p.heartbeat_gaps.record(ms / 1000.0);
         }
         p.frames = 4;
     });
@@ -54,10 +55,15 @@ fn quantiles_and_render() {
     let prometheus_parse::Value::Summary(qs) = &hb.value else { panic!("not a summary: {hb:?}") };
     let q = |want: f64| qs.iter().find(|q| q.quantile == want).map(|q| q.count).unwrap();
     assert!((q(0.5) - 0.150).abs() < 0.0002, "p50 {}", q(0.5));
-    assert!((q(1.0) - 0.151).abs() < 0.0002, "max {}", q(1.0));
-    assert!(text.contains("chronik_heartbeat_interval_seconds_count{node=\"9\",peer=\"2\"} 4"), "{text}");
+    assert!((q(1.0) - 0.171).abs() < 0.0002, "max {}", q(1.0));
+    assert!(text.contains("chronik_heartbeat_interval_seconds_count{node=\"9\",peer=\"2\"} 5"), "{text}");
     let sum = find(&scrape, "chronik_heartbeat_interval_seconds_sum", &[("node", "9"), ("peer", "2")]);
-    assert!((value(sum) - 0.600).abs() < 1e-9, "{sum:?}");
+    assert!((value(sum) - 0.771).abs() < 1e-9, "{sum:?}");
+    // The histogram: 4 intervals within 150 +- 10 ms, the fifth between 170 and 180 ms.
+    for (le, n) in [("0.14", 0), ("0.16", 4), ("0.17", 4), ("0.18", 5), ("+Inf", 5)] {
+        let line = format!("chronik_heartbeat_gap_seconds_bucket{{node=\"9\",peer=\"2\",le=\"{le}\"}} {n}\n");
+        assert!(text.contains(&line), "{line} not in {text}");
+    }
     assert_eq!(value(find(&scrape, "chronik_raft_term", &[("node", "9"), ("group", "t/0")])), 3.0);
 }
 
@@ -93,6 +99,9 @@ fn every_series_keeps_its_name_and_labels() {
         ("chronik_fsync_seconds", &["node"]),
         ("chronik_fsync_seconds_count", &["node"]),
         ("chronik_fsync_seconds_sum", &["node"]),
+        ("chronik_heartbeat_gap_seconds", &["node", "peer"]),
+        ("chronik_heartbeat_gap_seconds_count", &["node", "peer"]),
+        ("chronik_heartbeat_gap_seconds_sum", &["node", "peer"]),
         ("chronik_heartbeat_interval_seconds", &["node", "peer"]),
         ("chronik_heartbeat_interval_seconds_count", &["node", "peer"]),
         ("chronik_heartbeat_interval_seconds_sum", &["node", "peer"]),

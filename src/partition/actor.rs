@@ -127,7 +127,8 @@ pub enum PartitionMsg {
     /// A Raft message from a peer.
     Raft(raft::eraftpb::Message),
     /// Report progress for `cluster status`.
-    Status { reply: oneshot::Sender<PartitionStatus> },
+    /// Progress, and with `checksum` the CRC of the whole committed log (read off the actor).
+    Status { reply: oneshot::Sender<PartitionStatus>, checksum: bool },
     /// The apply actor of core `generation` has applied up to `index`.
     Applied { generation: u64, index: u64, high_watermark: i64 },
     /// The disk writer's answers and the reopen timer (see `raft::shell`).
@@ -647,7 +648,7 @@ impl Handler<PartitionMsg> for PartitionActor {
                 }
                 self.schedule_drive(ctx);
             }
-            PartitionMsg::Status { reply } => {
+            PartitionMsg::Status { reply, checksum } => {
                 let status = PartitionStatus {
                     raft: self.core.raft.status(),
                     high_watermark: self.core.high_watermark(),
@@ -655,6 +656,10 @@ impl Handler<PartitionMsg> for PartitionActor {
                     last_stable_offset: self.core.last_stable_offset(),
                     checksum: String::new(),
                 };
+                if !checksum {
+                    let _ = reply.send(status);
+                    return;
+                }
                 // The checksum reads the whole committed log: on the blocking pool, which
                 // answers the request itself.
                 let plan = self.core.checksum_plan();

@@ -334,6 +334,7 @@ impl PeerActor {
                     p.heartbeat_frames += 1;
                     if let Some(i) = interval {
                         p.heartbeat_interval.record(i.as_secs_f64());
+                        p.heartbeat_gaps.record(i.as_secs_f64());
                     }
                 });
             }

@@ -401,7 +401,7 @@ pub fn create_topic(c: &mut Client, topic: &str, partitions: i32, replication: i
 /// (node, the two named integer fields, checksum) of every replica of `topic`, from `cluster
 /// status`, sorted by node; e.g. `["log_start", "high_watermark"]`.
 pub fn replica_status(node: &TestNode, topic: &str, fields: [&str; 2]) -> Vec<(u64, i64, i64, String)> {
-    let status = chronik::admin::cluster_status(&node.admin.to_string()).unwrap();
+    let status = chronik::admin::cluster_status(&node.admin.to_string(), true).unwrap();
     let mut v: Vec<_> = status["groups"]
         .as_array()
         .unwrap()

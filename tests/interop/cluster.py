@@ -386,11 +386,14 @@ def _cli_env():
     return {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
 
 
-def cluster_status(admin, timeout=30):
+def cluster_status(admin, timeout=30, checksums=True):
     """`chronik-server cluster status --admin HOST:PORT --json` (a node's admin API address,
-    `node.admin`), parsed. Raises ClusterError with the command's output when it fails or prints
-    something that is not one JSON object."""
+    `node.admin`), parsed; without `checksums` (`--no-checksums`) no replica reads its log for
+    one. Raises ClusterError with the command's output when it fails or prints something that is
+    not one JSON object."""
     cmd = [str(chronik_bin()), "cluster", "status", "--admin", admin, "--json"]
+    if not checksums:
+        cmd.append("--no-checksums")
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_cli_env())
     except subprocess.TimeoutExpired:
@@ -629,6 +632,14 @@ class Metrics:
             q = {"0.5": "p50", "0.99": "p99", "1": "max", "1.0": "max"}.get(l.get("quantile"))
             if q:
                 out[int(l["peer"])][q] = v
+        return dict(out)
+
+    def gaps(self):
+        """{peer id: {upper bound in s (inf for +Inf): intervals at or below it}} of this node's
+        links, from the chronik_heartbeat_gap_seconds histogram (cumulative counts since start)."""
+        out = defaultdict(dict)
+        for l, v in self.series("chronik_heartbeat_gap_seconds_bucket", node=self.node):
+            out[int(l["peer"])][float(l["le"])] = v
         return dict(out)
 
 

@@ -309,14 +309,15 @@ def window_means(before, after):
     return "mean heartbeat interval in the window: " + (", ".join(out) or "no samples")
 
 
-def check_heartbeats(scrapes, what, canary=None):
+def check_heartbeats(scrapes, what, canary=None, among=None):
     """Asserts p50 and p99 of every link's heartbeat send intervals within HEARTBEAT +- HB_TOLERANCE
     (links of nodes that lead nothing have no samples and are skipped, but some link must have
-    them). The p99 bound allows, on top, however late the machine woke the canary (a plain
+    them); with `among` (node ids), only the links between those nodes. The p99 bound allows, on top, however late the machine woke the canary (a plain
     sleeping thread on the same schedule) at its own p99 in the same window: what the OS
     scheduler delays is not chronik's doing. The allowance is printed whenever it is used."""
     table, rows = heartbeat_table(scrapes)
-    sampled = [(i, p, f) for i, p, f in rows if "p99" in f]
+    sampled = [(i, p, f) for i, p, f in rows
+               if "p99" in f and (among is None or (i in among and p in among))]
     assert sampled, f"{what}: no link reports heartbeat intervals\n{table}"
     machine_late = 0.0
     if canary is not None and canary.intervals:
@@ -332,6 +333,45 @@ def check_heartbeats(scrapes, what, canary=None):
                      f"{HB_TOLERANCE * 1000:.0f} ms (p99: + {machine_late * 1000:.1f} ms machine "
                      f"lateness): {off}\n{table}\n"
                      + (canary.summary() if canary else cpu_pressure()))
+
+
+def check_heartbeat_window(before, after, what, canary=None, among=None):
+    """Like check_heartbeats, over exactly the heartbeat intervals sent between two scrapes (from
+    the chronik_heartbeat_gap_seconds histogram): on every link (between `among` nodes), the median
+    within HEARTBEAT +- HB_TOLERANCE and at most 1 % of the intervals above HEARTBEAT +
+    HB_TOLERANCE + the canary's p99 lateness (rounded up to the histogram's next bound). Returns
+    the window's figures as text."""
+    machine_late = 0.0
+    if canary is not None and canary.intervals:
+        v = sorted(canary.intervals)
+        machine_late = max(0.0, v[min(len(v) - 1, round((len(v) - 1) * 0.99))] - HEARTBEAT)
+    lines, off = [], []
+    for i in sorted(after):
+        if among is not None and i not in among:
+            continue
+        b, a = before[i].gaps(), after[i].gaps()
+        for p in sorted(a):
+            if among is not None and p not in among:
+                continue
+            d = {le: n - b.get(p, {}).get(le, 0) for le, n in a[p].items()}
+            n = d.get(float("inf"), 0)
+            if n <= 0:
+                continue
+            edge = min(le for le in d if le >= HEARTBEAT + HB_TOLERANCE + machine_late - 1e-9)
+            low = d[max(le for le in d if le <= HEARTBEAT - HB_TOLERANCE + 1e-9)]
+            high = n - d[min(le for le in d if le >= HEARTBEAT + HB_TOLERANCE - 1e-9)]
+            late = n - d[edge]
+            lines.append(f"{i}->{p}: {n:.0f} intervals, {low:.0f} under {(HEARTBEAT - HB_TOLERANCE) * 1000:.0f} "
+                         f"ms, {high:.0f} over {(HEARTBEAT + HB_TOLERANCE) * 1000:.0f} ms, {late:.0f} over "
+                         f"{edge * 1000:.0f} ms")
+            if low >= n / 2 or high >= n / 2 or late > n // 100:
+                off.append(lines[-1])
+    text = "heartbeat intervals in the window: " + ("; ".join(lines) or "none")
+    assert lines, f"{what}: no link sent heartbeats in the window"
+    assert not off, (f"{what}: heartbeat intervals outside {HEARTBEAT * 1000:.0f} +- "
+                     f"{HB_TOLERANCE * 1000:.0f} ms (median), or over 1 % late: {off}\n{text}\n"
+                     + (canary.summary() if canary else cpu_pressure()))
+    return text
 
 
 def load_run(c, label, records, rate, size, props=()):
@@ -604,7 +644,7 @@ def catch_up(c, node_id, topic, timeout=60):
     last = None
     while True:
         try:
-            by = status_by_group(cluster_status(c[node_id].admin, timeout=30))
+            by = status_by_group(cluster_status(c[node_id].admin, timeout=30, checksums=False))
             lag = {}
             for (t, p), rows in by.items():
                 if t not in (topic, META):

@@ -1,0 +1,124 @@
+"""A restart that disturbs no one (issue 15, "How it is shown"): one node of three, holding
+RESTART_LOG_MB (default 2,048) MB of retained log across RESTART_PARTITIONS (200) partitions at
+RF 3, is stopped and started again. A restarted replica replays its whole retained log before it
+serves (off the poller threads, `RaftCore::replay_round`). While it does:
+
+  - no group led by another node holds an election: on the other nodes no election counter,
+    leader or term moves, and the restarted node itself starts no election in those groups and
+    comes back at their terms;
+  - every heartbeat interval on the links between the other nodes, sent from the stop until the
+    restarted node has caught up, stays within 150 ms +- 10 ms: the median of the window, and at
+    most 1 % over 160 ms plus the machine's own lateness (a sleeping thread's p99 on the same
+    schedule), from the chronik_heartbeat_gap_seconds histogram;
+  - the restarted node catches up (applied == the leaders' commit in every group), and every
+    partition's end offset is what was produced.
+
+The log is written by Kafka's own ProducerPerformance (acks=1, 10 KB records, as fast as it goes);
+the time the restart takes to serve and to catch up is printed, never asserted.
+"""
+import os
+import time
+
+import pytest
+
+from cluster import (cluster_status, counter_changes, election_counters, heartbeat_table, leaders_from_metrics,
+                     scrape_all, status_by_group)
+from helpers import report, unique_topic
+from test_stability import (HEARTBEAT, Canary, catch_up, change_lines, check_heartbeat_window,
+                            create_topic, end_offsets, groups_of, make_cluster, producer_performance,
+                            wait_formed)
+
+pytestmark = pytest.mark.chronik_only
+
+LOG_MB = int(os.environ.get("RESTART_LOG_MB", "2048"))
+PARTITIONS = int(os.environ.get("RESTART_PARTITIONS", "200"))
+RECORD_SIZE = 10_240
+FILL_PROPS = ("batch.size=262144", "linger.ms=20", "buffer.memory=134217728", "compression.type=none")
+
+assert make_cluster  # the fixture, used by name below
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def test_restart_with_retained_log_elects_nothing_elsewhere_and_keeps_heartbeats(make_cluster):
+    c = make_cluster("restart")
+    topic = unique_topic("restart")
+    groups = groups_of(topic, PARTITIONS)
+    create_topic(c, topic, PARTITIONS, timeout=180)
+    wait_formed(c, groups, timeout=120)
+
+    records = LOG_MB * 1_000_000 // RECORD_SIZE
+    fill = producer_performance(c.bootstrap, topic, records, -1, RECORD_SIZE, timeout=900,
+                                props=FILL_PROPS)
+    offsets = end_offsets(c[1].bootstrap, topic, PARTITIONS)
+    assert sum(offsets.values()) == records, f"end offsets sum {sum(offsets.values())} != {records}"
+    victim = 3
+    others = [i for i in c.nodes if i != victim]
+    catch_up(c, victim, topic, timeout=180)
+    held = dir_bytes(c[victim].data_dir)
+    report(f"restart: {records} x {RECORD_SIZE} B into {PARTITIONS} partitions at {fill['mb']:.1f} MB/s; "
+           f"node {victim} holds {held / 1e6:.0f} MB; partitions hold "
+           f"{min(offsets.values())}..{max(offsets.values())} records each")
+    assert held >= 0.95 * LOG_MB * 1e6, f"node {victim} holds only {held / 1e6:.0f} MB of log"
+
+    before = scrape_all(c)
+    leaders = leaders_from_metrics(before)
+    elsewhere = sorted(g for g in groups if leaders.get(g) and leaders[g] != [victim])
+    assert all(len(leaders.get(g, [])) == 1 for g in groups), f"not one leader per group: {leaders}"
+    terms = {g: before[others[0]].groups()[g]["term"] for g in elsewhere}
+
+    window = scrape_all(c)
+    canary = Canary()
+    canary.start()
+    try:
+        t_stop = time.monotonic()
+        c[victim].stop()
+        stopped = time.monotonic() - t_stop
+        c[victim].start()
+        c.wait_serving([victim], timeout=300)
+        serving = time.monotonic() - t_stop
+        caught = catch_up(c, victim, topic, timeout=300)
+        time.sleep(2 * HEARTBEAT * 10)  # a few more heartbeat intervals after the catch-up
+    finally:
+        canary.stop()
+    after = scrape_all(c)
+    c.check_alive()
+
+    report(f"restart: node {victim} stopped in {stopped:.1f} s, serving {serving:.1f} s after the stop, "
+           f"applied == the leaders' commit {caught:.1f} s later; {len(elsewhere)} groups led elsewhere")
+    keys = lambda s: {k: v for k, v in election_counters(s, elsewhere).items() if k[0] in others}
+    moved = counter_changes(keys(before), keys(after))
+    vf = after[victim].groups()
+    started = {g: vf[g].get("started") for g in elsewhere if vf.get(g, {}).get("started")}
+    vterms = {g: vf.get(g, {}).get("term") for g in elsewhere}
+    lost = {g: (leaders[g], leaders_from_metrics(after).get(g)) for g in elsewhere
+            if leaders_from_metrics(after).get(g) != leaders[g]}
+    report(f"restart: in the groups led elsewhere: {len(moved)} election counter change(s) on nodes "
+           f"{others}; the restarted node started {len(started)} election(s)")
+    assert not moved, f"elections in groups led elsewhere:\n{change_lines(moved)}"
+    assert not started, f"the restarted node campaigned in groups led elsewhere: {started}"
+    assert not lost, f"leaders moved in groups led elsewhere (before, after): {lost}"
+    differ = {g: (terms[g], vterms[g]) for g in elsewhere if vterms[g] != terms[g]}
+    assert not differ, f"the restarted node's terms differ (theirs, mine): {differ}"
+
+    # The links between the nodes that stayed up, over the restart only.
+    table, _ = heartbeat_table(after)
+    report(f"restart: heartbeat send intervals (ms) per link, whole life:\n{table}\n{canary.summary()}")
+    report("restart: " + check_heartbeat_window(window, after, "restart", canary, among=others))
+
+    offsets_after = end_offsets(c[victim].bootstrap, topic, PARTITIONS)
+    assert offsets_after == offsets, "end offsets changed across the restart"
+    # After the window: every replica of every partition byte-identical (one checksum pass).
+    by = status_by_group(cluster_status(c[1].admin, timeout=120), topic)
+    differ = {k: {n: r.get("checksum") for n, r in rows.items()} for k, rows in by.items()
+              if len(rows) != 3 or len({r.get("checksum") for r in rows.values()}) != 1}
+    assert len(by) == PARTITIONS and not differ, f"replicas differ: {list(differ.items())[:10]}"
