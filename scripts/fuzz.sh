@@ -15,7 +15,7 @@ SECS=${1:-25}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(kafka_request request_body record_batch peer_frame meta_command)
+    TARGETS=(kafka_request request_body record_batch peer_frame meta_command sasl)
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "!!!! cargo +nightly fuzz is not available (rustup toolchain install nightly; cargo install cargo-fuzz)"

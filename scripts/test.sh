@@ -93,7 +93,7 @@ if run_step build-release cargo build --release; then
         echo "!!!! EXTERNAL_BOOTSTRAP=$EXTERNAL_BOOTSTRAP is set: interop tests run against that broker"
     fi
     rm -rf tests/interop/.work
-    run_step interop "$ROOT/.deps/venv/bin/python" -m pytest -v tests/interop \
+    run_step interop "$ROOT/.deps/venv/bin/python" -m pytest -v --durations=30 tests/interop \
         --basetemp="$ROOT/tests/interop/.work"
     # A random seed each run (printed, with the faults it chose) finds more over time; rerun one
     # with: .deps/venv/bin/python tests/interop/fault_checker.py --faults 12 --seed SEED

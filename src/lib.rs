@@ -10,6 +10,7 @@
 //! | [`config`], [`cli`] | TOML + env configuration (`config/`: section structs, durations and raft ticks, `CHRONIK_*` overrides, `validate()`, rendering, loading); the command line |
 //! | [`clock`] | injected time and randomness; backoff schedules |
 //! | [`node`] | starts the actors of one node; starts/stops partition groups as `__meta` assigns them |
+//! | [`shutdown`] | controlled shutdown: on SIGTERM/SIGINT the node's groups hand their leadership to live voters (`PartitionMsg::Resign`, `MetaMsg::Resign`) before it stops |
 //! | [`net`] | Kafka listener and connections (responses in request order; at most 64 requests of a connection served at once; the node's request memory pool `net::request_pool` bounds the bytes of requests of all connections; Produce hands its batches on in request order: `broker::produce_order`) |
 //! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
@@ -60,6 +61,7 @@
 //!   GroupCoordinator ── Propose(StoreGroup), Status (leader?) ──► MetaActor; reads watch(MetaState)
 //!   peer listener ── MetaMsg::Join (a node joins) ──► MetaActor; admin ── MetaMsg::Members ──► MetaActor
 //!   Node actor ── Transport::learn (members of each image) ──► peer transport (starts PeerActors)
+//!   SIGTERM/SIGINT ── shutdown::on_signal ── Resign ──► MetaActor, every PartitionActor; then System::stop
 //!   transaction APIs ── TxnMsg ──► TxnCoordinator ── Propose(Cmd::Txn), Status ──► MetaActor
 //!                                      └── markers (MarkerSink) ── PartitionMsg::WriteTxnMarker ──► PartitionActor
 //! ```
@@ -93,4 +95,5 @@ pub mod peer;
 pub mod protocol;
 pub mod raft;
 pub mod security;
+pub mod shutdown;
 pub mod txn;

@@ -66,8 +66,14 @@ fn run(command: Command) -> anyhow::Result<()> {
         "peers" => ?config.raft.peers.iter().map(|p| format!("{}@{}", p.id, p.addr)).collect::<Vec<_>>());
     slog::info!(logger, "effective configuration:\n{}", config.describe());
     let system = actix::System::new();
+    let timeout = config.raft.controlled_shutdown_timeout;
     let started = system.block_on(chronik::node::start(config, logger.clone()));
-    let _node = started.context("starting the node")?;
+    let node = started.context("starting the node")?;
+    // The controlled shutdown waits for SIGTERM/SIGINT on the System, then stops it.
+    system.block_on(async {
+        actix::spawn(chronik::shutdown::on_signal(node.ctx.clone(), timeout, logger.clone()));
+    });
     system.run().context("actor system")?;
+    drop(node);
     Ok(())
 }

@@ -62,6 +62,15 @@ fn every_target_has_a_cargo_fuzz_binary() {
         assert!(manifest.contains(&format!("name = \"{t}\"")), "fuzz/Cargo.toml lacks {t}");
         assert!(fuzz_dir().join("fuzz_targets").join(format!("{t}.rs")).is_file());
     }
+    // ... and CI fuzzes each of them: scripts/fuzz.sh's default list names every target.
+    let script = std::fs::read_to_string(fuzz_dir().join("../scripts/fuzz.sh")).unwrap();
+    let list = script
+        .lines()
+        .find(|l| l.trim_start().starts_with("TARGETS=(") && !l.contains("$@"))
+        .expect("the default TARGETS=(...) in fuzz.sh");
+    for t in TARGETS {
+        assert!(list.split(['(', ')', ' ']).any(|w| w == *t), "scripts/fuzz.sh does not fuzz {t}: {list}");
+    }
 }
 
 // --- seeds -----------------------------------------------------------------------------------------

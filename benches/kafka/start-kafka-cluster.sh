@@ -11,7 +11,8 @@
 # Broker settings beyond the single-node script's (benches/kafka/start-kafka.sh): replication
 # factor 3 for every internal topic and as the default, min.insync.replicas=2,
 # transaction.state.log.min.isr=2.
-# Env: KAFKA_HEAP_OPTS (default -Xmx512m -Xms512m), KAFKA_JVM_OPTS (extra JVM flags),
+# Env: KAFKA_NODES (default "1 2 3": which nodes to start, e.g. "3" to restart one node of a
+#      running cluster), KAFKA_HEAP_OPTS (default -Xmx512m -Xms512m), KAFKA_JVM_OPTS (extra JVM flags),
 #      KAFKA_EXTRA_PROPS (extra server.properties lines, newline separated; later lines win).
 # Needs scripts/install-kafka-broker.sh to have run (this script runs it if the jars are missing).
 set -euo pipefail
@@ -37,8 +38,9 @@ if [ -z "$CLUSTER_ID" ]; then
     echo "$CLUSTER_ID" > "$DATADIR/cluster.id"
 fi
 
+NODES=(${KAFKA_NODES:-1 2 3})
 PIDS=()
-for N in 1 2 3; do
+for N in "${NODES[@]}"; do
     D=$DATADIR/node$N
     mkdir -p "$D"
     if [ -f "$D/kafka.pid" ] && kill -0 "$(cat "$D/kafka.pid")" 2>/dev/null; then
@@ -90,12 +92,13 @@ done
 
 for _ in $(seq 1 240); do
     ready=0
-    for N in 1 2 3; do
+    for K in "${!NODES[@]}"; do
+        N=${NODES[$K]}
         D=$DATADIR/node$N
-        PID=${PIDS[$((N - 1))]}
+        PID=${PIDS[$K]}
         if ! kill -0 "$PID" 2>/dev/null; then
             tail -50 "$D/kafka.log"; say "ERROR: node $N exited during startup"
-            for M in 1 2 3; do bash "$HERE/stop-kafka.sh" "$DATADIR/node$M" || true; done
+            for M in "${NODES[@]}"; do bash "$HERE/stop-kafka.sh" "$DATADIR/node$M" || true; done
             exit 1
         fi
         if grep -q "Kafka Server started" "$D/kafka.log" 2>/dev/null \
@@ -103,11 +106,11 @@ for _ in $(seq 1 240); do
             ready=$((ready + 1))
         fi
     done
-    if [ "$ready" = 3 ]; then
+    if [ "$ready" = "${#NODES[@]}" ]; then
         say "ready: bootstrap 127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"; exit 0
     fi
     sleep 0.5
 done
 say "ERROR: the cluster did not start within 120 s; stopping"
-for N in 1 2 3; do bash "$HERE/stop-kafka.sh" "$DATADIR/node$N" || true; done
+for N in "${NODES[@]}"; do bash "$HERE/stop-kafka.sh" "$DATADIR/node$N" || true; done
 exit 1

@@ -314,6 +314,11 @@ pub struct RaftConfig {
     pub check_quorum: bool,
     /// Idle partition groups go quiet (stop ticking and heartbeating). Default: `true`.
     pub hibernate: bool,
+    /// On SIGTERM or SIGINT, how long the node may spend handing the leadership of its groups
+    /// to live voters before it stops (Kafka's controlled shutdown); `"0s"`: stop at once.
+    /// Default: `"5s"`.
+    #[serde(with = "duration_str")]
+    pub controlled_shutdown_timeout: Duration,
     /// Maximum in-flight append messages per follower. Default: `256`.
     pub max_inflight_msgs: usize,
     /// Maximum bytes of entries per append message. Default: `1048576`.
@@ -354,6 +359,7 @@ impl Default for RaftConfig {
             pre_vote: true,
             check_quorum: true,
             hibernate: true,
+            controlled_shutdown_timeout: Duration::from_secs(5),
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
             snapshot_chunk_bytes: 1_048_576,

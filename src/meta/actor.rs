@@ -174,6 +174,9 @@ pub enum MetaMsg {
         op: members_glue::MemberOp,
         reply: oneshot::Sender<members_glue::MemberAnswer>,
     },
+    /// This node is stopping (a controlled shutdown, `crate::shutdown`): as leader, hand the
+    /// leadership to a live voter (`RaftCore::resign`).
+    Resign(oneshot::Sender<crate::raft::core::resign::Resign>),
     /// The blocking task that wrote a snapshot of core `generation` is done.
     SnapshotWritten {
         generation: u64,
@@ -604,6 +607,13 @@ impl Handler<MetaMsg> for MetaActor {
             MetaMsg::Members { op, reply } => self.member_op(op, reply, ctx),
             MetaMsg::Status { reply } => {
                 let _ = reply.send(self.core.status());
+            }
+            MetaMsg::Resign(reply) => {
+                let r = self.core.resign(crate::shutdown::heard_lately(self.transport.liveness(), &self.settings));
+                if matches!(r, crate::raft::core::resign::Resign::Transferring(_)) {
+                    self.schedule_drive(ctx);
+                }
+                let _ = reply.send(r);
             }
             MetaMsg::SnapshotWritten { generation, snap, result, took } => {
                 if generation == self.shell.generation() {

@@ -35,6 +35,8 @@ use crate::raft::{GroupId, GroupSettings};
 mod fetch;
 #[path = "hibernate.rs"]
 mod hibernate;
+#[path = "leadership.rs"]
+mod leadership;
 #[path = "reassign.rs"]
 mod reassign;
 #[path = "repair.rs"]
@@ -147,6 +149,9 @@ pub enum PartitionMsg {
     TxnIndex(txn_index_io::TxnIndexDone),
     /// Move the leadership to this replica (a preferred leader election, `node.rs`).
     ElectSelf,
+    /// This node is stopping (a controlled shutdown, `crate::shutdown`): hand the leadership to
+    /// a live voter (`RaftCore::resign`), and ask for none back from now on.
+    Resign(oneshot::Sender<crate::raft::core::resign::Resign>),
     /// The connection to this node dropped: the leader stops waiting for its lost appends
     /// (raft-rs `report_unreachable`: Replicate → Probe).
     Unreachable(u64),
@@ -194,6 +199,8 @@ pub struct PartitionActor {
     /// election, `ElectSelf`): the request is repeated every heartbeat while no leader is known
     /// yet or the leader aborted a transfer (its log was behind), and ends once this replica leads.
     elect_self_ticks: u64,
+    /// This node is stopping (`PartitionMsg::Resign`): it takes no leadership back.
+    resigning: bool,
     /// The reassignment this replica follows (driven while it leads).
     reassign: reassign::Driver,
     /// Whether the group is quiet (`raft.hibernate`).
@@ -273,6 +280,7 @@ impl PartitionActor {
             deletes: Default::default(),
             campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
             elect_self_ticks: 0,
+            resigning: false,
             reassign: Default::default(),
             hib: hibernate::Hibernation::new(&spec.settings),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
@@ -299,32 +307,6 @@ impl PartitionActor {
             let next = shell::drive(self);
             self.follow(next, ctx);
         } else if next.drive {
-            self.schedule_drive(ctx);
-        }
-    }
-
-    /// See `campaign_retries`: campaign again while no leader is known.
-    fn retry_campaign(&mut self) {
-        let role = self.core.raft.role();
-        // Only while pre-voting at term 0: a pre-vote changes no term, so a retry never adds an
-        // election of its own.
-        if role.leader != 0 || role.term > 0 || role.role != raft::StateRole::PreCandidate {
-            self.campaign_retries = 0;
-            return;
-        }
-        self.campaign_retries -= 1;
-        let _ = self.core.raft.campaign();
-    }
-
-    /// See `elect_self_ticks`: asks the known leader for a transfer to this replica (raft-rs
-    /// ignores a repeat while that transfer is in progress).
-    fn elect_self(&mut self, ctx: &mut Context<Self>) {
-        let me = self.links.transport.me();
-        let leader = self.core.raft.role().leader;
-        if leader == me {
-            self.elect_self_ticks = 0;
-        } else if leader != 0 {
-            self.core.raft.transfer_leader(me);
             self.schedule_drive(ctx);
         }
     }
@@ -600,9 +582,10 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.write_marker(ctx, (producer_id, producer_epoch, commit, coordinator_epoch), reply);
                 self.schedule_drive(ctx);
             }
+            PartitionMsg::Resign(reply) => self.resign(reply, ctx),
             PartitionMsg::ElectSelf => {
                 let me = self.links.transport.me();
-                if self.core.raft.role().leader != me {
+                if self.core.raft.role().leader != me && !self.resigning {
                     slog::info!(self.logger, "preferred leader election: asking for a leader transfer"; "to" => me);
                     crate::metrics::leader_transfer_requested(me);
                     self.elect_self_ticks = 3 * self.reopen.settings.election_tick.max(1) as u64;

@@ -378,7 +378,9 @@ impl PartitionCore {
             ));
         }
         slog::debug!(self.logger, "propose batch"; "group" => self.raft.group(), "base_offset" => base_offset, "len" => batch.len(), "crc" => crc);
-        if self.raft.propose(batch.to_vec()).is_err() {
+        // The request's copy becomes the entry's data without another copy (`BytesMut` made from a
+        // slice owns a plain vector).
+        if self.raft.propose(Vec::from(batch)).is_err() {
             return Err(self.not_leader());
         }
         if header.has_producer_id() {

@@ -66,6 +66,7 @@ pub(super) fn wakes(msg: &PartitionMsg) -> bool {
             | PartitionMsg::WriteTxnMarker { .. }
             | PartitionMsg::DeleteRecords { .. }
             | PartitionMsg::ElectSelf
+            | PartitionMsg::Resign(_)
             | PartitionMsg::Repair { .. }
             | PartitionMsg::Snapshot { .. }
             | PartitionMsg::Reassign(Some(_))

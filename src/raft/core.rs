@@ -58,6 +58,8 @@ pub use crate::raft::write_job::WriteJob;
 
 #[path = "core_quiet.rs"]
 mod quiet;
+#[path = "core_resign.rs"]
+pub mod resign;
 use crate::raft::writer::WriteRequest;
 use crate::raft::GroupId;
 

@@ -1,4 +1,6 @@
-"""A restart that disturbs no one (issue 15, "How it is shown"): one node of three, holding
+"""Restarts that disturb no one (issue 15).
+
+test_restart_with_retained_log... ("How it is shown"): one node of three, holding
 RESTART_LOG_MB (default 2,048) MB of retained log across RESTART_PARTITIONS (200) partitions at
 RF 3, is stopped and started again. A restarted replica replays its whole retained log before it
 serves (off the poller threads, `RaftCore::replay_round`). While it does:
@@ -15,6 +17,12 @@ serves (off the poller threads, `RaftCore::replay_round`). While it does:
 
 The log is written by Kafka's own ProducerPerformance (acks=1, 10 KB records, as fast as it goes);
 the time the restart takes to serve and to catch up is printed, never asserted.
+
+test_controlled_shutdown...: SIGTERM to the node leading the most of 6 partitions (and maybe
+__meta) while an idempotent acks=all producer runs: the node hands every group it leads to a
+live voter (its log says so: none kept), exits 0, the survivors lead those groups, the producer
+never waited an election timeout for an ack on them (the hand-over is a leader transfer, not an
+election after a timeout), and every acked record reads back exactly once, in order.
 """
 import os
 import time
@@ -24,9 +32,9 @@ import pytest
 from cluster import (cluster_status, counter_changes, election_counters, heartbeat_table, leaders_from_metrics,
                      scrape_all, status_by_group)
 from helpers import report, unique_topic
-from test_stability import (HEARTBEAT, Canary, catch_up, change_lines, check_heartbeat_window,
-                            create_topic, end_offsets, groups_of, make_cluster, producer_performance,
-                            wait_formed)
+from test_stability import (ELECTION_TIMEOUT, HEARTBEAT, Canary, SeqProducer, catch_up, change_lines,
+                            check_exactly_once, check_heartbeat_window, create_topic, end_offsets,
+                            groups_of, make_cluster, producer_performance, wait_formed)
 
 pytestmark = pytest.mark.chronik_only
 
@@ -122,3 +130,59 @@ def test_restart_with_retained_log_elects_nothing_elsewhere_and_keeps_heartbeats
     differ = {k: {n: r.get("checksum") for n, r in rows.items()} for k, rows in by.items()
               if len(rows) != 3 or len({r.get("checksum") for r in rows.values()}) != 1}
     assert len(by) == PARTITIONS and not differ, f"replicas differ: {list(differ.items())[:10]}"
+
+
+def test_controlled_shutdown_hands_leadership_over_before_the_node_stops(make_cluster):
+    c = make_cluster("shutdown")
+    partitions = 6
+    topic = unique_topic("shutdown")
+    groups = groups_of(topic, partitions)
+    create_topic(c, topic, partitions)
+    wait_formed(c, groups)
+    prod = SeqProducer(c.bootstrap, topic, partitions)
+    prod.start()
+    try:
+        deadline = time.monotonic() + 30
+        while prod.acks() < 500:
+            assert time.monotonic() < deadline, f"producer: only {prod.acks()} acks in 30 s"
+            time.sleep(0.2)
+        leaders = leaders_from_metrics(scrape_all(c))
+        victim = max(c.nodes, key=lambda i: (sum(leaders.get(g) == [i] for g in groups), -i))
+        led = sorted(g for g in groups if leaders.get(g) == [victim])
+        mark = c[victim].log_size()
+        t_stop = time.monotonic()
+        c[victim].proc.terminate()
+        code = c[victim].proc.wait(timeout=30)
+        stopped = time.monotonic() - t_stop
+        c[victim].killed_on_purpose = True
+        survivors = [i for i in c.nodes if i != victim]
+        time.sleep(2.0)
+        after = leaders_from_metrics(scrape_all(c, survivors))
+        time.sleep(1.0)
+    finally:
+        left = prod.stop()
+    log = c[victim].log_text(mark)
+    handed = [l for l in log.splitlines() if "controlled shutdown: leadership handed over" in l]
+    moved = [int(g.rsplit("/", 1)[1]) for g in led if "/" in g]
+    gaps = {}
+    for p in moved:
+        ts = [t for t in prod.acked_at[p] if t >= t_stop - 5]
+        gaps[p] = max((b - a for a, b in zip(ts, ts[1:])), default=float("inf"))
+    report(f"controlled shutdown: node {victim} led {led}; exit code {code} {stopped:.2f} s after SIGTERM; "
+           f"{handed[-1].strip() if handed else 'no hand-over line'}; new leaders "
+           + ", ".join(f"{g} -> {after.get(g)}" for g in led)
+           + "; longest wait for an ack on its partitions: "
+           + ", ".join(f"p{p} {gap:.2f} s" for p, gap in sorted(gaps.items())))
+    assert code == 0, f"node {victim} exited {code} after SIGTERM"
+    assert handed, f"node {victim} logged no hand-over:\n{log[-3000:]}"
+    assert "kept: []" in handed[-1], f"groups kept on the stopping node: {handed[-1]}"
+    assert all(len(after.get(g, [])) == 1 and after[g][0] in survivors for g in led), (
+        f"groups the stopped node led are not led by one survivor: {after}")
+    assert moved, f"node {victim} led no partition (leaders {leaders})"
+    assert all(g < ELECTION_TIMEOUT for g in gaps.values()), (
+        f"acks on the handed-over partitions waited an election timeout or more: {gaps}")
+    assert not prod.fatal and not prod.failed, f"producer errors: {prod.fatal} {prod.failed[:10]}"
+    assert left == 0, f"{left} records neither acked nor failed after flush"
+    total, problems = check_exactly_once(c.bootstrap, topic, partitions, prod)
+    assert not problems, "\n".join(problems[:30])
+    report(f"controlled shutdown: read back {total} records: every acked record exactly once, in order")
