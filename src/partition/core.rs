@@ -378,8 +378,8 @@ impl PartitionCore {
             ));
         }
         slog::debug!(self.logger, "propose batch"; "group" => self.raft.group(), "base_offset" => base_offset, "len" => batch.len(), "crc" => crc);
-        // The request's copy becomes the entry's data without another copy (`BytesMut` made from a
-        // slice owns a plain vector).
+        // The request's copy becomes the entry's data without a new allocation and copy
+        // (`BytesMut` made from a slice owns a plain vector, which `Vec::from` takes over).
         if self.raft.propose(Vec::from(batch)).is_err() {
             return Err(self.not_leader());
         }
