@@ -1,6 +1,7 @@
 //! Joining a running cluster (`raft.join`, `--join HOST:PORT`): the new node sends one
 //! [`JoinRequest`] frame to any member's Raft port on a connection of its own and waits for the
-//! [`JoinReply`] (the member's `__meta` records the node, `meta::members`); and the address
+//! [`JoinReply`] (the member's `__meta` records the node, `meta::members`), over the peer
+//! links' mutual TLS when it is configured (`security::peer_tls`); and the address
 //! book a joined node keeps in its data directory (`meta/peers`), so that it finds the cluster
 //! again after a restart without `--join` or `--peers`.
 
@@ -16,19 +17,69 @@ use super::frame::{self, JoinReply, JoinRequest};
 /// How long a join may take: connecting, and the cluster recording the node.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Asks the member at `addr` to add `req`'s node. `Err` says why, for the operator: the address
-/// is unreachable, the answer never came, or the cluster refused (nothing changed then).
-pub async fn ask(addr: &str, req: JoinRequest) -> Result<JoinReply, String> {
+/// Asks the member at `addr` to add `req`'s node, over mutual TLS when `tls` is the node's
+/// join connector (`security::peer_tls`, peer TLS configured). `Err` says why, for the
+/// operator: the address is unreachable, the TLS handshake failed (another CA, no client
+/// certificate), the answer never came, or the cluster refused (nothing changed then).
+pub async fn ask(addr: &str, req: JoinRequest, tls: Option<&tokio_rustls::TlsConnector>) -> Result<JoinReply, String> {
     let connect = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await;
-    let mut stream = match connect {
+    let stream = match connect {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("cannot reach the cluster at {addr}: {e}")),
         Err(_) => return Err(format!("cannot reach the cluster at {addr}: connect timed out")),
     };
+    let reply = match tls {
+        None => exchange(addr, stream, &req).await?,
+        Some(connector) => {
+            // Any name: the join connector checks the certificate against the node it names.
+            let name = rustls::pki_types::ServerName::try_from("chronik-member").expect("a valid DNS name");
+            let handshake = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, stream)).await;
+            let stream = match handshake {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "joining through {addr}: the peer TLS handshake failed ({e}); the raft.tls-* files must \
+                         come from the cluster's CA and the member must speak peer TLS"
+                    ))
+                }
+                Err(_) => return Err(format!("joining through {addr}: the peer TLS handshake timed out")),
+            };
+            let member = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| crate::security::peer_tls::cert_node(c));
+            let reply = exchange(addr, stream, &req).await?;
+            if let Some(n) = member.filter(|n| reply.error.is_empty() && !reply.peers.contains_key(n)) {
+                return Err(format!("the member at {addr} presents node-{n}'s certificate, but node {n} is no member"));
+            }
+            reply
+        }
+    };
+    if !reply.error.is_empty() {
+        return Err(format!("the cluster refused node {}: {}", req.node_id, reply.error));
+    }
+    Ok(reply)
+}
+
+const CLOSED: &str = "the member closed the connection (is HOST:PORT a chronik Raft port? With peer TLS, the \
+                      certificate must name the joining node; the member's log says why)";
+
+/// Sends the join frame on `stream` and reads the answer.
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    addr: &str,
+    mut stream: S,
+    req: &JoinRequest,
+) -> Result<JoinReply, String> {
     let exchange = async {
         stream.write_all(&frame::encode_join(req.node_id, Some(req.clone()), None)).await.map_err(|e| e.to_string())?;
         let mut buf = BytesMut::with_capacity(4096);
         loop {
+            if buf.len() >= 2 && matches!(buf[0], 0x15 | 0x16) && buf[1] == 0x03 {
+                // A TLS record (alert or handshake) where a frame was expected.
+                return Err("the member speaks TLS: a cluster with peer TLS needs raft.tls-* here too".to_string());
+            }
             if let Some(len) = frame::frame_len(&buf).map_err(|e| e.to_string())? {
                 if buf.len() >= 4 + len {
                     let body = buf.split_to(4 + len).freeze().slice(4..);
@@ -39,30 +90,32 @@ pub async fn ask(addr: &str, req: JoinRequest) -> Result<JoinReply, String> {
                 }
             }
             match stream.read_buf(&mut buf).await {
-                Ok(0) => return Err("the member closed the connection (is HOST:PORT a chronik Raft port?)".into()),
+                Ok(0) => return Err(CLOSED.into()),
                 Ok(_) => {}
+                // A TLS peer that closes without close_notify: the member refused the request.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(CLOSED.into()),
                 Err(e) => return Err(e.to_string()),
             }
         }
     };
-    let reply = tokio::time::timeout(JOIN_TIMEOUT, exchange)
+    tokio::time::timeout(JOIN_TIMEOUT, exchange)
         .await
         .map_err(|_| format!("the cluster at {addr} did not answer the join within {JOIN_TIMEOUT:?}"))?
-        .map_err(|e| format!("joining through {addr}: {e}"))?;
-    if !reply.error.is_empty() {
-        return Err(format!("the cluster refused node {}: {}", req.node_id, reply.error));
-    }
-    Ok(reply)
+        .map_err(|e| format!("joining through {addr}: {e}"))
 }
 
 /// [`ask`], asked again (every second, for up to [`JOIN_TIMEOUT`]) while the cluster answers
 /// that its `__meta` did not apply the change: its leader is changing (e.g. it was on a node
 /// that just died), which an election settles within two election timeouts. A join is
 /// idempotent, so asking again is safe; every other answer is final.
-pub async fn ask_retrying(addr: &str, req: JoinRequest) -> Result<JoinReply, String> {
+pub async fn ask_retrying(
+    addr: &str,
+    req: JoinRequest,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> Result<JoinReply, String> {
     let started = std::time::Instant::now();
     loop {
-        match ask(addr, req.clone()).await {
+        match ask(addr, req.clone(), tls).await {
             Err(e) if is_transient(&e) && started.elapsed() < JOIN_TIMEOUT => {
                 tokio::time::sleep(Duration::from_secs(1)).await
             }
@@ -142,7 +195,7 @@ mod tests {
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
         let req = JoinRequest { node_id: 4, raft_addr: "h:1".into(), kafka_addr: String::new() };
-        let e = ask(&addr, req).await.unwrap_err();
+        let e = ask(&addr, req, None).await.unwrap_err();
         assert!(e.contains("cannot reach the cluster"), "{e}");
     }
 }
