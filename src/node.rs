@@ -513,7 +513,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
             };
             let reply = crate::peer::join::ask_retrying(addr, req, peer_tls.as_ref().map(|t| &t.join))
                 .await
-                .map_err(StartError::Join)?;
+                .map_err(|e| StartError::Join(e.message))?;
             for (id, a) in &reply.peers {
                 transport.learn(*id, a);
             }

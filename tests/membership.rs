@@ -181,7 +181,7 @@ fn ask_join(seed: &str, id: u64, raft_addr: &str, from: &Config) -> Result<chron
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let req = chronik::peer::frame::JoinRequest { node_id: id, raft_addr: raft_addr.into(), kafka_addr: String::new() };
     let tls = chronik::security::peer_tls::peer_tls(&from.raft, &chronik::logging::discard()).unwrap();
-    rt.block_on(chronik::peer::join::ask(seed, req, tls.as_ref().map(|t| &t.join)))
+    rt.block_on(chronik::peer::join::ask(seed, req, tls.as_ref().map(|t| &t.join))).map_err(|e| e.message)
 }
 
 #[test]

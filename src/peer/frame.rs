@@ -152,8 +152,9 @@ pub struct JoinRequest {
     pub kafka_addr: String,
 }
 
-/// The answer: `error` (refused, nothing changed), or the `__meta` configuration the new node
-/// starts its replica from (as applied at `conf_index`) and every member's Raft address.
+/// The answer: `error` (refused, nothing changed; `retriable` when only because `__meta` could
+/// not apply it yet), or the `__meta` configuration the new node starts its replica from (as
+/// applied at `conf_index`) and every member's Raft address.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct JoinReply {
     #[prost(string, tag = "1")]
@@ -166,6 +167,10 @@ pub struct JoinReply {
     pub conf_index: u64,
     #[prost(btree_map = "uint64, string", tag = "5")]
     pub peers: std::collections::BTreeMap<u64, String>,
+    /// Set with `error` when `__meta` could not apply the join yet (no leader, not applied in
+    /// time): asking again may succeed. Absent (false) in an older member's reply.
+    #[prost(bool, tag = "6")]
+    pub retriable: bool,
 }
 
 /// A frame carrying only a join request (to node 0) or its answer.

@@ -382,6 +382,7 @@ impl Router {
             Ok(Ok(reply)) => reply,
             _ => super::frame::JoinReply {
                 error: "the cluster did not record the node in time (no __meta leader?)".into(),
+                retriable: true,
                 ..Default::default()
             },
         }
