@@ -137,34 +137,15 @@ impl LeaderWatch {
     }
 }
 
-/// A producer writing acks=all records to partition 0 of `topic`, following the leader, until
-/// stopped (at most 3000 records): the acknowledged base offsets.
+/// A producer writing acks=all records to partition 0 of `topic`, following the leader that
+/// node 2 names, until stopped: the acknowledged base offsets.
 fn producer(
     addrs: Vec<std::net::SocketAddr>,
     topic: &'static str,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<i64>> {
-    std::thread::spawn(move || {
-        let mut acked = Vec::new();
-        let mut i = 0;
-        while !stop.load(Ordering::Relaxed) && i < 3000 {
-            let mut meta = Client::connect(addrs[1]);
-            let (leader, _) = partition(&mut meta, topic);
-            let Some(addr) = usize::try_from(leader - 1).ok().and_then(|l| addrs.get(l)) else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let mut c = Client::connect(*addr);
-            for _ in 0..20 {
-                i += 1;
-                match produce_one(&mut c, topic, i) {
-                    Some(base) => acked.push(base),
-                    None => break,
-                }
-            }
-        }
-        acked
-    })
+    let via = addrs[1];
+    common::partition0::producer(addrs, via, topic, stop)
 }
 
 /// Every acknowledged base offset is in `topic`'s partition 0, read from its leader.
