@@ -76,6 +76,11 @@ pub struct SnapshotChunk {
     pub eof: bool,
     #[prost(string, tag = "8")]
     pub error: String,
+    /// No data: the leader's replication quota (`leader.replication.throttled.rate`) holds this
+    /// chunk back; the receiver asks again later and counts the answer as a sign of life.
+    /// Absent (0) from an older leader.
+    #[prost(uint64, tag = "9")]
+    pub throttled_ms: u64,
 }
 
 /// A snapshot transfer message, either way.
@@ -372,6 +377,7 @@ mod tests {
             data: Bytes::from_static(b"abc"),
             eof: true,
             error: String::new(),
+            throttled_ms: 0,
         };
         let extras = Extras {
             repairs: vec![],
