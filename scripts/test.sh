@@ -69,7 +69,7 @@ run_step cargo-test cargo test --all-targets
 # The same cluster tests, unchanged, over peer mTLS. tests/peer_validation.rs is left out: it
 # writes plaintext garbage to the raft port on purpose.
 PEER_TLS_TESTS=(cluster groups stability meta_snapshots delete_records topic_configs metrics_dashboard
-    acl admin_api compaction disk_faults peer_tls transactions txn_coordinator)
+    acl admin_api compaction disk_faults peer_tls transactions txn_coordinator membership)
 run_step cargo-test-peer-mtls env CHRONIK_TEST_PEER_TLS=1 cargo test "${PEER_TLS_TESTS[@]/#/--test=}"
 
 # Fuzzing needs nightly and cargo-fuzz. Without them only the corpus runs (tests/fuzz_corpus.rs, in

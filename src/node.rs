@@ -511,7 +511,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
                 raft_addr: own_raft_addr.clone(),
                 kafka_addr: format!("{}:{}", me.host, me.port),
             };
-            let reply = crate::peer::join::ask_retrying(addr, req).await.map_err(StartError::Join)?;
+            let reply = crate::peer::join::ask_retrying(addr, req, peer_tls.as_ref().map(|t| &t.join))
+                .await
+                .map_err(|e| StartError::Join(e.message))?;
             for (id, a) in &reply.peers {
                 transport.learn(*id, a);
             }

@@ -2,7 +2,8 @@
 //! node's cleaner decides alone) hold the same latest value of every key and only records the
 //! producer wrote at their offsets; a follower that was down while the leader compacted is
 //! behind the leader's raft start and catches up through a snapshot of the compacted segment
-//! files, pulled in chunks (also when the link is cut mid-transfer, or the follower killed),
+//! files, pulled in chunks (also when the link is cut mid-transfer, the follower killed, or the
+//! chunks paced by the leader's replication throttle for longer than the follower's patience),
 //! then serves byte for byte what the leader serves at every offset. What a replica serves is read with the same `PartitionLog::read` Fetch uses,
 //! from its data directory once the nodes are stopped.
 
@@ -145,6 +146,10 @@ enum Disruption {
     CutLink,
     /// The follower is killed mid-transfer and started again.
     KillFollower,
+    /// The leader's replication throttle (`leader.replication.throttled.rate` = 1 byte/s, the
+    /// topic's `leader.replication.throttled.replicas` = `*`) paces the chunks for longer than
+    /// the follower's give-up time, then is deleted.
+    Throttled,
 }
 
 /// What a replica serves from every offset `0..hw` (one Fetch-sized read from each).
@@ -188,7 +193,14 @@ fn catch_up_through_a_snapshot(disruption: Disruption) {
     std::thread::sleep(Duration::from_millis(1000));
     let sent_before = chronik::metrics::snapshot_figures(leader).chunks_sent;
     let faults = nodes[li].as_ref().unwrap().faults.clone();
-    if disruption != Disruption::None {
+    if disruption == Disruption::Throttled {
+        let replicas = [("leader.replication.throttled.replicas", 0, Some("*"))];
+        assert_eq!(common::incremental_alter(&mut c, 2, "kv", &replicas).0, 0);
+        let rate = [("leader.replication.throttled.rate", 0, Some("1"))];
+        assert_eq!(common::incremental_alter(&mut c, 4, "", &rate).0, 0);
+        // Every node's throttle takes the configuration from its `__meta` image.
+        std::thread::sleep(Duration::from_millis(500));
+    } else if disruption != Disruption::None {
         // Slow chunks down, so that the transfer is still going when it is disrupted.
         faults.delay_to(follower, Some(Duration::from_millis(40)));
     }
@@ -209,6 +221,18 @@ fn catch_up_through_a_snapshot(disruption: Disruption) {
             assert!(logs[fi].lines_with(&["installed a snapshot's segments"]).is_empty(), "killed mid-transfer");
             drop(nodes[fi].take());
             nodes[fi] = Some(spawn_node_logged(configs[fi].clone(), Some(logs[fi].clone())).wait());
+        }
+        Disruption::Throttled => {
+            // One 128-byte chunk fits the quota's first ten seconds at 1 byte/s; after it the
+            // leader answers "throttled" and the follower asks again, for 3 s, longer than its
+            // give-up time of two election timeouts (2 s): the transfer is paced, not abandoned.
+            logs[fi].wait_for(&["asking again for a snapshot chunk"], Duration::from_secs(30));
+            std::thread::sleep(Duration::from_secs(3));
+            let asked = logs[fi].lines_with(&["asking again for a snapshot chunk"]).len();
+            assert!(asked >= 3, "the paced follower asked again {asked} times");
+            assert!(logs[fi].lines_with(&["installed a snapshot's segments"]).is_empty(), "paced, not done");
+            let clear = [("leader.replication.throttled.rate", 1, None)];
+            assert_eq!(common::incremental_alter(&mut c, 4, "", &clear).0, 0);
         }
     }
     faults.delay_to(follower, None);
@@ -231,7 +255,7 @@ fn catch_up_through_a_snapshot(disruption: Disruption) {
     logs[fi].wait_for(&["installed a snapshot's segments"], Duration::from_secs(5));
     assert!(chronik::metrics::snapshot_figures(follower).installed >= 1);
     assert!(chronik::metrics::snapshot_figures(leader).chunks_sent > sent_before);
-    if disruption == Disruption::CutLink {
+    if matches!(disruption, Disruption::CutLink | Disruption::Throttled) {
         assert!(!logs[fi].lines_with(&["asking again for a snapshot chunk"]).is_empty());
         let gave_up = logs[fi].lines_with(&["snapshot transfer abandoned", "no chunk from"]);
         assert!(gave_up.is_empty(), "the transfer resumed where it was cut: {gave_up:?}");
@@ -275,4 +299,9 @@ fn a_snapshot_transfer_cut_mid_way_resumes_and_completes() {
 #[test]
 fn a_follower_killed_mid_transfer_restarts_and_catches_up() {
     catch_up_through_a_snapshot(Disruption::KillFollower);
+}
+
+#[test]
+fn snapshot_chunks_are_paced_by_the_leader_replication_throttle_without_restarting_the_transfer() {
+    catch_up_through_a_snapshot(Disruption::Throttled);
 }

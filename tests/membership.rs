@@ -137,34 +137,15 @@ impl LeaderWatch {
     }
 }
 
-/// A producer writing acks=all records to partition 0 of `topic`, following the leader, until
-/// stopped (at most 3000 records): the acknowledged base offsets.
+/// A producer writing acks=all records to partition 0 of `topic`, following the leader that
+/// node 2 names, until stopped: the acknowledged base offsets.
 fn producer(
     addrs: Vec<std::net::SocketAddr>,
     topic: &'static str,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<i64>> {
-    std::thread::spawn(move || {
-        let mut acked = Vec::new();
-        let mut i = 0;
-        while !stop.load(Ordering::Relaxed) && i < 3000 {
-            let mut meta = Client::connect(addrs[1]);
-            let (leader, _) = partition(&mut meta, topic);
-            let Some(addr) = usize::try_from(leader - 1).ok().and_then(|l| addrs.get(l)) else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let mut c = Client::connect(*addr);
-            for _ in 0..20 {
-                i += 1;
-                match produce_one(&mut c, topic, i) {
-                    Some(base) => acked.push(base),
-                    None => break,
-                }
-            }
-        }
-        acked
-    })
+    let via = addrs[1];
+    common::partition0::producer(addrs, via, topic, stop)
 }
 
 /// Every acknowledged base offset is in `topic`'s partition 0, read from its leader.
@@ -176,10 +157,12 @@ fn assert_all_readable(nodes: &[Option<TestNode>], c: &mut Client, topic: &str, 
     assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
 }
 
-fn ask_join(seed: &str, id: u64, raft_addr: &str) -> Result<chronik::peer::frame::JoinReply, String> {
+/// A join request for node `id`, sent with `from`'s peer TLS (its join connector) if it has any.
+fn ask_join(seed: &str, id: u64, raft_addr: &str, from: &Config) -> Result<chronik::peer::frame::JoinReply, String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let req = chronik::peer::frame::JoinRequest { node_id: id, raft_addr: raft_addr.into(), kafka_addr: String::new() };
-    rt.block_on(chronik::peer::join::ask(seed, req))
+    let tls = chronik::security::peer_tls::peer_tls(&from.raft, &chronik::logging::discard()).unwrap();
+    rt.block_on(chronik::peer::join::ask(seed, req, tls.as_ref().map(|t| &t.join))).map_err(|e| e.message)
 }
 
 #[test]
@@ -213,10 +196,15 @@ fn a_node_joins_gets_a_replica_under_load_and_rejoins_after_a_restart() {
     assert_eq!(partition(&mut c4, "mv").1, vec![1, 2, 3], "node 4 caught up __meta");
 
     // Its id is idempotent at the same address, refused at another; nothing changes.
-    assert!(ask_join(&seed_addr, 4, &joiner.raft.listen).is_ok());
-    let e = ask_join(&seed_addr, 4, "127.0.0.1:1").unwrap_err();
+    assert!(ask_join(&seed_addr, 4, &joiner.raft.listen, &joiner).is_ok());
+    let e = ask_join(&seed_addr, 4, "127.0.0.1:1", &joiner).unwrap_err();
     assert!(e.contains("already"), "{e}");
-    let e = ask_join(&seed_addr, 2, "127.0.0.1:1").unwrap_err();
+    // (Under peer TLS, with node 2's certificate: the member refuses a join for another node.)
+    let mut as_node2 = joiner.clone();
+    if let Some(dir) = joiner.raft.tls_ca_file.as_ref().and_then(|f| f.parent()) {
+        common::peer_tls::with_tls(std::slice::from_mut(&mut as_node2), dir, |_| 2);
+    }
+    let e = ask_join(&seed_addr, 2, "127.0.0.1:1", &as_node2).unwrap_err();
     assert!(e.contains("already"), "{e}");
     wait_meta_conf(&admin1, &[1, 2, 3], &[4]);
 
@@ -367,4 +355,84 @@ fn remove_node_replaces_a_dead_nodes_replicas_and_refusals_change_nothing() {
     wait_meta_conf(&admins[0], &[1, 2, 4], &[5]);
     change(&admins[0], "/v1/members/5/remove", None).unwrap();
     wait_meta_conf(&admins[0], &[1, 2, 4], &[]);
+}
+
+/// Joining a cluster whose nodes speak mutual TLS (whatever `CHRONIK_TEST_PEER_TLS` says): a
+/// joiner with a certificate from another CA, one without peer TLS, and one presenting another
+/// node's certificate are refused with a clear message and nothing changes; node 4 with the
+/// cluster's CA joins, becomes a `__meta` learner and receives a replica over mTLS.
+#[test]
+fn a_node_joins_a_mutual_tls_cluster_and_a_joiner_without_the_clusters_ca_is_refused() {
+    use common::peer_tls::{make_node_certs, with_tls};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut seeds, mut joiner) = configs(dir.path(), 3);
+    let (certs, foreign) = (dir.path().join("join-tls"), dir.path().join("foreign-ca"));
+    make_node_certs(&certs, 4);
+    make_node_certs(&foreign, 4);
+    with_tls(&mut seeds, &certs, |id| id);
+    with_tls(std::slice::from_mut(&mut joiner), &certs, |id| id);
+    let seed_addr = seeds[0].raft.listen.clone();
+    let seed1 = seeds[0].clone();
+    let mut nodes: Vec<Option<TestNode>> = start_cluster(seeds).into_iter().map(Some).collect();
+    let admin1 = nodes[0].as_ref().unwrap().admin.to_string();
+    wait_meta_conf(&admin1, &[1, 2, 3], &[]);
+    let mut c = Client::connect(nodes[1].as_ref().unwrap().addr);
+    create_on(&mut c, "tj", &[1, 2, 3]);
+
+    // Another CA: the handshake fails, the node does not start.
+    let mut stranger = joiner.clone();
+    stranger.data_dir = dir.path().join("stranger");
+    with_tls(std::slice::from_mut(&mut stranger), &foreign, |id| id);
+    let err = spawn_node(stranger.clone()).failure();
+    assert!(err.contains("cannot join the cluster") && err.contains("TLS handshake failed"), "{err}");
+    // No peer TLS at all: the member closes the connection.
+    let mut plain = joiner.clone();
+    plain.data_dir = dir.path().join("plain");
+    (plain.raft.tls_cert_file, plain.raft.tls_key_file, plain.raft.tls_ca_file) = (None, None, None);
+    let err = spawn_node(plain).failure();
+    assert!(err.contains("cannot join the cluster") && err.contains("peer TLS"), "{err}");
+    // The cluster's CA, but node 2's certificate for node 4's join: refused by the member.
+    let mut imposter = joiner.clone();
+    with_tls(std::slice::from_mut(&mut imposter), &certs, |_| 2);
+    let e = ask_join(&seed_addr, 4, &joiner.raft.listen, &imposter).unwrap_err();
+    assert!(e.contains("closed the connection"), "{e}");
+    // Nothing changed.
+    wait_meta_conf(&admin1, &[1, 2, 3], &[]);
+    assert_eq!(brokers(&mut c), vec![1, 2, 3]);
+
+    // Node 4 with the cluster's CA joins over mTLS.
+    nodes.push(Some(spawn_node(joiner.clone()).wait()));
+    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
+    let watch = LeaderWatch::start(admins.clone());
+    for a in &admins {
+        wait_meta_conf(a, &[1, 2, 3], &[4]);
+    }
+    let mut c4 = Client::connect(nodes[3].as_ref().unwrap().addr);
+    assert_eq!(brokers(&mut c4), vec![1, 2, 3, 4]);
+    common::peer_tls::assert_peer_listener_is_tls(&seed1, &joiner);
+
+    // A replica moves onto node 4 while a producer writes: Raft over mTLS both ways.
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<_> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
+    let prod = producer(addrs, "tj", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alter(&mut c, "tj", &[2, 3, 4]), 0);
+    wait_moved(&mut c, "tj", &[2, 3, 4], Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let acked = prod.join().unwrap();
+    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
+    assert_all_readable(&nodes, &mut c, "tj", &acked);
+    // Node 4's replica is byte-identical to the others'.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = common::replica_status(nodes[1].as_ref().unwrap(), "tj", ["high_watermark", "applied"]);
+        let on: Vec<u64> = r.iter().map(|x| x.0).collect();
+        if on == [2, 3, 4] && r.windows(2).all(|w| (w[0].1, &w[0].3) == (w[1].1, &w[1].3)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas differ: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    watch.finish();
 }

@@ -6,7 +6,9 @@
 //! bad input gets Kafka's codes. All along, every node's view is sampled: never two leaders in
 //! one term. The new voters survive a restart of every node (the persisted conf state). A
 //! dropped peer connection is reported to every group (raft-rs `report_unreachable`),
-//! and the follower behind it catches up when it returns.
+//! and the follower behind it catches up when it returns. Held in the joint configuration
+//! (`Faults::hold_joint`) under produce load, a move survives its leader's node, the new
+//! replica's or the old replica's being cut off there.
 
 mod common;
 
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::*;
 
-use common::partition0::{create_on, name, partition, produce_one, read_bases};
+use common::partition0::{create_on, name, partition, produce_one, producer, read_bases};
 use common::{cluster_configs, spawn_node, spawn_node_logged, start_cluster, CapturedLog, Client, TestNode};
 
 /// AlterPartitionReassignments of partition 0 (`None`: cancel): (error code, message).
@@ -151,28 +153,7 @@ fn a_partition_moves_to_a_new_node_under_load_and_the_old_replica_is_deleted() {
     // A producer writes all along (bounded), following the leader.
     let stop = Arc::new(AtomicBool::new(false));
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
-    let st = stop.clone();
-    let producer = std::thread::spawn(move || {
-        let mut acked = Vec::new();
-        let mut i = 0;
-        while !st.load(Ordering::Relaxed) && i < 3000 {
-            let mut meta = Client::connect(addrs[1]);
-            let (leader, _) = partition(&mut meta, "mv");
-            if leader <= 0 {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            let mut c = Client::connect(addrs[(leader - 1) as usize]);
-            for _ in 0..20 {
-                i += 1;
-                match produce_one(&mut c, "mv", i) {
-                    Some(base) => acked.push(base),
-                    None => break,
-                }
-            }
-        }
-        acked
-    });
+    let producer = producer(addrs.clone(), addrs[1], "mv", stop.clone());
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(alter(&mut c, 1, "mv", Some(&[2, 3, 4])), (0, None));
     let leader = wait_moved(&mut c, "mv", &[2, 3, 4], Duration::from_secs(30));
@@ -368,4 +349,137 @@ fn the_new_voters_survive_a_restart_of_every_node() {
     acked.extend(after);
     let bases: BTreeSet<i64> = read_bases(&mut lc, "rs").into_iter().collect();
     assert!(acked.iter().all(|b| bases.contains(b)), "an acknowledged record was lost");
+}
+
+/// Which replica's node is cut off while the group is held in the joint configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum JointVictim {
+    /// The partition leader (an incoming and outgoing voter).
+    Leader,
+    /// The replica the move adds (an incoming voter only).
+    Incoming,
+    /// The replica the move removes (an outgoing voter only).
+    Outgoing,
+}
+
+/// Partition 0 of "jf" on nodes 1, 2, 3 moves one replica (not the leader's) to node 4 under
+/// produce load. Every node holds its partition leaders in the joint configuration
+/// (`Faults::hold_joint`) until the leader has applied the ConfChangeV2 entering it; then the
+/// `victim`'s node is cut off and the hold released. The move completes (the leave proposed by
+/// whoever leads then), one leader per term, every acknowledged record reads back, and once the
+/// node is healed the target replicas are byte-identical.
+fn a_move_survives_a_node_cut_off_in_the_joint_configuration(victim: JointVictim) {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(cluster_configs(dir.path(), 4));
+    let admins: Vec<String> = nodes.iter().map(|n| n.admin.to_string()).collect();
+    nodes.iter().for_each(|n| n.faults.hold_joint(true));
+    let mut c = Client::connect(nodes[3].addr);
+    create_on(&mut c, "jf", &[1, 2, 3]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        let (l, _) = partition(&mut c, "jf");
+        if l > 0 {
+            break l as u64;
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let watch = LeaderWatch::start(admins.clone(), "jf");
+    // The old replica: the highest of 1, 2, 3 that does not lead; the third one stays reachable.
+    let old = (1..=3u64).rev().find(|n| *n != leader).unwrap();
+    let third = (1..=3u64).find(|n| *n != leader && *n != old).unwrap();
+    let target: Vec<i32> = [1, 2, 3].iter().map(|n| if *n == old as i32 { 4 } else { *n }).collect();
+    let cut_node = match victim {
+        JointVictim::Leader => leader,
+        JointVictim::Incoming => 4,
+        JointVictim::Outgoing => old,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let via = addrs[third as usize - 1];
+    let prod = producer(addrs, via, "jf", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alter(&mut c, 0, "jf", Some(&target)), (0, None));
+
+    // The leader applied the entry entering the joint configuration, and holds it.
+    let (mut incoming, mut outgoing) = (target.iter().map(|n| *n as u64).collect::<Vec<_>>(), vec![1, 2, 3]);
+    incoming.sort_unstable();
+    outgoing.sort_unstable();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = chronik::admin::fetch_status(&admins[leader as usize - 1]).unwrap();
+        let ids = |g: &serde_json::Value, k: &str| {
+            let mut v: Vec<u64> = g[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            v.sort_unstable();
+            v
+        };
+        let joint = s["groups"].as_array().unwrap().iter().any(|g| {
+            g["topic"] == "jf"
+                && g["role"] == "Leader"
+                && ids(g, "voters") == incoming
+                && ids(g, "voters_outgoing") == outgoing
+        });
+        if joint {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node {leader} never showed the joint configuration: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(listed(&mut c).len(), 1, "the move is still in progress while held");
+
+    // The victim's node is cut off; the others resume.
+    common::cut(&nodes, cut_node, true);
+    nodes.iter().enumerate().filter(|(i, _)| *i as u64 + 1 != cut_node).for_each(|(_, n)| n.faults.hold_joint(false));
+    let mut c = Client::connect(via);
+    let new_leader = wait_moved(&mut c, "jf", &target, Duration::from_secs(40));
+    if victim == JointVictim::Leader {
+        assert_ne!(new_leader as u64, leader, "the cut-off leader still leads");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let acked = prod.join().unwrap();
+    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
+
+    // Healed: every acknowledged record is in the partition, the target replicas are identical.
+    common::cut(&nodes, cut_node, false);
+    nodes[cut_node as usize - 1].faults.hold_joint(false);
+    let now_leading = wait_moved(&mut c, "jf", &target, Duration::from_secs(30));
+    let mut lc = Client::connect(nodes[(now_leading - 1) as usize].addr);
+    let bases: BTreeSet<i64> = read_bases(&mut lc, "jf").into_iter().collect();
+    let lost: Vec<&i64> = acked.iter().filter(|b| !bases.contains(b)).collect();
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+    let want: Vec<u64> = incoming.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = replicas(&nodes[third as usize - 1], "jf");
+        let on: Vec<u64> = r.iter().map(|x| x.0).collect();
+        if on == want && r.windows(2).all(|w| (w[0].1, &w[0].3) == (w[1].1, &w[1].3)) {
+            assert!(r[0].1 >= acked.len() as i64);
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas differ: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seen = watch.finish();
+    if victim == JointVictim::Leader {
+        let first = seen.iter().find(|(_, n)| *n == leader).map(|(t, _)| *t).unwrap();
+        assert!(seen.iter().any(|(t, n)| *n != leader && *t > first), "no new leader after the cut: {seen:?}");
+    }
+}
+
+#[test]
+fn a_move_survives_its_leader_cut_off_in_the_joint_configuration() {
+    a_move_survives_a_node_cut_off_in_the_joint_configuration(JointVictim::Leader);
+}
+
+#[test]
+fn a_move_survives_the_new_replica_cut_off_in_the_joint_configuration() {
+    a_move_survives_a_node_cut_off_in_the_joint_configuration(JointVictim::Incoming);
+}
+
+#[test]
+fn a_move_survives_the_old_replica_cut_off_in_the_joint_configuration() {
+    a_move_survives_a_node_cut_off_in_the_joint_configuration(JointVictim::Outgoing);
 }

@@ -125,6 +125,7 @@ mod tests {
             match_index: matches.iter().copied().collect(),
             voters: vec![1, 2, 3],
             learners: Vec::new(),
+            voters_outgoing: Vec::new(),
         }
     }
 

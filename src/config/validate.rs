@@ -246,12 +246,6 @@ impl Config {
         }
         if let Some(join) = &self.raft.join {
             super::check_host_port(join.trim()).map_err(|e| ConfigError::invalid("raft.join", e))?;
-            if self.raft.tls_cert_file.is_some() {
-                return Err(ConfigError::invalid(
-                    "raft.join",
-                    "is not supported with peer TLS yet: list the new node in every node's raft.peers instead",
-                ));
-            }
         }
         if m.segment_bytes < MIN_META_SEGMENT_BYTES || m.segment_bytes > max_i32 {
             return Err(ConfigError::invalid(

@@ -50,9 +50,14 @@ impl MetaActor {
                         learners: cs.learners.clone(),
                         conf_index: storage.conf_index(),
                         peers,
+                        retriable: false,
                     }
                 }
-                Ok(Err(e)) => refuse(format!("the cluster did not record the node: {e}")),
+                Ok(Err(e)) => JoinReply {
+                    // No leader, or not applied in time: an election settles it, ask again.
+                    retriable: matches!(e, MetaError::NotLeader(_) | MetaError::RetriesExhausted(_)),
+                    ..refuse(format!("the cluster did not record the node: {e}"))
+                },
                 Err(_) => refuse(format!("the cluster did not record the node: {}", MetaError::Dropped)),
             };
             let _ = reply.send(answer);

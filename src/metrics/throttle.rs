@@ -25,7 +25,8 @@ pub(super) fn families(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<Family> 
     let f = r.throttles.lock().unwrap_or_else(|p| p.into_inner());
     let mut bytes = Family::counter(
         "chronik_replication_throttled_bytes_total",
-        "Catch-up replication bytes counted against Kafka's replication throttle quotas \
+        "Catch-up replication bytes (appends, and snapshot chunks on the leader side) counted against \
+         Kafka's replication throttle quotas \
          (leader.replication.throttled.rate, follower.replication.throttled.rate), by side.",
     );
     for (n, t) in f.nodes.iter().filter(|(n, _)| keep(**n)) {

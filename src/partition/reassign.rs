@@ -87,6 +87,8 @@ impl PartitionActor {
         }
         match &step {
             Step::Wait(_) | Step::Done => {}
+            // Fault injection (tests): the joint configuration is held.
+            Step::LeaveJoint if self.links.transport.faults.holding_joint() => {}
             Step::TransferLeader(to) => {
                 raft.transfer_leader(*to);
                 self.schedule_drive(ctx);

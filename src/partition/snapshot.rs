@@ -312,7 +312,7 @@ impl PartitionActor {
                 crate::metrics::snapshot_chunk_sent(me, data.len() as u64);
             }
             let SnapshotChunkRequest { group, index, term, file, offset, .. } = req;
-            let chunk = SnapshotChunk { group, index, term, file, offset, data, eof, error };
+            let chunk = SnapshotChunk { group, index, term, file, offset, data, eof, error, throttled_ms: 0 };
             transport.send_snapshot(from, SnapshotPeerMsg::Chunk(chunk));
         });
     }

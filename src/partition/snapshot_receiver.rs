@@ -11,7 +11,9 @@
 //! the source; an older one is ignored; a newer one, or one for the same point whose files
 //! differ (replicas compact independently), aborts the transfer and starts its own. A
 //! chunk that is not the one asked for (late, duplicated) is ignored. A lost request or chunk
-//! is asked for again after `resend_ticks`; with no answer for `give_up_ticks`, an error chunk
+//! is asked for again after `resend_ticks`, and so is one the leader's replication quota holds
+//! back (an empty answer with `throttled_ms`, which counts as an answer); with no answer for
+//! `give_up_ticks`, an error chunk
 //! (CRC, length, the leader cannot serve the file), or a failed write or check, the transfer is
 //! abandoned and its staging directory removed: raft-rs on the leader sends the snapshot again.
 
@@ -171,6 +173,12 @@ impl Receiver {
         }
         if !c.error.is_empty() {
             return self.fail(format!("the leader cannot serve {}: {}", c.file, c.error));
+        }
+        if c.throttled_ms > 0 {
+            // The leader's replication quota holds the chunk back: it is alive; ask again later.
+            t.idle = 0;
+            t.since_request = 0;
+            return Vec::new();
         }
         let len = c.data.len() as u64;
         let end = c.offset + len;

@@ -1,5 +1,5 @@
 //! Tests of the snapshot receiver core: chunk sequencing, duplicate and newer snapshots, a
-//! failed check, a lost request and a lost leader.
+//! failed check, a lost request and a lost leader, a chunk the leader's quota holds back.
 
 use super::*;
 use crate::log::snapshot_descriptor::SnapshotFile;
@@ -42,6 +42,7 @@ fn chunk(req: &SnapshotChunkRequest, len: u64, eof: bool) -> SnapshotChunk {
         data: Bytes::from(vec![7u8; len as usize]),
         eof,
         error: String::new(),
+        throttled_ms: 0,
     }
 }
 
@@ -160,4 +161,23 @@ fn a_lost_request_is_sent_again_and_a_silent_leader_is_given_up() {
     }
     assert_eq!(aborted, Some((9, 20)), "given up after 10 silent ticks");
     assert!(r.on_chunk(1, chunk(&req, 50, true)).is_empty(), "a chunk after giving up is ignored");
+}
+
+/// The leader's replication quota answers "throttled" instead of the chunk: the receiver asks
+/// for the same chunk again after `resend_ticks`, and as long as such answers come it never gives
+/// up, however long the pacing lasts; the chunk, when it comes, continues the transfer.
+#[test]
+fn a_throttled_chunk_is_asked_for_again_and_never_gives_the_transfer_up() {
+    let mut r = Receiver::new(4, SETTINGS);
+    let req = sent(&r.on_snapshot(snapshot_msg(1, 20, 2), desc(&[150])));
+    let throttled = SnapshotChunk { data: Bytes::new(), throttled_ms: 500, ..chunk(&req, 0, false) };
+    for _ in 0..10 {
+        assert!(r.on_chunk(1, throttled.clone()).is_empty(), "nothing to write");
+        assert!(r.on_tick().is_empty() && r.on_tick().is_empty());
+        assert_eq!(sent(&r.on_tick()), req, "the same chunk asked for again");
+    }
+    // 40 ticks so far, four times the give-up time: still in progress.
+    assert_eq!(r.in_progress(), Some((20, 2)));
+    let a = r.on_chunk(1, chunk(&req, 100, false));
+    assert!(matches!(&a[..], [Action::Write { offset: 0, .. }]), "{a:?}");
 }

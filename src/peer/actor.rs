@@ -478,7 +478,18 @@ impl Handler<PeerMsg> for PeerActor {
                     ctx.notify(PeerMsg::Flush);
                 }
             }
-            PeerMsg::Snapshot(m) => {
+            PeerMsg::Snapshot(mut m) => {
+                // The leader quota paces snapshot chunks: an empty "throttled" answer instead.
+                if let (frame::SnapshotPeerMsg::Chunk(c), Some(t)) = (&mut m, &self.throttle) {
+                    let bytes = c.data.len() as u64;
+                    if bytes > 0 {
+                        if let Err(wait) = t.admit_chunk(c.group, bytes, std::time::Instant::now()) {
+                            c.data = Bytes::new();
+                            c.eof = false;
+                            c.throttled_ms = (wait.as_millis() as u64).max(1);
+                        }
+                    }
+                }
                 if self.snapshots.len() < MAX_SNAPSHOT_QUEUED {
                     self.snapshots.push_back(m);
                 } else {

@@ -76,6 +76,11 @@ pub struct SnapshotChunk {
     pub eof: bool,
     #[prost(string, tag = "8")]
     pub error: String,
+    /// No data: the leader's replication quota (`leader.replication.throttled.rate`) holds this
+    /// chunk back; the receiver asks again later and counts the answer as a sign of life.
+    /// Absent (0) from an older leader.
+    #[prost(uint64, tag = "9")]
+    pub throttled_ms: u64,
 }
 
 /// A snapshot transfer message, either way.
@@ -152,8 +157,9 @@ pub struct JoinRequest {
     pub kafka_addr: String,
 }
 
-/// The answer: `error` (refused, nothing changed), or the `__meta` configuration the new node
-/// starts its replica from (as applied at `conf_index`) and every member's Raft address.
+/// The answer: `error` (refused, nothing changed; `retriable` when only because `__meta` could
+/// not apply it yet), or the `__meta` configuration the new node starts its replica from (as
+/// applied at `conf_index`) and every member's Raft address.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct JoinReply {
     #[prost(string, tag = "1")]
@@ -166,6 +172,10 @@ pub struct JoinReply {
     pub conf_index: u64,
     #[prost(btree_map = "uint64, string", tag = "5")]
     pub peers: std::collections::BTreeMap<u64, String>,
+    /// Set with `error` when `__meta` could not apply the join yet (no leader, not applied in
+    /// time): asking again may succeed. Absent (false) in an older member's reply.
+    #[prost(bool, tag = "6")]
+    pub retriable: bool,
 }
 
 /// A frame carrying only a join request (to node 0) or its answer.
@@ -367,6 +377,7 @@ mod tests {
             data: Bytes::from_static(b"abc"),
             eof: true,
             error: String::new(),
+            throttled_ms: 0,
         };
         let extras = Extras {
             repairs: vec![],

@@ -16,7 +16,8 @@ use super::transport::{Faults, Router};
 
 /// Accepts peer connections forever. With `tls` (mutual TLS), a peer must present a
 /// certificate naming a node (`CN=node-N`), and every frame on that connection must come from
-/// that node; a refused peer is logged and closed.
+/// that node (a node not yet a member may send only its own join); a refused peer is logged
+/// and closed.
 pub async fn run(
     listener: TcpListener,
     me: u64,
@@ -43,14 +44,10 @@ pub async fn run(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|c| crate::security::peer_tls::cert_node(c));
-                                let known = |n: u64| peers.read().unwrap_or_else(|p| p.into_inner()).contains(&n);
+                                // A node not (yet) known may only join: its Raft frames fail
+                                // `check_frame`, and a join must be for the node its certificate names.
                                 match node {
-                                    Some(n) if known(n) => {
-                                        serve(tls, me, &peers, &router, &faults, Some(n), &logger).await
-                                    }
-                                    Some(n) => Err(format!(
-                                        "refusing peer: its certificate names node-{n}, not a configured peer"
-                                    )),
+                                    Some(n) => serve(tls, me, &peers, &router, &faults, Some(n), &logger).await,
                                     None => Err("refusing peer: its certificate names no node (CN=node-N)".to_string()),
                                 }
                             }

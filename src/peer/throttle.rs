@@ -20,9 +20,12 @@
 //!   wait in the peer link, and the leader (whose in-flight window fills) sends no more.
 //!
 //! Snapshot chunks (`partition::snapshot`, a follower whose position the leader's log no longer
-//! holds) are not throttled: the receiver re-asks for a chunk after a few heartbeats and gives
-//! up after two election timeouts, so a chunk held for longer would restart the transfer again
-//! and again.
+//! holds, always out of sync) of a leader-throttled group count against the leader quota too
+//! ([`ReplicationThrottle::admit_chunk`]), but are never held: while the quota is exceeded the
+//! link sends an empty "throttled" answer instead of the chunk, and the receiver asks for the
+//! same chunk again after a few heartbeats. The answer resets the receiver's patience (it gives
+//! up only after two election timeouts without any answer), so pacing never restarts a
+//! transfer, and no copy of a chunk waits in a link.
 //!
 //! Holding a message is a network delay to Raft: nothing is lost or reordered within a group
 //! (once a group has something held on a side, its later messages of that kind queue behind).
@@ -227,6 +230,21 @@ impl ReplicationThrottle {
         } else {
             i.catching_up.remove(&group);
         }
+    }
+
+    /// Whether a snapshot chunk of `bytes` of `group` may leave now (recorded against the leader
+    /// quota if so); `Err` is how long the quota stays exceeded. Only leader-throttled groups.
+    pub fn admit_chunk(&self, group: GroupId, bytes: u64, now: Instant) -> Result<(), Duration> {
+        if !self.is_active() {
+            return Ok(());
+        }
+        {
+            let i = self.lock();
+            if i.config.leader_rate.is_none() || !i.config.leader_groups.contains(&group) {
+                return Ok(());
+            }
+        }
+        self.admit(Side::Leader, bytes, now)
     }
 
     /// Which quota an outgoing Raft message of `group` waits for, if any. `behind` says whether
@@ -434,6 +452,25 @@ mod tests {
             follower_groups: groups.iter().copied().collect(),
         });
         t
+    }
+
+    /// Snapshot chunks of a leader-throttled group count against the leader quota and are
+    /// refused (with the wait) while it is exceeded; other groups' chunks always go.
+    #[test]
+    fn snapshot_chunks_of_a_listed_group_count_against_the_leader_quota() {
+        let t0 = Instant::now();
+        let t = throttle(Some(100), None, &[7]);
+        assert_eq!(t.admit_chunk(7, 1_000, t0), Ok(()), "the first chunk goes");
+        assert_eq!(t.throttled_bytes(), (1_000, 0));
+        // 1,000 bytes over at least 10 s: exactly at the quota, not above it.
+        assert_eq!(t.admit_chunk(7, 500, t0), Ok(()));
+        let wait = t.admit_chunk(7, 500, t0).unwrap_err();
+        assert!(wait > Duration::ZERO, "{wait:?}");
+        assert_eq!(t.throttled_bytes(), (1_500, 0), "a refused chunk is not recorded");
+        assert_eq!(t.admit_chunk(8, 1 << 20, t0), Ok(()), "an unlisted group is never throttled");
+        // Once the samples expire the chunk goes.
+        assert_eq!(t.admit_chunk(7, 500, t0 + Duration::from_secs(12)), Ok(()));
+        assert_eq!(throttle(None, Some(1), &[7]).admit_chunk(7, 1 << 20, t0), Ok(()), "no leader rate");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! [`Transport`] is what a group holds to send Raft messages: `send` groups the messages by
 //! destination node and `do_send`s them to that node's [`PeerActor`]; it never waits. [`Router`]
 //! is the other direction: it hands each message received from a peer to the actor of its group.
-//! [`Faults`] lets tests drop or delay traffic to chosen peers and cut nodes apart; everything is
-//! off by default.
+//! [`Faults`] lets tests drop or delay traffic to chosen peers and cut nodes apart, and hold this
+//! node's partition leaders in a joint configuration; everything is off by default.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -24,6 +24,7 @@ struct FaultState {
     drop_to: HashSet<u64>,
     drop_from: HashSet<u64>,
     delay_to: HashMap<u64, Duration>,
+    hold_joint: bool,
 }
 
 /// Fault injection for the peer transport (tests only switch it on).
@@ -72,6 +73,15 @@ impl Faults {
     }
     pub(crate) fn delay(&self, node: u64) -> Option<Duration> {
         self.state.read().expect("faults lock").delay_to.get(&node).copied()
+    }
+    /// Holds this node's partition leaders in a joint configuration: a reassignment that entered
+    /// one does not propose the leave until released (`partition::reassign`), so tests can fail
+    /// nodes while a group is joint.
+    pub fn hold_joint(&self, on: bool) {
+        self.state.write().expect("faults lock").hold_joint = on;
+    }
+    pub fn holding_joint(&self) -> bool {
+        self.state.read().expect("faults lock").hold_joint
     }
 }
 
@@ -382,6 +392,7 @@ impl Router {
             Ok(Ok(reply)) => reply,
             _ => super::frame::JoinReply {
                 error: "the cluster did not record the node in time (no __meta leader?)".into(),
+                retriable: true,
                 ..Default::default()
             },
         }

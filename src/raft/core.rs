@@ -124,6 +124,9 @@ pub struct GroupStatus {
     pub voters: Vec<u64>,
     #[serde(default)]
     pub learners: Vec<u64>,
+    /// The outgoing voters while the configuration is joint (empty otherwise).
+    #[serde(default)]
+    pub voters_outgoing: Vec<u64>,
 }
 
 /// Whether appends wait for fsync before they count as persisted.
@@ -369,6 +372,7 @@ impl<M: StateMachine> RaftCore<M> {
             match_index,
             voters: self.conf_state().voters,
             learners: self.conf_state().learners,
+            voters_outgoing: self.conf_state().voters_outgoing,
         }
     }
 

@@ -3,6 +3,9 @@
 //! and the peers' client configuration (the server must present a certificate for
 //! `node-<id>` of the node dialled), and the node a peer certificate names. Node N's certificate
 //! carries `CN=node-N` and the subject alternative name `DNS:node-N` (see docs/security.md).
+//! A joining node (`raft.join`) dials a member whose id it does not know yet: its join
+//! connector accepts a certificate chained to the CA that is valid for `node-N`, N being the
+//! node its CN names ([`AnyNodeVerifier`]), the same check as a peer link's once N is known.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use crate::security::tls::{load_certs, provider, subject_dn, ReloadingCert, TlsE
 pub struct PeerTls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub connector: tokio_rustls::TlsConnector,
+    /// The client side of a join (`peer::join::ask`): the same certificate and CA, any member.
+    pub join: tokio_rustls::TlsConnector,
     /// The node's certificate, served and presented by both sides: re-read when its files
     /// change and on SIGHUP ([`crate::security::tls::reload_on_sighup`]).
     pub cert: Arc<ReloadingCert>,
@@ -55,6 +60,9 @@ pub fn peer_tls(raft: &RaftConfig, logger: &Logger) -> Result<Option<PeerTls>, T
         return Ok(None);
     };
     let roots = roots(ca)?;
+    let server_verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
@@ -68,11 +76,62 @@ pub fn peer_tls(raft: &RaftConfig, logger: &Logger) -> Result<Option<PeerTls>, T
         .with_protocol_versions(versions)?
         .with_root_certificates(roots)
         .with_client_cert_resolver(resolver.clone());
+    let join = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyNodeVerifier(server_verifier)))
+        .with_client_cert_resolver(resolver.clone());
     Ok(Some(PeerTls {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
         connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+        join: tokio_rustls::TlsConnector::from(Arc::new(join)),
         cert: resolver,
     }))
+}
+
+/// Verifies a member's certificate for a join, when the joiner does not know the member's id:
+/// the certificate must name a node by its CN (`node-N`) and pass the peer links' own check
+/// (chained to the CA, valid now, valid for the name `node-N`). The server name dialled is
+/// ignored: a join address is only `HOST:PORT`.
+#[derive(Debug)]
+pub struct AnyNodeVerifier(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyNodeVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let name = cert_node(end_entity)
+            .and_then(server_name)
+            .ok_or_else(|| rustls::Error::General("the member's certificate names no node (CN=node-N)".to_string()))?;
+        self.0.verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 #[cfg(test)]

@@ -84,3 +84,35 @@ pub fn read_bases(c: &mut Client, topic: &str) -> Vec<i64> {
     }
     panic!("read did not end");
 }
+
+/// A producer thread writing acks=all records to partition 0 of `topic` until `stop` (at most
+/// 3000 records), following the leader that node `via` names (`addrs[i]` is node i+1's Kafka
+/// address): the acknowledged base offsets. `via` must stay reachable.
+pub fn producer(
+    addrs: Vec<std::net::SocketAddr>,
+    via: std::net::SocketAddr,
+    topic: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<i64>> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) && i < 3000 {
+            let (leader, _) = partition(&mut Client::connect(via), topic);
+            let Some(addr) = usize::try_from(leader - 1).ok().and_then(|l| addrs.get(l)) else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            let mut c = Client::connect(*addr);
+            for _ in 0..20 {
+                i += 1;
+                match produce_one(&mut c, topic, i) {
+                    Some(base) => acked.push(base),
+                    None => break,
+                }
+            }
+        }
+        acked
+    })
+}
