@@ -165,6 +165,22 @@ fn ask_join(seed: &str, id: u64, raft_addr: &str, from: &Config) -> Result<chron
     rt.block_on(chronik::peer::join::ask(seed, req, tls.as_ref().map(|t| &t.join))).map_err(|e| e.message)
 }
 
+/// Partition 0 of `topic` moves to [2, 3, 4] while a producer writes to it; every acknowledged
+/// record is readable afterwards.
+fn move_to_node_4_under_load(nodes: &[Option<TestNode>], c: &mut Client, topic: &'static str) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<_> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
+    let prod = producer(addrs, topic, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alter(c, topic, &[2, 3, 4]), 0);
+    wait_moved(c, topic, &[2, 3, 4], Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let acked = prod.join().unwrap();
+    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
+    assert_all_readable(nodes, c, topic, &acked);
+}
+
 #[test]
 fn a_node_joins_gets_a_replica_under_load_and_rejoins_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -209,17 +225,7 @@ fn a_node_joins_gets_a_replica_under_load_and_rejoins_after_a_restart() {
     wait_meta_conf(&admin1, &[1, 2, 3], &[4]);
 
     // A replica moves to node 4 while a producer writes.
-    let stop = Arc::new(AtomicBool::new(false));
-    let addrs: Vec<_> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
-    let prod = producer(addrs, "mv", stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(alter(&mut c, "mv", &[2, 3, 4]), 0);
-    wait_moved(&mut c, "mv", &[2, 3, 4], Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let acked = prod.join().unwrap();
-    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
-    assert_all_readable(&nodes, &mut c, "mv", &acked);
+    move_to_node_4_under_load(&nodes, &mut c, "mv");
 
     // A restart without --join: the same member, from its data directory alone.
     drop(nodes[3].take());
@@ -412,27 +418,8 @@ fn a_node_joins_a_mutual_tls_cluster_and_a_joiner_without_the_clusters_ca_is_ref
     common::peer_tls::assert_peer_listener_is_tls(&seed1, &joiner);
 
     // A replica moves onto node 4 while a producer writes: Raft over mTLS both ways.
-    let stop = Arc::new(AtomicBool::new(false));
-    let addrs: Vec<_> = nodes.iter().map(|n| n.as_ref().unwrap().addr).collect();
-    let prod = producer(addrs, "tj", stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(alter(&mut c, "tj", &[2, 3, 4]), 0);
-    wait_moved(&mut c, "tj", &[2, 3, 4], Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let acked = prod.join().unwrap();
-    assert!(acked.len() > 20, "the producer got acknowledgements: {}", acked.len());
-    assert_all_readable(&nodes, &mut c, "tj", &acked);
+    move_to_node_4_under_load(&nodes, &mut c, "tj");
     // Node 4's replica is byte-identical to the others'.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = common::replica_status(nodes[1].as_ref().unwrap(), "tj", ["high_watermark", "applied"]);
-        let on: Vec<u64> = r.iter().map(|x| x.0).collect();
-        if on == [2, 3, 4] && r.windows(2).all(|w| (w[0].1, &w[0].3) == (w[1].1, &w[1].3)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "replicas differ: {r:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_identical(nodes[1].as_ref().unwrap(), "tj", &[2, 3, 4], Duration::from_secs(20));
     watch.finish();
 }

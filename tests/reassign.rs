@@ -261,16 +261,7 @@ fn a_move_survives_its_leader_dying_and_the_new_replica_cut_off_mid_catch_up() {
     let mut lc = Client::connect(nodes[(leader - 1) as usize].as_ref().unwrap().addr);
     let bases: BTreeSet<i64> = read_bases(&mut lc, "fp").into_iter().collect();
     assert!(acked.len() >= 300 && acked.iter().all(|b| bases.contains(b)), "an acknowledged record was lost");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = replicas(nodes[1].as_ref().unwrap(), "fp");
-        let on: Vec<u64> = r.iter().map(|x| x.0).collect();
-        if on == [2, 3, 4] && r.windows(2).all(|w| (w[0].1, &w[0].3) == (w[1].1, &w[1].3)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "replicas differ: {r:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_identical(nodes[1].as_ref().unwrap(), "fp", &[2, 3, 4], Duration::from_secs(20));
     watch.finish();
 }
 
@@ -450,18 +441,8 @@ fn a_move_survives_a_node_cut_off_in_the_joint_configuration(victim: JointVictim
     let bases: BTreeSet<i64> = read_bases(&mut lc, "jf").into_iter().collect();
     let lost: Vec<&i64> = acked.iter().filter(|b| !bases.contains(b)).collect();
     assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
-    let want: Vec<u64> = incoming.clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = replicas(&nodes[third as usize - 1], "jf");
-        let on: Vec<u64> = r.iter().map(|x| x.0).collect();
-        if on == want && r.windows(2).all(|w| (w[0].1, &w[0].3) == (w[1].1, &w[1].3)) {
-            assert!(r[0].1 >= acked.len() as i64);
-            break;
-        }
-        assert!(Instant::now() < deadline, "replicas differ: {r:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let hw = common::wait_identical(&nodes[third as usize - 1], "jf", &incoming, Duration::from_secs(30));
+    assert!(hw >= acked.len() as i64);
     let seen = watch.finish();
     if victim == JointVictim::Leader {
         let first = seen.iter().find(|(_, n)| *n == leader).map(|(t, _)| *t).unwrap();

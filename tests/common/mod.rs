@@ -416,6 +416,21 @@ pub fn replica_status(node: &TestNode, topic: &str, fields: [&str; 2]) -> Vec<(u
     v
 }
 
+/// Bounded wait until `topic`'s replicas, as `node`'s `cluster status` shows them, are exactly on
+/// `on` and byte-identical (same high watermark and checksum). Returns the high watermark.
+pub fn wait_identical(node: &TestNode, topic: &str, on: &[u64], timeout: std::time::Duration) -> i64 {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let r = replica_status(node, topic, ["high_watermark", "applied"]);
+        let nodes: Vec<u64> = r.iter().map(|x| x.0).collect();
+        if nodes == on && r.windows(2).all(|w| (w[0].1, &w[0].3) == (w[1].1, &w[1].3)) {
+            return r[0].1;
+        }
+        assert!(std::time::Instant::now() < deadline, "replicas of {topic} differ or are not on {on:?}: {r:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Elections won in `groups` on nodes 1..=3, from the process-wide metrics registry.
 pub fn elections_won(groups: &[String]) -> u64 {
     let mut won = 0;

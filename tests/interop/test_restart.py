@@ -32,9 +32,9 @@ import pytest
 from cluster import (cluster_status, counter_changes, election_counters, heartbeat_table, leaders_from_metrics,
                      scrape_all, status_by_group)
 from helpers import report, unique_topic
-from test_stability import (ELECTION_TIMEOUT, HEARTBEAT, Canary, SeqProducer, catch_up, change_lines,
-                            check_exactly_once, check_heartbeat_window, create_topic, end_offsets,
-                            groups_of, make_cluster, producer_performance, wait_formed)
+from test_stability import (ELECTION_TIMEOUT, HEARTBEAT, Canary, catch_up, change_lines, check_exactly_once,
+                            check_heartbeat_window, create_topic, end_offsets, groups_of, make_cluster,
+                            producer_performance, producing, wait_formed)
 
 pytestmark = pytest.mark.chronik_only
 
@@ -135,17 +135,8 @@ def test_restart_with_retained_log_elects_nothing_elsewhere_and_keeps_heartbeats
 def test_controlled_shutdown_hands_leadership_over_before_the_node_stops(make_cluster):
     c = make_cluster("shutdown")
     partitions = 6
-    topic = unique_topic("shutdown")
-    groups = groups_of(topic, partitions)
-    create_topic(c, topic, partitions)
-    wait_formed(c, groups)
-    prod = SeqProducer(c.bootstrap, topic, partitions)
-    prod.start()
+    topic, groups, prod = producing(c, "shutdown", partitions)
     try:
-        deadline = time.monotonic() + 30
-        while prod.acks() < 500:
-            assert time.monotonic() < deadline, f"producer: only {prod.acks()} acks in 30 s"
-            time.sleep(0.2)
         leaders = leaders_from_metrics(scrape_all(c))
         victim = max(c.nodes, key=lambda i: (sum(leaders.get(g) == [i] for g in groups), -i))
         led = sorted(g for g in groups if leaders.get(g) == [victim])

@@ -663,21 +663,31 @@ def catch_up(c, node_id, topic, timeout=60):
         time.sleep(0.5)
 
 
-def test_4_leader_loss_kill9_new_leaders_producer_carries_on(make_cluster):
-    c = make_cluster("leaderloss")
-    partitions = 6
-    topic = unique_topic("loss")
+def producing(c, label, partitions, first_acks=500):
+    """A topic of `partitions` at RF 3, formed, and an idempotent acks=all SeqProducer on it that
+    has had `first_acks` acks (bounded: 30 s). Returns (topic, groups, producer)."""
+    topic = unique_topic(label)
     groups = groups_of(topic, partitions)
     create_topic(c, topic, partitions)
     wait_formed(c, groups)
     prod = SeqProducer(c.bootstrap, topic, partitions)
     prod.start()
+    t_wait = time.monotonic()
+    while prod.acks() < first_acks:
+        trouble = (time.monotonic() - t_wait > 30 and f"only {prod.acks()} acks in 30 s") or (
+            (prod.fatal or prod.failed) and f"errors: {prod.fatal} {prod.failed[:5]}")
+        if trouble:
+            prod.stop()
+            raise AssertionError(f"producer: {trouble}")
+        time.sleep(0.2)
+    return topic, groups, prod
+
+
+def test_4_leader_loss_kill9_new_leaders_producer_carries_on(make_cluster):
+    c = make_cluster("leaderloss")
+    partitions = 6
+    topic, groups, prod = producing(c, "loss", partitions)
     try:
-        t_wait = time.monotonic()
-        while prod.acks() < 500:
-            assert time.monotonic() - t_wait < 30, f"producer: only {prod.acks()} acks in 30 s"
-            assert not prod.fatal and not prod.failed, f"producer errors: {prod.fatal} {prod.failed[:5]}"
-            time.sleep(0.2)
         s = scrape_all(c)
         leaders = leaders_from_metrics(s)
         led = {i: sorted(g for g in groups if leaders.get(g) == [i]) for i in c.nodes}
