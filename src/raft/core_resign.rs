@@ -45,8 +45,14 @@ impl<M: StateMachine> RaftCore<M> {
             return Resign::NotLeader;
         }
         if let Some(to) = r.lead_transferee {
-            return Resign::Transferring(to);
+            // A transfer to a node that went away meanwhile (its link dropped: probed, not
+            // replicated to, or silent) is given up at once rather than after raft-rs's timeout.
+            if r.prs().get(to).is_some_and(|p| p.state == ProgressState::Replicate) && heard(to) {
+                return Resign::Transferring(to);
+            }
+            self.node.raft.abort_leader_transfer();
         }
+        let r = &self.node.raft;
         let cs = r.prs().conf().to_conf_state();
         if !cs.voters_outgoing.is_empty() || r.pending_conf_index > self.applied {
             return Resign::Stays;
