@@ -194,9 +194,8 @@ struct Slot {
 
 impl Slot {
     fn closable(&self, pins_dirty: bool) -> bool {
-        !self.retired
-            && !(pins_dirty && self.written != self.synced)
-            && self.file.as_ref().is_some_and(|f| Arc::strong_count(f) == 1)
+        let owed = pins_dirty && self.written != self.synced;
+        !self.retired && !owed && self.file.as_ref().is_some_and(|f| Arc::strong_count(f) == 1)
     }
 }
 
@@ -389,16 +388,70 @@ impl Drop for DiskFile {
     }
 }
 
-/// Opens `path` read + write; when the process is out of descriptors, closes what the cache
-/// can (down to half its capacity) and tries once more.
+/// Opens `path` read + write. When the process is out of descriptors, the cache makes room
+/// ([`FileCache::relieve`]) and it tries again, up to 3 times.
 fn open_retrying(cache: &FileCache, path: &Path, create: bool) -> io::Result<File> {
     let open = || OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path);
-    match open() {
-        Err(e) if is_fd_exhaustion(&e) => {
-            cache.evict_over(cache.capacity() / 2, None);
-            open()
+    let mut tries = 0;
+    loop {
+        match open() {
+            Err(e) if is_fd_exhaustion(&e) && tries < 3 => {
+                tries += 1;
+                cache.relieve();
+            }
+            r => return r,
         }
-        r => r,
+    }
+}
+
+impl FileCache {
+    /// The process is out of descriptors: closes the idle files down to half the capacity, then
+    /// fsyncs and closes idle files that have an fsync owed (on this thread: the exception,
+    /// never the steady state), up to half the capacity of them.
+    fn relieve(&self) {
+        self.evict_over(self.capacity() / 2, None);
+        let open: Vec<Arc<DiskFile>> = self.lock().order.values().filter_map(|(_, w)| w.upgrade()).collect();
+        let mut closed = 0;
+        for f in &open {
+            if closed >= self.capacity().div_ceil(2) {
+                break;
+            }
+            if f.sync_and_close() {
+                closed += 1;
+            }
+        }
+        self.evictions.fetch_add(closed as u64, Ordering::Relaxed);
+        drop(open);
+    }
+}
+
+impl DiskFile {
+    /// Closes the descriptor if it is idle, after an fsync if one is owed; false if it is in
+    /// use, retired, busy or its fsync failed (then it stays open, and owed).
+    fn sync_and_close(&self) -> bool {
+        let Some((cache, id, _)) = &self.cache else { return false };
+        let Ok(mut s) = self.slot.try_lock() else { return false };
+        if s.retired || s.file.as_ref().is_none_or(|f| Arc::strong_count(f) != 1) {
+            return false;
+        }
+        if s.written != s.synced {
+            let seen = s.written;
+            if s.file.as_ref().is_some_and(|f| f.sync_data().is_err()) {
+                return false;
+            }
+            s.synced = seen;
+        }
+        let f = s.file.take();
+        drop(s);
+        drop(f);
+        cache.forget(*id);
+        true
+    }
+
+    /// Cuts a file just created (or a stale one of the same name) to empty: no data, so no
+    /// fsync is owed for it (the directory fsync makes the creation durable).
+    pub fn truncate_new(&self) -> io::Result<()> {
+        self.read_with(|f| f.set_len(0))
     }
 }
 
@@ -408,7 +461,7 @@ pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
     let mut l = getrlimit(Resource::Nofile);
     if l.current != l.maximum {
         l.current = l.maximum;
-        setrlimit(Resource::Nofile, l.clone()).map_err(io::Error::from)?;
+        setrlimit(Resource::Nofile, l).map_err(io::Error::from)?;
     }
     let l = getrlimit(Resource::Nofile);
     Ok((l.current.unwrap_or(u64::MAX), l.maximum.unwrap_or(u64::MAX)))

@@ -150,3 +150,23 @@ fn raising_the_fd_limit_reaches_the_hard_limit() {
     assert_eq!(soft, hard);
     assert!(open_fds().is_some_and(|n| n > 0));
 }
+
+#[test]
+fn out_of_descriptors_the_cache_fsyncs_and_closes_files_with_an_fsync_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FileCache::new(2);
+    let logs: Vec<_> = (0..4)
+        .map(|i| DiskFile::managed_in(&cache, &dir.path().join(format!("l{i}")), Opening::Create, true).unwrap())
+        .collect();
+    for (i, l) in logs.iter().enumerate() {
+        l.write_all_at(format!("entry {i}").as_bytes(), 0).unwrap();
+    }
+    assert_eq!(open_count(&logs), 4, "owed an fsync: over the capacity rather than closed");
+    cache.relieve();
+    assert!(open_count(&logs) < 4, "the relief closed some after their fsync");
+    for (i, l) in logs.iter().enumerate() {
+        let mut b = vec![0u8; 7];
+        l.read_exact_at(&mut b, 0).unwrap();
+        assert_eq!(b, format!("entry {i}").as_bytes());
+    }
+}

@@ -179,7 +179,7 @@ impl Segment {
     pub fn create(dir: &Path, base_index: u64, interval: u64) -> Result<Segment> {
         let mut s = Segment::open(dir, base_index, interval, Vec::new())?;
         for f in [&s.log, &s.index, &s.time] {
-            f.set_len(0).ctx(&f.path)?;
+            f.truncate_new().ctx(&f.path)?;
         }
         s.size = 0;
         s.log_dirty = true;
