@@ -18,6 +18,9 @@
 //!   longer open turns writes and fsyncs into no-ops (their bytes would be unlinked anyway) and
 //!   reads into errors.
 //!
+//! Out of descriptors, an open makes room (idle files closed, then idle files owed an fsync
+//! fsynced and closed) and tries again ([`FileCache::relieve`]).
+//!
 //! Unmanaged handles ([`DiskFile::new`]: directories, tests, tools) stay open for their lifetime.
 //! The process's soft `RLIMIT_NOFILE` is raised to its hard limit at start ([`raise_fd_limit`]).
 
