@@ -408,6 +408,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     voters.push(node_id);
     voters.sort_unstable();
 
+    crate::log::file_cache::apply_budget(config.storage.max_open_files, config.kafka.max_connections as u64, &logger);
     let clock: SharedClock = Arc::new(SystemClock);
     if !config.faults.write_delay.is_zero() {
         slog::warn!(logger, "fault injection: every disk write job waits first"; "write_delay" => ?config.faults.write_delay);

@@ -109,6 +109,11 @@ pub struct StorageConfig {
     /// How often retention is enforced. Default: `"1m"`.
     #[serde(with = "duration_str")]
     pub retention_check_interval: Duration,
+    /// The fd budget: segment and Raft state files open at once, node-wide (RocksDB's
+    /// `max_open_files`); idle ones are closed, least recently used first, and reopened when
+    /// read or written (`log/file_cache.rs`). Default: `0`, half the soft `RLIMIT_NOFILE`
+    /// (raised to the hard limit at start).
+    pub max_open_files: u64,
 }
 
 impl Default for StorageConfig {
@@ -118,6 +123,7 @@ impl Default for StorageConfig {
             flush_interval: Duration::from_secs(1),
             index_interval_bytes: 4096,
             retention_check_interval: Duration::from_secs(60),
+            max_open_files: 0,
         }
     }
 }

@@ -8,7 +8,6 @@
 //! Used for the checksum of `cluster status`, which reads the whole committed log, and for
 //! Fetch reads ([`BatchPlan::read`]).
 
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -55,7 +54,7 @@ impl BatchPlan {
                         }
                         let end = slots[j - 1].1.pos + slots[j - 1].1.frame_len();
                         let mut buf = vec![0u8; (end - start) as usize];
-                        log.file.read_exact_at(&mut buf, start).map_err(|e| {
+                        log.read_exact_at(&mut buf, start).map_err(|e| {
                             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                                 LogError::corrupt(&log.path, start, "log file shorter than its entry table")
                             } else {
@@ -126,7 +125,7 @@ fn read_file_piece(
         let start = slots[lo].1.pos;
         let end = slots[hi - 1].1.pos + slots[hi - 1].1.frame_len();
         let mut buf = vec![0u8; (end - start) as usize];
-        log.file.read_exact_at(&mut buf, start).map_err(|e| {
+        log.read_exact_at(&mut buf, start).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 LogError::corrupt(&log.path, start, "log file shorter than its entry table")
             } else {

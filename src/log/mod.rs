@@ -67,6 +67,7 @@
 pub mod batch;
 pub mod batch_plan;
 pub mod cleaner;
+pub mod file_cache;
 pub mod index;
 mod kafka;
 pub(crate) mod offsets;

@@ -729,7 +729,7 @@ pub(crate) mod tests {
         assert_eq!(last, 1);
         assert_eq!(files.len(), 1, "only the .log takes part in group commit");
         for f in &files {
-            f.file.sync_all().unwrap();
+            f.sync_all().unwrap();
         }
         assert!(log.take_dirty().0.is_empty());
         fill(&mut log, 2, 4, 1); // rolls: the sealed segment was synced, the new one is dirty

@@ -139,6 +139,7 @@ impl PartitionLog {
             LogStart { start_index: index + 1, prev_term: term, start_offset: next_offset, reset_pending: true };
         start.store(&self.dir)?;
         self.start = start;
+        self.segments.iter().for_each(Segment::retire);
         self.segments.clear();
         self.damaged.get_mut().unwrap_or_else(|p| p.into_inner()).clear();
         self.finish_reset()
@@ -147,6 +148,7 @@ impl PartitionLog {
     /// Deletes every segment file, creates the empty active segment at the start and clears the
     /// pending flag of `log-start`.
     pub(super) fn finish_reset(&mut self) -> Result<()> {
+        self.segments.iter().for_each(Segment::retire);
         self.segments.clear();
         for de in std::fs::read_dir(&self.dir).ctx(&self.dir)? {
             let name = de.ctx(&self.dir)?.file_name();

@@ -16,8 +16,6 @@
 //! writes and flipped bits in the header and the payload alike.
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use protobuf::ProtobufEnum;
 use raft::eraftpb::{Entry, EntryType};
 
+use super::file_cache::Opening;
 use super::index::{
     encode_index_record, encode_time_record, EntryMeta, TimeEntry, TimeIndexBuilder, INDEX_RECORD_LEN, TIME_RECORD_LEN,
 };
@@ -168,11 +167,11 @@ pub(crate) fn check_frame_of(
     Ok((span.slice(d0..d1), span.slice(d1..end)))
 }
 
-/// Opens a segment file for positional reads and writes (never `O_APPEND`: writes go to the
-/// position the entry table gives them).
-fn open_rw(path: &Path) -> Result<Arc<DiskFile>> {
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ctx(path)?;
-    Ok(DiskFile::new(f, path.to_path_buf()))
+/// A managed handle (`file_cache.rs`) of a segment file for positional reads and writes (never
+/// `O_APPEND`: writes go to the position the entry table gives them). Only the `.log` keeps its
+/// descriptor while it has unsynced writes: `.index` and `.timeindex` are derived from it.
+fn open_rw(path: &Path, pins_dirty: bool) -> Result<Arc<DiskFile>> {
+    DiskFile::managed(path, Opening::Create, pins_dirty)
 }
 
 impl Segment {
@@ -180,7 +179,7 @@ impl Segment {
     pub fn create(dir: &Path, base_index: u64, interval: u64) -> Result<Segment> {
         let mut s = Segment::open(dir, base_index, interval, Vec::new())?;
         for f in [&s.log, &s.index, &s.time] {
-            f.file.set_len(0).ctx(&f.path)?;
+            f.truncate_new().ctx(&f.path)?;
         }
         s.size = 0;
         s.log_dirty = true;
@@ -196,9 +195,9 @@ impl Segment {
         let log_path = dir.join(file_name(base_index, "log"));
         let index_path = dir.join(file_name(base_index, "index"));
         let time_path = dir.join(file_name(base_index, "timeindex"));
-        let log = open_rw(&log_path)?;
-        let index = open_rw(&index_path)?;
-        let time = open_rw(&time_path)?;
+        let log = open_rw(&log_path, true)?;
+        let index = open_rw(&index_path, false)?;
+        let time = open_rw(&time_path, false)?;
         let size = metas.last().map_or(0, |m| m.pos + m.frame_len());
         let (time_builder, time_entries) = TimeIndexBuilder::rebuild(interval, &metas);
         let mut s = Segment {
@@ -220,7 +219,7 @@ impl Segment {
             time_dirty: false,
         };
         let want = (s.time_entries.len() * TIME_RECORD_LEN) as u64;
-        if s.time.file.metadata().ctx(&s.time_path)?.len() != want {
+        if s.time.metadata().ctx(&s.time_path)?.len() != want {
             s.rewrite_time_index()?;
         }
         Ok(s)
@@ -232,8 +231,8 @@ impl Segment {
         for (slot, m) in self.metas.iter().enumerate() {
             encode_index_record(self.base_index + slot as u64, m, &mut buf);
         }
-        self.index.file.set_len(0).ctx(&self.index_path)?;
-        self.index.file.write_all_at(&buf, 0).ctx(&self.index_path)?;
+        self.index.set_len(0).ctx(&self.index_path)?;
+        self.index.write_all_at(&buf, 0).ctx(&self.index_path)?;
         self.index_dirty = true;
         Ok(())
     }
@@ -244,8 +243,8 @@ impl Segment {
         for t in &self.time_entries {
             encode_time_record(t, &self.metas[t.slot], &mut buf);
         }
-        self.time.file.set_len(0).ctx(&self.time_path)?;
-        self.time.file.write_all_at(&buf, 0).ctx(&self.time_path)?;
+        self.time.set_len(0).ctx(&self.time_path)?;
+        self.time.write_all_at(&buf, 0).ctx(&self.time_path)?;
         self.time_dirty = true;
         Ok(())
     }
@@ -391,7 +390,7 @@ impl Segment {
         let start = self.metas[lo].pos;
         let end = self.metas[hi - 1].pos + self.metas[hi - 1].frame_len();
         let mut buf = vec![0u8; (end - start) as usize];
-        self.log.file.read_exact_at(&mut buf, start).map_err(|e| {
+        self.log.read_exact_at(&mut buf, start).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 LogError::corrupt(&self.log_path, start, "log file shorter than its entry table")
             } else {
@@ -483,8 +482,8 @@ impl Segment {
         frame.extend_from_slice(&e.data);
         frame.extend_from_slice(&e.context);
         // A written frame: no queued op touches it (ops only write past the written slots).
-        self.log.file.write_all_at(&frame, m.pos).ctx(&self.log_path)?;
-        self.log.file.sync_data().ctx(&self.log_path)?;
+        self.log.write_all_at(&frame, m.pos).ctx(&self.log_path)?;
+        self.log.sync_data().ctx(&self.log_path)?;
         let back = self.read_frames(slot, slot + 1)?;
         self.check_frame(&back, 0, slot).map(drop)
     }
@@ -533,6 +532,7 @@ impl Segment {
     /// Deletes the segment's files (`.log` first: orphan index files are removed on open),
     /// its aborted-transactions index (`.txnindex`, see `txn_index.rs`) with them.
     pub fn delete(&self) -> Result<()> {
+        self.retire();
         let txn = self.log_path.with_extension(super::txn_index::EXT);
         for p in [&self.log_path, &self.index_path, &self.time_path, &txn] {
             match std::fs::remove_file(p) {
@@ -544,9 +544,15 @@ impl Segment {
         Ok(())
     }
 
+    /// The segment's files are being deleted or replaced: their handles never open them again
+    /// (see `file_cache.rs`).
+    pub fn retire(&self) {
+        [&self.log, &self.index, &self.time].iter().for_each(|f| f.retire());
+    }
+
     /// Modification time of the `.log` in ms since the epoch (fallback age for retention).
     pub fn modified_ms(&self) -> Option<i64> {
-        let t = self.log.file.metadata().ok()?.modified().ok()?;
+        let t = self.log.metadata().ok()?.modified().ok()?;
         let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
         i64::try_from(d.as_millis()).ok()
     }

@@ -344,6 +344,7 @@ impl PartitionLog {
             bases: p.segments.iter().map(|s| s.0).collect(),
         };
         state_file::store(&self.dir.join(MARKER), MARKER_MAGIC, &m.encode())?;
+        self.segments.iter().for_each(Segment::retire);
         self.segments.clear();
         self.damaged.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         finish(&self.dir, &m)?;

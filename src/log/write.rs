@@ -13,9 +13,7 @@
 //! taking the queued writes, reporting them done (which releases the entries kept in memory),
 //! and the handles to fsync.
 
-use std::fs::File;
 use std::io::{IoSlice, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,26 +21,9 @@ use slog::warn;
 
 use super::segment::Segment;
 
-use super::{IoContext, LogError, PartitionLog, Result};
+use super::{IoContext, PartitionLog, Result};
 
-/// An open file and its path (for errors), shared by the log and queued ops.
-#[derive(Debug)]
-pub struct DiskFile {
-    pub file: File,
-    pub path: PathBuf,
-}
-
-impl DiskFile {
-    pub fn new(file: File, path: PathBuf) -> Arc<DiskFile> {
-        Arc::new(DiskFile { file, path })
-    }
-
-    /// Opens a directory for fsync.
-    pub fn dir(path: &Path) -> Result<Arc<DiskFile>> {
-        let f = File::open(path).ctx(path)?;
-        Ok(DiskFile::new(f, path.to_path_buf()))
-    }
-}
+pub use super::file_cache::DiskFile;
 
 /// One write operation, executed by the disk writer in queue order.
 #[derive(Debug, Clone)]
@@ -73,8 +54,8 @@ impl WriteOp {
     pub fn run(&self) -> Result<()> {
         match self {
             WriteOp::Write { to, pos, bufs } => write_at(to, *pos, bufs),
-            WriteOp::SetLen { to, len } => to.file.set_len(*len).ctx(&to.path),
-            WriteOp::Sync { to } => to.file.sync_data().ctx(&to.path),
+            WriteOp::SetLen { to, len } => to.set_len(*len).ctx(&to.path),
+            WriteOp::Sync { to } => to.sync_data().ctx(&to.path),
         }
     }
 }
@@ -88,19 +69,21 @@ pub fn run_all(ops: &[WriteOp]) -> Result<()> {
 /// Only the disk writer (or the one thread that owns a log not yet handed to a group) moves
 /// the cursor of these files; every reader uses positional reads.
 fn write_at(to: &DiskFile, pos: u64, bufs: &[Bytes]) -> Result<()> {
-    let mut f = &to.file;
-    f.seek(SeekFrom::Start(pos)).ctx(&to.path)?;
-    let mut slices: Vec<IoSlice<'_>> = bufs.iter().filter(|b| !b.is_empty()).map(|b| IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match f.write_vectored(rest) {
-            Ok(0) => return Err(LogError::io(&to.path, std::io::ErrorKind::WriteZero.into())),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(LogError::io(&to.path, e)),
+    to.write_with(|mut f| {
+        f.seek(SeekFrom::Start(pos))?;
+        let mut slices: Vec<IoSlice<'_>> = bufs.iter().filter(|b| !b.is_empty()).map(|b| IoSlice::new(b)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match f.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .ctx(&to.path)
 }
 
 /// The deferred-write side of a [`PartitionLog`].

@@ -5,11 +5,12 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `pollers` (groups per poller thread), `throttle` (replication throttle bytes). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `pollers` (groups per poller thread), `files` (the fd budget), `throttle` (replication throttle bytes). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
 mod exposition;
+mod files;
 mod leaders;
 mod pollers;
 mod request_pool;
@@ -374,6 +375,7 @@ impl Registry {
         families.extend(pollers::families(self, &keep));
         families.extend(throttle::families(self, &keep));
         families.extend(transactions::families(self, &keep));
+        families.extend(files::families(self, &keep));
         exposition::encode(families)
     }
 }

@@ -34,6 +34,12 @@ pub fn hibernation(node: u64) -> Option<(u64, u64)> {
     g.quiet.get(&node).map(|(q, t)| (q.load(Ordering::Relaxed), t.load(Ordering::Relaxed)))
 }
 
+/// The nodes whose pollers are registered (the nodes this process runs), that `keep` accepts.
+pub(super) fn node_ids(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<u64> {
+    let f = r.pollers.lock().unwrap_or_else(|p| p.into_inner());
+    f.nodes.keys().copied().filter(|n| keep(*n)).collect()
+}
+
 /// The poller family, for the nodes `keep` accepts.
 pub(super) fn families(r: &Registry, keep: &dyn Fn(u64) -> bool) -> Vec<Family> {
     let f = r.pollers.lock().unwrap_or_else(|p| p.into_inner());

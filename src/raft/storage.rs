@@ -34,8 +34,6 @@
 //! below a state-machine snapshot its owner took or installed and handed over with
 //! [`GroupStorage::hold_snapshot`]; that one is what raft-rs sends (data: the encoded state).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,6 +44,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use slog::{warn, Logger};
 
+use crate::log::file_cache::Opening;
 use crate::log::snapshot_descriptor::SnapshotDescriptor;
 use crate::log::snapshot_install::PreparedSnapshot;
 use crate::log::write::{DiskFile, WriteOp};
@@ -97,7 +96,7 @@ fn encode_vote(seq: u64, term: u64, vote: u64) -> [u8; VOTE_SLOT as usize] {
 }
 
 /// The valid slot with the highest sequence: (seq, term, vote).
-fn read_vote(f: &File) -> Option<(u64, u64, u64)> {
+fn read_vote(f: &DiskFile) -> Option<(u64, u64, u64)> {
     let mut best: Option<(u64, u64, u64)> = None;
     for slot in 0..2u64 {
         let mut b = [0u8; VOTE_SLOT as usize];
@@ -175,21 +174,16 @@ impl GroupStorage {
         };
         let vote_path = dir.join(VOTE_FILE);
         let existed = vote_path.exists();
-        let vote_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&vote_path)
-            .map_err(|e| LogError::io(&vote_path, e))?;
+        // Managed handles (`log/file_cache.rs`): an idle group's state files do not hold
+        // descriptors; the vote file keeps its own while a write to it is not fsynced.
+        let vote_file = DiskFile::managed(&vote_path, Opening::Create, true)?;
         if !existed {
             // The file must exist durably before in-place writes to it can be trusted.
             vote_file.sync_all().map_err(|e| LogError::io(&vote_path, e))?;
             crate::log::sync_dir(dir)?;
         }
-        let vote_file = DiskFile::new(vote_file, vote_path);
         let mut vote_seq = 0;
-        if let Some((seq, term, vote)) = read_vote(&vote_file.file) {
+        if let Some((seq, term, vote)) = read_vote(&vote_file) {
             vote_seq = seq;
             let hs = &mut state.hard_state;
             if term > hs.term || (term == hs.term && vote != 0) {
@@ -274,13 +268,7 @@ impl GroupStorage {
         }
         let b = state_file::encode(COMMIT_MAGIC, &hs.commit.to_be_bytes());
         if self.commit_file.is_none() {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&self.commit_path)
-                .map_err(|e| LogError::io(&self.commit_path, e))?;
-            self.commit_file = Some(DiskFile::new(f, self.commit_path.clone()));
+            self.commit_file = Some(DiskFile::managed(&self.commit_path, Opening::Create, false)?);
         }
         if let Some(f) = &self.commit_file {
             let op = WriteOp::Write { to: f.clone(), pos: 0, bufs: vec![Bytes::from(b)] };

@@ -3,6 +3,7 @@
 
 use super::*;
 use raft::{Config, RawNode};
+use std::os::unix::fs::FileExt as _;
 
 fn logger() -> Logger {
     Logger::root(slog::Discard, slog::o!())
@@ -35,7 +36,7 @@ fn term_and_vote_survive_reopen_and_a_torn_slot_falls_back() {
         s.set_hard_state(&hs, false).unwrap();
         assert!(s.has_dirty_state());
         let f = s.take_dirty_state().expect("vote file to sync");
-        f.file.sync_all().unwrap();
+        f.sync_all().unwrap();
         assert!(!s.has_dirty_state());
         let hs = HardState { term: 5, vote: 3, commit: 0, ..Default::default() };
         s.set_hard_state(&hs, false).unwrap();
@@ -45,7 +46,7 @@ fn term_and_vote_survive_reopen_and_a_torn_slot_falls_back() {
     assert_eq!((hs.term, hs.vote), (5, 3));
     drop(s);
     // Tear the newer slot (sequence 2, slot 0): the older state comes back.
-    let f = OpenOptions::new().write(true).open(dir.path().join(VOTE_FILE)).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(dir.path().join(VOTE_FILE)).unwrap();
     f.write_all_at(&[0xff; 8], 8).unwrap();
     let (s, _) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
     let hs = s.initial_state().unwrap().hard_state;
@@ -301,7 +302,7 @@ fn commit_is_clamped_into_the_log() {
     // Torn tail: the last entry's segment loses its frame.
     let last_seg = dir.path().join(format!("{:020}.log", 3));
     let len = std::fs::metadata(&last_seg).unwrap().len();
-    let f = OpenOptions::new().write(true).open(&last_seg).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&last_seg).unwrap();
     f.set_len(len - 1).unwrap();
     drop(f);
     let (s, rep) = GroupStorage::open(dir.path(), opts(), &logger()).unwrap();
@@ -339,7 +340,7 @@ fn drive(node: &mut RawNode<GroupStorage>) -> usize {
             store.set_hard_state(hs, true).unwrap();
         }
         let (files, _) = store.log_mut().take_dirty();
-        files.iter().for_each(|f| f.file.sync_data().unwrap());
+        files.iter().for_each(|f| f.sync_data().unwrap());
         let mut light = node.advance(rd);
         if let Some(c) = light.commit_index() {
             let mut hs = node.store().hard_state().clone();

@@ -143,7 +143,7 @@ fn sync_round(
             req.files
                 .iter()
                 .map(|f| {
-                    let key = f.file.metadata().map(|m| (m.dev(), m.ino())).map_err(|e| {
+                    let key = f.metadata().map(|m| (m.dev(), m.ino())).map_err(|e| {
                         let e = DiskError::io(DiskOp::Fsync, &f.path, &e);
                         report(&e);
                         e
@@ -157,7 +157,7 @@ fn sync_round(
         })
         .collect();
     stats.fsyncs += distinct.len() as u64;
-    let fsync = |f: &Arc<DiskFile>| f.file.sync_data().map_err(|e| DiskError::io(DiskOp::Fsync, &f.path, &e));
+    let fsync = |f: &Arc<DiskFile>| f.sync_data().map_err(|e| DiskError::io(DiskOp::Fsync, &f.path, &e));
     let outcomes: Vec<Result<(), DiskError>> = if distinct.len() <= 1 {
         distinct.iter().map(|(_, f)| fsync(f)).collect()
     } else {

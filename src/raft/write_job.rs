@@ -81,7 +81,7 @@ impl WriteJob {
     pub fn run_now(&self) -> Result<(), LogError> {
         crate::log::write::run_all(&self.ops)?;
         for f in &self.files {
-            f.file.sync_data().map_err(|e| LogError::io(&f.path, e))?;
+            f.sync_data().map_err(|e| LogError::io(&f.path, e))?;
         }
         Ok(())
     }

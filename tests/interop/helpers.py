@@ -281,6 +281,8 @@ class SecureBroker:
         self.log_path = d / "broker.log"
         listeners = ", ".join(f'"{n}://127.0.0.1:{p}"' for n, p in self.ports.items())
         (d / "chronik.toml").write_text(f"[kafka]\nlisteners = [{listeners}]\n{toml}")
+        # Runs in the child before exec (e.g. resource.setrlimit for a small fd limit).
+        self.preexec_fn = None
 
     def bootstrap(self, name):
         return f"127.0.0.1:{self.ports[name]}"
@@ -292,7 +294,8 @@ class SecureBroker:
                "--data-dir", str(self.dir / "data")]
         env = {k: v for k, v in os.environ.items() if k not in HARNESS_ENV}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                         preexec_fn=self.preexec_fn)
         _LIVE.add(self.proc)
         first = next(iter(self.ports))
         deadline = time.monotonic() + START_TIMEOUT

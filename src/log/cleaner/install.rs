@@ -95,6 +95,8 @@ impl PartitionLog {
             swap::discard(&self.dir, base)?;
             return Ok(false);
         }
+        // The old files' names now name the cleaned copy: their handles never reopen them.
+        self.segments[si].retire();
         let seg = Segment::open(&self.dir, base, self.opts.index_interval_bytes, metas)?;
         self.segments[si] = seg;
         self.queue.push(WriteOp::Sync { to: DiskFile::dir(&self.dir)? });
