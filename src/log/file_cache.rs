@@ -4,7 +4,7 @@
 //!
 //! A managed [`DiskFile`] is a path plus the identity (device, inode) of the file it was made
 //! for; its descriptor is opened on first use and may be closed by the cache when it is the least
-//! recently used of more than `log.max-open-files` open files. The next use opens it again and
+//! recently used of more than `storage.max-open-files` open files. The next use opens it again and
 //! checks that the path still names the same inode: a deleted, renamed or replaced file is never
 //! reopened under its old name (the use fails with an I/O error, which the partition answers as
 //! KAFKA_STORAGE_ERROR). The cache never closes a file
@@ -102,7 +102,7 @@ impl FileCache {
         CACHE.get_or_init(|| FileCache::new(DEFAULT_CAPACITY))
     }
 
-    /// Sets the capacity (`log.max-open-files`) and closes what is over it.
+    /// Sets the capacity (`storage.max-open-files`) and closes what is over it.
     pub fn set_capacity(&self, capacity: usize) {
         self.capacity.store(capacity.max(1), Ordering::Relaxed);
         self.evict_over(capacity.max(1), None);
