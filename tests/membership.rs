@@ -165,6 +165,21 @@ fn ask_join(seed: &str, id: u64, raft_addr: &str, from: &Config) -> Result<chron
     rt.block_on(chronik::peer::join::ask(seed, req, tls.as_ref().map(|t| &t.join))).map_err(|e| e.message)
 }
 
+/// Starts node 4 (`joiner`, which joins through a seed) and waits until every node's `__meta`
+/// has it as a learner and it knows all four brokers. Returns the admin addresses, a leader
+/// watch over them and a client of node 4.
+fn start_node_4(nodes: &mut Vec<Option<TestNode>>, joiner: &Config) -> (Vec<String>, LeaderWatch, Client) {
+    nodes.push(Some(spawn_node(joiner.clone()).wait()));
+    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
+    let watch = LeaderWatch::start(admins.clone());
+    for a in &admins {
+        wait_meta_conf(a, &[1, 2, 3], &[4]);
+    }
+    let mut c4 = Client::connect(nodes[3].as_ref().unwrap().addr);
+    assert_eq!(brokers(&mut c4), vec![1, 2, 3, 4]);
+    (admins, watch, c4)
+}
+
 /// Partition 0 of `topic` moves to [2, 3, 4] while a producer writes to it; every acknowledged
 /// record is readable afterwards.
 fn move_to_node_4_under_load(nodes: &[Option<TestNode>], c: &mut Client, topic: &'static str) {
@@ -200,14 +215,7 @@ fn a_node_joins_gets_a_replica_under_load_and_rejoins_after_a_restart() {
     assert!(err.contains("cannot join the cluster") && err.contains("cannot reach"), "{err}");
 
     // Node 4 joins through node 1: a learner of `__meta`, a broker everywhere.
-    nodes.push(Some(spawn_node(joiner.clone()).wait()));
-    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
-    let watch = LeaderWatch::start(admins.clone());
-    for a in &admins {
-        wait_meta_conf(a, &[1, 2, 3], &[4]);
-    }
-    let mut c4 = Client::connect(nodes[3].as_ref().unwrap().addr);
-    assert_eq!(brokers(&mut c4), vec![1, 2, 3, 4]);
+    let (_, watch, mut c4) = start_node_4(&mut nodes, &joiner);
     assert_eq!(brokers(&mut c), vec![1, 2, 3, 4]);
     assert_eq!(partition(&mut c4, "mv").1, vec![1, 2, 3], "node 4 caught up __meta");
 
@@ -417,14 +425,7 @@ fn a_node_joins_a_mutual_tls_cluster_and_a_joiner_without_the_clusters_ca_is_ref
     assert_eq!(brokers(&mut c), vec![1, 2, 3]);
 
     // Node 4 with the cluster's CA joins over mTLS.
-    nodes.push(Some(spawn_node(joiner.clone()).wait()));
-    let admins: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().admin.to_string()).collect();
-    let watch = LeaderWatch::start(admins.clone());
-    for a in &admins {
-        wait_meta_conf(a, &[1, 2, 3], &[4]);
-    }
-    let mut c4 = Client::connect(nodes[3].as_ref().unwrap().addr);
-    assert_eq!(brokers(&mut c4), vec![1, 2, 3, 4]);
+    let (_, watch, _) = start_node_4(&mut nodes, &joiner);
     common::peer_tls::assert_peer_listener_is_tls(&seed1, &joiner);
 
     // A replica moves onto node 4 while a producer writes: Raft over mTLS both ways.
