@@ -105,6 +105,19 @@ impl Default for Authenticator {
     }
 }
 
+/// Every message a failed exchange answers with: fixed texts, none of them made from what the
+/// client sent (the fuzz harness checks each failure against this list).
+pub fn failure_messages() -> Vec<String> {
+    let mut v: Vec<String> = [PlainError::Tokens, PlainError::NoUser, PlainError::NoPassword, PlainError::Authzid]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    v.push("Authentication failed: Invalid username or password".to_string());
+    v.push("Unexpected SaslAuthenticate before SaslHandshake".to_string());
+    v.extend([Mechanism::Sha256, Mechanism::Sha512].map(scram_failed));
+    v
+}
+
 fn scram_failed(m: Mechanism) -> String {
     format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {}", m.name())
 }
