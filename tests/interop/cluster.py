@@ -95,7 +95,9 @@ class Node:
                 # Nodes share a machine: each has its own admin port, never the default 9300.
                 "--admin-listen", self.admin, *self.cluster.extra_args]
 
-    def start(self):
+    def start(self, nice=0):
+        """Starts the node; `nice` > 0 starts it at a lower CPU priority (a test of one node's
+        effect on the others stands in for separate machines on a shared one)."""
         b = self.cluster.bin
         if not b.is_file() or not os.access(b, os.X_OK):
             raise ClusterError(f"chronik binary {b} is missing or not executable: build it with "
@@ -112,7 +114,8 @@ class Node:
             log.write(f"===== start #{self.starts}: {' '.join(cmd)}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env)
+                                         stdin=subprocess.DEVNULL, env=env,
+                                         preexec_fn=(lambda: os.nice(nice)) if nice else None)
         self.started_at = time.monotonic()
         _LIVE.add(self.proc)
 

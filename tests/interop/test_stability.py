@@ -335,12 +335,13 @@ def check_heartbeats(scrapes, what, canary=None, among=None):
                      + (canary.summary() if canary else cpu_pressure()))
 
 
-def check_heartbeat_window(before, after, what, canary=None, among=None):
+def check_heartbeat_window(before, after, what, canary=None, among=None, cap=None):
     """Like check_heartbeats, over exactly the heartbeat intervals sent between two scrapes (from
     the chronik_heartbeat_gap_seconds histogram): on every link (between `among` nodes), the median
     within HEARTBEAT +- HB_TOLERANCE and at most 1 % of the intervals above HEARTBEAT +
-    HB_TOLERANCE + the canary's p99 lateness (rounded up to the histogram's next bound). Returns
-    the window's figures as text."""
+    HB_TOLERANCE + the canary's p99 lateness (rounded up to the histogram's next bound). With
+    `cap` (seconds, a histogram bound), the tail is checked only against it: no interval over
+    `cap`. Returns the window's figures as text."""
     machine_late = 0.0
     if canary is not None and canary.intervals:
         v = sorted(canary.intervals)
@@ -364,7 +365,8 @@ def check_heartbeat_window(before, after, what, canary=None, among=None):
             lines.append(f"{i}->{p}: {n:.0f} intervals, {low:.0f} under {(HEARTBEAT - HB_TOLERANCE) * 1000:.0f} "
                          f"ms, {high:.0f} over {(HEARTBEAT + HB_TOLERANCE) * 1000:.0f} ms, {late:.0f} over "
                          f"{edge * 1000:.0f} ms")
-            if low >= n / 2 or high >= n / 2 or late > n // 100:
+            over_cap = cap is not None and n - d[min(le for le in d if le >= cap - 1e-9)] > 0
+            if low >= n / 2 or high >= n / 2 or (over_cap if cap is not None else late > n // 100):
                 off.append(lines[-1])
     text = "heartbeat intervals in the window: " + ("; ".join(lines) or "none")
     assert lines, f"{what}: no link sent heartbeats in the window"
