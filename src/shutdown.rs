@@ -42,6 +42,19 @@ pub struct HandOver {
     pub kept: Vec<String>,
 }
 
+impl HandOver {
+    /// The groups kept, for the log line: the first few by name and how many more (a standalone
+    /// node keeps all of its hundreds of groups).
+    pub fn kept_summary(&self) -> String {
+        const SHOWN: usize = 10;
+        let mut s = self.kept.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if self.kept.len() > SHOWN {
+            s.push_str(&format!(" and {} more", self.kept.len() - SHOWN));
+        }
+        s
+    }
+}
+
 /// Asks every group led here to resign, again and again, until none is led here that a voter
 /// could take over, or `timeout` passes.
 pub async fn hand_over(ctx: &BrokerCtx, timeout: Duration) -> HandOver {
@@ -116,7 +129,7 @@ pub async fn on_signal(ctx: std::sync::Arc<BrokerCtx>, timeout: Duration, logger
         tokio::select! {
             r = hand_over(&ctx, timeout) => {
                 slog::info!(logger, "controlled shutdown: leadership handed over";
-                    "led" => r.led, "handed" => r.handed, "kept" => ?r.kept,
+                    "led" => r.led, "handed" => r.handed, "kept" => r.kept_summary(),
                     "took_ms" => started.elapsed().as_millis() as u64);
             }
             _ = term.recv() => slog::info!(logger, "second signal: stopping at once"),
@@ -124,4 +137,21 @@ pub async fn on_signal(ctx: std::sync::Arc<BrokerCtx>, timeout: Duration, logger
         }
     }
     actix::System::current().stop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HandOver;
+
+    #[test]
+    fn the_kept_groups_are_summed_up_after_the_first_ten() {
+        let kept: Vec<String> = (0..301).map(|i| format!("t/{i}")).collect();
+        let r = HandOver { led: 301, handed: 0, kept };
+        let s = r.kept_summary();
+        assert!(s.starts_with("t/0, t/1, "), "{s}");
+        assert!(s.ends_with("t/9 and 291 more"), "{s}");
+        let few = HandOver { led: 2, handed: 0, kept: vec!["__meta".into(), "a/0".into()] };
+        assert_eq!(few.kept_summary(), "__meta, a/0");
+        assert_eq!(HandOver::default().kept_summary(), "");
+    }
 }

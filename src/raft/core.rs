@@ -60,6 +60,9 @@ pub use crate::raft::write_job::WriteJob;
 mod quiet;
 #[path = "core_resign.rs"]
 pub mod resign;
+#[cfg(test)]
+#[path = "core_test_support.rs"]
+pub(crate) mod test_support;
 use crate::raft::writer::WriteRequest;
 use crate::raft::GroupId;
 
@@ -480,6 +483,9 @@ impl<M: StateMachine> RaftCore<M> {
 
     /// Steps a message from a peer into the group.
     pub fn step(&mut self, m: Message) -> raft::Result<()> {
+        if m.get_msg_type() == MessageType::MsgTransferLeader && !self.transfer_wanted(m.from) {
+            return Ok(());
+        }
         self.node.step(m)
     }
 

@@ -287,7 +287,8 @@ class SecureBroker:
     def bootstrap(self, name):
         return f"127.0.0.1:{self.ports[name]}"
 
-    def start(self):
+    def start(self, timeout=None):
+        """Starts the broker and waits (bounded: `timeout`, else START_TIMEOUT) until it serves."""
         import kafka_wire
         from conftest import HARNESS_ENV, START_TIMEOUT, _LIVE, chronik_bin
         cmd = [str(chronik_bin()), "standalone", "--config", str(self.dir / "chronik.toml"),
@@ -298,7 +299,7 @@ class SecureBroker:
                                          preexec_fn=self.preexec_fn)
         _LIVE.add(self.proc)
         first = next(iter(self.ports))
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + (timeout or START_TIMEOUT)
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"chronik exited\n{self.log_text()[-4000:]}"
             try:
@@ -307,7 +308,7 @@ class SecureBroker:
             except (OSError, AssertionError, ValueError):
                 pass
             time.sleep(0.05)
-        pytest.fail(f"chronik not ready\n{self.log_text()[-4000:]}", pytrace=False)
+        pytest.fail(f"chronik not ready after {timeout or START_TIMEOUT} s\n{self.log_text()[-4000:]}", pytrace=False)
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")

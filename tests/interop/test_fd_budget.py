@@ -135,9 +135,15 @@ def test_300_partitions_under_a_512_descriptor_limit(tmp_path):
         report(f"fd budget: {PARTITIONS} partitions, {segments} segments, peak {peak} descriptors of {LIMIT}, "
                f"budget {capacity:.0f}, {evictions:.0f} closes")
 
-        # A restart under the same limit opens every partition through the budget again.
+        # A restart under the same limit opens every partition through the budget again. The node
+        # opens the partitions it hosts before it serves, waiting for them up to 60 s (node.rs);
+        # every standalone partition elects itself again, and each election fsyncs its raft-vote
+        # and its log: 600 fsyncs, which took longer than the usual 30 s start timeout on a CI
+        # disk. So the wait here is the node's own bound plus a margin; the time is printed.
         b.stop()
-        b.start()
+        t0 = time.monotonic()
+        b.start(timeout=90)
+        restart_s = time.monotonic() - t0
         sampler = FdSampler(b.proc.pid)
         got = consume_all(ck, b.bootstrap("PLAINTEXT"), topic, acked)
         assert got == acked, "after a restart, records read back differ from the acknowledged ones"
@@ -145,6 +151,7 @@ def test_300_partitions_under_a_512_descriptor_limit(tmp_path):
         assert peak < LIMIT, f"after the restart the process held {peak} descriptors (limit {LIMIT})"
         assert b.alive()
         assert "Too many open files" not in b.log_text()
+        report(f"fd budget: restart with {PARTITIONS} partitions under the limit serving after {restart_s:.1f} s")
     finally:
         if b.alive():
             b.stop()
