@@ -415,6 +415,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     }
     let (writer, writer_guard) =
         DiskWriter::start_with_delay(node_id, logger.new(slog::o!("actor" => "writer")), config.faults.write_delay);
+    crate::metrics::set_disk_queue(node_id, writer.queued());
     // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
     let tick_arbiter = Arbiter::new();
     let tick = ticks.tick;

@@ -5,10 +5,11 @@
 //! hold one short mutex for a map lookup and an O(1) HDR histogram record.
 //!
 //! Files: `samples` (HDR histograms and quantiles), `exposition` (figures → `prometheus` metric
-//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `pollers` (groups per poller thread), `files` (the fd budget), `throttle` (replication throttle bytes). The series are listed in
+//! families → text), `cleaner` (the log cleaner's figures), `snapshots` (snapshot transfers), `leaders` (preferred leader transfers), `request_pool` (the request memory pool), `disk_queue` (the disk writer's queue), `pollers` (groups per poller thread), `files` (the fd budget), `throttle` (replication throttle bytes). The series are listed in
 //! `docs/metrics.md`.
 
 mod cleaner;
+mod disk_queue;
 mod exposition;
 mod files;
 mod leaders;
@@ -25,6 +26,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub use cleaner::{cleaner_bytes_read, cleaner_forget, cleaner_partition, cleaner_run};
+pub use disk_queue::set_disk_queue;
 use exposition::Family;
 pub use leaders::{balancer_figures, balancer_round, leader_transfer_requested, leader_transfers_requested};
 pub use pollers::{hibernation, set_liveness, set_pollers};
@@ -133,6 +135,8 @@ pub struct Registry {
     throttles: Mutex<throttle::Figures>,
     /// Each node's request memory pool (`request_pool.rs`), under its own lock.
     request_pools: Mutex<request_pool::Figures>,
+    /// Each node's disk writer queue (`disk_queue.rs`), under its own lock.
+    disk_queues: Mutex<disk_queue::Figures>,
     /// The transaction coordinator's figures (`transactions.rs`), under their own lock.
     transactions: Mutex<transactions::Figures>,
 }
@@ -372,6 +376,7 @@ impl Registry {
         families.extend(snapshots::families(self, &keep));
         families.extend(leaders::families(self, &keep));
         families.extend(request_pool::families(self, &keep));
+        families.extend(disk_queue::families(self, &keep));
         families.extend(pollers::families(self, &keep));
         families.extend(throttle::families(self, &keep));
         families.extend(transactions::families(self, &keep));

@@ -19,7 +19,7 @@
 //! so no write of a failed group lands after the failure. A group that reopens its storage first
 //! waits for a [`DiskWriter::barrier`]: once it is answered, nothing queued before it can land.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
@@ -54,6 +54,23 @@ enum Msg {
 #[derive(Clone)]
 pub struct DiskWriter {
     tx: mpsc::Sender<Msg>,
+    queued: Arc<Queued>,
+}
+
+/// What the writer holds now: requests submitted and not yet answered (waiting to be written,
+/// or written and waiting for their fsync) and the bytes they write: the node's bytes in
+/// flight to the disk (metrics `chronik_disk_queue_requests`, `chronik_disk_queue_bytes`).
+#[derive(Debug, Default)]
+pub struct Queued {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Queued {
+    /// (requests, bytes) held now.
+    pub fn now(&self) -> (u64, u64) {
+        (self.requests.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
 }
 
 /// Owned by the node: when dropped, waits (up to 30 s) until every request queued before has
@@ -87,14 +104,29 @@ impl DiskWriter {
             .name("chronik-writer".into())
             .spawn(move || run(node, rx, syncer, delay, logger))
             .expect("spawn writer thread");
-        (DiskWriter { tx: tx.clone() }, WriterGuard { tx })
+        (DiskWriter { tx: tx.clone(), queued: Arc::default() }, WriterGuard { tx })
     }
 
     /// Queues a request. If the writer is gone (shutdown), `done` is called with an error.
-    pub fn submit(&self, req: WriteRequest) {
+    /// It counts in [`Queued`] until `done` is called.
+    pub fn submit(&self, mut req: WriteRequest) {
+        let bytes: u64 = req.ops.iter().map(WriteOp::len).sum();
+        self.queued.requests.fetch_add(1, Ordering::Relaxed);
+        self.queued.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let (queued, done) = (self.queued.clone(), req.done);
+        req.done = Box::new(move |r| {
+            queued.requests.fetch_sub(1, Ordering::Relaxed);
+            queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            done(r)
+        });
         if let Err(mpsc::SendError(Msg::Write(req))) = self.tx.send(Msg::Write(req)) {
             (req.done)(Err(DiskError::stopped()));
         }
+    }
+
+    /// The requests and bytes this writer holds (see [`Queued`]).
+    pub fn queued(&self) -> Arc<Queued> {
+        self.queued.clone()
     }
 
     /// Calls `done` once every request queued before this one has been answered.
@@ -210,6 +242,29 @@ mod tests {
         assert_eq!(got, (0..21).map(|i| (i, Ok(()))).collect::<Vec<_>>());
         drop(guard);
         assert_eq!(std::fs::read(&f.path).unwrap(), b"0001020304");
+    }
+
+    #[test]
+    fn the_queue_counts_requests_and_bytes_until_they_are_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(dir.path(), "a", true);
+        let (w, _guard) = DiskWriter::start(0, logger());
+        let (tx, rx) = mpsc::channel();
+        let poison = Arc::new(AtomicBool::new(false));
+        // The first request holds the writer thread (in its `written` call) until released.
+        let (release, held) = mpsc::channel::<()>();
+        let write = |i: u64| WriteOp::Write { to: f.clone(), pos: i * 100, bufs: vec![Bytes::from(vec![7u8; 100])] };
+        let mut first = request(vec![write(0)], &poison, &tx, 0);
+        first.written = Some(Box::new(move || held.recv().unwrap()));
+        w.submit(first);
+        w.submit(request(vec![write(1), write(2)], &poison, &tx, 1));
+        w.submit(request(vec![WriteOp::SetLen { to: f.clone(), len: 300 }], &poison, &tx, 2));
+        assert_eq!(w.queued().now(), (3, 300), "3 requests writing 100 + 200 bytes are held");
+        release.send(()).unwrap();
+        for n in 0..3 {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), (n, Ok(())));
+        }
+        assert_eq!(w.queued().now(), (0, 0), "every request answered");
     }
 
     #[test]
