@@ -89,6 +89,9 @@ pub struct PeerFigures {
     pub bytes: u64,
     pub heartbeat_frames: u64,
     pub dropped_messages: u64,
+    /// Raft messages, and their entry bytes, still queued after the link's last frame.
+    pub queued_messages: u64,
+    pub queued_entry_bytes: u64,
     /// Recent intervals between heartbeat frames (quantiles).
     pub heartbeat_interval: Samples,
     /// The same intervals as a histogram (windows between two scrapes).
@@ -102,6 +105,8 @@ impl Default for PeerFigures {
             bytes: 0,
             heartbeat_frames: 0,
             dropped_messages: 0,
+            queued_messages: 0,
+            queued_entry_bytes: 0,
             heartbeat_interval: Samples::default(),
             heartbeat_gaps: Buckets::new(&HEARTBEAT_GAP_BOUNDS),
         }
@@ -302,6 +307,14 @@ impl Registry {
                 "chronik_peer_dropped_messages_total",
                 "Raft messages to `peer` dropped (no connection, full queue or injected fault).",
             );
+            let mut queued = Family::gauge(
+                "chronik_peer_queue_messages",
+                "Raft messages to `peer` still queued after the link's last frame (its backlog).",
+            );
+            let mut queued_bytes = Family::gauge(
+                "chronik_peer_queue_entry_bytes",
+                "Entry bytes of the Raft messages to `peer` still queued after the link's last frame.",
+            );
             let mut hb_interval = Family::summary(
                 "chronik_heartbeat_interval_seconds",
                 "Interval between heartbeat frames sent to `peer` (quantiles of the recent intervals).",
@@ -317,6 +330,8 @@ impl Registry {
                 bytes.value(&l, f.bytes as f64);
                 hb_frames.value(&l, f.heartbeat_frames as f64);
                 dropped.value(&l, f.dropped_messages as f64);
+                queued.value(&l, f.queued_messages as f64);
+                queued_bytes.value(&l, f.queued_entry_bytes as f64);
                 hb_interval.samples(&l, &f.heartbeat_interval);
                 hb_gaps.buckets(&l, &f.heartbeat_gaps);
             }
@@ -362,6 +377,8 @@ impl Registry {
                 bytes,
                 hb_frames,
                 dropped,
+                queued,
+                queued_bytes,
                 hb_interval,
                 hb_gaps,
                 fsync,

@@ -314,6 +314,13 @@ impl PeerActor {
             self.flush_scheduled = true;
             ctx.notify(PeerMsg::Flush);
         }
+        // What stays queued after this frame (every push schedules a flush, so this is the
+        // link's backlog as of its last frame).
+        let (left, left_bytes) = (self.queue.len() as u64, self.queued_entry_bytes as u64);
+        crate::metrics::registry().peer(self.me, self.peer, |p| {
+            p.queued_messages = left;
+            p.queued_entry_bytes = left_bytes;
+        });
         if !with_heartbeats && !msgs.is_empty() && !self.heartbeats.is_empty() {
             let (responses, heartbeats): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heartbeats)
                 .into_iter()

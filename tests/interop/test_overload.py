@@ -151,7 +151,7 @@ def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
         _, tm = wait_led(c[1].bootstrap, topic, 1, timeout=20)
         assert tm.partitions[0].leader == 1, f"node 1 should lead (preferred replica): {tm}"
 
-        lag, queued, stop = [], [], threading.Event()
+        lag, queued, link, stop = [], [], [], threading.Event()
 
         def sample():
             while not stop.is_set():
@@ -160,6 +160,7 @@ def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
                     if 1 in rows and 3 in rows:
                         lag.append(int(rows[1].get("commit", 0)) - int(rows[3].get("applied", 0)))
                     queued.append(scrape(c[3]).total("chronik_disk_queue_bytes"))
+                    link.append(scrape(c[1]).total("chronik_peer_queue_entry_bytes", peer=3))
                 except Exception:  # noqa: BLE001 - a missed sample is only a missed sample
                     pass
                 stop.wait(0.25)
@@ -188,7 +189,8 @@ def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
         queued_now = scrape(c[3]).total("chronik_disk_queue_bytes")
         report(f"slow follower (write-delay {WRITE_DELAY}, window {WINDOW}): {SLOW_RECORDS} x 1 KB acks=all; node 3 up to {max_lag} "
                f"entries behind ({len(lag)} samples); leader peak RSS {leader_rss:.1f} MB, follower peak RSS "
-               f"{peak_rss_mb(c[3].proc.pid):.1f} MB, its disk queue peak {queued_peak / 1e6:.1f} MB; caught up "
+               f"{peak_rss_mb(c[3].proc.pid):.1f} MB, its disk queue peak {queued_peak / 1e6:.1f} MB, the leader's link "
+               f"to it {max(link, default=-1) / 1e6:.1f} MB; caught up "
                f"{caught_up:.1f} s after the producer ended")
         assert lag, "no cluster status sample during the run"
         assert max_lag >= 200, f"node 3 never fell behind ({max_lag} entries): the fault did not slow it"
@@ -198,6 +200,8 @@ def test_2_a_slow_follower_does_not_grow_the_leaders_memory(tmp_path):
         assert queued_peak > 0, "node 3's disk queue was never seen holding anything"
         assert queued_peak <= WINDOW * MAX_SIZE_PER_MSG + DISK_SLACK, f"node 3's disk queue held {queued_peak} B"
         assert queued_now == 0, f"node 3's disk queue holds {queued_now} B after it caught up"
+        # Nor does the leader's link to node 3 pile up entries: raft-rs sends within the window.
+        assert link and max(link) <= WINDOW * MAX_SIZE_PER_MSG, f"the link to node 3 held up to {max(link)} B"
         assert converged(rows), "node 3 did not catch up within 180 s:\n" + "\n".join(map(str, rows))
         assert len(set(sums.values())) == 1 and None not in sums.values(), f"replicas differ: {sums}"
         assert high_watermark(c[1].bootstrap, topic, 0) == SLOW_RECORDS
