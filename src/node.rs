@@ -389,6 +389,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         max_size_per_msg: config.raft.max_size_per_msg,
         snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
         replay_delay: config.faults.replay_delay,
+        replay_nice: config.raft.replay_nice,
         hibernate: config.raft.hibernate && !config.raft.peers.is_empty(),
         tick: ticks.tick,
     };

@@ -84,6 +84,7 @@ impl fmt::Display for Config {
         writeln!(f, "check-quorum = {}", r.check_quorum)?;
         writeln!(f, "hibernate = {}", r.hibernate)?;
         writeln!(f, "controlled-shutdown-timeout = {}", toml_duration(r.controlled_shutdown_timeout))?;
+        writeln!(f, "replay-nice = {}", r.replay_nice)?;
         writeln!(f, "max-inflight-msgs = {}", r.max_inflight_msgs)?;
         writeln!(f, "max-size-per-msg = {}", r.max_size_per_msg)?;
         writeln!(f, "snapshot-chunk-bytes = {}", r.snapshot_chunk_bytes)?;

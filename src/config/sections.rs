@@ -319,6 +319,10 @@ pub struct RaftConfig {
     /// Default: `"5s"`.
     #[serde(with = "duration_str")]
     pub controlled_shutdown_timeout: Duration,
+    /// The OS niceness (Linux `setpriority`, 0..=19) of the thread that replays a partition's
+    /// retained log when the node starts, so that the replay takes the CPU the groups already
+    /// running (ticks, heartbeats) leave; `0`: the default priority. Default: `10`.
+    pub replay_nice: i32,
     /// Maximum in-flight append messages per follower. Default: `256`.
     pub max_inflight_msgs: usize,
     /// Maximum bytes of entries per append message. Default: `1048576`.
@@ -360,6 +364,7 @@ impl Default for RaftConfig {
             check_quorum: true,
             hibernate: true,
             controlled_shutdown_timeout: Duration::from_secs(5),
+            replay_nice: 10,
             max_inflight_msgs: 256,
             max_size_per_msg: 1_048_576,
             snapshot_chunk_bytes: 1_048_576,

@@ -122,6 +122,9 @@ impl Config {
             ));
         }
         r.ticks()?;
+        if !(0..=19).contains(&r.replay_nice) {
+            return Err(ConfigError::invalid("raft.replay-nice", "must be between 0 and 19"));
+        }
         if r.max_inflight_msgs == 0 {
             return Err(ConfigError::invalid("raft.max-inflight-msgs", "must be at least 1"));
         }
@@ -316,6 +319,21 @@ mod tests {
         assert_eq!(c.raft.poller_threads(), 1);
         let c = from_toml("[raft]\nthreads = 3\n").unwrap();
         assert_eq!(c.raft.poller_threads(), 3);
+    }
+
+    #[test]
+    fn replay_nice_is_a_niceness() {
+        let mut c = Config::default();
+        assert_eq!(c.raft.replay_nice, 10);
+        for bad in [-1, 20] {
+            c.raft.replay_nice = bad;
+            assert_eq!(invalid_key(&c), "raft.replay-nice");
+        }
+        for good in [0, 19] {
+            c.raft.replay_nice = good;
+            c.validate().unwrap();
+        }
+        assert_eq!(from_toml("[raft]\nreplay-nice = 0\n").unwrap().raft.replay_nice, 0);
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub mod index;
 mod kafka;
 pub(crate) mod offsets;
 pub mod partition_log;
+pub mod priority;
 mod raft_start;
 mod records_start;
 mod recovery;

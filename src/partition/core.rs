@@ -242,7 +242,7 @@ impl PartitionCore {
         };
         // The committed entries are applied here, where the log is opened (the node does it on
         // the blocking pool), before the group ticks or campaigns (`partition/replay.rs`).
-        core.replay(settings.replay_delay)?;
+        core.replay(settings.replay_delay, settings.replay_nice)?;
         if single || campaign {
             let _ = core.raft.campaign();
         }

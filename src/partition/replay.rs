@@ -9,14 +9,28 @@
 //! the state machine applies them (producer state), and what the apply actor would do with the
 //! items (the CRC re-check, the high watermark) is done at once by an [`ApplyState`], whose
 //! result is confirmed like an `Applied` answer.
+//!
+//! The replay reads and checks the whole retained log (gigabytes after a long run), so it runs at
+//! a lower CPU priority (`raft.replay-nice`): the groups already running on the node, and the
+//! other brokers sharing its machine, keep their ticks and heartbeats on time.
 
 use super::{ApplyState, PartitionCore};
+use crate::log::priority::on_low_priority_thread;
 use crate::log::LogError;
 
 impl PartitionCore {
-    /// Applies every committed entry after the replay start; before any tick or campaign.
-    /// `delay` (fault injection) is waited in each round that applied record batches.
-    pub(super) fn replay(&mut self, delay: std::time::Duration) -> Result<(), LogError> {
+    /// Applies every committed entry after the replay start; before any tick or campaign, on a
+    /// thread of its own at niceness `nice` (`raft.replay-nice`, `log::priority`). `delay`
+    /// (fault injection) is waited in each round that applied record batches.
+    pub(super) fn replay(&mut self, delay: std::time::Duration, nice: i32) -> Result<(), LogError> {
+        let (result, lowered) = on_low_priority_thread("chronik-replay", nice, || self.replay_rounds(delay));
+        if let Some(e) = lowered {
+            slog::warn!(self.logger, "cannot lower the replay thread's priority"; "nice" => nice, "error" => %e);
+        }
+        result
+    }
+
+    fn replay_rounds(&mut self, delay: std::time::Duration) -> Result<(), LogError> {
         let started = std::time::Instant::now();
         let mut apply = ApplyState::new(self.high_watermark(), self.logger.clone());
         let mut entries = 0usize;

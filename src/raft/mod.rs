@@ -69,6 +69,8 @@ pub struct GroupSettings {
     /// Fault injection (`faults.replay-delay`): a delay of each round of a partition's replay
     /// at open that applies record batches.
     pub replay_delay: std::time::Duration,
+    /// The replay's thread niceness (`raft.replay-nice`, `log::priority`).
+    pub replay_nice: i32,
     /// Idle partition groups go quiet (`raft.hibernate`, `raft::hibernate`).
     pub hibernate: bool,
     /// The tick period (a woken follower turns its leader node's silence into ticks).
@@ -92,6 +94,7 @@ impl GroupSettings {
             max_size_per_msg: 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
             replay_delay: std::time::Duration::ZERO,
+            replay_nice: 0,
             hibernate: false,
             tick: std::time::Duration::from_millis(50),
         }

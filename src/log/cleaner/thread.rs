@@ -70,16 +70,13 @@ impl Cleaner {
     }
 }
 
-/// Sets this thread's niceness (`setpriority(PRIO_PROCESS, tid)` changes one thread on Linux):
-/// the cleaner then yields the CPU to every thread at the default priority. A failure (a platform
-/// without per-thread priorities, a sandbox refusing it) is logged and the cleaner runs anyway.
+/// Sets this thread's niceness (`log::priority`): the cleaner then yields the CPU to every thread
+/// at the default priority. A failure (a platform without per-thread priorities, a sandbox
+/// refusing it) is logged and the cleaner runs anyway.
 fn lower_priority(nice: i32, logger: &Logger) {
-    if nice == 0 {
-        return;
-    }
-    let tid = rustix::thread::gettid();
-    match rustix::process::setpriority_process(Some(tid), nice) {
-        Ok(()) => slog::debug!(logger, "cleaner thread niceness set"; "nice" => nice),
+    match crate::log::priority::lower_this_thread(nice) {
+        Ok(()) if nice != 0 => slog::debug!(logger, "cleaner thread niceness set"; "nice" => nice),
+        Ok(()) => {}
         Err(e) => slog::warn!(logger, "cannot lower the cleaner thread's priority"; "nice" => nice, "error" => %e),
     }
 }
