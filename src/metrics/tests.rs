@@ -113,6 +113,8 @@ fn every_series_keeps_its_name_and_labels() {
         ("chronik_peer_dropped_messages_total", &["node", "peer"]),
         ("chronik_peer_frames_total", &["node", "peer"]),
         ("chronik_peer_heartbeat_frames_total", &["node", "peer"]),
+        ("chronik_peer_queue_entry_bytes", &["node", "peer"]),
+        ("chronik_peer_queue_messages", &["node", "peer"]),
         ("chronik_produce_seconds", &["node"]),
         ("chronik_produce_seconds_count", &["node"]),
         ("chronik_produce_seconds_sum", &["node"]),

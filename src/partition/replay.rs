@@ -23,6 +23,9 @@ impl PartitionCore {
     /// thread of its own at niceness `nice` (`raft.replay-nice`, `log::priority`). `delay`
     /// (fault injection) is waited in each round that applied record batches.
     pub(super) fn replay(&mut self, delay: std::time::Duration, nice: i32) -> Result<(), LogError> {
+        if !self.raft.has_ready() {
+            return Ok(()); // a new group, or nothing committed: no thread for nothing
+        }
         let (result, lowered) = on_low_priority_thread("chronik-replay", nice, || self.replay_rounds(delay));
         if let Some(e) = lowered {
             slog::warn!(self.logger, "cannot lower the replay thread's priority"; "nice" => nice, "error" => %e);
