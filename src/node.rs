@@ -3,7 +3,8 @@
 //!
 //! [`start`] builds, in order: the disk writer (with its syncer), the ticker, the poller threads (`raft::pollers`), the metadata actor (`__meta`), the node
 //! actor, the produce handler and the Kafka listener. The node actor receives every new metadata
-//! image and starts the partition groups that `__meta` assigns to this node (each on its poller), stops the ones it no
+//! image and starts the partition groups that `__meta` assigns to this node (each on its poller;
+//! new replicas are created in batches, `partition::create`), stops the ones it no
 //! longer assigns (deleting their data), and publishes the table of running partitions that the
 //! Kafka handlers read.
 
@@ -25,6 +26,7 @@ use crate::meta::actor::MetaSpec;
 use crate::meta::command::RegisterBroker;
 use crate::meta::{topic_config, MetaActor, MetaState};
 use crate::partition::actor::{Links, PartitionSpec, RetentionSettings};
+use crate::partition::create::NewReplica;
 use crate::partition::{PartitionActor, PartitionMsg, PartitionShared};
 use crate::peer::{Faults, Router, Transport};
 use crate::raft::core::Durability;
@@ -48,6 +50,19 @@ struct Running {
     retention: RetentionSettings,
     /// The reassignment target last handed to the group.
     target: Option<Vec<u64>>,
+}
+
+/// New replicas created per batch (one sync round, one publish of the partition table).
+const CREATE_BATCH: usize = 500;
+
+/// A group to open, with what the node records once it runs.
+struct Opening {
+    spec: PartitionSpec,
+    topic: String,
+    index: i32,
+    retention: RetentionSettings,
+    shared: Arc<PartitionShared>,
+    logger: Logger,
 }
 
 /// What a wanted group is started with: topic, index, voters, retention, segment size, and the
@@ -190,6 +205,7 @@ impl Node {
                 let _ = std::fs::remove_dir_all(dir);
             });
         }
+        let mut fresh = Vec::new();
         for (g, (topic, index, voters, retention, segment_bytes, join)) in wanted {
             let target = image.reassignments.get(&g).map(|r| r.target.clone());
             if let Some(r) = self.running.get_mut(&g) {
@@ -201,6 +217,9 @@ impl Node {
                     r.target = target.clone();
                     r.handle.addr.do_send(PartitionMsg::Reassign(target));
                 }
+                continue;
+            }
+            if self.opening.contains(&g) {
                 continue;
             }
             let campaign = voters.first() == Some(&me) && join.is_none();
@@ -216,54 +235,121 @@ impl Node {
                 retention_check: self.retention_check,
                 flush_interval: self.flush_interval,
             };
-            if !self.opening.insert(g) {
-                continue;
-            }
-            // Opening a log creates and fsyncs files: it runs on the blocking pool, so the groups
-            // already running on this thread keep ticking while a thousand new ones are created.
-            let shared = Arc::new(PartitionShared::default());
+            self.opening.insert(g);
             let logger = self.logger.new(slog::o!("topic" => topic.clone(), "partition" => index));
-            let (writer, ticker, links, clock) =
-                (self.writer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
-            let opened_shared = shared.clone();
-            let open = tokio::task::spawn_blocking(move || {
-                PartitionActor::open(spec, opened_shared, writer, ticker, links, clock, logger)
-            });
-            ctx.spawn(open.into_actor(self).map(move |res, act, _| {
-                act.opening.remove(&g);
-                let actor = match res {
-                    Ok(Ok(actor)) => actor,
-                    Ok(Err(e)) => {
-                        slog::error!(act.logger, "cannot open partition"; "topic" => &topic, "partition" => index, "group" => g, "error" => %e);
-                        return;
-                    }
-                    Err(e) => {
-                        slog::error!(act.logger, "partition open panicked"; "group" => g, "error" => %e);
-                        return;
-                    }
-                };
-                if !act.wanted.contains(&g) {
-                    // Deleted while it was being opened.
-                    let dir = actor.dir.clone();
-                    drop(actor);
-                    let _ = std::fs::remove_dir_all(dir);
-                    return;
-                }
-                let addr = act.pollers.start(g, actor);
-                slog::info!(act.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
-                let target = act.targets.get(&g).cloned();
-                if target.is_some() {
-                    addr.do_send(PartitionMsg::Reassign(target.clone()));
-                }
-                let handle = PartitionHandle { addr, shared, group: g };
-                act.running.insert(g, Running { topic, index, handle, retention, target });
-                act.publish();
-            }));
+            let open = Opening { spec, topic, index, retention, shared: Arc::new(PartitionShared::default()), logger };
+            // A replica that has no directory yet and joins no running group is created with
+            // the others of this image, as a batch (`partition::create`).
+            if open.spec.join.is_none() && !open.spec.dir.exists() {
+                fresh.push(open);
+            } else {
+                self.open_batch(Vec::new(), vec![open], ctx);
+            }
+        }
+        // Batches of new replicas: one sync round each, then one publish of the table each.
+        while !fresh.is_empty() {
+            let rest = fresh.split_off(fresh.len().min(CREATE_BATCH));
+            let batch = std::mem::replace(&mut fresh, rest);
+            let create = batch
+                .iter()
+                .map(|o| NewReplica {
+                    group: o.spec.group,
+                    dir: o.spec.dir.clone(),
+                    voters: o.spec.voters.clone(),
+                    settings: o.spec.settings.clone(),
+                })
+                .collect();
+            self.open_batch(create, batch, ctx);
         }
         if changed {
             self.publish();
         }
         self.elect_preferred(image);
+    }
+
+    /// Opens `opens` on the blocking pool (opening a log reads and creates files), after creating
+    /// the directories of `create` as one batch (`partition::create`), so the groups already
+    /// running keep ticking while thousands of new ones are created; then starts every opened
+    /// group on its poller and publishes the table once.
+    fn open_batch(&mut self, create: Vec<NewReplica>, opens: Vec<Opening>, ctx: &mut Context<Self>) {
+        let (writer, ticker, links, clock) =
+            (self.writer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
+        let (groups_dir, logger) = (self.data_dir.join("groups"), self.logger.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let created = crate::partition::create::create_batch(&groups_dir, &create, &logger);
+            opens
+                .into_iter()
+                .map(|o| {
+                    let g = o.spec.group;
+                    let res = match &created {
+                        Err(e) if create.iter().any(|c| c.group == g) => Err(e.to_string()),
+                        _ => PartitionActor::open(
+                            o.spec,
+                            o.shared.clone(),
+                            writer.clone(),
+                            ticker.clone(),
+                            links.clone(),
+                            clock.clone(),
+                            o.logger,
+                        )
+                        .map_err(|e| e.to_string()),
+                    };
+                    (g, o.topic, o.index, o.retention, o.shared, res)
+                })
+                .collect::<Vec<_>>()
+        });
+        ctx.spawn(task.into_actor(self).map(move |res, act, _| {
+            let opened = match res {
+                Ok(opened) => opened,
+                Err(e) => {
+                    slog::error!(act.logger, "partition open panicked"; "error" => %e);
+                    return;
+                }
+            };
+            let mut started = false;
+            for (g, topic, index, retention, shared, res) in opened {
+                started |= act.opened(g, topic, index, retention, shared, res);
+            }
+            if started {
+                act.publish();
+            }
+        }));
+    }
+
+    /// One group's open finished: starts it (true) unless it failed or is no longer wanted.
+    fn opened(
+        &mut self,
+        g: GroupId,
+        topic: String,
+        index: i32,
+        retention: RetentionSettings,
+        shared: Arc<PartitionShared>,
+        res: Result<PartitionActor, String>,
+    ) -> bool {
+        self.opening.remove(&g);
+        let actor = match res {
+            Ok(actor) => actor,
+            Err(e) => {
+                slog::error!(self.logger, "cannot open partition"; "topic" => &topic, "partition" => index, "group" => g, "error" => %e);
+                return false;
+            }
+        };
+        if !self.wanted.contains(&g) {
+            // Deleted while it was being opened.
+            let dir = actor.dir.clone();
+            drop(actor);
+            let _ = std::fs::remove_dir_all(dir);
+            return false;
+        }
+        let addr = self.pollers.start(g, actor);
+        slog::info!(self.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
+        let target = self.targets.get(&g).cloned();
+        if target.is_some() {
+            addr.do_send(PartitionMsg::Reassign(target.clone()));
+        }
+        let handle = PartitionHandle { addr, shared, group: g };
+        self.running.insert(g, Running { topic, index, handle, retention, target });
+        true
     }
 
     /// A preferred leader election asked for a group whose preferred replica (the first of its
@@ -554,6 +640,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let _ = meta_cell.set(meta.clone());
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
+    // Replicas whose batch creation a crash interrupted are absent (`partition::create`).
+    crate::partition::create::remove_staged(&config.data_dir.join("groups"), &logger);
     let node = Node {
         settings: settings.clone(),
         data_dir: config.data_dir.clone(),

@@ -205,6 +205,9 @@ pub struct PartitionActor {
     reassign: reassign::Driver,
     /// Whether the group is quiet (`raft.hibernate`).
     hib: hibernate::Hibernation,
+    /// The group had no leader and an empty log when it opened, and this replica does not join
+    /// a running group (`raft::hibernate::starts_quiet`).
+    new_group: bool,
     /// `topic/partition`, for metrics and logs.
     name: String,
     logger: Logger,
@@ -261,6 +264,7 @@ impl PartitionActor {
             PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
         let fsync = spec.settings.durability == Durability::Fsync;
         let last_index = core.raft.last_index();
+        let never_led = last_index == 0 && core.raft.role().term == 0;
         let transport = links.transport.clone();
         let shell = GroupShell::new(spec.group, "partition", last_index, fsync, writer, transport, logger.clone());
         Ok(PartitionActor {
@@ -282,7 +286,8 @@ impl PartitionActor {
             elect_self_ticks: 0,
             resigning: false,
             reassign: Default::default(),
-            hib: hibernate::Hibernation::new(&spec.settings),
+            hib: hibernate::Hibernation::new(&spec.settings, never_led),
+            new_group: never_led && spec.join.is_none(),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
             logger,
@@ -516,6 +521,7 @@ impl Actor for PartitionActor {
             Some(cell) => TickerMsg::RegisterQuiet(group, tick, cell),
             None => TickerMsg::Register(group, tick),
         });
+        self.start_quiet(self.new_group, false, ctx);
         ctx.run_interval(self.retention_check, |act, _| act.run_retention());
         if let Some((_, every)) = &self.links.cleaner {
             ctx.run_interval(*every, |act, ctx| act.run_cleaner(ctx));
