@@ -662,6 +662,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         ticker,
         pollers,
         links: Links {
+            campaigns: Default::default(),
             transport,
             meta: clustered.then(|| meta.clone()),
             apply_arbiter: Some(apply_arbiter.handle()),

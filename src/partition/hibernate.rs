@@ -92,6 +92,7 @@ impl PartitionActor {
     /// Anything of the actor's own in progress.
     fn actor_busy(&self) -> bool {
         self.campaign_retries > 0
+            || self.first_campaign.active()
             || self.elect_self_ticks > 0
             || !self.waiters.is_empty()
             || !self.deletes.is_empty()
@@ -157,8 +158,9 @@ impl PartitionActor {
 
     /// At start: a voter of a group that never had a leader, other than its preferred replica,
     /// starts quiet watching the preferred replica's node (`raft::hibernate::starts_quiet`).
-    /// Should no leader be known four election timeouts later (the preferred replica's node is
-    /// up but its replica is not), it wakes and counts toward an election of its own.
+    /// Should no leader be known twenty election timeouts later (the preferred replica's node
+    /// is up but its replica is not; first campaigns are paced, `raft::first_campaign`, so the
+    /// wait is long), it wakes and counts toward an election of its own.
     pub(super) fn start_quiet(&mut self, never_led: bool, joining: bool, ctx: &mut Context<Self>) {
         if !self.hib.enabled {
             return;
@@ -167,7 +169,7 @@ impl PartitionActor {
         let voters = self.reopen.voters.clone();
         if let Some(watch) = starts_quiet(me, &voters, never_led, joining) {
             self.sleep_watching(watch);
-            ctx.run_later(self.hib.timeout * 4, |act, ctx| {
+            ctx.run_later(self.hib.timeout * 20, |act, ctx| {
                 if act.hib.quiet && act.core.raft.role().leader == 0 {
                     act.wake(ctx, Wake::Activity);
                 }

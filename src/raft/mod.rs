@@ -12,6 +12,7 @@
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor; it skips quiet groups.
+//! - [`first_campaign`]: new groups' first elections, a bounded number at once per node.
 //! - [`hibernate`]: when an idle group goes quiet and what wakes it (`raft.hibernate`).
 //! - [`quiet_log`]: the filtered logger raft-rs gets for a partition group.
 //! - [`pollers`]: the poller threads the partition groups are sharded over (`raft.threads`).
@@ -20,6 +21,7 @@
 
 pub mod core;
 pub mod disk_error;
+pub mod first_campaign;
 pub mod hibernate;
 pub mod membership;
 pub mod pollers;
