@@ -85,8 +85,12 @@ pub struct Node {
     links: Links,
     clock: SharedClock,
     running: HashMap<GroupId, Running>,
-    /// Groups being opened on the blocking pool.
+    /// Groups being opened on the blocking pool, or waiting in `fresh`.
     opening: std::collections::HashSet<GroupId>,
+    /// New replicas waiting for their batch (`partition::create`), created one batch at a time.
+    fresh: std::collections::VecDeque<Opening>,
+    /// A batch of new replicas is being created.
+    creating: bool,
     /// Groups the latest metadata assigns to this node.
     wanted: std::collections::HashSet<GroupId>,
     /// The reassignment targets of the latest metadata, by group.
@@ -246,25 +250,33 @@ impl Node {
                 self.open_batch(Vec::new(), vec![open], ctx);
             }
         }
-        // Batches of new replicas: one sync round each, then one publish of the table each.
-        while !fresh.is_empty() {
-            let rest = fresh.split_off(fresh.len().min(CREATE_BATCH));
-            let batch = std::mem::replace(&mut fresh, rest);
-            let create = batch
-                .iter()
-                .map(|o| NewReplica {
-                    group: o.spec.group,
-                    dir: o.spec.dir.clone(),
-                    voters: o.spec.voters.clone(),
-                    settings: o.spec.settings.clone(),
-                })
-                .collect();
-            self.open_batch(create, batch, ctx);
-        }
+        // Batches of new replicas, one after the other: one sync round each, then one publish of
+        // the table each.
+        self.fresh.extend(fresh);
+        self.next_batch(ctx);
         if changed {
             self.publish();
         }
         self.elect_preferred(image);
+    }
+
+    /// Creates and opens the next batch of new replicas, unless one is under way.
+    fn next_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.creating || self.fresh.is_empty() {
+            return;
+        }
+        let batch: Vec<Opening> = self.fresh.drain(..self.fresh.len().min(CREATE_BATCH)).collect();
+        let create = batch
+            .iter()
+            .map(|o| NewReplica {
+                group: o.spec.group,
+                dir: o.spec.dir.clone(),
+                voters: o.spec.voters.clone(),
+                settings: o.spec.settings.clone(),
+            })
+            .collect();
+        self.creating = true;
+        self.open_batch(create, batch, ctx);
     }
 
     /// Opens `opens` on the blocking pool (opening a log reads and creates files), after creating
@@ -275,6 +287,7 @@ impl Node {
         let (writer, ticker, links, clock) =
             (self.writer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
         let (groups_dir, logger) = (self.data_dir.join("groups"), self.logger.clone());
+        let is_batch = !create.is_empty();
         let task = tokio::task::spawn_blocking(move || {
             let created = crate::partition::create::create_batch(&groups_dir, &create, &logger);
             opens
@@ -298,7 +311,11 @@ impl Node {
                 })
                 .collect::<Vec<_>>()
         });
-        ctx.spawn(task.into_actor(self).map(move |res, act, _| {
+        ctx.spawn(task.into_actor(self).map(move |res, act, ctx| {
+            if is_batch {
+                act.creating = false;
+                act.next_batch(ctx);
+            }
             let opened = match res {
                 Ok(opened) => opened,
                 Err(e) => {
@@ -685,6 +702,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         clock: clock.clone(),
         running: HashMap::new(),
         opening: Default::default(),
+        fresh: Default::default(),
+        creating: false,
         wanted: Default::default(),
         targets: Default::default(),
         elections_seen: None,
