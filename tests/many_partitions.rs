@@ -71,9 +71,8 @@ fn many_new_partitions_elect_their_preferred_leader_once_and_sleep() {
     let mut led = BTreeMap::<u64, usize>::new();
     for (p, want) in &preferred {
         let g = format!("{TOPIC}/{p}");
-        let figures: Vec<(u64, String, u64)> = (1..=3)
-            .filter_map(|n| registry().group_figures(n, &g).map(|f| (n, f.role.to_string(), f.term)))
-            .collect();
+        let figures: Vec<(u64, String, u64)> =
+            (1..=3).filter_map(|n| registry().group_figures(n, &g).map(|f| (n, f.role.to_string(), f.term))).collect();
         let leaders: Vec<u64> = figures.iter().filter(|(_, role, _)| role == "Leader").map(|(n, _, _)| *n).collect();
         assert_eq!(leaders, vec![*want], "{g}: leaders {figures:?}, preferred {want}");
         assert!(figures.iter().all(|(_, _, t)| *t == 1), "{g}: a term past the first election: {figures:?}");

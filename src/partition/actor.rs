@@ -26,7 +26,7 @@ use crate::partition::core::{Appended, PartitionCore};
 use crate::partition::shared::PartitionShared;
 use crate::partition::waiters::AckWaiters;
 use crate::raft::core::{Durability, OpenError, RaftCore, RoleInfo};
-use crate::raft::first_campaign::{FirstCampaign, Step};
+use crate::raft::first_campaign::FirstCampaign;
 use crate::raft::shell::{self, Group, GroupShell, Next, ShellEvent};
 use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::DiskWriter;
@@ -572,15 +572,8 @@ impl Handler<PartitionMsg> for PartitionActor {
             PartitionMsg::Tick(_) if !self.hibernate_tick(ctx) => {}
             PartitionMsg::Tick(n) => {
                 let hb = self.reopen.settings.heartbeat_tick.max(1) as u64;
-                let bound = 2 * self.reopen.settings.election_tick.max(1) as u64;
-                let leader_known = self.core.raft.role().leader != 0;
-                let step = self.first_campaign.tick(leader_known, bound, &self.links.campaigns);
-                if step == Step::Wait {
+                if !self.first_campaign_tick() {
                     return;
-                }
-                if step == Step::Campaign {
-                    let _ = self.core.raft.campaign();
-                    self.campaign_retries = 5;
                 }
                 if self.campaign_retries > 0 && n % hb == 0 {
                     self.retry_campaign();
