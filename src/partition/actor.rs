@@ -304,7 +304,7 @@ impl PartitionActor {
             elect_self_ticks: 0,
             resigning: false,
             reassign: Default::default(),
-            hib: hibernate::Hibernation::new(&spec.settings, never_led),
+            hib: hibernate::Hibernation::new(&spec.settings),
             new_group: never_led && spec.join.is_none(),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
@@ -568,7 +568,7 @@ impl Handler<PartitionMsg> for PartitionActor {
         match msg {
             // A failed group is silent: peers see it as down and elect another leader.
             PartitionMsg::Tick(_) | PartitionMsg::Raft(_) if self.shell.is_failed() => {}
-            PartitionMsg::Tick(_) if !self.tick_gate.admit(std::time::Instant::now()) => {}
+            PartitionMsg::Tick(n) if !self.admit_tick(n) => {}
             PartitionMsg::Tick(_) if !self.hibernate_tick(ctx) => {}
             PartitionMsg::Tick(n) => {
                 let hb = self.reopen.settings.heartbeat_tick.max(1) as u64;

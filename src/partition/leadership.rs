@@ -11,6 +11,12 @@ use crate::raft::core::resign::Resign;
 use crate::raft::first_campaign::Step;
 
 impl PartitionActor {
+    /// Whether tick `n` counts (`raft::ticker::TickGate::admit_tick`).
+    pub(super) fn admit_tick(&mut self, n: u64) -> bool {
+        let latest = self.links.transport.liveness().latest_tick();
+        self.tick_gate.admit_tick(std::time::Instant::now(), n, latest)
+    }
+
     /// The first campaign of a new group's preferred replica, on each tick (see
     /// `raft::first_campaign`): campaigns once a slot is free; false while it waits for one (the
     /// tick must not reach Raft).
