@@ -304,7 +304,7 @@ impl PartitionActor {
             elect_self_ticks: 0,
             resigning: false,
             reassign: Default::default(),
-            hib: hibernate::Hibernation::new(&spec.settings),
+            hib: hibernate::Hibernation::new(&spec.settings, never_led),
             new_group: never_led && spec.join.is_none(),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,

@@ -17,7 +17,7 @@ use raft::eraftpb::{Message, MessageType};
 
 use super::{PartitionActor, PartitionMsg};
 use crate::raft::hibernate::{
-    follower_may_sleep, silent_ticks, starts_quiet, watched, Idle, QuietCell, HIBERNATE, WAKE,
+    follower_may_sleep, idle_limit, silent_ticks, starts_quiet, watched, Idle, QuietCell, HIBERNATE, WAKE,
 };
 use crate::raft::GroupSettings;
 
@@ -27,21 +27,30 @@ pub(super) struct Hibernation {
     cell: Arc<QuietCell>,
     idle: Idle,
     quiet: bool,
+    /// The group never had a leader when it opened, and has not slept since: its first leader
+    /// sleeps after `idle_limit(true, ..)` (`raft::hibernate::idle_limit`).
+    fresh: bool,
     /// The nodes whose silence wakes the group while it is quiet.
     watching: Vec<u64>,
+    heartbeat_tick: usize,
+    election_tick: usize,
     /// The election timeout: how long a node must be silent to count as gone.
     timeout: Duration,
     tick: Duration,
 }
 
 impl Hibernation {
-    pub(super) fn new(settings: &GroupSettings) -> Self {
+    /// `never_led`: the group's log is empty at term 0 (see `raft::hibernate::starts_quiet`).
+    pub(super) fn new(settings: &GroupSettings, never_led: bool) -> Self {
         Hibernation {
             enabled: settings.hibernate,
             cell: Arc::default(),
-            idle: Idle::new(2 * settings.election_tick as u64),
+            idle: Idle::new(idle_limit(never_led, settings.heartbeat_tick, settings.election_tick)),
             quiet: false,
+            fresh: never_led,
             watching: Vec::new(),
+            heartbeat_tick: settings.heartbeat_tick,
+            election_tick: settings.election_tick,
             timeout: settings.tick * settings.election_tick as u32,
             tick: settings.tick,
         }
@@ -110,6 +119,14 @@ impl PartitionActor {
                 return false;
             }
             self.wake(ctx, Wake::Activity);
+            if self.core.raft.is_leader() {
+                // Woken by its replicas' silence: those silent for an election timeout count
+                // as inactive, and CheckQuorum runs on this tick, as it would have within that
+                // timeout had the leader stayed awake.
+                let gone: Vec<u64> =
+                    replicas.iter().copied().filter(|r| liveness.silent_for(*r, now) >= self.hib.timeout).collect();
+                self.core.raft.check_quorum_now(&gone);
+            }
             return true;
         }
         if !self.core.raft.is_leader() {
@@ -136,6 +153,9 @@ impl PartitionActor {
     }
 
     fn sleep_watching(&mut self, watch: Vec<u64>) {
+        if std::mem::take(&mut self.hib.fresh) {
+            self.hib.idle = Idle::new(idle_limit(false, self.hib.heartbeat_tick, self.hib.election_tick));
+        }
         self.hib.watching = watch.clone();
         self.hib.cell.sleep(watch);
         if !self.hib.quiet {

@@ -165,6 +165,18 @@ pub fn starts_quiet(me: u64, voters: &[u64], never_led: bool, joining: bool) -> 
     (never_led && !joining && preferred != me && voters.len() > 1 && voters.contains(&me)).then(|| vec![preferred])
 }
 
+/// Settled ticks in a row before a leader goes quiet: two election timeouts, but only two
+/// heartbeat intervals for the first leader of a new group (its log holds nothing but the
+/// leader's empty entry, so there is no traffic to wait out), so that the leaders of thousands
+/// of groups created at once sleep as soon as their followers have the entry.
+pub fn idle_limit(first_leader: bool, heartbeat_tick: usize, election_tick: usize) -> u64 {
+    if first_leader {
+        (2 * heartbeat_tick).max(1) as u64
+    } else {
+        (2 * election_tick).max(1) as u64
+    }
+}
+
 /// The election ticks a follower woken by its leader node's silence counts as already elapsed:
 /// that silence, in whole ticks.
 pub fn silent_ticks(silence: Duration, tick: Duration) -> usize {
@@ -246,6 +258,13 @@ mod tests {
         assert_eq!(starts_quiet(1, &[1], true, false), None, "a single voter");
         assert_eq!(starts_quiet(4, &voters, true, false), None, "not a voter");
         assert_eq!(starts_quiet(1, &[], true, false), None);
+    }
+
+    #[test]
+    fn a_new_groups_first_leader_sleeps_after_two_heartbeats() {
+        assert_eq!(idle_limit(true, 3, 60), 6);
+        assert_eq!(idle_limit(false, 3, 60), 120);
+        assert_eq!(idle_limit(true, 0, 0), 1);
     }
 
     #[test]
