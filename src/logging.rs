@@ -13,7 +13,7 @@ pub fn terminal(level: &str) -> Logger {
     };
     let decorator = slog_term::PlainDecorator::new(std::io::stderr());
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
-    let drain = slog_async::Async::new(drain).chan_size(4096).build().fuse();
+    let drain = slog_async::Async::new(drain).chan_size(65536).build().fuse();
     Logger::root(drain.filter_level(level).fuse(), slog::o!())
 }
 

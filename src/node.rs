@@ -3,7 +3,8 @@
 //!
 //! [`start`] builds, in order: the disk writer (with its syncer), the ticker, the poller threads (`raft::pollers`), the metadata actor (`__meta`), the node
 //! actor, the produce handler and the Kafka listener. The node actor receives every new metadata
-//! image and starts the partition groups that `__meta` assigns to this node (each on its poller), stops the ones it no
+//! image and starts the partition groups that `__meta` assigns to this node (each on its poller;
+//! new replicas are created in batches, `partition::create`), stops the ones it no
 //! longer assigns (deleting their data), and publishes the table of running partitions that the
 //! Kafka handlers read.
 
@@ -32,6 +33,9 @@ use crate::raft::pollers::Pollers;
 use crate::raft::ticker::Ticker;
 use crate::raft::writer::{DiskWriter, WriterGuard};
 use crate::raft::{GroupId, GroupSettings};
+
+mod open;
+use open::Opening;
 
 /// The node actor's one message enum.
 #[derive(Message)]
@@ -70,8 +74,12 @@ pub struct Node {
     links: Links,
     clock: SharedClock,
     running: HashMap<GroupId, Running>,
-    /// Groups being opened on the blocking pool.
+    /// Groups being opened on the blocking pool, or waiting in `fresh`.
     opening: std::collections::HashSet<GroupId>,
+    /// New replicas waiting for their batch (`partition::create`), created one batch at a time.
+    fresh: std::collections::VecDeque<Opening>,
+    /// A batch of new replicas is being created.
+    creating: bool,
     /// Groups the latest metadata assigns to this node.
     wanted: std::collections::HashSet<GroupId>,
     /// The reassignment targets of the latest metadata, by group.
@@ -190,6 +198,7 @@ impl Node {
                 let _ = std::fs::remove_dir_all(dir);
             });
         }
+        let mut fresh = Vec::new();
         for (g, (topic, index, voters, retention, segment_bytes, join)) in wanted {
             let target = image.reassignments.get(&g).map(|r| r.target.clone());
             if let Some(r) = self.running.get_mut(&g) {
@@ -201,6 +210,9 @@ impl Node {
                     r.target = target.clone();
                     r.handle.addr.do_send(PartitionMsg::Reassign(target));
                 }
+                continue;
+            }
+            if self.opening.contains(&g) {
                 continue;
             }
             let campaign = voters.first() == Some(&me) && join.is_none();
@@ -216,50 +228,21 @@ impl Node {
                 retention_check: self.retention_check,
                 flush_interval: self.flush_interval,
             };
-            if !self.opening.insert(g) {
-                continue;
-            }
-            // Opening a log creates and fsyncs files: it runs on the blocking pool, so the groups
-            // already running on this thread keep ticking while a thousand new ones are created.
-            let shared = Arc::new(PartitionShared::default());
+            self.opening.insert(g);
             let logger = self.logger.new(slog::o!("topic" => topic.clone(), "partition" => index));
-            let (writer, ticker, links, clock) =
-                (self.writer.clone(), self.ticker.clone(), self.links.clone(), self.clock.clone());
-            let opened_shared = shared.clone();
-            let open = tokio::task::spawn_blocking(move || {
-                PartitionActor::open(spec, opened_shared, writer, ticker, links, clock, logger)
-            });
-            ctx.spawn(open.into_actor(self).map(move |res, act, _| {
-                act.opening.remove(&g);
-                let actor = match res {
-                    Ok(Ok(actor)) => actor,
-                    Ok(Err(e)) => {
-                        slog::error!(act.logger, "cannot open partition"; "topic" => &topic, "partition" => index, "group" => g, "error" => %e);
-                        return;
-                    }
-                    Err(e) => {
-                        slog::error!(act.logger, "partition open panicked"; "group" => g, "error" => %e);
-                        return;
-                    }
-                };
-                if !act.wanted.contains(&g) {
-                    // Deleted while it was being opened.
-                    let dir = actor.dir.clone();
-                    drop(actor);
-                    let _ = std::fs::remove_dir_all(dir);
-                    return;
-                }
-                let addr = act.pollers.start(g, actor);
-                slog::info!(act.logger, "partition started"; "topic" => &topic, "partition" => index, "group" => g);
-                let target = act.targets.get(&g).cloned();
-                if target.is_some() {
-                    addr.do_send(PartitionMsg::Reassign(target.clone()));
-                }
-                let handle = PartitionHandle { addr, shared, group: g };
-                act.running.insert(g, Running { topic, index, handle, retention, target });
-                act.publish();
-            }));
+            let open = Opening { spec, topic, index, retention, shared: Arc::new(PartitionShared::default()), logger };
+            // A replica that has no directory yet and joins no running group is created with
+            // the others of this image, as a batch (`partition::create`).
+            if open.spec.join.is_none() && !open.spec.dir.exists() {
+                fresh.push(open);
+            } else {
+                self.open_batch(Vec::new(), vec![open], ctx);
+            }
         }
+        // Batches of new replicas, one after the other: one sync round each, then one publish of
+        // the table each.
+        self.fresh.extend(fresh);
+        self.next_batch(ctx);
         if changed {
             self.publish();
         }
@@ -556,6 +539,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     let _ = meta_cell.set(meta.clone());
 
     let (table_tx, table_rx) = watch::channel(Arc::new(PartitionTable::new()));
+    // Replicas whose batch creation a crash interrupted are absent (`partition::create`).
+    crate::partition::create::remove_staged(&config.data_dir.join("groups"), &logger);
     let node = Node {
         settings: settings.clone(),
         data_dir: config.data_dir.clone(),
@@ -576,6 +561,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         ticker,
         pollers,
         links: Links {
+            campaigns: Default::default(),
             transport,
             meta: clustered.then(|| meta.clone()),
             apply_arbiter: Some(apply_arbiter.handle()),
@@ -598,6 +584,8 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         clock: clock.clone(),
         running: HashMap::new(),
         opening: Default::default(),
+        fresh: Default::default(),
+        creating: false,
         wanted: Default::default(),
         targets: Default::default(),
         elections_seen: None,

@@ -5,7 +5,9 @@ For each mode (chronik with `raft.hibernate` on, chronik with it off, Apache Kaf
 combined mode via benches/kafka/start-kafka-cluster.sh) it starts 3 real nodes on 127.0.0.1,
 creates one topic of N partitions at RF 3, and measures:
     - the time from the CreateTopics request until every node's Metadata names a leader for every
-      partition;
+      partition (Kafka: the topic is created with --kafka-create-step partitions and grown by as
+      many per CreatePartitions, since its controller refuses one operation of over 10,000
+      records: "Unable to perform excessively large batch operation");
     - after settling (chronik with hibernation: until every node reports all N groups quiet in
       `chronik_hibernating_groups`, then SETTLE seconds; the others: SETTLE seconds), the idle CPU
       of each node process over IDLE seconds from /proc/PID/stat (utime + stime), in % of a core;
@@ -34,14 +36,37 @@ def load1():
     return os.getloadavg()[0]
 
 
-def create_and_wait(bootstraps, topic, n, timeout):
+CREATE_PARTITIONS = 37
+
+
+def create_partitions(bootstrap, topic, count, timeout):
+    """CreatePartitions v1: grow `topic` to `count` partitions (assignments chosen by the broker)."""
+    body = (kafka_wire.array([kafka_wire.string(topic) + kafka_wire.i32(count) + kafka_wire.i32(-1)])
+            + kafka_wire.i32(int(timeout * 1000)) + kafka_wire.i8(0))
+    r = kafka_wire.Reader(kafka_wire.roundtrip(bootstrap, CREATE_PARTITIONS, 1, body, timeout=timeout + 10))
+    r.i32()  # throttle_time_ms
+    for _ in range(r.i32()):
+        name, err, msg = r.string(), r.i16(), r.string()
+        if err != 0:
+            raise RuntimeError(f"CreatePartitions {name} -> {count}: error {err} {msg!r}")
+
+
+def create_and_wait(bootstraps, topic, n, timeout, step=None):
+    """CreateTopics of n partitions (with `step`: of `step`, then CreatePartitions by `step` up
+    to n: Kafka's controller refuses one operation of more than 10,000 records), then until
+    every node's Metadata names a leader for every partition. -> seconds."""
     t0 = time.monotonic()
+    first = min(n, step) if step else n
     body = kafka_wire.roundtrip(bootstraps[0], kafka_wire.CREATE_TOPICS, 2,
-                                kafka_wire.create_topics_v2_body(topic, n, 3, timeout_ms=int(timeout * 1000)),
+                                kafka_wire.create_topics_v2_body(topic, first, 3, timeout_ms=int(timeout * 1000)),
                                 timeout=timeout + 10)
     err, msg = kafka_wire.decode_create_topics_v2(body)[topic]
     if err != 0:
-        raise RuntimeError(f"CreateTopics {topic} x {n}: error {err} {msg!r}")
+        raise RuntimeError(f"CreateTopics {topic} x {first}: error {err} {msg!r}")
+    count = first
+    while count < n:
+        count = min(n, count + step)
+        create_partitions(bootstraps[0], topic, count, max(1.0, timeout - (time.monotonic() - t0)))
     for b in bootstraps:
         wait_led(b, topic, n, timeout=max(1.0, timeout - (time.monotonic() - t0)), poll=0.5)
     return time.monotonic() - t0
@@ -97,7 +122,7 @@ def kafka(args, workdir):
         time.sleep(5)
         base = {i: pid_figures(p)[1] for i, p in pids.items()}
         boots = [f"127.0.0.1:{base_port + i}" for i in range(3)]
-        created = create_and_wait(boots, "idle", args.partitions, args.create_timeout)
+        created = create_and_wait(boots, "idle", args.partitions, args.create_timeout, args.kafka_create_step)
         time.sleep(args.settle)
         cpu, rss, loads = measure(pids, args.idle)
         return created, cpu, rss, base, loads, None
@@ -115,6 +140,9 @@ def main():
     ap.add_argument("--quiet-timeout", type=float, default=120.0)
     ap.add_argument("--create-timeout", type=float, default=600.0)
     ap.add_argument("--modes", default="hibernate,awake,kafka")
+    ap.add_argument("--kafka-create-step", type=int, default=4000,
+                    help="Kafka only: create the topic with this many partitions, then add as many per "
+                         "CreatePartitions (its controller refuses one operation of over 10,000 records)")
     ap.add_argument("--workdir", default=str(ROOT / "target" / "bench-idle"))
     args = ap.parse_args()
     rows = []

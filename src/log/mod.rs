@@ -153,9 +153,36 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
-/// fsyncs a directory so that file creations, renames and deletions in it are durable.
+/// fsyncs a directory so that file creations, renames and deletions in it are durable
+/// (nothing inside [`without_syncs`]).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    if syncs_deferred() {
+        return Ok(());
+    }
     std::fs::File::open(dir).and_then(|d| d.sync_all()).ctx(dir)
+}
+
+thread_local! {
+    static SYNCS_DEFERRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread runs inside [`without_syncs`].
+pub(crate) fn syncs_deferred() -> bool {
+    SYNCS_DEFERRED.with(|d| d.get())
+}
+
+/// Runs `f` with the fsyncs that creating a group's files makes (the state files', the
+/// directory's) left out: for files that the caller makes durable together afterwards, before
+/// anything can depend on them (`partition::create`, one sync round for many new replicas).
+pub(crate) fn without_syncs<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SYNCS_DEFERRED.with(|d| d.set(self.0));
+        }
+    }
+    let _reset = Reset(SYNCS_DEFERRED.with(|d| d.replace(true)));
+    f()
 }
 
 /// Big-endian readers over a slice whose length the caller has checked.

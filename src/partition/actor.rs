@@ -26,6 +26,7 @@ use crate::partition::core::{Appended, PartitionCore};
 use crate::partition::shared::PartitionShared;
 use crate::partition::waiters::AckWaiters;
 use crate::raft::core::{Durability, OpenError, RaftCore, RoleInfo};
+use crate::raft::first_campaign::FirstCampaign;
 use crate::raft::shell::{self, Group, GroupShell, Next, ShellEvent};
 use crate::raft::ticker::{Ticker, TickerMsg};
 use crate::raft::writer::DiskWriter;
@@ -205,6 +206,13 @@ pub struct PartitionActor {
     reassign: reassign::Driver,
     /// Whether the group is quiet (`raft.hibernate`).
     hib: hibernate::Hibernation,
+    /// The first campaign of a new group's preferred replica (`raft::first_campaign`).
+    first_campaign: FirstCampaign,
+    /// Drops the ticks a backlog delivers in one burst (`raft::ticker::TickGate`).
+    tick_gate: crate::raft::ticker::TickGate,
+    /// The group had no leader and an empty log when it opened, and this replica does not join
+    /// a running group (`raft::hibernate::starts_quiet`).
+    new_group: bool,
     /// `topic/partition`, for metrics and logs.
     name: String,
     logger: Logger,
@@ -222,6 +230,8 @@ pub struct Links {
     pub apply_delay: Duration,
     /// The node's log cleaner, and how often a partition checks for cleanable data.
     pub cleaner: Option<(crate::log::cleaner::Cleaner, Duration)>,
+    /// The node's first-campaign slots (`raft::first_campaign`).
+    pub campaigns: crate::raft::first_campaign::CampaignSlots,
 }
 
 /// What the node needs to start a partition actor.
@@ -257,10 +267,20 @@ impl PartitionActor {
         if let Some(join) = &spec.join {
             reassign::prepare_join(&spec.dir, &spec.settings, join, &logger)?;
         }
-        let core =
-            PartitionCore::open(&spec.dir, spec.group, &spec.voters, spec.campaign, &spec.settings, logger.clone())?;
+        // In a cluster the preferred replica of a new group campaigns once it holds one of the
+        // node's first-campaign slots (`raft::first_campaign`), not at open.
+        let paced = spec.campaign && spec.voters.len() > 1;
+        let core = PartitionCore::open(
+            &spec.dir,
+            spec.group,
+            &spec.voters,
+            spec.campaign && !paced,
+            &spec.settings,
+            logger.clone(),
+        )?;
         let fsync = spec.settings.durability == Durability::Fsync;
         let last_index = core.raft.last_index();
+        let never_led = last_index == 0 && core.raft.role().term == 0;
         let transport = links.transport.clone();
         let shell = GroupShell::new(spec.group, "partition", last_index, fsync, writer, transport, logger.clone());
         Ok(PartitionActor {
@@ -278,11 +298,14 @@ impl PartitionActor {
             flush_interval: (!fsync).then_some(spec.flush_interval),
             waiters: AckWaiters::default(),
             deletes: Default::default(),
-            campaign_retries: if spec.campaign && spec.voters.len() > 1 { 5 } else { 0 },
+            campaign_retries: 0,
+            first_campaign: if paced && never_led { FirstCampaign::Waiting } else { FirstCampaign::Done },
+            tick_gate: crate::raft::ticker::TickGate::new(spec.settings.tick),
             elect_self_ticks: 0,
             resigning: false,
             reassign: Default::default(),
-            hib: hibernate::Hibernation::new(&spec.settings),
+            hib: hibernate::Hibernation::new(&spec.settings, never_led),
+            new_group: never_led && spec.join.is_none(),
             reopen: Reopen { group: spec.group, voters: spec.voters, settings: spec.settings },
             name: spec.name,
             logger,
@@ -516,6 +539,7 @@ impl Actor for PartitionActor {
             Some(cell) => TickerMsg::RegisterQuiet(group, tick, cell),
             None => TickerMsg::Register(group, tick),
         });
+        self.start_quiet(self.new_group, false, ctx);
         ctx.run_interval(self.retention_check, |act, _| act.run_retention());
         if let Some((_, every)) = &self.links.cleaner {
             ctx.run_interval(*every, |act, ctx| act.run_cleaner(ctx));
@@ -529,6 +553,7 @@ impl Actor for PartitionActor {
         crate::metrics::registry().remove_group(self.links.transport.me(), &self.name);
         crate::metrics::cleaner_forget(self.links.transport.me(), &self.name);
         self.ticker.do_send(TickerMsg::Unregister(self.core.raft.group()));
+        self.first_campaign.abandon(&self.links.campaigns);
         self.hibernate_stopped();
         self.fail_waiters(PartitionError::ShuttingDown);
         self.shell.final_flush(&mut self.core.raft);
@@ -543,9 +568,13 @@ impl Handler<PartitionMsg> for PartitionActor {
         match msg {
             // A failed group is silent: peers see it as down and elect another leader.
             PartitionMsg::Tick(_) | PartitionMsg::Raft(_) if self.shell.is_failed() => {}
+            PartitionMsg::Tick(n) if !self.admit_tick(n) => {}
             PartitionMsg::Tick(_) if !self.hibernate_tick(ctx) => {}
             PartitionMsg::Tick(n) => {
                 let hb = self.reopen.settings.heartbeat_tick.max(1) as u64;
+                if !self.first_campaign_tick() {
+                    return;
+                }
                 if self.campaign_retries > 0 && n % hb == 0 {
                     self.retry_campaign();
                 }

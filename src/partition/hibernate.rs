@@ -16,7 +16,9 @@ use actix::prelude::*;
 use raft::eraftpb::{Message, MessageType};
 
 use super::{PartitionActor, PartitionMsg};
-use crate::raft::hibernate::{follower_may_sleep, silent_ticks, watched, Idle, QuietCell, HIBERNATE, WAKE};
+use crate::raft::hibernate::{
+    follower_may_sleep, idle_limit, silent_ticks, starts_quiet, watched, Idle, QuietCell, HIBERNATE, WAKE,
+};
 use crate::raft::GroupSettings;
 
 /// One group's hibernation state.
@@ -25,18 +27,30 @@ pub(super) struct Hibernation {
     cell: Arc<QuietCell>,
     idle: Idle,
     quiet: bool,
+    /// The group never had a leader when it opened, and has not slept since: its first leader
+    /// sleeps after `idle_limit(true, ..)` (`raft::hibernate::idle_limit`).
+    fresh: bool,
+    /// The nodes whose silence wakes the group while it is quiet.
+    watching: Vec<u64>,
+    heartbeat_tick: usize,
+    election_tick: usize,
     /// The election timeout: how long a node must be silent to count as gone.
     timeout: Duration,
     tick: Duration,
 }
 
 impl Hibernation {
-    pub(super) fn new(settings: &GroupSettings) -> Self {
+    /// `never_led`: the group's log is empty at term 0 (see `raft::hibernate::starts_quiet`).
+    pub(super) fn new(settings: &GroupSettings, never_led: bool) -> Self {
         Hibernation {
             enabled: settings.hibernate,
             cell: Arc::default(),
-            idle: Idle::new(2 * settings.election_tick as u64),
+            idle: Idle::new(idle_limit(never_led, settings.heartbeat_tick, settings.election_tick)),
             quiet: false,
+            fresh: never_led,
+            watching: Vec::new(),
+            heartbeat_tick: settings.heartbeat_tick,
+            election_tick: settings.election_tick,
             timeout: settings.tick * settings.election_tick as u32,
             tick: settings.tick,
         }
@@ -78,6 +92,7 @@ impl PartitionActor {
     /// Anything of the actor's own in progress.
     fn actor_busy(&self) -> bool {
         self.campaign_retries > 0
+            || self.first_campaign.active()
             || self.elect_self_ticks > 0
             || !self.waiters.is_empty()
             || !self.deletes.is_empty()
@@ -99,13 +114,19 @@ impl PartitionActor {
         let now = Instant::now();
         let replicas = self.core.raft.replicas();
         if self.hib.quiet {
-            let leader = self.core.raft.role().leader;
-            let silent =
-                watched(me, leader, &replicas).iter().any(|n| liveness.silent_for(*n, now) >= self.hib.timeout);
+            let silent = self.hib.watching.iter().any(|n| liveness.silent_for(*n, now) >= self.hib.timeout);
             if !silent {
                 return false;
             }
             self.wake(ctx, Wake::Activity);
+            if self.core.raft.is_leader() {
+                // Woken by its replicas' silence: those silent for an election timeout count
+                // as inactive, and CheckQuorum runs on this tick, as it would have within that
+                // timeout had the leader stayed awake.
+                let gone: Vec<u64> =
+                    replicas.iter().copied().filter(|r| liveness.silent_for(*r, now) >= self.hib.timeout).collect();
+                self.core.raft.check_quorum_now(&gone);
+            }
             return true;
         }
         if !self.core.raft.is_leader() {
@@ -127,11 +148,40 @@ impl PartitionActor {
 
     fn go_quiet(&mut self, leader: u64) {
         let me = self.links.transport.me();
-        self.hib.cell.sleep(watched(me, leader, &self.core.raft.replicas()));
+        self.sleep_watching(watched(me, leader, &self.core.raft.replicas()));
+        slog::debug!(self.logger, "group hibernates"; "group" => self.core.raft.group(), "leader" => leader);
+    }
+
+    fn sleep_watching(&mut self, watch: Vec<u64>) {
+        if std::mem::take(&mut self.hib.fresh) {
+            self.hib.idle = Idle::new(idle_limit(false, self.hib.heartbeat_tick, self.hib.election_tick));
+        }
+        self.hib.watching = watch.clone();
+        self.hib.cell.sleep(watch);
         if !self.hib.quiet {
             self.hib.quiet = true;
             self.links.transport.liveness().count_quiet(true);
-            slog::debug!(self.logger, "group hibernates"; "group" => self.core.raft.group(), "leader" => leader);
+        }
+    }
+
+    /// At start: a voter of a group that never had a leader, other than its preferred replica,
+    /// starts quiet watching the preferred replica's node (`raft::hibernate::starts_quiet`).
+    /// Should no leader be known twenty election timeouts later (the preferred replica's node
+    /// is up but its replica is not; first campaigns are paced, `raft::first_campaign`, so the
+    /// wait is long), it wakes and counts toward an election of its own.
+    pub(super) fn start_quiet(&mut self, never_led: bool, joining: bool, ctx: &mut Context<Self>) {
+        if !self.hib.enabled {
+            return;
+        }
+        let me = self.links.transport.me();
+        let voters = self.reopen.voters.clone();
+        if let Some(watch) = starts_quiet(me, &voters, never_led, joining) {
+            self.sleep_watching(watch);
+            ctx.run_later(self.hib.timeout * 20, |act, ctx| {
+                if act.hib.quiet && act.core.raft.role().leader == 0 {
+                    act.wake(ctx, Wake::Activity);
+                }
+            });
         }
     }
 

@@ -5,6 +5,7 @@
 //! - [`actor`]: the actor: mailbox, tick and retention wiring, the partition's policy for the
 //!   group shell (`raft::shell`), repair requests (`actor::repair`), and the reassignment it drives
 //!   as leader (`actor::reassign`: `raft::membership` steps, reports to `__meta`).
+//! - [`create`]: the new replicas of a CreateTopics, created as a batch with one sync round.
 //! - [`waiters`]: the produce acknowledgements waiting for the high watermark; no actix.
 //! - [`delete_records`]: DeleteRecords through the group (its entry, its apply, its waiters).
 //! - [`apply`]: the apply actor: committed entries are applied off the group's actor.
@@ -24,6 +25,7 @@ pub mod actor;
 pub mod apply;
 pub mod cleaning;
 pub mod core;
+pub mod create;
 pub mod delete_records;
 pub mod producer_state;
 pub mod shared;

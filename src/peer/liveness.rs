@@ -28,6 +28,8 @@ pub struct Liveness {
     quiet: std::sync::Arc<AtomicU64>,
     /// Ticks the ticker delivered to groups (`chronik_group_ticks_total`).
     ticked: std::sync::Arc<AtomicU64>,
+    /// The number of the ticker's latest tick (`raft::ticker::TickGate`).
+    latest_tick: AtomicU64,
 }
 
 impl Default for Liveness {
@@ -45,6 +47,7 @@ impl Liveness {
             watched: Mutex::default(),
             quiet: Default::default(),
             ticked: Default::default(),
+            latest_tick: AtomicU64::new(0),
         }
     }
 
@@ -83,6 +86,16 @@ impl Liveness {
     /// The quiet-group counter (the groups add and subtract; the metric reads it).
     pub fn quiet_counter(&self) -> std::sync::Arc<AtomicU64> {
         self.quiet.clone()
+    }
+
+    /// The ticker issues tick `n`.
+    pub fn set_latest_tick(&self, n: u64) {
+        self.latest_tick.store(n, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The number of the ticker's latest tick (0: none yet).
+    pub fn latest_tick(&self) -> u64 {
+        self.latest_tick.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The counter of ticks delivered to groups.

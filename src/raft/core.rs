@@ -182,7 +182,14 @@ impl<M: StateMachine> RaftCore<M> {
         let mut storage = storage;
         // From now on the log's writes are queued for the disk writer (see `handle_ready`).
         storage.log_mut().set_deferred(true).map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
-        let node = RawNode::new(cfg, storage, &logger)?;
+        // raft-rs's start-up and vote-counting lines, times thousands of groups, would flood the
+        // log: partition groups get a filtered logger (`raft::quiet_log`), `__meta` all lines.
+        let raft_logger = if group == crate::raft::META_GROUP {
+            logger.clone()
+        } else {
+            crate::raft::quiet_log::for_partition(&logger)
+        };
+        let node = RawNode::new(cfg, storage, &raft_logger)?;
         Ok(RaftCore {
             node,
             sm,

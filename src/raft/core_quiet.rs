@@ -97,6 +97,21 @@ impl<M: StateMachine> RaftCore<M> {
         self.align_pending = true;
     }
 
+    /// A leader woken by the silence of `gone` (replicas silent for an election timeout): they
+    /// count as inactive, the others as active, and the next tick runs CheckQuorum, which steps
+    /// down if the active ones are not a quorum.
+    pub fn check_quorum_now(&mut self, gone: &[u64]) {
+        let r = &mut self.node.raft;
+        if r.state != StateRole::Leader {
+            return;
+        }
+        let me = r.id;
+        for (id, p) in r.mut_prs().iter_mut() {
+            p.recent_active = *id == me || !gone.contains(id);
+        }
+        r.election_elapsed = r.election_timeout().saturating_sub(1);
+    }
+
     /// A follower woken by its leader node's silence counts it toward its election timeout.
     pub fn count_silence(&mut self, ticks: usize) {
         let r = &mut self.node.raft;
@@ -157,6 +172,20 @@ mod tests {
         let hbs = c.queued_messages()[queued..].iter().filter(|m| m.get_msg_type() == MessageType::MsgHeartbeat);
         assert_eq!(hbs.count(), 2, "a heartbeat to each follower at once");
         assert!(c.align_pending, "heartbeats come back in phase");
+    }
+
+    #[test]
+    fn a_leader_woken_by_its_quorums_silence_steps_down_on_the_next_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = leader(dir.path());
+        c.wake_leader();
+        c.check_quorum_now(&[2]);
+        c.node.tick();
+        assert!(c.is_leader(), "node 3 is heard from: self and 3 are a quorum");
+        c.wake_leader();
+        c.check_quorum_now(&[2, 3]);
+        c.node.tick();
+        assert!(!c.is_leader(), "both followers silent: CheckQuorum steps down at once");
     }
 
     #[test]

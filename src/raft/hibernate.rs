@@ -151,6 +151,32 @@ pub fn watched(me: u64, leader: u64, replicas: &[u64]) -> Vec<u64> {
     }
 }
 
+/// How a replica of a group that never had a leader (empty log, term 0) starts, with
+/// hibernation on: the preferred replica (the first of `voters`) starts awake and campaigns at
+/// once; every other voter starts quiet, watching the preferred replica's node, so it neither
+/// ticks nor campaigns of its own and is woken by the preferred replica's (pre-)vote request
+/// (any Raft message wakes a quiet group). Returns the nodes a starting replica watches
+/// asleep, `None` when it starts awake. So each new group's first election is the preferred
+/// replica's, among replicas that run (a vote comes only from a started replica), and thousands
+/// of new groups do not all tick at once. Should the preferred node go silent, its watchers are
+/// woken by its silence and elect one of them, as after a leader's loss.
+pub fn starts_quiet(me: u64, voters: &[u64], never_led: bool, joining: bool) -> Option<Vec<u64>> {
+    let preferred = *voters.first()?;
+    (never_led && !joining && preferred != me && voters.len() > 1 && voters.contains(&me)).then(|| vec![preferred])
+}
+
+/// Settled ticks in a row before a leader goes quiet: two election timeouts, but only two
+/// heartbeat intervals for the first leader of a new group (its log holds nothing but the
+/// leader's empty entry, so there is no traffic to wait out), so that the leaders of thousands
+/// of groups created at once sleep as soon as their followers have the entry.
+pub fn idle_limit(first_leader: bool, heartbeat_tick: usize, election_tick: usize) -> u64 {
+    if first_leader {
+        (2 * heartbeat_tick).max(1) as u64
+    } else {
+        (2 * election_tick).max(1) as u64
+    }
+}
+
 /// The election ticks a follower woken by its leader node's silence counts as already elapsed:
 /// that silence, in whole ticks.
 pub fn silent_ticks(silence: Duration, tick: Duration) -> usize {
@@ -219,6 +245,26 @@ mod tests {
         assert!(cell.needs_tick(&[3]), "a leader wakes when any replica's node is silent");
         cell.wake();
         assert!(cell.needs_tick(&[]));
+    }
+
+    #[test]
+    fn only_the_preferred_replica_of_a_new_group_starts_awake() {
+        let voters = [2, 1, 3];
+        assert_eq!(starts_quiet(2, &voters, true, false), None, "the preferred replica campaigns");
+        assert_eq!(starts_quiet(1, &voters, true, false), Some(vec![2]), "watches the preferred node");
+        assert_eq!(starts_quiet(3, &voters, true, false), Some(vec![2]));
+        assert_eq!(starts_quiet(1, &voters, false, false), None, "a group that had a leader starts awake");
+        assert_eq!(starts_quiet(1, &voters, true, true), None, "a replica joining a running group");
+        assert_eq!(starts_quiet(1, &[1], true, false), None, "a single voter");
+        assert_eq!(starts_quiet(4, &voters, true, false), None, "not a voter");
+        assert_eq!(starts_quiet(1, &[], true, false), None);
+    }
+
+    #[test]
+    fn a_new_groups_first_leader_sleeps_after_two_heartbeats() {
+        assert_eq!(idle_limit(true, 3, 60), 6);
+        assert_eq!(idle_limit(false, 3, 60), 120);
+        assert_eq!(idle_limit(true, 0, 0), 1);
     }
 
     #[test]

@@ -12,16 +12,20 @@
 //! - [`disk_error`]: the typed error both report ([`disk_error::DiskError`]: op, path, kind)
 //!   and its Kafka error code.
 //! - [`ticker`]: the node-wide tick actor; it skips quiet groups.
+//! - [`first_campaign`]: new groups' first elections, a bounded number at once per node.
 //! - [`hibernate`]: when an idle group goes quiet and what wakes it (`raft.hibernate`).
+//! - [`quiet_log`]: the filtered logger raft-rs gets for a partition group.
 //! - [`pollers`]: the poller threads the partition groups are sharded over (`raft.threads`).
 //! - [`membership`]: the pure planner of a group's membership changes (learners, one joint
 //!   ConfChangeV2, leaving it, leader transfer first).
 
 pub mod core;
 pub mod disk_error;
+pub mod first_campaign;
 pub mod hibernate;
 pub mod membership;
 pub mod pollers;
+pub mod quiet_log;
 pub mod recovery;
 pub mod shell;
 pub mod storage;

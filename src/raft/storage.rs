@@ -177,8 +177,9 @@ impl GroupStorage {
         // Managed handles (`log/file_cache.rs`): an idle group's state files do not hold
         // descriptors; the vote file keeps its own while a write to it is not fsynced.
         let vote_file = DiskFile::managed(&vote_path, Opening::Create, true)?;
-        if !existed {
-            // The file must exist durably before in-place writes to it can be trusted.
+        if !existed && !crate::log::syncs_deferred() {
+            // The file must exist durably before in-place writes to it can be trusted (a batch
+            // of new groups makes it durable with the batch: `partition::create`).
             vote_file.sync_all().map_err(|e| LogError::io(&vote_path, e))?;
             crate::log::sync_dir(dir)?;
         }

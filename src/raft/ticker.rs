@@ -29,6 +29,45 @@ pub fn beat_offset(tick: Duration) -> Duration {
     tick * 3 / 4
 }
 
+/// Drops catch-up ticks: a tick that comes less than half an interval after the last one taken.
+/// The ticker applies it to its timer (after a stall the timer fires every missed tick at once,
+/// [`TickGate::admit`]) and every partition group to the ticks it handles
+/// ([`TickGate::admit_tick`]): a group whose mailbox fell behind gets its queued ticks in one
+/// burst, while the answers of its peers wait in the same queue. Counting either stall as time
+/// would make followers count it as their leader's silence and leaders as their followers'
+/// (CheckQuorum), and start elections. A group drops only a stale tick (the ticker has issued a
+/// later one since), so the ordinary jitter of a tick's delivery never slows its clock.
+#[derive(Debug, Clone, Copy)]
+pub struct TickGate {
+    interval: Duration,
+    last: Option<std::time::Instant>,
+}
+
+impl TickGate {
+    pub fn new(interval: Duration) -> Self {
+        TickGate { interval, last: None }
+    }
+
+    /// Whether a tick at `now` counts.
+    pub fn admit(&mut self, now: std::time::Instant) -> bool {
+        if self.last.is_some_and(|last| now.saturating_duration_since(last) < self.interval / 2) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+
+    /// Whether tick `n`, handled at `now` when the ticker's latest tick is `latest`, counts: the
+    /// latest always does; an older one (a backlog) only half an interval after the last taken.
+    pub fn admit_tick(&mut self, now: std::time::Instant, n: u64, latest: u64) -> bool {
+        if n >= latest {
+            self.last = Some(now);
+            return true;
+        }
+        self.admit(now)
+    }
+}
+
 /// Sends one tick to a group; returns false when the group has stopped.
 /// The argument is the node-wide tick number, which groups use to keep heartbeats in phase.
 pub type TickFn = Box<dyn Fn(u64) -> bool + Send>;
@@ -58,12 +97,19 @@ pub struct Ticker {
     peers: Vec<TickFn>,
     liveness: Option<(Arc<Liveness>, Duration)>,
     ticks: u64,
-    last: Option<std::time::Instant>,
+    gate: TickGate,
 }
 
 impl Ticker {
     pub fn new(interval: Duration) -> Self {
-        Ticker { interval, groups: BTreeMap::new(), peers: Vec::new(), liveness: None, ticks: 0, last: None }
+        Ticker {
+            interval,
+            groups: BTreeMap::new(),
+            peers: Vec::new(),
+            liveness: None,
+            ticks: 0,
+            gate: TickGate::new(interval),
+        }
     }
 
     /// Returns false for a catch-up tick: after a stall (the process was descheduled, the
@@ -71,12 +117,14 @@ impl Ticker {
     /// would make followers count the stall as silence from their leaders and start elections.
     fn tick_all(&mut self) -> bool {
         let now = std::time::Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < self.interval / 2) {
+        if !self.gate.admit(now) {
             return false;
         }
-        self.last = Some(now);
         self.ticks += 1;
         let n = self.ticks;
+        if let Some((l, _)) = &self.liveness {
+            l.set_latest_tick(n);
+        }
         let silent = match &self.liveness {
             Some((l, timeout)) => l.silent_watched(*timeout, now),
             None => Vec::new(),
@@ -129,5 +177,42 @@ impl Handler<TickerMsg> for Ticker {
             }
             TickerMsg::RegisterPeer(f) => self.peers.push(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_drops_ticks_that_come_in_a_burst() {
+        let ms = Duration::from_millis;
+        let t0 = std::time::Instant::now();
+        let mut gate = TickGate::new(ms(50));
+        assert!(gate.admit(t0));
+        assert!(gate.admit(t0 + ms(50)));
+        // A backlog of queued ticks handled at once: only the first counts.
+        assert!(gate.admit(t0 + ms(2000)));
+        assert!(!gate.admit(t0 + ms(2001)));
+        assert!(!gate.admit(t0 + ms(2024)));
+        assert!(gate.admit(t0 + ms(2025)), "half an interval later");
+        assert!(gate.admit(t0 + ms(2075)));
+    }
+
+    #[test]
+    fn a_group_drops_only_stale_ticks_that_come_in_a_burst() {
+        let ms = Duration::from_millis;
+        let t0 = std::time::Instant::now();
+        let mut gate = TickGate::new(ms(50));
+        assert!(gate.admit_tick(t0, 1, 1));
+        // Jitter: the latest tick counts however soon after the last one it is handled.
+        assert!(gate.admit_tick(t0 + ms(10), 2, 2));
+        // A backlog: ticks 3..=40 handled at once while the ticker is at 41.
+        assert!(gate.admit_tick(t0 + ms(2000), 3, 41), "the first of a burst");
+        assert!((4..=40).all(|n| !gate.admit_tick(t0 + ms(2001), n, 41)), "the rest of the burst");
+        assert!(gate.admit_tick(t0 + ms(2002), 41, 41), "the latest tick");
+        // A steady lag: every tick is stale, but they come an interval apart.
+        assert!(gate.admit_tick(t0 + ms(2052), 42, 43));
+        assert!(gate.admit_tick(t0 + ms(2102), 43, 44));
     }
 }
