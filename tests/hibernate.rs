@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use chronik::log::batch::build_batch;
 use chronik::metrics::{hibernation, registry};
-use common::{cluster_configs, cut, elections_won, start_cluster, Client};
+use common::{create_topic, cut, elections_won, hibernating_configs, start_cluster, Client};
 
 const PARTITIONS: i32 = 12;
 const TOPIC: &str = "quiet";
@@ -109,23 +109,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn idle_groups_sleep_wake_on_produce_and_elect_in_time_when_the_leader_node_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut configs = cluster_configs(dir.path(), 3);
-    for c in &mut configs {
-        c.raft.hibernate = true;
-        c.leaders.auto_rebalance_enable = false;
-    }
+    let configs = hibernating_configs(dir.path(), 3);
     let election = configs[0].raft.election_timeout;
     let tick = configs[0].raft.tick_interval;
     let nodes = start_cluster(configs);
     let mut c = Client::connect(nodes[0].addr);
-    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(PARTITIONS)
-            .with_replication_factor(3),
-    ]);
-    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
-    assert_eq!(r.topics[0].error_code, 0);
+    create_topic(&mut c, TOPIC, PARTITIONS, 3, &[]);
     let groups = groups();
     let mut all = groups.clone();
     all.push("__meta".into());

@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use chronik::metrics::{hibernation, registry};
-use common::{cluster_configs, elections_won, start_cluster, Client};
+use common::{create_topic, elections_won, hibernating_configs, start_cluster, Client};
 
 const PARTITIONS: i32 = 300;
 const TOPIC: &str = "many";
@@ -27,21 +27,10 @@ fn name(s: &str) -> TopicName {
 #[test]
 fn many_new_partitions_elect_their_preferred_leader_once_and_sleep() {
     let dir = tempfile::tempdir().unwrap();
-    let mut configs = cluster_configs(dir.path(), 3);
-    for c in &mut configs {
-        c.raft.hibernate = true;
-        c.leaders.auto_rebalance_enable = false;
-    }
+    let configs = hibernating_configs(dir.path(), 3);
     let nodes = start_cluster(configs);
     let mut c = Client::connect(nodes[0].addr);
-    let req = CreateTopicsRequest::default().with_timeout_ms(60_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(PARTITIONS)
-            .with_replication_factor(3),
-    ]);
-    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
-    assert_eq!(r.topics[0].error_code, 0);
+    create_topic(&mut c, TOPIC, PARTITIONS, 3, &[]);
     let groups: Vec<String> = (0..PARTITIONS).map(|p| format!("{TOPIC}/{p}")).collect();
 
     // Every group elects a leader; then, a while later, still exactly one election each.

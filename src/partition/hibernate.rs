@@ -82,6 +82,7 @@ pub(super) fn wakes(msg: &PartitionMsg) -> bool {
             | PartitionMsg::ElectSelf
             | PartitionMsg::Resign(_)
             | PartitionMsg::Repair { .. }
+            | PartitionMsg::ReadDamage { .. }
             | PartitionMsg::Snapshot { .. }
             | PartitionMsg::Reassign(Some(_))
             | PartitionMsg::Unreachable(_)
@@ -89,9 +90,11 @@ pub(super) fn wakes(msg: &PartitionMsg) -> bool {
 }
 
 impl PartitionActor {
-    /// Anything of the actor's own in progress.
+    /// Anything of the actor's own in progress (damaged entries waiting for a copy from a
+    /// peer included: the repair requests go out on ticks).
     fn actor_busy(&self) -> bool {
         self.campaign_retries > 0
+            || self.core.raft.storage().log().has_damage()
             || self.first_campaign.active()
             || self.elect_self_ticks > 0
             || !self.waiters.is_empty()

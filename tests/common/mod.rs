@@ -249,6 +249,17 @@ pub fn cluster_configs(dir: &Path, n: u64) -> Vec<Config> {
     configs
 }
 
+/// `n` nodes' configs with idle groups hibernating (`raft.hibernate`) and the leader balancer
+/// off, so each group keeps the leader it elected first.
+pub fn hibernating_configs(dir: &Path, n: u64) -> Vec<Config> {
+    let mut configs = cluster_configs(dir, n);
+    for c in &mut configs {
+        c.raft.hibernate = true;
+        c.leaders.auto_rebalance_enable = false;
+    }
+    configs
+}
+
 /// Starts every node of a cluster and waits until all serve clients and every node's metadata
 /// lists every broker.
 /// With peer mTLS configured, it first proves each node's raft listener speaks mutual TLS.
@@ -387,7 +398,7 @@ pub fn create_topic(c: &mut Client, topic: &str, partitions: i32, replication: i
                 .with_value(Some(StrBytes::from_string(v.to_string())))
         })
         .collect();
-    let req = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+    let req = CreateTopicsRequest::default().with_timeout_ms(60_000).with_topics(vec![
         create_topics_request::CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_num_partitions(partitions)
