@@ -43,10 +43,13 @@ pub struct HandOver {
 }
 
 impl HandOver {
-    /// The groups kept, for the log line: the first few by name and how many more (a standalone
-    /// node keeps all of its hundreds of groups).
+    /// The groups kept, for the log line: `none`, or the first few by name and how many more (a
+    /// standalone node keeps all of its hundreds of groups).
     pub fn kept_summary(&self) -> String {
         const SHOWN: usize = 10;
+        if self.kept.is_empty() {
+            return "none".to_string();
+        }
         let mut s = self.kept.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
         if self.kept.len() > SHOWN {
             s.push_str(&format!(" and {} more", self.kept.len() - SHOWN));
@@ -152,6 +155,6 @@ mod tests {
         assert!(s.ends_with("t/9 and 291 more"), "{s}");
         let few = HandOver { led: 2, handed: 0, kept: vec!["__meta".into(), "a/0".into()] };
         assert_eq!(few.kept_summary(), "__meta, a/0");
-        assert_eq!(HandOver::default().kept_summary(), "");
+        assert_eq!(HandOver::default().kept_summary(), "none");
     }
 }
