@@ -80,6 +80,11 @@ pub struct Node {
     fresh: std::collections::VecDeque<Opening>,
     /// A batch of new replicas is being created.
     creating: bool,
+    /// Existing groups waiting to be opened, at most [`open::MAX_OPENS`] at once.
+    reopen: std::collections::VecDeque<Opening>,
+    opens_in_flight: usize,
+    /// The latest image, for another reconcile after a failed open.
+    image: Option<Arc<MetaState>>,
     /// Groups the latest metadata assigns to this node.
     wanted: std::collections::HashSet<GroupId>,
     /// The reassignment targets of the latest metadata, by group.
@@ -236,9 +241,10 @@ impl Node {
             if open.spec.join.is_none() && !open.spec.dir.exists() {
                 fresh.push(open);
             } else {
-                self.open_batch(Vec::new(), vec![open], ctx);
+                self.reopen.push_back(open);
             }
         }
+        self.next_opens(ctx);
         // Batches of new replicas, one after the other: one sync round each, then one publish of
         // the table each.
         self.fresh.extend(fresh);
@@ -296,7 +302,10 @@ impl Handler<NodeMsg> for Node {
 
     fn handle(&mut self, msg: NodeMsg, ctx: &mut Self::Context) {
         match msg {
-            NodeMsg::MetaChanged(image) => self.reconcile(&image, ctx),
+            NodeMsg::MetaChanged(image) => {
+                self.reconcile(&image, ctx);
+                self.image = Some(image);
+            }
         }
     }
 }
@@ -586,6 +595,9 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         opening: Default::default(),
         fresh: Default::default(),
         creating: false,
+        reopen: Default::default(),
+        opens_in_flight: 0,
+        image: None,
         wanted: Default::default(),
         targets: Default::default(),
         elections_seen: None,

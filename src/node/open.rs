@@ -1,6 +1,7 @@
 //! How the node actor opens partition groups: new replicas in batches of [`CREATE_BATCH`], one
 //! batch at a time, each created with one sync round (`partition::create`) and published once;
-//! other groups (existing directories, replicas joining a running group) one by one. Opening
+//! other groups (existing directories, replicas joining a running group) one by one, at most
+//! [`MAX_OPENS`] at once; a failed open is tried again [`REOPEN_AFTER`] later. Opening
 //! runs on the blocking pool, so the groups already running keep ticking.
 
 use std::sync::Arc;
@@ -17,6 +18,14 @@ use crate::raft::GroupId;
 
 /// New replicas created per batch (one sync round, one publish of the partition table).
 const CREATE_BATCH: usize = 500;
+
+/// Existing groups opened at once (a restart opens every group the node holds: each open reads
+/// its state files and segments and replays its log; hundreds at once exhausted a small
+/// descriptor limit and thrashed the fd budget).
+pub(super) const MAX_OPENS: usize = 16;
+
+/// How long after a failed open the node tries again (while the metadata still assigns it).
+const REOPEN_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A group to open, with what the node records once it runs.
 pub(super) struct Opening {
@@ -46,6 +55,15 @@ impl Node {
             .collect();
         self.creating = true;
         self.open_batch(create, batch, ctx);
+    }
+
+    /// Opens the existing groups waiting in `reopen`, keeping at most [`MAX_OPENS`] under way.
+    pub(super) fn next_opens(&mut self, ctx: &mut Context<Self>) {
+        while self.opens_in_flight < MAX_OPENS {
+            let Some(open) = self.reopen.pop_front() else { return };
+            self.opens_in_flight += 1;
+            self.open_batch(Vec::new(), vec![open], ctx);
+        }
     }
 
     /// Opens `opens` on the blocking pool (opening a log reads and creates files), after creating
@@ -84,6 +102,9 @@ impl Node {
             if is_batch {
                 act.creating = false;
                 act.next_batch(ctx);
+            } else {
+                act.opens_in_flight -= 1;
+                act.next_opens(ctx);
             }
             let opened = match res {
                 Ok(opened) => opened,
@@ -93,8 +114,19 @@ impl Node {
                 }
             };
             let mut started = false;
+            let mut failed = false;
             for (g, topic, index, retention, shared, res) in opened {
+                failed |= res.is_err();
                 started |= act.opened(g, topic, index, retention, shared, res);
+            }
+            if failed {
+                // A failed open (out of descriptors, a transient I/O error) is tried again while
+                // the metadata still assigns the group: the next reconcile opens what is missing.
+                ctx.run_later(REOPEN_AFTER, |act, ctx| {
+                    if let Some(image) = act.image.clone() {
+                        act.reconcile(&image, ctx);
+                    }
+                });
             }
             if started {
                 act.publish();
