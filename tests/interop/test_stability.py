@@ -835,13 +835,17 @@ def test_5_isolation_prevote_checkquorum_majority_serves_no_elections_after_heal
            + (", ".join(f"{g} {t:.2f} s" for g, t in sorted(stepped.items()) if t > ELECTION_TIMEOUT)
               or "none") + ")")
     assert set(stepped) == set(lost), f"node {victim} still leads {sorted(set(lost) - set(stepped))}"
-    # A leader checks its quorum every half election timeout (raft::quorum_check_tick), so a
-    # leader cut off at a random moment steps down between 0.5 and 1 election timeouts later.
-    # STEP_DOWN_SLACK covers the 100 ms polling, slow scrapes, and ticks the ticker drops when a
-    # busy machine stalls the process (a dropped tick slows the Raft clock against the wall's).
-    slow = {g: round(t, 2) for g, t in stepped.items() if t > ELECTION_TIMEOUT + STEP_DOWN_SLACK}
-    assert not slow, (f"CheckQuorum step-down later than the election timeout "
-                      f"(+{STEP_DOWN_SLACK} s): {slow}")
+    # An awake leader checks its quorum every half election timeout (raft::quorum_check_tick), so
+    # a leader cut off at a random moment steps down between 0.5 and 1 election timeouts later.
+    # These groups are quiet at the cut (a new group's first leader sleeps after two heartbeats,
+    # `raft::hibernate::idle_limit`): a quiet leader learns of its followers' silence only once
+    # it has lasted an election timeout, then runs CheckQuorum at once. The bound is the one
+    # issue 15 sets for hibernated groups, two election timeouts (measured: 2.9 s here; 4.3 s in
+    # one CI run, which is to be explained). STEP_DOWN_SLACK covers the 100 ms polling and slow
+    # scrapes.
+    bound = 2 * ELECTION_TIMEOUT + STEP_DOWN_SLACK
+    slow = {g: round(t, 2) for g, t in stepped.items() if t > bound}
+    assert not slow, f"CheckQuorum step-down later than two election timeouts (+{STEP_DOWN_SLACK} s): {slow}"
     assert set(relead) == set(lost), f"majority has no leader for {sorted(set(lost) - set(relead))}"
 
     ok, errs, took = produce_acks_all(",".join(c[i].bootstrap for i in majority), topic, partitions)
