@@ -11,8 +11,8 @@
 //! | [`clock`] | injected time and randomness; backoff schedules |
 //! | [`node`] | starts the actors of one node; starts/stops partition groups as `__meta` assigns them |
 //! | [`shutdown`] | controlled shutdown: on SIGTERM/SIGINT the node's groups hand their leadership to live voters (`PartitionMsg::Resign`, `MetaMsg::Resign`) before it stops |
-//! | [`net`] | Kafka listener and connections (responses in request order; at most 64 requests of a connection served at once; the node's request memory pool `net::request_pool` bounds the bytes of requests of all connections; Produce hands its batches on in request order: `broker::produce_order`) |
-//! | [`protocol`] | framing and header glue over the `kafka-protocol` crate |
+//! | [`net`] | Kafka listener and connections (responses in request order; at most 64 requests of a connection served at once; the node's request memory pool `net::request_pool` bounds the bytes of requests of all connections; Produce hands its batches on in request order: `broker::produce_order`; responses go out through a `net::sink`, Fetch batches with `sendfile` on plaintext listeners) |
+//! | [`protocol`] | framing and header glue over the `kafka-protocol` crate; responses as chains of buffers and file ranges (`protocol::chain`) |
 //! | [`broker`] | one file per Kafka API, the route table, the produce handler actor |
 //! | [`partition`] | a partition's Raft core (offsets, idempotence, reads), transactions on the partition side (markers, last stable offset, aborted index: `partition::txn`, kept in the segments' `.txnindex` files too), its produce ack waiters and its actor (with the chunked snapshot transfer of a compacted prefix) |
 //! | [`meta`] | the `__meta` state machine, its commands, its actor, the automatic leader balancer (`meta::balancer`, on the `__meta` leader), partition reassignment state (`meta::reassign`) and the cluster's membership (`meta::members`: join, removal, `__meta` voters and learners) |

@@ -22,6 +22,7 @@ use crate::broker::{BrokerCtx, BrokerSettings, PartitionHandle, PartitionTable};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, FsyncPolicy};
 use crate::group::{CoordinatorSettings, GroupCoordinator};
+use crate::log::priority::{named_arbiter, named_arbiter_at, HEARTBEAT_NICE};
 use crate::meta::actor::MetaSpec;
 use crate::meta::command::RegisterBroker;
 use crate::meta::{topic_config, MetaActor, MetaState};
@@ -382,7 +383,10 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
         replay_delay: config.faults.replay_delay,
         replay_nice: config.raft.replay_nice,
-        hibernate: config.raft.hibernate && !config.raft.peers.is_empty(),
+        // Every node alike: a standalone node (a one-voter cluster) and one that joins later
+        // (`raft.join`, no seeds) hibernate as the seeds of a cluster do, so a cluster grown
+        // from a standalone node never mixes sleeping leaders with followers that cannot sleep.
+        hibernate: config.raft.hibernate,
         tick: ticks.tick,
     };
     // The Kafka listeners are bound first: their addresses go into this broker's registration.
@@ -410,7 +414,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
         DiskWriter::start_with_delay(node_id, logger.new(slog::o!("actor" => "writer")), config.faults.write_delay);
     crate::metrics::set_disk_queue(node_id, writer.queued());
     // The ticker has a thread of its own: nothing else runs there, so ticks leave on time.
-    let tick_arbiter = Arbiter::new();
+    let tick_arbiter = named_arbiter_at("chronik-ticker", HEARTBEAT_NICE);
     let tick = ticks.tick;
     let ticker = Ticker::start_in_arbiter(&tick_arbiter.handle(), move |_| Ticker::new(tick));
     // The partition groups run on the pollers, each group on the one its id picks.
@@ -418,7 +422,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     crate::metrics::set_pollers(node_id, pollers.counters());
     slog::info!(logger, "poller threads"; "threads" => pollers.len());
     // Apply actors share another thread, so a slow apply never holds up a group's Raft work.
-    let apply_arbiter = Arbiter::new();
+    let apply_arbiter = named_arbiter("chronik-apply");
     if !config.faults.replay_delay.is_zero() {
         slog::warn!(logger, "fault injection: every round of a partition's replay at open is delayed"; "replay_delay" => ?config.faults.replay_delay);
     }
@@ -451,7 +455,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     // Mutual TLS between nodes when `raft.tls-*` is set (docs/security.md).
     let peer_tls =
         crate::security::peer_tls::peer_tls(&config.raft, &logger).map_err(|e| StartError::Config(e.to_string()))?;
-    let peer_arbiter = Arbiter::new();
+    let peer_arbiter = named_arbiter_at("chronik-peers", HEARTBEAT_NICE);
     #[cfg(unix)]
     if let Some(t) = &peer_tls {
         peer_arbiter.spawn(crate::security::tls::reload_on_sighup(t.cert.clone()));
@@ -734,7 +738,7 @@ pub async fn start(config: Config, logger: Logger) -> Result<NodeHandle, StartEr
     )
     .start();
 
-    let net = Arbiter::new();
+    let net = named_arbiter("chronik-net");
     let produce_logger = logger.new(slog::o!("actor" => "produce"));
     let max_message_bytes = config.kafka.max_message_bytes as usize;
     let produce =

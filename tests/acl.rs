@@ -109,7 +109,8 @@ impl Caller {
             host: "127.0.0.1".into(),
         });
         let fut = dispatch(&node.ctx, body.freeze()).expect("routed");
-        let mut buf = self.rt.block_on(SESSION.scope(session, fut)).expect("handled").expect("a response");
+        let chain = self.rt.block_on(SESSION.scope(session, fut)).expect("handled").expect("a response");
+        let mut buf = chain.to_bytes().unwrap();
         buf.advance(4);
         let h = ResponseHeader::decode(&mut buf, key.response_header_version(v)).unwrap();
         assert_eq!(h.correlation_id, self.correlation);

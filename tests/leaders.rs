@@ -176,16 +176,28 @@ fn leader_changes(topic: &str, partitions: usize) -> Vec<u64> {
         .collect()
 }
 
-/// The leaders of `topic` once every node's Metadata shows the same ones (each node has learnt
-/// the leader of each group it hosts, so its leader change counters have moved).
+/// The leaders of `topic` once every node's Metadata shows the same ones and every replica's Raft
+/// group has learnt its leader (so its leader change counter has moved). Metadata comes from
+/// `__meta`, which may know a new leader before a replica that was cut off does: that replica
+/// learns it from the leader's next message, and counts the change then.
 fn agreed(nodes: &[TestNode], topic: &str, partitions: usize) -> Vec<(i32, i32)> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(30);
+    let r = chronik::metrics::registry();
     loop {
         let views: Vec<_> = nodes.iter().map(|n| leaders(n, topic, partitions)).collect();
-        if views.iter().all(|v| *v == views[0]) {
+        let learnt = |p: usize, leader: i32| {
+            (1..=nodes.len() as u64)
+                .all(|node| r.group_figures(node, &format!("{topic}/{p}")).is_some_and(|f| f.leader == leader as u64))
+        };
+        if views.iter().all(|v| *v == views[0]) && views[0].iter().enumerate().all(|(p, (l, _))| learnt(p, *l)) {
+            eprintln!("leaders agreed and learnt by every replica after {:?}", start.elapsed());
             return views[0].clone();
         }
-        assert!(Instant::now() < deadline, "the nodes disagree on the leaders: {views:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the nodes disagree on the leaders, or a replica has not learnt its leader: {views:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

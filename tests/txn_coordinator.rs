@@ -149,8 +149,21 @@ fn committed(c: &mut Client, group: &str) -> i64 {
         .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("t")))
             .with_partition_indexes(vec![0])]));
-    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &req);
-    r.topics[0].partitions[0].committed_offset
+    // A node that has just become the coordinator answers COORDINATOR_LOAD_IN_PROGRESS (14),
+    // COORDINATOR_NOT_AVAILABLE (15) or NOT_COORDINATOR (16) until it serves the group, and a
+    // Kafka client retries those; any other error fails the test.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &req);
+        if r.error_code == 0 {
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(p.error_code, 0, "{group}: {r:?}");
+            return p.committed_offset;
+        }
+        assert!([14, 15, 16].contains(&r.error_code), "{group}: OffsetFetch failed: {r:?}");
+        assert!(Instant::now() < deadline, "{group}: the coordinator never served OffsetFetch: {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

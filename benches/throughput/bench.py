@@ -13,7 +13,8 @@ of ConsumerPerformance without a consumer group) over the same records, then sto
 deletes its data. Targets alternate (chronik-1, kafka-1, chronik-3, kafka-3, chronik-1, ...); each
 is measured --reps times per row, and the medians are reported with chronik/Kafka ratios.
 
-Then: the scale curve (produce throughput at 1, 6, 24, 96 partitions, chronik-1 and kafka-1) and
+Then: the scale curve (produce throughput at 1, 6, 24, 96 partitions; chronik-1 and kafka-1, or with
+--scale-nodes 3 chronik-3 and kafka-3 at RF 3) and
 chronik's RSS per partition with 1,000 partitions.
 
 Outputs go to benches/throughput/results/<UTC time>/: runs.csv (every run), summary.csv (medians and
@@ -511,15 +512,16 @@ def summarize(runs, args):
 
 
 def scale_table(scale_runs):
-    lines = ["| partitions | chronik msg/s | Kafka msg/s | chronik/Kafka | chronik p99 ms | Kafka p99 ms | "
+    lines = ["| nodes | partitions | chronik msg/s | Kafka msg/s | chronik/Kafka | chronik p99 ms | Kafka p99 ms | "
              "chronik broker CPU s | Kafka broker CPU s |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    parts = sorted({r["partitions"] for r in scale_runs})
-    for p in parts:
-        c = [r for r in scale_runs if r["partitions"] == p and r["target"] == "chronik-1"]
-        k = [r for r in scale_runs if r["partitions"] == p and r["target"] == "kafka-1"]
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    cells = sorted({(r["target"].rsplit("-", 1)[1], r["partitions"]) for r in scale_runs})
+    for n, p in cells:
+        c = [r for r in scale_runs if r["partitions"] == p and r["target"] == f"chronik-{n}"]
+        k = [r for r in scale_runs if r["partitions"] == p and r["target"] == f"kafka-{n}"]
         cm, km = median_of(c, "msg_s"), median_of(k, "msg_s")
-        lines.append(f"| {p} | {fmt(cm)} | {fmt(km)} | {fmt_ratio(ratio(cm, km))} | {fmt(median_of(c, 'p99_ms'))} | "
+        lines.append(f"| {n} | {p} | {fmt(cm)} | {fmt(km)} | {fmt_ratio(ratio(cm, km))} | "
+                     f"{fmt(median_of(c, 'p99_ms'))} | "
                      f"{fmt(median_of(k, 'p99_ms'))} | {fmt(median_of(c, 'broker_cpu_s'), 1)} | "
                      f"{fmt(median_of(k, 'broker_cpu_s'), 1)} |")
     return "\n".join(lines)
@@ -602,7 +604,8 @@ def report(args, outdir, runs, scale_runs, rss, started, machine_text, load_befo
         "",
     ]
     if scale_runs:
-        md += [f"### Scale curve ({args.scale_row}, {args.scale_records:,} records, 1 node, "
+        nodes = " and ".join(str(n) for n in args.scale_nodes)
+        md += [f"### Scale curve ({args.scale_row}, {args.scale_records:,} records, {nodes} node(s), "
                f"median of {args.scale_reps})", "", scale_table(scale_runs), ""]
     if rss:
         if "error" in rss:
@@ -675,6 +678,8 @@ def main():
     ap.add_argument("--scale-row", default="pagecache", choices=ROWS)
     ap.add_argument("--scale-records", type=int, default=None, help="default: --records")
     ap.add_argument("--scale-reps", type=int, default=1)
+    ap.add_argument("--scale-nodes", default="1",
+                    help="cluster sizes of the scale curve: 1 (default), 3 or 1,3 (RF = the cluster size)")
     ap.add_argument("--rss-partitions", type=int, default=1000, help="0 to skip the RSS measurement")
     ap.add_argument("--workdir", default=str(REPO / ".deps" / "bench-work"),
                     help="data directories (on the disk being measured; not tmpfs)")
@@ -685,6 +690,9 @@ def main():
     args.rows = [r for r in args.rows.split(",") if r]
     args.targets = [t for t in args.targets.split(",") if t]
     args.scale_records = args.scale_records or records_for(args, args.scale_row) // 2
+    args.scale_nodes = [int(n) for n in args.scale_nodes.split(",") if n.strip()]
+    for n in args.scale_nodes:
+        assert n in (1, 3), f"--scale-nodes: {n} (1 or 3)"
     args.command = os.environ.get("BENCH_COMMAND", "python3 benches/throughput/bench.py " + " ".join(sys.argv[1:]))
     for r in args.rows:
         assert r in ROWS, r
@@ -711,8 +719,8 @@ def main():
                     runs.append(measure(args, outdir, target, row, rep, args.partitions, records_for(args, row)))
         scale = [int(p) for p in args.scale.split(",") if p.strip()]
         for rep in range(1, args.scale_reps + 1):
-            for p in scale:
-                for target in ("chronik-1", "kafka-1"):
+            for p, n in [(p, n) for n in args.scale_nodes for p in scale]:
+                for target in (f"chronik-{n}", f"kafka-{n}"):
                     scale_runs.append(measure(args, outdir, target, args.scale_row, rep, p, args.scale_records,
                                               consume_too=False))
         if args.rss_partitions > 0:

@@ -112,7 +112,7 @@ def scale_chart(plt, scale_rows, path):
     ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("partitions")
     ax.set_ylabel("produce msg/s (1 KB records)")
-    ax.set_title("Scale curve, 1 node")
+    ax.set_title("Scale curve")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

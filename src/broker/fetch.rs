@@ -9,6 +9,10 @@
 //! `isolation_level` 1 (READ_COMMITTED, v4+) reads below the last stable offset and returns the
 //! aborted transactions overlapping the records returned (`partition::txn`); READ_UNCOMMITTED
 //! reads up to the high watermark, control batches included, as Kafka sends them.
+//!
+//! On a plaintext listener the partitions answer with their written batches as file ranges,
+//! not read, and the response goes out as a chain (`broker::fetch_reply`): fields encoded by
+//! kafka-protocol, batches sent with `sendfile` (zero-copy fetch).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +24,12 @@ use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
 use tokio::sync::oneshot;
 
+use super::fetch_reply::FetchReply;
 use super::{BrokerCtx, PartitionHandle};
 use crate::error::{code, PartitionError};
 use crate::partition::actor::FetchData;
 use crate::partition::PartitionMsg;
+use crate::protocol::chain::Chain;
 use crate::security::acl::Operation;
 use crate::security::quota::CONSUMER_BYTE_RATE;
 
@@ -44,11 +50,12 @@ async fn read(
     read_committed: bool,
 ) -> Result<FetchData, PartitionError> {
     let (tx, rx) = oneshot::channel();
-    handle.addr.do_send(PartitionMsg::Fetch { offset, max_bytes, read_committed, reply: tx });
+    let zero_copy = crate::net::connection::sends_files();
+    handle.addr.do_send(PartitionMsg::Fetch { offset, max_bytes, read_committed, zero_copy, reply: tx });
     rx.await.unwrap_or(Err(PartitionError::ShuttingDown))
 }
 
-pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) -> Option<FetchResponse> {
+pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) -> Option<FetchReply> {
     let v5 = h.request_api_version >= 5;
     let read_committed = h.request_api_version >= 4 && req.isolation_level == 1;
     let names: Vec<String> = req.topics.iter().map(|t| t.topic.0.to_string()).collect();
@@ -91,7 +98,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
                 None if s.refused => Err(PartitionError::TopicAuthorizationFailed),
                 // The internal offsets topic reads as an empty partition (broker/internal_topic.rs).
                 None if super::internal_topic::is_internal(&names[s.topic]) && s.partition == 0 => Ok(FetchData {
-                    records: Bytes::new(),
+                    records: Chain::default(),
                     high_watermark: 0,
                     log_start: 0,
                     last_stable_offset: 0,
@@ -99,7 +106,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
                 }),
                 None => Err(ctx.missing_partition(&names[s.topic], s.partition)),
                 Some(h) if remaining == 0 => Ok(FetchData {
-                    records: Bytes::new(),
+                    records: Chain::default(),
                     high_watermark: h.shared.high_watermark(),
                     log_start: h.shared.log_start(),
                     last_stable_offset: h.shared.last_stable_offset(),
@@ -107,7 +114,7 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
                 }),
                 Some(h) => read(h, s.offset, s.max_bytes.min(remaining), read_committed).await.map(|mut d| {
                     if total > 0 && d.records.len() > remaining {
-                        d.records = Bytes::new();
+                        d.records = Chain::default();
                         d.aborted.clear();
                     }
                     d
@@ -137,16 +144,23 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         .iter()
         .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id))
         .collect();
+    // The records of each partition, in the order the response lists the partitions (the
+    // slots' order: topic by topic, as the request lists them).
+    let mut records = Vec::with_capacity(slots.len());
     for (s, r) in slots.iter().zip(results) {
         let part = match r {
-            Ok(d) => PartitionData::default()
-                .with_partition_index(s.partition)
-                .with_high_watermark(d.high_watermark)
-                .with_last_stable_offset(d.last_stable_offset)
-                .with_log_start_offset(if v5 { d.log_start } else { -1 })
-                .with_aborted_transactions(Some(aborted_transactions(&d.aborted)))
-                .with_records(Some(d.records)),
+            Ok(d) => {
+                records.push(d.records);
+                PartitionData::default()
+                    .with_partition_index(s.partition)
+                    .with_high_watermark(d.high_watermark)
+                    .with_last_stable_offset(d.last_stable_offset)
+                    .with_log_start_offset(if v5 { d.log_start } else { -1 })
+                    .with_aborted_transactions(Some(aborted_transactions(&d.aborted)))
+                    .with_records(Some(Bytes::new()))
+            }
             Err(e) => {
+                records.push(Chain::default());
                 let (hw, ls, lso) = s
                     .handle
                     .as_ref()
@@ -166,16 +180,16 @@ pub async fn handle(ctx: Arc<BrokerCtx>, h: RequestHeader, req: FetchRequest) ->
         };
         topics[s.topic].partitions.push(part);
     }
-    let bytes: usize =
-        topics.iter().flat_map(|t| t.partitions.iter()).map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    let bytes: usize = records.iter().map(Chain::len).sum();
+    let sent: usize = records.iter().map(Chain::file_bytes).sum();
+    crate::metrics::registry().fetch_bytes(ctx.node_id, sent as u64, (bytes - sent) as u64);
     let throttle = ctx.throttle(CONSUMER_BYTE_RATE, &h, bytes as u64);
     super::throttle::mute(throttle);
-    Some(
-        FetchResponse::default()
-            .with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32)
-            .with_session_id(0)
-            .with_responses(topics),
-    )
+    let resp = FetchResponse::default()
+        .with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32)
+        .with_session_id(0)
+        .with_responses(topics);
+    Some(FetchReply { resp, records })
 }
 
 /// The response's list of aborted transactions (producer id, first offset).

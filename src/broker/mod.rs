@@ -35,6 +35,7 @@ pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
+pub mod fetch_reply;
 pub mod find_coordinator;
 pub mod groups;
 pub mod heartbeat;

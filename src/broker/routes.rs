@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
@@ -13,10 +13,29 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use super::throttle::{self, ThrottleField};
 use super::*;
 use crate::error::ProtocolError;
+use crate::protocol::chain::Chain;
 use crate::protocol::frame::{decode_body, decode_header, encode_response};
 
 /// What a handler future yields: a framed response, or nothing (acks=0).
-pub type Reply = Result<Option<BytesMut>, ProtocolError>;
+pub type Reply = Result<Option<Chain>, ProtocolError>;
+
+/// A handler's answer: encodes itself into a framed response. Every kafka-protocol response
+/// is one buffer; Fetch's is a chain with its records spliced in (`broker::fetch_reply`).
+pub trait Answer: ThrottleField + Send + 'static {
+    fn encode(self, what: &'static str, correlation_id: i32, version: i16) -> Result<Chain, ProtocolError>;
+}
+
+impl<R: Encodable + HeaderVersion + ThrottleField + Send + 'static> Answer for R {
+    fn encode(self, what: &'static str, correlation_id: i32, version: i16) -> Result<Chain, ProtocolError> {
+        encode_response(what, correlation_id, version, &self).map(Chain::from)
+    }
+}
+
+impl Answer for fetch_reply::FetchReply {
+    fn encode(self, what: &'static str, correlation_id: i32, version: i16) -> Result<Chain, ProtocolError> {
+        fetch_reply::FetchReply::encode(self, what, correlation_id, version)
+    }
+}
 type Handler = fn(Arc<BrokerCtx>, RequestHeader, Bytes) -> Result<BoxFuture<'static, Reply>, ProtocolError>;
 /// Decodes a request body the way the route's handler does, and drops it (fuzzing, tests).
 type DecodeCheck = fn(Bytes, i16) -> Result<(), ProtocolError>;
@@ -54,7 +73,7 @@ fn serve<Req, Resp, F, Fut>(
 ) -> Result<BoxFuture<'static, Reply>, ProtocolError>
 where
     Req: Decodable,
-    Resp: Encodable + HeaderVersion + ThrottleField + Send + 'static,
+    Resp: Answer,
     F: FnOnce(Arc<BrokerCtx>, RequestHeader, Req) -> Fut,
     Fut: Future<Output = Option<Resp>> + Send + 'static,
 {
@@ -82,7 +101,7 @@ where
                 if let Some(t) = resp.throttle_time_ms(version) {
                     *t = (*t).max(throttle.min(i32::MAX as u64) as i32);
                 }
-                encode_response(what, correlation_id, version, &resp).map(Some)
+                resp.encode(what, correlation_id, version).map(Some)
             }
             None => Ok(None),
         }
@@ -213,7 +232,7 @@ pub fn dispatch(ctx: &Arc<BrokerCtx>, frame: Bytes) -> Result<BoxFuture<'static,
         Routed::UnsupportedApiVersions { correlation_id } => {
             // Tell the client what we support, in the v0 layout it can always read.
             let resp = api_versions::unsupported_response();
-            let framed = encode_response("api versions", correlation_id, 0, &resp)?;
+            let framed = Chain::from(encode_response("api versions", correlation_id, 0, &resp)?);
             Ok(Box::pin(async move { Ok(Some(framed)) }))
         }
         Routed::Request { route, header, body } => (route.handler)(ctx.clone(), header, body),
@@ -226,7 +245,7 @@ mod tests {
 
     fn round_trip<T: Encodable + Decodable + Default + PartialEq + std::fmt::Debug>(version: i16) {
         let value = T::default();
-        let mut buf = BytesMut::new();
+        let mut buf = bytes::BytesMut::new();
         value.encode(&mut buf, version).unwrap_or_else(|e| panic!("encode v{version}: {e}"));
         let mut bytes = buf.freeze();
         let back = T::decode(&mut bytes, version).unwrap_or_else(|e| panic!("decode v{version}: {e}"));

@@ -6,14 +6,19 @@
 //! log's own reads check them.
 //!
 //! Used for the checksum of `cluster status`, which reads the whole committed log, and for
-//! Fetch reads ([`BatchPlan::read`]).
+//! Fetch reads: [`BatchPlan::read`] reads and checks the frames; [`BatchPlan::chain`] reads
+//! nothing and names each written batch as a range of its open file, for a plaintext listener
+//! to `sendfile` (zero-copy fetch). Those batches were checked when the log was opened (the
+//! replay at start reads every retained frame) or written by this process; a frame known to be
+//! damaged is never planned (`log::kafka`'s `fetch_plan` stops before it), and the client checks
+//! each batch's CRC, as Kafka's consumers do (`check.crcs`).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::index::EntryMeta;
-use super::segment::check_frame_of;
+use super::segment::{check_frame_of, FRAME_HEADER_LEN};
 use super::write::DiskFile;
 use super::{LogError, Result};
 
@@ -26,6 +31,14 @@ pub(crate) enum Piece {
     Memory(Bytes),
     /// Written batches of one segment: the file, its first index and (slot, meta) of each.
     File { log: Arc<DiskFile>, base_index: u64, slots: Vec<(usize, EntryMeta)> },
+}
+
+/// What [`BatchPlan::chain`] gives: the records (or why none), damage found on the way, and
+/// the offset after the last batch returned.
+pub struct ChainRead {
+    pub records: Result<crate::protocol::chain::Chain>,
+    pub damage: Option<(u64, LogError)>,
+    pub end_offset: i64,
 }
 
 /// Batches to read, in log order (see the module doc).
@@ -102,6 +115,63 @@ impl BatchPlan {
             }
         };
         (result, damage.filter(|(_, e)| matches!(e, LogError::Corrupt { .. })))
+    }
+
+    /// A Fetch without reading: batches not yet written as their bytes, written ones as ranges
+    /// of their segment's `.log`, held open (see the module doc). When the descriptors sends may
+    /// hold are all taken (`DiskFile::hold_for_send`), a segment's batches are read and checked
+    /// as [`Self::read`] reads them; a damaged frame found so cuts the chain there and comes back
+    /// as (index, error), for the log to note. Fails when nothing could be read or opened.
+    pub fn chain(&self) -> ChainRead {
+        use crate::protocol::chain::{Chain, FileRange, Part};
+        let mut chain = Chain::default();
+        let mut damage = None;
+        // The offset after the last batch in the chain, where a cut makes it matter (batches in
+        // memory are the log's newest: no file piece, hence no cut, follows them).
+        let mut end = None;
+        let mut cut = false;
+        for piece in &self.pieces {
+            match piece {
+                Piece::Memory(data) => {
+                    chain.push(Part::Memory(data.clone()));
+                    end = None;
+                }
+                Piece::File { log, base_index, slots } => match log.hold_for_send() {
+                    Ok(Some(file)) => {
+                        for (_, m) in slots {
+                            let (pos, len) = (m.pos + FRAME_HEADER_LEN as u64, m.data_len as usize);
+                            chain.push(Part::File(FileRange { file: file.clone(), pos, len }));
+                            end = Some(m.offset_end);
+                        }
+                    }
+                    Ok(None) => {
+                        let mut read = Vec::new();
+                        let result = read_file_piece(log, *base_index, slots, &mut read);
+                        if let Some((_, m)) = slots.get(read.len().wrapping_sub(1)) {
+                            end = Some(m.offset_end);
+                        }
+                        read.into_iter().for_each(|b| chain.push(Part::Memory(b)));
+                        if let Err(found) = result {
+                            damage = Some(found);
+                            cut = true;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        damage =
+                            Some((base_index + slots.first().map_or(0, |s| s.0 as u64), LogError::io(&log.path, e)));
+                        cut = true;
+                        break;
+                    }
+                },
+            }
+        }
+        let records = match (&damage, chain.is_empty()) {
+            (Some((_, e)), true) => Err(copy_error(e)),
+            _ => Ok(chain),
+        };
+        let end_offset = if cut { end.unwrap_or(self.end_offset) } else { self.end_offset };
+        ChainRead { records, damage: damage.filter(|(_, e)| matches!(e, LogError::Corrupt { .. })), end_offset }
     }
 
     /// CRC-32C over the batches, in order (what `cluster status` compares between replicas).
@@ -247,12 +317,48 @@ mod tests {
                 let (got, damage) = plan.read();
                 assert_eq!(got.unwrap(), expected, "offset {offset}, max {max_bytes}, bound {bound}");
                 assert!(damage.is_none());
+                let chain = plan.chain();
+                assert!(chain.damage.is_none());
+                assert_eq!(
+                    chain.records.unwrap().to_bytes().unwrap(),
+                    expected,
+                    "offset {offset}, max {max_bytes}, bound {bound}"
+                );
                 if !expected.is_empty() {
                     assert_eq!(Some(plan.end_offset), crate::partition::txn::end_of(&expected));
                 }
             }
         }
         assert!(log.fetch_plan(end + 1, 100, end).is_err());
+    }
+
+    #[test]
+    fn a_chain_reads_a_segment_when_sends_hold_their_share_of_descriptors() {
+        use crate::log::file_cache::{DiskFile, FileCache, Opening};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), opts(300), &logger()).unwrap();
+        fill(&mut log, 1, 9, 1);
+        let end = log.next_offset();
+        let expected = log.read(0, 1 << 20, end).unwrap();
+        // The same plan, its segments named through a cache of 4 descriptors (a send may hold 1).
+        let cache = FileCache::new(4);
+        let mut plan = log.fetch_plan(0, 1 << 20, end).unwrap();
+        for piece in plan.pieces.iter_mut() {
+            if let super::Piece::File { log, .. } = piece {
+                *log = DiskFile::managed_in(&cache, &log.path, Opening::Existing, false).unwrap();
+            }
+        }
+        let files = plan.pieces.iter().filter(|p| matches!(p, super::Piece::File { .. })).count();
+        assert!(files >= 2, "the batches span {files} segments");
+        let read = plan.chain();
+        let chain = read.records.unwrap();
+        assert_eq!(chain.to_bytes().unwrap(), expected);
+        assert!(chain.has_files(), "the first segment is sent from its file");
+        assert!(chain.file_bytes() < chain.len(), "the others, over the share, are read");
+        assert_eq!(read.end_offset, plan.end_offset);
+        drop(chain);
+        // Given back: the next chain holds a file again.
+        assert!(plan.chain().records.unwrap().has_files());
     }
 
     #[test]
@@ -279,6 +385,13 @@ mod tests {
         let (index, e) = damage.unwrap();
         log.note_read_damage(index, e);
         assert!(log.has_damage());
+        // Known now: a plan stops before it, or fails at it, without reading.
+        let plan = log.fetch_plan(0, 1 << 20, end).unwrap();
+        assert_eq!(plan.end_offset, 2);
+        let chain = plan.chain();
+        assert_eq!(crate::partition::txn::end_of(&chain.records.unwrap().to_bytes().unwrap()), Some(2));
+        assert_eq!(chain.end_offset, 2);
+        assert!(log.fetch_plan(2, 1 << 20, end).is_err(), "a plan that starts at the damaged batch fails");
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //!   longer open turns writes and fsyncs into no-ops (their bytes would be unlinked anyway) and
 //!   reads into errors.
 //!
+//! A zero-copy Fetch holds the descriptors of the segments it sends until they are sent
+//! ([`DiskFile::hold_for_send`]); such held descriptors may be a quarter of the capacity at most,
+//! process-wide, and a Fetch that finds the share taken reads its bytes instead.
+//!
 //! Out of descriptors, an open makes room (idle files closed, then idle files owed an fsync
 //! fsynced and closed) and tries again ([`FileCache::relieve`]).
 //!
@@ -33,14 +37,29 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::{IoContext, Result};
+use crate::protocol::chain::HeldFile;
 
 /// Capacity when nothing configured it (tools, tests): large enough to never matter there.
 const DEFAULT_CAPACITY: usize = 4096;
+
+/// Zero-copy sends may hold a 1/SEND_SHARE of the capacity in descriptors.
+const SEND_SHARE: usize = 4;
+
+/// One descriptor held by a send: given back when dropped.
+struct SendSlot(Arc<AtomicUsize>);
+
+impl Drop for SendSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The bounded LRU of open managed files.
 #[derive(Debug)]
 pub struct FileCache {
     capacity: AtomicUsize,
+    /// Descriptors held by zero-copy sends ([`DiskFile::hold_for_send`]).
+    sending: Arc<AtomicUsize>,
     lru: Mutex<Lru>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -89,6 +108,7 @@ impl FileCache {
     pub fn new(capacity: usize) -> Arc<FileCache> {
         Arc::new(FileCache {
             capacity: AtomicUsize::new(capacity.max(1)),
+            sending: Arc::new(AtomicUsize::new(0)),
             lru: Mutex::new(Lru::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -304,6 +324,24 @@ impl DiskFile {
         drop(s);
         cache.admit(*id, &self.me);
         Ok(Some(f))
+    }
+
+    /// The descriptor held for a zero-copy send (`protocol::chain`): kept open until the send
+    /// is done, even if the cache closes its own reference meanwhile, so it counts against a
+    /// share of the budget, a quarter of its capacity, process-wide. `None` when that share is
+    /// used up: the caller reads the bytes instead. Unmanaged files have no budget.
+    pub(crate) fn hold_for_send(&self) -> io::Result<Option<Arc<HeldFile>>> {
+        let Some((cache, _, _)) = &self.cache else {
+            return Ok(Some(HeldFile::new(self.for_read()?)));
+        };
+        let share = (cache.capacity() / SEND_SHARE).max(1);
+        let taken = cache.sending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < share).then_some(n + 1));
+        if taken.is_err() {
+            return Ok(None);
+        }
+        let release = SendSlot(cache.sending.clone());
+        let file = self.for_read()?;
+        Ok(Some(HeldFile::with_release(file, Box::new(release))))
     }
 
     /// The descriptor for a read: a retired, closed file cannot be read.

@@ -170,3 +170,26 @@ fn out_of_descriptors_the_cache_fsyncs_and_closes_files_with_an_fsync_owed() {
         assert_eq!(b, format!("entry {i}").as_bytes());
     }
 }
+
+#[test]
+fn sends_hold_at_most_a_quarter_of_the_budget_and_give_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = FileCache::new(8);
+    let fs = files(&cache, dir.path(), 4, false);
+    fs[0].write_all_at(b"abc", 0).unwrap();
+    let a = fs[0].hold_for_send().unwrap().expect("within the share");
+    let b = fs[1].hold_for_send().unwrap().expect("within the share");
+    assert!(fs[2].hold_for_send().unwrap().is_none(), "a quarter of 8 is 2");
+    let mut buf = [0u8; 3];
+    a.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"abc");
+    drop(b);
+    let c = fs[3].hold_for_send().unwrap().expect("a slot was given back");
+    drop((a, c));
+    assert!(fs[2].hold_for_send().unwrap().is_some());
+    // Unmanaged files have no budget.
+    let path = dir.path().join("plain");
+    let plain = DiskFile::new(File::create(&path).unwrap(), path);
+    let held: Vec<_> = (0..5).map(|_| plain.hold_for_send().unwrap().expect("no budget")).collect();
+    assert_eq!(held.len(), 5);
+}

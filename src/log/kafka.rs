@@ -111,10 +111,29 @@ impl PartitionLog {
 
     /// The batches a Fetch from `offset` returns (see [`Self::read`]) as a plan to read them
     /// off the group's thread (`log/batch_plan.rs`); a damaged frame the plan meets is then
-    /// noted with [`Self::note_read_damage`].
+    /// noted with [`Self::note_read_damage`]. The plan stops before an entry already known to
+    /// be damaged, and fails when it would start at one, as a read does: a plan carried out
+    /// without reading (`BatchPlan::chain`) never sends a known damaged batch.
     pub fn fetch_plan(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<super::batch_plan::BatchPlan> {
         use super::batch_plan::{BatchPlan, Piece};
-        let picked = self.pick(offset, max_bytes, max_offset)?;
+        let mut picked = self.pick(offset, max_bytes, max_offset)?;
+        let first_damaged = {
+            let damaged = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+            if damaged.is_empty() {
+                None
+            } else {
+                picked
+                    .iter()
+                    .position(|(si, slot)| damaged.contains_key(&(self.segments[*si].base_index + *slot as u64)))
+            }
+        };
+        if let Some(k) = first_damaged {
+            if k == 0 {
+                let (si, slot) = picked[0];
+                return Err(self.damage_error(self.segments[si].base_index + slot as u64));
+            }
+            picked.truncate(k);
+        }
         let mut plan = BatchPlan::default();
         for (si, slot) in picked {
             let seg = &self.segments[si];

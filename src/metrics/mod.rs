@@ -67,6 +67,8 @@ pub fn hex_dump(bytes: &[u8], max: usize) -> String {
 pub struct GroupFigures {
     pub role: String,
     pub term: u64,
+    /// The leader this replica knows of (0: none known).
+    pub leader: u64,
     pub elections_started: u64,
     pub elections_won: u64,
     pub leader_changes: u64,
@@ -122,6 +124,8 @@ struct Inner {
     fsync: BTreeMap<u64, Samples>,
     produce: BTreeMap<u64, Samples>,
     disk_errors: BTreeMap<(u64, String, String), u64>,
+    /// Fetch record bytes answered, by how they are sent (`sendfile` or `copied`).
+    fetch_bytes: BTreeMap<(u64, &'static str), u64>,
 }
 
 /// The process-wide registry.
@@ -206,6 +210,21 @@ impl Registry {
     /// Records one produce request's latency.
     pub fn produce(&self, node: u64, took: Duration) {
         self.with(|i| i.produce.entry(node).or_default().record(took.as_secs_f64()))
+    }
+
+    /// Counts the record bytes of a Fetch response, under one lock: `sendfile` bytes are file
+    /// ranges sent from the page cache, `copied` ones bytes the process holds (read, or not yet
+    /// written).
+    pub fn fetch_bytes(&self, node: u64, sendfile: u64, copied: u64) {
+        if sendfile + copied > 0 {
+            self.with(|i| {
+                for (sent, bytes) in [("sendfile", sendfile), ("copied", copied)] {
+                    if bytes > 0 {
+                        *i.fetch_bytes.entry((node, sent)).or_default() += bytes;
+                    }
+                }
+            })
+        }
     }
 
     /// Counts one disk error: `op` is what failed (e.g. `write`, `fsync`, `open`), `kind` what
@@ -357,6 +376,13 @@ impl Registry {
                     *c as f64,
                 );
             }
+            let mut fetched = Family::counter(
+                "chronik_fetch_record_bytes_total",
+                "Record bytes of Fetch responses, by how they are sent: `sendfile` (from the page cache, plaintext listeners) or `copied`.",
+            );
+            for ((n, sent), c) in i.fetch_bytes.iter().filter(|((n, _), _)| keep(*n)) {
+                fetched.value(&[("node", &n.to_string()), ("sent", sent)], *c as f64);
+            }
             let mut disk = Family::counter("disk_errors_total", "Disk errors, by failed operation and error kind.");
             for ((n, op, kind), c) in i.disk_errors.iter().filter(|((n, _, _), _)| keep(*n)) {
                 disk.value(&[("node", &n.to_string()), ("op", op), ("kind", kind)], *c as f64);
@@ -385,6 +411,7 @@ impl Registry {
                 produce,
                 requests,
                 errors,
+                fetched,
                 disk,
             ]
         });

@@ -82,6 +82,7 @@ fn every_series_keeps_its_name_and_labels() {
     r.produce(1, Duration::from_millis(5));
     r.disk_error(1, "fsync", "eio");
     r.disk_error(1, "fsync", "eio");
+    r.fetch_bytes(1, 4096, 0);
     let scrape = parse(&r.render());
     let mut seen: Vec<(String, Vec<String>)> = scrape
         .samples
@@ -96,6 +97,7 @@ fn every_series_keeps_its_name_and_labels() {
     seen.dedup();
     let want: &[(&str, &[&str])] = &[
         ("chronik_apply_lag_entries", &["group", "node"]),
+        ("chronik_fetch_record_bytes_total", &["node", "sent"]),
         ("chronik_fsync_seconds", &["node"]),
         ("chronik_fsync_seconds_count", &["node"]),
         ("chronik_fsync_seconds_sum", &["node"]),
@@ -136,6 +138,8 @@ fn every_series_keeps_its_name_and_labels() {
     assert_eq!(value(find(&scrape, "chronik_request_errors_total", &[("api_key", "0"), ("error_code", "6")])), 1.0);
     assert_eq!(value(find(&scrape, "chronik_request_errors_total", &[("api_key", "1"), ("error_code", "3")])), 1.0);
     assert_eq!(value(find(&scrape, "chronik_requests_total", &[("api_key", "0")])), 1.0);
+    assert_eq!(value(find(&scrape, "chronik_fetch_record_bytes_total", &[("sent", "sendfile")])), 4096.0);
+    assert!(scrape.samples.iter().all(|s| s.labels.get("sent").is_none_or(|v| v != "copied")), "0 bytes: no series");
 }
 
 #[test]

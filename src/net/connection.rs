@@ -30,7 +30,7 @@ use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
 use slog::Logger;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use crate::broker::produce_order::{self, ProduceOrder};
@@ -40,6 +40,8 @@ use crate::broker::BrokerCtx;
 use crate::error::ProtocolError;
 use crate::net::listener::ListenerCtx;
 use crate::net::sasl::{self, SaslReply};
+use crate::net::sink::Sink;
+use crate::protocol::chain::Chain;
 use crate::security::principal::{Principal, Session, SESSION};
 use crate::security::sasl::Authenticator;
 
@@ -49,6 +51,15 @@ const MAX_IN_FLIGHT: usize = 64;
 tokio::task_local! {
     /// The client's address, set for the task that runs a connection's handler futures.
     static CLIENT_ADDR: SocketAddr;
+    /// Whether the connection's sink sends file ranges itself (`net::sink`), set for each
+    /// handler future.
+    static SENDS_FILES: bool;
+}
+
+/// Whether the connection whose request is being handled sends file ranges without reading
+/// them (a plaintext listener): Fetch then asks its partitions for ranges, not bytes.
+pub fn sends_files() -> bool {
+    SENDS_FILES.try_with(|s| *s).unwrap_or(false)
 }
 
 /// The address of the client whose request is being handled (inside a handler future).
@@ -59,19 +70,22 @@ pub fn client_addr() -> Option<SocketAddr> {
 /// Kafka's API keys the SASL gate looks at.
 const API_VERSIONS: i16 = 18;
 
-/// Serves one connection until the client closes it or sends something unanswerable.
-/// `tls_principal`: the principal of a verified client certificate.
-pub async fn serve<S>(
-    stream: S,
+/// Serves one connection, read from `rd` and answered through `wr`, until the client closes
+/// it or sends something unanswerable. `tls_principal`: the principal of a verified client
+/// certificate.
+pub async fn serve<R, W>(
+    mut rd: R,
+    wr: W,
     peer: SocketAddr,
     ctx: Arc<BrokerCtx>,
     lctx: Arc<ListenerCtx>,
     tls_principal: Option<Principal>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    R: AsyncRead + Unpin,
+    W: Sink,
 {
     let logger = ctx.logger.new(slog::o!("client" => peer.to_string(), "listener" => lctx.name.clone()));
-    let (mut rd, wr) = tokio::io::split(stream);
+    let sends_files = wr.sends_files();
     let (tx, rx) = mpsc::channel::<BoxFuture<'static, Reply>>(MAX_IN_FLIGHT);
     let writer = actix_rt::spawn(CLIENT_ADDR.scope(peer, write_loop(wr, rx, logger.clone())));
     let mut session = Arc::new(Session {
@@ -159,7 +173,7 @@ pub async fn serve<S>(
                     }
                 };
                 if let Some(b) = bytes {
-                    if tx.send(Box::pin(async move { Ok(Some(b)) })).await.is_err() {
+                    if tx.send(Box::pin(async move { Ok(Some(Chain::from(b))) })).await.is_err() {
                         break;
                     }
                 }
@@ -190,6 +204,7 @@ pub async fn serve<S>(
                     fut
                 };
                 let fut = CHANNEL.scope(channel.clone(), SESSION.scope(session.clone(), fut));
+                let fut = SENDS_FILES.scope(sends_files, fut);
                 let fut = async move {
                     let reply = fut.await;
                     drop(reservation);
@@ -209,11 +224,7 @@ pub async fn serve<S>(
     let _ = writer.await;
 }
 
-async fn write_loop<S: AsyncWrite>(
-    mut wr: WriteHalf<S>,
-    mut rx: mpsc::Receiver<BoxFuture<'static, Reply>>,
-    logger: Logger,
-) {
+async fn write_loop<W: Sink>(mut wr: W, mut rx: mpsc::Receiver<BoxFuture<'static, Reply>>, logger: Logger) {
     let mut pending: FuturesOrdered<BoxFuture<'static, Reply>> = FuturesOrdered::new();
     let mut open = true;
     loop {
@@ -225,8 +236,8 @@ async fn write_loop<S: AsyncWrite>(
                 None => open = false,
             },
             Some(reply) = pending.next(), if !pending.is_empty() => match reply {
-                Ok(Some(bytes)) => {
-                    if let Err(e) = wr.write_all(&bytes).await {
+                Ok(Some(chain)) => {
+                    if let Err(e) = wr.write_chain(chain).await {
                         slog::debug!(logger, "write failed"; "error" => %e);
                         return;
                     }

@@ -16,6 +16,7 @@ use crate::broker::BrokerCtx;
 use crate::config::{ListenerSpec, SecurityProtocol};
 use crate::net::connection;
 use crate::net::request_pool::RequestPool;
+use crate::net::sink::Wire;
 use crate::security::principal::Principal;
 use crate::security::sasl::SaslSettings;
 
@@ -87,7 +88,10 @@ pub async fn run(listener: TcpListener, ctx: Arc<BrokerCtx>, lctx: Arc<ListenerC
                 let (ctx, lctx, open) = (ctx.clone(), lctx.clone(), open.clone());
                 actix_rt::spawn(async move {
                     match &lctx.tls {
-                        None => connection::serve(stream, peer, ctx, lctx.clone(), None).await,
+                        None => {
+                            let (rd, wr) = stream.into_split();
+                            connection::serve(rd, Wire(wr), peer, ctx, lctx.clone(), None).await
+                        }
                         Some(acceptor) => {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 Ok(Ok(tls)) => {
@@ -98,7 +102,8 @@ pub async fn run(listener: TcpListener, ctx: Arc<BrokerCtx>, lctx: Arc<ListenerC
                                         .and_then(|c| c.first())
                                         .and_then(|c| crate::security::tls::subject_dn(c))
                                         .map(Principal::user);
-                                    connection::serve(tls, peer, ctx, lctx.clone(), principal).await
+                                    let (rd, wr) = tokio::io::split(tls);
+                                    connection::serve(rd, Wire(wr), peer, ctx, lctx.clone(), principal).await
                                 }
                                 Ok(Err(e)) => {
                                     slog::info!(ctx.logger, "closing connection: TLS handshake failed"; "client" => %peer, "listener" => &lctx.name, "error" => %e)

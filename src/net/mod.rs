@@ -1,12 +1,13 @@
 //! Client networking: the listeners (one per configured Kafka listener, TLS on SSL/SASL_SSL, its
 //! certificate re-read on SIGHUP) accept Kafka connections; each connection gates SASL listeners on authentication (`sasl`),
 //! reserves each request's bytes from the node's request memory pool (`request_pool`), reads frames, dispatches them through the route table inside its session and writes
-//! responses in request order.
+//! responses in request order, through a `sink` (plaintext: Fetch batches with `sendfile`).
 
 pub mod connection;
 pub mod listener;
 pub mod request_pool;
 pub mod sasl;
+pub mod sink;
 
 use std::sync::Arc;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use slog::Logger;
 use tokio::sync::oneshot;
 
@@ -57,7 +57,8 @@ pub struct ProduceAck {
 /// The result of a read.
 #[derive(Debug, Clone)]
 pub struct FetchData {
-    pub records: Bytes,
+    /// The batches: in memory, or ranges of their segment files for a zero-copy send.
+    pub records: crate::protocol::chain::Chain,
     pub high_watermark: i64,
     pub log_start: i64,
     /// The last stable offset (`partition::txn`).
@@ -102,11 +103,13 @@ pub enum PartitionMsg {
     Drive,
     /// Append one validated batch; `reply` answers once it is committed.
     Produce { batch: BytesMut, header: BatchHeader, reply: oneshot::Sender<Result<ProduceAck, PartitionError>> },
-    /// Read committed batches (below the last stable offset for `read_committed`).
+    /// Read committed batches (below the last stable offset for `read_committed`); with
+    /// `zero_copy` the written ones are not read but named as file ranges (`partition/fetch.rs`).
     Fetch {
         offset: i64,
         max_bytes: usize,
         read_committed: bool,
+        zero_copy: bool,
         reply: oneshot::Sender<Result<FetchData, PartitionError>>,
     },
     /// A Fetch read off the actor found entry `index` damaged (`partition/fetch.rs`).
@@ -603,8 +606,8 @@ impl Handler<PartitionMsg> for PartitionActor {
                 self.produce(ctx, batch, header, reply);
                 self.schedule_drive(ctx);
             }
-            PartitionMsg::Fetch { offset, max_bytes, read_committed, reply } => {
-                self.fetch(ctx, (offset, max_bytes, read_committed), reply)
+            PartitionMsg::Fetch { offset, max_bytes, read_committed, zero_copy, reply } => {
+                self.fetch(ctx, (offset, max_bytes, read_committed, zero_copy), reply)
             }
             PartitionMsg::ReadDamage { generation, index, error } => self.on_read_damage(generation, index, error),
             PartitionMsg::WriteTxnMarker { producer_id, producer_epoch, commit, coordinator_epoch, reply } => {

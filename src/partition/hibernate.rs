@@ -16,8 +16,10 @@ use actix::prelude::*;
 use raft::eraftpb::{Message, MessageType};
 
 use super::{PartitionActor, PartitionMsg};
+use crate::clock::ThreadRandom;
 use crate::raft::hibernate::{
-    follower_may_sleep, idle_limit, silent_ticks, starts_quiet, watched, Idle, QuietCell, HIBERNATE, WAKE,
+    check_period, follower_may_sleep, idle_limit, silent_replicas, silent_ticks, starts_quiet, watched, Idle,
+    QuietCell, HIBERNATE, WAKE,
 };
 use crate::raft::GroupSettings;
 
@@ -34,8 +36,11 @@ pub(super) struct Hibernation {
     watching: Vec<u64>,
     heartbeat_tick: usize,
     election_tick: usize,
-    /// The election timeout: how long a node must be silent to count as gone.
+    /// The election timeout: how long a watched node must be silent to wake the group.
     timeout: Duration,
+    /// The leader's CheckQuorum period: how long a replica's node must be silent for a leader
+    /// woken by silence to count it inactive.
+    check_period: Duration,
     tick: Duration,
 }
 
@@ -52,6 +57,7 @@ impl Hibernation {
             heartbeat_tick: settings.heartbeat_tick,
             election_tick: settings.election_tick,
             timeout: settings.tick * settings.election_tick as u32,
+            check_period: check_period(settings.tick, settings.heartbeat_tick, settings.election_tick),
             tick: settings.tick,
         }
     }
@@ -123,11 +129,18 @@ impl PartitionActor {
             }
             self.wake(ctx, Wake::Activity);
             if self.core.raft.is_leader() {
-                // Woken by its replicas' silence: those silent for an election timeout count
-                // as inactive, and CheckQuorum runs on this tick, as it would have within that
-                // timeout had the leader stayed awake.
-                let gone: Vec<u64> =
-                    replicas.iter().copied().filter(|r| liveness.silent_for(*r, now) >= self.hib.timeout).collect();
+                // Woken by its replicas' silence: those silent for a CheckQuorum period count
+                // as inactive, and CheckQuorum runs on this tick, as it would have by now had
+                // the leader stayed awake (`raft::hibernate::silent_replicas`).
+                let gone = silent_replicas(me, &replicas, self.hib.check_period, |r| liveness.silent_for(r, now));
+                // (The silences are computed inside the macro: not at all where debug lines are
+                // compiled out.)
+                slog::debug!(self.logger, "quiet leader woken by silence"; "group" => self.core.raft.group(),
+                    "inactive" => ?gone, "silent_ms" => ?replicas
+                        .iter()
+                        .filter(|r| **r != me)
+                        .map(|r| (*r, liveness.silent_for(*r, now).as_millis()))
+                        .collect::<Vec<_>>());
                 self.core.raft.check_quorum_now(&gone);
             }
             return true;
@@ -205,7 +218,11 @@ impl PartitionActor {
             if leader != 0 && silence >= self.hib.timeout {
                 // The leader's node is gone: the time it has been silent counts toward the
                 // election timeout, as it would have had this follower kept ticking.
-                self.core.raft.count_silence(silent_ticks(silence, self.hib.tick));
+                self.core.raft.count_silence(
+                    silent_ticks(silence, self.hib.tick),
+                    self.hib.election_tick,
+                    &mut ThreadRandom,
+                );
             } else if why == Wake::Activity {
                 if let Some(m) = self.core.raft.wake_call() {
                     self.links.transport.send(self.core.raft.group(), vec![m]);

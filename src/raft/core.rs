@@ -765,6 +765,7 @@ impl<M: StateMachine> RaftCore<M> {
             crate::metrics::registry().group(self.node.raft.id, name, |g| {
                 g.role = format!("{:?}", now.role);
                 g.term = now.term;
+                g.leader = now.leader;
                 g.elections_started += u64::from(started);
                 g.elections_won += u64::from(won);
                 g.leader_changes += u64::from(leader_changed);

@@ -12,8 +12,13 @@
 //! - The ticker skips quiet groups ([`QuietCell::needs_tick`]); it still ticks one whose
 //!   watched nodes ([`watched`]: the leader's node for a follower, every other replica's for a
 //!   leader) went silent for an election timeout (`peer::liveness`), which wakes it. A follower
-//!   woken so counts the silence toward its election timeout ([`silent_ticks`]), so the group
-//!   elects within `[T, 2T)` of the leader node's last frame, as if it had never slept.
+//!   woken so counts the silence toward its election timeout ([`silent_ticks`]), and the
+//!   followers, woken together, campaign in turns rather than at random
+//!   ([`woken_election_timeout`]), so the group elects within `[T, 2T)` of the leader node's
+//!   last frame without a split vote. A leader
+//!   woken so runs CheckQuorum at once, counting inactive the replicas whose node has been silent
+//!   for a CheckQuorum period ([`silent_replicas`]), so it steps down within `T` of losing its
+//!   quorum, as if it had never slept.
 //! - Any other activity wakes a group: a Raft message, a produce, a transfer, a reassignment.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,6 +182,28 @@ pub fn idle_limit(first_leader: bool, heartbeat_tick: usize, election_tick: usiz
     }
 }
 
+/// The replicas a leader woken by its replicas' silence counts as inactive in the quorum check it
+/// runs at once (`RaftCore::check_quorum_now`): the others (`me` excluded) whose node has been
+/// silent for at least `period`, the leader's CheckQuorum period ([`check_period`]),
+/// as an awake leader counts a replica it has not heard from in a period. The wake comes when the
+/// first watched node has been silent for an election timeout; a node cut off at the same moment
+/// may have sent its last frame up to a heartbeat interval later, and counting it active until
+/// it too had been silent for a whole election timeout (as this once did) let the check pass,
+/// and the next one came a period later: 1.5 × T after the cut instead of T. With `period`, a
+/// leader steps down within T (plus a tick) of losing its quorum, asleep or awake: a replica
+/// silent for less than a period at the wake is counted active, and the next check, a period
+/// later, finds it silent if it was lost since.
+pub fn silent_replicas(me: u64, replicas: &[u64], period: Duration, silent_for: impl Fn(u64) -> Duration) -> Vec<u64> {
+    replicas.iter().copied().filter(|r| *r != me && silent_for(*r) >= period).collect()
+}
+
+/// How long a replica's node must have been silent for a leader woken by its replicas' silence to
+/// count it inactive ([`silent_replicas`]): the leader's CheckQuorum period,
+/// `raft::quorum_check_tick` ticks.
+pub fn check_period(tick: Duration, heartbeat_tick: usize, election_tick: usize) -> Duration {
+    tick.saturating_mul(crate::raft::quorum_check_tick(election_tick, heartbeat_tick) as u32)
+}
+
 /// The election ticks a follower woken by its leader node's silence counts as already elapsed:
 /// that silence, in whole ticks.
 pub fn silent_ticks(silence: Duration, tick: Duration) -> usize {
@@ -184,6 +211,39 @@ pub fn silent_ticks(silence: Duration, tick: Duration) -> usize {
         return 0;
     }
     (silence.as_nanos() / tick.as_nanos()) as usize
+}
+
+/// The election timeout, in ticks within raft-rs's `[T, 2T)`, of a follower woken by its leader
+/// node's silence. Every follower of the group is woken by that same silence at about the same
+/// moment, and with raft-rs's own random timeouts two of them could campaign within a message's
+/// flight of each other: a split vote, and another timeout before the next try, so more than
+/// 2 T after the leader's loss. Instead the voters other than the lost leader take turns:
+/// ordered from the one after the leader (so the leadership a lost node held spreads over the
+/// rest), the `k`-th of `n` campaigns in the first half of its slot
+/// `[T + k·T/n, T + (k+1)·T/n)`, so two followers' campaigns are at least half a slot apart
+/// (T/4 with three voters). The first that is alive wins within its slot, and the others
+/// vote for it; should it be gone too, the next one's turn comes. `None` for a replica that
+/// is not a voter, or when the leader is not known.
+pub fn woken_election_timeout(
+    me: u64,
+    leader: u64,
+    voters: &[u64],
+    election_tick: usize,
+    rng: &mut dyn crate::clock::RandomSource,
+) -> Option<usize> {
+    if leader == 0 || election_tick == 0 {
+        return None;
+    }
+    let mut ring: Vec<u64> = voters.iter().copied().filter(|v| *v != leader).collect();
+    ring.sort_unstable();
+    // From the first voter after the leader's id, wrapping around.
+    let after = ring.iter().position(|v| *v > leader).unwrap_or(0);
+    ring.rotate_left(after);
+    let rank = ring.iter().position(|v| *v == me)?;
+    let slot = (election_tick / ring.len()).max(1);
+    let start = election_tick + rank * slot;
+    let jitter = rng.range(0, (slot / 2).max(1) as u64) as usize;
+    Some((start + jitter).min(2 * election_tick - 1))
 }
 
 #[cfg(test)]
@@ -268,10 +328,53 @@ mod tests {
     }
 
     #[test]
+    fn a_woken_leader_counts_replicas_silent_for_a_check_period_inactive() {
+        let ms = Duration::from_millis;
+        let silence = |r: u64| match r {
+            1 => ms(10_000),
+            2 => ms(3_000),
+            3 => ms(2_860),
+            _ => ms(100),
+        };
+        assert_eq!(silent_replicas(1, &[1, 2, 3, 4], ms(1_500), silence), vec![2, 3], "never itself");
+        assert_eq!(silent_replicas(1, &[1, 2, 3, 4], ms(2_900), silence), vec![2]);
+        assert_eq!(silent_replicas(4, &[4], ms(1_500), silence), Vec::<u64>::new());
+        assert_eq!(check_period(ms(50), 3, 60), ms(1_500), "half the election timeout");
+        assert_eq!(check_period(ms(50), 3, 5), ms(200), "more than a heartbeat interval");
+    }
+
+    #[test]
     fn a_follower_counts_its_leaders_silence_in_whole_ticks() {
         let ms = Duration::from_millis;
         assert_eq!(silent_ticks(ms(3020), ms(50)), 60);
         assert_eq!(silent_ticks(ms(49), ms(50)), 0);
         assert_eq!(silent_ticks(ms(100), Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn woken_followers_take_turns_from_the_one_after_the_lost_leader() {
+        use crate::clock::SeededRandom;
+        let mut rng = SeededRandom::new(7);
+        for _ in 0..200 {
+            // Three voters, leader 3 gone: 1 then 2, in [50, 62) and [75, 87).
+            let a = woken_election_timeout(1, 3, &[3, 1, 2], 50, &mut rng).unwrap();
+            let b = woken_election_timeout(2, 3, &[3, 1, 2], 50, &mut rng).unwrap();
+            assert!((50..62).contains(&a), "{a}");
+            assert!((75..87).contains(&b), "{b}");
+            // Leader 1 gone: 2 then 3; leader 2 gone: 3 then 1.
+            assert!((50..62).contains(&woken_election_timeout(2, 1, &[1, 2, 3], 50, &mut rng).unwrap()));
+            assert!((75..87).contains(&woken_election_timeout(3, 1, &[1, 2, 3], 50, &mut rng).unwrap()));
+            assert!((50..62).contains(&woken_election_timeout(3, 2, &[1, 2, 3], 50, &mut rng).unwrap()));
+            assert!((75..87).contains(&woken_election_timeout(1, 2, &[1, 2, 3], 50, &mut rng).unwrap()));
+            // Five voters: four slots of 15 ticks in [60, 120), always within raft-rs's range.
+            for (k, me) in [3u64, 4, 5, 1].into_iter().enumerate() {
+                let t = woken_election_timeout(me, 2, &[1, 2, 3, 4, 5], 60, &mut rng).unwrap();
+                assert!((60 + 15 * k..60 + 15 * k + 7).contains(&t), "voter {me}: {t}");
+            }
+            let t = woken_election_timeout(1, 2, &[1, 2], 3, &mut rng).unwrap();
+            assert!((3..6).contains(&t), "{t}");
+        }
+        assert_eq!(woken_election_timeout(4, 3, &[1, 2, 3], 50, &mut rng), None, "not a voter");
+        assert_eq!(woken_election_timeout(1, 0, &[1, 2, 3], 50, &mut rng), None, "no leader known");
     }
 }

@@ -44,7 +44,8 @@ pub struct Pollers {
 impl Pollers {
     /// Starts `n` (at least 1) poller arbiters; returns them with the arbiters to keep.
     pub fn new(n: usize) -> (Pollers, Vec<Arbiter>) {
-        let arbiters: Vec<Arbiter> = (0..n.max(1)).map(|_| Arbiter::new()).collect();
+        let arbiters: Vec<Arbiter> =
+            (0..n.max(1)).map(|_| crate::log::priority::named_arbiter("chronik-poller")).collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
         let groups = Arc::new((0..arbiters.len()).map(|_| AtomicU64::new(0)).collect());
         (Pollers { handles, groups }, arbiters)

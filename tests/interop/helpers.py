@@ -189,22 +189,47 @@ class LoggedProcess:
     def stop(self, timeout=None):
         """SIGTERM, and a failure if it does not exit within `timeout` (it is then killed)."""
         timeout = self.stop_timeout if timeout is None else timeout
+        try:
+            if not self.terminate(timeout):
+                raise AssertionError(self.hang_report(timeout, self.dump_and_kill()))
+        finally:
+            self.log.close()
+
+    def terminate(self, timeout):
+        """SIGTERM; whether the process exited within `timeout`."""
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=timeout)
+            return True
         except subprocess.TimeoutExpired:
-            # A JVM prints every thread's stack on SIGQUIT: what the stop waits for.
-            self.proc.send_signal(signal.SIGQUIT)
-            time.sleep(2)
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            text = self.text()
-            dump = text.find("Full thread dump")
-            stacks = text[dump:dump + 40000] if dump >= 0 else "(no thread dump)"
-            raise AssertionError(f"{self.what} did not stop within {timeout}s of SIGTERM:\n"
-                                 f"{text[:dump][-self.tail:] if dump >= 0 else text[-self.tail:]}\n{stacks}")
-        finally:
-            self.log.close()
+            return False
+
+    def dump_and_kill(self):
+        """SIGQUIT (a JVM prints every thread's stack: what the stop waits for), then SIGKILL;
+        returns the log with the dump."""
+        self.proc.send_signal(signal.SIGQUIT)
+        time.sleep(2)
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        return self.text()
+
+    def hang_report(self, timeout, text):
+        dump = text.find("Full thread dump")
+        stacks = text[dump:dump + 40000] if dump >= 0 else "(no thread dump)"
+        return (f"{self.what} did not stop within {timeout}s of SIGTERM:\n"
+                f"{text[:dump][-self.tail:] if dump >= 0 else text[-self.tail:]}\n{stacks}")
+
+
+def thread_stack(text, name):
+    """The stack of thread `name` in the last JVM thread dump of `text` ('' if it is not there)."""
+    dump = text.rfind("Full thread dump")
+    if dump < 0:
+        return ""
+    start = text.find(f'"{name}"', dump)
+    if start < 0:
+        return ""
+    end = text.find('\n"', start + 1)
+    return text[start:end if end >= 0 else len(text)]
 
 
 # --- security: certificates, client settings and a broker started from a config file ----------------

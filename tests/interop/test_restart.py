@@ -9,10 +9,10 @@ serves (off the poller threads, `RaftCore::replay_round`). While it does:
     leader or term moves, and the restarted node itself starts no election in those groups and
     comes back at their terms;
   - the heartbeat intervals on the links between the other nodes, sent from the stop until the
-    restarted node has caught up (the chronik_heartbeat_gap_seconds histogram): the median within
-    150 ms +- 10 ms, and none over 1 s. The issue's "every interval within +- 10 ms" is printed,
-    not asserted: three brokers on two shared cores let the restarting node's replay delay a few
-    percent of the others' heartbeats by 100 ms or more in some runs;
+    restarted node has caught up (the chronik_heartbeat_gap_seconds histogram): every one within
+    150 ms +- 10 ms, as the issue asks. The band is widened only by a stall of the whole machine
+    that the scheduler canary (a sleeping thread of the test process) saw in the same window,
+    rounded out to the histogram's bounds; the widening is printed;
   - the restarted node catches up (applied == the leaders' commit in every group), and every
     partition's end offset is what was produced.
 
@@ -126,10 +126,8 @@ def test_restart_with_retained_log_elects_nothing_elsewhere_and_keeps_heartbeats
     # The links between the nodes that stayed up, over the restart only.
     table, _ = heartbeat_table(after)
     report(f"restart: heartbeat send intervals (ms) per link, whole life:\n{table}\n{canary.summary()}")
-    # The median is held to 150 +- 10 ms; the tail to under 1 s (a third of the election timeout),
-    # since on two shared cores the restarted node's replay delays a few percent of the others'
-    # heartbeats by 100 ms or more in some runs (printed; 2 of 33 over 250 ms at worst seen).
-    report("restart: " + check_heartbeat_window(window, after, "restart", canary, among=others, cap=1.0))
+    # Every interval within 150 +- 10 ms (widened only by a machine stall the canary saw too).
+    report("restart: " + check_heartbeat_window(window, after, "restart", canary, among=others, strict=True))
 
     offsets_after = end_offsets(c[victim].bootstrap, topic, PARTITIONS)
     assert offsets_after == offsets, "end offsets changed across the restart"

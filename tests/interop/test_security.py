@@ -7,17 +7,21 @@ SASL_SSL; the SCRAM user is created with kafka-configs (ConfigCommand, AlterUser
 kafka-python with `api_version=(0, 11)` logs in the pre-KIP-152 way (SaslHandshake v0, raw tokens).
 Negative cases: wrong password, unknown user, unknown mechanism, a request before
 authentication, plaintext on the TLS port and TLS on the plaintext port, an expired client
-certificate, a truncated SASL exchange. Last, the broker's log is searched for every test secret.
+certificate, a truncated SASL exchange. Zero-copy fetch: plaintext listeners send the batches with
+sendfile, TLS ones copy them (chronik_fetch_record_bytes_total). Last, the broker's log is searched
+for every test secret.
 """
 import socket
 import ssl
 import struct
 import time
+import urllib.request
 import uuid
 
 import pytest
 
 import kafka_wire
+from cluster import Metrics
 from conftest import free_port
 from helpers import (CONFIG_COMMAND, CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPIC_COMMAND, SecureBroker,
                      java_client_props, java_tool, kcat, librdkafka_security, make_pki, need_module)
@@ -30,9 +34,9 @@ SECRETS = [PLAIN_PASSWORD, SCRAM_PASSWORD]
 
 
 def secure_broker(d):
-    """One chronik with the four listeners; SCRAM-SHA-512 and PLAIN users."""
-    ports = {n: free_port() for n in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
-    return SecureBroker(d, ports, f"""connections-max-reauth-ms = 0
+    """One chronik with the four listeners and an admin API; SCRAM-SHA-512 and PLAIN users."""
+    ports = {n: free_port() for n in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", "admin")}
+    b = SecureBroker(d, {n: p for n, p in ports.items() if n != "admin"}, f"""connections-max-reauth-ms = 0
 [tls]
 cert-file = "{d}/server.pem"
 key-file = "{d}/server-key.pem"
@@ -42,8 +46,10 @@ client-auth = "requested"
 enabled-mechanisms = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 plain-users = {{ {PLAIN_USER} = "{PLAIN_PASSWORD}" }}
 [admin]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{ports["admin"]}"
 """)
+    b.admin = f"127.0.0.1:{ports['admin']}"
+    return b
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +117,46 @@ def test_kcat(secure, mode):
     kcat("-b", bs, *conf, "-P", "-t", topic, "-X", "topic.request.required.acks=all", input="a\nb\n")
     r = kcat("-b", bs, *conf, "-C", "-t", topic, "-o", "beginning", "-c", "2", "-e", timeout=60)
     assert r.out.split() == ["a", "b"], r.describe()
+
+
+def fetch_bytes(b):
+    """{how sent: record bytes} of the broker's Fetch responses so far."""
+    with urllib.request.urlopen(f"http://{b.admin}/metrics", timeout=5) as r:
+        m = Metrics(1, r.read().decode())
+    return {how: m.total("chronik_fetch_record_bytes_total", sent=how) for how in ("sendfile", "copied")}
+
+
+def test_fetch_is_zero_copy_on_plaintext_and_copied_on_tls(secure, tmp_path):
+    """Written batches go from the page cache to a plaintext socket with sendfile; a TLS listener
+    reads (and checks) them. Both give every record back, byte for byte, to kcat and to the Java
+    consumer (which checks each batch's CRC)."""
+    topic = topic_name("zerocopy", "plaintext")
+    values = [f"{i:05d}-" + "z" * 1000 for i in range(300)]
+    payload = sum(len(v) for v in values)
+    kcat("-b", secure.bootstrap("PLAINTEXT"), "-P", "-t", topic, "-X", "topic.request.required.acks=all",
+         input="\n".join(values) + "\n")
+
+    before = fetch_bytes(secure)
+    r = kcat("-b", secure.bootstrap("PLAINTEXT"), "-C", "-t", topic, "-o", "beginning", "-c", len(values), "-e",
+             timeout=60)
+    assert r.out.split() == values, r.describe()
+    r = java_tool(CONSOLE_CONSUMER, "--bootstrap-server", secure.bootstrap("PLAINTEXT"), "--topic", topic,
+                  "--from-beginning", "--max-messages", str(len(values)), "--timeout-ms", "30000")
+    assert r.out.split() == values, r.describe()
+    plain = fetch_bytes(secure)
+    sent = {k: plain[k] - before[k] for k in plain}
+    assert sent["sendfile"] >= 2 * payload, f"plaintext fetches: {sent} (records {payload} B, read twice)"
+    assert sent["copied"] == 0, f"plaintext fetches copied bytes: {sent}"
+
+    conf = [x for k, v in librdkafka_conf(secure, MODES[0]).items() if k != "bootstrap.servers"
+            for x in ("-X", f"{k}={v}")]
+    r = kcat("-b", secure.bootstrap("SSL"), *conf, "-C", "-t", topic, "-o", "beginning", "-c", len(values), "-e",
+             timeout=60)
+    assert r.out.split() == values, r.describe()
+    tls = fetch_bytes(secure)
+    sent = {k: tls[k] - plain[k] for k in tls}
+    assert sent["copied"] >= payload, f"TLS fetches: {sent} (records {payload} B)"
+    assert sent["sendfile"] == 0, f"TLS fetches used sendfile: {sent}"
 
 
 @pytest.mark.parametrize("mode", MODES, ids=IDS)

@@ -74,7 +74,7 @@ impl Cleaner {
 /// at the default priority. A failure (a platform without per-thread priorities, a sandbox
 /// refusing it) is logged and the cleaner runs anyway.
 fn lower_priority(nice: i32, logger: &Logger) {
-    match crate::log::priority::lower_this_thread(nice) {
+    match crate::log::priority::set_this_thread_nice(nice) {
         Ok(()) if nice != 0 => slog::debug!(logger, "cleaner thread niceness set"; "nice" => nice),
         Ok(()) => {}
         Err(e) => slog::warn!(logger, "cannot lower the cleaner thread's priority"; "nice" => nice, "error" => %e),
